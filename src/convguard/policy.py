@@ -195,6 +195,12 @@ class _EndingFile(_Strict):
     confirm_user_end: bool
     mode: Mode
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted `off` as false; that is what the user wrote.
+        return "off" if value is False else value
+
 
 class _ResourceFile(_Strict):
     name: str = Field(min_length=1)
