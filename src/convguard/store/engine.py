@@ -1,0 +1,133 @@
+"""Opening a database: the engine, SQLite's connection settings, and the migrations.
+
+SQLite (the default) runs in WAL mode with foreign keys on and a busy timeout. The sqlite3
+driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN`` itself (the
+"serializable" recipe of the SQLAlchemy SQLite docs), so a write transaction opens with
+``BEGIN IMMEDIATE``: it takes the write lock up front, and two writers queue on the busy timeout
+instead of failing with "database is locked" halfway through. Reads open with a plain ``BEGIN``.
+
+Nothing here is SQLite-only except those connection settings: a ``postgresql+psycopg://`` URL
+gives the same store, where the per-conversation row update that opens every write serialises
+writers instead (see :mod:`convguard.store.turns`).
+
+Opening always upgrades the schema to the Alembic head, inside one write transaction, so two
+processes opening a fresh database at once do not race.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from convguard.errors import InvalidInput, StoreError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "WRITE",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "upgrade",
+]
+
+#: How long a writer waits for another writer's lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+#: Execution options for a write transaction (``BEGIN IMMEDIATE`` on SQLite, ignored elsewhere).
+WRITE: dict[str, Any] = {"convguard_begin": "IMMEDIATE"}
+
+
+def _parse(url: str | URL) -> URL:
+    try:
+        return make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InvalidInput(
+            f"database URL {str(url)!r} is not a URL; use e.g. 'sqlite:////abs/path/convguard.db'"
+            " or 'postgresql+psycopg://user@host/db'"
+        ) from exc
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine for ``url``; for a SQLite file, its parent directory is created."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database or ""
+    memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if memory:
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+            poolclass=StaticPool,
+        )
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
+    _configure_sqlite(engine, wal=not memory)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver; _on_begin emits it (SQLAlchemy's documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("convguard_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the packaged migrations (optionally bound to ``connection``)."""
+    config = Config()
+    location = resources.files("convguard.store") / "migrations"
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError("the packaged migrations have no head revision; the install is broken")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Upgrade the database to the head revision, in one write transaction.
+
+    A database already at the head is only read, so opening a store takes no write lock.
+    """
+    with engine.connect() as connection:
+        current = current_revision(connection)
+        connection.rollback()
+    if current == head_revision():
+        return
+    with engine.connect() as connection:
+        connection = connection.execution_options(**WRITE)
+        with connection.begin():
+            command.upgrade(alembic_config(connection), "head")

@@ -1,0 +1,154 @@
+"""The values the store takes and returns: frozen records, never live database rows.
+
+A turn goes in as :class:`NewMessage` values and a :class:`TurnDecision`; everything comes back as
+a frozen record (:class:`MessageRecord`, :class:`ConversationRecord`, …) that holds no connection,
+so callers can keep it after the store is closed.
+
+Invariants:
+- ``MessageRecord.decision`` is the latest decision *attached* to that message (the turn decision
+  of a user message; an ``End`` on an assistant message that a model or an operator ended);
+  audit-only decisions (:meth:`Store.record_decision`) are never attached;
+- ``MessageRecord.ended`` is true only on a leaf: nothing is ever stored below an ended message;
+- datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from convguard.assess.types import Assessment
+from convguard.conversation import Decision, Initiator, Message, Step
+from convguard.errors import InvalidInput
+
+__all__ = [
+    "AccountRecord",
+    "ConversationRecord",
+    "DecisionKind",
+    "DecisionRecord",
+    "EndingRecord",
+    "FeedbackRecord",
+    "MessageRecord",
+    "MessageRole",
+    "NewMessage",
+    "Rating",
+    "ReviewItem",
+    "TurnDecision",
+]
+
+MessageRole = Literal["user", "assistant"]
+Rating = Literal["agree", "disagree"]
+#: ``turn``: the decision attached to a message; ``audit``: recorded for the record only.
+DecisionKind = Literal["turn", "audit"]
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store; ``id`` defaults to a fresh uuid4 hex chosen by the store."""
+
+    role: MessageRole
+    content: str
+    assessment: Assessment | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnDecision:
+    """A decision with what produced it: the assessment, the policy version and the timings."""
+
+    decision: Decision
+    assessment: Assessment
+    policy_version: str
+    assess_ms: float = 0.0
+    decide_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.policy_version:
+            raise InvalidInput("a decision needs the policy version that produced it; got ''")
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    id: str
+    account_id: str
+    title: str | None
+    locale: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: MessageRole
+    content: str
+    created_at: datetime
+    ended: bool
+    assessment: Assessment | None
+    decision: Decision | None
+
+    def as_message(self) -> Message:
+        """The core's view of this message, for :func:`convguard.conversation.branch_path`."""
+        return Message(self.id, self.parent_id, self.role, self.content)
+
+    def as_step(self) -> Step:
+        """The core's view of this message, for :func:`convguard.conversation.fold`."""
+        return Step(self.role, self.assessment, self.decision)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: str
+    conversation_id: str
+    message_id: str
+    kind: DecisionKind
+    decision: Decision
+    assessment: Assessment
+    policy_version: str
+    assess_ms: float
+    decide_ms: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EndingRecord:
+    """Where and why a branch ended; ``leaf_id`` is the ended message."""
+
+    id: str
+    conversation_id: str
+    leaf_id: str
+    decision_id: str
+    reason: str
+    initiator: Initiator
+    policy_version: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    id: str
+    conversation_id: str
+    ending_id: str
+    rating: Rating | None
+    comment: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One ending in the review queue: the branch that led to it and the feedback on it."""
+
+    conversation: ConversationRecord
+    ending: EndingRecord
+    path: tuple[MessageRecord, ...]
+    feedback: tuple[FeedbackRecord, ...]

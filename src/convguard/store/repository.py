@@ -1,0 +1,523 @@
+"""The store: t.accounts, conversations as message trees, decisions, endings, feedback, review.
+
+:class:`Store` is the only object the rest of convguard talks to. Each public method is one
+transaction; writes open with ``BEGIN IMMEDIATE`` on SQLite (see :mod:`convguard.store.engine`)
+and the turn writes themselves live in :mod:`convguard.store.turns`.
+
+Invariants:
+- a turn is stored whole or not at all; appending to an ended leaf raises
+  :class:`ConversationEnded` and stores nothing; of two appends to one leaf exactly one lands and
+  the other raises :class:`LeafConflict`;
+- an edit (a sibling of a user message) or a retry (a sibling of an assistant message) starts a new
+  open branch, except that the reply that ended a branch cannot be retried;
+- a conversation of another account reads as not found, with the same message as a missing one;
+- only :mod:`convguard.errors` errors leave the store: unexpected database errors become
+  :class:`StoreError`, and a constraint violation in a turn write (a race the compare-and-set
+  lost) becomes :class:`LeafConflict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from convguard.conversation import End, Message, branch_path
+from convguard.errors import (
+    ConversationEnded,
+    ConvguardError,
+    InvalidInput,
+    LeafConflict,
+    NotFound,
+    StoreError,
+)
+from convguard.store import engine as engines
+from convguard.store import rows, turns
+from convguard.store import tables as t
+from convguard.store.records import (
+    AccountRecord,
+    ConversationRecord,
+    DecisionRecord,
+    EndingRecord,
+    FeedbackRecord,
+    MessageRecord,
+    NewMessage,
+    Rating,
+    ReviewItem,
+    TurnDecision,
+)
+
+__all__ = ["Store", "open_store"]
+
+
+def open_store(url: str | URL) -> Store:
+    """Open (creating if needed) the database at ``url`` and upgrade it to the latest schema."""
+    engine = engines.make_engine(url)
+    try:
+        with _translated("opening the database", conflict=None):
+            engines.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+@contextmanager
+def _translated(what: str, *, conflict: ConvguardError | None) -> Iterator[None]:
+    """Let convguard errors through; turn database errors into ``conflict`` or StoreError."""
+    try:
+        yield
+    except ConvguardError:
+        raise
+    except sa.exc.IntegrityError as exc:
+        if conflict is not None:
+            raise conflict from exc
+        raise StoreError(f"{what} broke a database constraint: {exc.orig}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        raise StoreError(f"{what} failed in the database: {detail}") from exc
+
+
+class Store:
+    """The conversation store over one SQLAlchemy engine; close it when done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        with _translated(what, conflict=None), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self, what: str, *, conflict: ConvguardError | None = None) -> Iterator[Connection]:
+        with _translated(what, conflict=conflict), self._engine.connect() as conn:
+            conn.execution_options(**engines.WRITE)
+            with conn.begin():
+                yield conn
+
+    # --- accounts ---------------------------------------------------------------------------------
+
+    def create_account(self, name: str, *, now: datetime) -> AccountRecord:
+        name = _name(name)
+        record = AccountRecord(id=rows.new_id(), name=name, created_at=turns.utc(now))
+        taken = InvalidInput(f"account name {name!r} is taken; choose another name")
+        with self._write("creating an account", conflict=taken) as conn:
+            if conn.execute(sa.select(t.accounts.c.pk).where(t.accounts.c.name == name)).first():
+                raise taken
+            conn.execute(sa.insert(t.accounts).values(**vars(record)))
+        return record
+
+    def account(self, name: str) -> AccountRecord:
+        with self._read("reading an account") as conn:
+            row = conn.execute(sa.select(t.accounts).where(t.accounts.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"account {name!r} does not exist")
+        return rows.account_record(row)
+
+    def get_or_create_account(self, name: str, *, now: datetime) -> AccountRecord:
+        try:
+            return self.account(name)
+        except NotFound:
+            pass
+        try:
+            return self.create_account(name, now=now)
+        except InvalidInput:
+            return self.account(name)  # created by someone else in between
+
+    # --- conversations ----------------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        account_id: str,
+        *,
+        now: datetime,
+        title: str | None = None,
+        locale: str | None = None,
+        conversation_id: str | None = None,
+    ) -> ConversationRecord:
+        now = turns.utc(now)
+        record = ConversationRecord(
+            id=rows.check_id("conversation id", conversation_id),
+            account_id=account_id,
+            title=None if title is None else rows.check_text("title", title),
+            locale=None if locale is None else rows.check_text("locale", locale),
+            created_at=now,
+            updated_at=now,
+        )
+        with self._write("creating a conversation") as conn:
+            if conn.execute(
+                sa.select(t.accounts.c.pk).where(t.accounts.c.id == account_id)
+            ).first():
+                taken = conn.execute(
+                    sa.select(t.conversations.c.pk).where(t.conversations.c.id == record.id)
+                ).first()
+                if taken:
+                    raise InvalidInput(
+                        f"conversation id {record.id!r} is already taken; choose another or omit it"
+                    )
+                conn.execute(sa.insert(t.conversations).values(**vars(record)))
+                return record
+        raise NotFound(f"account {account_id!r} does not exist")
+
+    def conversation(self, account_id: str, conversation_id: str) -> ConversationRecord:
+        with self._read("reading a conversation") as conn:
+            row = conn.execute(
+                sa.select(t.conversations).where(
+                    t.conversations.c.id == conversation_id,
+                    t.conversations.c.account_id == account_id,
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"conversation {conversation_id!r} does not exist")
+        return rows.conversation_record(row)
+
+    def list_conversations(
+        self, account_id: str, *, limit: int = 50, offset: int = 0
+    ) -> list[ConversationRecord]:
+        """The account's conversations, newest first."""
+        _page(limit, offset)
+        with self._read("listing conversations") as conn:
+            result = conn.execute(
+                sa.select(t.conversations)
+                .where(t.conversations.c.account_id == account_id)
+                .order_by(t.conversations.c.created_at.desc(), t.conversations.c.pk.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return [rows.conversation_record(row) for row in result]
+
+    # --- the tree ---------------------------------------------------------------------------------
+
+    def messages(self, conversation_id: str) -> list[MessageRecord]:
+        """Every message of the conversation, in the order they were stored."""
+        with self._read("reading messages") as conn:
+            return _messages(conn, conversation_id)
+
+    def path(self, conversation_id: str, leaf_id: str) -> list[MessageRecord]:
+        """The branch from its root to ``leaf_id`` (any message of the conversation)."""
+        return _path(self.messages(conversation_id), leaf_id)
+
+    def leaves(self, conversation_id: str) -> list[MessageRecord]:
+        """The messages with no reply or edit below them, in the order they were stored."""
+        records = self.messages(conversation_id)
+        parents = {r.parent_id for r in records}
+        return [r for r in records if r.id not in parents]
+
+    # --- turns ------------------------------------------------------------------------------------
+
+    def append_turn(
+        self,
+        conversation_id: str,
+        *,
+        leaf_id: str | None,
+        user: NewMessage,
+        decision: TurnDecision,
+        reply: NewMessage | None,
+        now: datetime,
+    ) -> tuple[MessageRecord, MessageRecord | None]:
+        """Store one user turn on the leaf ``leaf_id`` (None: the first turn)."""
+        now = turns.utc(now)
+        with self._write("storing a turn", conflict=_conflict(leaf_id)) as conn:
+            turns.touch_conversation(conn, conversation_id, now)
+            slot = turns.claim_leaf(conn, conversation_id, leaf_id)
+            return turns.write_turn(
+                conn,
+                conversation_id=conversation_id,
+                slot=slot,
+                user=user,
+                turn=decision,
+                reply=reply,
+                now=now,
+            )
+
+    def edit_turn(
+        self,
+        conversation_id: str,
+        *,
+        message_id: str,
+        user: NewMessage,
+        decision: TurnDecision,
+        reply: NewMessage | None,
+        now: datetime,
+    ) -> tuple[MessageRecord, MessageRecord | None]:
+        """Store a user turn as a new sibling of the user message ``message_id``."""
+        now = turns.utc(now)
+        with self._write("storing an edit", conflict=_conflict(message_id)) as conn:
+            turns.touch_conversation(conn, conversation_id, now)
+            row = turns.message_row(conn, conversation_id, message_id)
+            if row.role != "user":
+                raise InvalidInput(
+                    f"message {message_id!r} is an {row.role} message; only user messages can "
+                    "be edited (retry an assistant message instead)"
+                )
+            slot = turns.claim_sibling(conn, conversation_id, row.parent_id)
+            return turns.write_turn(
+                conn,
+                conversation_id=conversation_id,
+                slot=slot,
+                user=user,
+                turn=decision,
+                reply=reply,
+                now=now,
+            )
+
+    def retry_reply(
+        self,
+        conversation_id: str,
+        *,
+        message_id: str,
+        reply: NewMessage,
+        decision: TurnDecision | None = None,
+        now: datetime,
+    ) -> MessageRecord:
+        """Store a new reply as a sibling of the assistant message ``message_id``."""
+        now = turns.utc(now)
+        with self._write("storing a retry", conflict=_conflict(message_id)) as conn:
+            turns.touch_conversation(conn, conversation_id, now)
+            row = turns.message_row(conn, conversation_id, message_id)
+            if row.role != "assistant":
+                raise InvalidInput(
+                    f"message {message_id!r} is a {row.role} message; only assistant messages "
+                    "can be retried (edit a user message instead)"
+                )
+            if row.ended or _ended_by(conn, row.parent_id):
+                raise ConversationEnded(conversation_id, message_id)
+            slot = turns.claim_sibling(conn, conversation_id, row.parent_id)
+            ends = decision is not None and isinstance(decision.decision, End)
+            record = turns.insert_message(
+                conn,
+                conversation_id=conversation_id,
+                slot=slot,
+                message=reply,
+                role="assistant",
+                assessment=reply.assessment,
+                ended=False,
+                now=now,
+            )
+            if decision is None:
+                return record
+            if ends:
+                turns.end_leaf(
+                    conn, conversation_id=conversation_id, leaf_id=record.id, turn=decision, now=now
+                )
+                return replace(record, ended=True, decision=decision.decision)
+            turns.insert_decision(
+                conn,
+                conversation_id=conversation_id,
+                message_id=record.id,
+                kind="turn",
+                turn=decision,
+                now=now,
+            )
+            return replace(record, decision=decision.decision)
+
+    def end(
+        self, conversation_id: str, *, leaf_id: str, decision: TurnDecision, now: datetime
+    ) -> EndingRecord:
+        """End the branch at the current leaf ``leaf_id`` (a model's or an operator's end)."""
+        now = turns.utc(now)
+        with self._write("ending a branch", conflict=_conflict(leaf_id)) as conn:
+            turns.touch_conversation(conn, conversation_id, now)
+            ending_id = turns.end_leaf(
+                conn, conversation_id=conversation_id, leaf_id=leaf_id, turn=decision, now=now
+            )
+            row = conn.execute(sa.select(t.endings).where(t.endings.c.id == ending_id)).one()
+            return rows.ending_record(row)
+
+    def record_decision(self, message_id: str, decision: TurnDecision, *, now: datetime) -> None:
+        """Keep a decision for the audit trail only (it is not attached to the message)."""
+        now = turns.utc(now)
+        with self._write("recording a decision") as conn:
+            conversation_id = conn.execute(
+                sa.select(t.messages.c.conversation_id).where(t.messages.c.id == message_id)
+            ).scalar()
+            if conversation_id is None:
+                raise NotFound(f"message {message_id!r} does not exist")
+            turns.insert_decision(
+                conn,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                kind="audit",
+                turn=decision,
+                now=now,
+            )
+
+    def decisions(self, conversation_id: str) -> list[DecisionRecord]:
+        """Every decision row of the conversation, attached or audit-only, in order."""
+        with self._read("reading decisions") as conn:
+            result = conn.execute(
+                sa.select(t.decisions)
+                .where(t.decisions.c.conversation_id == conversation_id)
+                .order_by(t.decisions.c.pk)
+            )
+            return [rows.decision_record(row) for row in result]
+
+    # --- endings, feedback, review ----------------------------------------------------------------
+
+    def endings(self, conversation_id: str) -> list[EndingRecord]:
+        with self._read("reading endings") as conn:
+            result = conn.execute(
+                sa.select(t.endings)
+                .where(t.endings.c.conversation_id == conversation_id)
+                .order_by(t.endings.c.pk)
+            )
+            return [rows.ending_record(row) for row in result]
+
+    def add_feedback(
+        self,
+        conversation_id: str,
+        *,
+        leaf_id: str | None,
+        rating: Rating | None,
+        comment: str,
+        now: datetime,
+    ) -> FeedbackRecord:
+        """Attach feedback to the ending on ``leaf_id`` (None: the latest ending)."""
+        if rating is not None and rating not in get_args(Rating):
+            raise InvalidInput(
+                f"rating {rating!r} is not allowed; use one of {', '.join(get_args(Rating))} "
+                "or leave it out"
+            )
+        comment = rows.check_text("feedback comment", comment)
+        if rating is None and not comment.strip():
+            raise InvalidInput("feedback needs a rating or a comment; both were empty")
+        now = turns.utc(now)
+        with self._write("storing feedback") as conn:
+            query = sa.select(t.endings).where(t.endings.c.conversation_id == conversation_id)
+            if leaf_id is not None:
+                query = query.where(t.endings.c.message_id == leaf_id)
+            ending = conn.execute(query.order_by(t.endings.c.pk.desc()).limit(1)).first()
+            if ending is None:
+                where = "" if leaf_id is None else f" on message {leaf_id!r}"
+                raise InvalidInput(
+                    f"conversation {conversation_id!r} has no ending{where}; feedback is for "
+                    "endings (give the id of the ended message, or leave it out for the latest)"
+                )
+            record = FeedbackRecord(
+                id=rows.new_id(),
+                conversation_id=conversation_id,
+                ending_id=ending.id,
+                rating=rating,
+                comment=comment,
+                created_at=now,
+            )
+            conn.execute(sa.insert(t.feedback).values(**vars(record)))
+            return record
+
+    def ended_for_review(self, *, limit: int = 50, offset: int = 0) -> list[ReviewItem]:
+        """Endings, newest first, each with its conversation, branch and feedback."""
+        _page(limit, offset)
+        with self._read("listing endings for review") as conn:
+            found = [
+                rows.ending_record(row)
+                for row in conn.execute(
+                    sa.select(t.endings)
+                    .order_by(t.endings.c.created_at.desc(), t.endings.c.pk.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ]
+            ids = {e.conversation_id for e in found}
+            owners = {
+                row.id: rows.conversation_record(row)
+                for row in conn.execute(
+                    sa.select(t.conversations).where(t.conversations.c.id.in_(ids))
+                )
+            }
+            trees = {cid: _messages(conn, cid) for cid in ids}
+            notes: dict[str, list[FeedbackRecord]] = {e.id: [] for e in found}
+            for row in conn.execute(
+                sa.select(t.feedback)
+                .where(t.feedback.c.ending_id.in_(list(notes)))
+                .order_by(t.feedback.c.pk)
+            ):
+                notes[row.ending_id].append(rows.feedback_record(row))
+        return [
+            ReviewItem(
+                conversation=owners[e.conversation_id],
+                ending=e,
+                path=tuple(_path(trees[e.conversation_id], e.leaf_id)),
+                feedback=tuple(notes[e.id]),
+            )
+            for e in found
+        ]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _name(name: str) -> str:
+    rows.check_text("account name", name)
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput(f"account name {name!r} must be 1 to 200 characters, not blank")
+    return name
+
+
+def _page(limit: int, offset: int) -> None:
+    if limit < 1 or offset < 0:
+        raise InvalidInput(
+            f"limit {limit!r} and offset {offset!r}: limit must be at least 1, offset at least 0"
+        )
+
+
+def _conflict(message_id: str | None) -> LeafConflict:
+    target = "the conversation" if message_id is None else f"message {message_id!r}"
+    return LeafConflict(
+        f"another write on {target} landed at the same time; reload the conversation and retry"
+    )
+
+
+def _ended_by(conn: Connection, message_id: str | None) -> bool:
+    """Whether the turn decision attached to ``message_id`` ended its branch."""
+    if message_id is None:
+        return False
+    action = conn.execute(
+        sa.select(t.decisions.c.action)
+        .where(t.decisions.c.message_id == message_id, t.decisions.c.kind == "turn")
+        .order_by(t.decisions.c.pk.desc())
+        .limit(1)
+    ).scalar()
+    return action == "end"
+
+
+def _messages(conn: Connection, conversation_id: str) -> list[MessageRecord]:
+    attached: dict[str, Any] = {}
+    for message_id, data in conn.execute(
+        sa.select(t.decisions.c.message_id, t.decisions.c.decision)
+        .where(t.decisions.c.conversation_id == conversation_id, t.decisions.c.kind == "turn")
+        .order_by(t.decisions.c.pk)
+    ):
+        attached[message_id] = data  # the latest wins
+    result = conn.execute(
+        sa.select(t.messages)
+        .where(t.messages.c.conversation_id == conversation_id)
+        .order_by(t.messages.c.pk)
+    )
+    return [rows.message_record(row, attached.get(row.id)) for row in result]
+
+
+def _path(records: list[MessageRecord], leaf_id: str) -> list[MessageRecord]:
+    by_id = {r.id: r for r in records}
+    tree = {r.id: Message(r.id, r.parent_id, r.role, r.content) for r in records}
+    return [by_id[m.id] for m in branch_path(tree, leaf_id)]

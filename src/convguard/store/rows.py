@@ -1,0 +1,148 @@
+"""Turning rows into records and checking what goes into rows.
+
+Pure helpers shared by the reads and the writes of the store: validation of text and ids
+(content must be valid Unicode text without NUL characters), JSON encoding of assessments and
+decisions, and the row → record conversions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
+
+from convguard.assess.types import Assessment
+from convguard.conversation import decision_from_dict
+from convguard.errors import InvalidInput
+from convguard.store.records import (
+    AccountRecord,
+    ConversationRecord,
+    DecisionKind,
+    DecisionRecord,
+    EndingRecord,
+    FeedbackRecord,
+    MessageRecord,
+    MessageRole,
+    Rating,
+)
+from convguard.store.tables import ID_LENGTH
+
+__all__ = [
+    "account_record",
+    "check_id",
+    "check_text",
+    "conversation_record",
+    "decision_record",
+    "ending_record",
+    "feedback_record",
+    "message_record",
+    "new_id",
+]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_text(what: str, value: str) -> str:
+    """``value`` if it can be stored as text, else :class:`InvalidInput` naming ``what``."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string; got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidInput(
+            f"{what} contains a NUL character at index {value.index(chr(0))}; remove it"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{what} is not valid Unicode text ({exc.reason} at index {exc.start}); send UTF-8 text"
+        ) from exc
+    return value
+
+
+def check_id(what: str, value: str | None) -> str:
+    """A caller-chosen id, or a fresh one when ``value`` is None."""
+    if value is None:
+        return new_id()
+    check_text(what, value)
+    if not value or len(value) > ID_LENGTH or not value.isprintable() or value.strip() != value:
+        raise InvalidInput(
+            f"{what} {value!r} is not a valid id; use 1 to {ID_LENGTH} printable characters "
+            "without surrounding spaces"
+        )
+    return value
+
+
+def _assessment(data: Any) -> Assessment | None:
+    return None if data is None else Assessment.from_dict(cast(Mapping[str, Any], data))
+
+
+def account_record(row: Any) -> AccountRecord:
+    return AccountRecord(id=row.id, name=row.name, created_at=row.created_at)
+
+
+def conversation_record(row: Any) -> ConversationRecord:
+    return ConversationRecord(
+        id=row.id,
+        account_id=row.account_id,
+        title=row.title,
+        locale=row.locale,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def message_record(row: Any, decision: Mapping[str, Any] | None) -> MessageRecord:
+    return MessageRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        parent_id=row.parent_id,
+        role=cast(MessageRole, row.role),
+        content=row.content,
+        created_at=row.created_at,
+        ended=bool(row.ended),
+        assessment=_assessment(row.assessment),
+        decision=None if decision is None else decision_from_dict(decision),
+    )
+
+
+def decision_record(row: Any) -> DecisionRecord:
+    assessment = _assessment(row.assessment)
+    assert assessment is not None
+    return DecisionRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        message_id=row.message_id,
+        kind=cast(DecisionKind, row.kind),
+        decision=decision_from_dict(row.decision),
+        assessment=assessment,
+        policy_version=row.policy_version,
+        assess_ms=row.assess_ms,
+        decide_ms=row.decide_ms,
+        created_at=row.created_at,
+    )
+
+
+def ending_record(row: Any) -> EndingRecord:
+    return EndingRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        leaf_id=row.message_id,
+        decision_id=row.decision_id,
+        reason=row.reason,
+        initiator=row.initiator,
+        policy_version=row.policy_version,
+        created_at=row.created_at,
+    )
+
+
+def feedback_record(row: Any) -> FeedbackRecord:
+    return FeedbackRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        ending_id=row.ending_id,
+        rating=cast(Rating | None, row.rating),
+        comment=row.comment,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,343 @@
+"""Writing turns into the message tree: append, edit, retry and end, each in one transaction.
+
+Every function here runs inside a write transaction the caller opened, and either all of a turn
+lands (user message, its decision row, the reply, the ending) or none of it does: a failure, an
+error raised here or a killed process rolls the whole transaction back.
+
+The compare-and-set that keeps two turns off one leaf:
+
+- every write first updates its conversation's row (``updated_at``); on PostgreSQL that row lock
+  queues the writers of one conversation, on SQLite ``BEGIN IMMEDIATE`` has already queued all
+  writers;
+- an append claims its leaf with ``UPDATE messages SET child_count = 1 WHERE id = :leaf AND
+  child_count = 0 AND NOT ended`` (the first message of a conversation claims ``root_count``
+  the same way); no row updated means another turn got there first: :class:`LeafConflict`;
+- an edit or a retry adds a sibling: it increments the parent's ``child_count`` and takes the
+  new value as its ``sibling_index``, which ``UNIQUE(parent_id, sibling_index)`` backs.
+
+An ended message is always a leaf and is never claimed, so nothing is ever stored below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from convguard.assess.types import Assessment
+from convguard.conversation import End, decision_from_dict, decision_to_dict
+from convguard.errors import ConversationEnded, InvalidInput, LeafConflict, NotFound
+from convguard.store.records import (
+    DecisionKind,
+    MessageRecord,
+    MessageRole,
+    NewMessage,
+    TurnDecision,
+)
+from convguard.store.rows import check_id, check_text, new_id
+from convguard.store.tables import conversations, decisions, endings, messages
+
+__all__ = [
+    "Slot",
+    "claim_leaf",
+    "claim_sibling",
+    "end_leaf",
+    "insert_decision",
+    "insert_message",
+    "message_row",
+    "touch_conversation",
+    "utc",
+    "write_turn",
+]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a new message goes: under ``parent_id`` (None: a root), at ``sibling_index``."""
+
+    parent_id: str | None
+    sibling_index: int
+
+
+def utc(now: datetime) -> datetime:
+    """``now`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    if not isinstance(now, datetime):
+        raise InvalidInput(f"now must be a datetime; got {now!r}")
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def touch_conversation(conn: Connection, conversation_id: str, now: datetime) -> None:
+    """Open a write on ``conversation_id`` (and queue other writers of it on PostgreSQL)."""
+    result = conn.execute(
+        sa.update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"conversation {conversation_id!r} does not exist")
+
+
+def message_row(conn: Connection, conversation_id: str, message_id: str) -> Any:
+    row = conn.execute(
+        sa.select(messages).where(
+            messages.c.id == message_id, messages.c.conversation_id == conversation_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"message {message_id!r} is not in conversation {conversation_id!r}")
+    return row
+
+
+def claim_leaf(conn: Connection, conversation_id: str, leaf_id: str | None) -> Slot:
+    """Claim ``leaf_id`` (None: the empty conversation) for one new child, or raise."""
+    if leaf_id is None:
+        claimed = conn.execute(
+            sa.update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.root_count == 0)
+            .values(root_count=1)
+        ).rowcount
+        if claimed == 0:
+            raise LeafConflict(
+                f"conversation {conversation_id!r} already has messages; append to one of its "
+                "leaves (pass leaf_id), or reload it and send again"
+            )
+        return Slot(None, 0)
+    row = message_row(conn, conversation_id, leaf_id)
+    if row.ended:
+        raise ConversationEnded(conversation_id, leaf_id)
+    claimed = conn.execute(
+        sa.update(messages)
+        .where(
+            messages.c.id == leaf_id,
+            messages.c.child_count == 0,
+            messages.c.ended == sa.false(),
+        )
+        .values(child_count=1)
+    ).rowcount
+    if claimed == 0:
+        raise LeafConflict(
+            f"message {leaf_id!r} is no longer a leaf of conversation {conversation_id!r}: "
+            "another turn landed on it first; reload the conversation and send again"
+        )
+    return Slot(leaf_id, 0)
+
+
+def claim_sibling(conn: Connection, conversation_id: str, parent_id: str | None) -> Slot:
+    """Reserve the next sibling position under ``parent_id`` (None: a new root)."""
+    if parent_id is None:
+        table, key = conversations, conversations.c.id == conversation_id
+        counter = conversations.c.root_count
+    else:
+        table, key, counter = messages, messages.c.id == parent_id, messages.c.child_count
+    conn.execute(sa.update(table).where(key).values({counter.name: counter + 1}))
+    count = conn.execute(sa.select(counter).where(key)).scalar_one()
+    return Slot(parent_id, int(count) - 1)
+
+
+def insert_message(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    slot: Slot,
+    message: NewMessage,
+    role: MessageRole,
+    assessment: Assessment | None,
+    ended: bool,
+    now: datetime,
+) -> MessageRecord:
+    if message.role != role:
+        raise InvalidInput(f"expected a {role} message here; got role {message.role!r}")
+    message_id = check_id("message id", message.id)
+    content = check_text(f"{role} message content", message.content)
+    if conn.execute(sa.select(messages.c.pk).where(messages.c.id == message_id)).first():
+        raise InvalidInput(f"message id {message_id!r} is already taken; choose another or omit it")
+    conn.execute(
+        sa.insert(messages).values(
+            id=message_id,
+            conversation_id=conversation_id,
+            parent_id=slot.parent_id,
+            sibling_index=slot.sibling_index,
+            role=role,
+            content=content,
+            assessment=None if assessment is None else assessment.to_dict(),
+            ended=ended,
+            created_at=now,
+        )
+    )
+    conn.execute(
+        sa.update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(message_count=conversations.c.message_count + 1)
+    )
+    return MessageRecord(
+        id=message_id,
+        conversation_id=conversation_id,
+        parent_id=slot.parent_id,
+        role=role,
+        content=content,
+        created_at=now,
+        ended=ended,
+        # as it will read back (to_dict rounds scores and keeps no ``extra``)
+        assessment=None if assessment is None else Assessment.from_dict(assessment.to_dict()),
+        decision=None,
+    )
+
+
+def insert_decision(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    message_id: str,
+    kind: DecisionKind,
+    turn: TurnDecision,
+    now: datetime,
+) -> str:
+    decision_id = new_id()
+    data = decision_to_dict(turn.decision)
+    decision_from_dict(data)  # what cannot be read back must not be written
+    conn.execute(
+        sa.insert(decisions).values(
+            id=decision_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            kind=kind,
+            action=turn.decision.action,
+            reason=turn.decision.reason,
+            categories=list(turn.decision.categories),
+            flags=list(turn.decision.flags),
+            decision=data,
+            assessment=turn.assessment.to_dict(),
+            policy_version=check_text("policy version", turn.policy_version),
+            assess_ms=float(turn.assess_ms),
+            decide_ms=float(turn.decide_ms),
+            created_at=now,
+        )
+    )
+    return decision_id
+
+
+def _insert_ending(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    leaf_id: str,
+    decision_id: str,
+    turn: TurnDecision,
+    now: datetime,
+) -> str:
+    assert isinstance(turn.decision, End)
+    ending_id = new_id()
+    conn.execute(
+        sa.insert(endings).values(
+            id=ending_id,
+            conversation_id=conversation_id,
+            message_id=leaf_id,
+            decision_id=decision_id,
+            reason=turn.decision.reason,
+            initiator=turn.decision.initiator,
+            policy_version=turn.policy_version,
+            created_at=now,
+        )
+    )
+    return ending_id
+
+
+def write_turn(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    slot: Slot,
+    user: NewMessage,
+    turn: TurnDecision,
+    reply: NewMessage | None,
+    now: datetime,
+) -> tuple[MessageRecord, MessageRecord | None]:
+    """Store a user message at ``slot``, its decision, and the reply under it."""
+    ends = isinstance(turn.decision, End)
+    user_record = insert_message(
+        conn,
+        conversation_id=conversation_id,
+        slot=slot,
+        message=user,
+        role="user",
+        assessment=user.assessment or turn.assessment,
+        ended=ends and reply is None,
+        now=now,
+    )
+    decision_id = insert_decision(
+        conn,
+        conversation_id=conversation_id,
+        message_id=user_record.id,
+        kind="turn",
+        turn=turn,
+        now=now,
+    )
+    user_record = replace(user_record, decision=turn.decision)
+    reply_record = None
+    if reply is not None:
+        conn.execute(
+            sa.update(messages).where(messages.c.id == user_record.id).values(child_count=1)
+        )
+        reply_record = insert_message(
+            conn,
+            conversation_id=conversation_id,
+            slot=Slot(user_record.id, 0),
+            message=reply,
+            role="assistant",
+            assessment=reply.assessment,
+            ended=ends,
+            now=now,
+        )
+    if ends:
+        leaf = reply_record or user_record
+        _insert_ending(
+            conn,
+            conversation_id=conversation_id,
+            leaf_id=leaf.id,
+            decision_id=decision_id,
+            turn=turn,
+            now=now,
+        )
+    return user_record, reply_record
+
+
+def end_leaf(
+    conn: Connection, *, conversation_id: str, leaf_id: str, turn: TurnDecision, now: datetime
+) -> str:
+    """Mark a current leaf ended, attach the End decision to it, write the ending; its id."""
+    if not isinstance(turn.decision, End):
+        raise InvalidInput(f"ending needs an End decision; got action {turn.decision.action!r}")
+    row = message_row(conn, conversation_id, leaf_id)
+    if row.ended:
+        raise ConversationEnded(conversation_id, leaf_id)
+    claimed = conn.execute(
+        sa.update(messages)
+        .where(
+            messages.c.id == leaf_id,
+            messages.c.child_count == 0,
+            messages.c.ended == sa.false(),
+        )
+        .values(ended=True)
+    ).rowcount
+    if claimed == 0:
+        raise LeafConflict(
+            f"message {leaf_id!r} is not a leaf of conversation {conversation_id!r} any more; "
+            "only the last message of a branch can be ended"
+        )
+    decision_id = insert_decision(
+        conn,
+        conversation_id=conversation_id,
+        message_id=leaf_id,
+        kind="turn",
+        turn=turn,
+        now=now,
+    )
+    return _insert_ending(
+        conn,
+        conversation_id=conversation_id,
+        leaf_id=leaf_id,
+        decision_id=decision_id,
+        turn=turn,
+        now=now,
+    )
