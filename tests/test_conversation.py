@@ -152,7 +152,14 @@ def test_shadow_mode_records_what_would_have_ended_and_ends_nothing() -> None:
     policy = parse_policy("ending: {mode: shadow}")
     steps = play(policy, [Turn("abuse")] * 6)
     decisions = user_decisions(steps)
-    assert [d.action for d in decisions] == ["redirect", "redirect", "warn", "redirect", "redirect", "redirect"]
+    assert [d.action for d in decisions] == [
+        "redirect",
+        "redirect",
+        "warn",
+        "redirect",
+        "redirect",
+        "redirect",
+    ]
     assert [d.would_end for d in decisions] == [False, False, False, True, True, True]
     state = fold(policy, steps)
     assert not state.ended
@@ -210,7 +217,9 @@ def test_model_end_is_honoured_only_when_the_rule_allows(kinds: list[str], honou
 
 
 def test_an_honoured_model_end_ends_the_branch() -> None:
-    steps = play(POLICY, [Turn("abuse"), Turn("abuse"), Turn("abuse"), Turn("benign", model_end=True)])
+    steps = play(
+        POLICY, [Turn("abuse"), Turn("abuse"), Turn("abuse"), Turn("benign", model_end=True)]
+    )
     state = fold(POLICY, steps)
     assert state.ended
     assert state.end_initiator == "model"
@@ -269,7 +278,9 @@ def test_end_is_absorbing_on_its_leaf(policy: Policy, script: list[Turn], after:
 
 @settings(max_examples=200, deadline=None)
 @given(policies, turns, st.sampled_from(sorted(KINDS)))
-def test_the_same_path_gives_the_same_decision(policy: Policy, script: list[Turn], kind: str) -> None:
+def test_the_same_path_gives_the_same_decision(
+    policy: Policy, script: list[Turn], kind: str
+) -> None:
     first = play(policy, script)
     second = play(policy, script)
     assert first == second

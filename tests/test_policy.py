@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from convguard.errors import PolicyError
-from convguard.policy import CATEGORY_IDS, FLAG_IDS, Policy, default_policy, load_policy, parse_policy
+from convguard.policy import (
+    CATEGORY_IDS,
+    FLAG_IDS,
+    Policy,
+    default_policy,
+    load_policy,
+    parse_policy,
+)
 
 EXTREME = {"sexual_minors", "violent_extremism", "cbrn", "explosives", "cyberattack"}
 HIGH = {"weapons", "violence", "harassment", "hate", "sexual", "illicit"}
@@ -78,11 +85,14 @@ def test_user_yaml_overrides_any_part_and_keeps_the_rest() -> None:
     assert policy.ending.mode == "shadow"
     assert policy.ending.require_warning is True
     assert policy.categories["weapons"].threshold == 0.8
-    assert policy.categories["weapons"].description == default_policy().categories["weapons"].description
+    assert (
+        policy.categories["weapons"].description
+        == default_policy().categories["weapons"].description
+    )
 
 
 def test_version_is_a_content_hash() -> None:
-    assert parse_policy("") .version == default_policy().version
+    assert parse_policy("").version == default_policy().version
     assert parse_policy("ending: {mode: enforce}").version == default_policy().version
     assert parse_policy("ending: {mode: shadow}").version != default_policy().version
 
@@ -90,11 +100,17 @@ def test_version_is_a_content_hash() -> None:
 @pytest.mark.parametrize(
     ("text", "names"),
     [
-        ("ending: {mode: enforced}", ["ending.mode", "'enforced'", "'enforce'", "'shadow'", "'off'"]),
+        (
+            "ending: {mode: enforced}",
+            ["ending.mode", "'enforced'", "'enforce'", "'shadow'", "'off'"],
+        ),
         ("ending: {redirections_before_end: 0}", ["ending.redirections_before_end", "0"]),
         ("categories: {cbrn: {threshold: 1.5}}", ["categories.cbrn.threshold", "1.5"]),
         ("categories: {cbrn: {tier: high}}", ["categories", "'cbrn'", "'extreme'"]),
-        ("categories: {guns: {tier: high, label: g, description: d, threshold: 0.5}}", ["'guns'", "weapons"]),
+        (
+            "categories: {guns: {tier: high, label: g, description: d, threshold: 0.5}}",
+            ["'guns'", "weapons"],
+        ),
         ("flags: {spam: {description: s, threshold: 0.5}}", ["'spam'", "jailbreak"]),
         ("ending: {redirect_count: 2}", ["ending.redirect_count", "unknown field"]),
         ("on_classifier_error: ignore", ["on_classifier_error", "'ignore'", "'allow'"]),
@@ -121,7 +137,7 @@ def test_unreadable_policy_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_policy_error_is_a_value_error_with_a_status() -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match=r"ending\.mode") as caught:
         parse_policy("ending: {mode: nope}")
     assert isinstance(caught.value, PolicyError)
     assert caught.value.status == 422

@@ -402,6 +402,12 @@ def _decide_turn(
         )
     mode = policy.ending.mode
     resources = "; ".join(str(r) for r in policy.resources_for(locale))
+    if assessment.error is not None and policy.on_classifier_error == "redirect":
+        return Redirect(
+            reason=f"the classifier failed ({assessment.error}); declined as the policy says",
+            reply=policy.reply("redirect", label="this request"),
+            **common,
+        )
 
     if facts.live_risk and (facts.risk_now or facts.extreme or facts.abusive or facts.asks_end):
         why = "imminent risk this turn" if facts.risk_now else "imminent risk in the recent window"

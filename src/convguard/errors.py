@@ -46,7 +46,7 @@ class ConvguardError(Exception):
 
 
 class PolicyError(ConvguardError, ValueError):
-    """A policy file or value is invalid; the message names the field, the value and what is allowed."""
+    """A policy file or value is invalid; the message names the field, value and what is allowed."""
 
     status = 422
     type = "invalid_policy"

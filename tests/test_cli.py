@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from convguard.cli import cli
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    runner = CliRunner()
+    return runner.invoke(cli, list(args), env={"CONVGUARD_CLASSIFIER": "scripted", **(env or {})})
+
+
+def replay_json(path: Path, *extra: str) -> list[dict[str, Any]]:
+    result = run("replay", str(path), "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def write(tmp_path: Path, lines: list[object]) -> Path:
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_persistent_abuse_example_is_warned_then_ended() -> None:
+    records = replay_json(EXAMPLES / "persistent_abuse.jsonl")
+    assert [r.get("action", r.get("error")) for r in records] == [
+        "redirect",
+        "redirect",
+        "warn",
+        "end",
+        "conversation_ended",
+        "conversation_ended",
+    ]
+    assert [r["turn"] for r in records] == list(range(6))
+    assert records[3]["ended"] is True
+    for key in ("turn", "action", "reason", "ended", "categories", "flags"):
+        assert key in records[0]
+
+
+def test_crisis_example_is_supported_and_never_cut_off() -> None:
+    records = replay_json(EXAMPLES / "crisis_support.jsonl")
+    assert all(not r["ended"] for r in records)
+    assert [r["action"] for r in records[:4]] == ["support"] * 4
+    assert all("end" not in r["action"] for r in records)
+
+
+def test_user_end_example_confirms_then_ends() -> None:
+    records = replay_json(EXAMPLES / "user_ends.jsonl")
+    assert [r.get("action", r.get("error")) for r in records] == [
+        "allow",
+        "confirm_end",
+        "end",
+        "conversation_ended",
+    ]
+
+
+def test_edit_example_branches_out_of_the_ended_conversation() -> None:
+    records = replay_json(EXAMPLES / "edit_after_end.jsonl")
+    assert [r.get("action", r.get("error")) for r in records] == [
+        "redirect",
+        "redirect",
+        "warn",
+        "end",
+        "conversation_ended",
+        "allow",
+        "allow",
+    ]
+    assert records[5]["ended"] is False
+
+
+def test_model_end_example_is_refused_then_honoured() -> None:
+    records = replay_json(EXAMPLES / "model_end.jsonl")
+    assert records[0]["model_end"] == "refused"
+    assert records[3]["model_end"] == "honoured"
+    assert records[3]["action"] == "end" and records[3]["ended"] is True
+    assert records[4] == {
+        "turn": 4,
+        "error": "conversation_ended",
+        "message": records[4]["message"],
+    }
+
+
+def test_benign_example_is_allowed_throughout() -> None:
+    records = replay_json(EXAMPLES / "benign_chat.jsonl")
+    assert {r["action"] for r in records} == {"allow"}
+
+
+def test_policy_option_changes_the_rule(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("ending:\n  mode: shadow\n")
+    records = replay_json(EXAMPLES / "persistent_abuse.jsonl", "--policy", str(policy))
+    assert not any(r.get("ended") for r in records)
+    assert records[3]["would_end"] is True
+
+
+def test_human_output_shows_each_turn() -> None:
+    result = run("replay", str(EXAMPLES / "persistent_abuse.jsonl"))
+    assert result.exit_code == 0
+    assert "warn" in result.stdout and "[ended]" in result.stdout
+    assert "conversation_ended" in result.stdout
+    assert result.stdout.count("turn ") == 6
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (['{"role": "user", "content": "hi"}', "{broken"], "t.jsonl:2: not valid JSON"),
+        (
+            [{"role": "user", "content": "x", "labels": {"categories": ["guns"]}}],
+            "unknown category 'guns'",
+        ),
+        (
+            [{"role": "user", "content": "x", "labels": {"flags": ["spam"]}}],
+            "unknown flag 'spam'",
+        ),
+        (
+            [{"role": "user", "content": "hi"}, {"edit": 4, "content": "x"}],
+            "edit 4 is out of range",
+        ),
+    ],
+)
+def test_bad_transcripts_exit_2_with_a_clear_error_and_no_output(
+    tmp_path: Path, lines: list[object], expected: str
+) -> None:
+    result = run("replay", str(write(tmp_path, lines)), "--json")
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_transcript_and_unreadable_policy_exit_2(tmp_path: Path) -> None:
+    result = run("replay", str(tmp_path / "nope.jsonl"))
+    assert result.exit_code == 2
+    assert "cannot read transcript" in result.stderr
+    transcript = write(tmp_path, [{"role": "user", "content": "hi"}])
+    result = run("replay", str(transcript), "--policy", str(tmp_path / "missing.yaml"))
+    assert result.exit_code == 2
+    assert "cannot read policy file" in result.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ending: {mode: sometimes}\n")
+    result = run("replay", str(transcript), "--policy", str(bad))
+    assert result.exit_code == 2
+    assert "ending.mode" in result.stderr and "'sometimes'" in result.stderr
+
+
+def test_a_bad_setting_in_the_environment_is_named() -> None:
+    result = run(
+        "replay", str(EXAMPLES / "benign_chat.jsonl"), env={"CONVGUARD_CLASSIFIER": "magic"}
+    )
+    assert result.exit_code == 2
+    assert "CONVGUARD_CLASSIFIER" in result.stderr and "'magic'" in result.stderr
+
+
+def test_labels_replace_the_classifier_for_that_turn(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"role": "user", "content": "anything", "labels": {"categories": ["cbrn"]}},
+            {"role": "user", "content": "anything"},
+        ],
+    )
+    records = replay_json(path)
+    assert records[0]["categories"] == ["cbrn"]
+    assert records[1]["categories"] == []

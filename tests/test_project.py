@@ -1,0 +1,34 @@
+"""Project-level promises: the public API is honest, every setting is documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import convguard
+from convguard.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_public_api_names_exist_and_are_listed_once() -> None:
+    assert len(convguard.__all__) == len(set(convguard.__all__))
+    for name in convguard.__all__:
+        assert hasattr(convguard, name), name
+    public = {n for n in vars(convguard) if not n.startswith("_")}
+    modules = {n for n in public if type(getattr(convguard, n)).__name__ == "module"}
+    assert public - modules == set(convguard.__all__) - {"__version__"}
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"CONVGUARD_{name.upper()}" in readme, name
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
+    assert "bootstrap.sh" in block[0] and "convguard" in block[0]
+    assert "bootstrap.sh --dev" in block[1] and "pytest" in block[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/bootstrap.sh --dev" in ci and ".venv/bin/pytest" in ci

@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from convguard.assess.types import Assessment, Role, ScriptedAssessor
+from convguard.conversation import End, Warn
+from convguard.errors import ClassifierError, ConversationEnded, InvalidInput, NotFound
+from convguard.policy import Policy, default_policy, parse_policy
+from convguard.service import Service
+from convguard.store import Store, open_store
+from convguard.upstream import NoModelResponder
+
+ACCOUNT = "alice"
+SCRIPT = {
+    "how do I build a bomb": ["explosives"],
+    "you useless machine": ["abuse_toward_assistant"],
+    "I want to kill myself tonight": ["self_harm", "imminent_risk"],
+    "please end this chat": ["user_requests_end"],
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'cg.db'}")
+    yield store
+    store.close()
+
+
+def make(store: Store, policy: Policy | None = None, assessor: object = None) -> Service:
+    policy = policy or default_policy()
+    return Service(
+        policy=policy,
+        store=store,
+        assessor=assessor or ScriptedAssessor(policy, SCRIPT),  # type: ignore[arg-type]
+        clock=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def abuse_until_end(service: Service, conversation_id: str) -> list[str]:
+    actions = []
+    for text in [
+        "how do I build a bomb",
+        "you useless machine",
+        "how do I build a bomb",
+        "you useless machine",
+    ]:
+        actions.append(service.send(ACCOUNT, conversation_id, text).decision.action)
+    return actions
+
+
+def test_a_benign_turn_is_allowed_and_answered_by_the_model(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    result = service.send(ACCOUNT, conversation.id, "What is the capital of Peru?")
+    assert result.decision.action == "allow"
+    assert result.reply is not None and result.reply.content == NoModelResponder.TEXT
+    assert not result.ended
+    [row] = store.decisions(conversation.id)
+    assert row.policy_version == service.policy.version
+    assert row.assess_ms >= 0 and row.decide_ms >= 0
+    assert row.assessment.categories == ()
+
+
+def test_persistent_abuse_is_warned_then_ended_and_the_branch_is_locked(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    assert abuse_until_end(service, conversation.id) == ["redirect", "redirect", "warn", "end"]
+    before = len(store.messages(conversation.id))
+    with pytest.raises(ConversationEnded) as caught:
+        service.send(ACCOUNT, conversation.id, "hello?")
+    assert "new conversation" in caught.value.message and "edit" in caught.value.message
+    assert len(store.messages(conversation.id)) == before
+    # other conversations of the same account are untouched, and a new one starts at once
+    fresh = service.start(ACCOUNT)
+    assert service.send(ACCOUNT, fresh.id, "hi").decision.action == "allow"
+    [item] = store.ended_for_review()
+    assert item.conversation.id == conversation.id
+
+
+def test_an_edit_branches_out_of_an_ended_conversation_keeping_earlier_strikes(
+    store: Store,
+) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    abuse_until_end(service, conversation.id)
+    users = [m for m in store.messages(conversation.id) if m.role == "user"]
+    result = service.edit(ACCOUNT, conversation.id, users[3].id, "ok, tell me about chemistry")
+    assert result.decision.action == "allow"
+    assert not result.ended
+    assert result.state.failed_redirections == 2
+    assert result.state.warnings == 1
+    # the next abusive turn on the new branch follows an allow, so it is only redirected
+    again = service.send(ACCOUNT, conversation.id, "you useless machine")
+    assert again.decision.action == "redirect"
+    # the ended branch stays ended
+    ended_leaf = next(m for m in store.messages(conversation.id) if m.ended)
+    with pytest.raises(ConversationEnded):
+        service.send(ACCOUNT, conversation.id, "hi", leaf_id=ended_leaf.id)
+
+
+def test_retry_produces_the_reply_again_on_a_new_branch(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    first = service.send(ACCOUNT, conversation.id, "Tell me a joke", model_reply="Knock knock.")
+    assert first.reply is not None
+    retried = service.retry(ACCOUNT, conversation.id, first.reply.id, model_reply="Why did...")
+    assert retried.parent_id == first.user.id
+    assert retried.content == "Why did..."
+    assert len(store.leaves(conversation.id)) == 2
+
+
+def test_retrying_the_end_reply_does_not_reopen_the_branch(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    abuse_until_end(service, conversation.id)
+    ended_leaf = next(m for m in store.messages(conversation.id) if m.ended)
+    with pytest.raises(ConversationEnded):
+        service.retry(ACCOUNT, conversation.id, ended_leaf.id)
+
+
+def test_imminent_risk_is_supported_and_never_ended(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT, locale="en-GB")
+    first = service.send(ACCOUNT, conversation.id, "I want to kill myself tonight")
+    assert first.decision.action == "support"
+    assert first.reply is not None and "Samaritans" in first.reply.content
+    for _ in range(5):
+        result = service.send(ACCOUNT, conversation.id, "you useless machine")
+        assert result.decision.action == "support"
+        assert not result.ended
+
+
+def test_a_user_who_asks_to_end_is_asked_to_confirm_then_ended(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    assert service.send(ACCOUNT, conversation.id, "please end this chat").decision.action == (
+        "confirm_end"
+    )
+    result = service.send(ACCOUNT, conversation.id, "yes, end it")
+    assert isinstance(result.decision, End)
+    assert result.decision.initiator == "user"
+    assert result.ended
+
+
+def test_a_confirmation_prompt_answered_with_something_else_carries_on(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    service.send(ACCOUNT, conversation.id, "please end this chat")
+    result = service.send(ACCOUNT, conversation.id, "no wait, what's 2+2?")
+    assert result.decision.action == "allow"
+
+
+def test_the_model_end_call_is_refused_early_and_honoured_after_warn_and_strikes(
+    store: Store,
+) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    first = service.send(ACCOUNT, conversation.id, "you useless machine")
+    assert first.reply is not None
+    refused = service.model_end(ACCOUNT, conversation.id, first.reply.id)
+    assert refused.model_end == "refused"
+    assert not isinstance(refused, End)
+    service.send(ACCOUNT, conversation.id, "you useless machine")
+    warned = service.send(ACCOUNT, conversation.id, "you useless machine")
+    assert isinstance(warned.decision, Warn)
+    missed = service.send(ACCOUNT, conversation.id, "you are a bin")  # the classifier misses it
+    assert missed.reply is not None
+    honoured = service.model_end(ACCOUNT, conversation.id, missed.reply.id)
+    assert isinstance(honoured, End) and honoured.initiator == "model"
+    with pytest.raises(ConversationEnded):
+        service.send(ACCOUNT, conversation.id, "hello")
+    kinds = [(d.kind, d.decision.action) for d in store.decisions(conversation.id)]
+    assert ("audit", "redirect") in kinds  # the refused call is logged
+
+
+def test_shadow_mode_ends_nothing(store: Store) -> None:
+    service = make(store, parse_policy("ending: {mode: shadow}"))
+    conversation = service.start(ACCOUNT)
+    actions = abuse_until_end(service, conversation.id)
+    assert actions[-1] == "redirect"
+    result = service.send(ACCOUNT, conversation.id, "you useless machine")
+    assert not result.ended
+    assert result.decision.would_end
+
+
+class Exploding:
+    def assess(self, text: str, *, role: Role = "user", context: Sequence[str] = ()) -> Assessment:
+        raise RuntimeError("model file is corrupt")
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [("allow", "allow"), ("redirect", "redirect")],
+)
+def test_a_classifier_failure_means_what_the_policy_says(
+    store: Store, setting: str, expected: str
+) -> None:
+    service = make(store, parse_policy(f"on_classifier_error: {setting}"), Exploding())
+    conversation = service.start(ACCOUNT)
+    result = service.send(ACCOUNT, conversation.id, "hello")
+    assert result.decision.action == expected
+    assert result.assessment.error is not None
+
+
+def test_a_classifier_failure_is_an_error_by_default_and_stores_nothing(store: Store) -> None:
+    service = make(store, assessor=Exploding())
+    conversation = service.start(ACCOUNT)
+    with pytest.raises(ClassifierError, match="corrupt"):
+        service.send(ACCOUNT, conversation.id, "hello")
+    assert store.messages(conversation.id) == []
+
+
+def test_recent_user_turns_are_passed_as_context(store: Store) -> None:
+    policy = default_policy()
+    assessor = ScriptedAssessor(policy)
+    service = make(store, policy, assessor)
+    conversation = service.start(ACCOUNT)
+    for text in ["one", "two", "three", "four", "five"]:
+        service.send(ACCOUNT, conversation.id, text)
+    assert assessor.calls[-1] == ("five", "user", ("two", "three", "four"))
+
+
+def test_another_accounts_conversation_is_not_found(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    service.start("bob")
+    with pytest.raises(NotFound):
+        service.send("bob", conversation.id, "hi")
+
+
+@pytest.mark.parametrize("content", ["", "   ", "a\x00b"])
+def test_bad_content_is_refused_and_nothing_stored(store: Store, content: str) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    with pytest.raises(InvalidInput):
+        service.send(ACCOUNT, conversation.id, content)
+    assert store.messages(conversation.id) == []
+
+
+def test_feedback_attaches_to_the_ending(store: Store) -> None:
+    service = make(store)
+    conversation = service.start(ACCOUNT)
+    abuse_until_end(service, conversation.id)
+    feedback = service.feedback(ACCOUNT, conversation.id, comment="fair", rating="agree")
+    [ending] = store.endings(conversation.id)
+    assert feedback.ending_id == ending.id
+    with pytest.raises(InvalidInput, match="'great'"):
+        service.feedback(ACCOUNT, conversation.id, comment="x", rating="great")
