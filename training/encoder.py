@@ -1,0 +1,510 @@
+"""Train the encoder stage's heads: one logistic regression per category and flag on frozen
+all-MiniLM-L6-v2 embeddings, calibrated so the operating point is 0.5.
+
+Run alone with ``python training/encoder.py [DATA_DIR]`` (default ``../shared/data``), or through
+``training/train.py --stages encoder``, which calls :func:`train_encoder`.
+
+Reproducible: the data split comes from ``build_dataset(seed=...)``, the solver is deterministic
+(lbfgs, fixed seed), and embeddings are what the runtime computes (the numpy forward pass of
+:mod:`convguard.assess.encoder`), cached under ``training/cache/`` keyed by the text's SHA-1 and
+the base weights' SHA-256, so a rerun only embeds new texts.
+
+Writes ``src/convguard/assess/weights/encoder.npz`` (labels, weight, bias with the threshold folded
+in, raw thresholds, metadata; no pickle) and ``training/REPORT-encoder.md``: the frozen-embedding
+heads against the linear stage (or, where it is not there yet, a hashed n-gram logistic baseline
+trained on the same data) on evaluation sets kept out of training.
+
+Licence rule: only the permissive, non-evaluation sets that ``build_dataset`` reads are trained
+on; ``eval_sets`` are measured, never trained on (``harmbench_val`` is not used either).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "src"))
+
+from convguard.assess.encoder import (  # noqa: E402
+    HIDDEN,
+    EncoderClassifier,
+    base_model_dir,
+)
+from convguard.policy import CATEGORY_IDS, FLAG_IDS  # noqa: E402
+
+LABEL_IDS: tuple[str, ...] = CATEGORY_IDS + FLAG_IDS
+CACHE_DIR = HERE / "cache"
+DEFAULT_OUT = REPO / "src/convguard/assess/weights"
+REPORT = HERE / "REPORT-encoder.md"
+#: Inverse L2 strength of the heads: embeddings are unit vectors, so the heads need a weak prior.
+C = 10.0
+#: Thresholds are kept inside this range so a label with a degenerate validation set stays sane.
+THRESHOLD_RANGE = (0.05, 0.95)
+#: The evaluation sets the report leads with, as the brief names them.
+HEADLINE = (
+    "toxicchat_test",
+    "harmbench_test",
+    "jbb_behaviors",
+    "cyberseceval_mitre_frr",
+    "awesome_chatgpt_prompts",
+)
+
+
+def _log(msg: str) -> None:
+    print(f"[encoder] {msg}", file=sys.stderr, flush=True)
+
+
+# --- embeddings, cached ----------------------------------------------------------------------
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings of texts by SHA-1, in one ``.npz`` per base model (plain arrays, no pickle)."""
+
+    def __init__(self, encoder: EncoderClassifier, base_sha: str) -> None:
+        self.encoder = encoder
+        self.path = CACHE_DIR / f"minilm-{base_sha[:12]}.npz"
+        self._rows: dict[str, np.ndarray] = {}
+        if self.path.is_file():
+            with np.load(self.path, allow_pickle=False) as z:
+                for key, row in zip(z["keys"], z["emb"], strict=True):
+                    self._rows[str(key)] = row
+        self._dirty = False
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [self.key(t) for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._rows))
+        if missing:
+            by_key = {k: t for k, t in zip(keys, texts, strict=True)}
+            todo = [by_key[k] for k in missing]
+            _log(f"embedding {len(todo)} new texts ({len(texts) - len(todo)} cached)")
+            start = time.perf_counter()
+            step = 2048
+            for i in range(0, len(todo), step):
+                emb = self.encoder.embed(todo[i : i + step])
+                for k, row in zip(missing[i : i + step], emb, strict=True):
+                    self._rows[k] = row
+                self._dirty = True
+                done = min(i + step, len(todo))
+                rate = done / (time.perf_counter() - start)
+                _log(f"  {done}/{len(todo)} ({rate:.0f} texts/s)")
+                if done % (step * 4) == 0:
+                    self.save()
+            self.save()
+        out = np.empty((len(texts), HIDDEN), dtype=np.float32)
+        for i, k in enumerate(keys):
+            out[i] = self._rows[k]
+        return out
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self._rows), dtype="U40")
+        emb = np.stack(list(self._rows.values())).astype(np.float32)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, emb=emb)
+        tmp.replace(self.path)
+        self._dirty = False
+
+
+# --- heads -----------------------------------------------------------------------------------
+
+
+def _matrix(examples: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (n × L) and weights (n × L; 0 where the source does not know the label)."""
+    y = np.zeros((len(examples), len(LABEL_IDS)), dtype=np.float32)
+    w = np.ones_like(y)
+    for i, ex in enumerate(examples):
+        unknown = getattr(ex, "unknown", frozenset())
+        for j, label in enumerate(LABEL_IDS):
+            y[i, j] = float(ex.labels.get(label, 0.0) >= 0.5)
+            if label in unknown:
+                w[i, j] = 0.0
+    return y, w
+
+
+def _best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """The threshold that maximises F1 on validation (and that F1)."""
+    if y.sum() == 0 or y.sum() == len(y):
+        return 0.5, float("nan")
+    order = np.argsort(-p)
+    ys, ps = y[order], p[order]
+    tp = np.cumsum(ys)
+    fp = np.cumsum(1 - ys)
+    f1 = 2 * tp / (tp + fp + ys.sum())
+    # Only cut between distinct scores.
+    last = np.r_[ps[1:] != ps[:-1], True]
+    f1 = np.where(last, f1, -1)
+    best = int(np.argmax(f1))
+    nxt = ps[best + 1] if best + 1 < len(ps) else ps[best] - 1e-6
+    thr = float((ps[best] + nxt) / 2)
+    lo, hi = THRESHOLD_RANGE
+    return min(max(thr, lo), hi), float(f1[best])
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def fit_heads(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    w_val: np.ndarray,
+    *,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, dict[str, float]]]:
+    """Per-label logistic regressions; returns weight, calibrated bias, raw thresholds, stats."""
+    from sklearn.linear_model import LogisticRegression
+
+    weight = np.zeros((len(LABEL_IDS), HIDDEN), dtype=np.float32)
+    bias = np.zeros(len(LABEL_IDS), dtype=np.float32)
+    thresholds = np.full(len(LABEL_IDS), 0.5, dtype=np.float32)
+    stats: dict[str, dict[str, float]] = {}
+    for j, label in enumerate(LABEL_IDS):
+        keep = w[:, j] > 0
+        pos = int(y[keep, j].sum())
+        if pos < 5 or pos == int(keep.sum()):
+            # Not enough to learn from: the head never fires (bias far below 0).
+            _log(f"  {label}: {pos} positives, head left off")
+            bias[j] = -20.0
+            stats[label] = {"positives": pos, "val_f1": float("nan"), "threshold": 0.5}
+            continue
+        model = LogisticRegression(
+            C=C, class_weight="balanced", max_iter=2000, random_state=seed, solver="lbfgs"
+        )
+        model.fit(x[keep], y[keep, j])
+        keep_val = w_val[:, j] > 0
+        p_val = model.predict_proba(x_val[keep_val])[:, 1]
+        thr, f1 = _best_threshold(y_val[keep_val, j], p_val)
+        weight[j] = model.coef_[0]
+        # Fold the tuned threshold into the bias: sigmoid(z - logit(thr)) = 0.5 at z = logit(thr).
+        bias[j] = model.intercept_[0] - _logit(thr)
+        thresholds[j] = thr
+        stats[label] = {"positives": pos, "val_f1": f1, "threshold": thr}
+        _log(f"  {label}: {pos} positives, val F1 {f1:.3f} at raw threshold {thr:.3f}")
+    return weight, bias, thresholds, stats
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def _metrics(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    pred = s >= 0.5
+    tp = float((pred & (y == 1)).sum())
+    fp = float((pred & (y == 0)).sum())
+    fn = float((~pred & (y == 1)).sum())
+    tn = float((~pred & (y == 0)).sum())
+    pos, neg = tp + fn, fp + tn
+    prec = tp / (tp + fp) if tp + fp else float("nan")
+    rec = tp / pos if pos else float("nan")
+    f1 = 2 * prec * rec / (prec + rec) if pos and tp else (0.0 if pos else float("nan"))
+    out = {
+        "n": float(len(y)),
+        "pos": pos,
+        "precision": prec,
+        "recall": rec,
+        "f1": f1,
+        "fpr": fp / neg if neg else float("nan"),
+        "flagged": float(pred.mean()),
+    }
+    if pos and neg:
+        from sklearn.metrics import average_precision_score
+
+        out["auprc"] = float(average_precision_score(y, s))
+    return out
+
+
+def _measure(scores: Sequence[Mapping[str, float]], measures: str) -> np.ndarray:
+    if measures == "unsafe":
+        return np.array([max(s[c] for c in CATEGORY_IDS) for s in scores])
+    return np.array([s[measures] for s in scores])
+
+
+def evaluate(
+    score_fn: Callable[[list[str]], list[dict[str, float]]], sets: Mapping[str, Any]
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name, es in sets.items():
+        if getattr(es, "role", "eval") != "eval" or not es.texts:
+            continue
+        scores = score_fn(list(es.texts))
+        out[name] = _metrics(np.array(es.labels), _measure(scores, es.measures))
+        out[name]["measures"] = es.measures  # type: ignore[assignment]
+    return out
+
+
+def _linear_scorer() -> tuple[str, Callable[[list[str]], list[dict[str, float]]]] | None:
+    """The shipped linear stage, if it is there and loads."""
+    try:
+        import convguard.assess.linear as linear
+    except ImportError:
+        return None
+    for obj in vars(linear).values():
+        if isinstance(obj, type) and getattr(obj, "name", None) == "linear":
+            try:
+                clf = obj()
+                clf.score(["hello"])
+            except Exception as exc:  # a missing or stale weight file: fall back, say so
+                _log(f"linear stage present but unusable ({exc!r}); using the n-gram baseline")
+                return None
+            return "linear stage (a)", clf.score
+    return None
+
+
+def _ngram_baseline(
+    train: Sequence[Any], val: Sequence[Any], seed: int
+) -> Callable[[list[str]], list[dict[str, float]]]:
+    """Hashed word 1–2-gram + char 3–5-gram logistic heads on the same data, same calibration."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    words = HashingVectorizer(n_features=2**20, ngram_range=(1, 2), alternate_sign=False)
+    chars = HashingVectorizer(
+        n_features=2**20, analyzer="char_wb", ngram_range=(3, 5), alternate_sign=False
+    )
+
+    def feats(texts: Sequence[str]) -> Any:
+        return hstack([words.transform(texts), chars.transform(texts)]).tocsr()
+
+    x, x_val = feats([e.text for e in train]), feats([e.text for e in val])
+    y, w = _matrix(train)
+    y_val, w_val = _matrix(val)
+    models: dict[str, tuple[Any, float]] = {}
+    for j, label in enumerate(LABEL_IDS):
+        keep = w[:, j] > 0
+        if y[keep, j].sum() < 5:
+            continue
+        m = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000, random_state=seed)
+        m.fit(x[keep], y[keep, j])
+        kv = w_val[:, j] > 0
+        thr, _ = _best_threshold(y_val[kv, j], m.predict_proba(x_val[kv])[:, 1])
+        models[label] = (m, thr)
+
+    def score(texts: list[str]) -> list[dict[str, float]]:
+        f = feats(texts)
+        cols: dict[str, np.ndarray] = {}
+        for label in LABEL_IDS:
+            if label not in models:
+                cols[label] = np.zeros(len(texts))
+                continue
+            m, thr = models[label]
+            z = m.decision_function(f) - _logit(thr)
+            cols[label] = 1 / (1 + np.exp(-z))
+        return [{k: float(v[i]) for k, v in cols.items()} for i in range(len(texts))]
+
+    return score
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def _fmt(v: float) -> str:
+    return "–" if v != v else f"{v:.3f}"
+
+
+def _row(name: str, who: str, m: Mapping[str, Any]) -> str:
+    return (
+        f"| {name} | {m['measures']} | {who} | {int(m['n'])} | {int(m['pos'])} | "
+        f"{_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {_fmt(m['fpr'])} | "
+        f"{_fmt(m['flagged'])} | {_fmt(m.get('auprc', float('nan')))} |"
+    )
+
+
+def write_report(
+    path: Path,
+    *,
+    info: Mapping[str, Any],
+    stats: Mapping[str, Mapping[str, float]],
+    ours: Mapping[str, Mapping[str, Any]],
+    theirs: Mapping[str, Mapping[str, Any]],
+    theirs_name: str,
+) -> None:
+    lines = [
+        "# Encoder stage (b): frozen all-MiniLM-L6-v2 embeddings + logistic heads",
+        "",
+        "Built by `python training/encoder.py` (or `training/train.py --stages encoder`).",
+        f"Seed {info['seed']}; {info['train']} training / {info['val']} validation examples; "
+        f"base weights sha256 `{info['base_sha256'][:16]}…`; heads C={C}, class-balanced; "
+        f"embedding {info['embed_s']:.0f} s, heads {info['fit_s']:.0f} s.",
+        "",
+        "Training data: only the permissive, non-evaluation sources `training/dataset.py` reads "
+        "(see its `SOURCES` for licences and attribution, including the CC BY-SA sets NQ-Open "
+        "and Schema-Guided Dialogue). No evaluation set below was trained on.",
+        "",
+        "Calibration: each head's threshold is the F1-best cut on the validation split; the "
+        "shipped bias subtracts its logit, so 0.5 is the operating point for every label.",
+        "",
+        "## Heads",
+        "",
+        "| label | train positives | val F1 | raw threshold |",
+        "|---|---|---|---|",
+    ]
+    for label, s in stats.items():
+        lines.append(
+            f"| {label} | {int(s['positives'])} | {_fmt(s['val_f1'])} | {s['threshold']:.3f} |"
+        )
+    lines += [
+        "",
+        f"## Evaluation sets kept out of training (encoder vs {theirs_name})",
+        "",
+        "At score ≥ 0.5. `unsafe` = any category. Flagged = share of all rows flagged "
+        "(for all-benign sets, the false-positive rate).",
+        "",
+        "| set | measures | stage | n | pos | precision | recall | F1 | FPR | flagged | AUPRC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = [n for n in HEADLINE if n in ours] + sorted(n for n in ours if n not in HEADLINE)
+    for name in names:
+        lines.append(_row(name, "encoder", ours[name]))
+        if name in theirs:
+            lines.append(_row(name, theirs_name, theirs[name]))
+    lines += ["", *info.get("notes", [])]
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+
+
+# --- entry -----------------------------------------------------------------------------------
+
+
+def train_encoder(
+    dataset: Any,
+    out_dir: Path = DEFAULT_OUT,
+    *,
+    seed: int = 13,
+    data_dir: Path | None = None,
+    report: Path | None = REPORT,
+) -> dict[str, Any]:
+    """Train the heads on ``dataset.train``, tune on ``dataset.val``, write ``encoder.npz``.
+
+    ``data_dir`` (the shared data) enables the evaluation section of the report. Returns the
+    metrics: per-label validation stats and per-evaluation-set metrics of both stages.
+    """
+    np.random.seed(seed)
+    base_dir = base_model_dir()
+    base_sha = _file_sha256(base_dir / "model.safetensors")
+    # Embedding needs only the base model; the heads we load here are never used.
+    labels = np.array(LABEL_IDS)
+    dummy = CACHE_DIR / "zero-heads.npz"
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        dummy,
+        labels=labels,
+        weight=np.zeros((len(labels), HIDDEN), np.float32),
+        bias=np.zeros(len(labels), np.float32),
+    )
+    encoder = EncoderClassifier(heads_path=dummy, batch_size=64)
+    cache = EmbeddingCache(encoder, base_sha)
+
+    t0 = time.perf_counter()
+    x = cache.embed([e.text for e in dataset.train])
+    x_val = cache.embed([e.text for e in dataset.val])
+    embed_s = time.perf_counter() - t0
+    y, w = _matrix(dataset.train)
+    y_val, w_val = _matrix(dataset.val)
+
+    t0 = time.perf_counter()
+    weight, bias, thresholds, stats = fit_heads(x, y, w, x_val, y_val, w_val, seed=seed)
+    fit_s = time.perf_counter() - t0
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    heads_path = out_dir / "encoder.npz"
+    np.savez_compressed(
+        heads_path,
+        labels=labels,
+        weight=weight,
+        bias=bias,
+        threshold_raw=thresholds,
+        base_sha256=np.array(base_sha),
+        seed=np.array(seed),
+    )
+    _log(f"wrote {heads_path} ({heads_path.stat().st_size} bytes)")
+    result: dict[str, Any] = {
+        "heads": str(heads_path),
+        "labels": stats,
+        "train": len(dataset.train),
+        "val": len(dataset.val),
+    }
+    if data_dir is None:
+        return result
+
+    from dataset import eval_sets
+
+    sets = eval_sets(Path(data_dir))
+    trained = EncoderClassifier(heads_path=heads_path)
+
+    def encoder_scores(texts: list[str]) -> list[dict[str, float]]:
+        return trained.score_embeddings(cache.embed(texts))
+
+    ours = evaluate(encoder_scores, sets)
+    linear = _linear_scorer()
+    if linear is None:
+        theirs_name = "n-gram LR baseline"
+        _log("linear stage not available; training the hashed n-gram baseline for comparison")
+        theirs = evaluate(_ngram_baseline(dataset.train, dataset.val, seed), sets)
+    else:
+        theirs_name, fn = linear
+        theirs = evaluate(fn, sets)
+    result["eval"] = {"encoder": ours, theirs_name: theirs}
+    if report is not None:
+        write_report(
+            report,
+            info={
+                "seed": seed,
+                "train": len(dataset.train),
+                "val": len(dataset.val),
+                "base_sha256": base_sha,
+                "embed_s": embed_s,
+                "fit_s": fit_s,
+                "notes": [],
+            },
+            stats=stats,
+            ours=ours,
+            theirs=theirs,
+            theirs_name=theirs_name,
+        )
+        _log(f"wrote {report}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?", type=Path, default=REPO.parent / "shared/data")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    from dataset import build_dataset
+
+    ds = build_dataset(args.data_dir, seed=args.seed)
+    train_encoder(ds, args.out, seed=args.seed, data_dir=args.data_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
