@@ -1,0 +1,690 @@
+"""The store over real SQLite files: the tree, endings, feedback, review, races and crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from convguard import Assessment, default_policy, fold
+from convguard.conversation import Allow, Decision, End, Redirect
+from convguard.errors import ConversationEnded, InvalidInput, LeafConflict, NotFound, StoreError
+from convguard.store import (
+    ConversationRecord,
+    MessageRecord,
+    NewMessage,
+    Store,
+    TurnDecision,
+    current_revision,
+    head_revision,
+    open_store,
+)
+from convguard.store.tables import metadata
+
+POLICY = default_policy()
+BENIGN = Assessment.from_labels(POLICY)
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+CHILD = Path(__file__).with_name("store_child.py")
+TABLES = ("accounts", "conversations", "messages", "decisions", "endings", "feedback")
+
+
+def turn_decision(decision: Decision) -> TurnDecision:
+    return TurnDecision(decision, BENIGN, POLICY.version, assess_ms=2.5, decide_ms=0.25)
+
+
+ALLOW = turn_decision(Allow(reason="no category over its threshold"))
+REDIRECT = turn_decision(Redirect(reason="cbrn: declined", reply="I can't help with that."))
+END = turn_decision(
+    End(reason="cbrn: 3 failed redirections", reply="This chat has ended.", initiator="policy")
+)
+MODEL_END = turn_decision(
+    End(reason="the model ended it", reply="This chat has ended.", initiator="model")
+)
+
+
+def url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "convguard.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[Store]:
+    opened = open_store(url(db))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def conversation(store: Store) -> ConversationRecord:
+    account = store.create_account("ada", now=NOW)
+    return store.create_conversation(account.id, now=NOW, title="first")
+
+
+def say(
+    store: Store,
+    conversation: ConversationRecord,
+    leaf: MessageRecord | None,
+    text: str,
+    decision: TurnDecision = ALLOW,
+    *,
+    reply: str | None = "a reply",
+) -> tuple[MessageRecord, MessageRecord | None]:
+    return store.append_turn(
+        conversation.id,
+        leaf_id=None if leaf is None else leaf.id,
+        user=NewMessage("user", text),
+        decision=decision,
+        reply=None if reply is None else NewMessage("assistant", reply),
+        now=NOW,
+    )
+
+
+def chat(store: Store, conversation: ConversationRecord, *texts: str) -> list[MessageRecord]:
+    """A chain of turns, each with a reply; the messages root first."""
+    out: list[MessageRecord] = []
+    for text in texts:
+        user, reply = say(store, conversation, out[-1] if out else None, text)
+        assert reply is not None
+        out += [user, reply]
+    return out
+
+
+def counts(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return {
+            name: conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one()
+            for name in TABLES
+        }
+
+
+def ids(records: list[MessageRecord]) -> list[str]:
+    return [r.id for r in records]
+
+
+# --- opening and migrations ------------------------------------------------------------------
+
+
+def test_a_fresh_database_is_at_the_alembic_head_and_matches_the_tables(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_opening_twice_is_idempotent_and_keeps_the_data(db: Path) -> None:
+    first = open_store(url(db))
+    account = first.create_account("ada", now=NOW)
+    first.close()
+    again = open_store(url(db))
+    try:
+        assert again.account("ada") == account
+        with again.engine.connect() as conn:
+            assert current_revision(conn) == head_revision()
+    finally:
+        again.close()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() > 0
+
+
+def test_an_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "a-directory.db").mkdir()
+    with pytest.raises(StoreError, match="opening the database"):
+        open_store(url(tmp_path / "a-directory.db"))
+
+
+# --- accounts and conversations --------------------------------------------------------------
+
+
+def test_account_names_are_unique_and_get_or_create_returns_the_existing_one(store: Store) -> None:
+    ada = store.create_account("ada", now=NOW)
+    with pytest.raises(InvalidInput, match="'ada' is taken"):
+        store.create_account("ada", now=NOW)
+    assert store.get_or_create_account("ada", now=NOW) == ada
+    assert store.get_or_create_account("bob", now=NOW).name == "bob"
+    with pytest.raises(NotFound, match="'carol'"):
+        store.account("carol")
+
+
+def test_conversations_are_listed_newest_first_and_paged(store: Store) -> None:
+    ada = store.create_account("ada", now=NOW)
+    made = [
+        store.create_conversation(ada.id, now=NOW + timedelta(minutes=i), title=f"c{i}")
+        for i in range(4)
+    ]
+    assert store.list_conversations(ada.id) == made[::-1]
+    assert store.list_conversations(ada.id, limit=2, offset=1) == [made[2], made[1]]
+    assert store.conversation(ada.id, made[0].id) == made[0]
+
+
+def test_a_conversation_can_be_created_with_its_own_id_once(store: Store) -> None:
+    ada = store.create_account("ada", now=NOW)
+    made = store.create_conversation(ada.id, now=NOW, conversation_id="chat-1", locale="en-GB")
+    assert (made.id, made.locale) == ("chat-1", "en-GB")
+    with pytest.raises(InvalidInput, match="'chat-1' is already taken"):
+        store.create_conversation(ada.id, now=NOW, conversation_id="chat-1")
+    with pytest.raises(NotFound, match="account 'nobody'"):
+        store.create_conversation("nobody", now=NOW)
+
+
+def test_another_accounts_conversation_reads_exactly_like_a_missing_one(store: Store) -> None:
+    ada = store.create_account("ada", now=NOW)
+    bob = store.create_account("bob", now=NOW)
+    adas = store.create_conversation(ada.id, now=NOW, conversation_id="adas")
+    with pytest.raises(NotFound) as foreign:
+        store.conversation(bob.id, adas.id)
+    store.create_conversation(bob.id, now=NOW, conversation_id="elsewhere")
+    with pytest.raises(NotFound) as missing:
+        store.conversation(ada.id, "elsewhere")
+    assert str(foreign.value).replace("adas", "X") == str(missing.value).replace("elsewhere", "X")
+    assert store.list_conversations(bob.id) != [adas]
+
+
+def test_timestamps_come_back_as_aware_utc(store: Store) -> None:
+    ada = store.create_account("ada", now=datetime(2025, 3, 1, 13, 0))  # naive: taken as UTC
+    zoned = datetime(2025, 3, 1, 16, 0, tzinfo=timezone(timedelta(hours=2)))
+    made = store.create_conversation(ada.id, now=zoned)
+    assert store.account("ada").created_at == datetime(2025, 3, 1, 13, 0, tzinfo=UTC)
+    assert store.conversation(ada.id, made.id).created_at == datetime(2025, 3, 1, 14, tzinfo=UTC)
+
+
+# --- the tree: append, edit, retry -----------------------------------------------------------
+
+
+def test_appended_turns_form_one_branch_with_decisions_on_user_messages(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "hello", "how are you")
+    assert store.messages(conversation.id) == m
+    assert store.path(conversation.id, m[-1].id) == m
+    assert store.leaves(conversation.id) == [m[-1]]
+    assert [r.parent_id for r in m] == [None, m[0].id, m[1].id, m[2].id]
+    assert [r.role for r in m] == ["user", "assistant"] * 2
+    assert [r.decision for r in m] == [ALLOW.decision, None, ALLOW.decision, None]
+    assert m[0].assessment == BENIGN  # the decision's assessment when the message has none
+    rows = store.decisions(conversation.id)
+    assert [(d.message_id, d.kind, d.policy_version, d.assess_ms) for d in rows] == [
+        (m[0].id, "turn", POLICY.version, 2.5),
+        (m[2].id, "turn", POLICY.version, 2.5),
+    ]
+
+
+def test_a_turn_without_a_reply_leaves_the_user_message_as_the_leaf(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    user, reply = say(store, conversation, None, "hello", reply=None)
+    assert reply is None
+    assert store.leaves(conversation.id) == [user]
+
+
+@pytest.mark.parametrize("edited", [0, 2], ids=["first message", "later message"])
+def test_an_edit_is_a_sibling_of_the_edited_user_message(
+    store: Store, conversation: ConversationRecord, edited: int
+) -> None:
+    m = chat(store, conversation, "one", "two")
+    user, reply = store.edit_turn(
+        conversation.id,
+        message_id=m[edited].id,
+        user=NewMessage("user", "edited"),
+        decision=REDIRECT,
+        reply=NewMessage("assistant", "I can't help with that."),
+        now=NOW,
+    )
+    assert reply is not None
+    assert user.parent_id == m[edited].parent_id
+    assert store.path(conversation.id, reply.id) == [*m[:edited], user, reply]
+    assert store.path(conversation.id, m[-1].id) == m  # the old branch is untouched
+    assert ids(store.leaves(conversation.id)) == [m[-1].id, reply.id]
+
+
+def test_a_retry_is_a_sibling_reply_produced_from_the_path_above(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one", "two")
+    again = store.retry_reply(
+        conversation.id, message_id=m[1].id, reply=NewMessage("assistant", "another"), now=NOW
+    )
+    assert again.parent_id == m[0].id
+    assert store.path(conversation.id, again.id) == [m[0], again]
+    assert ids(store.leaves(conversation.id)) == [m[-1].id, again.id]
+    second = store.retry_reply(
+        conversation.id, message_id=m[1].id, reply=NewMessage("assistant", "a third"), now=NOW
+    )
+    assert ids(store.leaves(conversation.id)) == [m[-1].id, again.id, second.id]
+
+
+@pytest.mark.parametrize(
+    ("operation", "index", "message"),
+    [
+        ("edit", 1, "only user messages can be edited"),
+        ("retry", 0, "only assistant messages can be retried"),
+    ],
+)
+def test_edit_takes_user_messages_and_retry_takes_assistant_messages(
+    store: Store, conversation: ConversationRecord, operation: str, index: int, message: str
+) -> None:
+    m = chat(store, conversation, "one")
+    before = counts(store)
+    if operation == "edit":
+        with pytest.raises(InvalidInput, match=message):
+            store.edit_turn(
+                conversation.id,
+                message_id=m[index].id,
+                user=NewMessage("user", "x"),
+                decision=ALLOW,
+                reply=None,
+                now=NOW,
+            )
+    else:
+        with pytest.raises(InvalidInput, match=message):
+            store.retry_reply(
+                conversation.id, message_id=m[index].id, reply=NewMessage("assistant", "x"), now=NOW
+            )
+    assert counts(store) == before
+
+
+def test_a_message_of_another_conversation_is_not_found(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    other = store.create_conversation(conversation.account_id, now=NOW)
+    m = chat(store, other, "elsewhere")
+    with pytest.raises(NotFound, match=repr(m[1].id)):
+        say(store, conversation, m[1], "hi")
+
+
+@pytest.mark.parametrize(
+    ("leaf", "message"),
+    [
+        (None, "already has messages"),
+        (0, "no longer a leaf"),
+    ],
+    ids=["no leaf on a started conversation", "a message that has a reply"],
+)
+def test_appending_anywhere_but_a_current_leaf_is_a_leaf_conflict(
+    store: Store, conversation: ConversationRecord, leaf: int | None, message: str
+) -> None:
+    m = chat(store, conversation, "one")
+    before = counts(store)
+    with pytest.raises(LeafConflict, match=message):
+        say(store, conversation, None if leaf is None else m[leaf], "two")
+    assert counts(store) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("a\x00b", "NUL character at index 1"), ("\ud800", "not valid Unicode")],
+)
+@pytest.mark.parametrize("role", ["user", "assistant"])
+def test_content_must_be_valid_text_and_nothing_is_stored_otherwise(
+    store: Store, conversation: ConversationRecord, content: str, message: str, role: str
+) -> None:
+    m = chat(store, conversation, "one")
+    before = counts(store)
+    user = NewMessage("user", content if role == "user" else "fine")
+    reply = NewMessage("assistant", content if role == "assistant" else "fine")
+    with pytest.raises(InvalidInput, match=message):
+        store.append_turn(
+            conversation.id, leaf_id=m[-1].id, user=user, decision=ALLOW, reply=reply, now=NOW
+        )
+    assert counts(store) == before
+
+
+def test_a_message_id_can_be_chosen_once(store: Store, conversation: ConversationRecord) -> None:
+    user, _ = store.append_turn(
+        conversation.id,
+        leaf_id=None,
+        user=NewMessage("user", "hi", id="m-1"),
+        decision=ALLOW,
+        reply=None,
+        now=NOW,
+    )
+    assert user.id == "m-1"
+    before = counts(store)
+    with pytest.raises(InvalidInput, match="'m-1' is already taken"):
+        store.append_turn(
+            conversation.id,
+            leaf_id="m-1",
+            user=NewMessage("user", "again", id="m-1"),
+            decision=ALLOW,
+            reply=None,
+            now=NOW,
+        )
+    assert counts(store) == before
+
+
+# --- endings -----------------------------------------------------------------------------------
+
+
+def end_turn(
+    store: Store, conversation: ConversationRecord, how: str
+) -> tuple[list[MessageRecord], MessageRecord]:
+    """A conversation ended in one of three ways; its messages and the ended leaf."""
+    m = chat(store, conversation, "one", "two")
+    if how == "policy end with reply":
+        user, reply = say(store, conversation, m[-1], "three", END, reply="This chat has ended.")
+        assert reply is not None
+        return [*m, user, reply], reply
+    if how == "policy end without reply":
+        user, _ = say(store, conversation, m[-1], "three", END, reply=None)
+        return [*m, user], user
+    store.end(conversation.id, leaf_id=m[-1].id, decision=MODEL_END, now=NOW)
+    return m, replace(m[-1], ended=True, decision=MODEL_END.decision)
+
+
+ENDINGS = ["policy end with reply", "policy end without reply", "model end on a reply"]
+
+
+@pytest.mark.parametrize("how", ENDINGS)
+def test_an_end_marks_the_leaf_ended_and_writes_the_ending(
+    store: Store, conversation: ConversationRecord, how: str
+) -> None:
+    m, leaf = end_turn(store, conversation, how)
+    path = store.path(conversation.id, leaf.id)
+    assert path == [*m[:-1], leaf]
+    assert [r.ended for r in path] == [False] * (len(path) - 1) + [True]
+    assert fold(POLICY, [r.as_step() for r in path]).ended
+    (ending,) = store.endings(conversation.id)
+    assert (ending.leaf_id, ending.policy_version) == (leaf.id, POLICY.version)
+    assert ending.decision_id in {d.id for d in store.decisions(conversation.id)}
+
+
+@pytest.mark.parametrize("how", ENDINGS)
+def test_appending_to_an_ended_leaf_raises_and_stores_nothing(
+    store: Store, conversation: ConversationRecord, how: str
+) -> None:
+    _, leaf = end_turn(store, conversation, how)
+    before = counts(store)
+    with pytest.raises(ConversationEnded, match="edit an earlier message") as raised:
+        say(store, conversation, leaf, "are you there?")
+    assert (raised.value.conversation_id, raised.value.leaf_id) == (conversation.id, leaf.id)
+    with pytest.raises(ConversationEnded):
+        store.end(conversation.id, leaf_id=leaf.id, decision=MODEL_END, now=NOW)
+    assert counts(store) == before
+
+
+def test_an_end_needs_an_end_decision_on_a_current_leaf(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one", "two")
+    with pytest.raises(InvalidInput, match="End decision"):
+        store.end(conversation.id, leaf_id=m[-1].id, decision=ALLOW, now=NOW)
+    with pytest.raises(LeafConflict, match="only the last message"):
+        store.end(conversation.id, leaf_id=m[1].id, decision=MODEL_END, now=NOW)
+    assert store.endings(conversation.id) == []
+
+
+@pytest.mark.parametrize("how", ENDINGS)
+def test_an_edit_out_of_an_ended_conversation_starts_an_open_branch(
+    store: Store, conversation: ConversationRecord, how: str
+) -> None:
+    m, _ = end_turn(store, conversation, how)
+    user, reply = store.edit_turn(
+        conversation.id,
+        message_id=m[2].id,
+        user=NewMessage("user", "let's talk about something else"),
+        decision=ALLOW,
+        reply=NewMessage("assistant", "gladly"),
+        now=NOW,
+    )
+    assert reply is not None
+    path = store.path(conversation.id, reply.id)
+    assert path == [*m[:2], user, reply]
+    assert not fold(POLICY, [r.as_step() for r in path]).ended
+    follow, _ = say(store, conversation, reply, "and more")
+    assert follow.parent_id == reply.id
+
+
+def test_the_reply_that_ended_a_branch_cannot_be_retried_but_earlier_replies_can(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m, leaf = end_turn(store, conversation, "policy end with reply")
+    before = counts(store)
+    with pytest.raises(ConversationEnded):
+        store.retry_reply(
+            conversation.id, message_id=leaf.id, reply=NewMessage("assistant", "x"), now=NOW
+        )
+    assert counts(store) == before
+    again = store.retry_reply(
+        conversation.id, message_id=m[1].id, reply=NewMessage("assistant", "retried"), now=NOW
+    )
+    assert not fold(POLICY, [r.as_step() for r in store.path(conversation.id, again.id)]).ended
+
+
+def test_a_model_ended_reply_cannot_be_retried(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    _, leaf = end_turn(store, conversation, "model end on a reply")
+    with pytest.raises(ConversationEnded):
+        store.retry_reply(
+            conversation.id, message_id=leaf.id, reply=NewMessage("assistant", "x"), now=NOW
+        )
+
+
+def test_a_retry_whose_decision_is_an_end_ends_on_the_new_reply(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one")
+    again = store.retry_reply(
+        conversation.id,
+        message_id=m[1].id,
+        reply=NewMessage("assistant", "ending"),
+        decision=MODEL_END,
+        now=NOW,
+    )
+    assert again.ended
+    assert store.path(conversation.id, again.id)[-1] == again
+    assert [e.leaf_id for e in store.endings(conversation.id)] == [again.id]
+
+
+def test_a_recorded_decision_is_kept_for_audit_but_not_attached(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one")
+    refused = turn_decision(Allow(reason="the model's end was refused", model_end="refused"))
+    store.record_decision(m[1].id, refused, now=NOW)
+    assert store.messages(conversation.id) == m
+    assert [(d.kind, d.decision) for d in store.decisions(conversation.id)][-1] == (
+        "audit",
+        refused.decision,
+    )
+    with pytest.raises(NotFound):
+        store.record_decision("missing", refused, now=NOW)
+
+
+# --- feedback and review ----------------------------------------------------------------------
+
+
+def test_feedback_attaches_to_the_ending(store: Store, conversation: ConversationRecord) -> None:
+    _, leaf = end_turn(store, conversation, "policy end with reply")
+    (ending,) = store.endings(conversation.id)
+    given = store.add_feedback(
+        conversation.id, leaf_id=leaf.id, rating="disagree", comment="too strict", now=NOW
+    )
+    latest = store.add_feedback(conversation.id, leaf_id=None, rating="agree", comment="", now=NOW)
+    assert given.ending_id == latest.ending_id == ending.id
+
+
+@pytest.mark.parametrize(
+    ("ended", "leaf", "rating", "comment", "message"),
+    [
+        (False, None, "agree", "", "feedback is for endings"),
+        (True, 0, "agree", "", "no ending on message"),
+        (True, None, "meh", "", "rating 'meh' is not allowed"),
+        (True, None, None, "  ", "needs a rating or a comment"),
+        (True, None, None, "a\x00", "NUL"),
+    ],
+)
+def test_feedback_that_cannot_attach_to_an_ending_is_invalid(
+    store: Store,
+    conversation: ConversationRecord,
+    ended: bool,
+    leaf: int | None,
+    rating: str | None,
+    comment: str,
+    message: str,
+) -> None:
+    m = (
+        end_turn(store, conversation, "policy end with reply")[0]
+        if ended
+        else chat(store, conversation, "one")
+    )
+    with pytest.raises(InvalidInput, match=message):
+        store.add_feedback(
+            conversation.id,
+            leaf_id=None if leaf is None else m[leaf].id,
+            rating=rating,  # type: ignore[arg-type]
+            comment=comment,
+            now=NOW,
+        )
+    assert counts(store)["feedback"] == 0
+
+
+def test_review_lists_endings_newest_first_with_reason_path_and_feedback(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m, _ = end_turn(store, conversation, "policy end with reply")
+    later = store.create_conversation(conversation.account_id, now=NOW)
+    user, _ = store.append_turn(
+        later.id,
+        leaf_id=None,
+        user=NewMessage("user", "end it"),
+        decision=END,
+        reply=None,
+        now=NOW + timedelta(hours=1),
+    )
+    chat(store, store.create_conversation(conversation.account_id, now=NOW), "never ended")
+    note = store.add_feedback(conversation.id, leaf_id=None, rating="agree", comment="", now=NOW)
+
+    first, second = store.ended_for_review()
+    assert (first.conversation, first.ending.leaf_id, first.path, first.feedback) == (
+        store.conversation(later.account_id, later.id),
+        user.id,
+        (replace(user, ended=True),),
+        (),
+    )
+    assert second.conversation.id == conversation.id
+    assert (second.ending.reason, second.ending.initiator) == (END.decision.reason, "policy")
+    assert second.path == tuple(m)
+    assert second.path[-2].decision == END.decision
+    assert second.feedback == (note,)
+    assert store.ended_for_review(limit=1, offset=1) == [second]
+
+
+# --- races and crashes -------------------------------------------------------------------------
+
+
+def test_of_concurrent_appends_to_one_leaf_from_threads_exactly_one_lands(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one")
+    writers = 8
+    barrier = threading.Barrier(writers)
+    outcomes: list[str] = []
+
+    def append(i: int) -> None:
+        barrier.wait()
+        try:
+            say(store, conversation, m[-1], f"writer {i}")
+        except LeafConflict:
+            outcomes.append("conflict")
+        else:
+            outcomes.append("landed")
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * (writers - 1) + ["landed"]
+    assert len(store.messages(conversation.id)) == len(m) + 2
+    (leaf,) = store.leaves(conversation.id)
+    assert len(store.path(conversation.id, leaf.id)) == len(m) + 2
+
+
+def child(
+    db: Path, conversation: ConversationRecord, leaf: str, mode: str, *files: Path
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), url(db), conversation.id, leaf, mode, *map(str, files)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def expect_line(process: subprocess.Popen[str], wanted: str) -> None:
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if line != wanted:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"child said {line!r}, expected {wanted!r}; stderr:\n{err}")
+
+
+@pytest.mark.slow
+def test_of_two_processes_appending_to_one_leaf_exactly_one_lands(
+    store: Store, conversation: ConversationRecord, db: Path, tmp_path: Path
+) -> None:
+    m = chat(store, conversation, "one")
+    go_a, go_b, release = tmp_path / "go-a", tmp_path / "go-b", tmp_path / "release"
+    with (
+        child(db, conversation, m[-1].id, "hold", go_a, release) as a,
+        child(db, conversation, m[-1].id, "plain", go_b) as b,
+    ):
+        expect_line(a, "ready")
+        expect_line(b, "ready")
+        go_a.touch()
+        expect_line(a, "claimed")  # a holds the leaf inside its open transaction
+        go_b.touch()
+        time.sleep(0.5)  # b is now waiting on a's write lock
+        release.touch()
+        out_a, err_a = a.communicate(timeout=60)
+        out_b, err_b = b.communicate(timeout=60)
+    assert (out_a.split(), a.returncode) == (["landed"], 0), err_a
+    assert (out_b.split(), b.returncode) == (["conflict"], 0), err_b
+    assert [r.content for r in store.leaves(conversation.id)] == ["a reply"]
+    assert len(store.messages(conversation.id)) == len(m) + 2
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_turn_leaves_no_half_written_turn(
+    store: Store, conversation: ConversationRecord, db: Path
+) -> None:
+    m = chat(store, conversation, "one")
+    before = counts(store)
+    with child(db, conversation, m[-1].id, "hang") as process:
+        expect_line(process, "ready")
+        expect_line(process, "inserted")  # the user message is in, uncommitted
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    store.close()
+    reopened = open_store(url(db))
+    try:
+        assert counts(reopened) == before
+        assert reopened.messages(conversation.id) == m
+        with reopened.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        user, _ = say(reopened, conversation, m[-1], "after the crash")
+        assert user.parent_id == m[-1].id
+    finally:
+        reopened.close()
