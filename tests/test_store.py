@@ -152,6 +152,26 @@ def test_an_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
         open_store(url(tmp_path / "a-directory.db"))
 
 
+def test_a_database_from_a_newer_schema_is_refused_with_a_store_error(db: Path) -> None:
+    open_store(url(db)).close()
+    engine = sa.create_engine(url(db))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="newer convguard"):
+        open_store(url(db))
+
+
+def test_an_in_memory_database_works_for_single_threaded_use() -> None:
+    memory = open_store("sqlite://")
+    try:
+        ada = memory.create_account("ada", now=NOW)
+        chat(memory, memory.create_conversation(ada.id, now=NOW), "hello")
+        assert memory.ended_for_review() == []
+    finally:
+        memory.close()
+
+
 # --- accounts and conversations --------------------------------------------------------------
 
 

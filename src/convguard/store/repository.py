@@ -20,16 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
-from typing import Any, get_args
+from typing import get_args
 
+import alembic.util
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from convguard.conversation import End, Message, branch_path
 from convguard.errors import (
-    ConversationEnded,
     ConvguardError,
     InvalidInput,
     LeafConflict,
@@ -37,7 +35,7 @@ from convguard.errors import (
     StoreError,
 )
 from convguard.store import engine as engines
-from convguard.store import rows, turns
+from convguard.store import reads, rows, turns
 from convguard.store import tables as t
 from convguard.store.records import (
     AccountRecord,
@@ -61,6 +59,12 @@ def open_store(url: str | URL) -> Store:
     try:
         with _translated("opening the database", conflict=None):
             engines.upgrade(engine)
+    except alembic.util.CommandError as exc:
+        engine.dispose()
+        raise StoreError(
+            f"cannot bring the database at {engine.url!r} to this version's schema: {exc}. "
+            "Was it written by a newer convguard? Upgrade convguard, or use another database."
+        ) from exc
     except BaseException:
         engine.dispose()
         raise
@@ -212,11 +216,11 @@ class Store:
     def messages(self, conversation_id: str) -> list[MessageRecord]:
         """Every message of the conversation, in the order they were stored."""
         with self._read("reading messages") as conn:
-            return _messages(conn, conversation_id)
+            return reads.messages_of(conn, conversation_id)
 
     def path(self, conversation_id: str, leaf_id: str) -> list[MessageRecord]:
         """The branch from its root to ``leaf_id`` (any message of the conversation)."""
-        return _path(self.messages(conversation_id), leaf_id)
+        return reads.path_of(self.messages(conversation_id), leaf_id)
 
     def leaves(self, conversation_id: str) -> list[MessageRecord]:
         """The messages with no reply or edit below them, in the order they were stored."""
@@ -295,42 +299,14 @@ class Store:
         now = turns.utc(now)
         with self._write("storing a retry", conflict=_conflict(message_id)) as conn:
             turns.touch_conversation(conn, conversation_id, now)
-            row = turns.message_row(conn, conversation_id, message_id)
-            if row.role != "assistant":
-                raise InvalidInput(
-                    f"message {message_id!r} is a {row.role} message; only assistant messages "
-                    "can be retried (edit a user message instead)"
-                )
-            if row.ended or _ended_by(conn, row.parent_id):
-                raise ConversationEnded(conversation_id, message_id)
-            slot = turns.claim_sibling(conn, conversation_id, row.parent_id)
-            ends = decision is not None and isinstance(decision.decision, End)
-            record = turns.insert_message(
+            return turns.write_retry(
                 conn,
                 conversation_id=conversation_id,
-                slot=slot,
-                message=reply,
-                role="assistant",
-                assessment=reply.assessment,
-                ended=False,
-                now=now,
-            )
-            if decision is None:
-                return record
-            if ends:
-                turns.end_leaf(
-                    conn, conversation_id=conversation_id, leaf_id=record.id, turn=decision, now=now
-                )
-                return replace(record, ended=True, decision=decision.decision)
-            turns.insert_decision(
-                conn,
-                conversation_id=conversation_id,
-                message_id=record.id,
-                kind="turn",
+                message_id=message_id,
+                reply=reply,
                 turn=decision,
                 now=now,
             )
-            return replace(record, decision=decision.decision)
 
     def end(
         self, conversation_id: str, *, leaf_id: str, decision: TurnDecision, now: datetime
@@ -429,39 +405,7 @@ class Store:
         """Endings, newest first, each with its conversation, branch and feedback."""
         _page(limit, offset)
         with self._read("listing endings for review") as conn:
-            found = [
-                rows.ending_record(row)
-                for row in conn.execute(
-                    sa.select(t.endings)
-                    .order_by(t.endings.c.created_at.desc(), t.endings.c.pk.desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
-            ]
-            ids = {e.conversation_id for e in found}
-            owners = {
-                row.id: rows.conversation_record(row)
-                for row in conn.execute(
-                    sa.select(t.conversations).where(t.conversations.c.id.in_(ids))
-                )
-            }
-            trees = {cid: _messages(conn, cid) for cid in ids}
-            notes: dict[str, list[FeedbackRecord]] = {e.id: [] for e in found}
-            for row in conn.execute(
-                sa.select(t.feedback)
-                .where(t.feedback.c.ending_id.in_(list(notes)))
-                .order_by(t.feedback.c.pk)
-            ):
-                notes[row.ending_id].append(rows.feedback_record(row))
-        return [
-            ReviewItem(
-                conversation=owners[e.conversation_id],
-                ending=e,
-                path=tuple(_path(trees[e.conversation_id], e.leaf_id)),
-                feedback=tuple(notes[e.id]),
-            )
-            for e in found
-        ]
+            return reads.review_items(conn, limit=limit, offset=offset)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -486,38 +430,3 @@ def _conflict(message_id: str | None) -> LeafConflict:
     return LeafConflict(
         f"another write on {target} landed at the same time; reload the conversation and retry"
     )
-
-
-def _ended_by(conn: Connection, message_id: str | None) -> bool:
-    """Whether the turn decision attached to ``message_id`` ended its branch."""
-    if message_id is None:
-        return False
-    action = conn.execute(
-        sa.select(t.decisions.c.action)
-        .where(t.decisions.c.message_id == message_id, t.decisions.c.kind == "turn")
-        .order_by(t.decisions.c.pk.desc())
-        .limit(1)
-    ).scalar()
-    return action == "end"
-
-
-def _messages(conn: Connection, conversation_id: str) -> list[MessageRecord]:
-    attached: dict[str, Any] = {}
-    for message_id, data in conn.execute(
-        sa.select(t.decisions.c.message_id, t.decisions.c.decision)
-        .where(t.decisions.c.conversation_id == conversation_id, t.decisions.c.kind == "turn")
-        .order_by(t.decisions.c.pk)
-    ):
-        attached[message_id] = data  # the latest wins
-    result = conn.execute(
-        sa.select(t.messages)
-        .where(t.messages.c.conversation_id == conversation_id)
-        .order_by(t.messages.c.pk)
-    )
-    return [rows.message_record(row, attached.get(row.id)) for row in result]
-
-
-def _path(records: list[MessageRecord], leaf_id: str) -> list[MessageRecord]:
-    by_id = {r.id: r for r in records}
-    tree = {r.id: Message(r.id, r.parent_id, r.role, r.content) for r in records}
-    return [by_id[m.id] for m in branch_path(tree, leaf_id)]

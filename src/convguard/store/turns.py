@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from convguard.assess.types import Assessment
 from convguard.conversation import End, decision_from_dict, decision_to_dict
 from convguard.errors import ConversationEnded, InvalidInput, LeafConflict, NotFound
+from convguard.store.reads import ended_by
 from convguard.store.records import (
     DecisionKind,
     MessageRecord,
@@ -50,6 +51,7 @@ __all__ = [
     "message_row",
     "touch_conversation",
     "utc",
+    "write_retry",
     "write_turn",
 ]
 
@@ -341,3 +343,51 @@ def end_leaf(
         turn=turn,
         now=now,
     )
+
+
+def write_retry(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    message_id: str,
+    reply: NewMessage,
+    turn: TurnDecision | None,
+    now: datetime,
+) -> MessageRecord:
+    """Store ``reply`` as a new sibling of the assistant message ``message_id``.
+
+    The reply that ended a branch (or a reply to a user turn that ended it) cannot be retried:
+    that would reopen the ended branch under the same path.
+    """
+    row = message_row(conn, conversation_id, message_id)
+    if row.role != "assistant":
+        raise InvalidInput(
+            f"message {message_id!r} is a {row.role} message; only assistant messages "
+            "can be retried (edit a user message instead)"
+        )
+    if row.ended or ended_by(conn, row.parent_id):
+        raise ConversationEnded(conversation_id, message_id)
+    record = insert_message(
+        conn,
+        conversation_id=conversation_id,
+        slot=claim_sibling(conn, conversation_id, row.parent_id),
+        message=reply,
+        role="assistant",
+        assessment=reply.assessment,
+        ended=False,
+        now=now,
+    )
+    if turn is None:
+        return record
+    if isinstance(turn.decision, End):
+        end_leaf(conn, conversation_id=conversation_id, leaf_id=record.id, turn=turn, now=now)
+        return replace(record, ended=True, decision=turn.decision)
+    insert_decision(
+        conn,
+        conversation_id=conversation_id,
+        message_id=record.id,
+        kind="turn",
+        turn=turn,
+        now=now,
+    )
+    return replace(record, decision=turn.decision)

@@ -1,0 +1,92 @@
+"""Reading the message tree back: messages with their attached decisions, branches, review items.
+
+A message's ``decision`` is the latest ``turn`` decision row on it (audit rows never attach);
+messages and decisions come back in the order they were stored (their integer keys).
+Functions here run inside a transaction the caller opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from convguard.conversation import Message, branch_path
+from convguard.store import rows
+from convguard.store import tables as t
+from convguard.store.records import FeedbackRecord, MessageRecord, ReviewItem
+
+__all__ = ["ended_by", "messages_of", "path_of", "review_items"]
+
+
+def messages_of(conn: Connection, conversation_id: str) -> list[MessageRecord]:
+    """Every message of the conversation with its attached decision, in stored order."""
+    attached: dict[str, Any] = {}
+    for message_id, data in conn.execute(
+        sa.select(t.decisions.c.message_id, t.decisions.c.decision)
+        .where(t.decisions.c.conversation_id == conversation_id, t.decisions.c.kind == "turn")
+        .order_by(t.decisions.c.pk)
+    ):
+        attached[message_id] = data  # the latest wins
+    result = conn.execute(
+        sa.select(t.messages)
+        .where(t.messages.c.conversation_id == conversation_id)
+        .order_by(t.messages.c.pk)
+    )
+    return [rows.message_record(row, attached.get(row.id)) for row in result]
+
+
+def path_of(records: list[MessageRecord], leaf_id: str) -> list[MessageRecord]:
+    """The records from the root to ``leaf_id`` (the core's :func:`branch_path`)."""
+    by_id = {r.id: r for r in records}
+    tree = {r.id: Message(r.id, r.parent_id, r.role, r.content) for r in records}
+    return [by_id[m.id] for m in branch_path(tree, leaf_id)]
+
+
+def ended_by(conn: Connection, message_id: str | None) -> bool:
+    """Whether the decision attached to ``message_id`` ended its branch."""
+    if message_id is None:
+        return False
+    action = conn.execute(
+        sa.select(t.decisions.c.action)
+        .where(t.decisions.c.message_id == message_id, t.decisions.c.kind == "turn")
+        .order_by(t.decisions.c.pk.desc())
+        .limit(1)
+    ).scalar()
+    return action == "end"
+
+
+def review_items(conn: Connection, *, limit: int, offset: int) -> list[ReviewItem]:
+    """Endings, newest first, each with its conversation, branch and feedback."""
+    found = [
+        rows.ending_record(row)
+        for row in conn.execute(
+            sa.select(t.endings)
+            .order_by(t.endings.c.created_at.desc(), t.endings.c.pk.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ]
+    ids = {e.conversation_id for e in found}
+    owners = {
+        row.id: rows.conversation_record(row)
+        for row in conn.execute(sa.select(t.conversations).where(t.conversations.c.id.in_(ids)))
+    }
+    trees = {cid: messages_of(conn, cid) for cid in ids}
+    notes: dict[str, list[FeedbackRecord]] = {e.id: [] for e in found}
+    for row in conn.execute(
+        sa.select(t.feedback)
+        .where(t.feedback.c.ending_id.in_(list(notes)))
+        .order_by(t.feedback.c.pk)
+    ):
+        notes[row.ending_id].append(rows.feedback_record(row))
+    return [
+        ReviewItem(
+            conversation=owners[e.conversation_id],
+            ending=e,
+            path=tuple(path_of(trees[e.conversation_id], e.leaf_id)),
+            feedback=tuple(notes[e.id]),
+        )
+        for e in found
+    ]
