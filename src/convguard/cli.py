@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from convguard.assess.factory import LazyAssessor
+from convguard.assess.types import Assessment
 from convguard.errors import ConvguardError, InvalidInput, PolicyError
 from convguard.policy import Policy, load_policy
 from convguard.settings import Settings
@@ -94,6 +96,95 @@ def _human(record: dict[str, Any]) -> str:
     if record.get("reply") and record["action"] not in ("allow", "guide"):
         line += f"\n{'':>11}reply: {record['reply']}"
     return line
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--role", type=click.Choice(["user", "assistant"]), default="user", show_default=True)
+@click.option(
+    "--context", multiple=True, help="An earlier user turn (repeat for several, oldest first)."
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A YAML policy file merged over the default policy.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the assessment as JSON.")
+def check(
+    text: str, role: str, context: tuple[str, ...], policy_file: Path | None, as_json: bool
+) -> None:
+    """Assess one message, TEXT, and print its scores, categories, flags and evidence."""
+    from convguard.assess.factory import build_assessor
+
+    settings = Settings.from_env()
+    policy = _policy(settings, policy_file)
+    assessor = build_assessor(settings.classifier, policy)
+    assessment = assessor.assess(text, role=role, context=context)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps({"flagged": bool(assessment.categories), **assessment.to_dict()}))
+        return
+    click.echo(_describe(policy, assessment))
+
+
+def _describe(policy: Policy, assessment: Assessment) -> str:
+    def listed(ids: Sequence[str]) -> str:
+        return ", ".join(f"{i} ({assessment.scores[i]:.2f})" for i in ids) or "none"
+
+    flagged = "yes" if assessment.categories else "no"
+    lines = [
+        f"flagged:    {flagged} (highest category score {assessment.score:.2f})",
+        f"categories: {listed(assessment.categories)}",
+        f"flags:      {listed(assessment.flags)}",
+    ]
+    for e in assessment.evidence:
+        lines.append(f"evidence:   {e.label} <- {e.source} {e.score:.2f} {e.detail}".rstrip())
+    if assessment.error:
+        lines.append(f"error:      {assessment.error}")
+    lines.append(f"took:       {assessment.elapsed_ms:.2f} ms ({assessment.source})")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='JSON lines: {"id": ..., "text": "..."}.',
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write one result line per input line.",
+)
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A YAML policy file merged over the default policy.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def classify(
+    input_path: Path, output_path: Path, batch_size: int, policy_file: Path | None, quiet: bool
+) -> None:
+    """Classify every line of --input into --output, in batches, with a progress bar on stderr."""
+    from convguard.assess.bulk import classify_file
+
+    settings = Settings.from_env()
+    policy = _policy(settings, policy_file)
+    count = classify_file(
+        input_path,
+        output_path,
+        classifier=settings.classifier,
+        policy=policy,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+    click.echo(f"classified {count} lines into {output_path}", err=True)
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ class TurnResult:
 
 
 def steps_of(path: Sequence[MessageRecord]) -> list[Step]:
-    return [Step(m.role, m.assessment, m.decision) for m in path]
+    return [m.as_step() for m in path]
 
 
 class Service:
@@ -159,7 +159,7 @@ class Service:
             raise ConversationEnded(conversation_id, message_id)
         user = above[-1]
         decision = user.decision
-        messages = [_message(m) for m in above]
+        messages = [m.as_message() for m in above]
         if decision is not None:
             text = self._reply(messages, decision, model_reply)
         else:
@@ -251,7 +251,7 @@ class Service:
 
         user_message = NewMessage("user", content, assessment)
         pending = [
-            *(_message(m) for m in path),
+            *(m.as_message() for m in path),
             Message("pending", path[-1].id if path else None, "user", content),
         ]
         text = self._reply(pending, decision, model_reply)
@@ -312,10 +312,6 @@ class Service:
             return model_reply
         guidance = decision.guidance if isinstance(decision, Guide) else None
         return self.responder.reply(path, guidance=guidance)
-
-
-def _message(record: MessageRecord) -> Message:
-    return Message(record.id, record.parent_id, record.role, record.content)
 
 
 def _check_content(content: str) -> None:

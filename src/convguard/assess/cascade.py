@@ -1,0 +1,229 @@
+"""The cascade: a fast stage answers most messages; slower stages decide only what it is unsure of.
+
+Stages are :class:`~convguard.assess.types.Classifier` objects in order (by default the hashed
+n-gram ``linear`` stage, then the MiniLM ``encoder``; optionally a remote ``judge`` last; a
+third-party stage registers under the ``convguard.classifiers`` entry-point group). For each text,
+a label whose score from one stage lies inside the *unsure band* around the 0.5 operating point is
+asked of the next stage, whose score replaces it; confident labels keep their score.
+
+The conversation window (B8): a user turn with context is also scored as one text together with
+the last few user turns. A window score over threshold counts for the current turn only when
+neither the current turn nor any earlier turn alone is over it — a request split across turns or
+built up gradually is caught, and an old flagged turn does not taint every later one.
+
+On assistant text the same categories are scored; the user-only flags are dropped and
+``distress`` comes from :mod:`convguard.welfare`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from convguard.assess.normalise import normalise
+from convguard.assess.types import Assessment, Classifier, Evidence, Role
+from convguard.errors import ClassifierError, ConvguardError, InvalidInput
+from convguard.policy import CATEGORY_IDS, FLAG_IDS, Policy
+
+__all__ = [
+    "DEFAULT_STAGES",
+    "ENTRY_POINT_GROUP",
+    "Cascade",
+    "available_stages",
+    "build_cascade",
+]
+
+ENTRY_POINT_GROUP = "convguard.classifiers"
+DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder")
+USER_ONLY_FLAGS = ("jailbreak", "user_requests_end", "imminent_risk", "abuse_toward_assistant")
+WINDOW_TURNS = 3
+
+StageFactory = Callable[[Policy, Mapping[str, Any]], Classifier]
+
+
+def _linear(policy: Policy, options: Mapping[str, Any]) -> Classifier:
+    from convguard.assess.linear import LinearClassifier
+
+    return LinearClassifier.load()
+
+
+def _encoder(policy: Policy, options: Mapping[str, Any]) -> Classifier:
+    from convguard.assess.encoder import EncoderClassifier
+
+    return EncoderClassifier()
+
+
+def _judge(policy: Policy, options: Mapping[str, Any]) -> Classifier:
+    from convguard.assess.judge import RemoteJudge
+
+    url = options.get("judge_url")
+    if not url:
+        raise InvalidInput(
+            "the 'judge' stage needs CONVGUARD_JUDGE_URL (an OpenAI-compatible base URL)"
+        )
+    return RemoteJudge(
+        policy,
+        url=url,
+        format=options.get("judge_format", "llama_guard"),
+        model=options.get("judge_model"),
+        api_key=options.get("judge_api_key"),
+        timeout=float(options.get("judge_timeout", 10.0)),
+    )
+
+
+BUILTIN_STAGES: Mapping[str, StageFactory] = {
+    "linear": _linear,
+    "encoder": _encoder,
+    "judge": _judge,
+}
+
+
+def available_stages() -> dict[str, StageFactory]:
+    """Built-in stages and those registered under the ``convguard.classifiers`` group."""
+    stages: dict[str, StageFactory] = dict(BUILTIN_STAGES)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        stages.setdefault(point.name, point.load())
+    return stages
+
+
+def build_cascade(
+    policy: Policy,
+    stages: Sequence[str] | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+) -> Cascade:
+    known = available_stages()
+    chosen = tuple(stages or DEFAULT_STAGES)
+    for name in chosen:
+        if name not in known:
+            raise InvalidInput(
+                f"unknown classifier stage {name!r}; available: {', '.join(sorted(known))}"
+            )
+    return Cascade(policy, [known[name](policy, options or {}) for name in chosen])
+
+
+def _run(stage: Classifier, texts: list[str]) -> list[dict[str, float]]:
+    try:
+        return stage.score(texts)
+    except ConvguardError:
+        raise
+    except Exception as exc:  # a stage's own failure becomes a ClassifierError
+        raise ClassifierError(
+            f"classifier stage {stage.name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+class Cascade:
+    """An :class:`~convguard.assess.types.Assessor` over a chain of classifier stages."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        stages: Sequence[Classifier],
+        *,
+        unsure: tuple[float, float] = (0.2, 0.8),
+        window_turns: int = WINDOW_TURNS,
+    ) -> None:
+        if not stages:
+            raise InvalidInput("a cascade needs at least one stage")
+        self.policy = policy
+        self.stages = tuple(stages)
+        self.unsure = unsure
+        self.window_turns = window_turns
+        self.labels = CATEGORY_IDS + FLAG_IDS
+
+    # --- scoring many texts through the stages -------------------------------------------------
+
+    def score(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[list[Evidence]]]:
+        """Scores of every text after the cascade, and which stage gave each label its score."""
+        normalised = [normalise(t).text for t in texts]
+        first = self.stages[0]
+        scores = [dict(s) for s in _run(first, list(texts))]
+        sources = [dict.fromkeys(s, first.name) for s in scores]
+        low, high = self.unsure
+        for stage in self.stages[1:]:
+            pending = [
+                i
+                for i, s in enumerate(scores)
+                if any(low <= s.get(label, 0.0) <= high for label in self.labels)
+            ]
+            if not pending:
+                break
+            answers = _run(stage, [normalised[i] for i in pending])
+            for i, answer in zip(pending, answers, strict=True):
+                for label, value in answer.items():
+                    if low <= scores[i].get(label, 0.0) <= high:
+                        scores[i][label] = float(value)
+                        sources[i][label] = stage.name
+        evidence = [
+            [Evidence(label, sources[i][label], s[label]) for label in s if s[label] >= 0.5]
+            for i, s in enumerate(scores)
+        ]
+        return scores, evidence
+
+    # --- the Assessor protocol -----------------------------------------------------------------
+
+    def assess(self, text: str, *, role: Role = "user", context: Sequence[str] = ()) -> Assessment:
+        started = time.perf_counter()
+        window = [c for c in context if c.strip()][-self.window_turns :] if role == "user" else []
+        batch = [text, *window, "\n".join([*window, text])] if window else [text]
+        try:
+            scores, evidence = self.score(batch)
+        except ClassifierError as exc:
+            return self._failed(str(exc), started)
+        final = dict(scores[0])
+        found = list(evidence[0])
+        if window:
+            found += self._window(final, scores[1:-1], scores[-1])
+        if role != "user":
+            for flag in USER_ONLY_FLAGS:
+                final[flag] = 0.0
+            found = [e for e in found if e.label not in USER_ONLY_FLAGS]
+        if role == "assistant":
+            from convguard.welfare import distress_score
+
+            final["distress"], detail = distress_score(text)
+            if final["distress"] >= self.policy.threshold("distress"):
+                found.append(Evidence("distress", "welfare", final["distress"], detail))
+        return Assessment.from_scores(
+            self.policy,
+            {k: min(1.0, max(0.0, v)) for k, v in final.items()},
+            evidence=found,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            source="+".join(s.name for s in self.stages),
+        )
+
+    def _window(
+        self,
+        final: dict[str, float],
+        earlier: Iterable[Mapping[str, float]],
+        joined: Mapping[str, float],
+    ) -> list[Evidence]:
+        earlier = list(earlier)
+        found = []
+        for label in (*CATEGORY_IDS, "jailbreak"):
+            threshold = self.policy.threshold(label)
+            value = joined.get(label, 0.0)
+            if (
+                value >= threshold
+                and final.get(label, 0.0) < threshold
+                and all(s.get(label, 0.0) < threshold for s in earlier)
+            ):
+                final[label] = value
+                found.append(
+                    Evidence(label, "window", value, f"the last {len(earlier) + 1} user turns")
+                )
+        return found
+
+    def _failed(self, message: str, started: float) -> Assessment:
+        if self.policy.on_classifier_error == "error":
+            raise ClassifierError(f"{message}; nothing was stored")
+        return Assessment.from_scores(
+            self.policy,
+            {},
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            source="error",
+            error=message,
+        )

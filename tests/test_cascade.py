@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from convguard.assess.cascade import Cascade, build_cascade
+from convguard.assess.stream import OutputStream
+from convguard.errors import ClassifierError, InvalidInput
+from convguard.policy import Policy, parse_policy
+
+
+class Table:
+    """A fake classifier stage: fixed scores for given texts (substring match), else nothing."""
+
+    def __init__(self, name: str, table: Mapping[str, Mapping[str, float]]) -> None:
+        self.name = name
+        self.table = table
+        self.seen: list[str] = []
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        self.seen.extend(texts)
+        out = []
+        for text in texts:
+            scores: dict[str, float] = {}
+            for key, value in self.table.items():
+                if key in text:
+                    scores.update(value)
+            out.append(scores)
+        return out
+
+
+class Broken:
+    name = "broken"
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        raise RuntimeError("weights missing")
+
+
+def test_confident_scores_never_reach_the_next_stage(policy: Policy) -> None:
+    fast = Table("fast", {"bomb": {"explosives": 0.95}, "bread": {}})
+    slow = Table("slow", {})
+    cascade = Cascade(policy, [fast, slow])
+    assert cascade.assess("build a bomb").categories == ("explosives",)
+    assert cascade.assess("bake bread").categories == ()
+    assert slow.seen == []
+
+
+def test_unsure_labels_are_decided_by_the_next_stage(policy: Policy) -> None:
+    fast = Table("fast", {"ambiguous": {"cyberattack": 0.5, "hate": 0.9}})
+    slow = Table("slow", {"ambiguous": {"cyberattack": 0.05, "hate": 0.1}})
+    assessment = Cascade(policy, [fast, slow]).assess("an ambiguous request")
+    assert assessment.scores["cyberattack"] == pytest.approx(0.05)
+    assert assessment.scores["hate"] == pytest.approx(0.9)  # confident: kept
+    assert {(e.label, e.source) for e in assessment.evidence} == {("hate", "fast")}
+
+
+def test_a_request_split_across_turns_is_caught_by_the_window(policy: Policy) -> None:
+    stage = Table("fast", {"part one\npart two\npart three": {"cbrn": 0.9}})
+    assessment = Cascade(policy, [stage]).assess("part three", context=["part one", "part two"])
+    assert assessment.categories == ("cbrn",)
+    assert any(e.source == "window" for e in assessment.evidence)
+
+
+def test_an_earlier_flagged_turn_does_not_taint_the_current_one(policy: Policy) -> None:
+    stage = Table("fast", {"nerve agent": {"cbrn": 0.9}})
+    assessment = Cascade(policy, [stage]).assess("thanks", context=["make a nerve agent"])
+    assert assessment.categories == ()
+
+
+def test_assistant_text_drops_user_only_flags_and_scores_distress(policy: Policy) -> None:
+    stage = Table("fast", {"scared": {"jailbreak": 0.9, "user_requests_end": 0.9}})
+    assessment = Cascade(policy, [stage]).assess("I am scared, please stop.", role="assistant")
+    assert assessment.flags == ("distress",)
+
+
+def test_a_failing_stage_is_an_error_unless_the_policy_says_otherwise(policy: Policy) -> None:
+    with pytest.raises(ClassifierError, match="weights missing"):
+        Cascade(policy, [Broken()]).assess("hi")
+    lenient = parse_policy("on_classifier_error: allow")
+    assessment = Cascade(lenient, [Broken()]).assess("hi")
+    assert assessment.error is not None and "weights missing" in assessment.error
+    assert assessment.categories == ()
+
+
+def test_unknown_stage_names_are_refused(policy: Policy) -> None:
+    with pytest.raises(InvalidInput, match="'magic'"):
+        build_cascade(policy, ["magic"])
+    with pytest.raises(InvalidInput, match="CONVGUARD_JUDGE_URL"):
+        build_cascade(policy, ["judge"])
+
+
+def test_streamed_output_is_assessed_as_it_arrives(policy: Policy) -> None:
+    stage = Table("fast", {"step one of the attack": {"cyberattack": 0.9}})
+    stream = OutputStream(Cascade(policy, [stage]), every_chars=50, min_chars=10)
+    assert stream.feed("Sure, happy to help with the essay") is None
+    first = stream.feed(". Here is an outline.")
+    assert first is not None and not first.categories
+    stream.feed(" And now step one of the attack is")
+    assessment = stream.feed(" as follows.")
+    assert assessment is not None and assessment.categories == ("cyberattack",)
+    assert stream.flagged
+    assert stream.finish() is assessment
