@@ -1,0 +1,344 @@
+"""Normalisation: the text a classifier sees, and the other views it must also see.
+
+Obfuscation must not hide a request (B1). :func:`normalise` returns
+
+- ``text``: Unicode NFKC, zero-width and soft-hyphen characters removed, Cyrillic/Greek look-alike
+  letters folded to Latin inside words that mix scripts (or in mostly-Latin text). Case, digits and
+  punctuation are kept, so ordinary text ("B2B", "mp3", "404") reads as written;
+- ``views``: extra texts to assess as well — a leetspeak-folded view ("h4ck" → "hack"), and the
+  decoded text of base64, hex, URL-encoded and rot13 payloads (each normalised again, one level);
+- ``obfuscations``: which tricks were found, in a fixed order (``zero_width``, ``homoglyph``,
+  ``leetspeak``, ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS` are the ones
+  that are evidence of a jailbreak attempt by themselves.
+
+Decoded payloads count only when they read as text (mostly letters and spaces, several words), so
+pasted tokens, hashes and JSON web tokens are not mistaken for hidden requests.
+
+Pure and fast: ordinary short ASCII text takes a few microseconds (regex scans only).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+__all__ = ["STRONG_OBFUSCATIONS", "Normalised", "normalise"]
+
+#: Obfuscations that raise ``jailbreak`` on their own (legitimate chat rarely hides text this way).
+STRONG_OBFUSCATIONS: frozenset[str] = frozenset(
+    {"zero_width", "homoglyph", "base64", "hex", "rot13"}
+)
+_ORDER = ("zero_width", "homoglyph", "leetspeak", "base64", "hex", "url", "rot13")
+
+
+@dataclass(frozen=True)
+class Normalised:
+    text: str
+    views: tuple[str, ...] = ()
+    obfuscations: tuple[str, ...] = ()
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The normalised text followed by every extra view (what a classifier should score)."""
+        return (self.text, *self.views)
+
+    @property
+    def strongly_obfuscated(self) -> bool:
+        return any(o in STRONG_OBFUSCATIONS for o in self.obfuscations)
+
+
+_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+# Look-alikes that render as Latin letters (Cyrillic and Greek, lower and upper case).
+_HOMOGLYPHS = str.maketrans(
+    {
+        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+        "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+        "һ": "h", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ӏ": "l",
+        "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+        "Т": "T", "У": "Y", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S",
+        "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+        "υ": "u", "χ": "x", "ϲ": "c",
+        "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+        "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+    }
+)  # fmt: skip
+_CONFUSABLE = frozenset(chr(k) for k in _HOMOGLYPHS)
+_WORDS = re.compile(r"\w+")
+_LATIN = re.compile(r"[A-Za-z]")
+
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
+# A token with a leet character between letters ("h4ck", "b0mb", "p@ssw0rd"), or leading one
+# ("@ss", "$ex"); digits at a token's end ("mp3", "rot13", "covid19") are ordinary text.
+_LEET_TOKEN = re.compile(r"\b[A-Za-z]*(?:[A-Za-z][013457@$]+[A-Za-z]|[@$][A-Za-z]{2})[\w@$]*")
+_LEET_HINT = re.compile(r"[A-Za-z][013457@$]|[@$][A-Za-z]")
+
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,]?){8,}")
+_URL = re.compile(r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}[^\s%]*")
+_ROT13_HINT = re.compile(r"\brot-?13\b|\bcaesar\b", re.I)
+# Plain English almost always has one of these; rot13 text almost never does.
+_PLAIN = re.compile(r"\b(?:the|and|to|of|is|are|you|i|it|in|for|what|how|me|my)\b", re.I)
+_DIGIT = re.compile(r"\d")
+
+_COMMON = frozenset(
+    [
+        "the",
+        "be",
+        "to",
+        "of",
+        "and",
+        "a",
+        "in",
+        "that",
+        "have",
+        "i",
+        "it",
+        "for",
+        "not",
+        "on",
+        "with",
+        "he",
+        "as",
+        "you",
+        "do",
+        "at",
+        "this",
+        "but",
+        "his",
+        "by",
+        "from",
+        "they",
+        "we",
+        "say",
+        "her",
+        "she",
+        "or",
+        "an",
+        "will",
+        "my",
+        "one",
+        "all",
+        "would",
+        "there",
+        "their",
+        "what",
+        "so",
+        "up",
+        "out",
+        "if",
+        "about",
+        "who",
+        "get",
+        "which",
+        "go",
+        "me",
+        "when",
+        "make",
+        "can",
+        "like",
+        "time",
+        "no",
+        "just",
+        "him",
+        "know",
+        "take",
+        "people",
+        "into",
+        "year",
+        "your",
+        "good",
+        "some",
+        "could",
+        "them",
+        "see",
+        "other",
+        "than",
+        "then",
+        "now",
+        "look",
+        "only",
+        "come",
+        "its",
+        "over",
+        "think",
+        "also",
+        "back",
+        "after",
+        "use",
+        "two",
+        "how",
+        "our",
+        "work",
+        "first",
+        "well",
+        "way",
+        "even",
+        "new",
+        "want",
+        "because",
+        "any",
+        "these",
+        "give",
+        "day",
+        "most",
+        "us",
+        "is",
+        "are",
+        "was",
+        "were",
+        "has",
+        "had",
+        "been",
+        "why",
+        "where",
+        "tell",
+        "write",
+        "explain",
+        "help",
+        "please",
+        "need",
+        "should",
+    ]
+)
+
+
+def _texty(decoded: str) -> bool:
+    """Whether decoded bytes read as natural-language text, not binary, JSON or an id."""
+    if len(decoded) < 8 or not decoded.isprintable():
+        return False
+    letters = sum(c.isalpha() or c == " " for c in decoded)
+    return letters / len(decoded) >= 0.8 and len(decoded.split()) >= 2
+
+
+def _decode_base64(span: str) -> str | None:
+    if span.isalpha() or span.isdigit():
+        return None  # a long word or a number, not a payload
+    padded = span + "=" * (-len(span) % 4)
+    try:
+        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    return text if _texty(text) else None
+
+
+def _decode_hex(span: str) -> str | None:
+    digits = re.sub(r"0x|\\x|[\s:,]", "", span)
+    if len(digits) % 2:
+        digits = digits[:-1]
+    try:
+        text = bytes.fromhex(digits).decode("utf-8")
+    except ValueError:
+        return None
+    return text if _texty(text) else None
+
+
+def _common_ratio(text: str) -> float:
+    words = [w.lower() for w in _WORDS.findall(text) if w.isalpha()]
+    if not words:
+        return 0.0
+    return sum(w in _COMMON for w in words) / len(words)
+
+
+def _fold_homoglyphs(text: str) -> str:
+    if not any(c in _CONFUSABLE for c in text):
+        return text
+    mostly_latin = len(_LATIN.findall(text)) * 2 >= sum(c.isalpha() for c in text)
+
+    def fold(match: re.Match[str]) -> str:
+        word = match.group()
+        if any(c in _CONFUSABLE for c in word) and (mostly_latin or _LATIN.search(word)):
+            return word.translate(_HOMOGLYPHS)
+        return word
+
+    return _WORDS.sub(fold, text)
+
+
+def _unicode_fold(text: str, found: set[str]) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    stripped = _ZERO_WIDTH.sub("", text)
+    if stripped != text:
+        found.add("zero_width")
+        text = stripped
+    folded = _fold_homoglyphs(text)
+    if folded != text:
+        found.add("homoglyph")
+    return folded
+
+
+def _payloads(text: str, found: set[str]) -> list[str]:
+    out: list[str] = []
+    if len(text) >= 16:
+        for match in _BASE64.finditer(text):
+            decoded = _decode_base64(match.group())
+            if decoded:
+                found.add("base64")
+                out.append(decoded)
+        for match in _HEX.finditer(text) if _DIGIT.search(text) else ():
+            decoded = _decode_hex(match.group())
+            if decoded:
+                found.add("hex")
+                out.append(decoded)
+    if "%" in text:
+        for match in _URL.finditer(text):
+            decoded = unquote(match.group().replace("+", " "))
+            if decoded != match.group() and _texty(decoded) and len(decoded.split()) >= 3:
+                found.add("url")
+                out.append(decoded)
+    hinted = ("rot" in text or "ROT" in text or "Rot" in text) and _ROT13_HINT.search(text)
+    if hinted or (" " in text and len(text) < 2000 and not _PLAIN.search(text)):
+        rotated = codecs.decode(text, "rot13")
+        if _common_ratio(rotated) >= max(0.25, _common_ratio(text) + 0.15):
+            found.add("rot13")
+            out.append(rotated)
+    return out
+
+
+def _leet_view(text: str) -> str | None:
+    if not _LEET_HINT.search(text):
+        return None
+    changed = 0
+
+    def fold(match: re.Match[str]) -> str:
+        nonlocal changed
+        token = match.group()
+        if len(token) > 24:
+            return token  # ids, hashes and tokens, not words
+        changed += 1
+        return token.translate(_LEET)
+
+    view = _LEET_TOKEN.sub(fold, text)
+    return view if changed else None
+
+
+def normalise(text: str, *, _depth: int = 0) -> Normalised:
+    """Fold ``text`` and find the views hidden in it (see the module docstring)."""
+    found: set[str] = set()
+    if not text.isascii():
+        text = _unicode_fold(text, found)
+    views: list[str] = []
+    leet = _leet_view(text)
+    if leet is not None:
+        views.append(leet)
+        if sum(a != b for a, b in zip(leet, text, strict=False)) >= 2:
+            found.add("leetspeak")
+    for payload in _payloads(text, found):
+        if _depth < 1:
+            inner = normalise(payload, _depth=_depth + 1)
+            views.extend(inner.texts)
+            found.update(inner.obfuscations)
+        else:
+            views.append(payload)
+    return Normalised(
+        text=text,
+        views=tuple(dict.fromkeys(v for v in views if v != text)),
+        obfuscations=tuple(o for o in _ORDER if o in found),
+    )
