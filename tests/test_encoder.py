@@ -13,6 +13,7 @@ from convguard.assess.encoder import (
     MAX_TOKENS,
     EncoderClassifier,
     base_model_dir,
+    default_graph_path,
     default_heads_path,
 )
 from convguard.assess.types import Classifier
@@ -49,9 +50,15 @@ REFERENCE = [
 ]
 
 
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or not default_graph_path().is_file(),
+    reason="needs onnxruntime and the shipped encoder graph",
+)
+BACKENDS = ["numpy", pytest.param("onnx", marks=needs_onnx)]
+
+
 @pytest.fixture(scope="module")
-def embedder(tmp_path_factory: pytest.TempPathFactory) -> EncoderClassifier:
-    """The encoder with all-zero heads: for tests of the embedding alone."""
+def zero_heads(tmp_path_factory: pytest.TempPathFactory) -> Path:
     labels = np.array(CATEGORY_IDS + FLAG_IDS)
     path = tmp_path_factory.mktemp("heads") / "zero.npz"
     np.savez(
@@ -60,7 +67,17 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> EncoderClassifier:
         weight=np.zeros((len(labels), 384), np.float32),
         bias=np.zeros(len(labels), np.float32),
     )
-    return EncoderClassifier(heads_path=path)
+    return path
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def embedder(request: pytest.FixtureRequest, zero_heads: Path) -> EncoderClassifier:
+    """The encoder with all-zero heads, on each backend: for tests of the embedding alone."""
+    clf = EncoderClassifier(heads_path=zero_heads, backend=request.param)
+    if HAVE_RUNTIME:
+        clf.load()
+        assert clf.backend_in_use == request.param
+    return clf
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +98,9 @@ def test_missing_heads_file_is_a_classifier_error(tmp_path: Path) -> None:
         clf.score(["hello"])
 
 
-@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"max_tokens": 2}, {"max_tokens": 513}])
+@pytest.mark.parametrize(
+    "bad", [{"batch_size": 0}, {"max_tokens": 2}, {"max_tokens": 513}, {"backend": "gpu"}]
+)
 def test_bad_options_are_rejected(bad: dict[str, int]) -> None:
     with pytest.raises(ClassifierError):
         EncoderClassifier(**bad)  # type: ignore[arg-type]

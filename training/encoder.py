@@ -10,7 +10,9 @@ Reproducible: the data split comes from ``build_dataset(seed=...)``, the solver 
 the base weights' SHA-256, so a rerun only embeds new texts.
 
 Writes ``src/convguard/assess/weights/encoder.npz`` (labels, weight, bias with the threshold folded
-in, raw thresholds, metadata; no pickle) and ``training/REPORT-encoder.md``: the frozen-embedding
+in, raw thresholds, metadata; no pickle), ``encoder-graph.onnx`` (the forward pass for ONNX
+Runtime, structure only: the runtime supplies the packaged weights; needs the ``onnx`` package
+here, never at run time) and ``training/REPORT-encoder.md``: the frozen-embedding
 heads against the linear stage (or, where it is not there yet, a hashed n-gram logistic baseline
 trained on the same data) on evaluation sets kept out of training.
 
@@ -49,6 +51,8 @@ REPORT = HERE / "REPORT-encoder.md"
 C = 10.0
 #: Thresholds are kept inside this range so a label with a degenerate validation set stays sane.
 THRESHOLD_RANGE = (0.05, 0.95)
+#: Non-headline evaluation sets larger than this are measured on a fixed sample of this size.
+EVAL_CAP = 1000
 #: The evaluation sets the report leads with, as the brief names them.
 HEADLINE = (
     "toxicchat_test",
@@ -74,11 +78,53 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _torch_embedder(
+    encoder: EncoderClassifier, model_dir: Path
+) -> Callable[[Sequence[str]], np.ndarray] | None:
+    """The same embedding computed by torch + transformers (about 2x faster in training).
+
+    It agrees with the numpy runtime to ~2e-7 (``tests/test_encoder.py`` pins the runtime to
+    reference values from this path), so heads trained on either serve the runtime alike.
+    """
+    try:
+        import torch
+        from transformers import AutoModel
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        ids = encoder.token_ids(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.zeros((len(texts), HIDDEN), dtype=np.float32)
+        for start in range(0, len(order), 64):
+            chunk = order[start : start + 64]
+            longest = max(len(ids[i]) for i in chunk)
+            x = torch.zeros((len(chunk), longest), dtype=torch.long)
+            mask = torch.zeros((len(chunk), longest))
+            for row, i in enumerate(chunk):
+                x[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1.0
+            with torch.inference_mode():
+                h = model(input_ids=x, attention_mask=mask).last_hidden_state
+                pooled = (h * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=1)
+            out[chunk] = pooled.numpy()
+        return out
+
+    return embed
+
+
 class EmbeddingCache:
     """Embeddings of texts by SHA-1, in one ``.npz`` per base model (plain arrays, no pickle)."""
 
-    def __init__(self, encoder: EncoderClassifier, base_sha: str) -> None:
+    def __init__(self, encoder: EncoderClassifier, base_sha: str, model_dir: Path) -> None:
         self.encoder = encoder
+        fast = _torch_embedder(encoder, model_dir)
+        self._embed = fast or encoder.embed
+        _log("embedding with " + ("torch (training only)" if fast else "the numpy runtime"))
         self.path = CACHE_DIR / f"minilm-{base_sha[:12]}.npz"
         self._rows: dict[str, np.ndarray] = {}
         if self.path.is_file():
@@ -101,7 +147,7 @@ class EmbeddingCache:
             start = time.perf_counter()
             step = 2048
             for i in range(0, len(todo), step):
-                emb = self.encoder.embed(todo[i : i + step])
+                emb = self._embed(todo[i : i + step])
                 for k, row in zip(missing[i : i + step], emb, strict=True):
                     self._rows[k] = row
                 self._dirty = True
@@ -244,15 +290,29 @@ def _measure(scores: Sequence[Mapping[str, float]], measures: str) -> np.ndarray
     return np.array([s[measures] for s in scores])
 
 
+def _capped(name: str, es: Any, cap: int | None) -> tuple[list[str], np.ndarray]:
+    """The set's rows; non-headline sets over ``cap`` rows keep a fixed, hash-chosen sample."""
+    texts, labels = list(es.texts), np.array(es.labels)
+    if cap is None or name in HEADLINE or len(texts) <= cap:
+        return texts, labels
+    keys = [hashlib.sha1(f"{name}:{t}".encode()).hexdigest() for t in texts]
+    keep = sorted(sorted(range(len(texts)), key=lambda i: keys[i])[:cap])
+    return [texts[i] for i in keep], labels[keep]
+
+
 def evaluate(
-    score_fn: Callable[[list[str]], list[dict[str, float]]], sets: Mapping[str, Any]
+    score_fn: Callable[[list[str]], list[dict[str, float]]],
+    sets: Mapping[str, Any],
+    *,
+    cap: int | None = EVAL_CAP,
 ) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for name, es in sets.items():
         if getattr(es, "role", "eval") != "eval" or not es.texts:
             continue
-        scores = score_fn(list(es.texts))
-        out[name] = _metrics(np.array(es.labels), _measure(scores, es.measures))
+        texts, labels = _capped(name, es, cap)
+        scores = score_fn(texts)
+        out[name] = _metrics(labels, _measure(scores, es.measures))
         out[name]["measures"] = es.measures  # type: ignore[assignment]
     return out
 
@@ -320,6 +380,135 @@ def _ngram_baseline(
     return score
 
 
+# --- the ONNX graph (structure only) ---------------------------------------------------------
+
+
+def build_graph(path: Path, *, layers: int = 6, hidden: int = HIDDEN, heads: int = 12) -> None:
+    """Write the MiniLM forward pass (pooling and L2 norm included) as an ONNX graph.
+
+    Every weight is an *external* initializer that points nowhere: the runtime hands ONNX
+    Runtime the arrays it prepared from the packaged safetensors (``add_external_initializers``),
+    so the shipped file is a few KB and the base weights are never copied into the repository.
+    Names match ``_MiniLM.named_arrays`` in :mod:`convguard.assess.encoder`.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    count = [0]
+
+    def const(name: str, value: Any) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def weight(name: str, shape: list[int]) -> str:
+        t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=shape)
+        t.data_location = TensorProto.EXTERNAL
+        size = 4 * int(np.prod(shape))
+        for key, value in (
+            ("location", "supplied-at-load"),
+            ("offset", "0"),
+            ("length", str(size)),
+        ):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        inits.append(t)
+        return name
+
+    def op(kind: str, inputs: list[str], **attrs: Any) -> str:
+        count[0] += 1
+        out = f"t{count[0]}"
+        nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    head_dim = hidden // heads
+    one = const("one", np.array(1, np.int64))
+    const("zero", np.array(0, np.int64))
+    const("two", np.array(2, np.int64))
+    const("f1", np.array(1.0, np.float32))
+    const("half", np.array(0.5, np.float32))
+    const("rsqrt2", np.array(0.7071067811865476, np.float32))
+    const("scale", np.array(1 / np.sqrt(head_dim), np.float32))
+    const("qkv_shape", np.array([0, 0, 3, heads, head_dim], np.int64))
+    const("ctx_shape", np.array([0, 0, hidden], np.int64))
+    const("axis1", np.array([1], np.int64))
+
+    length = op("Gather", [op("Shape", ["input_ids"]), one], axis=0)
+    positions = op("Range", ["zero", length, one])
+    x = op("Gather", [weight("word", [30522, hidden]), "input_ids"])
+    x = op("Add", [x, op("Gather", [weight("position", [512, hidden]), positions])])
+    x = op("Add", [x, weight("token_type0", [hidden])])
+    x = op(
+        "LayerNormalization",
+        [x, weight("emb_ln_g", [hidden]), weight("emb_ln_b", [hidden])],
+        axis=-1,
+        epsilon=1e-12,
+    )
+    pad = op("Sub", ["f1", "attention_mask"])
+    key_bias = op("Mul", [pad, const("neg", np.array(-1e9, np.float32))])
+    key_bias = op("Unsqueeze", [key_bias, const("axes12", np.array([1, 2], np.int64))])
+    for i in range(layers):
+
+        def w(key: str, shape: list[int], i: int = i) -> str:
+            return weight(f"l{i}.{key}", shape)
+
+        qkv = op(
+            "Add", [op("MatMul", [x, w("qkv_w", [hidden, 3 * hidden])]), w("qkv_b", [3 * hidden])]
+        )
+        qkv = op("Transpose", [op("Reshape", [qkv, "qkv_shape"])], perm=[2, 0, 3, 1, 4])
+        q = op("Gather", [qkv, "zero"], axis=0)
+        k = op("Transpose", [op("Gather", [qkv, one], axis=0)], perm=[0, 1, 3, 2])
+        v = op("Gather", [qkv, "two"], axis=0)
+        att = op("Add", [op("Mul", [op("MatMul", [q, k]), "scale"]), key_bias])
+        att = op("Softmax", [att], axis=-1)
+        ctx = op("Transpose", [op("MatMul", [att, v])], perm=[0, 2, 1, 3])
+        ctx = op("Reshape", [ctx, "ctx_shape"])
+        h = op("Add", [op("MatMul", [ctx, w("out_w", [hidden, hidden])]), w("out_b", [hidden])])
+        h = op(
+            "LayerNormalization",
+            [op("Add", [h, x]), w("ln1_g", [hidden]), w("ln1_b", [hidden])],
+            axis=-1,
+            epsilon=1e-12,
+        )
+        up = op(
+            "Add", [op("MatMul", [h, w("up_w", [hidden, 4 * hidden])]), w("up_b", [4 * hidden])]
+        )
+        erf = op("Erf", [op("Mul", [up, "rsqrt2"])])
+        up = op("Mul", [op("Mul", [up, "half"]), op("Add", [erf, "f1"])])
+        down = op(
+            "Add", [op("MatMul", [up, w("down_w", [4 * hidden, hidden])]), w("down_b", [hidden])]
+        )
+        x = op(
+            "LayerNormalization",
+            [op("Add", [down, h]), w("ln2_g", [hidden]), w("ln2_b", [hidden])],
+            axis=-1,
+            epsilon=1e-12,
+        )
+    mask3 = op("Unsqueeze", ["attention_mask", const("axis2", np.array([2], np.int64))])
+    summed = op("ReduceSum", [op("Mul", [x, mask3]), "axis1"], keepdims=0)
+    tokens = op("ReduceSum", ["attention_mask", "axis1"], keepdims=1)
+    tokens = op("Max", [tokens, const("eps9", np.array(1e-9, np.float32))])
+    pooled = op("Div", [summed, tokens])
+    norm = op("ReduceL2", [pooled], axes=[1], keepdims=1)
+    norm = op("Max", [norm, const("eps12", np.array(1e-12, np.float32))])
+    nodes.append(helper.make_node("Div", [pooled, norm], ["embedding"]))
+    graph = helper.make_graph(
+        nodes,
+        "all-MiniLM-L6-v2 (weights supplied at load)",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"]),
+        ],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="convguard-training"
+    )
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
@@ -373,7 +562,9 @@ def write_report(
         f"## Evaluation sets kept out of training (encoder vs {theirs_name})",
         "",
         "At score ≥ 0.5. `unsafe` = any category. Flagged = share of all rows flagged "
-        "(for all-benign sets, the false-positive rate).",
+        "(for all-benign sets, the false-positive rate). Headline sets are measured in full; "
+        f"other sets over {EVAL_CAP} rows on a fixed hash-chosen sample of {EVAL_CAP} "
+        "(`n` says which).",
         "",
         "| set | measures | stage | n | pos | precision | recall | F1 | FPR | flagged | AUPRC |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -417,7 +608,7 @@ def train_encoder(
         bias=np.zeros(len(labels), np.float32),
     )
     encoder = EncoderClassifier(heads_path=dummy, batch_size=64)
-    cache = EmbeddingCache(encoder, base_sha)
+    cache = EmbeddingCache(encoder, base_sha, base_dir)
 
     t0 = time.perf_counter()
     x = cache.embed([e.text for e in dataset.train])
@@ -443,6 +634,11 @@ def train_encoder(
         seed=np.array(seed),
     )
     _log(f"wrote {heads_path} ({heads_path.stat().st_size} bytes)")
+    try:
+        build_graph(out_dir / "encoder-graph.onnx")
+        _log(f"wrote {out_dir / 'encoder-graph.onnx'}")
+    except ImportError:
+        _log("package 'onnx' not installed: encoder-graph.onnx not rebuilt (numpy runtime only)")
     result: dict[str, Any] = {
         "heads": str(heads_path),
         "labels": stats,

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,8 +45,10 @@ from convguard.policy import CATEGORY_IDS, FLAG_IDS
 __all__ = [
     "BASE_PACKAGE",
     "MAX_TOKENS",
+    "Backend",
     "EncoderClassifier",
     "base_model_dir",
+    "default_graph_path",
     "default_heads_path",
 ]
 
@@ -60,6 +62,7 @@ LAYERS = 6
 LN_EPS = 1e-12
 
 F32 = npt.NDArray[np.float32]
+Backend = Literal["auto", "onnx", "numpy"]
 
 
 def base_model_dir() -> Path:
@@ -83,6 +86,11 @@ def base_model_dir() -> Path:
 def default_heads_path() -> Path:
     """Where the shipped heads live inside the installed convguard package."""
     return Path(str(resources.files("convguard.assess").joinpath("weights/encoder.npz")))
+
+
+def default_graph_path() -> Path:
+    """Where the shipped ONNX graph (structure only, no weights) lives."""
+    return Path(str(resources.files("convguard.assess").joinpath("weights/encoder-graph.onnx")))
 
 
 def _f32(a: Any) -> F32:
@@ -133,6 +141,39 @@ class _Layer:
     ln2_b: F32
 
 
+_LAYER_KEYS = tuple(_Layer.__dataclass_fields__)
+
+
+class _OnnxMiniLM:
+    """The same forward pass on ONNX Runtime.
+
+    The shipped graph (``weights/encoder-graph.onnx``, a few KB) declares every weight as an
+    external initializer; the arrays prepared by :class:`_MiniLM` from the packaged safetensors
+    (delta applied) are handed to ONNX Runtime in memory, so no weight is stored twice.
+    """
+
+    def __init__(self, graph: Path, arrays: dict[str, F32], threads: int) -> None:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        names = list(arrays)
+        # Kept on self: ONNX Runtime may use this memory without copying it.
+        self._values = [
+            ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arrays[n])) for n in names
+        ]
+        options.add_external_initializers(names, self._values)
+        self._session = ort.InferenceSession(
+            graph.read_bytes(), options, providers=["CPUExecutionProvider"]
+        )
+
+    def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> F32:
+        out = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
+        return _f32(out[0])
+
+
 class _MiniLM:
     """The BERT forward pass of all-MiniLM-L6-v2 in numpy, with mean pooling and L2 norm."""
 
@@ -170,6 +211,20 @@ class _MiniLM:
                     ln2_b=t(p + "output.LayerNorm.bias"),
                 )
             )
+
+    def named_arrays(self) -> dict[str, F32]:
+        """The prepared tensors under the names the shipped ONNX graph gives its initializers."""
+        out = {
+            "word": self.word,
+            "position": self.position,
+            "token_type0": self.token_type0,
+            "emb_ln_g": self.emb_ln[0],
+            "emb_ln_b": self.emb_ln[1],
+        }
+        for i, layer in enumerate(self.layers):
+            for key in _LAYER_KEYS:
+                out[f"l{i}.{key}"] = getattr(layer, key)
+        return out
 
     def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> F32:
         """Pooled, normalised embeddings (batch × 384) of padded token ids."""
@@ -218,17 +273,23 @@ class EncoderClassifier:
         heads_path: Path | None = None,
         batch_size: int = 32,
         max_tokens: int = MAX_TOKENS,
+        backend: Backend = "auto",
+        threads: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ClassifierError(f"batch_size is {batch_size!r}; it must be at least 1")
         if not 2 < max_tokens <= MAX_TOKENS:
             raise ClassifierError(f"max_tokens is {max_tokens!r}; it must lie in 3..{MAX_TOKENS}")
+        if backend not in ("auto", "onnx", "numpy"):
+            raise ClassifierError(f"backend is {backend!r}; choose 'auto', 'onnx' or 'numpy'")
+        self.backend: Backend = backend
+        self.threads = threads
         self._model_dir = model_dir
         self._heads_path = heads_path
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self._lock = threading.Lock()
-        self._model: _MiniLM | None = None
+        self._model: _MiniLM | _OnnxMiniLM | None = None
         self._tokenizer: Any = None
         self._labels: tuple[str, ...] = ()
         self._weight: F32 | None = None
@@ -284,9 +345,37 @@ class EncoderClassifier:
         self._labels = labels
         self._weight = weight
         self._bias = bias
-        self._model = _MiniLM(tensors)
+        model = _MiniLM(tensors)
+        self._model = self._onnx(model) or model
 
-    def _ready(self) -> tuple[_MiniLM, F32, F32]:
+    def _onnx(self, model: _MiniLM) -> _OnnxMiniLM | None:
+        """ONNX Runtime over the prepared arrays, when asked for or (``auto``) when available."""
+        if self.backend == "numpy":
+            return None
+        graph = default_graph_path()
+        have_ort = importlib.util.find_spec("onnxruntime") is not None
+        if self.backend == "auto" and not (have_ort and graph.is_file()):
+            return None
+        if not have_ort:
+            raise ClassifierError(
+                "backend 'onnx' needs the package 'onnxruntime'; install it with "
+                "`pip install onnxruntime`, or use backend='numpy'"
+            )
+        if not graph.is_file():
+            raise ClassifierError(
+                f"the encoder graph {str(graph)!r} is missing; rebuild it with "
+                "`python training/encoder.py`, or use backend='numpy'"
+            )
+        return _OnnxMiniLM(graph, model.named_arrays(), self.threads)
+
+    @property
+    def backend_in_use(self) -> str:
+        """``onnx`` or ``numpy`` once loaded (``auto`` resolves at load), else ``unloaded``."""
+        if self._model is None:
+            return "unloaded"
+        return "onnx" if isinstance(self._model, _OnnxMiniLM) else "numpy"
+
+    def _ready(self) -> tuple[_MiniLM | _OnnxMiniLM, F32, F32]:
         if self._model is None:
             self.load()
         assert self._model is not None
