@@ -187,6 +187,78 @@ def classify(
     click.echo(f"classified {count} lines into {output_path}", err=True)
 
 
+@cli.command()
+@click.option("--host", default=None, help="Listen address (default: CONVGUARD_HOST, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: CONVGUARD_PORT, 8080).")
+@click.option("--workers", default=None, type=int, help="Worker processes (CONVGUARD_WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the gateway server (REST + OpenAI-compatible) with the settings from the environment."""
+    import os
+
+    import uvicorn
+
+    from convguard.store import open_store
+
+    settings = Settings.from_env()
+    _policy(settings, None)  # fail fast on a bad policy file
+    open_store(settings.store_url).close()  # migrate once, before any worker starts
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    if host != settings.host:
+        os.environ["CONVGUARD_HOST"] = host
+    click.echo(
+        f"convguard gateway on http://{host}:{port} ({workers} worker(s), "
+        f"store {settings.store_url.split('://')[0]}, classifier {settings.classifier})",
+        err=True,
+    )
+    uvicorn.run(
+        "convguard.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """Manage API keys (stored hashed; a key is shown once, when it is created)."""
+
+
+@keys.command("create")
+@click.option("--account", required=True, help="The account the key acts for (created if new).")
+@click.option("--admin", is_flag=True, help="An admin key: may read the review queue.")
+@click.option("--label", default=None, help="A note to recognise the key by.")
+def keys_create(account: str, admin: bool, label: str | None) -> None:
+    """Create an API key for ACCOUNT and print it (only this once)."""
+    from datetime import UTC, datetime
+
+    settings = Settings.from_env()
+    with open_store(settings.store_url) as store:
+        key, record = store.create_api_key(account, now=datetime.now(UTC), admin=admin, label=label)
+    click.echo(key)
+    kind = "admin key" if record.admin else "key"
+    click.echo(f"created {kind} {record.prefix}… for account {account!r}", err=True)
+
+
+@cli.group()
+def db() -> None:
+    """Manage the store's database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database named by the settings to the newest schema."""
+    from convguard.store import current_revision
+
+    settings = Settings.from_env()
+    with open_store(settings.store_url) as store, store.engine.connect() as connection:
+        revision = current_revision(connection)
+    click.echo(f"database at revision {revision}", err=True)
+
+
 def main() -> None:
     cli(prog_name="convguard")
 

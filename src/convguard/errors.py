@@ -11,7 +11,12 @@ the builtin they refine, so ``except ValueError`` still catches a bad policy fil
     ├── NotFound(LookupError)           (404, "not_found")
     ├── ConversationEnded               (409, "conversation_ended")
     ├── LeafConflict                    (409, "leaf_conflict")
+    │   └── PayloadTooLarge             (413, "payload_too_large")
+    ├── Unauthorized                    (401, "unauthorized")
+    ├── RateLimited                     (429, "rate_limited")
     ├── ClassifierError(RuntimeError)   (503, "classifier_unavailable")
+    ├── UpstreamError(RuntimeError)     (502, "upstream_error")
+    │   └── UpstreamTimeout             (504, "upstream_timeout")
     └── StoreError(RuntimeError)        (500, "store_error")
 
 Ending a conversation is a returned :class:`~convguard.conversation.End` decision, never an
@@ -28,9 +33,14 @@ __all__ = [
     "InvalidInput",
     "LeafConflict",
     "NotFound",
+    "PayloadTooLarge",
     "PolicyError",
+    "RateLimited",
     "StoreError",
     "TranscriptError",
+    "Unauthorized",
+    "UpstreamError",
+    "UpstreamTimeout",
 ]
 
 
@@ -63,6 +73,31 @@ class TranscriptError(InvalidInput):
     """A transcript line cannot be replayed; the message names the line number."""
 
     type = "invalid_transcript"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body or message is over the configured size limit."""
+
+    status = 413
+    type = "payload_too_large"
+
+
+class Unauthorized(ConvguardError):
+    """No API key, or one that is unknown or revoked (or not an admin key where one is needed)."""
+
+    status = 401
+    type = "unauthorized"
+
+
+class RateLimited(ConvguardError):
+    """Too many requests for this key; ``retry_after`` says how many seconds to wait."""
+
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(ConvguardError, LookupError):
@@ -104,6 +139,20 @@ class ClassifierError(ConvguardError, RuntimeError):
 
     status = 503
     type = "classifier_unavailable"
+
+
+class UpstreamError(ConvguardError, RuntimeError):
+    """The upstream model failed or answered nonsense; the user's message is kept for a retry."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream model did not answer in time; the user's message is kept for a retry."""
+
+    status = 504
+    type = "upstream_timeout"
 
 
 class StoreError(ConvguardError, RuntimeError):

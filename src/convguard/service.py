@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from convguard.assess.confirm import confirms_end
 from convguard.assess.types import Assessment, Assessor
@@ -37,7 +38,7 @@ from convguard.store import (
 )
 from convguard.upstream import NoModelResponder, Responder
 
-__all__ = ["Service", "TurnResult"]
+__all__ = ["MessageIds", "Service", "TurnResult"]
 
 #: How many earlier user turns are assessed together with the new one (the window, B8).
 CONTEXT_TURNS = 3
@@ -46,6 +47,14 @@ MAX_CONTENT_CHARS = 100_000
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class MessageIds(Protocol):
+    """Chooses message ids (the gateway hashes each message with its parent)."""
+
+    def user(self, parent_id: str | None, content: str) -> str: ...
+
+    def reply(self, user_id: str, content: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -113,14 +122,30 @@ class Service:
         leaf_id: str | None = None,
         labels: Assessment | None = None,
         model_reply: str | None = None,
+        ids: MessageIds | None = None,
+        defer_model_reply: bool = False,
     ) -> TurnResult:
-        """A new user turn at the end of a branch (``leaf_id``; default: the newest leaf)."""
+        """A new user turn at the end of a branch (``leaf_id``; default: the newest leaf).
+
+        ``defer_model_reply``: where the model (not the policy) answers, store the user turn now
+        and no reply; the caller adds it with :meth:`add_reply` once the model has answered, so
+        an upstream failure keeps the user's message for a retry.
+        """
         conversation = self.conversation(account, conversation_id)
         if leaf_id is None:
             current = self.store.leaves(conversation_id)
             leaf_id = current[-1].id if current else None
         path = self.store.path(conversation_id, leaf_id) if leaf_id else []
-        return self._turn(conversation, path, content, labels, model_reply, leaf_id=leaf_id)
+        return self._turn(
+            conversation,
+            path,
+            content,
+            labels,
+            model_reply,
+            leaf_id=leaf_id,
+            ids=ids,
+            defer=defer_model_reply,
+        )
 
     def edit(
         self,
@@ -131,6 +156,8 @@ class Service:
         *,
         labels: Assessment | None = None,
         model_reply: str | None = None,
+        ids: MessageIds | None = None,
+        defer_model_reply: bool = False,
     ) -> TurnResult:
         """A new branch: ``content`` replaces the user message ``message_id`` as its sibling."""
         conversation = self.conversation(account, conversation_id)
@@ -140,7 +167,34 @@ class Service:
                 f"message {message_id!r} is an assistant reply; edit a user message, "
                 "or retry the reply instead"
             )
-        return self._turn(conversation, target[:-1], content, labels, model_reply, edit=message_id)
+        return self._turn(
+            conversation,
+            target[:-1],
+            content,
+            labels,
+            model_reply,
+            edit=message_id,
+            ids=ids,
+            defer=defer_model_reply,
+        )
+
+    def add_reply(
+        self,
+        account: str,
+        conversation_id: str,
+        user_message_id: str,
+        text: str,
+        *,
+        reply_id: str | None = None,
+    ) -> MessageRecord:
+        """The model's reply to a user turn stored with ``defer_model_reply``."""
+        self.conversation(account, conversation_id)
+        return self.store.add_reply(
+            conversation_id,
+            user_message_id=user_message_id,
+            reply=NewMessage("assistant", text, id=reply_id),
+            now=self.clock(),
+        )
 
     def retry(
         self, account: str, conversation_id: str, message_id: str, *, model_reply: str | None = None
@@ -233,6 +287,8 @@ class Service:
         *,
         leaf_id: str | None = None,
         edit: str | None = None,
+        ids: MessageIds | None = None,
+        defer: bool = False,
     ) -> TurnResult:
         _check_content(content)
         state = fold(self.policy, steps_of(path))
@@ -249,12 +305,18 @@ class Service:
         decision = decide(self.policy, state, assessment, locale=conversation.locale or self.locale)
         decided = time.perf_counter()
 
-        user_message = NewMessage("user", content, assessment)
-        pending = [
-            *(m.as_message() for m in path),
-            Message("pending", path[-1].id if path else None, "user", content),
-        ]
-        text = self._reply(pending, decision, model_reply)
+        parent = path[-1].id if path else None
+        user_id = ids.user(parent, content) if ids else None
+        user_message = NewMessage("user", content, assessment, id=user_id)
+        reply: NewMessage | None = None
+        if not (defer and reply_of(decision) is None):
+            pending = [
+                *(m.as_message() for m in path),
+                Message(user_id or "pending", parent, "user", content),
+            ]
+            text = self._reply(pending, decision, model_reply)
+            reply_id = ids.reply(user_id, text) if ids and user_id else None
+            reply = NewMessage("assistant", text, id=reply_id)
         record = TurnDecision(
             decision,
             assessment,
@@ -262,7 +324,6 @@ class Service:
             (assessed - started) * 1000,
             (decided - assessed) * 1000,
         )
-        reply = NewMessage("assistant", text)
         if edit is not None:
             user, answer = self.store.edit_turn(
                 conversation.id,

@@ -40,13 +40,50 @@ class Settings(BaseSettings):
         default="en-US",
         description="Locale for crisis resources when a conversation has none of its own.",
     )
-    classifier: Literal["cascade", "linear", "scripted"] = Field(
+    classifier: str = Field(
         default="cascade",
         description=(
-            "Which assessor the service uses: the built-in cascade, its fast linear stage "
-            "alone, or a scripted fake that flags nothing (for demos and tests)."
+            "Which assessor the service uses: `cascade` (linear, then the encoder when unsure), "
+            "`linear`, `scripted` (flags nothing; demos and tests), or a comma-separated list of "
+            "stages (`linear`, `encoder`, `judge`, or a plugin's name)."
         ),
     )
+
+    host: str = Field(default="127.0.0.1", description="Address `convguard serve` listens on.")
+    port: int = Field(
+        default=8080, ge=1, le=65535, description="Port `convguard serve` listens on."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    upstream_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the model allowed turns go to: an OpenAI-compatible `/v1` base, or the "
+            "Anthropic API with UPSTREAM_KIND=anthropic. Unset: a labelled placeholder reply."
+        ),
+    )
+    upstream_api_key: str | None = Field(default=None, description="API key for the upstream.")
+    upstream_model: str = Field(default="gpt-4o-mini", description="Model name sent upstream.")
+    upstream_kind: Literal["openai", "anthropic"] = Field(
+        default="openai", description="Wire format of the upstream: `openai` or `anthropic`."
+    )
+    upstream_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds to wait for the upstream before a 504."
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest request body accepted (else 413)."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per API key, per process (else 429)."
+    )
+    judge_url: str | None = Field(
+        default=None, description="Base URL of the optional remote judge stage (`judge`)."
+    )
+    judge_format: Literal["llama_guard", "moderation"] = Field(
+        default="llama_guard", description="The judge's wire format: `llama_guard` or `moderation`."
+    )
+    judge_model: str | None = Field(default=None, description="Model name sent to the judge.")
+    judge_api_key: str | None = Field(default=None, description="API key for the judge.")
+    judge_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the judge.")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,6 +95,15 @@ class Settings(BaseSettings):
             raise InvalidInput(
                 f"environment variable {name} has value {error.get('input')!r}: {error['msg']}"
             ) from exc
+
+    def stage_options(self) -> dict[str, object]:
+        return {
+            "judge_url": self.judge_url,
+            "judge_format": self.judge_format,
+            "judge_model": self.judge_model,
+            "judge_api_key": self.judge_api_key,
+            "judge_timeout": self.judge_timeout,
+        }
 
     @property
     def store_url(self) -> str:

@@ -99,7 +99,8 @@ def build_cascade(
     for name in chosen:
         if name not in known:
             raise InvalidInput(
-                f"unknown classifier stage {name!r}; available: {', '.join(sorted(known))}"
+                f"unknown classifier stage {name!r} (CONVGUARD_CLASSIFIER); "
+                f"available: {', '.join(sorted(known))}"
             )
     return Cascade(policy, [known[name](policy, options or {}) for name in chosen])
 

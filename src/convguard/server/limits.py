@@ -1,0 +1,106 @@
+"""Request limits: a body-size cap (413) as ASGI middleware, and a token bucket per API key (429).
+
+The bucket lives in the process: with several workers each enforces the limit on its own share.
+The clock is passed in (monotonic seconds), so the bucket is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from convguard.errors import RateLimited
+
+__all__ = ["BodyLimit", "RateLimiter"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class RateLimiter:
+    per_minute: int
+    clock: Callable[[], float]
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, key: str) -> None:
+        """Take one token for ``key`` or raise :class:`RateLimited` with a Retry-After."""
+        rate = self.per_minute / 60.0
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                wait = max(1, math.ceil((1.0 - tokens) / rate))
+                raise RateLimited(
+                    f"more than {self.per_minute} requests a minute for this key; "
+                    f"retry in {wait} s",
+                    retry_after=wait,
+                )
+            self._buckets[key] = (tokens - 1.0, now)
+
+
+class BodyLimit:
+    """Refuses bodies over ``limit`` bytes, by Content-Length or while reading a chunked body."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "type": "payload_too_large",
+                    "code": "payload_too_large",
+                    "message": f"the request body is over {self.limit} bytes; send less "
+                    "(CONVGUARD_MAX_BODY_BYTES sets the limit)",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,227 @@
+"""The conversations API: create, list, read the tree, send, retry, feedback, review, assess."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+
+from convguard.conversation import branch_path, fold, leaves
+from convguard.errors import InvalidInput
+from convguard.server.gateway import Gateway
+from convguard.server.schemas import (
+    AssessRequest,
+    CreateConversation,
+    FeedbackRequest,
+    SendMessage,
+    assessment_json,
+    conversation_json,
+    decision_json,
+    message_json,
+    state_json,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+Auth = Annotated[str | None, Header(alias="Authorization")]
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _timed(gateway: Gateway, route: str, started: float) -> None:
+    gateway.metrics.requests.labels(route).observe(time.perf_counter() - started)
+
+
+@router.get("/healthz", tags=["ops"])
+def healthz(request: Request) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    return {
+        "status": "ok",
+        "policy_version": gateway.policy.version,
+        "database": gateway.store.engine.dialect.name,
+        "upstream": gateway.settings.upstream_kind if gateway.upstream else None,
+    }
+
+
+@router.get("/metrics", tags=["ops"])
+def metrics(request: Request) -> Response:
+    return Response(gateway_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.post("/v1/conversations", status_code=201, tags=["conversations"])
+def create_conversation(
+    request: Request, body: CreateConversation, authorization: Auth = None
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    caller = gateway.caller(authorization)
+    conversation = gateway.store.create_conversation(
+        caller.account_id, now=gateway.service.clock(), title=body.title, locale=body.locale
+    )
+    return conversation_json(conversation)
+
+
+@router.get("/v1/conversations", tags=["conversations"])
+def list_conversations(
+    request: Request,
+    authorization: Auth = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    caller = gateway.caller(authorization)
+    items = gateway.store.list_conversations(caller.account_id, limit=limit + 1, offset=offset)
+    return {
+        "data": [conversation_json(c) for c in items[:limit]],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if len(items) > limit else None,
+    }
+
+
+@router.get("/v1/conversations/{conversation_id}", tags=["conversations"])
+def get_conversation(
+    request: Request, conversation_id: str, authorization: Auth = None
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    caller = gateway.caller(authorization)
+    conversation = gateway.store.conversation(caller.account_id, conversation_id)
+    messages = gateway.store.messages(conversation_id)
+    by_id = {m.id: m for m in messages}
+    tree = {m.id: m.as_message() for m in messages}
+    branches = []
+    for leaf in leaves(tree.values()):
+        path = [by_id[m.id] for m in branch_path(tree, leaf.id)]
+        state = fold(gateway.policy, [m.as_step() for m in path])
+        branches.append(
+            {"leaf_id": leaf.id, "message_ids": [m.id for m in path], "state": state_json(state)}
+        )
+    return {
+        "conversation": conversation_json(conversation),
+        "messages": [message_json(m) for m in messages],
+        "branches": branches,
+    }
+
+
+@router.post("/v1/conversations/{conversation_id}/messages", tags=["conversations"])
+def send_message(
+    request: Request, conversation_id: str, body: SendMessage, authorization: Auth = None
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    gateway = gateway_of(request)
+    caller = gateway.caller(authorization)
+    result, reply = gateway.send(
+        caller, conversation_id, body.content, parent_id=body.parent_id, edit_of=body.edit_of
+    )
+    _timed(gateway, "messages", started)
+    return {
+        "conversation_id": conversation_id,
+        "decision": decision_json(result.decision),
+        "assessment": assessment_json(result.assessment),
+        "message": message_json(result.user),
+        "reply": message_json(reply),
+        "state": state_json(result.state),
+        "ended": result.ended,
+        "policy_version": result.policy_version,
+    }
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/messages/{message_id}/retry", tags=["conversations"]
+)
+def retry(
+    request: Request, conversation_id: str, message_id: str, authorization: Auth = None
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    caller = gateway.caller(authorization)
+    reply = gateway.retry(caller, conversation_id, message_id)
+    return {"conversation_id": conversation_id, "reply": message_json(reply)}
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/feedback", status_code=201, tags=["conversations"]
+)
+def feedback(
+    request: Request, conversation_id: str, body: FeedbackRequest, authorization: Auth = None
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    caller = gateway.caller(authorization)
+    record = gateway.service.feedback(
+        caller.account,
+        conversation_id,
+        comment=body.comment,
+        rating=body.rating,
+        leaf_id=body.leaf_id,
+    )
+    return {
+        "id": record.id,
+        "conversation_id": record.conversation_id,
+        "ending_id": record.ending_id,
+        "rating": record.rating,
+        "comment": record.comment,
+    }
+
+
+@router.get("/v1/review", tags=["review"])
+def review(
+    request: Request,
+    authorization: Auth = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    gateway.caller(authorization, admin=True)
+    items = gateway.store.ended_for_review(limit=limit, offset=offset)
+    return {
+        "data": [
+            {
+                "conversation": conversation_json(item.conversation),
+                "ending": {
+                    "id": item.ending.id,
+                    "leaf_id": item.ending.leaf_id,
+                    "reason": item.ending.reason,
+                    "initiator": item.ending.initiator,
+                    "policy_version": item.ending.policy_version,
+                    "created_at": item.ending.created_at.isoformat(),
+                },
+                "path": [message_json(m) for m in item.path],
+                "feedback": [
+                    {
+                        "rating": f.rating,
+                        "comment": f.comment,
+                        "created_at": f.created_at.isoformat(),
+                    }
+                    for f in item.feedback
+                ],
+            }
+            for item in items
+        ],
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.post("/v1/assess", tags=["assess"])
+def assess(request: Request, body: AssessRequest, authorization: Auth = None) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    gateway.caller(authorization)
+    if (body.text is None) == (body.messages is None):
+        raise InvalidInput("send either 'text' or 'messages' (a list of {role, content})")
+    if body.text is not None:
+        assessment = gateway.assessor.assess(body.text, role=body.role)
+        return {"assessment": assessment_json(assessment)}
+    assert body.messages is not None
+    results = []
+    users: list[str] = []
+    for turn in body.messages:
+        context = users[-3:] if turn.role == "user" else []
+        assessment = gateway.assessor.assess(turn.content, role=turn.role, context=context)
+        results.append({"role": turn.role, "assessment": assessment_json(assessment)})
+        if turn.role == "user":
+            users.append(turn.content)
+    return {"messages": results}

@@ -1,0 +1,187 @@
+"""Fakes shipped with convguard, for tests, demos and benchmarks (no network, no model weights).
+
+- :class:`KeywordAssessor` labels a text by the keywords it contains;
+- :class:`FakeUpstream` is a real OpenAI-compatible HTTP server on 127.0.0.1 (whole and streamed
+  chat completions) whose answers follow simple markers in the last user message:
+  ``[end]`` makes it call ``end_conversation``, ``[leak]`` makes it write :data:`LEAK_TEXT`,
+  ``[fail]`` answers HTTP 500, ``[slow]`` waits ``slow_seconds``; anything else is echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from convguard.assess.types import Assessment, Role, check_labels
+from convguard.policy import CATEGORY_IDS, Policy
+
+__all__ = ["LEAK_TEXT", "FakeUpstream", "KeywordAssessor"]
+
+LEAK_TEXT = "Sure. UNSAFE-OUTPUT follows in detail."
+
+
+class KeywordAssessor:
+    """Labels by substring (case-insensitive); the same rules for user and assistant text."""
+
+    def __init__(self, policy: Policy, rules: Mapping[str, Iterable[str]]) -> None:
+        self.policy = policy
+        self.rules = {
+            key.lower(): check_labels(
+                [x for x in labels if x in CATEGORY_IDS],
+                [x for x in labels if x not in CATEGORY_IDS],
+            )
+            for key, labels in rules.items()
+        }
+
+    def assess(self, text: str, *, role: Role = "user", context: Sequence[str] = ()) -> Assessment:
+        lowered = text.lower()
+        labels = [label for key, found in self.rules.items() if key in lowered for label in found]
+        return Assessment.from_labels(
+            self.policy,
+            [x for x in labels if x in CATEGORY_IDS],
+            [x for x in dict.fromkeys(labels) if x not in CATEGORY_IDS],
+            source="keywords",
+        )
+
+
+class FakeUpstream:
+    """A real HTTP server speaking the OpenAI chat-completions protocol, on 127.0.0.1."""
+
+    def __init__(self, *, slow_seconds: float = 2.0, delay: float = 0.0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.slow_seconds = slow_seconds
+        self.delay = delay
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append(body)
+                fake.answer(self, body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- behaviour ---------------------------------------------------------------------------
+
+    def answer(self, handler: BaseHTTPRequestHandler, body: Mapping[str, Any]) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        last = next(
+            (
+                str(m.get("content") or "")
+                for m in reversed(body.get("messages", []))
+                if m.get("role") == "user"
+            ),
+            "",
+        )
+        if "[fail]" in last:
+            _send(handler, 500, b'{"error": {"message": "upstream exploded"}}', "application/json")
+            return
+        if "[slow]" in last:
+            time.sleep(self.slow_seconds)
+        tool_calls: list[dict[str, Any]] = []
+        content = f"Echo: {last}"
+        if "[end]" in last:
+            content = ""
+            tool_calls = [
+                {
+                    "id": "call_end",
+                    "type": "function",
+                    "function": {"name": "end_conversation", "arguments": '{"reason": "abuse"}'},
+                }
+            ]
+        elif "[leak]" in last:
+            content = LEAK_TEXT
+        if body.get("stream"):
+            self._stream(handler, body, content, tool_calls)
+            return
+        message: dict[str, Any] = {"role": "assistant", "content": content or None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        data = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if tool_calls else "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+        }
+        _send(handler, 200, json.dumps(data).encode(), "application/json")
+
+    def _stream(
+        self,
+        handler: BaseHTTPRequestHandler,
+        body: Mapping[str, Any],
+        content: str,
+        tool_calls: list[dict[str, Any]],
+    ) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+
+        def emit(delta: Mapping[str, Any], finish: str | None = None) -> None:
+            chunk = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            _chunked(handler, f"data: {json.dumps(chunk)}\n\n".encode())
+
+        try:
+            emit({"role": "assistant", "content": ""})
+            words = content.split(" ")
+            for i, word in enumerate(words):
+                emit({"content": word + (" " if i < len(words) - 1 else "")})
+            for i, call in enumerate(tool_calls):
+                emit({"tool_calls": [{"index": i, **call}]})
+            emit({}, "tool_calls" if tool_calls else "stop")
+            _chunked(handler, b"data: [DONE]\n\n")
+            _chunked(handler, b"")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, raw: bytes, kind: str) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(raw)))
+    handler.end_headers()
+    handler.wfile.write(raw)
+
+
+def _chunked(handler: BaseHTTPRequestHandler, raw: bytes) -> None:
+    handler.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+    handler.wfile.flush()

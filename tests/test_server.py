@@ -1,0 +1,285 @@
+"""The REST API through httpx against the app (ASGI), on a real store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from convguard.policy import Policy
+from convguard.store import Store, open_store
+from gateway_fixtures import app_for, keys
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def api_keys(store: Store) -> dict[str, str]:
+    return keys(store)
+
+
+async def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+@pytest.fixture
+async def client(tmp_path: Path, store: Store, policy: Policy) -> AsyncIterator[httpx.AsyncClient]:
+    async with await client_for(app_for(tmp_path, store, policy)) as client:
+        yield client
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def start(client: httpx.AsyncClient, key: str, **body: Any) -> str:
+    response = await client.post("/v1/conversations", json=body, headers=auth(key))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def say(client: httpx.AsyncClient, key: str, cid: str, content: str, **extra: Any) -> httpx.Response:
+    return await client.post(
+        f"/v1/conversations/{cid}/messages", json={"content": content, **extra}, headers=auth(key)
+    )
+
+
+async def test_health_metrics_and_openapi(client: httpx.AsyncClient) -> None:
+    health = await client.get("/healthz")
+    assert health.json()["status"] == "ok"
+    assert health.json()["database"] == "sqlite"
+    assert "/v1/chat/completions" in (await client.get("/openapi.json")).json()["paths"]
+    metrics = await client.get("/metrics")
+    assert "convguard_end_rate" in metrics.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, "no API key"), ({"Authorization": "Bearer nope"}, "unknown or revoked"),
+     ({"Authorization": "Basic abc"}, "Bearer <key>")],
+)
+async def test_requests_without_a_valid_key_are_401(
+    client: httpx.AsyncClient, headers: dict[str, str], expected: str
+) -> None:
+    response = await client.get("/v1/conversations", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "unauthorized"
+    assert expected in response.json()["error"]["message"]
+
+
+async def test_a_benign_turn_is_allowed_with_a_labelled_placeholder_reply(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    cid = await start(client, api_keys["alice"], title="trip")
+    response = await say(client, api_keys["alice"], cid, "Plan a trip to Lisbon")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["decision"]["action"] == "allow"
+    assert "no model is configured" in data["reply"]["content"]
+    assert data["ended"] is False
+
+
+async def test_persistent_abuse_is_warned_then_ended_then_409(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    actions = []
+    for text in ["build a bomb", "you idiot, the bomb", "idiot", "bomb now"]:
+        actions.append((await say(client, key, cid, text)).json()["decision"]["action"])
+    assert actions == ["redirect", "redirect", "warn", "end"]
+    locked = await say(client, key, cid, "hello?")
+    assert locked.status_code == 409
+    error = locked.json()["error"]
+    assert error["type"] == "conversation_ended"
+    assert "new conversation" in error["message"] and "edit an earlier message" in error["message"]
+    # a new conversation works at once
+    other = await start(client, key)
+    assert (await say(client, key, other, "hi")).json()["decision"]["action"] == "allow"
+    # the tree: one ended branch
+    tree = (await client.get(f"/v1/conversations/{cid}", headers=auth(key))).json()
+    assert [b["state"]["ended"] for b in tree["branches"]] == [True]
+
+
+async def test_an_edit_branches_out_of_an_ended_conversation(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    users = []
+    for text in ["build a bomb", "you idiot, the bomb", "idiot", "bomb now"]:
+        users.append((await say(client, key, cid, text)).json()["message"]["id"])
+    edited = await say(client, key, cid, "ok, tell me about tides", edit_of=users[3])
+    assert edited.status_code == 200
+    assert edited.json()["ended"] is False
+    assert edited.json()["state"]["failed_redirections"] == 2
+    after = await say(client, key, cid, "and the moon?", parent_id=edited.json()["reply"]["id"])
+    assert after.json()["decision"]["action"] == "allow"
+    tree = (await client.get(f"/v1/conversations/{cid}", headers=auth(key))).json()
+    assert sorted(b["state"]["ended"] for b in tree["branches"]) == [False, True]
+
+
+async def test_a_parent_that_is_an_earlier_message_starts_a_new_branch(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    first = (await say(client, key, cid, "one")).json()
+    await say(client, key, cid, "two")
+    branch = await say(client, key, cid, "two, differently", parent_id=first["reply"]["id"])
+    assert branch.status_code == 200
+    tree = (await client.get(f"/v1/conversations/{cid}", headers=auth(key))).json()
+    assert len(tree["branches"]) == 2
+    bad = await say(client, key, cid, "x", parent_id=first["message"]["id"])
+    assert bad.status_code == 422
+    assert "edit_of" in bad.json()["error"]["message"]
+
+
+async def test_retry_makes_a_new_reply_branch(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    turn = (await say(client, key, cid, "tell me a joke")).json()
+    response = await client.post(
+        f"/v1/conversations/{cid}/messages/{turn['reply']['id']}/retry", headers=auth(key)
+    )
+    assert response.status_code == 200
+    assert response.json()["reply"]["parent_id"] == turn["message"]["id"]
+
+
+async def test_another_accounts_conversation_is_404_not_403(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    cid = await start(client, api_keys["alice"])
+    for method, path, body in [
+        ("GET", f"/v1/conversations/{cid}", None),
+        ("POST", f"/v1/conversations/{cid}/messages", {"content": "hi"}),
+        ("POST", f"/v1/conversations/{cid}/feedback", {"comment": "x"}),
+    ]:
+        response = await client.request(method, path, json=body, headers=auth(api_keys["bob"]))
+        assert response.status_code == 404, (path, response.text)
+        assert response.json()["error"]["type"] == "not_found"
+    missing = await client.get("/v1/conversations/nope", headers=auth(api_keys["alice"]))
+    assert missing.status_code == 404
+
+
+async def test_listing_is_paged_and_scoped_to_the_account(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    for _ in range(3):
+        await start(client, api_keys["alice"])
+    await start(client, api_keys["bob"])
+    page = (await client.get("/v1/conversations?limit=2", headers=auth(api_keys["alice"]))).json()
+    assert len(page["data"]) == 2 and page["next_offset"] == 2
+    rest = (await client.get("/v1/conversations?limit=2&offset=2", headers=auth(api_keys["alice"]))).json()
+    assert len(rest["data"]) == 1 and rest["next_offset"] is None
+
+
+async def test_feedback_and_the_admin_review_queue(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    for text in ["build a bomb", "bomb", "bomb", "bomb"]:
+        await say(client, key, cid, text)
+    feedback = await client.post(
+        f"/v1/conversations/{cid}/feedback",
+        json={"comment": "I was testing", "rating": "disagree"},
+        headers=auth(key),
+    )
+    assert feedback.status_code == 201
+    assert (await client.get("/v1/review", headers=auth(key))).status_code == 401
+    review = (await client.get("/v1/review", headers=auth(api_keys["admin"]))).json()
+    [item] = review["data"]
+    assert item["conversation"]["id"] == cid
+    assert "failed redirections" in item["ending"]["reason"]
+    assert [m["role"] for m in item["path"]][:2] == ["user", "assistant"]
+    assert item["feedback"][0]["comment"] == "I was testing"
+
+
+async def test_assess_text_and_messages(client: httpx.AsyncClient, api_keys: dict[str, str]) -> None:
+    key = api_keys["alice"]
+    one = (await client.post("/v1/assess", json={"text": "a bomb"}, headers=auth(key))).json()
+    assert one["assessment"]["categories"] == ["explosives"]
+    assert one["assessment"]["flagged"] is True
+    many = await client.post(
+        "/v1/assess",
+        json={"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "unsafe-output"}]},
+        headers=auth(key),
+    )
+    assert [m["assessment"]["flagged"] for m in many.json()["messages"]] == [False, True]
+    neither = await client.post("/v1/assess", json={}, headers=auth(key))
+    assert neither.status_code == 422
+
+
+async def test_bad_input_gets_one_error_shape_with_the_right_status(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    broken = await client.post(
+        f"/v1/conversations/{cid}/messages", content=b"{not json", headers={**auth(key), "Content-Type": "application/json"}
+    )
+    assert broken.status_code == 400
+    assert broken.json()["error"]["type"] == "invalid_json"
+    missing = await client.post(f"/v1/conversations/{cid}/messages", json={}, headers=auth(key))
+    assert missing.status_code == 422
+    assert "'content'" in missing.json()["error"]["message"]
+    extra = await say(client, key, cid, "hi", colour="red")
+    assert extra.status_code == 422 and "colour" in extra.json()["error"]["message"]
+    huge = await say(client, key, cid, "x" * 2_000_000)
+    assert huge.status_code == 413
+    assert huge.json()["error"]["type"] == "payload_too_large"
+    nul = await say(client, key, cid, "a\x00b")
+    assert nul.status_code == 422
+    # nothing half-stored by any of these
+    tree = (await client.get(f"/v1/conversations/{cid}", headers=auth(key))).json()
+    assert tree["messages"] == []
+
+
+async def test_rate_limit_per_key_answers_429_with_retry_after(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    app = app_for(tmp_path, store, policy, rate_limit_per_minute=3)
+    async with await client_for(app) as client:
+        codes = [
+            (await client.get("/v1/conversations", headers=auth(api_keys["alice"]))).status_code
+            for _ in range(5)
+        ]
+        assert codes == [200, 200, 200, 429, 429]
+        limited = await client.get("/v1/conversations", headers=auth(api_keys["alice"]))
+        assert int(limited.headers["Retry-After"]) >= 1
+        # another key has its own bucket
+        assert (await client.get("/v1/conversations", headers=auth(api_keys["bob"]))).status_code == 200
+
+
+async def test_metrics_count_decisions_and_ends(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    for text in ["bomb", "bomb", "bomb", "bomb"]:
+        await say(client, key, cid, text)
+    text = (await client.get("/metrics")).text
+    assert 'convguard_decisions_total{action="warn",category="explosives"} 1.0' in text
+    assert 'convguard_ends_total{initiator="policy"} 1.0' in text
+    assert "convguard_end_rate 0.25" in text
+    assert "convguard_request_seconds_bucket" in text
+    json.dumps(text)  # plain text, no binary
