@@ -66,6 +66,7 @@ def zero_heads(tmp_path_factory: pytest.TempPathFactory) -> Path:
         labels=labels,
         weight=np.zeros((len(labels), 384), np.float32),
         bias=np.zeros(len(labels), np.float32),
+        bias_int8=np.zeros(len(labels), np.float32),
     )
     return path
 
@@ -99,9 +100,17 @@ def test_missing_heads_file_is_a_classifier_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"batch_size": 0}, {"max_tokens": 2}, {"max_tokens": 513}, {"backend": "gpu"}]
+    "bad",
+    [
+        {"batch_size": 0},
+        {"max_tokens": 2},
+        {"max_tokens": 513},
+        {"backend": "gpu"},
+        {"precision": "fp16"},
+        {"precision": "int8", "backend": "numpy"},
+    ],
 )
-def test_bad_options_are_rejected(bad: dict[str, int]) -> None:
+def test_bad_options_are_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ClassifierError):
         EncoderClassifier(**bad)  # type: ignore[arg-type]
 
@@ -146,6 +155,24 @@ def test_long_input_is_cut_to_the_model_limit(embedder: EncoderClassifier) -> No
 def test_empty_batch_gives_no_rows(embedder: EncoderClassifier) -> None:
     assert embedder.embed([]).shape == (0, 384)
     assert embedder.score([]) == []
+
+
+@needs_model
+@needs_onnx
+def test_int8_stays_close_to_fp32(zero_heads: Path) -> None:
+    texts = [t for t, _ in REFERENCE] + ["A much longer message about gardening " * 10]
+    fp32 = EncoderClassifier(heads_path=zero_heads, backend="onnx").embed(texts)
+    int8 = EncoderClassifier(heads_path=zero_heads, precision="int8").embed(texts)
+    assert ((fp32 * int8).sum(axis=1) > 0.95).all()
+
+
+@needs_model
+def test_int8_without_its_own_bias_is_refused(zero_heads: Path, tmp_path: Path) -> None:
+    with np.load(zero_heads) as z:
+        np.savez(tmp_path / "fp32-only.npz", labels=z["labels"], weight=z["weight"], bias=z["bias"])
+    clf = EncoderClassifier(heads_path=tmp_path / "fp32-only.npz", precision="int8")
+    with pytest.raises(ClassifierError, match="bias_int8"):
+        clf.load()
 
 
 BENIGN = [

@@ -23,6 +23,8 @@ on; ``eval_sets`` are measured, never trained on (``harmbench_val`` is not used 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +53,8 @@ REPORT = HERE / "REPORT-encoder.md"
 C = 10.0
 #: Thresholds are kept inside this range so a label with a degenerate validation set stays sane.
 THRESHOLD_RANGE = (0.05, 0.95)
+#: Closing notes of the report (what the numbers mean, what is left).
+NOTES: list[str] = []
 #: Non-headline evaluation sets larger than this are measured on a fixed sample of this size.
 EVAL_CAP = 1000
 #: The evaluation sets the report leads with, as the brief names them.
@@ -118,14 +122,11 @@ def _torch_embedder(
 
 
 class EmbeddingCache:
-    """Embeddings of texts by SHA-1, in one ``.npz`` per base model (plain arrays, no pickle)."""
+    """Embeddings of texts by SHA-1, in one ``.npz`` per base model and precision (no pickle)."""
 
-    def __init__(self, encoder: EncoderClassifier, base_sha: str, model_dir: Path) -> None:
-        self.encoder = encoder
-        fast = _torch_embedder(encoder, model_dir)
-        self._embed = fast or encoder.embed
-        _log("embedding with " + ("torch (training only)" if fast else "the numpy runtime"))
-        self.path = CACHE_DIR / f"minilm-{base_sha[:12]}.npz"
+    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], path: Path) -> None:
+        self._embed = embed
+        self.path = path
         self._rows: dict[str, np.ndarray] = {}
         if self.path.is_file():
             with np.load(self.path, allow_pickle=False) as z:
@@ -326,7 +327,7 @@ def _linear_scorer() -> tuple[str, Callable[[list[str]], list[dict[str, float]]]
     for obj in vars(linear).values():
         if isinstance(obj, type) and getattr(obj, "name", None) == "linear":
             try:
-                clf = obj()
+                clf = obj.load() if hasattr(obj, "load") else obj()
                 clf.score(["hello"])
             except Exception as exc:  # a missing or stale weight file: fall back, say so
                 _log(f"linear stage present but unusable ({exc!r}); using the n-gram baseline")
@@ -380,16 +381,66 @@ def _ngram_baseline(
     return score
 
 
+# --- speed -----------------------------------------------------------------------------------
+
+
+def measure_speed(
+    heads_path: Path, texts: Sequence[str], *, batch: int = 32
+) -> list[dict[str, float | str]]:
+    """p50/p99 latency of one message at a time and batched throughput, per backend."""
+    variants: list[tuple[str, str]] = [("numpy", "fp32")]
+    if importlib.util.find_spec("onnxruntime") is not None:
+        variants = [("onnx", "fp32"), ("onnx", "int8"), *variants]
+    rows: list[dict[str, float | str]] = []
+    for backend, precision in variants:
+        t0 = time.perf_counter()
+        clf = EncoderClassifier(
+            heads_path=heads_path,
+            backend=backend,  # type: ignore[arg-type]
+            precision=precision,  # type: ignore[arg-type]
+            batch_size=batch,
+        )
+        clf.load()
+        load_s = time.perf_counter() - t0
+        for text in texts[:10]:
+            clf.score([text])
+        lat = []
+        for text in texts:
+            t = time.perf_counter()
+            clf.score([text])
+            lat.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        clf.score(list(texts))
+        rate = len(texts) / (time.perf_counter() - t)
+        rows.append(
+            {
+                "backend": f"{backend} {precision}",
+                "load_s": load_s,
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "msgs_per_s": rate,
+            }
+        )
+        _log(f"speed {rows[-1]}")
+    return rows
+
+
 # --- the ONNX graph (structure only) ---------------------------------------------------------
 
 
-def build_graph(path: Path, *, layers: int = 6, hidden: int = HIDDEN, heads: int = 12) -> None:
+def build_graph(
+    path: Path, *, int8: bool = False, layers: int = 6, hidden: int = HIDDEN, heads: int = 12
+) -> None:
     """Write the MiniLM forward pass (pooling and L2 norm included) as an ONNX graph.
 
     Every weight is an *external* initializer that points nowhere: the runtime hands ONNX
     Runtime the arrays it prepared from the packaged safetensors (``add_external_initializers``),
     so the shipped file is a few KB and the base weights are never copied into the repository.
     Names match ``_MiniLM.named_arrays`` in :mod:`convguard.assess.encoder`.
+
+    With ``int8`` the four dense layers of each block are ``DynamicQuantizeMatMul`` over int8
+    weights with per-column scales (``<name>_q``, ``_s``, ``_zp``), which the runtime quantizes
+    from the same float weights at load.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -401,10 +452,10 @@ def build_graph(path: Path, *, layers: int = 6, hidden: int = HIDDEN, heads: int
         inits.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def weight(name: str, shape: list[int]) -> str:
-        t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=shape)
+    def weight(name: str, shape: list[int], dtype: int = TensorProto.FLOAT) -> str:
+        t = TensorProto(name=name, data_type=dtype, dims=shape)
         t.data_location = TensorProto.EXTERNAL
-        size = 4 * int(np.prod(shape))
+        size = (1 if dtype == TensorProto.INT8 else 4) * int(np.prod(shape))
         for key, value in (
             ("location", "supplied-at-load"),
             ("offset", "0"),
@@ -452,9 +503,26 @@ def build_graph(path: Path, *, layers: int = 6, hidden: int = HIDDEN, heads: int
         def w(key: str, shape: list[int], i: int = i) -> str:
             return weight(f"l{i}.{key}", shape)
 
-        qkv = op(
-            "Add", [op("MatMul", [x, w("qkv_w", [hidden, 3 * hidden])]), w("qkv_b", [3 * hidden])]
-        )
+        def dense(inp: str, key: str, n_in: int, n_out: int, i: int = i) -> str:
+            if not int8:
+                return op(
+                    "Add",
+                    [op("MatMul", [inp, w(f"{key}_w", [n_in, n_out])]), w(f"{key}_b", [n_out])],
+                )
+            name = f"l{i}.{key}_w"
+            return op(
+                "DynamicQuantizeMatMul",
+                [
+                    inp,
+                    weight(name + "_q", [n_in, n_out], TensorProto.INT8),
+                    weight(name + "_s", [n_out]),
+                    weight(name + "_zp", [n_out], TensorProto.INT8),
+                    w(f"{key}_b", [n_out]),
+                ],
+                domain="com.microsoft",
+            )
+
+        qkv = dense(x, "qkv", hidden, 3 * hidden)
         qkv = op("Transpose", [op("Reshape", [qkv, "qkv_shape"])], perm=[2, 0, 3, 1, 4])
         q = op("Gather", [qkv, "zero"], axis=0)
         k = op("Transpose", [op("Gather", [qkv, one], axis=0)], perm=[0, 1, 3, 2])
@@ -463,21 +531,17 @@ def build_graph(path: Path, *, layers: int = 6, hidden: int = HIDDEN, heads: int
         att = op("Softmax", [att], axis=-1)
         ctx = op("Transpose", [op("MatMul", [att, v])], perm=[0, 2, 1, 3])
         ctx = op("Reshape", [ctx, "ctx_shape"])
-        h = op("Add", [op("MatMul", [ctx, w("out_w", [hidden, hidden])]), w("out_b", [hidden])])
+        h = dense(ctx, "out", hidden, hidden)
         h = op(
             "LayerNormalization",
             [op("Add", [h, x]), w("ln1_g", [hidden]), w("ln1_b", [hidden])],
             axis=-1,
             epsilon=1e-12,
         )
-        up = op(
-            "Add", [op("MatMul", [h, w("up_w", [hidden, 4 * hidden])]), w("up_b", [4 * hidden])]
-        )
+        up = dense(h, "up", hidden, 4 * hidden)
         erf = op("Erf", [op("Mul", [up, "rsqrt2"])])
         up = op("Mul", [op("Mul", [up, "half"]), op("Add", [erf, "f1"])])
-        down = op(
-            "Add", [op("MatMul", [up, w("down_w", [4 * hidden, hidden])]), w("down_b", [hidden])]
-        )
+        down = dense(up, "down", 4 * hidden, hidden)
         x = op(
             "LayerNormalization",
             [op("Add", [down, h]), w("ln2_g", [hidden]), w("ln2_b", [hidden])],
@@ -503,7 +567,9 @@ def build_graph(path: Path, *, layers: int = 6, hidden: int = HIDDEN, heads: int
         inits,
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="convguard-training"
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+        producer_name="convguard-training",
     )
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
@@ -532,7 +598,8 @@ def write_report(
     ours: Mapping[str, Mapping[str, Any]],
     theirs: Mapping[str, Mapping[str, Any]],
     theirs_name: str,
-) -> None:
+) -> str:
+    """Write the report and return its markdown."""
     lines = [
         "# Encoder stage (b): frozen all-MiniLM-L6-v2 embeddings + logistic heads",
         "",
@@ -550,12 +617,14 @@ def write_report(
         "",
         "## Heads",
         "",
-        "| label | train positives | val F1 | raw threshold |",
-        "|---|---|---|---|",
+        "| label | train positives | val F1 | raw threshold | int8 val F1 | int8 threshold |",
+        "|---|---|---|---|---|---|",
     ]
     for label, s in stats.items():
         lines.append(
-            f"| {label} | {int(s['positives'])} | {_fmt(s['val_f1'])} | {s['threshold']:.3f} |"
+            f"| {label} | {int(s['positives'])} | {_fmt(s['val_f1'])} | {s['threshold']:.3f} | "
+            f"{_fmt(s.get('val_f1_int8', float('nan')))} | "
+            f"{_fmt(s.get('threshold_int8', float('nan')))} |"
         )
     lines += [
         "",
@@ -570,12 +639,35 @@ def write_report(
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = [n for n in HEADLINE if n in ours] + sorted(n for n in ours if n not in HEADLINE)
+    ours8 = info.get("int8") or {}
     for name in names:
         lines.append(_row(name, "encoder", ours[name]))
+        if name in ours8:
+            lines.append(_row(name, "encoder int8", ours8[name]))
         if name in theirs:
             lines.append(_row(name, theirs_name, theirs[name]))
+    speed = info.get("speed") or []
+    if speed:
+        lines += [
+            "",
+            "## Speed (this machine's 2 cores; batch of 1 for latency, batches of 32 for "
+            "throughput)",
+            "",
+            f"Over {info['speed_n']} real user prompts (`oasst_prompts`, in the order given; "
+            f"load average at the time {info['loadavg']}: other jobs shared the cores).",
+            "",
+            "| backend | load s | p50 ms | p99 ms | messages/s |",
+            "|---|---|---|---|---|",
+        ]
+        for r in speed:
+            lines.append(
+                f"| {r['backend']} | {r['load_s']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+                f"| {r['msgs_per_s']:.0f} |"
+            )
     lines += ["", *info.get("notes", [])]
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    text = "\n".join(lines).rstrip() + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
 
 
 # --- entry -----------------------------------------------------------------------------------
@@ -606,9 +698,12 @@ def train_encoder(
         labels=labels,
         weight=np.zeros((len(labels), HIDDEN), np.float32),
         bias=np.zeros(len(labels), np.float32),
+        bias_int8=np.zeros(len(labels), np.float32),
     )
     encoder = EncoderClassifier(heads_path=dummy, batch_size=64)
-    cache = EmbeddingCache(encoder, base_sha, base_dir)
+    fast = _torch_embedder(encoder, base_dir)
+    _log("embedding with " + ("torch (training only)" if fast else "the runtime"))
+    cache = EmbeddingCache(fast or encoder.embed, CACHE_DIR / f"minilm-{base_sha[:12]}.npz")
 
     t0 = time.perf_counter()
     x = cache.embed([e.text for e in dataset.train])
@@ -623,22 +718,48 @@ def train_encoder(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        build_graph(out_dir / "encoder-graph.onnx")
+        build_graph(out_dir / "encoder-graph-int8.onnx", int8=True)
+        _log(f"wrote the ONNX graphs to {out_dir}")
+    except ImportError:
+        _log("package 'onnx' not installed: the ONNX graphs were not rebuilt")
+
+    # int8 embeddings drift from fp32, so int8 gets its own operating points on validation.
+    bias_int8 = np.full_like(bias, -20.0)
+    thresholds_int8 = np.full_like(thresholds, 0.5)
+    cache8: EmbeddingCache | None = None
+    if importlib.util.find_spec("onnxruntime") is not None:
+        enc8 = EncoderClassifier(heads_path=dummy, precision="int8", batch_size=64)
+        cache8 = EmbeddingCache(enc8.embed, CACHE_DIR / f"minilm-int8-{base_sha[:12]}.npz")
+        x_val8 = cache8.embed([e.text for e in dataset.val])
+        for j, label in enumerate(LABEL_IDS):
+            if bias[j] <= -20.0:
+                continue
+            raw = float(bias[j]) + _logit(float(thresholds[j]))
+            keep = w_val[:, j] > 0
+            p8 = 1 / (1 + np.exp(-(x_val8[keep] @ weight[j] + raw)))
+            thr8, f1_8 = _best_threshold(y_val[keep, j], p8)
+            bias_int8[j] = raw - _logit(thr8)
+            thresholds_int8[j] = thr8
+            stats[label]["val_f1_int8"] = f1_8
+            stats[label]["threshold_int8"] = thr8
+    else:
+        _log("onnxruntime not installed: int8 heads left off (bias_int8 = -20)")
+
     heads_path = out_dir / "encoder.npz"
     np.savez_compressed(
         heads_path,
         labels=labels,
         weight=weight,
         bias=bias,
+        bias_int8=bias_int8,
         threshold_raw=thresholds,
+        threshold_raw_int8=thresholds_int8,
         base_sha256=np.array(base_sha),
         seed=np.array(seed),
     )
     _log(f"wrote {heads_path} ({heads_path.stat().st_size} bytes)")
-    try:
-        build_graph(out_dir / "encoder-graph.onnx")
-        _log(f"wrote {out_dir / 'encoder-graph.onnx'}")
-    except ImportError:
-        _log("package 'onnx' not installed: encoder-graph.onnx not rebuilt (numpy runtime only)")
     result: dict[str, Any] = {
         "heads": str(heads_path),
         "labels": stats,
@@ -666,8 +787,19 @@ def train_encoder(
         theirs_name, fn = linear
         theirs = evaluate(fn, sets)
     result["eval"] = {"encoder": ours, theirs_name: theirs}
+    if cache8 is not None:
+        trained8 = EncoderClassifier(heads_path=heads_path, precision="int8")
+        c8 = cache8
+
+        def int8_scores(texts: list[str]) -> list[dict[str, float]]:
+            return trained8.score_embeddings(c8.embed(texts))
+
+        ours8 = evaluate(int8_scores, {n: sets[n] for n in HEADLINE if n in sets})
+        result["eval"]["encoder int8"] = ours8
+    speed_texts = list(sets["oasst_prompts"].texts[:200]) if "oasst_prompts" in sets else []
+    result["speed"] = measure_speed(heads_path, speed_texts) if speed_texts else []
     if report is not None:
-        write_report(
+        result["report"] = write_report(
             report,
             info={
                 "seed": seed,
@@ -676,7 +808,11 @@ def train_encoder(
                 "base_sha256": base_sha,
                 "embed_s": embed_s,
                 "fit_s": fit_s,
-                "notes": [],
+                "notes": NOTES,
+                "int8": result["eval"].get("encoder int8"),
+                "speed": result["speed"],
+                "speed_n": len(speed_texts),
+                "loadavg": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
             },
             stats=stats,
             ours=ours,
@@ -685,6 +821,12 @@ def train_encoder(
         )
         _log(f"wrote {report}")
     return result
+
+
+def train_stage(dataset: Any, *, data_dir: Path, seed: int = 13) -> str:
+    """What ``training/train.py --stages encoder`` calls: train, write, return the report."""
+    result = train_encoder(dataset, DEFAULT_OUT, seed=seed, data_dir=data_dir)
+    return str(result.get("report", ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
