@@ -54,7 +54,9 @@ async def start(client: httpx.AsyncClient, key: str, **body: Any) -> str:
     return str(response.json()["id"])
 
 
-async def say(client: httpx.AsyncClient, key: str, cid: str, content: str, **extra: Any) -> httpx.Response:
+async def say(
+    client: httpx.AsyncClient, key: str, cid: str, content: str, **extra: Any
+) -> httpx.Response:
     return await client.post(
         f"/v1/conversations/{cid}/messages", json={"content": content, **extra}, headers=auth(key)
     )
@@ -71,8 +73,11 @@ async def test_health_metrics_and_openapi(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
-    [({}, "no API key"), ({"Authorization": "Bearer nope"}, "unknown or revoked"),
-     ({"Authorization": "Basic abc"}, "Bearer <key>")],
+    [
+        ({}, "no API key"),
+        ({"Authorization": "Bearer nope"}, "unknown or revoked"),
+        ({"Authorization": "Basic abc"}, "Bearer <key>"),
+    ],
 )
 async def test_requests_without_a_valid_key_are_401(
     client: httpx.AsyncClient, headers: dict[str, str], expected: str
@@ -188,7 +193,9 @@ async def test_listing_is_paged_and_scoped_to_the_account(
     await start(client, api_keys["bob"])
     page = (await client.get("/v1/conversations?limit=2", headers=auth(api_keys["alice"]))).json()
     assert len(page["data"]) == 2 and page["next_offset"] == 2
-    rest = (await client.get("/v1/conversations?limit=2&offset=2", headers=auth(api_keys["alice"]))).json()
+    rest = (
+        await client.get("/v1/conversations?limit=2&offset=2", headers=auth(api_keys["alice"]))
+    ).json()
     assert len(rest["data"]) == 1 and rest["next_offset"] is None
 
 
@@ -214,14 +221,21 @@ async def test_feedback_and_the_admin_review_queue(
     assert item["feedback"][0]["comment"] == "I was testing"
 
 
-async def test_assess_text_and_messages(client: httpx.AsyncClient, api_keys: dict[str, str]) -> None:
+async def test_assess_text_and_messages(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
     key = api_keys["alice"]
     one = (await client.post("/v1/assess", json={"text": "a bomb"}, headers=auth(key))).json()
     assert one["assessment"]["categories"] == ["explosives"]
     assert one["assessment"]["flagged"] is True
     many = await client.post(
         "/v1/assess",
-        json={"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "unsafe-output"}]},
+        json={
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "unsafe-output"},
+            ]
+        },
         headers=auth(key),
     )
     assert [m["assessment"]["flagged"] for m in many.json()["messages"]] == [False, True]
@@ -235,7 +249,9 @@ async def test_bad_input_gets_one_error_shape_with_the_right_status(
     key = api_keys["alice"]
     cid = await start(client, key)
     broken = await client.post(
-        f"/v1/conversations/{cid}/messages", content=b"{not json", headers={**auth(key), "Content-Type": "application/json"}
+        f"/v1/conversations/{cid}/messages",
+        content=b"{not json",
+        headers={**auth(key), "Content-Type": "application/json"},
     )
     assert broken.status_code == 400
     assert broken.json()["error"]["type"] == "invalid_json"
@@ -267,7 +283,9 @@ async def test_rate_limit_per_key_answers_429_with_retry_after(
         limited = await client.get("/v1/conversations", headers=auth(api_keys["alice"]))
         assert int(limited.headers["Retry-After"]) >= 1
         # another key has its own bucket
-        assert (await client.get("/v1/conversations", headers=auth(api_keys["bob"]))).status_code == 200
+        assert (
+            await client.get("/v1/conversations", headers=auth(api_keys["bob"]))
+        ).status_code == 200
 
 
 async def test_metrics_count_decisions_and_ends(

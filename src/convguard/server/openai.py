@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from convguard.assess.cascade import Cascade
 from convguard.assess.stream import OutputStream
 from convguard.assess.types import Assessment
-from convguard.conversation import End, Guide, decision_to_dict, reply_of
+from convguard.conversation import End, Guide, decide, decision_to_dict, fold, reply_of
 from convguard.errors import ConvguardError, InvalidInput
 from convguard.server.app import error_body
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
@@ -210,8 +210,6 @@ def _turn(
 
 def _existing_turn(gateway: Gateway, conversation_id: str, user: MessageRecord) -> TurnResult:
     """The same user message sent again (a client retry): its stored decision stands."""
-    from convguard.conversation import fold
-
     path = gateway.store.path(conversation_id, user.id)
     assert user.decision is not None and user.assessment is not None
     replies = gateway.store.children(conversation_id, user.id)
@@ -270,6 +268,7 @@ class _Chat:
             "categories": list(self.result.assessment.categories),
             "flags": list(self.result.assessment.flags),
             "ended": self.ended,
+            "model_end": data["model_end"],
             "output_withheld": self.withheld is not None,
             "policy_version": self.result.policy_version,
         }
@@ -287,14 +286,24 @@ class _Chat:
         return [*(self.body.tools or ()), dict(END_TOOL)]
 
     def _settle(self, completion: Completion, sent: str) -> tuple[str, list[ToolCall], str]:
-        """After the model finished: store the reply, answer an end call. Returns extra text,
-        the client's tool calls, and the finish reason."""
+        """After the model finished: answer an end call, store the reply. Returns the text to
+        send after what was sent, the client's tool calls, and the finish reason."""
         ends = [c for c in completion.tool_calls if c.name == END_TOOL_NAME]
         calls = [c for c in completion.tool_calls if c.name != END_TOOL_NAME]
-        stored = sent or (f"[tool calls: {', '.join(c.name for c in calls)}]" if calls else "")
         extra = ""
+        honoured = bool(ends) and self._end_would_be_honoured()
+        if ends and not honoured and not sent and not calls:
+            # refused: the model's turn continues, so it is asked once more, without the tool
+            extra = self._continue_after_refusal()
+        stored = sent + extra
         if not stored:
-            stored = "(the model asked to end the conversation)" if ends else "(empty reply)"
+            stored = (
+                f"[tool calls: {', '.join(c.name for c in calls)}]"
+                if calls
+                else "(the model ended the conversation)"
+                if honoured
+                else "(empty reply)"
+            )
         reply = self.gateway.service.add_reply(
             self.caller.account,
             self.result.conversation_id,
@@ -311,12 +320,34 @@ class _Chat:
             answer = self.gateway.service.model_end(
                 self.caller.account, self.result.conversation_id, reply.id
             )
+            self.decision = answer  # honoured: the end; refused: the turn, with why
             if isinstance(answer, End):
-                self.decision, self.ended = answer, True
+                self.ended = True
                 self.gateway.metrics.ended("model")
-                extra = ("\n\n" if sent else "") + answer.reply
+                extra += ("\n\n" if stored else "") + answer.reply
                 calls, finish = [], "stop"
         return extra, calls, finish
+
+    def _end_would_be_honoured(self) -> bool:
+        path = self.gateway.store.path(self.result.conversation_id, self.result.user.id)
+        before = fold(self.gateway.policy, [m.as_step() for m in path[:-1]])
+        answer = decide(
+            self.gateway.policy, before, self.result.assessment, model_requests_end=True
+        )
+        return isinstance(answer, End)
+
+    def _continue_after_refusal(self) -> str:
+        assert self.gateway.upstream is not None
+        messages = self._upstream_messages()
+        messages.append(
+            {
+                "role": "system",
+                "content": "Your end_conversation call was declined by the deployment's policy: "
+                "the conversation continues. Reply to the user.",
+            }
+        )
+        text = self.gateway.upstream.complete(messages, tools=self.body.tools or ()).content
+        return text or "(no reply)"
 
     def _check_output(self, text: str) -> Assessment:
         assessment = self.gateway.assessor.assess(text, role="assistant")
@@ -430,38 +461,43 @@ class _Chat:
             self._observe()
             yield self._chunk({}, "stop", convguard=self.meta())
             return
-        watch = OutputStream(self.gateway.assessor)
+        # Text is held back until an assessment has cleared it, so a chunk that crosses a
+        # threshold is never sent: it is dropped and the reply ends with the policy's.
+        watch = OutputStream(self.gateway.assessor, every_chars=80, min_chars=20)
         sent: list[str] = []
+        held: list[str] = []
         completion: Completion | None = None
         events = self.gateway.upstream.stream(self._upstream_messages(), tools=self._tools())
         try:
             for event in events:
-                if isinstance(event, TextDelta):
-                    checked = watch.feed(event.text)
-                    if checked is not None and checked.categories:
-                        self.gateway.metrics.output(checked)
-                        replacement = ("\n\n" if sent else "") + self._withheld_reply(checked)
-                        sent.append(replacement)
-                        yield self._chunk({"content": replacement})
-                        completion = Completion("".join(sent), (), "stop", self.model)
-                        break
-                    sent.append(event.text)
-                    yield self._chunk({"content": event.text})
-                else:
+                if not isinstance(event, TextDelta):
                     completion = event
+                    continue
+                held.append(event.text)
+                checked = watch.feed(event.text)
+                if checked is None:
+                    continue
+                if checked.categories:
+                    break
+                sent += held
+                yield self._chunk({"content": "".join(held)})
+                held = []
         finally:
             close = getattr(events, "close", None)
             if close is not None:
                 close()
+        final = watch.last if watch.last is not None and watch.last.categories else watch.finish()
+        self.gateway.metrics.output(final)
+        if final.categories:
+            replacement = ("\n\n" if sent else "") + self._withheld_reply(final)
+            sent.append(replacement)
+            yield self._chunk({"content": replacement})
+            completion = Completion("".join(sent), (), "stop", self.model)
+        elif held:
+            sent += held
+            yield self._chunk({"content": "".join(held)})
         if completion is None:
             completion = Completion("".join(sent), (), "stop", self.model)
-        if self.withheld is None and sent:
-            final = watch.finish()
-            if final.categories:
-                replacement = "\n\n" + self._withheld_reply(final)
-                sent.append(replacement)
-                yield self._chunk({"content": replacement})
-                completion = Completion("".join(sent), (), "stop", self.model)
         text = "".join(sent)
         extra, calls, finish = self._settle(completion, text)
         if extra:
