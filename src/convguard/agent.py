@@ -1,0 +1,586 @@
+"""The agent tool guard (B9): a coding or computer-use agent's tool call in, allow/ask/deny out.
+
+:func:`assess_tool_call` reads what a tool call would *do* and rules on that:
+
+- shell commands (``Bash``, ``shell``, ``PowerShell`` …) are parsed, not matched as flat strings:
+  pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
+  payloads are unpacked (:mod:`convguard.agent_rules._shell`) and every resulting command is judged
+  by its program and arguments (:mod:`convguard.agent_rules._commands`);
+- code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
+  syntax tree when it is Python, and through attack indicators otherwise;
+- file writes and edits are judged on their path (persistence locations, credential stores, logs,
+  disks) and on their content as code;
+- addresses (``WebFetch``, URLs typed by a computer-use agent) on their scheme and host;
+- computer-use actions (Anthropic's ``computer`` tool) on what they type and the keys they press.
+
+Categories: ``malware``, ``credential_access``, ``network_attack``, ``denial_of_service``,
+``persistence_evasion``, ``destructive``, ``exfiltration``.
+
+Invariants:
+- the verdict is the most severe level among the findings that remain after scope and context;
+  no finding means ``allow`` (ordinary commands are never listed, only dangerous ones);
+- a :class:`Scope` is the only thing that authorises a scan or attack tool, and only when every
+  target it names lies inside the scope's hosts or networks; loopback counts as in scope for scans;
+- the conversation context can lower an ``ask`` that a user explicitly requested (``rm -rf
+  ~/old`` after "delete ~/old") and can raise every finding to ``deny`` (and network actions to
+  ``ask``) when the user asked to attack a third party; it never lowers a ``deny`` and never
+  authorises a network attack;
+- nothing is executed: commands and code are only parsed.
+
+The free-text classifier (:class:`~convguard.assess.linear.LinearClassifier`, category
+``cyberattack``) is one signal for text that is not a command — a code request, typed text, the
+context — loaded on first use; the verdict comes mainly from parsing and rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from convguard.agent_rules._code import WINDOWS_RULES, python_report, text_findings
+from convguard.agent_rules._commands import (
+    Finding,
+    command_findings,
+    content_findings,
+    render,
+    write_findings,
+)
+from convguard.agent_rules._paths import fold_home, hosts_in, secret_path
+from convguard.agent_rules._shell import POWERSHELLS, parse_script
+from convguard.assess.types import Classifier
+from convguard.errors import InvalidInput
+
+__all__ = [
+    "CATEGORIES",
+    "Scope",
+    "ToolVerdict",
+    "Verdict",
+    "assess_tool_call",
+    "claude_code_decision",
+    "load_scope",
+]
+
+Verdict = Literal["allow", "ask", "deny"]
+CATEGORIES: tuple[str, ...] = (
+    "malware",
+    "credential_access",
+    "network_attack",
+    "denial_of_service",
+    "persistence_evasion",
+    "destructive",
+    "exfiltration",
+)
+CLASSIFIER_THRESHOLD = 0.5
+_RANK: dict[str, int] = {"allow": 0, "ask": 1, "deny": 2}
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an engagement authorises: hosts (names, ``*.example.com``), networks (CIDR), paths
+    (files under them may be deleted or written freely) and tools (security programs allowed;
+    empty: any)."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    paths: tuple[str, ...] = ()
+    tools: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        hosts: Iterable[str] = (),
+        networks: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        tools: Iterable[str] = (),
+    ) -> Scope:
+        nets = []
+        for net in networks:
+            try:
+                nets.append(ipaddress.ip_network(net, strict=False))
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"scope network {net!r} is not a network; write it in CIDR form, "
+                    "e.g. '10.0.0.0/24'"
+                ) from exc
+        return cls(
+            hosts=frozenset(h.lower() for h in hosts),
+            networks=tuple(nets),
+            paths=tuple(fold_home(p).rstrip("/") for p in paths),
+            tools=frozenset(t.lower() for t in tools),
+        )
+
+    def covers_host(self, host: str) -> bool:
+        host = host.lower().strip("[]")
+        if host in self.hosts or any(
+            h.startswith("*.") and host.endswith(h[1:]) for h in self.hosts
+        ):
+            return True
+        try:
+            target = ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            return False
+        return any(
+            target.version == net.version and target.subnet_of(net)  # type: ignore[arg-type]
+            for net in self.networks
+        )
+
+    def covers_path(self, path: str) -> bool:
+        folded = fold_home(path).rstrip("/")
+        return any(folded == p or folded.startswith(p + "/") for p in self.paths)
+
+
+@dataclass(frozen=True)
+class ToolVerdict:
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    categories: tuple[str, ...]
+    tool: str
+    #: The commands seen after unpacking (each rendered as its words), for the record.
+    commands: tuple[str, ...] = ()
+    elapsed_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "categories": list(self.categories),
+            "tool": self.tool,
+            "commands": list(self.commands),
+            "elapsed_ms": round(self.elapsed_ms, 4),
+        }
+
+
+@dataclass
+class _Seen:
+    findings: list[Finding] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
+    parsed = parse_script(script, windows=windows)
+    for cmd in parsed.commands:
+        if cmd.argv:
+            seen.commands.append(render(cmd))
+        seen.findings.extend(command_findings(cmd))
+        rule = WINDOWS_RULES.get(cmd.program.removesuffix(".exe"))
+        if rule is not None:
+            seen.findings.extend(rule(cmd))
+        if cmd.decoded and cmd.argv:
+            seen.findings.append(
+                Finding("persistence_evasion", "ask", f"runs a decoded payload: {render(cmd)}")
+            )
+    for note in parsed.notes:
+        if note == "fork bomb":
+            seen.findings.append(Finding("denial_of_service", "deny", "fork bomb"))
+        elif note == "encoded powershell command":
+            seen.findings.append(
+                Finding("persistence_evasion", "ask", "runs an encoded PowerShell command")
+            )
+        else:
+            seen.findings.append(Finding("persistence_evasion", "ask", f"cannot unpack: {note}"))
+    for language, source in parsed.code:
+        _code(seen, source, language=language, depth=depth + 1)
+
+
+def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> None:
+    if depth > 3:
+        return
+    report = python_report(source) if language in ("", "python") else None
+    if report is not None:
+        seen.findings.extend(report.findings)
+        for script in report.scripts:
+            _shell(seen, script, depth=depth)
+    elif language in ("sh", "bash", "shell", "zsh"):
+        _shell(seen, source, depth=depth)
+    elif language in ("powershell", "pwsh", "cmd", "bat"):
+        _shell(seen, source, windows=True, depth=depth)
+    seen.findings.extend(text_findings(source))
+    seen.findings.extend(content_findings(source) if report is None else ())
+    if report is None and language not in ("sh", "bash", "shell", "zsh"):
+        seen.texts.append(source)
+
+
+def _url(seen: _Seen, url: str) -> None:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "file" and secret_path(parts.path):
+        seen.findings.append(
+            Finding("credential_access", "deny", f"opens a credential store: {url}")
+        )
+    elif scheme in ("javascript", "data", "vbscript"):
+        seen.findings.append(Finding("malware", "ask", f"opens a script address: {url[:80]}"))
+    host = (parts.hostname or "").lower()
+    if host in ("169.254.169.254", "metadata.google.internal", "100.100.100.200"):
+        seen.findings.append(Finding("credential_access", "ask", f"reads cloud metadata: {url}"))
+    if re.search(r"AKIA[0-9A-Z]{16}|-----BEGIN|ssh-(?:rsa|ed25519) |passw(?:or)?d=", url):
+        seen.findings.append(Finding("exfiltration", "deny", "sends a secret in an address"))
+
+
+_SHELLISH = re.compile(r"^\s*(?:sudo\s+)?[\w./-]+(?:\s|$)|[|;&<>`$]")
+
+
+def _typed(seen: _Seen, text: str) -> None:
+    """Text a computer-use agent types: a command line if it reads as one, and always text."""
+    for url in re.findall(r"(?:https?|file|javascript)://?\S+", text):
+        _url(seen, url)
+    if _SHELLISH.search(text):
+        _shell(seen, text)
+    seen.findings.extend(text_findings(text))
+    seen.texts.append(text)
+
+
+def _write(seen: _Seen, path: str, content: str) -> None:
+    seen.findings.extend(write_findings(path, content or None, how="write"))
+    if path.endswith((".py", ".pyw")):
+        _code(seen, content, language="python")
+    elif path.endswith((".sh", ".bash", ".zsh")) or content.startswith("#!"):
+        _shell(seen, content)
+    elif path.endswith((".ps1", ".bat", ".cmd")):
+        _shell(seen, content, windows=True)
+    else:
+        seen.findings.extend(text_findings(content))
+
+
+def _str(arguments: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = arguments.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _tool_shell(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    command = _str(arguments, "command", "cmd", "script", "input")
+    if command is None:
+        raise InvalidInput(f"tool {tool!r} needs a string 'command' argument; got {arguments!r}")
+    windows = tool.lower() in POWERSHELLS or tool.lower() in ("cmd", "powershell", "windows_shell")
+    _shell(seen, command, windows=windows)
+    if windows:
+        seen.findings.extend(text_findings(command))
+
+
+def _tool_code(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    code = _str(arguments, "code", "source", "script", "input", "command")
+    if code is None:
+        raise InvalidInput(f"tool {tool!r} needs a string 'code' argument; got {arguments!r}")
+    language = (_str(arguments, "language", "lang") or "").lower()
+    _code(seen, code, language=language)
+
+
+def _tool_write(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    path = _str(arguments, "file_path", "path", "notebook_path", "filename")
+    if path is None:
+        raise InvalidInput(f"tool {tool!r} needs a string 'file_path' argument; got {arguments!r}")
+    pieces = [_str(arguments, "content", "new_string", "file_text", "new_str", "new_source")]
+    edits = arguments.get("edits")
+    if isinstance(edits, list):
+        pieces += [e.get("new_string") for e in edits if isinstance(e, Mapping)]
+    _write(seen, path, "\n".join(p for p in pieces if isinstance(p, str)))
+
+
+def _tool_read(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    path = _str(arguments, "file_path", "path") or ""
+    if secret_path(path):
+        seen.findings.append(
+            Finding("credential_access", "ask", f"reads a credential store: {path}")
+        )
+
+
+def _tool_fetch(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    url = _str(arguments, "url", "uri", "address")
+    if url is None:
+        raise InvalidInput(f"tool {tool!r} needs a string 'url' argument; got {arguments!r}")
+    _url(seen, url)
+
+
+def _tool_computer(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    action = _str(arguments, "action") or ""
+    if action in ("type", "key", "hold_key"):
+        text = _str(arguments, "text") or ""
+        if action == "type":
+            _typed(seen, text)
+    elif action in ("open", "open_url", "navigate", "goto"):
+        _url(seen, _str(arguments, "url", "text") or "")
+
+
+def _tool_other(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
+    if isinstance(arguments.get("command"), str):
+        _tool_shell(seen, tool, arguments)
+    elif isinstance(arguments.get("code"), str):
+        _tool_code(seen, tool, arguments)
+    elif isinstance(arguments.get("url"), str):
+        _tool_fetch(seen, tool, arguments)
+    else:
+        text = " ".join(v for v in arguments.values() if isinstance(v, str))
+        if text:
+            seen.findings.extend(text_findings(text))
+            seen.texts.append(text)
+
+
+_Handler = Callable[[_Seen, str, Mapping[str, Any]], None]
+_TOOLS: dict[str, _Handler] = {
+    **dict.fromkeys(
+        ("bash", "shell", "sh", "terminal", "run_command", "execute_command", "run_shell",
+         "powershell", "pwsh", "cmd", "bash_20250124", "exec"),
+        _tool_shell,
+    ),
+    **dict.fromkeys(
+        ("python", "code_interpreter", "execute_code", "run_code", "python_repl", "ipython",
+         "code_execution", "jupyter"),
+        _tool_code,
+    ),
+    **dict.fromkeys(
+        ("write", "edit", "multiedit", "notebookedit", "create_file", "write_file", "edit_file",
+         "str_replace_based_edit_tool", "str_replace_editor", "apply_patch"),
+        _tool_write,
+    ),
+    **dict.fromkeys(("read", "read_file", "view", "cat"), _tool_read),
+    **dict.fromkeys(("webfetch", "fetch", "web_fetch", "browse", "open_url", "http_get"), _tool_fetch),  # noqa: E501
+    **dict.fromkeys(("computer", "computer_20250124", "computer_20241022"), _tool_computer),
+}  # fmt: skip
+
+_THIRD_PARTY = re.compile(
+    r"\b(?:hack|attack|ddos|take down|knock (?:\w+ )?offline|break into|get into|crash|flood|"
+    r"brute[\s-]?force|steal|spy on|pwn)\b.{0,60}\b(?:their|his|her|someone|competitor|ex|"
+    r"neighbou?r|school|company|government|bank|site|server|network|account|wifi|website)",
+    re.I | re.S,
+)
+_ASKED = {
+    "destructive": re.compile(
+        r"\b(?:delete|remove|clean|wipe|erase|rm|drop|purge|force[\s-]?push|shut\s?down|reboot|"
+        r"reset|get rid of|clear out)\b",
+        re.I,
+    ),
+    "persistence_evasion": re.compile(
+        r"\b(?:cron|crontab|schedul\w*|bashrc|zshrc|profile|startup|systemd|service|launch ?agent|"
+        r"firewall|account|user|autostart|login item|hook)\b",
+        re.I,
+    ),
+    "denial_of_service": re.compile(r"\b(?:shut\s?down|reboot|restart|power off)\b", re.I),
+}
+
+
+@cache
+def _default_classifier() -> Classifier:
+    from convguard.assess.linear import LinearClassifier
+
+    return LinearClassifier.load()
+
+
+def _cyber_score(classifier: Classifier | None, texts: Sequence[str]) -> float:
+    texts = [t for t in texts if len(t.split()) >= 4]
+    if not texts:
+        return 0.0
+    model = classifier or _default_classifier()
+    return max(row.get("cyberattack", 0.0) for row in model.score(texts))
+
+
+def _attack_intent(context: Sequence[str], classifier: Classifier | None) -> str | None:
+    joined = "\n".join(context[-6:])
+    if not joined.strip():
+        return None
+    match = _THIRD_PARTY.search(joined)
+    if match:
+        return f"the user asked to {match.group()!r}"
+    hits = [f for f in text_findings(joined) if f.category != "persistence_evasion"]
+    if hits:
+        return f"the user asked for {hits[0].reason.split(':')[0]}"
+    score = _cyber_score(classifier, context[-3:])
+    if score >= CLASSIFIER_THRESHOLD:
+        return f"the user's request reads as a cyberattack ({score:.2f})"
+    return None
+
+
+def _user_asked(finding: Finding, context: Sequence[str]) -> bool:
+    pattern = _ASKED.get(finding.category)
+    joined = "\n".join(context[-6:])
+    if pattern is None or not pattern.search(joined):
+        return False
+    names = [fold_home(t).rstrip("/").rsplit("/", 1)[-1] for t in finding.targets]
+    return all(n and n.lower() in joined.lower() for n in names)
+
+
+def _resolve(
+    seen: _Seen, scope: Scope | None, context: Sequence[str], classifier: Classifier | None
+) -> tuple[list[Finding], list[str]]:
+    notes: list[str] = []
+    kept: list[Finding] = []
+    for f in seen.findings:
+        if f.category == "network_attack" and f.targets:
+            loopback = all(t in _LOOPBACK or t.startswith("127.") for t in f.targets)
+            tool_ok = scope is not None and (not scope.tools or f.program in scope.tools)
+            if scope is not None and tool_ok and all(scope.covers_host(t) for t in f.targets):
+                notes.append(f"in the authorised scope: {f.reason}")
+                continue
+            if loopback and f.level == "ask":
+                notes.append(f"loopback only: {f.reason}")
+                continue
+            if scope is not None:
+                f = Finding(f.category, f.level, f"{f.reason} (outside the authorised scope)")
+        if f.lowerable and scope is not None and f.targets:  # noqa: SIM102
+            if all(scope.covers_path(t) for t in f.targets):
+                notes.append(f"inside the authorised paths: {f.reason}")
+                continue
+        kept.append(f)
+    if seen.texts:
+        score = _cyber_score(classifier, seen.texts)
+        if score >= CLASSIFIER_THRESHOLD:
+            kept.append(Finding("malware", "ask", f"text classifier: cyberattack {score:.2f}"))
+    intent = _attack_intent(context, classifier) if context else None
+    if intent is not None:
+        raised = [Finding(f.category, "deny", f"{f.reason} ({intent})") for f in kept]
+        if not raised and any(hosts_in(c.split()) for c in seen.commands):
+            raised.append(Finding("network_attack", "ask", f"network action after {intent}"))
+        return raised, notes
+    if context:
+        lowered = []
+        for f in kept:
+            if f.level == "ask" and f.lowerable and _user_asked(f, context):
+                notes.append(f"the user asked for this: {f.reason}")
+            else:
+                lowered.append(f)
+        kept = lowered
+    return kept, notes
+
+
+def assess_tool_call(
+    tool: str,
+    arguments: Mapping[str, Any],
+    *,
+    scope: Scope | None = None,
+    context: Sequence[str] | None = None,
+    classifier: Classifier | None = None,
+) -> ToolVerdict:
+    """Judge one tool call before it runs (see the module docstring for the rules).
+
+    ``tool`` is the tool's name (``Bash``, ``Write``, ``WebFetch``, ``computer`` …, matched
+    without case; unknown tools are read for a ``command``, ``code`` or ``url`` argument, then as
+    text). ``context`` is the recent user turns, oldest first. ``classifier`` replaces the shipped
+    linear model used for free text (a scripted fake in tests).
+    """
+    started = time.perf_counter()
+    if not isinstance(arguments, Mapping):
+        raise InvalidInput(f"tool arguments must be a mapping, got {type(arguments).__name__}")
+    seen = _Seen()
+    handler = _TOOLS.get(tool.lower(), _tool_other)
+    if tool.lower().startswith("mcp__") and handler is _tool_other:
+        handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
+    handler(seen, tool, arguments)
+    findings, notes = _resolve(seen, scope, tuple(context or ()), classifier)
+    verdict: Verdict = "allow"
+    for f in findings:
+        if _RANK[f.level] > _RANK[verdict]:
+            verdict = f.level
+    reasons = [f.reason for f in sorted(findings, key=lambda f: -_RANK[f.level])]
+    categories = tuple(c for c in CATEGORIES if any(f.category == c for f in findings))
+    return ToolVerdict(
+        verdict=verdict,
+        reasons=tuple(dict.fromkeys([*reasons, *notes])),
+        categories=categories,
+        tool=tool,
+        commands=tuple(dict.fromkeys(seen.commands)),
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+# --- scope files and the Claude Code hook ------------------------------------------------------
+
+
+class _ScopeFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hosts: list[str] = []
+    networks: list[str] = []
+    paths: list[str] = []
+    tools: list[str] = []
+
+
+def load_scope(path: str | Path) -> Scope:
+    """Read a scope file (YAML or JSON) with the optional lists ``hosts``, ``networks`` (CIDR),
+    ``paths`` and ``tools``::
+
+        hosts: [staging.example.com, "*.lab.example.com"]
+        networks: [10.10.0.0/16]
+        paths: [/srv/engagement]
+        tools: [nmap, nikto, sqlmap]
+    """
+    try:
+        document = yaml.safe_load(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(
+            f"cannot read scope file {str(path)!r}: {exc}; pass a readable YAML or JSON file"
+        ) from exc
+    try:
+        parsed = _ScopeFile.model_validate(document or {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        raise InvalidInput(
+            f"scope file {str(path)!r}: {where}: {error['msg']}; allowed fields are hosts, "
+            "networks, paths and tools, each a list of strings"
+        ) from exc
+    return Scope.of(
+        hosts=parsed.hosts, networks=parsed.networks, paths=parsed.paths, tools=parsed.tools
+    )
+
+
+def claude_code_decision(
+    event: Any,
+    *,
+    scope: Scope | None = None,
+    context: Sequence[str] = (),
+    classifier: Classifier | None = None,
+    defer_allow: bool = False,
+) -> dict[str, Any]:
+    """Claude Code's ``PreToolUse`` hook: the event (parsed JSON) in, the JSON to print out.
+
+    The event carries ``tool_name`` and ``tool_input`` (and ``hook_event_name``, ``cwd``,
+    ``session_id`` …, not needed here). The answer is ``{"hookSpecificOutput": {"hookEventName":
+    "PreToolUse", "permissionDecision": "allow" | "ask" | "deny", "permissionDecisionReason":
+    ...}}``; the caller prints it and exits 0. A malformed event raises :class:`InvalidInput`,
+    which the command line reports on stderr with exit code 1 (the protocol's non-blocking error).
+
+    An ``allow`` skips Claude Code's own permission prompt; with ``defer_allow`` an allowed call
+    gets no decision (``{}``) so the user's permission rules still apply to it.
+    """
+    if not isinstance(event, Mapping):
+        raise InvalidInput(f"the hook event must be a JSON object, got {type(event).__name__}")
+    name = event.get("hook_event_name", "PreToolUse")
+    if name != "PreToolUse":
+        raise InvalidInput(
+            f"hook_event_name is {name!r}; install 'convguard hook claude-code' under "
+            "hooks.PreToolUse only"
+        )
+    tool, tool_input = event.get("tool_name"), event.get("tool_input")
+    if not isinstance(tool, str) or not tool:
+        raise InvalidInput(f"the event needs a string 'tool_name', got {tool!r}")
+    if not isinstance(tool_input, Mapping):
+        raise InvalidInput(f"the event needs an object 'tool_input', got {tool_input!r}")
+    verdict = assess_tool_call(
+        tool, tool_input, scope=scope, context=context, classifier=classifier
+    )
+    if defer_allow and verdict.verdict == "allow":
+        return {}
+    reason = "; ".join(verdict.reasons[:3]) or "no risk found in this tool call"
+    if verdict.categories:
+        reason = f"convguard ({', '.join(verdict.categories)}): {reason}"
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": verdict.verdict,
+            "permissionDecisionReason": reason,
+        }
+    }

@@ -1,0 +1,1070 @@
+"""Rules over parsed commands: one program and its arguments in, findings out.
+
+A :class:`Finding` names its category, the level it calls for (``ask`` or ``deny``), a reason
+that quotes the command, and what may change it later: ``targets`` (hosts a scope can authorise)
+and ``lowerable`` (a user who asked for exactly this can lower an ``ask`` to ``allow``).
+
+Rules are looked up by program name in :data:`PROGRAM_RULES`; :func:`command_findings` adds the
+checks every command gets (redirections, secrets among arguments, reverse-shell devices,
+environment tricks). Ordinary programs with no finding are allowed: the guard lists what is
+dangerous, never what is permitted.
+"""
+
+# ruff: noqa: E501  (regex tables read better unbroken)
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from convguard.agent_rules._paths import (
+    critical_target,
+    fold_home,
+    hosts_in,
+    is_block_device,
+    log_path,
+    persistence_path,
+    root_level,
+    secret_path,
+)
+from convguard.agent_rules._shell import Command
+
+__all__ = ["PROGRAM_RULES", "Finding", "command_findings", "content_findings", "render"]
+
+Level = Literal["ask", "deny"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    category: str
+    level: Level
+    reason: str
+    targets: tuple[str, ...] = ()
+    program: str = ""
+    lowerable: bool = False
+
+
+Rule = Callable[[Command], list[Finding]]
+
+
+def render(cmd: Command) -> str:
+    text = " ".join(cmd.argv) or " ".join(f"{k}={v}" for k, v in cmd.assignments)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _flags(cmd: Command) -> set[str]:
+    out: set[str] = set()
+    for a in cmd.args:
+        if a.startswith("--"):
+            out.add(a.split("=", 1)[0])
+        elif a.startswith("-") and len(a) > 1:
+            out.update("-" + c for c in a[1:])
+    return out
+
+
+def _plain(cmd: Command) -> list[str]:
+    return [a for a in cmd.args if not a.startswith("-")]
+
+
+_NET_SINKS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "curl", "wget", "ssh", "scp"})
+_REMOTE_FETCH = re.compile(
+    r"\b(?:curl|wget|fetch|nc|ncat|socat|DownloadString|Invoke-WebRequest|iwr)\b|/dev/tcp/", re.I
+)
+_REVERSE = re.compile(
+    r"/dev/(?:tcp|udp)/|\bnc(?:at)?\b[^|;\n]*\s-[ec]\b|\bsocket\b.*\bdup2\b", re.S
+)
+
+
+# --- destructive ------------------------------------------------------------------------------
+
+
+def _rm(cmd: Command) -> list[Finding]:
+    flags = _flags(cmd)
+    targets = _plain(cmd)
+    recursive = bool(flags & {"-r", "-R", "--recursive"})
+    if "--no-preserve-root" in flags:
+        return [Finding("destructive", "deny", f"deletes the whole filesystem: {render(cmd)}")]
+    out: list[Finding] = []
+    for t in targets:
+        if not t:
+            continue
+        if t in ("*", ".*") and recursive:
+            out.append(
+                Finding(
+                    "destructive",
+                    "ask",
+                    f"recursive delete of everything here: {render(cmd)}",
+                    (),
+                    "",
+                    True,
+                )
+            )
+        elif log_path(t):
+            out.append(Finding("persistence_evasion", "deny", f"deletes logs/history: {t}"))
+        elif recursive and critical_target(t):
+            out.append(Finding("destructive", "deny", f"recursive delete of {t!s}: {render(cmd)}"))
+        elif recursive and fold_home(t).startswith(("~", "/")) and not t.startswith("/tmp"):
+            out.append(
+                Finding(
+                    "destructive",
+                    "ask",
+                    f"recursive delete outside the project: {t}",
+                    (t,),
+                    "",
+                    True,
+                )
+            )
+        elif secret_path(t) or persistence_path(t):
+            out.append(Finding("destructive", "ask", f"deletes a security-relevant file: {t}"))
+    return out
+
+
+def _disk_tool(cmd: Command) -> list[Finding]:
+    return [Finding("destructive", "deny", f"formats or wipes a disk: {render(cmd)}")]
+
+
+def _dd(cmd: Command) -> list[Finding]:
+    for a in cmd.args:
+        if a.startswith("of=") and (is_block_device(a[3:]) or a[3:].startswith("/dev/disk")):
+            return [Finding("destructive", "deny", f"overwrites a disk: {render(cmd)}")]
+        if a.startswith("if=") and (is_block_device(a[3:]) or a[3:] == "/dev/mem"):
+            return [Finding("credential_access", "ask", f"reads a raw disk: {render(cmd)}")]
+    return []
+
+
+def _shred(cmd: Command) -> list[Finding]:
+    targets = _plain(cmd)
+    if any(is_block_device(t) or critical_target(t) for t in targets):
+        return [Finding("destructive", "deny", f"shreds a disk or system tree: {render(cmd)}")]
+    if any(log_path(t) for t in targets):
+        return [Finding("persistence_evasion", "deny", f"shreds logs/history: {render(cmd)}")]
+    return []
+
+
+def _chmod(cmd: Command) -> list[Finding]:
+    flags, plain = _flags(cmd), _plain(cmd)
+    mode = plain[0] if plain else ""
+    targets = plain[1:]
+    if flags & {"-R", "--recursive"} and any(root_level(t) for t in targets):
+        return [
+            Finding(
+                "destructive",
+                "deny",
+                f"recursive permission change of a system tree: {render(cmd)}",
+            )
+        ]
+    if re.fullmatch(r"u\+[rwx]*s[rwx]*|[+]?[rwx]*s|[4-7][0-7]{3}", mode):
+        return [Finding("persistence_evasion", "ask", f"sets a setuid/setgid bit: {render(cmd)}")]
+    if any(secret_path(t) or t.startswith("/etc/") for t in targets) and mode.endswith(("7", "6")):
+        return [Finding("persistence_evasion", "ask", f"opens up a system file: {render(cmd)}")]
+    return []
+
+
+def _chown(cmd: Command) -> list[Finding]:
+    if _flags(cmd) & {"-R", "--recursive"} and any(root_level(t) for t in _plain(cmd)[1:]):
+        return [
+            Finding(
+                "destructive", "deny", f"recursive owner change of a system tree: {render(cmd)}"
+            )
+        ]
+    return []
+
+
+def _git(cmd: Command) -> list[Finding]:
+    args = cmd.args
+    if "push" in args and (  # noqa: SIM102
+        _flags(cmd) & {"-f", "--force", "--force-with-lease", "--mirror"}
+        or any(a.startswith("+") for a in args)
+    ):
+        if (
+            any(
+                a.lstrip("+").split(":")[-1] in ("main", "master", "trunk", "release", "production")
+                for a in args
+            )
+            or len(_plain(cmd)) <= 2
+        ):
+            return [
+                Finding(
+                    "destructive",
+                    "ask",
+                    f"force-push to a main branch: {render(cmd)}",
+                    (),
+                    "",
+                    True,
+                )
+            ]
+    return []
+
+
+def _find(cmd: Command) -> list[Finding]:
+    roots = []
+    for a in cmd.args:
+        if a.startswith(("-", "(", "!")):
+            break
+        roots.append(a)
+    if "-delete" in cmd.args and any(root_level(r) and r not in ("~", "~/") for r in roots):
+        return [Finding("destructive", "deny", f"deletes across a system tree: {render(cmd)}")]
+    if any(r in ("/", "~") or r.startswith("/home") for r in roots) and any(
+        re.search(r"id_rsa|id_dsa|\.pem|shadow|password|\.kdbx|wallet|credential", a, re.I)
+        for a in cmd.args
+    ):
+        return [
+            Finding(
+                "credential_access", "ask", f"searches the filesystem for secrets: {render(cmd)}"
+            )
+        ]
+    return []
+
+
+def _kill(cmd: Command) -> list[Finding]:
+    plain = _plain(cmd)
+    if (
+        "-1" in cmd.args[1:]
+        or (plain and plain[-1] == "1" and "-0" not in cmd.args)
+        or (cmd.program == "killall" and any(p in _SECURITY for p in plain))
+    ):
+        return [
+            Finding(
+                "destructive", "ask", f"kills init, every process or a security tool: {render(cmd)}"
+            )
+        ]
+    if cmd.program in ("pkill", "killall") and any(re.search(_SECURITY_RE, p) for p in plain):
+        return [Finding("persistence_evasion", "deny", f"kills a security tool: {render(cmd)}")]
+    return []
+
+
+def _power(cmd: Command) -> list[Finding]:
+    return [
+        Finding(
+            "denial_of_service",
+            "ask",
+            f"shuts down or reboots the machine: {render(cmd)}",
+            (),
+            "",
+            True,
+        )
+    ]
+
+
+def _sql_client(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args) + " " + (cmd.stdin or "")
+    if re.search(r"\bdrop\s+(?:database|schema|table)\b|\btruncate\s+table\b", text, re.I):
+        return [
+            Finding("destructive", "ask", f"drops a database or table: {render(cmd)}", (), "", True)
+        ]
+    return []
+
+
+# --- credential access ------------------------------------------------------------------------
+
+_CRED_TOOLS = frozenset(
+    [
+        "mimikatz",
+        "mimikatz.exe",
+        "pypykatz",
+        "secretsdump",
+        "secretsdump.py",
+        "lazagne",
+        "lazagne.exe",
+        "procdump",
+        "procdump.exe",
+        "procdump64.exe",
+        "unshadow",
+        "gsecdump",
+        "wce",
+        "fgdump",
+        "pwdump",
+        "nanodump",
+        "rubeus",
+        "rubeus.exe",
+        "kerbrute",
+        "impacket-secretsdump",
+        "laZagne.py",
+        "mimipenguin",
+        "mimipenguin.sh",
+        "keychaindump",
+        "chainbreaker",
+        "dumpcreds",
+        "sharpchrome",
+        "hackbrowserdata",
+        "getnpusers.py",
+        "getuserspns.py",
+        "impacket-getuserspns",
+        "impacket-getnpusers",
+    ]
+)
+
+
+def _cred_tool(cmd: Command) -> list[Finding]:
+    return [Finding("credential_access", "deny", f"credential-dumping tool: {render(cmd)}")]
+
+
+def _cracker(cmd: Command) -> list[Finding]:
+    return [Finding("credential_access", "ask", f"password cracking: {render(cmd)}")]
+
+
+def _security_cli(cmd: Command) -> list[Finding]:
+    if any(
+        a in ("dump-keychain", "find-generic-password", "find-internet-password") for a in cmd.args
+    ):
+        return [Finding("credential_access", "deny", f"reads the keychain: {render(cmd)}")]
+    return []
+
+
+def _memory_dump(cmd: Command) -> list[Finding]:
+    if (
+        cmd.program in ("gcore", "gdb") and any(a == "-p" or a.isdigit() for a in cmd.args)
+    ) or "lsass" in " ".join(cmd.args).lower():
+        return [Finding("credential_access", "ask", f"dumps a process's memory: {render(cmd)}")]
+    return []
+
+
+# --- network attack, denial of service ----------------------------------------------------------
+
+_SCANNERS = frozenset(
+    [
+        "nmap",
+        "masscan",
+        "zmap",
+        "rustscan",
+        "unicornscan",
+        "nikto",
+        "gobuster",
+        "dirb",
+        "dirbuster",
+        "ffuf",
+        "wfuzz",
+        "feroxbuster",
+        "wpscan",
+        "enum4linux",
+        "enum4linux-ng",
+        "nuclei",
+        "amass",
+        "sublist3r",
+        "dnsrecon",
+        "fierce",
+        "arp-scan",
+        "netdiscover",
+        "whatweb",
+        "sslscan",
+        "smbmap",
+        "nbtscan",
+        "onesixtyone",
+        "snmpwalk",
+        "ldapsearch",
+    ]
+)
+_ATTACKERS = frozenset(
+    [
+        "hydra",
+        "medusa",
+        "ncrack",
+        "patator",
+        "sqlmap",
+        "msfconsole",
+        "msfvenom",
+        "msfcli",
+        "crackmapexec",
+        "cme",
+        "netexec",
+        "nxc",
+        "responder",
+        "bettercap",
+        "ettercap",
+        "arpspoof",
+        "dnsspoof",
+        "mitm6",
+        "evil-winrm",
+        "psexec.py",
+        "wmiexec.py",
+        "smbexec.py",
+        "impacket-psexec",
+        "impacket-wmiexec",
+        "commix",
+        "beef-xss",
+        "setoolkit",
+        "searchsploit",
+        "routersploit",
+        "xsstrike",
+        "ntlmrelayx.py",
+        "impacket-ntlmrelayx",
+        "chisel",
+        "ligolo",
+    ]
+)
+_FLOODERS = frozenset(
+    {
+        "hping3",
+        "slowloris",
+        "slowhttptest",
+        "t50",
+        "loic",
+        "hoic",
+        "goldeneye",
+        "thc-ssl-dos",
+        "siege",
+    }
+)
+
+
+def _scanner(cmd: Command) -> list[Finding]:
+    targets = tuple(hosts_in(cmd.args))
+    level: Level = "ask"
+    return [
+        Finding(
+            "network_attack",
+            level,
+            f"network scan with {cmd.program}: {render(cmd)}",
+            targets,
+            cmd.program,
+        )
+    ]
+
+
+def _attacker(cmd: Command) -> list[Finding]:
+    category = "malware" if cmd.program == "msfvenom" else "network_attack"
+    targets = () if category == "malware" else tuple(hosts_in(cmd.args))
+    return [
+        Finding(category, "deny", f"attack tool {cmd.program}: {render(cmd)}", targets, cmd.program)
+    ]
+
+
+def _flooder(cmd: Command) -> list[Finding]:
+    if cmd.program == "siege" and not _flags(cmd) & {"-c", "-r"}:
+        return []
+    return [
+        Finding(
+            "denial_of_service",
+            "deny",
+            f"traffic flood tool {cmd.program}: {render(cmd)}",
+            tuple(hosts_in(cmd.args)),
+            cmd.program,
+        )
+    ]
+
+
+def _ping(cmd: Command) -> list[Finding]:
+    if "-f" in _flags(cmd):
+        return [
+            Finding(
+                "denial_of_service",
+                "ask",
+                f"ping flood: {render(cmd)}",
+                tuple(hosts_in(cmd.args)),
+                "ping",
+            )
+        ]
+    return []
+
+
+def _netcat(cmd: Command) -> list[Finding]:
+    flags = _flags(cmd)
+    if flags & {"-e", "-c", "--exec", "--sh-exec", "--lua-exec"}:
+        return [Finding("malware", "deny", f"remote shell with {cmd.program}: {render(cmd)}")]
+    if "-z" in flags:
+        return [
+            Finding(
+                "network_attack",
+                "ask",
+                f"port scan with {cmd.program}: {render(cmd)}",
+                tuple(hosts_in(cmd.args)),
+                cmd.program,
+            )
+        ]
+    if any(p in _SHELL_NAMES for p in cmd.upstream + cmd.downstream):
+        return [Finding("malware", "deny", f"shell piped through {cmd.program}: {render(cmd)}")]
+    return []
+
+
+def _socat(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args).lower()
+    if re.search(r"\b(?:exec|system):", text) and re.search(r"tcp|udp|ssl|openssl", text):
+        return [Finding("malware", "deny", f"remote shell with socat: {render(cmd)}")]
+    return []
+
+
+def _upload(cmd: Command) -> list[Finding]:
+    """curl/wget: uploading secrets, fetching to execute, or sending to paste/tunnel services."""
+    out: list[Finding] = []
+    args = cmd.args
+    hosts = tuple(hosts_in(args))
+    for i, a in enumerate(args):
+        value = a
+        if a in (
+            "-d",
+            "--data",
+            "--data-binary",
+            "--data-raw",
+            "-F",
+            "--form",
+            "-T",
+            "--upload-file",
+            "--post-file",
+            "--body-file",
+        ) and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(("--post-file=", "--body-file=")):
+            value = a.split("=", 1)[1]
+        else:
+            continue
+        path = value.split("@", 1)[1] if "@" in value and not value.startswith("http") else value
+        path = path.split(";")[0]
+        if secret_path(path) or re.search(r"/etc/passwd|\.(?:pem|key|kdbx)$|\.env$", path):
+            out.append(
+                Finding("exfiltration", "deny", f"uploads a secret ({path}): {render(cmd)}", hosts)
+            )
+        elif (  # noqa: SIM102
+            value.startswith("@")
+            or a in ("-T", "--upload-file", "--post-file")
+            or a.startswith("--post-file=")
+        ):
+            if any(re.search(_DROP_SITES, h) for h in hosts):
+                out.append(
+                    Finding(
+                        "exfiltration",
+                        "ask",
+                        f"uploads a file to a drop site: {render(cmd)}",
+                        hosts,
+                    )
+                )
+    if any(
+        p in _SHELL_NAMES or p in ("python", "python3", "perl", "ruby", "iex")
+        for p in cmd.downstream
+    ):
+        out.append(
+            Finding("malware", "ask", f"runs code fetched from the network: {render(cmd)}", hosts)
+        )
+    if any(h in ("169.254.169.254", "metadata.google.internal", "100.100.100.200") for h in hosts):
+        out.append(
+            Finding("credential_access", "ask", f"reads the cloud metadata service: {render(cmd)}")
+        )
+    return out
+
+
+_DROP_SITES = r"pastebin|transfer\.sh|file\.io|webhook\.site|requestbin|ngrok|anonfiles|0x0\.st|discord(?:app)?\.com/api/webhooks|pipedream|interact\.sh|oast\.|burpcollaborator|termbin"
+
+
+def _copy_out(cmd: Command) -> list[Finding]:
+    plain = _plain(cmd)
+    if len(plain) >= 2 and ":" in plain[-1] and any(secret_path(p) for p in plain[:-1]):
+        return [
+            Finding(
+                "exfiltration",
+                "deny",
+                f"copies secrets to a remote host: {render(cmd)}",
+                tuple(hosts_in([plain[-1].split(":")[0]])),
+            )
+        ]
+    return []
+
+
+# --- persistence and defence evasion -----------------------------------------------------------
+
+_SECURITY = frozenset(
+    [
+        "auditd",
+        "apparmor",
+        "selinux",
+        "firewalld",
+        "ufw",
+        "falcon-sensor",
+        "falcond",
+        "clamd",
+        "clamav-daemon",
+        "osqueryd",
+        "sysmon",
+        "wazuh-agent",
+        "ossec",
+        "elastic-agent",
+        "filebeat",
+        "auditbeat",
+        "crowdstrike",
+        "sentinelone",
+        "MsMpEng",
+        "windefend",
+        "sense",
+        "cbagentd",
+        "carbonblack",
+        "rsyslog",
+        "syslog-ng",
+        "journald",
+        "systemd-journald",
+    ]
+)
+_SECURITY_RE = r"(?i)audit|apparmor|selinux|firewall|falcon|clam|osquery|sysmon|wazuh|ossec|defender|MsMpEng|crowdstrike|sentinel|carbonblack|syslog|journald|edr|xprotect"
+
+
+def _service_ctl(cmd: Command) -> list[Finding]:
+    args = [a.lower() for a in cmd.args]
+    verb = next(
+        (a for a in args if a in ("stop", "disable", "mask", "kill", "unload", "bootout")), None
+    )
+    if verb and any(re.search(_SECURITY_RE, a) for a in args):
+        return [
+            Finding(
+                "persistence_evasion",
+                "deny",
+                f"disables a security or logging service: {render(cmd)}",
+            )
+        ]
+    if cmd.program == "launchctl" and any(a in ("load", "bootstrap", "submit") for a in args):
+        return [
+            Finding(
+                "persistence_evasion",
+                "ask",
+                f"installs a launch agent: {render(cmd)}",
+                (),
+                "",
+                True,
+            )
+        ]
+    return []
+
+
+def _crontab(cmd: Command) -> list[Finding]:
+    plain = _plain(cmd)
+    if _flags(cmd) & {"-l"} and not plain:
+        return []
+    if "-r" in _flags(cmd):
+        return [Finding("destructive", "ask", f"removes the crontab: {render(cmd)}", (), "", True)]
+    stdin = cmd.stdin or ""
+    if _REMOTE_FETCH.search(stdin) or _REVERSE.search(stdin):
+        return [
+            Finding(
+                "persistence_evasion",
+                "deny",
+                f"installs a cron job that fetches or connects remotely: {render(cmd)}",
+            )
+        ]
+    return [
+        Finding("persistence_evasion", "ask", f"installs a cron job: {render(cmd)}", (), "", True)
+    ]
+
+
+def _history(cmd: Command) -> list[Finding]:
+    if "-c" in cmd.args:
+        return [Finding("persistence_evasion", "deny", f"clears the shell history: {render(cmd)}")]
+    if "-d" in cmd.args:
+        return [Finding("persistence_evasion", "ask", f"deletes history entries: {render(cmd)}")]
+    return []
+
+
+def _log_tool(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args).lower()
+    if (cmd.program == "journalctl" and "--vacuum" in text) or (
+        cmd.program == "wevtutil" and re.search(r"\b(?:cl|clear-log|sl)\b", text)
+    ):
+        return [Finding("persistence_evasion", "deny", f"clears system logs: {render(cmd)}")]
+    if cmd.program == "auditctl" and re.search(r"(?:^|\s)-(?:D|e\s*0)\b", text):
+        return [Finding("persistence_evasion", "deny", f"disables auditing: {render(cmd)}")]
+    return []
+
+
+def _setenforce(cmd: Command) -> list[Finding]:
+    if (
+        (cmd.program == "setenforce" and "0" in cmd.args)
+        or (cmd.program == "ufw" and "disable" in cmd.args)
+        or (cmd.program in ("spctl", "csrutil") and any("disable" in a for a in cmd.args))
+    ):
+        return [
+            Finding("persistence_evasion", "deny", f"disables a security control: {render(cmd)}")
+        ]
+    if cmd.program in ("iptables", "ip6tables", "nft") and _flags(cmd) & {"-F", "--flush"}:
+        return [
+            Finding(
+                "persistence_evasion", "ask", f"flushes the firewall: {render(cmd)}", (), "", True
+            )
+        ]
+    return []
+
+
+def _account(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.search(r"(?:^|\s)-(?:o|u\s*0\b)|\b(?:sudo|wheel|root|admin)\b", text):
+        return [
+            Finding(
+                "persistence_evasion",
+                "deny",
+                f"creates or changes a privileged account: {render(cmd)}",
+            )
+        ]
+    return [
+        Finding(
+            "persistence_evasion",
+            "ask",
+            f"creates or changes an account: {render(cmd)}",
+            (),
+            "",
+            True,
+        )
+    ]
+
+
+def _kernel_module(cmd: Command) -> list[Finding]:
+    return [Finding("persistence_evasion", "ask", f"loads a kernel module: {render(cmd)}")]
+
+
+def _setcap(cmd: Command) -> list[Finding]:
+    if re.search(r"cap_(?:setuid|setgid|sys_admin|dac_override|sys_ptrace)", " ".join(cmd.args)):
+        return [
+            Finding("persistence_evasion", "ask", f"grants a dangerous capability: {render(cmd)}")
+        ]
+    return []
+
+
+def _touch(cmd: Command) -> list[Finding]:
+    if _flags(cmd) & {"-r", "-t", "-d", "--reference", "--date"} and any(
+        fold_home(p).startswith(("/bin", "/usr", "/etc", "/sbin", "/lib")) for p in _plain(cmd)
+    ):
+        return [
+            Finding(
+                "persistence_evasion", "ask", f"changes timestamps of system files: {render(cmd)}"
+            )
+        ]
+    return []
+
+
+def _chattr(cmd: Command) -> list[Finding]:
+    if any(a.startswith(("+i", "-i", "+a")) for a in cmd.args):
+        return [
+            Finding("persistence_evasion", "ask", f"changes immutable attributes: {render(cmd)}")
+        ]
+    return []
+
+
+def _writer(cmd: Command) -> list[Finding]:
+    """tee/cp/mv/install/ln/sed -i into persistence locations (content from the pipe if known)."""
+    plain = _plain(cmd)
+    if cmd.program == "tee":
+        dests = plain
+    elif cmd.program == "sed":
+        dests = plain[1:] if _flags(cmd) & {"-i"} else []
+    else:
+        dests = plain[-1:] if len(plain) >= 2 else []
+    out: list[Finding] = []
+    for d in dests:
+        out.extend(write_findings(d, cmd.stdin if cmd.program == "tee" else None, how=cmd.program))
+        if cmd.program == "ln" and log_path(d) and plain[0] == "/dev/null":
+            out.append(
+                Finding(
+                    "persistence_evasion", "deny", f"links logs/history to /dev/null: {render(cmd)}"
+                )
+            )
+    if cmd.program in ("cp", "mv", "cat", "tar", "zip", "rsync") and any(
+        secret_path(p) for p in plain[:-1] if cmd.program != "cat"
+    ):
+        out.append(Finding("credential_access", "ask", f"copies secrets: {render(cmd)}"))
+    return out
+
+
+def _truncate(cmd: Command) -> list[Finding]:
+    if any(log_path(p) for p in _plain(cmd)):
+        return [Finding("persistence_evasion", "deny", f"empties logs/history: {render(cmd)}")]
+    return []
+
+
+_SHELL_NAMES = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "fish"})
+
+
+def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]:
+    """A write of ``content`` (``None``: unknown) to ``path``: persistence, logs, disks, secrets."""
+    out: list[Finding] = []
+    if is_block_device(path):
+        return [Finding("destructive", "deny", f"writes over a disk: {path}")]
+    if log_path(path) and content in (None, "", "\n"):
+        return [Finding("persistence_evasion", "deny", f"empties logs/history: {path}")]
+    if persistence_path(path):
+        hot = content is not None and bool(
+            _REMOTE_FETCH.search(content) or _REVERSE.search(content)
+        )
+        severe = re.search(r"/etc/(?:passwd|shadow|sudoers|ld\.so\.preload)|authorized_keys", path)
+        level: Level = "deny" if hot or severe else "ask"
+        detail = " that fetches or connects remotely" if hot else ""
+        out.append(
+            Finding(
+                "persistence_evasion",
+                level,
+                f"{how} writes to a persistence location{detail}: {path}",
+                (),
+                "",
+                level == "ask",
+            )
+        )
+    elif secret_path(path):
+        out.append(
+            Finding("credential_access", "ask", f"{how} overwrites a credential file: {path}")
+        )
+    if content:
+        out.extend(content_findings(content))
+    return out
+
+
+def content_findings(text: str) -> list[Finding]:
+    """Quick checks of written or typed text whose language is unknown."""
+    out: list[Finding] = []
+    if _REVERSE.search(text):
+        out.append(Finding("malware", "deny", "content opens a remote shell"))
+    return out
+
+
+def command_findings(cmd: Command) -> list[Finding]:
+    """Every finding for one command: its program's rule plus the checks all commands get."""
+    out: list[Finding] = []
+    rule = PROGRAM_RULES.get(cmd.program)
+    if rule is None and cmd.program.endswith(".exe"):
+        rule = PROGRAM_RULES.get(cmd.program[:-4])
+    if rule is not None:
+        out.extend(rule(cmd))
+    for op, target in cmd.redirects:
+        if "/dev/tcp/" in target or "/dev/udp/" in target:
+            out.append(
+                Finding(
+                    "malware",
+                    "deny",
+                    f"redirects a shell to a network socket: {render(cmd)} {op} {target}",
+                )
+            )
+        elif op in (">", ">>", ">|", "&>", "&>>"):
+            content = None
+            if cmd.program in ("echo", "printf"):
+                content = " ".join(cmd.args)
+            elif cmd.program == "cat" and cmd.stdin is not None:
+                content = cmd.stdin
+            elif not cmd.argv:
+                content = ""
+            out.extend(write_findings(target, content, how=cmd.program or "redirect"))
+        elif (
+            op == "<"
+            and secret_path(target)
+            and any(p in _NET_SINKS for p in (cmd.program, *cmd.downstream))
+        ):
+            out.append(
+                Finding("exfiltration", "deny", f"sends a secret over the network: {target}")
+            )
+    if any("/dev/tcp/" in a or "/dev/udp/" in a for a in cmd.args):
+        out.append(Finding("malware", "deny", f"opens a raw network socket: {render(cmd)}"))
+    secrets = [
+        a for a in cmd.args if a.startswith(("/", "~", "$HOME", "${HOME}", "C:")) and secret_path(a)
+    ]
+    secrets += [t for op, t in cmd.redirects if op == "<" and secret_path(t)]
+    if secrets and not any(f.category in ("exfiltration", "credential_access") for f in out):
+        if any(p in _NET_SINKS for p in cmd.downstream) or cmd.program in (
+            "nc",
+            "ncat",
+            "netcat",
+            "socat",
+        ):
+            out.append(
+                Finding("exfiltration", "deny", f"sends a secret over the network: {secrets[0]}")
+            )
+        elif cmd.program not in (
+            "ls",
+            "stat",
+            "test",
+            "[",
+            "chmod",
+            "chown",
+            "rm",
+            "touch",
+            "ssh-keygen",
+            "ssh",
+            "ssh-add",
+            "scp",
+            "git",
+            "mkdir",
+        ):
+            level: Level = (
+                "deny"
+                if re.search(
+                    r"shadow|master\.passwd|Login Data|key[34]\.db|logins\.json|Keychain|ntds|SAM$",
+                    secrets[0],
+                )
+                else "ask"
+            )
+            out.append(
+                Finding("credential_access", level, f"reads a credential store: {secrets[0]}")
+            )
+    for name, value in cmd.assignments:
+        if name in ("HISTFILE", "HISTSIZE", "HISTFILESIZE") and value in ("/dev/null", "0", ""):
+            out.append(
+                Finding("persistence_evasion", "deny", f"turns off shell history: {name}={value}")
+            )
+        elif name == "LD_PRELOAD" and value.startswith(("/tmp", "/dev/shm", "/var/tmp", "$")):
+            out.append(
+                Finding(
+                    "persistence_evasion",
+                    "ask",
+                    f"preloads a library into programs: {name}={value}",
+                )
+            )
+    if (cmd.program == "unset" and any(a.startswith("HIST") for a in cmd.args)) or (
+        cmd.program == "set" and "+o" in cmd.args and "history" in cmd.args
+    ):
+        out.append(
+            Finding("persistence_evasion", "deny", f"turns off shell history: {render(cmd)}")
+        )
+    return out
+
+
+def _sniffer(cmd: Command) -> list[Finding]:
+    return [Finding("credential_access", "ask", f"captures network traffic: {render(cmd)}")]
+
+
+def _scheduler(cmd: Command) -> list[Finding]:
+    if cmd.program == "systemd-run" and not any(a.startswith("--on-") for a in cmd.args):
+        return []
+    if cmd.program == "at" and _flags(cmd) & {"-l", "-r", "-d"}:
+        return []
+    return [
+        Finding("persistence_evasion", "ask", f"schedules a command: {render(cmd)}", (), "", True)
+    ]
+
+
+def _escape(cmd: Command) -> list[Finding]:
+    """A shell spawned from inside another program (awk, vim, less …): a GTFOBins escape."""
+    text = " ".join(cmd.args)
+    if re.search(
+        r"(?:system|exec|spawn|popen)\s*\(?\s*['\"]?/bin/(?:ba|z|da)?sh|!\s*/?bin/sh|:!/?bin/sh|\bterm\s+\"/bin/sh",
+        text,
+    ):
+        return [
+            Finding(
+                "persistence_evasion", "ask", f"spawns a shell from another program: {render(cmd)}"
+            )
+        ]
+    return []
+
+
+def _admin_group(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.search(r"\b(?:admin|wheel|sudo|root)\b|-r\b", text) or cmd.program == "dsenableroot":
+        return [
+            Finding("persistence_evasion", "deny", f"grants administrator rights: {render(cmd)}")
+        ]
+    return [
+        Finding(
+            "persistence_evasion", "ask", f"changes accounts or groups: {render(cmd)}", (), "", True
+        )
+    ]
+
+
+PROGRAM_RULES: dict[str, Rule] = {
+    "rm": _rm,
+    "rmdir": lambda c: [],
+    "mkfs": _disk_tool,
+    "wipefs": _disk_tool,
+    "dd": _dd,
+    "shred": _shred,
+    "chmod": _chmod,
+    "chown": _chown,
+    "git": _git,
+    "find": _find,
+    "kill": _kill,
+    "pkill": _kill,
+    "killall": _kill,
+    "shutdown": _power,
+    "reboot": _power,
+    "halt": _power,
+    "poweroff": _power,
+    "mysql": _sql_client,
+    "psql": _sql_client,
+    "sqlite3": _sql_client,
+    "john": _cracker,
+    "hashcat": _cracker,
+    "security": _security_cli,
+    "gcore": _memory_dump,
+    "gdb": _memory_dump,
+    "rundll32": _memory_dump,
+    "ping": _ping,
+    "nc": _netcat,
+    "ncat": _netcat,
+    "netcat": _netcat,
+    "socat": _socat,
+    "curl": _upload,
+    "wget": _upload,
+    "scp": _copy_out,
+    "rsync": _copy_out,
+    "systemctl": _service_ctl,
+    "service": _service_ctl,
+    "launchctl": _service_ctl,
+    "crontab": _crontab,
+    "history": _history,
+    "journalctl": _log_tool,
+    "wevtutil": _log_tool,
+    "auditctl": _log_tool,
+    "setenforce": _setenforce,
+    "ufw": _setenforce,
+    "spctl": _setenforce,
+    "csrutil": _setenforce,
+    "iptables": _setenforce,
+    "ip6tables": _setenforce,
+    "nft": _setenforce,
+    "useradd": _account,
+    "adduser": _account,
+    "usermod": _account,
+    "dscl": _account,
+    "sysadminctl": _account,
+    "insmod": _kernel_module,
+    "modprobe": _kernel_module,
+    "kextload": _kernel_module,
+    "setcap": _setcap,
+    "touch": _touch,
+    "chattr": _chattr,
+    "tee": _writer,
+    "cp": _writer,
+    "mv": _writer,
+    "install": _writer,
+    "ln": _writer,
+    "sed": _writer,
+    "tar": _writer,
+    "zip": _writer,
+    "truncate": _truncate,
+}
+for _name in (
+    "mkfs.ext4",
+    "mkfs.ext3",
+    "mkfs.xfs",
+    "mkfs.vfat",
+    "mkfs.btrfs",
+    "mke2fs",
+    "fdisk",
+    "sfdisk",
+    "parted",
+):
+    PROGRAM_RULES[_name] = _disk_tool
+for _name in ("tcpdump", "tshark", "dumpcap", "ettercap", "dsniff", "mitmdump"):
+    PROGRAM_RULES[_name] = _sniffer
+for _name in ("at", "batch", "systemd-run"):
+    PROGRAM_RULES[_name] = _scheduler
+for _name in (
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "vim",
+    "vi",
+    "less",
+    "more",
+    "man",
+    "emacs",
+    "ed",
+    "cpan",
+    "gdb",
+    "find",
+    "env",
+    "expect",
+    "script",
+):
+    if _name not in PROGRAM_RULES:
+        PROGRAM_RULES[_name] = _escape
+for _name in ("dseditgroup", "dsenableroot", "pw", "gpasswd", "groupadd"):
+    PROGRAM_RULES[_name] = _admin_group
+for _name in _CRED_TOOLS:
+    PROGRAM_RULES[_name] = _cred_tool
+for _name in _SCANNERS:
+    PROGRAM_RULES[_name] = _scanner
+for _name in _ATTACKERS:
+    PROGRAM_RULES[_name] = _attacker
+for _name in _FLOODERS:
+    PROGRAM_RULES[_name] = _flooder

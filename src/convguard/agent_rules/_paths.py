@@ -1,0 +1,149 @@
+"""Which paths and addresses matter: secrets, system trees, persistence locations, hosts.
+
+Pure lookups over strings. Paths are compared after folding ``$HOME``/``${HOME}``/``/home/<user>``
+/``/Users/<user>``/``/root`` to ``~`` and backslashes to slashes, so the same location reads the
+same however it is written.
+"""
+
+# ruff: noqa: E501  (regex tables read better unbroken)
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+__all__ = [
+    "critical_target",
+    "fold_home",
+    "hosts_in",
+    "is_block_device",
+    "log_path",
+    "persistence_path",
+    "root_level",
+    "secret_path",
+]
+
+_HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
+
+# Secrets: credential stores whose reading is credential access (not `.pub` keys, not /etc/passwd).
+_SECRETS = re.compile(
+    r"""(?x)
+    ^/etc/(?:g?shadow|master\.passwd|security/opasswd|sudoers)\b
+    | /\.ssh/(?:id_[a-z0-9_]+(?!\.pub)\b|[^/]*_key$|identity$)
+    | ^/etc/ssh/ssh_host_[a-z0-9_]+_key$
+    | /\.aws/credentials | /\.netrc$ | /\.pgpass$ | /\.git-credentials$ | /\.docker/config\.json
+    | /\.config/gcloud/ | /\.azure/ | /\.kube/config | /\.gnupg/ | /\.password-store
+    | /(?:Login\ Data|Cookies|Web\ Data|Local\ State)$ | /key[34]\.db$ | /logins\.json$
+    | /Library/Keychains | \.keychain(?:-db)?$ | /var/db/(?:dslocal|shadow)
+    | /etc/krb5\.keytab | \.kirbi$ | \bntds\.dit$ | /config/(?:SAM|SECURITY|SYSTEM)$
+    | ^/proc/[0-9a-z*]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$
+    | /\.vault-token$ | /\.npmrc$ | /\.pypirc$
+    """
+)
+_SYSTEM = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root",
+    "/sbin", "/srv", "/sys", "/usr", "/var", "/home", "/Users", "/System", "/Library",
+    "/Applications", "/private", "/mnt", "/media",
+)  # fmt: skip
+_PERSIST = re.compile(
+    r"""(?x)
+    ^~/\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|cshrc|tcshrc|kshrc
+           |config/fish/config\.fish|bash_logout)$
+    | /\.ssh/authorized_keys2?$ | ^/etc/(?:profile|bash\.bashrc|zshrc|environment|rc\.local|rc\.common)
+    | ^/etc/(?:cron|anacrontab|init\.d/|init/|systemd/|update-motd\.d/|ld\.so\.preload|sudoers
+             |passwd|shadow|group|pam\.d/|security/|xdg/autostart)
+    | ^/var/spool/cron | ^/(?:usr/)?lib/systemd/ | ^~/\.config/(?:systemd/|autostart/)
+    | /Library/(?:LaunchAgents|LaunchDaemons|StartupItems)/ | ^/etc/periodic/
+    | ^~/\.local/share/applications/ | /etc/emond\.d/ | \\Start\ Menu\\Programs\\Startup
+    | ^/etc/(?:hosts|resolv\.conf|ssh/sshd_config)$ | ^~/\.ssh/(?:config|rc)$ | /\.git/hooks/
+    """
+)
+_LOGS = re.compile(r"^/var/log(?:/|$)|^/var/adm/|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$")
+_BLOCK = re.compile(
+    r"^/dev/(?:sd[a-z]|nvme\d|hd[a-z]|xvd[a-z]|vd[a-z]|mmcblk\d|disk\d|md\d|mapper/)"
+)
+_HOSTISH = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://)?(?:[\w.-]+@)?"
+    r"((?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?|\[?[0-9a-f:]+:[0-9a-f:]+\]?|(?:[a-z0-9-]+\.)+[a-z]{2,})"
+    r"(?::\d+)?(?:[/?#].*)?$",
+    re.I,
+)
+_FILE_EXT = re.compile(
+    r"\.(?:txt|log|py|sh|json|ya?ml|xml|csv|conf|cfg|ini|md|html?|js|ts|c|h|go|rs|java|tar|gz|zip"
+    r"|tgz|bz2|xz|deb|rpm|so|o|php|rb|pl|exe|dll|ps1|bat|out|lst|db|pem|key|crt|cpl|inf|plist)$",
+    re.I,
+)
+
+
+def fold_home(path: str) -> str:
+    path = path.replace("\\", "/") if "\\" in path and "/" not in path else path
+    path = _HOME.sub("~", path.strip("\"'"))
+    return path
+
+
+def secret_path(path: str) -> bool:
+    folded = fold_home(path)
+    return bool(_SECRETS.search(folded)) and not folded.endswith(".pub")
+
+
+def persistence_path(path: str) -> bool:
+    return bool(_PERSIST.search(fold_home(path)))
+
+
+def log_path(path: str) -> bool:
+    return bool(_LOGS.search(fold_home(path)))
+
+
+def is_block_device(path: str) -> bool:
+    return bool(_BLOCK.match(path))
+
+
+def critical_target(path: str) -> bool:
+    """A path whose recursive deletion or permission change wrecks a system or a home directory."""
+    if not path:
+        return False
+    p = fold_home(path).rstrip("/") or "/"
+    if p in ("/", "/*", "~", "~/*", "/.", "..", "../..", "C:", "C:/", "c:"):
+        return True
+    if p.startswith(("C:/Windows", "C:/Users", "c:/windows")):
+        return True
+    base = p[:-2] if p.endswith("/*") else p
+    return base in _SYSTEM or (
+        base.count("/") == 2 and base.startswith(("/usr/", "/var/", "/etc/"))
+    )
+
+
+def root_level(path: str) -> bool:
+    """``/``, ``~`` or a top-level system directory (where a recursive change is a disaster)."""
+    p = fold_home(path).rstrip("/") or "/"
+    return p in ("/", "/*", "~", "~/*") or p in _SYSTEM or (p.endswith("/*") and p[:-2] in _SYSTEM)
+
+
+def hosts_in(args: tuple[str, ...] | list[str]) -> list[str]:
+    """Host names, IP addresses, networks and URLs' hosts among command arguments."""
+    out: list[str] = []
+    for arg in args:
+        if arg.startswith("-") or len(arg) > 300:
+            continue
+        host = _host_of(arg)
+        if host is not None:
+            out.append(host)
+    return out
+
+
+def _host_of(arg: str) -> str | None:
+    if "://" in arg:
+        netloc = urlsplit(arg).hostname
+        return netloc or None
+    if arg in ("localhost",):
+        return arg
+    match = _HOSTISH.match(arg)
+    if not match or _FILE_EXT.search(arg.split("/")[0]):
+        return None
+    host = match.group(1).strip("[]")
+    try:
+        ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        if host.replace(".", "").isdigit():
+            return None
+    return host
