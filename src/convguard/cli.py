@@ -8,6 +8,8 @@ translated here, once.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,6 +259,48 @@ def db_upgrade() -> None:
     with open_store(settings.store_url) as store, store.engine.connect() as connection:
         revision = current_revision(connection)
     click.echo(f"database at revision {revision}", err=True)
+
+
+class _HookGroup(_Group):
+    """Agent hooks answer by protocol: a failure exits 1, which Claude Code treats as a
+    non-blocking error (exit 2 would block the tool call)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return click.Group.invoke(self, ctx)
+        except ConvguardError as exc:
+            click.echo(f"convguard hook error: {exc.message}", err=True)
+            ctx.exit(1)
+
+
+@cli.group(cls=_HookGroup)
+def hook() -> None:
+    """Guard an agent's tool calls before they run."""
+
+
+@hook.command("claude-code")
+@click.option(
+    "--defer-allow",
+    is_flag=True,
+    help="Give no decision for allowed calls, so Claude Code's own permission rules still apply.",
+)
+def hook_claude_code(defer_allow: bool) -> None:
+    """Claude Code PreToolUse hook: the event JSON on stdin, the decision JSON on stdout.
+
+    Scope: the YAML/JSON file named by CONVGUARD_AGENT_SCOPE (hosts, networks, paths, tools).
+    """
+    from convguard.agent import claude_code_decision, load_scope
+
+    raw = sys.stdin.read()
+    try:
+        event = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"the hook event on stdin is not JSON ({exc}); got {raw[:80]!r}"
+        ) from exc
+    scope_file = os.environ.get("CONVGUARD_AGENT_SCOPE")
+    scope = load_scope(scope_file) if scope_file else None
+    click.echo(json.dumps(claude_code_decision(event, scope=scope, defer_allow=defer_allow)))
 
 
 def main() -> None:
