@@ -1,10 +1,55 @@
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from convguard.policy import Policy, default_policy
+
+#: Names a PostgreSQL database the tests may create schemas in; unset, those cases are skipped.
+POSTGRES_URL = "CONVGUARD_TEST_POSTGRES_URL"
 
 
 @pytest.fixture
 def policy() -> Policy:
     return default_policy()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)],
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL with nothing in it: a fresh SQLite file, or a fresh PostgreSQL schema.
+
+    Each PostgreSQL case gets its own schema (its ``search_path``, set in the URL), dropped
+    afterwards, so cases and concurrent test runs never see each other's tables.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'convguard.db'}"
+        return
+    base = os.environ.get(POSTGRES_URL)
+    if not base:
+        pytest.skip(
+            f"set {POSTGRES_URL} to run on PostgreSQL, e.g. "
+            "postgresql+psycopg://convguard:convguard@127.0.0.1:54329/convguard_test "
+            "(a database the user may create schemas in); .ci/run starts one"
+        )
+    schema = f"convguard_test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        yield (
+            make_url(base)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        admin.dispose()

@@ -9,11 +9,15 @@ and prints ``landed`` or ``conflict``. MODE changes one internal step of the wri
 - ``hang``: after the user message is inserted (inside the transaction) print ``inserted`` and
   sleep, so the parent can kill the process with the turn half-written and uncommitted;
 - ``hold``: after the leaf is claimed print ``claimed`` and wait for RELEASE_FILE before
-  committing, so another process can try the same leaf meanwhile.
+  committing, so another process can try the same leaf meanwhile;
+- ``chain=N``: LEAF is ignored; N times, append a turn ``from PID turn I`` to the conversation's
+  one current leaf, reloading and trying again after each :class:`LeafConflict`, then print
+  ``landed N conflicts C``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,7 +27,7 @@ from typing import Any
 from convguard import Assessment, default_policy
 from convguard.conversation import Allow
 from convguard.errors import LeafConflict
-from convguard.store import NewMessage, TurnDecision, open_store, turns
+from convguard.store import NewMessage, Store, TurnDecision, open_store, turns
 
 
 def wait_for(path: str) -> None:
@@ -32,6 +36,27 @@ def wait_for(path: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {path}")
         time.sleep(0.01)
+
+
+def chain(store: Store, conversation_id: str, count: int, decision: TurnDecision) -> None:
+    conflicts = 0
+    for i in range(count):
+        while True:
+            (leaf,) = store.leaves(conversation_id)
+            try:
+                store.append_turn(
+                    conversation_id,
+                    leaf_id=leaf.id,
+                    user=NewMessage("user", f"from {os.getpid()} turn {i}"),
+                    decision=decision,
+                    reply=NewMessage("assistant", "a reply"),
+                    now=datetime.now(UTC),
+                )
+            except LeafConflict:
+                conflicts += 1
+            else:
+                break
+    print(f"landed {count} conflicts {conflicts}", flush=True)
 
 
 def main(url: str, conversation_id: str, leaf_id: str, mode: str, *files: str) -> None:
@@ -66,6 +91,9 @@ def main(url: str, conversation_id: str, leaf_id: str, mode: str, *files: str) -
         print("ready", flush=True)
         if files:
             wait_for(files[0])
+        if mode.startswith("chain="):
+            chain(store, conversation_id, int(mode.removeprefix("chain=")), decision)
+            return
         try:
             store.append_turn(
                 conversation_id,

@@ -1,7 +1,12 @@
-"""The store over real SQLite files: the tree, endings, feedback, review, races and crashes."""
+"""The store over real databases: the tree, keys, endings, feedback, review, races and crashes.
+
+Every test that takes ``store_url`` (or ``store``) runs on a fresh SQLite file and, when
+``CONVGUARD_TEST_POSTGRES_URL`` is set, on a fresh PostgreSQL schema (see ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -37,7 +42,7 @@ POLICY = default_policy()
 BENIGN = Assessment.from_labels(POLICY)
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CHILD = Path(__file__).with_name("store_child.py")
-TABLES = ("accounts", "conversations", "messages", "decisions", "endings", "feedback")
+TABLES = ("accounts", "api_keys", "conversations", "messages", "decisions", "endings", "feedback")
 
 
 def turn_decision(decision: Decision) -> TurnDecision:
@@ -59,13 +64,8 @@ def url(path: Path) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "convguard.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    opened = open_store(url(db))
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
     yield opened
     opened.close()
 
@@ -126,11 +126,11 @@ def test_a_fresh_database_is_at_the_alembic_head_and_matches_the_tables(store: S
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
-def test_opening_twice_is_idempotent_and_keeps_the_data(db: Path) -> None:
-    first = open_store(url(db))
+def test_opening_twice_is_idempotent_and_keeps_the_data(store_url: str) -> None:
+    first = open_store(store_url)
     account = first.create_account("ada", now=NOW)
     first.close()
-    again = open_store(url(db))
+    again = open_store(store_url)
     try:
         assert again.account("ada") == account
         with again.engine.connect() as conn:
@@ -139,27 +139,68 @@ def test_opening_twice_is_idempotent_and_keeps_the_data(db: Path) -> None:
         again.close()
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(store: Store) -> None:
+def test_connections_get_their_databases_settings(store: Store) -> None:
+    """SQLite: WAL, foreign keys, a busy timeout; PostgreSQL: a lock timeout of the same length."""
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() > 0
+        if store.engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
+        else:
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "30s"
 
 
-def test_an_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "where", ["a directory", "a closed port"], ids=["sqlite", "postgresql (no server)"]
+)
+def test_an_unopenable_database_is_a_store_error(tmp_path: Path, where: str) -> None:
     (tmp_path / "a-directory.db").mkdir()
+    target = (
+        url(tmp_path / "a-directory.db")
+        if where == "a directory"
+        else "postgresql+psycopg://nobody:secret@127.0.0.1:1/nothing?connect_timeout=5"
+    )
     with pytest.raises(StoreError, match="opening the database"):
-        open_store(url(tmp_path / "a-directory.db"))
+        open_store(target)
 
 
-def test_a_database_from_a_newer_schema_is_refused_with_a_store_error(db: Path) -> None:
-    open_store(url(db)).close()
-    engine = sa.create_engine(url(db))
+def test_a_database_from_a_newer_schema_is_refused_with_a_store_error(store_url: str) -> None:
+    open_store(store_url).close()
+    engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
     with pytest.raises(StoreError, match="newer convguard"):
-        open_store(url(db))
+        open_store(store_url)
+
+
+def test_stores_opening_one_fresh_database_at_once_all_open_it(store_url: str) -> None:
+    openers = 4
+    barrier = threading.Barrier(openers)
+    opened: list[Store] = []
+    failures: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            opened.append(open_store(store_url))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert failures == []
+        with opened[0].engine.connect() as conn:
+            assert current_revision(conn) == head_revision()
+        opened[0].create_account("ada", now=NOW)
+        assert all(s.account("ada").name == "ada" for s in opened)
+    finally:
+        for each in opened:
+            each.close()
 
 
 def test_an_in_memory_database_works_for_single_threaded_use() -> None:
@@ -227,6 +268,76 @@ def test_timestamps_come_back_as_aware_utc(store: Store) -> None:
     assert store.conversation(ada.id, made.id).created_at == datetime(2025, 3, 1, 14, tzinfo=UTC)
 
 
+# --- API keys -----------------------------------------------------------------------------------
+
+
+def test_a_new_key_is_shown_once_and_stored_only_as_its_sha256(store: Store) -> None:
+    key, record = store.create_api_key("ada", now=NOW, label="laptop")
+    assert key.startswith("cg_") and len(key) == 3 + 43
+    assert (record.account_name, record.admin, record.label) == ("ada", False, "laptop")
+    assert (record.prefix, record.created_at, record.revoked_at) == (key[:10], NOW, None)
+    assert record.account_id == store.account("ada").id  # the account was created
+    with store.engine.connect() as conn:
+        (row,) = conn.execute(sa.text("SELECT * FROM api_keys")).mappings()
+        dump = conn.execute(sa.text("SELECT * FROM api_keys")).all()
+    assert row["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
+    assert all(key not in str(value) for value in dump[0])
+    assert store.authenticate(key) == record
+
+
+def test_keys_of_an_existing_account_are_listed_oldest_first_and_differ(store: Store) -> None:
+    ada = store.create_account("ada", now=NOW)
+    first_key, first = store.create_api_key("ada", now=NOW)
+    second_key, second = store.create_api_key("ada", now=NOW + timedelta(seconds=1), admin=True)
+    store.create_api_key("bob", now=NOW)
+    assert first_key != second_key
+    assert first.account_id == second.account_id == ada.id
+    assert store.list_api_keys("ada") == [first, second]
+    with pytest.raises(NotFound, match="'carol'"):
+        store.list_api_keys("carol")
+
+
+def test_the_admin_flag_comes_back_on_authentication(store: Store) -> None:
+    admin_key, _ = store.create_api_key("ops", now=NOW, admin=True)
+    user_key, _ = store.create_api_key("ada", now=NOW)
+    admin, user = store.authenticate(admin_key), store.authenticate(user_key)
+    assert admin is not None and user is not None
+    assert (admin.admin, admin.account_name) == (True, "ops")
+    assert (user.admin, user.account_name) == (False, "ada")
+
+
+def test_a_revoked_key_no_longer_authenticates_and_revoking_again_keeps_the_time(
+    store: Store,
+) -> None:
+    key, record = store.create_api_key("ada", now=NOW)
+    other_key, _ = store.create_api_key("ada", now=NOW)
+    store.revoke_api_key(record.id, now=NOW + timedelta(hours=1))
+    store.revoke_api_key(record.id, now=NOW + timedelta(hours=2))
+    assert store.authenticate(key) is None
+    assert store.authenticate(other_key) is not None
+    assert store.list_api_keys("ada")[0].revoked_at == NOW + timedelta(hours=1)
+    with pytest.raises(NotFound, match="'missing'"):
+        store.revoke_api_key("missing", now=NOW)
+
+
+@pytest.mark.parametrize("presented", ["", "cg_unknown", "\ud800", "a\x00b"])
+def test_what_is_not_a_live_key_does_not_authenticate(store: Store, presented: str) -> None:
+    store.create_api_key("ada", now=NOW)
+    assert store.authenticate(presented) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "message"),
+    [("", None, "account name"), ("ada", "a\x00", "key label contains a NUL")],
+)
+def test_a_key_needs_a_valid_account_name_and_label(
+    store: Store, name: str, label: str | None, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        store.create_api_key(name, now=NOW, label=label)
+    assert (counts(store)["accounts"], counts(store)["api_keys"]) == (0, 0)
+
+
 # --- the tree: append, edit, retry -----------------------------------------------------------
 
 
@@ -254,6 +365,122 @@ def test_a_turn_without_a_reply_leaves_the_user_message_as_the_leaf(
     user, reply = say(store, conversation, None, "hello", reply=None)
     assert reply is None
     assert store.leaves(conversation.id) == [user]
+
+
+def test_a_reply_added_later_lands_below_its_user_message(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one")
+    user, _ = say(store, conversation, m[-1], "two", REDIRECT, reply=None)
+    reply = store.add_reply(
+        conversation.id,
+        user_message_id=user.id,
+        reply=NewMessage("assistant", "late", assessment=BENIGN),
+        now=NOW + timedelta(seconds=5),
+    )
+    assert (reply.parent_id, reply.role, reply.ended, reply.decision) == (
+        user.id,
+        "assistant",
+        False,
+        None,
+    )
+    assert reply.created_at == NOW + timedelta(seconds=5)
+    assert store.path(conversation.id, reply.id) == [*m, user, reply]
+    assert store.leaves(conversation.id) == [reply]
+    follow, _ = say(store, conversation, reply, "three")
+    assert follow.parent_id == reply.id
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "message"),
+    [
+        ("answered user message", LeafConflict, "no longer a leaf"),
+        ("assistant message", InvalidInput, "a reply goes below a user message"),
+        ("ended user message", ConversationEnded, "edit an earlier message"),
+        ("missing message", NotFound, "'missing'"),
+    ],
+)
+def test_a_late_reply_goes_only_below_an_open_unanswered_user_message(
+    store: Store,
+    conversation: ConversationRecord,
+    target: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    m = chat(store, conversation, "one")
+    ended, _ = say(store, conversation, m[-1], "two", END, reply=None)
+    message_id = {
+        "answered user message": m[0].id,
+        "assistant message": m[1].id,
+        "ended user message": ended.id,
+        "missing message": "missing",
+    }[target]
+    before = counts(store)
+    with pytest.raises(error, match=message):
+        store.add_reply(
+            conversation.id,
+            user_message_id=message_id,
+            reply=NewMessage("assistant", "late"),
+            now=NOW,
+        )
+    assert counts(store) == before
+
+
+def test_of_two_late_replies_to_one_user_message_the_second_is_a_leaf_conflict(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    user, _ = say(store, conversation, None, "hello", reply=None)
+    first = store.add_reply(
+        conversation.id, user_message_id=user.id, reply=NewMessage("assistant", "a"), now=NOW
+    )
+    with pytest.raises(LeafConflict):
+        store.add_reply(
+            conversation.id, user_message_id=user.id, reply=NewMessage("assistant", "b"), now=NOW
+        )
+    assert store.children(conversation.id, user.id) == [first]
+    unanswered, _ = say(store, conversation, first, "again", reply=None)
+    with pytest.raises(InvalidInput, match="expected a assistant message"):
+        store.add_reply(
+            conversation.id, user_message_id=unanswered.id, reply=NewMessage("user", "c"), now=NOW
+        )
+    assert store.children(conversation.id, unanswered.id) == []
+
+
+def test_a_message_reads_back_with_its_decision_only_in_its_conversation(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    m = chat(store, conversation, "one", "two")
+    assert [store.message(conversation.id, r.id) for r in m] == m
+    assert store.message(conversation.id, m[2].id).decision == ALLOW.decision
+    other = store.create_conversation(conversation.account_id, now=NOW)
+    with pytest.raises(NotFound, match=repr(m[0].id)):
+        store.message(other.id, m[0].id)
+
+
+def test_children_are_the_roots_or_a_messages_replies_and_edits_in_sibling_order(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    assert store.children(conversation.id, None) == []
+    m = chat(store, conversation, "one", "two")
+    edit, _ = store.edit_turn(
+        conversation.id,
+        message_id=m[0].id,
+        user=NewMessage("user", "edited"),
+        decision=REDIRECT,
+        reply=None,
+        now=NOW,
+    )
+    retry = store.retry_reply(
+        conversation.id, message_id=m[1].id, reply=NewMessage("assistant", "again"), now=NOW
+    )
+    assert store.children(conversation.id, None) == [m[0], edit]
+    assert store.children(conversation.id, m[0].id) == [m[1], retry]
+    assert store.children(conversation.id, m[1].id) == [m[2]]
+    assert store.children(conversation.id, m[-1].id) == []
+    assert store.children(conversation.id, None)[1].decision == REDIRECT.decision
+    other = store.create_conversation(conversation.account_id, now=NOW)
+    with pytest.raises(NotFound, match=repr(m[0].id)):
+        store.children(other.id, m[0].id)
 
 
 @pytest.mark.parametrize("edited", [0, 2], ids=["first message", "later message"])
@@ -641,10 +868,10 @@ def test_of_concurrent_appends_to_one_leaf_from_threads_exactly_one_lands(
 
 
 def child(
-    db: Path, conversation: ConversationRecord, leaf: str, mode: str, *files: Path
+    store_url: str, conversation: ConversationRecord, leaf: str, mode: str, *files: Path
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(CHILD), url(db), conversation.id, leaf, mode, *map(str, files)],
+        [sys.executable, str(CHILD), store_url, conversation.id, leaf, mode, *map(str, files)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -662,13 +889,13 @@ def expect_line(process: subprocess.Popen[str], wanted: str) -> None:
 
 @pytest.mark.slow
 def test_of_two_processes_appending_to_one_leaf_exactly_one_lands(
-    store: Store, conversation: ConversationRecord, db: Path, tmp_path: Path
+    store: Store, conversation: ConversationRecord, store_url: str, tmp_path: Path
 ) -> None:
     m = chat(store, conversation, "one")
     go_a, go_b, release = tmp_path / "go-a", tmp_path / "go-b", tmp_path / "release"
     with (
-        child(db, conversation, m[-1].id, "hold", go_a, release) as a,
-        child(db, conversation, m[-1].id, "plain", go_b) as b,
+        child(store_url, conversation, m[-1].id, "hold", go_a, release) as a,
+        child(store_url, conversation, m[-1].id, "plain", go_b) as b,
     ):
         expect_line(a, "ready")
         expect_line(b, "ready")
@@ -686,24 +913,58 @@ def test_of_two_processes_appending_to_one_leaf_exactly_one_lands(
 
 
 @pytest.mark.slow
+def test_processes_extending_one_branch_at_once_lose_and_duplicate_no_turn(
+    store: Store, conversation: ConversationRecord, store_url: str, tmp_path: Path
+) -> None:
+    """Each process appends to the current leaf, reloading on a conflict, until it has landed its
+    turns: the result is one branch holding every turn exactly once, one turn after another."""
+    m = chat(store, conversation, "one")
+    processes, turns_each = 3, 10
+    go = tmp_path / "go"
+    children = [
+        child(store_url, conversation, "-", f"chain={turns_each}", go) for _ in range(processes)
+    ]
+    try:
+        for process in children:
+            expect_line(process, "ready")
+        go.touch()
+        outputs = [process.communicate(timeout=120) for process in children]
+    finally:
+        for process in children:
+            process.kill()
+    for process, (out, err) in zip(children, outputs, strict=True):
+        assert process.returncode == 0, err
+        assert out.split()[:2] == ["landed", str(turns_each)]
+    (leaf,) = store.leaves(conversation.id)
+    path = store.path(conversation.id, leaf.id)
+    assert store.messages(conversation.id) == path  # one branch, nothing beside it
+    assert len(path) == len(m) + 2 * processes * turns_each
+    said = [r.content for r in path if r.role == "user"][1:]
+    assert sorted(said) == sorted(
+        f"from {process.pid} turn {i}" for process in children for i in range(turns_each)
+    )
+
+
+@pytest.mark.slow
 def test_a_process_killed_mid_turn_leaves_no_half_written_turn(
-    store: Store, conversation: ConversationRecord, db: Path
+    store: Store, conversation: ConversationRecord, store_url: str
 ) -> None:
     m = chat(store, conversation, "one")
     before = counts(store)
-    with child(db, conversation, m[-1].id, "hang") as process:
+    with child(store_url, conversation, m[-1].id, "hang") as process:
         expect_line(process, "ready")
         expect_line(process, "inserted")  # the user message is in, uncommitted
         os.kill(process.pid, signal.SIGKILL)
         process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL
     store.close()
-    reopened = open_store(url(db))
+    reopened = open_store(store_url)
     try:
         assert counts(reopened) == before
         assert reopened.messages(conversation.id) == m
-        with reopened.engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        if reopened.engine.dialect.name == "sqlite":
+            with reopened.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         user, _ = say(reopened, conversation, m[-1], "after the crash")
         assert user.parent_id == m[-1].id
     finally:

@@ -13,6 +13,7 @@ See :mod:`convguard.store.repository` for the invariants.
 from convguard.store.engine import current_revision, head_revision
 from convguard.store.records import (
     AccountRecord,
+    ApiKeyRecord,
     ConversationRecord,
     DecisionRecord,
     EndingRecord,
@@ -26,6 +27,7 @@ from convguard.store.repository import Store, open_store
 
 __all__ = [
     "AccountRecord",
+    "ApiKeyRecord",
     "ConversationRecord",
     "DecisionRecord",
     "EndingRecord",

@@ -8,10 +8,14 @@ instead of failing with "database is locked" halfway through. Reads open with a 
 
 Nothing here is SQLite-only except those connection settings: a ``postgresql+psycopg://`` URL
 gives the same store, where the per-conversation row update that opens every write serialises
-writers instead (see :mod:`convguard.store.turns`).
+writers instead (see :mod:`convguard.store.turns`); there each connection gets a ``lock_timeout``
+of the same length as SQLite's busy timeout, so a writer stuck behind a hung one fails with a
+:class:`StoreError` instead of waiting forever.
 
 Opening always upgrades the schema to the Alembic head, inside one write transaction, so two
-processes opening a fresh database at once do not race.
+processes opening a fresh database at once do not race: on SQLite ``BEGIN IMMEDIATE`` queues
+them, on PostgreSQL a transaction-level advisory lock (:data:`MIGRATION_LOCK`) does, and the
+second finds the schema already at the head.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from convguard.errors import InvalidInput, StoreError
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "MIGRATION_LOCK",
     "WRITE",
     "alembic_config",
     "current_revision",
@@ -43,6 +48,8 @@ __all__ = [
 
 #: How long a writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 30.0
+#: The PostgreSQL advisory lock key that serialises schema upgrades (any fixed 64-bit number).
+MIGRATION_LOCK = 0x636F6E76_67756172  # "convguar"
 #: Execution options for a write transaction (``BEGIN IMMEDIATE`` on SQLite, ignored elsewhere).
 WRITE: dict[str, Any] = {"convguard_begin": "IMMEDIATE"}
 
@@ -60,6 +67,10 @@ def _parse(url: str | URL) -> URL:
 def make_engine(url: str | URL) -> Engine:
     """An engine for ``url``; for a SQLite file, its parent directory is created."""
     parsed = _parse(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        _configure_postgresql(engine)
+        return engine
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     database = parsed.database or ""
@@ -97,6 +108,17 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # SET opened a transaction; keep the setting for the session
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config for the packaged migrations (optionally bound to ``connection``)."""
     config = Config()
@@ -130,4 +152,8 @@ def upgrade(engine: Engine) -> None:
     with engine.connect() as connection:
         connection = connection.execution_options(**WRITE)
         with connection.begin():
+            if connection.dialect.name == "postgresql":
+                # Held to the end of the transaction; DDL there is transactional, so whoever
+                # waited finds the schema at the head and Alembic has nothing left to do.
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
             command.upgrade(alembic_config(connection), "head")

@@ -13,28 +13,70 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from convguard.conversation import Message, branch_path
+from convguard.errors import NotFound
 from convguard.store import rows
 from convguard.store import tables as t
 from convguard.store.records import FeedbackRecord, MessageRecord, ReviewItem
 
-__all__ = ["ended_by", "messages_of", "path_of", "review_items"]
+__all__ = ["children_of", "ended_by", "message_of", "messages_of", "path_of", "review_items"]
+
+
+def _with_decisions(
+    conn: Connection, found: sa.Select[Any], decided: sa.ColumnElement[bool]
+) -> list[MessageRecord]:
+    """The messages ``found`` selects, each with the latest ``turn`` decision ``decided`` finds."""
+    attached: dict[str, Any] = {}
+    for message_id, data in conn.execute(
+        sa.select(t.decisions.c.message_id, t.decisions.c.decision)
+        .where(decided, t.decisions.c.kind == "turn")
+        .order_by(t.decisions.c.pk)
+    ):
+        attached[message_id] = data  # the latest wins
+    return [rows.message_record(row, attached.get(row.id)) for row in conn.execute(found)]
 
 
 def messages_of(conn: Connection, conversation_id: str) -> list[MessageRecord]:
     """Every message of the conversation with its attached decision, in stored order."""
-    attached: dict[str, Any] = {}
-    for message_id, data in conn.execute(
-        sa.select(t.decisions.c.message_id, t.decisions.c.decision)
-        .where(t.decisions.c.conversation_id == conversation_id, t.decisions.c.kind == "turn")
-        .order_by(t.decisions.c.pk)
-    ):
-        attached[message_id] = data  # the latest wins
-    result = conn.execute(
+    return _with_decisions(
+        conn,
         sa.select(t.messages)
         .where(t.messages.c.conversation_id == conversation_id)
-        .order_by(t.messages.c.pk)
+        .order_by(t.messages.c.pk),
+        t.decisions.c.conversation_id == conversation_id,
     )
-    return [rows.message_record(row, attached.get(row.id)) for row in result]
+
+
+def message_of(conn: Connection, conversation_id: str, message_id: str) -> MessageRecord:
+    """One message of the conversation with its attached decision, or :class:`NotFound`."""
+    found = _with_decisions(
+        conn,
+        sa.select(t.messages).where(
+            t.messages.c.id == message_id, t.messages.c.conversation_id == conversation_id
+        ),
+        t.decisions.c.message_id == message_id,
+    )
+    if not found:
+        raise NotFound(f"message {message_id!r} is not in conversation {conversation_id!r}")
+    return found[0]
+
+
+def children_of(
+    conn: Connection, conversation_id: str, parent_id: str | None
+) -> list[MessageRecord]:
+    """The replies and edits directly below ``parent_id`` (None: the roots), in sibling order."""
+    if parent_id is not None:
+        message_of(conn, conversation_id, parent_id)  # NotFound for a foreign or missing parent
+    below = (
+        t.messages.c.parent_id.is_(None)
+        if parent_id is None
+        else t.messages.c.parent_id == parent_id
+    )
+    found = sa.select(t.messages).where(t.messages.c.conversation_id == conversation_id, below)
+    return _with_decisions(
+        conn,
+        found.order_by(t.messages.c.sibling_index, t.messages.c.pk),
+        t.decisions.c.message_id.in_(found.with_only_columns(t.messages.c.id)),
+    )
 
 
 def path_of(records: list[MessageRecord], leaf_id: str) -> list[MessageRecord]:

@@ -9,7 +9,9 @@ Invariants:
   of a user message; an ``End`` on an assistant message that a model or an operator ended);
   audit-only decisions (:meth:`Store.record_decision`) are never attached;
 - ``MessageRecord.ended`` is true only on a leaf: nothing is ever stored below an ended message;
-- datetimes are timezone-aware UTC.
+- datetimes are timezone-aware UTC;
+- an :class:`ApiKeyRecord` never holds the key itself: the plaintext is returned once, when the
+  key is created, and only its SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from convguard.errors import InvalidInput
 
 __all__ = [
     "AccountRecord",
+    "ApiKeyRecord",
     "ConversationRecord",
     "DecisionKind",
     "DecisionRecord",
@@ -73,6 +76,24 @@ class AccountRecord:
     id: str
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key of an account, without the key: ``prefix`` is its first characters, for display.
+
+    ``admin`` keys may also use the review endpoints; a key with ``revoked_at`` set no longer
+    authenticates.
+    """
+
+    id: str
+    account_id: str
+    account_name: str
+    admin: bool
+    prefix: str
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)

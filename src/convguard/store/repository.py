@@ -1,4 +1,5 @@
-"""The store: t.accounts, conversations as message trees, decisions, endings, feedback, review.
+"""The store: accounts and API keys, conversations as message trees, decisions, endings, feedback,
+review.
 
 :class:`Store` is the only object the rest of convguard talks to. Each public method is one
 transaction; writes open with ``BEGIN IMMEDIATE`` on SQLite (see :mod:`convguard.store.engine`)
@@ -11,6 +12,8 @@ Invariants:
 - an edit (a sibling of a user message) or a retry (a sibling of an assistant message) starts a new
   open branch, except that the reply that ended a branch cannot be retried;
 - a conversation of another account reads as not found, with the same message as a missing one;
+- an API key is returned in plaintext once, by :meth:`Store.create_api_key`, and stored only as
+  its SHA-256 (:mod:`convguard.store.keys`);
 - only :mod:`convguard.errors` errors leave the store: unexpected database errors become
   :class:`StoreError`, and a constraint violation in a turn write (a race the compare-and-set
   lost) becomes :class:`LeafConflict`.
@@ -35,10 +38,11 @@ from convguard.errors import (
     StoreError,
 )
 from convguard.store import engine as engines
-from convguard.store import reads, rows, turns
+from convguard.store import keys, reads, rows, turns
 from convguard.store import tables as t
 from convguard.store.records import (
     AccountRecord,
+    ApiKeyRecord,
     ConversationRecord,
     DecisionRecord,
     EndingRecord,
@@ -140,6 +144,7 @@ class Store:
         return rows.account_record(row)
 
     def get_or_create_account(self, name: str, *, now: datetime) -> AccountRecord:
+        name = _name(name)  # so that below, InvalidInput can only mean "taken meanwhile"
         try:
             return self.account(name)
         except NotFound:
@@ -148,6 +153,40 @@ class Store:
             return self.create_account(name, now=now)
         except InvalidInput:
             return self.account(name)  # created by someone else in between
+
+    # --- API keys ---------------------------------------------------------------------------------
+
+    def create_api_key(
+        self, account_name: str, *, now: datetime, admin: bool = False, label: str | None = None
+    ) -> tuple[str, ApiKeyRecord]:
+        """A new key for the account (created if missing): the key, shown only now; its record."""
+        now = turns.utc(now)
+        if label is not None:
+            rows.check_text("key label", label)  # before the account is created
+        account = self.get_or_create_account(account_name, now=now)
+        with self._write("creating an API key") as conn:
+            return keys.insert_key(conn, account, admin=admin, label=label, now=now)
+
+    def authenticate(self, key: str) -> ApiKeyRecord | None:
+        """The record of ``key`` if it is a live key; None for an unknown or revoked one."""
+        hashed = keys.digest(key)
+        if hashed is None:
+            return None
+        with self._read("checking an API key") as conn:
+            record = keys.key_by_digest(conn, hashed)
+        return None if record is None or record.revoked_at is not None else record
+
+    def revoke_api_key(self, key_id: str, *, now: datetime) -> None:
+        """Revoke the key ``key_id`` (revoking a revoked key changes nothing)."""
+        now = turns.utc(now)
+        with self._write("revoking an API key") as conn:
+            keys.revoke_key(conn, key_id, now)
+
+    def list_api_keys(self, account_name: str) -> list[ApiKeyRecord]:
+        """The account's keys, revoked ones included, oldest first."""
+        account = self.account(account_name)
+        with self._read("listing API keys") as conn:
+            return keys.keys_of(conn, account.id)
 
     # --- conversations ----------------------------------------------------------------------------
 
@@ -169,17 +208,18 @@ class Store:
             created_at=now,
             updated_at=now,
         )
-        with self._write("creating a conversation") as conn:
+        taken = InvalidInput(
+            f"conversation id {record.id!r} is already taken; choose another or omit it"
+        )
+        # On PostgreSQL two creates of one id can both pass the check; UNIQUE(id) stops the second.
+        with self._write("creating a conversation", conflict=taken) as conn:
             if conn.execute(
                 sa.select(t.accounts.c.pk).where(t.accounts.c.id == account_id)
             ).first():
-                taken = conn.execute(
+                if conn.execute(
                     sa.select(t.conversations.c.pk).where(t.conversations.c.id == record.id)
-                ).first()
-                if taken:
-                    raise InvalidInput(
-                        f"conversation id {record.id!r} is already taken; choose another or omit it"
-                    )
+                ).first():
+                    raise taken
                 conn.execute(sa.insert(t.conversations).values(**vars(record)))
                 return record
         raise NotFound(f"account {account_id!r} does not exist")
@@ -218,6 +258,16 @@ class Store:
         with self._read("reading messages") as conn:
             return reads.messages_of(conn, conversation_id)
 
+    def message(self, conversation_id: str, message_id: str) -> MessageRecord:
+        """One message with its attached decision; :class:`NotFound` if not in the conversation."""
+        with self._read("reading a message") as conn:
+            return reads.message_of(conn, conversation_id, message_id)
+
+    def children(self, conversation_id: str, parent_id: str | None) -> list[MessageRecord]:
+        """The messages directly below ``parent_id`` (None: the roots), first sibling first."""
+        with self._read("reading messages") as conn:
+            return reads.children_of(conn, conversation_id, parent_id)
+
     def path(self, conversation_id: str, leaf_id: str) -> list[MessageRecord]:
         """The branch from its root to ``leaf_id`` (any message of the conversation)."""
         return reads.path_of(self.messages(conversation_id), leaf_id)
@@ -251,6 +301,32 @@ class Store:
                 slot=slot,
                 user=user,
                 turn=decision,
+                reply=reply,
+                now=now,
+            )
+
+    def add_reply(
+        self,
+        conversation_id: str,
+        *,
+        user_message_id: str,
+        reply: NewMessage,
+        now: datetime,
+    ) -> MessageRecord:
+        """Store the assistant reply to a user message stored earlier without one (still a leaf).
+
+        For a turn stored before the upstream model answered: the user message and its decision
+        are committed first, so a failed upstream keeps them and the turn can be answered later.
+        A second reply to the same message raises :class:`LeafConflict`; a user message whose
+        decision ended the branch raises :class:`ConversationEnded`.
+        """
+        now = turns.utc(now)
+        with self._write("storing a reply", conflict=_conflict(user_message_id)) as conn:
+            turns.touch_conversation(conn, conversation_id, now)
+            return turns.write_reply(
+                conn,
+                conversation_id=conversation_id,
+                user_message_id=user_message_id,
                 reply=reply,
                 now=now,
             )

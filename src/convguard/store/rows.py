@@ -16,6 +16,7 @@ from convguard.conversation import decision_from_dict
 from convguard.errors import InvalidInput
 from convguard.store.records import (
     AccountRecord,
+    ApiKeyRecord,
     ConversationRecord,
     DecisionKind,
     DecisionRecord,
@@ -29,6 +30,7 @@ from convguard.store.tables import ID_LENGTH
 
 __all__ = [
     "account_record",
+    "api_key_record",
     "check_id",
     "check_text",
     "conversation_record",
@@ -80,6 +82,20 @@ def _assessment(data: Any) -> Assessment | None:
 
 def account_record(row: Any) -> AccountRecord:
     return AccountRecord(id=row.id, name=row.name, created_at=row.created_at)
+
+
+def api_key_record(row: Any) -> ApiKeyRecord:
+    """An ``api_keys`` row joined with its account's ``account_name``."""
+    return ApiKeyRecord(
+        id=row.id,
+        account_id=row.account_id,
+        account_name=row.account_name,
+        admin=bool(row.admin),
+        prefix=row.prefix,
+        label=row.label,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 def conversation_record(row: Any) -> ConversationRecord:

@@ -1,4 +1,5 @@
-"""The schema: accounts, conversations, messages (the tree), decisions, endings, feedback.
+"""The schema: accounts and their API keys, conversations, messages (the tree), decisions, endings,
+feedback.
 
 Portable SQLAlchemy Core (SQLite and PostgreSQL); the Alembic migrations create exactly these
 tables, and a test checks that a migrated database matches this metadata.
@@ -12,7 +13,8 @@ Invariants the schema carries:
   conversation's ``root_count`` instead);
 - ``ended`` is set only on a message with ``child_count = 0``, and appends check it in the same
   transaction, so an ended leaf never gets a child;
-- one ending per ended message (``UNIQUE(message_id)`` on endings).
+- one ending per ended message (``UNIQUE(message_id)`` on endings);
+- an API key is stored only as the SHA-256 of the key (``key_hash``, unique), never in plaintext.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "ID_LENGTH",
     "UTCDateTime",
     "accounts",
+    "api_keys",
     "conversations",
     "decisions",
     "endings",
@@ -89,6 +92,26 @@ accounts = sa.Table(
     _id(),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _pk(),
+    _id(),
+    sa.Column(
+        "account_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("accounts.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("label", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 conversations = sa.Table(

@@ -1,4 +1,5 @@
-"""Writing turns into the message tree: append, edit, retry and end, each in one transaction.
+"""Writing turns into the message tree: append, reply, edit, retry and end, each in one
+transaction.
 
 Every function here runs inside a write transaction the caller opened, and either all of a turn
 lands (user message, its decision row, the reply, the ending) or none of it does: a failure, an
@@ -6,12 +7,14 @@ error raised here or a killed process rolls the whole transaction back.
 
 The compare-and-set that keeps two turns off one leaf:
 
-- every write first updates its conversation's row (``updated_at``); on PostgreSQL that row lock
-  queues the writers of one conversation, on SQLite ``BEGIN IMMEDIATE`` has already queued all
-  writers;
-- an append claims its leaf with ``UPDATE messages SET child_count = 1 WHERE id = :leaf AND
-  child_count = 0 AND NOT ended`` (the first message of a conversation claims ``root_count``
-  the same way); no row updated means another turn got there first: :class:`LeafConflict`;
+- every write first updates its conversation's row (``updated_at``); on PostgreSQL that
+  ``UPDATE`` takes the row's lock until commit, which queues the writers of one conversation
+  (under READ COMMITTED each later statement then sees what the writer before committed), and on
+  SQLite ``BEGIN IMMEDIATE`` has already queued all writers;
+- an append (and a late reply, :func:`write_reply`) claims its leaf with ``UPDATE messages SET
+  child_count = 1 WHERE id = :leaf AND child_count = 0 AND NOT ended`` (the first message of a
+  conversation claims ``root_count`` the same way); no row updated means another turn got there
+  first: :class:`LeafConflict`;
 - an edit or a retry adds a sibling: it increments the parent's ``child_count`` and takes the
   new value as its ``sibling_index``, which ``UNIQUE(parent_id, sibling_index)`` backs.
 
@@ -51,6 +54,7 @@ __all__ = [
     "message_row",
     "touch_conversation",
     "utc",
+    "write_reply",
     "write_retry",
     "write_turn",
 ]
@@ -302,6 +306,39 @@ def write_turn(
             now=now,
         )
     return user_record, reply_record
+
+
+def write_reply(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    user_message_id: str,
+    reply: NewMessage,
+    now: datetime,
+) -> MessageRecord:
+    """Store ``reply`` as the first child of the user message ``user_message_id``, a leaf.
+
+    The late half of a turn whose user message and decision were stored first (the upstream model
+    answered afterwards): the same compare-and-set as an append, so of two replies to one user
+    message exactly one lands.
+    """
+    row = message_row(conn, conversation_id, user_message_id)
+    if row.role != "user":
+        raise InvalidInput(
+            f"message {user_message_id!r} is an {row.role} message; a reply goes below a user "
+            "message (retry an assistant message instead)"
+        )
+    slot = claim_leaf(conn, conversation_id, user_message_id)
+    return insert_message(
+        conn,
+        conversation_id=conversation_id,
+        slot=slot,
+        message=reply,
+        role="assistant",
+        assessment=reply.assessment,
+        ended=False,
+        now=now,
+    )
 
 
 def end_leaf(
