@@ -324,3 +324,29 @@ def test_bad_chat_requests_name_the_problem(
     )
     assert response.status_code == status
     assert words in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("command", "kept"),
+    [("ls -la src", True), ("rm -rf / --no-preserve-root", False)],
+)
+def test_tool_calls_from_the_upstream_are_guarded_before_they_reach_the_client(
+    gateway: Running, api_keys: dict[str, str], command: str, kept: bool
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    tools = [{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}]
+    reply = ai.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": f"[shell] {command}"}],
+        tools=tools,  # type: ignore[arg-type,list-item]
+    )
+    message = reply.choices[0].message
+    [verdict] = meta(reply)["tool_calls"]
+    if kept:
+        assert message.tool_calls is not None and len(message.tool_calls) == 1
+        assert reply.choices[0].finish_reason == "tool_calls"
+        assert verdict["verdict"] == "allow"
+    else:
+        assert not message.tool_calls
+        assert "I won't run the Bash call" in (message.content or "")
+        assert verdict["verdict"] == "deny" and "destructive" in verdict["categories"]

@@ -195,7 +195,6 @@ def classify(
 @click.option("--workers", default=None, type=int, help="Worker processes (CONVGUARD_WORKERS).")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the gateway server (REST + OpenAI-compatible) with the settings from the environment."""
-    import os
 
     import uvicorn
 
@@ -298,8 +297,8 @@ def hook_claude_code(defer_allow: bool) -> None:
         raise InvalidInput(
             f"the hook event on stdin is not JSON ({exc}); got {raw[:80]!r}"
         ) from exc
-    scope_file = os.environ.get("CONVGUARD_AGENT_SCOPE")
-    scope = load_scope(scope_file) if scope_file else None
+    settings = Settings.from_env()
+    scope = load_scope(settings.agent_scope) if settings.agent_scope else None
     click.echo(json.dumps(claude_code_decision(event, scope=scope, defer_allow=defer_allow)))
 
 

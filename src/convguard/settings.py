@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     judge_model: str | None = Field(default=None, description="Model name sent to the judge.")
     judge_api_key: str | None = Field(default=None, description="API key for the judge.")
     judge_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the judge.")
+    agent_scope: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML/JSON scope file for the agent tool guard (authorised hosts, networks, "
+            "paths, tools), used by the Claude Code hook and the gateway."
+        ),
+    )
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -4,7 +4,8 @@
 - :class:`FakeUpstream` is a real OpenAI-compatible HTTP server on 127.0.0.1 (whole and streamed
   chat completions) whose answers follow simple markers in the last user message:
   ``[end]`` makes it call ``end_conversation``, ``[leak]`` makes it write :data:`LEAK_TEXT`,
-  ``[fail]`` answers HTTP 500, ``[slow]`` waits ``slow_seconds``; anything else is echoed back.
+  ``[fail]`` answers HTTP 500, ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
+  client's ``Bash`` tool with ``CMD``; anything else is echoed back.
 """
 
 from __future__ import annotations
@@ -112,6 +113,16 @@ class FakeUpstream:
                     "id": "call_end",
                     "type": "function",
                     "function": {"name": "end_conversation", "arguments": '{"reason": "abuse"}'},
+                }
+            ]
+        elif "[shell] " in last:
+            content = ""
+            command = last.split("[shell] ", 1)[1]
+            tool_calls = [
+                {
+                    "id": "call_shell",
+                    "type": "function",
+                    "function": {"name": "Bash", "arguments": json.dumps({"command": command})},
                 }
             ]
         elif "[leak]" in last:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from convguard.agent import Scope, load_scope
 from convguard.assess.factory import LazyAssessor
 from convguard.assess.types import Assessor
 from convguard.conversation import Guide, reply_of
@@ -94,6 +95,9 @@ class Gateway:
             locale=settings.locale,
         )
         self.metrics = Metrics()
+        self.scope: Scope | None = (
+            load_scope(settings.agent_scope) if settings.agent_scope else None
+        )
         self.limiter = RateLimiter(settings.rate_limit_per_minute, clock)
         self._clock = clock
         self._keys: dict[str, tuple[float, Caller | None]] = {}

@@ -249,6 +249,7 @@ class _Chat:
         self.decision = result.decision
         self.ended = result.ended
         self.withheld: Assessment | None = None
+        self.tool_verdicts: list[dict[str, Any]] = []
         self.id = f"chatcmpl-{result.user.id[:24]}"
 
     def headers(self) -> dict[str, str]:
@@ -270,6 +271,7 @@ class _Chat:
             "ended": self.ended,
             "model_end": data["model_end"],
             "output_withheld": self.withheld is not None,
+            "tool_calls": self.tool_verdicts,
             "policy_version": self.result.policy_version,
         }
 
@@ -291,8 +293,11 @@ class _Chat:
         ends = [c for c in completion.tool_calls if c.name == END_TOOL_NAME]
         calls = [c for c in completion.tool_calls if c.name != END_TOOL_NAME]
         extra = ""
+        calls, refusals = self._guard(calls)
+        if refusals:
+            extra += ("\n\n" if sent else "") + refusals
         honoured = bool(ends) and self._end_would_be_honoured()
-        if ends and not honoured and not sent and not calls:
+        if ends and not honoured and not (sent or extra) and not calls:
             # refused: the model's turn continues, so it is asked once more, without the tool
             extra = self._continue_after_refusal()
         stored = sent + extra
@@ -327,6 +332,32 @@ class _Chat:
                 extra += ("\n\n" if stored else "") + answer.reply
                 calls, finish = [], "stop"
         return extra, calls, finish
+
+    def _guard(self, calls: list[ToolCall]) -> tuple[list[ToolCall], str]:
+        """Assess the client's tool calls before returning them (B9): denied ones are replaced
+        by a refusal the client can show; every verdict goes into the metadata."""
+        from convguard.agent import assess_tool_call
+
+        context = [text_of(m) for m in self.body.messages if m.role == "user"][-3:]
+        kept: list[ToolCall] = []
+        refusals: list[str] = []
+        for call in calls:
+            try:
+                arguments = json.loads(call.arguments or "{}")
+            except json.JSONDecodeError:
+                arguments = {"text": call.arguments}
+            if not isinstance(arguments, dict):
+                arguments = {"text": json.dumps(arguments)}
+            verdict = assess_tool_call(
+                call.name, arguments, scope=self.gateway.scope, context=context
+            )
+            self.tool_verdicts.append({"id": call.id, **verdict.to_dict()})
+            if verdict.verdict == "deny":
+                reason = verdict.reasons[0] if verdict.reasons else "it breaks the usage policy"
+                refusals.append(f"I won't run the {call.name} call: {reason}.")
+            else:
+                kept.append(call)
+        return kept, " ".join(refusals)
 
     def _end_would_be_honoured(self) -> bool:
         path = self.gateway.store.path(self.result.conversation_id, self.result.user.id)

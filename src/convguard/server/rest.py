@@ -16,6 +16,7 @@ from convguard.server.schemas import (
     CreateConversation,
     FeedbackRequest,
     SendMessage,
+    ToolCallRequest,
     assessment_json,
     conversation_json,
     decision_json,
@@ -225,3 +226,17 @@ def assess(request: Request, body: AssessRequest, authorization: Auth = None) ->
         if turn.role == "user":
             users.append(turn.content)
     return {"messages": results}
+
+
+@router.post("/v1/tool-calls/assess", tags=["agents"])
+def assess_tool_call(
+    request: Request, body: ToolCallRequest, authorization: Auth = None
+) -> dict[str, Any]:
+    """An agent's tool call, assessed before it runs: allow, ask or deny, with the reasons."""
+    from convguard.agent import Scope
+    from convguard.agent import assess_tool_call as guard
+
+    gateway = gateway_of(request)
+    gateway.caller(authorization)
+    scope = Scope.of(**body.scope.model_dump()) if body.scope is not None else gateway.scope
+    return guard(body.tool, body.arguments, scope=scope, context=body.context).to_dict()

@@ -15,6 +15,7 @@ __all__ = [
     "CreateConversation",
     "FeedbackRequest",
     "SendMessage",
+    "ToolCallRequest",
     "conversation_json",
     "message_json",
     "state_json",
@@ -58,6 +59,20 @@ class AssessRequest(_Strict):
     text: str | None = None
     role: Literal["user", "assistant"] = "user"
     messages: list[ChatTurn] | None = None
+
+
+class ScopeIn(_Strict):
+    hosts: list[str] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+
+
+class ToolCallRequest(_Strict):
+    tool: str = Field(min_length=1, max_length=200)
+    arguments: dict[str, Any]
+    scope: ScopeIn | None = None
+    context: list[str] = Field(default_factory=list, max_length=50)
 
 
 def assessment_json(assessment: Assessment | None) -> dict[str, Any] | None:
