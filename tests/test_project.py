@@ -32,3 +32,12 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "bootstrap.sh --dev" in block[1] and "pytest" in block[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/bootstrap.sh --dev" in ci and ".venv/bin/pytest" in ci
+
+
+def test_the_package_level_assess_uses_the_shipped_cascade() -> None:
+    assessment = convguard.assess("What's a good name for a golden retriever?")
+    assert set(convguard.CATEGORY_IDS) <= set(assessment.scores)
+    assert assessment.categories == ()
+    assert assessment.source.startswith("linear")
+    windowed = convguard.assess("and then?", context=["tell me about dogs"])
+    assert windowed.elapsed_ms > 0

@@ -1,5 +1,6 @@
 """convguard: conversation safeguards for LLM chat products and agents."""
 
+from convguard.assess.default import assess
 from convguard.assess.types import Assessment, Assessor, Classifier, Evidence, ScriptedAssessor
 from convguard.conversation import (
     Allow,
@@ -68,6 +69,7 @@ __all__ = [
     "TranscriptError",
     "Warn",
     "__version__",
+    "assess",
     "decide",
     "default_policy",
     "fold",
