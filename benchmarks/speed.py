@@ -1,0 +1,375 @@
+"""Speed of each classifier stage and of the cascade: latency, throughput, import, load, memory.
+
+    .venv/bin/python benchmarks/speed.py [--stages linear,encoder] [--data ../shared/data]
+                                         [--out benchmarks/results] [--messages 1000] [--budget 15]
+
+- Latency: one message at a time (batch of 1), p50 / p99 / mean over up to ``--messages``
+  messages, each measurement stopped after ``--budget`` seconds. A stage is timed through its
+  ``score``; the cascade through ``Cascade.assess``, alone and with a three-turn window.
+- Throughput: messages per second through ``score`` in batches of 256 (the cascade's own
+  ``Cascade.score``, which sends the encoder only what the linear stage is unsure of; the share
+  it sends is printed).
+- Import and load: a fresh ``python`` for each configuration times ``import convguard`` and
+  building and loading the stages (up to the first assessment), and reports its resident set
+  size after loading and its peak (``ru_maxrss``) after scoring one batch of 256 messages.
+
+The messages are a fixed-seed mix of real user prompts (mostly ToxicChat test, benign and toxic),
+benign prompts, harmful requests and jailbreak prompts from ``../shared/data``; without it, a
+built-in list of benign sentences. Numbers depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    DEFAULT_DATA,
+    DEFAULT_OUT,
+    ROOT,
+    Target,
+    fmt,
+    load_stages,
+    log,
+    markdown_table,
+    stage_columns,
+    weights_fingerprint,
+)
+
+from convguard.assess.cascade import Cascade
+from convguard.assess.types import Classifier
+from convguard.policy import default_policy
+
+BATCH = 256
+
+TARGETS: dict[str, Target] = {
+    "cascade p50": Target("p50", "<=", 1.0, "ms"),
+    "cascade p99": Target("p99", "<=", 20.0, "ms"),
+    "cascade throughput": Target("throughput", ">=", 2000.0, "per_s"),
+    "linear throughput": Target("throughput", ">=", 20000.0, "per_s"),
+    "import + load": Target("import + load", "<=", 2.0, "s"),
+    "peak RSS": Target("peak RSS", "<=", 600.0, "mb"),
+}
+
+#: Used when ../shared/data is absent: ordinary requests a chat product sees.
+BUILTIN_MESSAGES = (
+    "Can you help me write a birthday message for my grandmother?",
+    "What's the difference between a list and a tuple in Python?",
+    "Summarise the main causes of the French Revolution in three bullet points.",
+    "How long should I boil an egg if I want the yolk a little runny?",
+    "Translate 'where is the train station' into Spanish and German.",
+    "My laptop fan is very loud when I play games. Is that normal?",
+    "Write a haiku about autumn leaves falling in a quiet park.",
+    "Explain how compound interest works with a simple example.",
+    "What are some good stretches after a long run?",
+    "I need a polite email to tell my landlord the heating is broken.",
+    "Which planets in our solar system have rings?",
+    "Give me a vegetarian dinner idea that takes under thirty minutes.",
+    "How do I kill a process that is stuck on Linux?",
+    "What does the error 'index out of range' mean in my code?",
+    "Recommend three classic science fiction novels for a beginner.",
+    "Help me plan a two-day trip to Lisbon on a budget.",
+    "What is the capital of Australia, and why isn't it Sydney?",
+    "Can you explain photosynthesis to a ten-year-old?",
+    "Draft a short cover letter for a junior data analyst role.",
+    "How many cups are in a litre?",
+    "Please check this sentence for grammar: 'Me and him goes to school.'",
+    "What are the symptoms of dehydration and how do I prevent it?",
+    "Tell me a joke about programmers.",
+    "How do I set up a virtual environment for a Python project?",
+    "I'm nervous about my exam tomorrow, any tips to calm down and sleep well?",
+    "Write SQL to count orders per customer in the last 30 days.",
+    "What's a good name for a golden retriever puppy?",
+    "Compare electric and gas stoves for a small apartment kitchen.",
+    "Explain the rules of chess castling.",
+    "Describe the water cycle in four steps.",
+)
+
+
+def message_mix(data: Path, n: int) -> tuple[list[str], str]:
+    """A fixed-seed mix of real texts from the evaluation sets, or the built-in benign list."""
+    if not data.is_dir():
+        log(f"{str(data)!r} not found: timing the built-in benign sentences")
+        reps = -(-n // len(BUILTIN_MESSAGES))
+        return list(BUILTIN_MESSAGES * reps)[:n], "built-in benign sentences"
+    from dataset import eval_sets
+
+    sets = eval_sets(data)
+    rng = random.Random(7)
+    shares = {
+        "toxicchat_test": 0.6,  # real user prompts, about 13 % toxic
+        "oasst_prompts": 0.1,
+        "alpaca_test": 0.05,
+        "harmbench_test": 0.05,
+        "wildguardtest": 0.1,
+        "jailbreak_llms_heldapart": 0.05,
+        "wildjailbreak_eval": 0.05,
+    }
+    texts: list[str] = []
+    for name, share in shares.items():
+        pool = sets[name].texts
+        texts += rng.sample(pool, min(len(pool), round(n * share)))
+    rng.shuffle(texts)
+    chars = np.array([len(t) for t in texts])
+    what = (
+        f"{len(texts)} texts: ToxicChat test 60 %, WildGuardTest 10 %, OASST 10 %, Alpaca 5 %, "
+        f"HarmBench 5 %, jailbreak_llms 5 %, WildJailbreak 5 %; median {int(np.median(chars))} "
+        f"characters, p99 {int(np.percentile(chars, 99))}"
+    )
+    return texts, what
+
+
+# --- in-process timing -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latency:
+    messages: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+def latency(call: Callable[[int], object], n: int, budget_s: float) -> Latency:
+    """Time ``call(i)`` for i in 0..n-1, one at a time, until ``budget_s`` has passed."""
+    for i in range(min(10, n)):  # warm-up: first-call costs are load time, not latency
+        call(i)
+    times: list[float] = []
+    stop = time.perf_counter() + budget_s
+    for i in range(n):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1000)
+        if time.perf_counter() > stop:
+            break
+    ms = np.array(times)
+    return Latency(len(ms), float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), ms.mean())
+
+
+def throughput(
+    score: Callable[[Sequence[str]], object], texts: Sequence[str], budget_s: float
+) -> tuple[float, int]:
+    """Messages per second through ``score`` in batches of :data:`BATCH`, and how many went.
+
+    Runs over the texts (at least one batch), again while under a third of the budget, and
+    stops once the budget is spent.
+    """
+    done = 0
+    started = time.perf_counter()
+    while True:
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            score(batch)
+            done += len(batch)
+            if time.perf_counter() - started > budget_s:
+                return done / (time.perf_counter() - started), done
+        if time.perf_counter() - started > budget_s / 3:
+            return done / (time.perf_counter() - started), done
+
+
+class Counting:
+    """A stage that counts the texts it is asked about (how much the cascade escalates)."""
+
+    def __init__(self, stage: Classifier) -> None:
+        self.stage = stage
+        self.name = stage.name
+        self.texts = 0
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        self.texts += len(texts)
+        return self.stage.score(texts)
+
+
+# --- a fresh process: import, load, memory ---------------------------------------------------
+
+_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import convguard
+from convguard.assess.cascade import build_cascade
+t1 = time.perf_counter()
+cascade = build_cascade(convguard.default_policy(), sys.argv[1].split(","))
+for stage in cascade.stages:
+    if hasattr(stage, "load") and stage.name != "linear":
+        stage.load()
+cascade.assess("hello there")
+t2 = time.perf_counter()
+rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+texts = json.load(open(sys.argv[2]))
+cascade.score(texts)
+for stage in cascade.stages:
+    stage.score(texts)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result = {"import_s": t1 - t0, "load_s": t2 - t1, "rss_load_mb": rss_load, "peak_mb": peak}
+print(json.dumps(result))
+"""
+
+
+def fresh_process(stages: Sequence[str], texts: Sequence[str]) -> dict[str, float]:
+    """Import, load and memory of one configuration, measured in a new interpreter."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(list(texts[:BATCH]), fh)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, ",".join(stages), fh.name],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+    finally:
+        os.unlink(fh.name)
+    if done.returncode != 0:
+        raise SystemExit(f"the fresh process for {stages!r} failed:\n{done.stderr}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def latency_table(rows: dict[str, tuple[Latency, float | None, str]]) -> str:
+    lines = [
+        [
+            name,
+            f"{lat.messages:,}",
+            fmt(lat.p50_ms, "ms"),
+            fmt(lat.p99_ms, "ms"),
+            fmt(lat.mean_ms, "ms"),
+            fmt(rate, "per_s") if rate is not None else "–",
+            note,
+        ]
+        for name, (lat, rate, note) in rows.items()
+    ]
+    header = ["stage", "messages", "p50 (batch 1)", "p99 (batch 1)", "mean", "batched", "note"]
+    return markdown_table(header, lines)
+
+
+def process_table(rows: dict[str, dict[str, float]]) -> str:
+    lines = [
+        [
+            name,
+            fmt(r["import_s"], "s"),
+            fmt(r["load_s"], "s"),
+            fmt(r["import_s"] + r["load_s"], "s"),
+            fmt(r["rss_load_mb"], "mb"),
+            fmt(r["peak_mb"], "mb"),
+            fmt(r["wall_s"], "s"),
+        ]
+        for name, r in rows.items()
+    ]
+    header = ["configuration", "import", "load + first", "import + load", "RSS loaded", "peak RSS"]
+    return markdown_table([*header, "process wall"], lines)
+
+
+def targets_table(observed: dict[str, tuple[float, str]]) -> str:
+    lines = []
+    for key, target in TARGETS.items():
+        value, where = observed.get(key, (float("nan"), "not measured"))
+        lines.append(
+            [key, where, fmt(value, target.unit), target.describe(), target.verdict(value)]
+        )
+    return markdown_table(["target", "measured on", "ours", "target", "PASS/MISS"], lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stages", default="linear,encoder", help="cascade stages, in order")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
+    parser.add_argument("--messages", type=int, default=1000, help="messages in the mix")
+    parser.add_argument("--budget", type=float, default=15.0, help="seconds per measurement")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    texts, mix = message_mix(args.data, args.messages)
+    policy = default_policy()
+    loaded = load_stages(args.stages.split(","), policy)
+    names = list(loaded)
+    if not names:
+        parser.error("no stage could be loaded")
+
+    rows: dict[str, tuple[Latency, float | None, str]] = {}
+    observed: dict[str, tuple[float, str]] = {}
+    for name, stage in loaded.items():
+        log(f"{name}: latency and throughput")
+        lat = latency(lambda i, s=stage: s.score([texts[i]]), len(texts), args.budget)
+        rate, _ = throughput(stage.score, texts, args.budget)
+        rows[f"{name} alone (`score`)"] = (lat, rate, "")
+        if name == "linear":
+            observed["linear throughput"] = (rate, "linear `score`, batches of 256")
+    chain = "+".join(names)
+    later = [Counting(loaded[n]) for n in names[1:]]
+    cascade = Cascade(policy, [loaded[names[0]], *later])
+    log("cascade: latency (assess) and throughput (score)")
+    lat = latency(lambda i: cascade.assess(texts[i]), len(texts), args.budget)
+    for stage in later:
+        stage.texts = 0
+    rate, done = throughput(cascade.score, texts, args.budget)
+    note = "; ".join(f"{s.name} saw {s.texts / done:.0%} of messages" for s in later)
+    rows[f"cascade {chain} (`assess`)"] = (lat, rate, note)
+    window = latency(
+        lambda i: cascade.assess(texts[i], context=texts[max(0, i - 2) : i]),
+        len(texts),
+        args.budget,
+    )
+    rows[f"cascade {chain}, 3-turn window (`assess`, context)"] = (window, None, "")
+    observed["cascade p50"] = (lat.p50_ms, f"`Cascade.assess`, {chain}")
+    observed["cascade p99"] = (lat.p99_ms, f"`Cascade.assess`, {chain}")
+    observed["cascade throughput"] = (rate, f"`Cascade.score`, {chain}")
+
+    log("fresh processes: import, load, memory")
+    processes: dict[str, dict[str, float]] = {}
+    for stages in dict.fromkeys([*((n,) for n in names), tuple(names)]):
+        processes["+".join(stages)] = fresh_process(stages, texts)
+        log(f"  {'+'.join(stages)}: {processes['+'.join(stages)]}")
+    final = processes[chain]
+    observed["import + load"] = (final["import_s"] + final["load_s"], chain)
+    observed["peak RSS"] = (final["peak_mb"], f"{chain}, after a batch of 256")
+
+    elapsed = time.perf_counter() - started
+    header = (
+        f"Stages: {', '.join(c for c, _ in stage_columns(names))}. Weights: "
+        f"{weights_fingerprint()}. Messages: {mix}. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; shared and noisy, so the "
+        f"numbers are indicative. {elapsed:.0f} s. Generated by `benchmarks/speed.py`."
+    )
+    text = "\n\n".join(
+        [
+            "# Speed",
+            header,
+            "## Targets (issue 3)",
+            targets_table(observed),
+            "## Latency and throughput",
+            latency_table(rows),
+            "## Import, load and memory (a fresh process each)",
+            process_table(processes),
+        ]
+    )
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.md").write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
