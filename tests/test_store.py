@@ -36,6 +36,7 @@ from convguard.store import (
     head_revision,
     open_store,
 )
+from convguard.store.engine import make_engine
 from convguard.store.tables import metadata
 
 POLICY = default_policy()
@@ -162,6 +163,15 @@ def test_an_unopenable_database_is_a_store_error(tmp_path: Path, where: str) -> 
     )
     with pytest.raises(StoreError, match="opening the database"):
         open_store(target)
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_a_plain_postgresql_url_uses_psycopg_3(scheme: str) -> None:
+    engine = make_engine(f"{scheme}://convguard:secret@127.0.0.1:5432/convguard")
+    try:
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+    finally:
+        engine.dispose()
 
 
 def test_a_database_from_a_newer_schema_is_refused_with_a_store_error(store_url: str) -> None:

@@ -55,13 +55,18 @@ WRITE: dict[str, Any] = {"convguard_begin": "IMMEDIATE"}
 
 
 def _parse(url: str | URL) -> URL:
+    """``url`` parsed; a plain ``postgresql://`` (or ``postgres://``) URL gets the psycopg 3
+    driver, the one installed with convguard (SQLAlchemy's default would be psycopg2)."""
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
         raise InvalidInput(
             f"database URL {str(url)!r} is not a URL; use e.g. 'sqlite:////abs/path/convguard.db'"
             " or 'postgresql+psycopg://user@host/db'"
         ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
 
 
 def make_engine(url: str | URL) -> Engine:
