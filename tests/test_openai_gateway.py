@@ -66,8 +66,8 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
+def store(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url)
     yield store
     store.close()
 

@@ -23,8 +23,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    store = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
+def store(store_url: str) -> Any:
+    store = open_store(store_url)
     yield store
     store.close()
 
@@ -65,7 +65,7 @@ async def say(
 async def test_health_metrics_and_openapi(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     assert health.json()["status"] == "ok"
-    assert health.json()["database"] == "sqlite"
+    assert health.json()["database"] in ("sqlite", "postgresql")
     assert "/v1/chat/completions" in (await client.get("/openapi.json")).json()["paths"]
     metrics = await client.get("/metrics")
     assert "convguard_end_rate" in metrics.text
