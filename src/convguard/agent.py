@@ -5,7 +5,11 @@
 - shell commands (``Bash``, ``shell``, ``PowerShell`` …) are parsed, not matched as flat strings:
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent_rules._shell`) and every resulting command is judged
-  by its program and arguments (:mod:`convguard.agent_rules._commands`);
+  by its program and arguments (:mod:`convguard.agent_rules._commands`, Windows, macOS, cloud
+  and container techniques in :mod:`convguard.agent_rules._techniques`), and the call's commands
+  together (several discovery commands chained, a check for a virtual machine);
+- a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
+  (:mod:`convguard.agent_rules._model`); a high score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
   syntax tree when it is Python, and through attack indicators otherwise;
 - file writes and edits are judged on their path (persistence locations, credential stores, logs,
@@ -55,8 +59,10 @@ from convguard.agent_rules._commands import (
     render,
     write_findings,
 )
+from convguard.agent_rules._model import CommandModel, call_tokens, default_model
 from convguard.agent_rules._paths import fold_home, hosts_in, secret_path
-from convguard.agent_rules._shell import POWERSHELLS, parse_script
+from convguard.agent_rules._shell import POWERSHELLS, Command, parse_script
+from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
 
@@ -168,17 +174,26 @@ class _Seen:
     commands: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Every parsed command (for the call-level rules), and those parsed as POSIX shell (for the
+    #: command model, which learned from POSIX shells only).
+    parsed: list[Command] = field(default_factory=list)
+    posix: list[Command] = field(default_factory=list)
 
 
 def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
     parsed = parse_script(script, windows=windows)
+    seen.parsed.extend(parsed.commands)
+    if not windows:
+        seen.posix.extend(parsed.commands)
     for cmd in parsed.commands:
         if cmd.argv:
             seen.commands.append(render(cmd))
         seen.findings.extend(command_findings(cmd))
-        rule = WINDOWS_RULES.get(cmd.program.removesuffix(".exe"))
-        if rule is not None:
-            seen.findings.extend(rule(cmd))
+        name = cmd.program.removesuffix(".exe")
+        for table in (WINDOWS_RULES, TECHNIQUE_RULES):
+            rule = table.get(name)
+            if rule is not None:
+                seen.findings.extend(rule(cmd))
         if cmd.decoded and cmd.argv:
             seen.findings.append(
                 Finding("persistence_evasion", "ask", f"runs a decoded payload: {render(cmd)}")
@@ -457,6 +472,39 @@ def _resolve(
     return kept, notes
 
 
+def _collect(tool: str, arguments: Mapping[str, Any]) -> _Seen:
+    """What a tool call would run, unpacked, with the rule findings (before scope and context)."""
+    seen = _Seen()
+    handler = _TOOLS.get(tool.lower(), _tool_other)
+    if tool.lower().startswith("mcp__") and handler is _tool_other:
+        handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
+    handler(seen, tool, arguments)
+    seen.findings.extend(call_findings(seen.parsed))
+    return seen
+
+
+def _model_findings(seen: _Seen, model: CommandModel | None) -> list[Finding]:
+    """The command model's finding: an ``ask`` when the commands read like an attack technique.
+
+    Only where the explicit rules found nothing: a rule's finding, and what scope and context made
+    of it (an authorised scan, a delete the user asked for), is never second-guessed by the model.
+    Added after scope and context: the model never denies, and context never raises it to deny.
+    """
+    if not seen.posix or seen.findings:
+        return []
+    model = model or default_model()
+    tokens = call_tokens(seen.posix)
+    score = model.score(tokens)
+    if score < model.threshold:
+        return []
+    hint = ", ".join(model.top(tokens))
+    return [
+        Finding(
+            "malware", "ask", f"command model: reads like an attack technique {score:.2f} ({hint})"
+        )
+    ]
+
+
 def assess_tool_call(
     tool: str,
     arguments: Mapping[str, Any],
@@ -464,23 +512,22 @@ def assess_tool_call(
     scope: Scope | None = None,
     context: Sequence[str] | None = None,
     classifier: Classifier | None = None,
+    command_model: CommandModel | None = None,
 ) -> ToolVerdict:
     """Judge one tool call before it runs (see the module docstring for the rules).
 
     ``tool`` is the tool's name (``Bash``, ``Write``, ``WebFetch``, ``computer`` …, matched
     without case; unknown tools are read for a ``command``, ``code`` or ``url`` argument, then as
     text). ``context`` is the recent user turns, oldest first. ``classifier`` replaces the shipped
-    linear model used for free text (a scripted fake in tests).
+    linear model used for free text (a scripted fake in tests); ``command_model`` replaces the
+    shipped command-token model.
     """
     started = time.perf_counter()
     if not isinstance(arguments, Mapping):
         raise InvalidInput(f"tool arguments must be a mapping, got {type(arguments).__name__}")
-    seen = _Seen()
-    handler = _TOOLS.get(tool.lower(), _tool_other)
-    if tool.lower().startswith("mcp__") and handler is _tool_other:
-        handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
-    handler(seen, tool, arguments)
+    seen = _collect(tool, arguments)
     findings, notes = _resolve(seen, scope, tuple(context or ()), classifier)
+    findings.extend(_model_findings(seen, command_model))
     verdict: Verdict = "allow"
     for f in findings:
         if _RANK[f.level] > _RANK[verdict]:

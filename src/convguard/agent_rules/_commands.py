@@ -154,7 +154,8 @@ def _chmod(cmd: Command) -> list[Finding]:
                 f"recursive permission change of a system tree: {render(cmd)}",
             )
         ]
-    if re.fullmatch(r"u\+[rwx]*s[rwx]*|[+]?[rwx]*s|[4-7][0-7]{3}", mode):
+    # ``g+s`` alone is the everyday setgid directory; with ``x`` or for the owner it is a binary
+    if mode != "g+s" and re.fullmatch(r"[ugoa]*\+[rwxt]*s[rwxt]*|[4-7][0-7]{3}", mode):
         return [Finding("persistence_evasion", "ask", f"sets a setuid/setgid bit: {render(cmd)}")]
     if any(secret_path(t) or t.startswith("/etc/") for t in targets) and mode.endswith(("7", "6")):
         return [Finding("persistence_evasion", "ask", f"opens up a system file: {render(cmd)}")]
@@ -205,8 +206,16 @@ def _find(cmd: Command) -> list[Finding]:
         roots.append(a)
     if "-delete" in cmd.args and any(root_level(r) and r not in ("~", "~/") for r in roots):
         return [Finding("destructive", "deny", f"deletes across a system tree: {render(cmd)}")]
+    for i, a in enumerate(cmd.args[:-1]):
+        if a == "-perm" and re.fullmatch(r"[-/+]?(?:[4267]000|[ugo]=s|[ug]\+s)", cmd.args[i + 1]):
+            return [Finding("malware", "ask", f"hunts for setuid/setgid programs: {render(cmd)}")]
     if any(r in ("/", "~") or r.startswith("/home") for r in roots) and any(
-        re.search(r"id_rsa|id_dsa|\.pem|shadow|password|\.kdbx|wallet|credential", a, re.I)
+        re.search(
+            r"id_rsa|id_dsa|\.pem|shadow|password|\.kdbx|wallet|credential|places\.sqlite|Bookmarks"
+            r"|Login Data|Cookies|key[34]\.db|logins\.json|\.keychain",
+            a,
+            re.I,
+        )
         for a in cmd.args
     ):
         return [
@@ -714,6 +723,18 @@ def _setcap(cmd: Command) -> list[Finding]:
 
 
 def _touch(cmd: Command) -> list[Finding]:
+    placed = [p for p in _plain(cmd) if persistence_path(p)]
+    if placed:
+        return [
+            Finding(
+                "persistence_evasion",
+                "ask",
+                f"creates a file in a persistence location: {placed[0]}",
+                (),
+                "",
+                True,
+            )
+        ]
     if _flags(cmd) & {"-r", "-t", "-d", "--reference", "--date"} and any(
         fold_home(p).startswith(("/bin", "/usr", "/etc", "/sbin", "/lib")) for p in _plain(cmd)
     ):
@@ -772,6 +793,8 @@ def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]
     out: list[Finding] = []
     if is_block_device(path):
         return [Finding("destructive", "deny", f"writes over a disk: {path}")]
+    if path in ("/proc/sysrq-trigger", "/proc/sys/kernel/sysrq"):
+        return [Finding("denial_of_service", "deny", f"triggers kernel SysRq actions: {path}")]
     if log_path(path) and content in (None, "", "\n"):
         return [Finding("persistence_evasion", "deny", f"empties logs/history: {path}")]
     if persistence_path(path):
@@ -890,7 +913,9 @@ def command_findings(cmd: Command) -> list[Finding]:
             out.append(
                 Finding("persistence_evasion", "deny", f"turns off shell history: {name}={value}")
             )
-        elif name == "LD_PRELOAD" and value.startswith(("/tmp", "/dev/shm", "/var/tmp", "$")):
+        elif name == "DYLD_INSERT_LIBRARIES" or (
+            name == "LD_PRELOAD" and value.startswith(("/tmp", "/dev/shm", "/var/tmp", "$"))
+        ):
             out.append(
                 Finding(
                     "persistence_evasion",

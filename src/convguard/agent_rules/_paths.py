@@ -28,15 +28,15 @@ _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$
 # Secrets: credential stores whose reading is credential access (not `.pub` keys, not /etc/passwd).
 _SECRETS = re.compile(
     r"""(?x)
-    ^/etc/(?:g?shadow|master\.passwd|security/opasswd|sudoers)\b
+    ^(?:/usr/local)?/etc/(?:g?shadow|master\.passwd|security/opasswd|sudoers)\b
     | /\.ssh/(?:id_[a-z0-9_]+(?!\.pub)\b|[^/]*_key$|identity$)
     | ^/etc/ssh/ssh_host_[a-z0-9_]+_key$
     | /\.aws/credentials | /\.netrc$ | /\.pgpass$ | /\.git-credentials$ | /\.docker/config\.json
     | /\.config/gcloud/ | /\.azure/ | /\.kube/config | /\.gnupg/ | /\.password-store
-    | /(?:Login\ Data|Cookies|Web\ Data|Local\ State)$ | /key[34]\.db$ | /logins\.json$
+    | /(?:Login\ Data|Cookies|Web\ Data|Local\ State)(?:$|\?) | /key[34]\.db$ | /logins\.json$
     | /Library/Keychains | \.keychain(?:-db)?$ | /var/db/(?:dslocal|shadow)
     | /etc/krb5\.keytab | \.kirbi$ | \bntds\.dit$ | /config/(?:SAM|SECURITY|SYSTEM)$
-    | ^/proc/[0-9a-z*]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$
+    | ^/proc/[^/]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$
     | /\.vault-token$ | /\.npmrc$ | /\.pypirc$
     """
 )
@@ -47,7 +47,7 @@ _SYSTEM = (
 )  # fmt: skip
 _PERSIST = re.compile(
     r"""(?x)
-    ^~/\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|cshrc|tcshrc|kshrc
+    ^~/\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|cshrc|tcshrc|kshrc|shrc|login
            |config/fish/config\.fish|bash_logout)$
     | /\.ssh/authorized_keys2?$ | ^/etc/(?:profile|bash\.bashrc|zshrc|environment|rc\.local|rc\.common)
     | ^/etc/(?:cron|anacrontab|init\.d/|init/|systemd/|update-motd\.d/|ld\.so\.preload|sudoers
@@ -55,6 +55,8 @@ _PERSIST = re.compile(
     | ^/var/spool/cron | ^/(?:usr/)?lib/systemd/ | ^~/\.config/(?:systemd/|autostart/)
     | /Library/(?:LaunchAgents|LaunchDaemons|StartupItems)/ | ^/etc/periodic/
     | ^~/\.local/share/applications/ | /etc/emond\.d/ | \\Start\ Menu\\Programs\\Startup
+    | ^/usr/local/etc/(?:sudoers|rc\.d/) | ^/etc/rc\.d/ | ^/etc/ld\.so\.conf\.d/
+    | ^/etc/pki/ca-trust/source/anchors/ | ^/usr/local/share/(?:ca-certificates|certs)(?:/|$)
     | ^/etc/(?:hosts|resolv\.conf|ssh/sshd_config)$ | ^~/\.ssh/(?:config|rc)$ | /\.git/hooks/
     """
 )

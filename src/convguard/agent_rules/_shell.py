@@ -395,6 +395,8 @@ def _output(cmd: Command, stdin: str | None) -> tuple[str | None, bool]:
         return None, False
     if prog in ("base64", "base32") and flags & {"-d", "--decode", "-D", "-di", "-id"}:
         return (_decode_b64(stdin) if prog == "base64" else None), True
+    if prog == "b64decode" and "-r" in flags:  # BSD
+        return _decode_b64(stdin), True
     if prog == "openssl" and "base64" in args and "-d" in args:
         return _decode_b64(stdin), True
     if prog == "xxd" and "-r" in flags:

@@ -1,0 +1,312 @@
+"""Train the agent guard's command model: ``src/convguard/assess/weights/agent_tokens.npz``.
+
+Positives: Atomic Red Team attack tests (sh, bash, PowerShell, cmd) of the *train* techniques;
+negatives: NL2Bash commands of the *train* half, plus a short list of everyday PowerShell and cmd
+lines below (NL2Bash has no Windows commands, and without them every cmdlet would read as an
+attack). The halves are the ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of
+the command), so nothing of the evaluation half is seen here.
+
+Each tool call is parsed exactly as :func:`convguard.agent.assess_tool_call` parses it and turned
+into the set of its command tokens (:func:`convguard.agent_rules._model.command_tokens`); a
+logistic regression (scikit-learn, fixed seed, balanced classes) is fitted over tokens seen in at
+least two calls. The ask threshold is set on out-of-fold scores of the train half (folds grouped
+by technique), so that at most ``--max-ask`` of the NL2Bash train commands would be asked about.
+
+Run: ``.venv/bin/python training/agent_model.py`` (needs ``../shared/data`` and scikit-learn;
+the package itself needs neither).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+from sklearn.model_selection import GroupKFold  # type: ignore[import-untyped]
+
+from convguard.agent import _collect
+from convguard.agent_rules._model import call_tokens
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "src" / "convguard" / "assess" / "weights" / "agent_tokens.npz"
+SEED = 20240605
+_TOOLS = {"sh": "Bash", "bash": "Bash", "powershell": "PowerShell", "command_prompt": "cmd"}
+
+# Everyday Windows lines a coding agent runs (negatives; hand-written, none from any data set).
+BENIGN_WINDOWS: tuple[tuple[str, str], ...] = tuple(
+    ("PowerShell", line)
+    for line in (
+        "Get-ChildItem -Path . -Recurse -Filter *.cs",
+        "Get-Content README.md | Select-Object -First 20",
+        "Set-Location C:\\src\\app; dotnet build",
+        "dotnet test --no-build",
+        "npm install; npm run build",
+        "New-Item -ItemType Directory -Path build -Force",
+        "Copy-Item -Path .\\dist\\* -Destination C:\\deploy\\site -Recurse",
+        "Remove-Item -Recurse -Force .\\bin, .\\obj",
+        "Get-Process | Sort-Object CPU -Descending | Select-Object -First 10",
+        "Test-Path .\\package.json",
+        "git status; git diff --stat",
+        "python -m pytest -q",
+        "Write-Output 'done'",
+        "$env:PATH -split ';'",
+        "Get-Command node",
+        "Select-String -Path *.py -Pattern 'TODO'",
+        "Measure-Object -Line -InputObject (Get-Content .\\app.py)",
+        "Get-Date -Format yyyy-MM-dd",
+        "Invoke-RestMethod https://api.github.com/repos/python/cpython",
+        "Expand-Archive -Path release.zip -DestinationPath .\\release",
+        "Compress-Archive -Path .\\dist -DestinationPath dist.zip",
+        "Get-Service | Where-Object Status -eq 'Running'",
+        "Start-Process notepad.exe README.md",
+        "code .",
+        "winget install Git.Git",
+        "choco install nodejs -y",
+        "Import-Module .\\build.psm1; Invoke-Build",
+        "Get-ItemProperty .\\setup.py | Format-List",
+        "Rename-Item .\\old.txt new.txt",
+        "Out-File -FilePath notes.txt -InputObject 'hello'",
+    )
+) + tuple(
+    ("cmd", line)
+    for line in (
+        "dir /s /b *.java",
+        "cd /d C:\\src\\app && mvn package",
+        "type README.md",
+        "copy /y config.sample.json config.json",
+        "del /q build\\*.obj",
+        "rmdir /s /q node_modules",
+        "mkdir dist",
+        "echo %PATH%",
+        "where python",
+        "set NODE_ENV=production && npm start",
+        "xcopy /e /i assets dist\\assets",
+        "findstr /s /i TODO *.c",
+        "ipconfig",
+        "ping -n 2 localhost",
+        "git log --oneline -n 5",
+        "msbuild App.sln /p:Configuration=Release",
+        "tasklist | findstr node",
+        "start index.html",
+        "cls",
+        "ver",
+    )
+)
+
+
+# Everyday commands of a coding agent on Linux or macOS (negatives; hand-written). NL2Bash is
+# one-liners about files and text; without these, a build or a test run would be a stranger.
+BENIGN_DEV: tuple[tuple[str, str], ...] = tuple(
+    ("Bash", line)
+    for line in (
+        "ls -la",
+        "ls -lah src/",
+        "pwd",
+        "git status",
+        "git diff --stat HEAD~1",
+        "git log --oneline -n 20",
+        "git checkout -b feature/parser && git add -A && git commit -m 'wip'",
+        "git pull --rebase origin main",
+        "npm install && npm run build",
+        "npm test -- --watch=false",
+        "yarn lint",
+        "pnpm dlx prettier --check .",
+        "python -m pytest -x -q tests/",
+        "pytest -k parser -vv",
+        "pip install -r requirements.txt",
+        "uv sync && uv run pytest",
+        "python3 -m venv .venv && . .venv/bin/activate",
+        "cargo build --release",
+        "cargo test -p core",
+        "go test ./...",
+        "go build -o bin/server ./cmd/server",
+        "make -j8",
+        "make clean && make",
+        "cmake -S . -B build && cmake --build build",
+        "docker compose up -d",
+        "docker build -t myapp:dev .",
+        "docker ps -a",
+        "docker logs -f api",
+        "kubectl get pods -n staging",
+        "kubectl describe deployment web",
+        "kubectl logs deploy/web --tail=100",
+        "terraform plan -out tfplan",
+        "terraform apply tfplan",
+        "aws s3 ls s3://my-bucket/reports/",
+        "gcloud config list",
+        "pkill -f myserver",
+        "lsof -i :8080",
+        "ps aux | grep node",
+        "kill %1",
+        "curl -s http://localhost:8000/health",
+        "curl -fsSL https://api.github.com/repos/owner/repo/releases/latest | jq -r .tag_name",
+        "wget https://example.com/data.csv -O data.csv",
+        "tail -f logs/app.log",
+        "cat package.json",
+        "head -n 50 src/main.rs",
+        "grep -rn 'TODO' src/",
+        "rg --files | wc -l",
+        "sed -i 's/foo/bar/g' src/config.py",
+        "mkdir -p build/out && cp -r assets build/out/",
+        "rm -rf build dist node_modules/.cache",
+        "chmod +x scripts/deploy.sh && ./scripts/deploy.sh staging",
+        "tar -czf release.tar.gz dist/",
+        "unzip -o archive.zip -d data/",
+        "ssh deploy@staging.example.com 'systemctl status web'",
+        "scp dist/app.tar.gz deploy@staging.example.com:/srv/app/",
+        "brew install jq",
+        "sudo apt-get update && sudo apt-get install -y build-essential",
+        "node scripts/migrate.js",
+        "export NODE_ENV=production",
+        "source ~/.nvm/nvm.sh && nvm use 20",
+        "which python3",
+        "echo $PATH",
+        "env | grep -i proxy",
+        "df -h",
+        "du -sh node_modules",
+        "free -m",
+        "top -b -n 1 | head -20",
+        "uname -a",
+        "whoami",
+        "date",
+        "open http://localhost:3000",
+        "code .",
+        "psql -h localhost -U app -c 'select count(*) from users'",
+        "redis-cli ping",
+        "systemctl status nginx",
+        "journalctl -u web --since today",
+        "openssl x509 -in cert.pem -noout -dates",
+        "base64 -d token.b64 > token.bin",
+        "find . -name '*.pyc' -delete",
+        "xargs -n1 echo < files.txt",
+    )
+)
+
+
+def _half(key: str) -> str:
+    return "train" if hashlib.sha256(key.encode()).digest()[0] % 2 == 0 else "eval"
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
+
+
+def attacks() -> list[tuple[str, str, str]]:
+    """``(tool, technique, command)`` of the train techniques."""
+    out = []
+    for row in _jsonl(DATA / "atomic_red_team" / "atomic_tests.jsonl.gz"):
+        if row["executor"] not in ("sh", "bash") or not row["command"].strip():
+            continue
+        technique = row["technique_id"].split(".")[0]
+        if _half(technique) != "train":
+            continue
+        command = row["command"]
+        for name, value in (row.get("input_argument_defaults") or {}).items():
+            command = command.replace("#{" + name + "}", str(value))
+        out.append((_TOOLS[row["executor"]], technique, command))
+    return out
+
+
+def benign() -> list[tuple[str, str]]:
+    seen: set[str] = set()
+    out = []
+    for row in _jsonl(DATA / "nl2bash" / "nl2bash_all.jsonl.gz"):
+        cmd = row["cmd"]
+        if cmd not in seen and _half(cmd) == "train":
+            seen.add(cmd)
+            out.append(("Bash", cmd))
+    return out
+
+
+def tokens(tool: str, command: str) -> set[str]:
+    return call_tokens(_collect(tool, {"command": command}).parsed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-ask", type=float, default=0.015)
+    parser.add_argument("--c", type=float, default=0.5, help="inverse L2 strength")
+    parser.add_argument("--min-count", type=int, default=2)
+    parser.add_argument("--min-threshold", type=float, default=0.0)
+    parser.add_argument("--pos-weight", type=float, default=1.0, help="weight of an attack call")
+    ns = parser.parse_args()
+
+    pos = attacks()
+    neg = benign()
+    docs = [tokens(t, c) for t, _, c in pos] + [tokens(t, c) for t, c in neg]
+    extra = BENIGN_DEV
+    docs += [tokens(t, c) for t, c in extra]
+    y = np.array([1] * len(pos) + [0] * (len(neg) + len(extra)))
+    # groups for the folds: a technique for an attack, the command itself otherwise
+    groups = [tech for _, tech, _ in pos] + [f"n{i}" for i in range(len(docs) - len(pos))]
+
+    counts: dict[str, int] = {}
+    for d in docs:
+        for t in d:
+            counts[t] = counts.get(t, 0) + 1
+    vocab = sorted(t for t, n in counts.items() if n >= ns.min_count)
+    index = {t: i for i, t in enumerate(vocab)}
+    rows, cols = [], []
+    for r, d in enumerate(docs):
+        for t in d:
+            if t in index:
+                rows.append(r)
+                cols.append(index[t])
+    x = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(len(docs), len(vocab))
+    )
+
+    def model() -> LogisticRegression:
+        return LogisticRegression(
+            C=ns.c, class_weight={0: 1.0, 1: ns.pos_weight}, max_iter=2000, random_state=SEED
+        )
+
+    oof = np.zeros(len(docs))
+    for fit, held in GroupKFold(n_splits=5).split(x, y, groups):
+        oof[held] = model().fit(x[fit], y[fit]).predict_proba(x[held])[:, 1]
+    nl = oof[len(pos) : len(pos) + len(neg)]
+    threshold = float(np.quantile(nl, 1 - ns.max_ask))
+    threshold = max(threshold, ns.min_threshold)
+    recall = float((oof[: len(pos)] >= threshold).mean())
+    unix = np.array([t == "Bash" for t, _, _ in pos])
+    recall_unix = float((oof[: len(pos)][unix] >= threshold).mean())
+    asked = float((nl >= threshold).mean())
+
+    final = model().fit(x, y)
+    weights = final.coef_[0].astype(np.float32)
+    keep = np.abs(weights) >= 1e-3
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        OUT,
+        vocab=np.array([t for t, k in zip(vocab, keep, strict=True) if k], dtype=np.str_),
+        weights=weights[keep],
+        bias=np.float32(final.intercept_[0]),
+        threshold=np.float32(threshold),
+    )
+    print(
+        f"{len(pos)} attack calls, {len(neg)} NL2Bash + {len(extra)} everyday benign; "
+        f"{int(keep.sum())} tokens; threshold {threshold:.3f}; out-of-fold (train half): "
+        f"attack recall {recall:.1%} (sh/bash {recall_unix:.1%}), NL2Bash asked {asked:.2%}"
+    )
+    dev = oof[len(pos) + len(neg) :]
+    print(f"everyday commands asked (out-of-fold): {int((dev >= threshold).sum())}/{len(dev)}")
+    for (_, line), score in zip(extra, dev, strict=True):
+        if score >= threshold:
+            print(f"  {score:.2f} {line}")
+    top = np.argsort(-weights)[:25]
+    print("top tokens:", ", ".join(f"{vocab[i]} {weights[i]:.2f}" for i in top))
+    print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
