@@ -38,6 +38,7 @@ from dataset import (  # noqa: E402
     build_dataset,
     describe,
     eval_sets,
+    is_unsafe,
 )
 
 from convguard.assess.linear import LinearClassifier, featurize, prepare  # noqa: E402
@@ -76,6 +77,14 @@ def _targets(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
     return y, known
 
 
+def _unsafe(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    u = [is_unsafe(ex) for ex in examples]
+    return (
+        np.array([v or 0.0 for v in u], dtype=np.float32),
+        np.array([v is not None for v in u], dtype=bool),
+    )
+
+
 def _best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     if y.sum() == 0:
         return 0.5
@@ -91,46 +100,115 @@ def _best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return best
 
 
-def train_linear(ds: Dataset, *, seed: int, bits: int = BITS) -> LinearClassifier:
+def _fit(x: object, y: np.ndarray, w: np.ndarray, *, seed: int, max_pos: float = 10.0,
+         ratio: float = 0.1) -> tuple[np.ndarray, float, float]:  # fmt: skip
+    """One logistic regression; rare positives up-weighted to at most ``ratio`` of negatives."""
     from sklearn.linear_model import LogisticRegression
 
+    pos = float(w[y == 1].sum())
+    neg = float(w[y == 0].sum())
+    w_pos = float(min(max_pos, max(1.0, ratio * neg / max(pos, 1e-9))))
+    model = LogisticRegression(C=C, solver="liblinear", max_iter=300, random_state=seed)
+    model.fit(x, y, sample_weight=np.where(y == 1, w_pos, 1.0) * w)
+    return model.coef_[0], float(model.intercept_[0]), w_pos
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return out
+
+
+#: The shared unsafe head's operating point must catch this share of the tuning behaviours
+#: (harmbench_val, never an evaluation set) and of the validation split's harmful rows ...
+GATE_RECALL = 0.95
+#: ... unless that costs more than this false-positive rate on the validation split's benign rows.
+GATE_MAX_FPR = 0.04
+
+
+def _gate_threshold(
+    p_val: np.ndarray, y_val: np.ndarray, p_tune: np.ndarray
+) -> tuple[float, list[str]]:
+    """The highest threshold meeting :data:`GATE_RECALL` on both, within :data:`GATE_MAX_FPR`."""
+    lines = []
+    chosen = None
+    fallback = 0.5
+    for t in np.linspace(0.05, 0.95, 91):
+        rec_val = float((p_val[y_val == 1] >= t).mean())
+        fpr_val = float((p_val[y_val == 0] >= t).mean())
+        rec_tune = float((p_tune >= t).mean())
+        if abs(t * 20 - round(t * 20)) < 1e-6:
+            lines.append(f"| {t:.2f} | {rec_tune:.3f} | {rec_val:.3f} | {fpr_val:.3f} |")
+        if fpr_val <= GATE_MAX_FPR and fallback == 0.5:
+            fallback = float(t)
+        if rec_val >= GATE_RECALL and rec_tune >= GATE_RECALL and fpr_val <= GATE_MAX_FPR:
+            chosen = float(t)
+    return (chosen if chosen is not None else fallback), lines
+
+
+def train_linear(
+    ds: Dataset, *, seed: int, tuning: Sequence[str], bits: int = BITS
+) -> tuple[LinearClassifier, list[str]]:
     log(f"featurising {len(ds.train)} train + {len(ds.val)} val texts into 2^{bits} buckets")
     x_train = _matrix([ex.text for ex in ds.train], bits)
     x_val = _matrix([ex.text for ex in ds.val], bits)
     y_train, k_train = _targets(ds.train)
     y_val, k_val = _targets(ds.val)
-    weights = np.zeros((2**bits, len(LABEL_IDS)), dtype=np.float32)
-    bias = np.zeros(len(LABEL_IDS), dtype=np.float32)
-    thresholds = np.full(len(LABEL_IDS), 0.5, dtype=np.float32)
+    w_train = np.array([ex.weight for ex in ds.train], dtype=np.float64)
+    u_train, uk_train = _unsafe(ds.train)
+    u_val, uk_val = _unsafe(ds.val)
+    n = len(LABEL_IDS)
+    weights = np.zeros((2**bits, n + 1), dtype=np.float32)
+    bias = np.zeros(n + 1, dtype=np.float32)
+    thresholds = np.full(n + 1, 0.5, dtype=np.float32)
+
+    # The shared unsafe gate: every harmful text of every source against the benign pool.
+    coef, b, w_pos = _fit(x_train[uk_train], u_train[uk_train], w_train[uk_train], seed=seed,
+                          max_pos=3.0, ratio=0.5)  # fmt: skip
+    weights[:, n], bias[n] = coef, b
+    log(f"  unsafe gate: {int(u_train[uk_train].sum())} positives (weight {w_pos:.1f})")
+
+    # Categories: which one, given harmful (trained on the harmful rows only).
+    harm = (u_train == 1) & uk_train
     for j, label in enumerate(LABEL_IDS):
-        mask = k_train[:, j] > 0
+        known = k_train[:, j] > 0
+        mask = harm & known if label in CATEGORY_IDS else known
         y = y_train[mask, j]
-        pos = int(y.sum())
-        if pos == 0:
+        if y.sum() == 0:
             log(f"  {label}: no positives; constant 0")
             bias[j] = -10.0
             continue
-        # Rare labels get their positives up-weighted (to at most 1:10), common ones stay as is.
-        w_pos = float(min(10.0, max(1.0, 0.1 * (len(y) - pos) / pos)))
-        sample_weight = np.where(y == 1, w_pos, 1.0)
-        model = LogisticRegression(C=C, solver="liblinear", max_iter=200, random_state=seed)
-        model.fit(x_train[mask], y, sample_weight=sample_weight)
-        weights[:, j] = model.coef_[0]
-        bias[j] = model.intercept_[0]
-        vmask = k_val[:, j] > 0
-        logit = x_val[vmask] @ weights[:, j] + bias[j]
-        p = 1.0 / (1.0 + np.exp(-logit))
-        thresholds[j] = _best_threshold(p, y_val[vmask, j])
-        log(f"  {label}: {pos} positives (weight {w_pos:.1f}), val threshold {thresholds[j]:.2f}")
+        coef, b, w_pos = _fit(x_train[mask], y, w_train[mask], seed=seed)
+        weights[:, j], bias[j] = coef, b
+        if label not in CATEGORY_IDS:
+            vmask = k_val[:, j] > 0
+            p = _sigmoid(x_val[vmask] @ weights[:, j] + bias[j])
+            thresholds[j] = _best_threshold(p, y_val[vmask, j])
+        log(f"  {label}: {int(y.sum())} positives of {int(mask.sum())} (weight {w_pos:.1f}), "
+            f"threshold {thresholds[j]:.2f}")  # fmt: skip
+
+    p_val = _sigmoid(x_val[uk_val] @ weights[:, n] + bias[n])
+    tune_texts = [t for t in tuning]
+    p_tune = _sigmoid(_matrix(tune_texts, bits) @ weights[:, n] + bias[n])
+    thresholds[n], table = _gate_threshold(p_val, u_val[uk_val], p_tune)
+    log(f"  unsafe gate threshold {thresholds[n]:.2f}")
     shift = np.log(thresholds / (1.0 - thresholds)).astype(np.float32)
-    return LinearClassifier(
+    shift[[LABEL_IDS.index(c) for c in CATEGORY_IDS]] = 0.0  # conditional heads: raw
+    clf = LinearClassifier(
         weights.astype(np.float16),
         bias - shift,
         LABEL_IDS,
         bits=bits,
-        thresholds=thresholds,
-        meta={"seed": seed, "C": C, "train": len(ds.train), "val": len(ds.val)},
+        thresholds=thresholds[:n],
+        meta={
+            "seed": seed,
+            "C": C,
+            "train": len(ds.train),
+            "val": len(ds.val),
+            "unsafe_threshold": float(thresholds[n]),
+        },
+        gated=CATEGORY_IDS,
     )
+    return clf, table
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -169,6 +247,54 @@ def evaluate(clf: LinearClassifier, sets: dict[str, EvalSet]) -> list[dict[str, 
                          "positives": int(y.sum()), **m})  # fmt: skip
         log(f"  eval {name}: " + ", ".join(f"{k}={v:.3f}" for k, v in m.items()))
     return rows
+
+
+#: Issue 3's targets: (set, measured as, metric, "min" or "max", value).
+TARGETS: list[tuple[str, str, str, str, float]] = [
+    ("toxicchat_test", "unsafe or jailbreak", "f1", "min", 0.75),
+    ("toxicchat_test", "unsafe or jailbreak", "fpr", "max", 0.05),
+    ("harmbench_test", "unsafe", "recall", "min", 0.95),
+    ("strongreject", "unsafe", "recall", "min", 0.95),
+    ("simple_safety_tests", "unsafe", "recall", "min", 0.95),
+    ("jbb_behaviors", "unsafe", "fpr", "max", 0.15),
+    ("cyberseceval_mitre_frr", "cyberattack", "recall", "min", 0.90),
+    ("cyberseceval_mitre_frr", "cyberattack", "fpr", "max", 0.10),
+    ("jailbreak_llms_heldapart", "jailbreak", "recall", "min", 0.95),
+    ("awesome_chatgpt_prompts", "jailbreak", "fpr", "max", 0.01),
+]
+
+
+CLOSING = [
+    "What would close them: the hashed n-gram model does not carry intent across wording it has",
+    "not seen (HarmBench/StrongREJECT/SST recall rises with data, not with C or class weights:",
+    "a sweep of C 0.5–4 and positive/toxic-source weights moved recall at a fixed benign FPR by",
+    "under 3 points). The linear stage should answer only where it is sure and pass the middle",
+    "band to the encoder stage; the cyber gap (research-framed offensive code requests vs",
+    "defensive ones) needs more permissive offensive/defensive code-request pairs than the",
+    "templated atomic-red-team frames give; jailbreak FPR on role-play needs more long benign",
+    "persona prompts than gpteacher and awesome_chatgpt_prompts_2026 supply.",
+]
+
+
+def target_lines(rows: list[dict[str, object]]) -> list[str]:
+    """The targets table and a plain list of the ones missed."""
+    found = {(r["set"], r["measures"]): r for r in rows}
+    table = [
+        "| set | measured as | metric | target | linear stage | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    missed = []
+    for name, what, metric, kind, value in TARGETS:
+        row = found.get((name, what))
+        got = float(row[metric]) if row is not None else float("nan")  # type: ignore[arg-type]
+        ok = got >= value if kind == "min" else got <= value
+        sign = "≥" if kind == "min" else "≤"
+        table.append(f"| {name} | {what} | {metric} | {sign} {value:.2f} | {_fmt(got)} | "
+                     f"{'yes' if ok else '**no**'} |")  # fmt: skip
+        if not ok:
+            missed.append(f"- {name} {metric} {_fmt(got)} (target {sign} {value:.2f})")
+    return ["## Issue 3 targets (linear stage alone)", "", *table, "", "## Missed targets", "",
+            *(missed or ["- none"]), "", *CLOSING, ""]  # fmt: skip
 
 
 def _fmt(v: object) -> str:
@@ -218,7 +344,10 @@ def write_report(
         "",
         "## Linear stage on sets kept out of training",
         "",
-        "A text is flagged when the label's score ≥ 0.5 (the tuned operating point).",
+        "A text is flagged when the label's score ≥ 0.5 (the tuned operating point). Categories",
+        "are hierarchical: score = P(unsafe) × q_c / max q (see `convguard.assess.linear`); the",
+        "unsafe gate's threshold is tuned on `harmbench_val` (role *tuning*) and the validation",
+        "split, never on the evaluation rows below.",
         "`unsafe` = any category; `unsafe or jailbreak` also counts the jailbreak flag.",
         "",
         "| set | role | measures | n | positives | precision | recall | F1 | FPR | flagged |",
@@ -244,7 +373,7 @@ def write_report(
             )
             + " |"
         )
-    lines += ["", *extra, ""]
+    lines += ["", *target_lines(rows), *extra, ""]
     REPORT.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -263,19 +392,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     ds = build_dataset(args.data_dir, seed=args.seed)
     extra: list[str] = []
     if "linear" in stages:
-        clf = train_linear(ds, seed=args.seed)
+        sets = eval_sets(args.data_dir)
+        tuning = [t for es in sets.values() if es.role == "tuning" for t in es.texts]
+        clf, gate_table = train_linear(ds, seed=args.seed, tuning=tuning)
         WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
         clf.save(WEIGHTS)
         log(f"wrote {WEIGHTS} ({WEIGHTS.stat().st_size / 1e6:.1f} MB)")
         clf = LinearClassifier.load(WEIGHTS)
         log("evaluating on held-out sets")
-        rows = evaluate(clf, eval_sets(args.data_dir))
+        rows = evaluate(clf, sets)
     if "encoder" in stages:
         import encoder  # training/encoder.py
 
         extra.append(encoder.train_stage(ds, data_dir=args.data_dir, seed=args.seed))
     if "linear" in stages:
-        write_report(ds, clf, rows, extra)
+        write_report(
+            ds,
+            clf,
+            rows,
+            [
+                "## Unsafe gate: threshold sweep",
+                "",
+                "| t | harmbench_val recall | val recall | val FPR |",
+                "|---|---|---|---|",
+                *gate_table,
+                "",
+                *extra,
+            ],
+        )
         log(f"wrote {REPORT}")
     return 0
 

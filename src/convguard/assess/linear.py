@@ -13,6 +13,14 @@ read with ``allow_pickle=False``. Thresholds chosen on validation data are folde
 label and the policy's default thresholds (0.5) mean what the training report measured. The raw
 thresholds are kept in the file for the record.
 
+Categories are hierarchical when the file has a *gate*: one shared ``unsafe`` head (the last weight
+column, trained on every harmful request of every source against the benign pool) and, per
+category, a head trained only on harmful texts (which category, given harmful). A gated category
+scores ``p_unsafe * q_c / max_c q_c``: the most likely category of a text reaches its ``unsafe``
+probability, the others in proportion. The gate's threshold is folded into its bias like the
+others, so 0.5 is the operating point for the categories too. Files without a gate score every
+label on its own.
+
 A text is scored on its normalised form and on every view that
 :func:`~convguard.assess.normalise.normalise` finds (leetspeak, decoded payloads); each label
 takes the maximum over views. A strong obfuscation
@@ -190,13 +198,22 @@ class LinearClassifier:
         bits: int,
         thresholds: FloatArray | None = None,
         meta: dict[str, Any] | None = None,
+        gated: Sequence[str] = (),
     ) -> None:
-        if weights.shape != (2**bits, len(labels)) or bias.shape != (len(labels),):
+        columns = len(labels) + (1 if gated else 0)
+        if weights.shape != (2**bits, columns) or bias.shape != (columns,):
             raise ClassifierError(
                 f"linear weights have shape {weights.shape!r} and bias {bias.shape!r}; expected "
-                f"({2**bits}, {len(labels)}) and ({len(labels)},): rebuild them with "
-                "training/train.py"
+                f"({2**bits}, {columns}) and ({columns},): rebuild them with training/train.py"
             )
+        unknown = sorted(set(gated) - set(labels))
+        if unknown:
+            raise ClassifierError(
+                f"gated labels {unknown!r} are not among the labels {list(labels)!r}: rebuild "
+                "the weights with training/train.py"
+            )
+        self.gated = tuple(gated)
+        self._gated_idx = np.array([list(labels).index(g) for g in self.gated], dtype=np.int64)
         self.weights = weights
         self.bias = bias.astype(np.float32)
         self.labels = tuple(labels)
@@ -222,6 +239,7 @@ class LinearClassifier:
                     bits=int(data["bits"]),
                     thresholds=data["thresholds"],
                     meta=meta,
+                    gated=[str(x) for x in data["gated"]] if "gated" in data else (),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ClassifierError(
@@ -242,10 +260,11 @@ class LinearClassifier:
                 else np.full(len(self.labels), 0.5, dtype=np.float32)
             ),
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
+            gated=np.array(self.gated, dtype=str),
         )
 
     def logits(self, prepared: Sequence[str]) -> FloatArray:
-        """Raw logits ``[texts, labels]`` of :func:`prepare`-d texts (no views)."""
+        """Raw logits ``[texts, columns]`` of :func:`prepare`-d texts (no views; the gate last)."""
         n = len(prepared)
         out = np.tile(self.bias, (n, 1))
         if n == 0:
@@ -274,7 +293,7 @@ class LinearClassifier:
             for view in norm.texts:
                 owners.append(i)
                 prepared.append(prepare(view))
-        probs = 1.0 / (1.0 + np.exp(-self.logits(prepared)))
+        probs = self._combine(1.0 / (1.0 + np.exp(-self.logits(prepared))))
         if len(prepared) == len(texts):
             scores = probs
         else:
@@ -287,6 +306,16 @@ class LinearClassifier:
                 obfuscated, np.maximum(col, OBFUSCATION_SCORE), col
             )
         return scores.astype(np.float32)
+
+    def _combine(self, probs: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+        """Label scores from column probabilities: gated categories scaled by the gate."""
+        if not self.gated:
+            return probs
+        gate = probs[:, -1:]
+        out = probs[:, :-1].copy()
+        q = out[:, self._gated_idx]
+        out[:, self._gated_idx] = gate * q / np.maximum(q.max(axis=1, keepdims=True), 1e-6)
+        return out
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         scores = self.score_array(texts)
