@@ -1,16 +1,20 @@
 """Train the agent guard's command model: ``src/convguard/assess/weights/agent_tokens.npz``.
 
-Positives: Atomic Red Team attack tests (sh, bash, PowerShell, cmd) of the *train* techniques;
-negatives: NL2Bash commands of the *train* half, plus a short list of everyday PowerShell and cmd
-lines below (NL2Bash has no Windows commands, and without them every cmdlet would read as an
-attack). The halves are the ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of
-the command), so nothing of the evaluation half is seen here.
+Positives: Atomic Red Team sh/bash attack tests of the *train* techniques; negatives: NL2Bash
+commands of the *train* half plus :data:`BENIGN_DEV`, a short hand-written list of a coding
+agent's everyday commands (builds, tests, containers), which NL2Bash lacks. The halves are the
+ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of the command), so nothing
+of the evaluation half is seen here.
 
 Each tool call is parsed exactly as :func:`convguard.agent.assess_tool_call` parses it and turned
 into the set of its command tokens (:func:`convguard.agent_rules._model.command_tokens`); a
-logistic regression (scikit-learn, fixed seed, balanced classes) is fitted over tokens seen in at
-least two calls. The ask threshold is set on out-of-fold scores of the train half (folds grouped
-by technique), so that at most ``--max-ask`` of the NL2Bash train commands would be asked about.
+logistic regression (scikit-learn, fixed seed, L2, unweighted classes) is fitted over tokens seen
+in at least two calls. The ask threshold is set on out-of-fold scores of the train half (folds
+grouped by technique): the score above which at most ``--max-ask`` of the NL2Bash train commands
+fall, but never below ``--min-threshold``. The floor is what keeps a coding agent's everyday
+commands (``kubectl get pods``, ``docker run``, a venv) allowed: NL2Bash has none of them, so its
+quantile alone sets the bar too low for them. The model is trained on POSIX shells only (no benign
+Windows command set exists to contrast PowerShell and cmd with); Windows calls rely on rules.
 
 Run: ``.venv/bin/python training/agent_model.py`` (needs ``../shared/data`` and scikit-learn;
 the package itself needs neither).
@@ -39,68 +43,6 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "src" / "convguard" / "assess" / "weights" / "agent_tokens.npz"
 SEED = 20240605
 _TOOLS = {"sh": "Bash", "bash": "Bash", "powershell": "PowerShell", "command_prompt": "cmd"}
-
-# Everyday Windows lines a coding agent runs (negatives; hand-written, none from any data set).
-BENIGN_WINDOWS: tuple[tuple[str, str], ...] = tuple(
-    ("PowerShell", line)
-    for line in (
-        "Get-ChildItem -Path . -Recurse -Filter *.cs",
-        "Get-Content README.md | Select-Object -First 20",
-        "Set-Location C:\\src\\app; dotnet build",
-        "dotnet test --no-build",
-        "npm install; npm run build",
-        "New-Item -ItemType Directory -Path build -Force",
-        "Copy-Item -Path .\\dist\\* -Destination C:\\deploy\\site -Recurse",
-        "Remove-Item -Recurse -Force .\\bin, .\\obj",
-        "Get-Process | Sort-Object CPU -Descending | Select-Object -First 10",
-        "Test-Path .\\package.json",
-        "git status; git diff --stat",
-        "python -m pytest -q",
-        "Write-Output 'done'",
-        "$env:PATH -split ';'",
-        "Get-Command node",
-        "Select-String -Path *.py -Pattern 'TODO'",
-        "Measure-Object -Line -InputObject (Get-Content .\\app.py)",
-        "Get-Date -Format yyyy-MM-dd",
-        "Invoke-RestMethod https://api.github.com/repos/python/cpython",
-        "Expand-Archive -Path release.zip -DestinationPath .\\release",
-        "Compress-Archive -Path .\\dist -DestinationPath dist.zip",
-        "Get-Service | Where-Object Status -eq 'Running'",
-        "Start-Process notepad.exe README.md",
-        "code .",
-        "winget install Git.Git",
-        "choco install nodejs -y",
-        "Import-Module .\\build.psm1; Invoke-Build",
-        "Get-ItemProperty .\\setup.py | Format-List",
-        "Rename-Item .\\old.txt new.txt",
-        "Out-File -FilePath notes.txt -InputObject 'hello'",
-    )
-) + tuple(
-    ("cmd", line)
-    for line in (
-        "dir /s /b *.java",
-        "cd /d C:\\src\\app && mvn package",
-        "type README.md",
-        "copy /y config.sample.json config.json",
-        "del /q build\\*.obj",
-        "rmdir /s /q node_modules",
-        "mkdir dist",
-        "echo %PATH%",
-        "where python",
-        "set NODE_ENV=production && npm start",
-        "xcopy /e /i assets dist\\assets",
-        "findstr /s /i TODO *.c",
-        "ipconfig",
-        "ping -n 2 localhost",
-        "git log --oneline -n 5",
-        "msbuild App.sln /p:Configuration=Release",
-        "tasklist | findstr node",
-        "start index.html",
-        "cls",
-        "ver",
-    )
-)
-
 
 # Everyday commands of a coding agent on Linux or macOS (negatives; hand-written). NL2Bash is
 # one-liners about files and text; without these, a build or a test run would be a stranger.
@@ -134,8 +76,20 @@ BENIGN_DEV: tuple[tuple[str, str], ...] = tuple(
         "docker compose up -d",
         "docker build -t myapp:dev .",
         "docker ps -a",
+        "docker run --rm -it python:3.12 bash",
+        "docker run -d --name db -p 5432:5432 postgres:16",
+        "docker exec -it api sh",
         "docker logs -f api",
         "kubectl get pods -n staging",
+        "kubectl get pods",
+        "kubectl get svc,deploy -o wide",
+        "kubectl apply -f k8s/",
+        "kubectl rollout status deploy/web",
+        "kubectl port-forward svc/api 8080:80",
+        "helm upgrade --install web ./chart -n staging",
+        "cat /etc/os-release",
+        "ls /etc/nginx/sites-enabled/",
+        "cat ~/.gitconfig",
         "kubectl describe deployment web",
         "kubectl logs deploy/web --tail=100",
         "terraform plan -out tfplan",
@@ -229,7 +183,7 @@ def benign() -> list[tuple[str, str]]:
 
 
 def tokens(tool: str, command: str) -> set[str]:
-    return call_tokens(_collect(tool, {"command": command}).parsed)
+    return call_tokens(_collect(tool, {"command": command}).posix, drop_scaffold=True)
 
 
 def main() -> None:
@@ -237,7 +191,7 @@ def main() -> None:
     parser.add_argument("--max-ask", type=float, default=0.015)
     parser.add_argument("--c", type=float, default=0.5, help="inverse L2 strength")
     parser.add_argument("--min-count", type=int, default=2)
-    parser.add_argument("--min-threshold", type=float, default=0.0)
+    parser.add_argument("--min-threshold", type=float, default=0.25)
     parser.add_argument("--pos-weight", type=float, default=1.0, help="weight of an attack call")
     ns = parser.parse_args()
 

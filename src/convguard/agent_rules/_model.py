@@ -10,7 +10,8 @@ only) and shipped as ``assess/weights/agent_tokens.npz`` (string and float array
 Invariants:
 - the same :func:`command_tokens` is used to train and to score, so the two cannot drift;
 - tokens that only name the benchmark's own scaffolding (``PathToAtomicsFolder``, technique ids,
-  ``ExternalPayloads``) are dropped, so the model learns commands, not the data set's file layout;
+  ``ExternalPayloads``, ``victim``) are dropped in training, so the model learns commands, not the
+  data set's file layout, and such words carry no weight when scoring;
 - scoring is a set of dictionary lookups and one exponential: no regex per token, no numpy per
   call; the weights load once, on first use;
 - the model only ever asks: a deny stays with the explicit rules.
@@ -39,9 +40,12 @@ _MAX_LEN = 40
 _SCAFFOLD = re.compile(
     r"atomic|externalpayloads|\bt1\d{3}|^#\{|\bart\b|art[-_.]|redcanary|victim|adversary|evil", re.I
 )
-# Script plumbing, not intent: tests, jumps and discarded output read the same in any script, and
+# Script plumbing, not intent: tests, jumps, messages (``echo``; what it writes where is the rules'
+# business) and discarded output read the same in any script, and
 # the attack set is scripts while the benign set is one-liners, so these would only learn the style.
-_PLUMBING = frozenset({"[", "[[", "test", "true", "false", "exit", "cd", "sleep", "read", "return"})
+_PLUMBING = frozenset(
+    {"[", "[[", "test", "true", "false", "exit", "cd", "sleep", "read", "return", "echo", "printf"}
+)
 _SINKS = frozenset({"/dev/null", "nul", "$null", "&1", "&2", "/dev/stdout", "/dev/stderr"})
 _WORD = re.compile(r"^[a-z0-9_.:+@%$-]{2,40}$")
 _SPLIT = re.compile(r"[/\\]+")
@@ -53,10 +57,16 @@ def _parts(arg: str) -> Iterator[str]:
             yield part
 
 
-def command_tokens(cmd: Command) -> Iterator[str]:
-    """The tokens of one command (lower case; scaffolding words dropped)."""
+def command_tokens(cmd: Command, *, drop_scaffold: bool = False) -> Iterator[str]:
+    """The tokens of one command, lower case.
+
+    ``drop_scaffold`` (training) leaves out words naming the benchmark's scaffolding, so they never
+    reach the vocabulary; at run time such a token simply has no weight, and skipping the check
+    saves a regular expression per argument.
+    """
+    scaffold = _SCAFFOLD.search if drop_scaffold else _never
     prog = cmd.program.removesuffix(".exe")
-    if not prog or prog in _PLUMBING or _SCAFFOLD.search(prog):
+    if not prog or prog in _PLUMBING or scaffold(prog):
         return
     yield f"p:{prog}"
     if cmd.upstream and cmd.upstream[-1]:
@@ -64,7 +74,7 @@ def command_tokens(cmd: Command) -> Iterator[str]:
     first = True
     for raw in cmd.args[:_MAX_ARGS]:
         arg = raw.lower()
-        if not arg or _SCAFFOLD.search(arg):
+        if not arg or scaffold(arg):
             continue
         if arg[0] == "-" or (arg[0] == "/" and len(arg) <= 16 and "/" not in arg[1:]):
             # ``-perm``, ``--force``, and Windows' ``/create``; ``/tmp`` also reads on as a path
@@ -86,17 +96,21 @@ def command_tokens(cmd: Command) -> Iterator[str]:
             yield f"w:{arg}"
     for op, target in cmd.redirects:
         low = target.lower()
-        if op in (">", ">>", "&>", "&>>", ">|") and low not in _SINKS and not _SCAFFOLD.search(low):
+        if op in (">", ">>", "&>", "&>>", ">|") and low not in _SINKS and not scaffold(low):
             yield f"r:{low}" if len(low) <= _MAX_LEN else "r:long"
     for name, _value in cmd.assignments:
         yield f"v:{name.lower()}"
 
 
-def call_tokens(commands: Iterable[Command]) -> set[str]:
+def _never(text: str) -> None:
+    return None
+
+
+def call_tokens(commands: Iterable[Command], *, drop_scaffold: bool = False) -> set[str]:
     """The set of tokens of every command of one tool call."""
     out: set[str] = set()
     for cmd in commands:
-        out.update(command_tokens(cmd))
+        out.update(command_tokens(cmd, drop_scaffold=drop_scaffold))
     return out
 
 

@@ -23,6 +23,7 @@ import binascii
 import codecs
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = ["MAX_COMMANDS", "MAX_DEPTH", "Command", "Parsed", "parse_script"]
 
@@ -131,7 +132,7 @@ class Command:
     decoded: bool = False
     wrappers: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def program(self) -> str:
         if not self.argv:
             return ""
@@ -391,6 +392,9 @@ def _output(cmd: Command, stdin: str | None) -> tuple[str | None, bool]:
         return _ansi_c(args[0].replace("%s", " ".join(args[1:]), 1)), False
     if prog == "cat" and not plain:
         return stdin, False
+    if prog == "which" and plain:
+        # ``P=$(which python3)``: the program found, so ``$P -c …`` reads as ``python3 -c …``
+        return plain[0] + "\n", False
     if stdin is None:
         return None, False
     if prog in ("base64", "base32") and flags & {"-d", "--decode", "-D", "-di", "-id"}:
@@ -616,7 +620,7 @@ class _Parser:
             rest = _skip_options(args, frozenset({"-I", "-n", "-P", "-d", "-L", "-s", "-E"}))
             if rest:
                 nested.append((" ".join(_quote(t) for t in rest), "xargs"))
-        elif prog in ("kubectl", "docker") and "exec" in args and "--" in args:
+        elif prog in ("kubectl", "docker") and ("exec" in args or "run" in args) and "--" in args:
             nested.append((" ".join(_quote(t) for t in args[args.index("--") + 1 :]), prog))
         for script, how in nested:
             self.parse(

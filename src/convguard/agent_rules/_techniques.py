@@ -119,6 +119,9 @@ def _kubectl(cmd: Command) -> list[Finding]:
 # --- Windows --------------------------------------------------------------------------------
 
 _HIVES = r"\\(?:sam|security|system)\b"
+_BROWSER_DATA = (
+    r"login data|cookies|places\.sqlite|key[34]\.db|logins\.json|web data|\\user data\\default"
+)
 
 
 def _wmic(cmd: Command) -> list[Finding]:
@@ -240,6 +243,33 @@ _WINDOWS_TOOLS: dict[str, _Rule] = {
     "cscript": _when(r"\.(?:vbs|js|jse|vbe|wsf)\b", "malware", "ask", "runs a script host"),
     "mshta": _always("malware", "ask", "runs an HTML application"),
     "csc": _when(r"-out:|/out:", "malware", "ask", "compiles a program"),
+    "vaultcmd": _when(r"/list", "credential_access", "ask", "lists saved Windows credentials"),
+    "setspn": _when(
+        r"(?:^|\s)[-/]q\b", "credential_access", "ask", "lists service accounts (Kerberoasting)"
+    ),
+    "schtasks": _when(
+        r"/change\b.*/disable|/delete\b",
+        "persistence_evasion",
+        "ask",
+        "disables or deletes a scheduled task",
+    ),
+    "attrib": _when(r"\+[sh]\b", "persistence_evasion", "ask", "hides files"),
+    "assoc": _when(r"=", "persistence_evasion", "ask", "changes a file association"),
+    "mofcomp": _always("persistence_evasion", "ask", "compiles a WMI class (persistence)"),
+    "sdbinst": _always("persistence_evasion", "ask", "installs an application shim"),
+    "appcmd": _when(
+        r"\binstall\s+module|\blist\s+apppool\b.*(?:/text|/config)",
+        "persistence_evasion",
+        "ask",
+        "installs an IIS module or reads app pool secrets",
+    ),
+    "copy": _when(_BROWSER_DATA, "credential_access", "ask", "copies browser credential stores"),
+    "xcopy": _when(
+        _BROWSER_DATA + r"|inetpub\\wwwroot",
+        "credential_access",
+        "ask",
+        "copies browser stores or into a web root",
+    ),
 }
 
 # PowerShell cmdlets (lower case): the parser reads them as programs.
@@ -271,13 +301,13 @@ _CMDLETS: dict[str, _Rule] = {
     "remove-eventlog": _always("persistence_evasion", "deny", "clears event logs"),
     "clear-history": _always("persistence_evasion", "ask", "clears the history"),
     "set-itemproperty": _when(
-        r"currentversion\\\\?run|winlogon|terminal server|image file execution|\\lsa\b|wdigest|uselogoncredential|disableantispyware|enablelua",
+        r"currentversion\\\\?run|winlogon|terminal server|image file execution|\\lsa\b|wdigest|uselogoncredential|disableantispyware|enablelua|shell\\\\open\\\\command|command processor|autorun|policies\\\\system|appcompatflags|globalflag|silentprocessexit|classes\\\\clsid|winsock2|autodialdll|consentprompt|promptonsecuredesktop",
         "persistence_evasion",
         "ask",
         "changes a security-relevant registry key",
     ),
     "new-itemproperty": _when(
-        r"currentversion\\\\?run|winlogon|terminal server|image file execution|\\lsa\b|wdigest|uselogoncredential|disableantispyware|enablelua",
+        r"currentversion\\\\?run|winlogon|terminal server|image file execution|\\lsa\b|wdigest|uselogoncredential|disableantispyware|enablelua|shell\\\\open\\\\command|command processor|autorun|policies\\\\system|appcompatflags|globalflag|silentprocessexit|classes\\\\clsid|winsock2|autodialdll|consentprompt|promptonsecuredesktop",
         "persistence_evasion",
         "ask",
         "changes a security-relevant registry key",
@@ -304,6 +334,30 @@ _CMDLETS: dict[str, _Rule] = {
         "stops a security service",
     ),
     "get-credential": _always("credential_access", "ask", "prompts for credentials"),
+    "new-item": _when(
+        r"shell\\open\\command|classes\\clsid|command processor|currentversion\\\\?run|image file execution",
+        "persistence_evasion",
+        "ask",
+        "creates a security-relevant registry key",
+    ),
+    "add-content": _when(
+        r"\$profile\b", "persistence_evasion", "ask", "adds to the PowerShell profile"
+    ),
+    "copy-item": _when(
+        _BROWSER_DATA, "credential_access", "ask", "copies browser credential stores"
+    ),
+    "import-certificate": _when(
+        r"cert:\\localmachine\\(?:root|my)|root",
+        "persistence_evasion",
+        "ask",
+        "installs a certificate",
+    ),
+    "unblock-file": _always("persistence_evasion", "ask", "removes the mark of the web"),
+    "set-servicebinarypath": _always("persistence_evasion", "ask", "changes a service's program"),
+    "install-transportagent": _always(
+        "persistence_evasion", "ask", "installs an Exchange transport agent"
+    ),
+    "new-webglobalmodule": _always("persistence_evasion", "ask", "installs an IIS module"),
 }
 
 TECHNIQUE_RULES: dict[str, _Rule] = {
@@ -399,12 +453,44 @@ _DISCOVERY = frozenset(
 _VM_WORDS = re.compile(r"virtualbox|vbox|vmware|vmw_|parallels|qemu|xen-|hv_vmbus|hypervisor|vmm\b")
 
 
+# Offensive scripts and tools run as a file (``bash linpeas.sh``, ``python3 laZagne.py``).
+_TOOL_FILES = re.compile(
+    r"(?:^|[/\\])(?:linpeas|linenum|lse|autosuid|linux-exploit-suggester\S*|les|pspy\d*|mimipenguin"
+    r"|lazagne|dumpert|nanodump|sharphound|powerup|powerview|winpeas\w*|invoke-mimikatz|rubeus"
+    r"|seatbelt|sharpup|certify|kerbrute|chisel|ligolo\S*|pwncat|swaks)(?:\.\w+)?$",
+    re.I,
+)
+_SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/")
+
+
+def _command_file_findings(cmd: Command) -> list[Finding]:
+    out: list[Finding] = []
+    tool = next((a for a in cmd.argv[:3] if _TOOL_FILES.search(a)), None)
+    if tool is not None:
+        out.append(Finding("malware", "deny", f"runs an offensive tool: {render(cmd)}"))
+    elif "sudo" in cmd.wrappers and cmd.argv and cmd.argv[0].startswith(_SCRATCH):
+        out.append(
+            Finding(
+                "malware", "ask", f"runs a program from a temporary folder as root: {render(cmd)}"
+            )
+        )
+    if any(a.startswith("--remote-debugging-port") for a in cmd.args) and re.search(
+        r"chrome|chromium|edge|brave|msedge", " ".join(cmd.argv).lower()
+    ):
+        out.append(
+            Finding("credential_access", "ask", f"opens a browser's debugging port: {render(cmd)}")
+        )
+    return out
+
+
 def call_findings(commands: Sequence[Command]) -> list[Finding]:
-    """Findings over one call's commands together: reconnaissance clusters, VM checks."""
+    """Findings over one call's commands together: offensive tools run as files, reconnaissance
+    clusters, VM checks."""
     out: list[Finding] = []
     seen: set[str] = set()
     vm = False
     for cmd in commands:
+        out.extend(_command_file_findings(cmd))
         prog = cmd.program.removesuffix(".exe")
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
             prog += "-l"
