@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from convguard.agent_rules._commands import Finding, render
+from convguard.agent_rules._commands import Finding, Level, render
 from convguard.agent_rules._shell import Command
 
 __all__ = ["TECHNIQUE_RULES", "call_findings"]
@@ -26,22 +26,21 @@ def _text(cmd: Command) -> str:
     return " ".join(cmd.args).lower()
 
 
-def _when(pattern: str, category: str, level: str, reason: str, *, stdin: bool = False) -> _Rule:
+def _when(pattern: str, category: str, level: Level, reason: str) -> _Rule:
     """A rule that fires when the joined, lower-cased arguments match ``pattern``."""
     compiled = re.compile(pattern, re.I)
 
     def rule(cmd: Command) -> list[Finding]:
-        text = _text(cmd) + (" " + cmd.stdin.lower() if stdin and cmd.stdin else "")
-        if compiled.search(text):
-            return [Finding(category, level, f"{reason}: {render(cmd)}")]  # type: ignore[arg-type]
+        if compiled.search(_text(cmd)):
+            return [Finding(category, level, f"{reason}: {render(cmd)}")]
         return []
 
     return rule
 
 
-def _always(category: str, level: str, reason: str) -> _Rule:
+def _always(category: str, level: Level, reason: str) -> _Rule:
     def rule(cmd: Command) -> list[Finding]:
-        return [Finding(category, level, f"{reason}: {render(cmd)}")]  # type: ignore[arg-type]
+        return [Finding(category, level, f"{reason}: {render(cmd)}")]
 
     return rule
 
