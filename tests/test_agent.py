@@ -286,6 +286,7 @@ def test_scope_files_are_read_and_validated(tmp_path) -> None:  # type: ignore[n
     ("tool", "command", "verdict", "category"),
     [
         ("Bash", "find /usr/bin -perm -4000", "ask", "malware"),
+        ("Bash", "auditctl -D", "deny", "persistence_evasion"),
         ("Bash", "chmod g+xs /tmp/helper", "ask", "persistence_evasion"),
         ("Bash", "echo b > /proc/sysrq-trigger", "deny", "denial_of_service"),
         ("Bash", "sudo sed -i 's/env_reset/!env_reset/' /usr/local/etc/sudoers", "deny", "persistence_evasion"),

@@ -665,7 +665,9 @@ def _log_tool(cmd: Command) -> list[Finding]:
         cmd.program == "wevtutil" and re.search(r"\b(?:cl|clear-log|sl)\b", text)
     ):
         return [Finding("persistence_evasion", "deny", f"clears system logs: {render(cmd)}")]
-    if cmd.program == "auditctl" and re.search(r"(?:^|\s)-(?:D|e\s*0)\b", text):
+    # matched on the arguments as written: ``text`` is lower case, and ``-D`` (delete every rule)
+    # is not ``-d`` (delete one rule)
+    if cmd.program == "auditctl" and re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
         return [Finding("persistence_evasion", "deny", f"disables auditing: {render(cmd)}")]
     return []
 
