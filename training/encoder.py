@@ -23,6 +23,7 @@ on; ``eval_sets`` are measured, never trained on (``harmbench_val`` is not used 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 import sys
@@ -52,11 +53,25 @@ REPORT = HERE / "REPORT-encoder.md"
 #: Inverse L2 strength of the heads: embeddings are unit vectors, so the heads need a weak prior.
 C = 10.0
 #: Thresholds are kept inside this range so a label with a degenerate validation set stays sane.
-THRESHOLD_RANGE = (0.05, 0.95)
+THRESHOLD_RANGE = (0.01, 0.995)
 #: Closing notes of the report (what the numbers mean, what is left).
-NOTES: list[str] = []
+NOTES: list[str] = [
+    "## Notes",
+    "",
+    "- Heads are trained on *frozen* embeddings. The encoder was not fine-tuned in this round; "
+    "the issue's own experiment found that full fine-tuning raised validation F1 without "
+    "helping on held-apart sources, so a fine-tune (top layers, shipped as a `delta.*` entry in "
+    "`encoder.npz`, which the runtime already applies) is worth it only if it beats these rows.",
+    "- `imminent_risk` has no positives in the training data, so its head is off (score ≈ 0); "
+    "stage (a) and the rules must carry it until a labelled source exists.",
+    "- Thresholds are the F1-best cut on the validation split of the training sources, which "
+    "overstates how well they transfer (see the evaluation rows); the policy's per-label "
+    "thresholds can move them.",
+    "- Speed was measured while other jobs shared the 2 cores (load average above), so the "
+    "absolute numbers are pessimistic; the ratios between backends are the reliable part.",
+]
 #: Non-headline evaluation sets larger than this are measured on a fixed sample of this size.
-EVAL_CAP = 1000
+EVAL_CAP = 300
 #: The evaluation sets the report leads with, as the brief names them.
 HEADLINE = (
     "toxicchat_test",
@@ -321,7 +336,7 @@ def evaluate(
 def _linear_scorer() -> tuple[str, Callable[[list[str]], list[dict[str, float]]]] | None:
     """The shipped linear stage, if it is there and loads."""
     try:
-        import convguard.assess.linear as linear
+        linear = importlib.import_module("convguard.assess.linear")
     except ImportError:
         return None
     for obj in vars(linear).values():
@@ -734,7 +749,7 @@ def train_encoder(
         cache8 = EmbeddingCache(enc8.embed, CACHE_DIR / f"minilm-int8-{base_sha[:12]}.npz")
         x_val8 = cache8.embed([e.text for e in dataset.val])
         for j, label in enumerate(LABEL_IDS):
-            if bias[j] <= -20.0:
+            if np.isnan(stats[label]["val_f1"]):  # the head is off
                 continue
             raw = float(bias[j]) + _logit(float(thresholds[j]))
             keep = w_val[:, j] > 0
