@@ -35,6 +35,8 @@ from convguard.store import (
     NewMessage,
     Store,
     TurnDecision,
+    leaves_of,
+    path_of,
 )
 from convguard.upstream import NoModelResponder, Responder
 
@@ -66,6 +68,8 @@ class TurnResult:
     assessment: Assessment
     state: ConversationState
     policy_version: str
+    path: tuple[MessageRecord, ...]
+    """The branch from its root to the user message (``user`` last), as stored."""
 
     @property
     def ended(self) -> bool:
@@ -132,10 +136,11 @@ class Service:
         an upstream failure keeps the user's message for a retry.
         """
         conversation = self.conversation(account, conversation_id)
+        records = self.store.messages(conversation_id)  # read once: the leaf and its path
         if leaf_id is None:
-            current = self.store.leaves(conversation_id)
+            current = leaves_of(records)
             leaf_id = current[-1].id if current else None
-        path = self.store.path(conversation_id, leaf_id) if leaf_id else []
+        path = path_of(records, leaf_id) if leaf_id else []
         return self._turn(
             conversation,
             path,
@@ -344,7 +349,14 @@ class Service:
             )
         after = fold(self.policy, steps_of([*path, user, *([answer] if answer else [])]))
         return TurnResult(
-            conversation.id, user, answer, decision, assessment, after, self.policy.version
+            conversation.id,
+            user,
+            answer,
+            decision,
+            assessment,
+            after,
+            self.policy.version,
+            (*path, user),
         )
 
     def _assess(self, content: str, path: Sequence[MessageRecord]) -> Assessment:

@@ -60,6 +60,7 @@ class FakeUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # small writes would otherwise wait ~40 ms for an ACK
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -24,7 +24,7 @@ from convguard.server.limits import RateLimiter
 from convguard.server.metrics import Metrics
 from convguard.service import Service, TurnResult
 from convguard.settings import Settings
-from convguard.store import ApiKeyRecord, MessageRecord, Store, open_store
+from convguard.store import ApiKeyRecord, MessageRecord, NewMessage, Store, open_store
 from convguard.upstream import (
     AnthropicUpstream,
     NoModelResponder,
@@ -150,10 +150,14 @@ class Gateway:
         """The reply to a turn stored with a deferred reply: the model's, or the placeholder."""
         if result.reply is not None:
             return result.reply
-        path = self.store.path(result.conversation_id, result.user.id)
         guidance = result.decision.guidance if isinstance(result.decision, Guide) else None
-        text = self.complete(path, guidance)
-        return self.service.add_reply(caller.account, result.conversation_id, result.user.id, text)
+        text = self.complete(result.path, guidance)
+        return self.store.add_reply(  # the conversation was checked when the turn was stored
+            result.conversation_id,
+            user_message_id=result.user.id,
+            reply=NewMessage("assistant", text),
+            now=self.service.clock(),
+        )
 
     def complete(self, path: Sequence[MessageRecord], guidance: str | None) -> str:
         if self.upstream is None:
@@ -176,12 +180,12 @@ class Gateway:
         """A REST turn: on the newest branch, under ``parent_id``, or as an edit of ``edit_of``."""
         if parent_id is not None and edit_of is not None:
             raise InvalidInput("give either 'parent_id' or 'edit_of', not both")
-        self.service.conversation(caller.account, conversation_id)
         if edit_of is not None:
             result = self.service.edit(
                 caller.account, conversation_id, edit_of, content, defer_model_reply=True
             )
         elif parent_id is not None:
+            self.service.conversation(caller.account, conversation_id)  # before reading its tree
             parent = self.store.message(conversation_id, parent_id)
             if parent.role != "assistant":
                 raise InvalidInput(

@@ -223,6 +223,7 @@ def _existing_turn(gateway: Gateway, conversation_id: str, user: MessageRecord) 
         user.assessment,
         fold(gateway.policy, [m.as_step() for m in path] + ([reply.as_step()] if reply else [])),
         gateway.policy.version,
+        tuple(path),
     )
 
 
@@ -360,7 +361,7 @@ class _Chat:
         return kept, " ".join(refusals)
 
     def _end_would_be_honoured(self) -> bool:
-        path = self.gateway.store.path(self.result.conversation_id, self.result.user.id)
+        path = self.result.path
         before = fold(self.gateway.policy, [m.as_step() for m in path[:-1]])
         answer = decide(
             self.gateway.policy, before, self.result.assessment, model_requests_end=True

@@ -11,6 +11,7 @@ See :mod:`convguard.store.repository` for the invariants.
 """
 
 from convguard.store.engine import current_revision, head_revision
+from convguard.store.reads import leaves_of, path_of
 from convguard.store.records import (
     AccountRecord,
     ApiKeyRecord,
@@ -39,5 +40,7 @@ __all__ = [
     "TurnDecision",
     "current_revision",
     "head_revision",
+    "leaves_of",
     "open_store",
+    "path_of",
 ]

@@ -102,6 +102,9 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         try:
             if wal:
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL stays consistent and loses nothing when the process dies; only
+                # an OS crash or power cut can roll back the last commits. FULL cost ~20 ms a turn.
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         finally:

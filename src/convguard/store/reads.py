@@ -18,7 +18,15 @@ from convguard.store import rows
 from convguard.store import tables as t
 from convguard.store.records import FeedbackRecord, MessageRecord, ReviewItem
 
-__all__ = ["children_of", "ended_by", "message_of", "messages_of", "path_of", "review_items"]
+__all__ = [
+    "children_of",
+    "ended_by",
+    "leaves_of",
+    "message_of",
+    "messages_of",
+    "path_of",
+    "review_items",
+]
 
 
 def _with_decisions(
@@ -84,6 +92,12 @@ def path_of(records: list[MessageRecord], leaf_id: str) -> list[MessageRecord]:
     by_id = {r.id: r for r in records}
     tree = {r.id: Message(r.id, r.parent_id, r.role, r.content) for r in records}
     return [by_id[m.id] for m in branch_path(tree, leaf_id)]
+
+
+def leaves_of(records: list[MessageRecord]) -> list[MessageRecord]:
+    """The records with no reply or edit below them, in the order they were stored."""
+    parents = {r.parent_id for r in records}
+    return [r for r in records if r.id not in parents]
 
 
 def ended_by(conn: Connection, message_id: str | None) -> bool:

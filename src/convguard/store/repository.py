@@ -274,9 +274,7 @@ class Store:
 
     def leaves(self, conversation_id: str) -> list[MessageRecord]:
         """The messages with no reply or edit below them, in the order they were stored."""
-        records = self.messages(conversation_id)
-        parents = {r.parent_id for r in records}
-        return [r for r in records if r.id not in parents]
+        return reads.leaves_of(self.messages(conversation_id))
 
     # --- turns ------------------------------------------------------------------------------------
 
