@@ -109,7 +109,7 @@ class Service:
         )
 
     def conversation(self, account: str, conversation_id: str) -> ConversationRecord:
-        return self.store.conversation(self.store.account(account).id, conversation_id)
+        return self.store.owned_conversation(account, conversation_id)
 
     def branch_state(self, account: str, conversation_id: str, leaf_id: str) -> ConversationState:
         self.conversation(account, conversation_id)

@@ -310,12 +310,11 @@ class _Chat:
                 if honoured
                 else "(empty reply)"
             )
-        reply = self.gateway.service.add_reply(
-            self.caller.account,
+        reply = self.gateway.store.add_reply(  # the conversation was checked for the turn
             self.result.conversation_id,
-            self.result.user.id,
-            stored,
-            reply_id=self.ids.reply(self.result.user.id, stored),
+            user_message_id=self.result.user.id,
+            reply=NewMessage("assistant", stored, id=self.ids.reply(self.result.user.id, stored)),
+            now=self.gateway.service.clock(),
         )
         finish = (
             "tool_calls"

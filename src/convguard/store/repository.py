@@ -236,6 +236,21 @@ class Store:
             raise NotFound(f"conversation {conversation_id!r} does not exist")
         return rows.conversation_record(row)
 
+    def owned_conversation(self, account_name: str, conversation_id: str) -> ConversationRecord:
+        """The conversation if the account named ``account_name`` owns it (one query)."""
+        with self._read("reading a conversation") as conn:
+            row = conn.execute(
+                sa.select(t.conversations)
+                .join(t.accounts, t.accounts.c.id == t.conversations.c.account_id)
+                .where(
+                    t.conversations.c.id == conversation_id,
+                    t.accounts.c.name == account_name,
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"conversation {conversation_id!r} does not exist")
+        return rows.conversation_record(row)
+
     def list_conversations(
         self, account_id: str, *, limit: int = 50, offset: int = 0
     ) -> list[ConversationRecord]:
