@@ -51,7 +51,7 @@ from common import (
     weights_fingerprint,
 )
 
-from convguard.assess.cascade import Cascade
+from convguard.assess.cascade import Cascade, load_tuning
 from convguard.assess.types import Classifier
 from convguard.policy import default_policy
 
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             observed["linear throughput"] = (rate, "linear `score`, batches of 256")
     chain = "+".join(names)
     later = [Counting(loaded[n]) for n in names[1:]]
-    cascade = Cascade(policy, [loaded[names[0]], *later])
+    cascade = Cascade(policy, [loaded[names[0]], *later], tuning=load_tuning())
     log("cascade: latency (assess) and throughput (score)")
     lat = latency(lambda i: cascade.assess(texts[i]), len(texts), args.budget)
     for stage in later:

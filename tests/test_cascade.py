@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from convguard.assess.cascade import Cascade, build_cascade
+from convguard.assess.cascade import Cascade, CascadeTuning, build_cascade, load_tuning
 from convguard.assess.stream import OutputStream
 from convguard.errors import ClassifierError, InvalidInput
 from convguard.policy import Policy, parse_policy
@@ -53,6 +53,45 @@ def test_unsure_labels_are_decided_by_the_next_stage(policy: Policy) -> None:
     assert assessment.scores["cyberattack"] == pytest.approx(0.05)
     assert assessment.scores["hate"] == pytest.approx(0.9)  # confident: kept
     assert {(e.label, e.source) for e in assessment.evidence} == {("hate", "fast")}
+
+
+@pytest.mark.parametrize(
+    ("combine", "expected"), [("replace", 0.05), ("mean", 0.275), ("max", 0.5)]
+)
+def test_the_tuning_says_how_unsure_scores_combine(
+    policy: Policy, combine: str, expected: float
+) -> None:
+    fast = Table("fast", {"ambiguous": {"cyberattack": 0.5, "hate": 0.04}})
+    slow = Table("slow", {"ambiguous": {"cyberattack": 0.05, "hate": 0.9}})
+    tuning = CascadeTuning(0.1, 0.8, combine)  # type: ignore[arg-type]
+    assessment = Cascade(policy, [fast, slow], tuning=tuning).assess("an ambiguous request")
+    assert assessment.scores["cyberattack"] == pytest.approx(expected)
+    assert assessment.scores["hate"] == pytest.approx(0.04)  # below the band: the fast stage's
+
+
+def test_a_wider_band_sends_more_texts_on(policy: Policy) -> None:
+    fast = Table("fast", {"quiet": {"hate": 0.06}})
+    slow = Table("slow", {})
+    Cascade(policy, [fast, slow]).assess("a quiet remark")
+    assert slow.seen == []
+    Cascade(policy, [fast, slow], tuning=CascadeTuning(0.05, 0.9)).assess("a quiet remark")
+    assert slow.seen == ["a quiet remark"]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "combine", "problem"),
+    [(0.8, 0.2, "replace", "low <= high"), (0.1, 0.9, "vote", "combine rule 'vote'")],
+)
+def test_an_impossible_tuning_is_refused(
+    low: float, high: float, combine: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        CascadeTuning(low, high, combine)  # type: ignore[arg-type]
+
+
+def test_the_shipped_tuning_loads() -> None:
+    tuning = load_tuning()
+    assert 0.0 <= tuning.low <= tuning.high <= 1.0
 
 
 def test_a_request_split_across_turns_is_caught_by_the_window(policy: Policy) -> None:

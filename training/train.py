@@ -1,13 +1,19 @@
 """Build every shipped classifier weight file from ``../shared/data``, reproducibly.
 
-    python training/train.py [--data-dir ../shared/data] [--stages linear,encoder] [--seed 13]
+    python training/train.py [--data-dir ../shared/data] [--stages linear,encoder,agent,cascade]
+                             [--seed 13]
 
-Stages:
+Builds every shipped weight file; by default all four stages, in this order:
 
 - ``linear``: hashed n-gram one-vs-rest logistic regression (scikit-learn at training time only)
   → ``src/convguard/assess/weights/linear.npz``; its section of ``training/REPORT.md``.
 - ``encoder``: delegated to ``training/encoder.py``, which must expose
   ``train_stage(dataset, *, data_dir, seed) -> str`` returning its report section (markdown).
+- ``agent``: the agent guard's command model, ``training/agent_model.py``
+  → ``weights/agent_tokens.npz`` (Atomic Red Team and NL2Bash train halves).
+- ``cascade``: the cascade's unsure band and combine rule, chosen on the validation split by
+  ``training/cascade.py`` → ``weights/cascade.json`` and ``training/REPORT-cascade.md`` (after
+  ``linear`` and ``encoder``, whose shipped weights it scores with).
 
 Progress goes to stderr. Thresholds are chosen on the validation split of the training sources
 (max F1 per label); every number in the report's evaluation table comes from sets kept out of
@@ -17,6 +23,7 @@ training (see ``training/dataset.py``).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -47,6 +54,7 @@ from convguard.policy import CATEGORY_IDS  # noqa: E402
 
 WEIGHTS = ROOT / "src/convguard/assess/weights/linear.npz"
 REPORT = HERE / "REPORT.md"
+STAGES = ("linear", "encoder", "agent", "cascade")
 BITS = 17
 C = 4.0
 T0 = time.perf_counter()
@@ -380,13 +388,15 @@ def write_report(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--stages", default="linear")
+    parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = set(stages) - {"linear", "encoder"}
+    unknown = set(stages) - set(STAGES)
     if unknown:
-        parser.error(f"unknown stage(s) {sorted(unknown)!r}; choose from linear, encoder")
+        parser.error(f"unknown stage(s) {sorted(unknown)!r}; choose from {', '.join(STAGES)}")
+    if not args.data_dir.is_dir():
+        parser.error(f"{args.data_dir} is not a folder; pass --data-dir with the shared data")
     np.random.seed(args.seed)
     log(f"building dataset from {args.data_dir}")
     ds = build_dataset(args.data_dir, seed=args.seed)
@@ -421,6 +431,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         )
         log(f"wrote {REPORT}")
+    if "agent" in stages:
+        log("agent guard command model (training/agent_model.py)")
+        if args.data_dir.resolve() != (ROOT.parent / "shared" / "data").resolve():
+            parser.error("the agent stage reads ../shared/data only; run it from this checkout")
+        subprocess.run([sys.executable, str(HERE / "agent_model.py")], check=True)
+    if "cascade" in stages:
+        import cascade  # training/cascade.py
+
+        cascade.main(["--data-dir", str(args.data_dir), "--seed", str(args.seed)])
     return 0
 
 

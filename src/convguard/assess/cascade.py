@@ -3,8 +3,11 @@
 Stages are :class:`~convguard.assess.types.Classifier` objects in order (by default the hashed
 n-gram ``linear`` stage, then the MiniLM ``encoder``; optionally a remote ``judge`` last; a
 third-party stage registers under the ``convguard.classifiers`` entry-point group). For each text,
-a label whose score from one stage lies inside the *unsure band* around the 0.5 operating point is
-asked of the next stage, whose score replaces it; confident labels keep their score.
+a text with a label whose score from one stage lies inside the *unsure band* is asked of the next
+stage, and the two scores of each unsure label are combined (``replace``: the later stage's;
+``mean``; ``max``); confident labels keep their score. The band and the rule that
+:func:`build_cascade` uses are chosen on validation data by ``training/cascade.py`` and shipped in
+``weights/cascade.json`` (:class:`CascadeTuning`).
 
 The conversation window (B8): a user turn with context is also scored as one text together with
 the last few user turns. A window score over threshold counts for the current turn only when
@@ -17,10 +20,13 @@ On assistant text the same categories are scored; the user-only flags are droppe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Literal, get_args
 
 from convguard.assess.normalise import normalise
 from convguard.assess.types import Assessment, Classifier, Evidence, Role
@@ -28,11 +34,14 @@ from convguard.errors import ClassifierError, ConvguardError, InvalidInput
 from convguard.policy import CATEGORY_IDS, FLAG_IDS, Policy
 
 __all__ = [
+    "COMBINE_RULES",
     "DEFAULT_STAGES",
     "ENTRY_POINT_GROUP",
     "Cascade",
+    "CascadeTuning",
     "available_stages",
     "build_cascade",
+    "load_tuning",
 ]
 
 ENTRY_POINT_GROUP = "convguard.classifiers"
@@ -41,6 +50,51 @@ USER_ONLY_FLAGS = ("jailbreak", "user_requests_end", "imminent_risk", "abuse_tow
 WINDOW_TURNS = 3
 
 StageFactory = Callable[[Policy, Mapping[str, Any]], Classifier]
+Combine = Literal["replace", "mean", "max"]
+COMBINE_RULES: tuple[Combine, ...] = get_args(Combine)
+
+
+@dataclass(frozen=True)
+class CascadeTuning:
+    """When a text goes on to the next stage (a label in ``[low, high]``) and how scores combine."""
+
+    low: float = 0.2
+    high: float = 0.8
+    combine: Combine = "replace"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low <= self.high <= 1.0:
+            raise InvalidInput(
+                f"the cascade's unsure band [{self.low}, {self.high}] must satisfy "
+                "0 <= low <= high <= 1"
+            )
+        if self.combine not in COMBINE_RULES:
+            raise InvalidInput(
+                f"unknown cascade combine rule {self.combine!r}; use one of "
+                f"{', '.join(COMBINE_RULES)}"
+            )
+
+    def merge(self, earlier: float, later: float) -> float:
+        if self.combine == "mean":
+            return (earlier + later) / 2
+        if self.combine == "max":
+            return max(earlier, later)
+        return later
+
+
+def load_tuning() -> CascadeTuning:
+    """The shipped ``weights/cascade.json`` (``training/cascade.py``), else the defaults."""
+    path = resources.files("convguard.assess") / "weights" / "cascade.json"
+    if not path.is_file():
+        return CascadeTuning()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return CascadeTuning(float(data["low"]), float(data["high"]), data["combine"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClassifierError(
+            f"{path} is not a valid cascade tuning file ({exc}); rerun training/cascade.py "
+            "or reinstall convguard"
+        ) from exc
 
 
 def _linear(policy: Policy, options: Mapping[str, Any]) -> Classifier:
@@ -102,7 +156,9 @@ def build_cascade(
                 f"unknown classifier stage {name!r} (CONVGUARD_CLASSIFIER); "
                 f"available: {', '.join(sorted(known))}"
             )
-    return Cascade(policy, [known[name](policy, options or {}) for name in chosen])
+    return Cascade(
+        policy, [known[name](policy, options or {}) for name in chosen], tuning=load_tuning()
+    )
 
 
 def _run(stage: Classifier, texts: list[str]) -> list[dict[str, float]]:
@@ -124,14 +180,14 @@ class Cascade:
         policy: Policy,
         stages: Sequence[Classifier],
         *,
-        unsure: tuple[float, float] = (0.2, 0.8),
+        tuning: CascadeTuning | None = None,
         window_turns: int = WINDOW_TURNS,
     ) -> None:
         if not stages:
             raise InvalidInput("a cascade needs at least one stage")
         self.policy = policy
         self.stages = tuple(stages)
-        self.unsure = unsure
+        self.tuning = tuning or CascadeTuning()
         self.window_turns = window_turns
         self.labels = CATEGORY_IDS + FLAG_IDS
 
@@ -143,7 +199,7 @@ class Cascade:
         first = self.stages[0]
         scores = [dict(s) for s in _run(first, list(texts))]
         sources = [dict.fromkeys(s, first.name) for s in scores]
-        low, high = self.unsure
+        low, high = self.tuning.low, self.tuning.high
         for stage in self.stages[1:]:
             pending = [
                 i
@@ -155,8 +211,9 @@ class Cascade:
             answers = _run(stage, [normalised[i] for i in pending])
             for i, answer in zip(pending, answers, strict=True):
                 for label, value in answer.items():
-                    if low <= scores[i].get(label, 0.0) <= high:
-                        scores[i][label] = float(value)
+                    earlier = scores[i].get(label, 0.0)
+                    if low <= earlier <= high:
+                        scores[i][label] = self.tuning.merge(earlier, float(value))
                         sources[i][label] = stage.name
         evidence = [
             [Evidence(label, sources[i][label], s[label]) for label in s if s[label] >= 0.5]
