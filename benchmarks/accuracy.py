@@ -468,6 +468,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "accuracy.md").write_text(text, encoding="utf-8")
     if not args.no_plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            log(
+                "no PR curve PNGs: matplotlib is missing; install it with "
+                "`.venv/bin/pip install -e '.[bench]'` (or pass --no-plots)"
+            )
+            return 0
         for path in plot_curves(rows, args.out):
             log(f"wrote {path}")
     return 0
