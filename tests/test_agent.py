@@ -113,10 +113,23 @@ def test_ordinary_commands_are_allowed(command: str) -> None:
             "find . -name '*.o' -exec rm {} \\;",
             [("find", ".", "-name", "*.o", "-exec", "rm", "{}", ";"), ("rm", "{}")],
         ),
+        ('grep -r "a \\"b\\" \\$c"x\\ y src', [("grep", "-r", 'a "b" $cx y', "src")]),
+        ('echo "pre-$(echo aWQ= | base64 -d)-post"', [("echo", "aWQ="), ("base64", "-d"), ("echo", "pre-id-post")]),
     ],
-)
+)  # fmt: skip
 def test_shell_scripts_are_unpacked(script: str, expected: list[tuple[str, ...]]) -> None:
     assert [c.argv for c in parse_script(script).commands] == expected
+
+
+def test_windows_paths_keep_their_backslashes() -> None:
+    parsed = parse_script('copy C:\\Users\\me\\a.txt "D:\\b c\\d"', windows=True)
+    assert [c.argv for c in parsed.commands] == [("copy", "C:\\Users\\me\\a.txt", "D:\\b c\\d")]
+
+
+def test_indicators_match_whatever_the_case_and_quote_the_text() -> None:
+    result = assess_tool_call("PowerShell", {"command": "Invoke-Mimikatz -DumpCreds"})
+    assert result.verdict == "deny"
+    assert any("'Invoke-Mimikatz'" in r for r in result.reasons), result
 
 
 def test_decoded_payloads_are_marked_and_code_is_handed_over() -> None:

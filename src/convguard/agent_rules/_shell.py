@@ -75,6 +75,11 @@ _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?)=")
 _FORK_BOMB = re.compile(r"([\w:.]+)\s*\(\)\s*\{[^}]*?\1\s*\|\s*&?\s*\1\s*&")
 _OPS = ("&&", "||", ";;", "|&", "&>>", "&>", ">>", ">&", ">|", "<<<", "<<-", "<<", "<&", "<>")
 _META = frozenset(" \t\n;&|()<>")
+# Runs of characters a word takes as they are (outside and inside double quotes): consumed in one
+# step, so long scripts do not pay a Python loop iteration per character.
+_PLAIN_RUN = re.compile(r"[^ \t\n;&|()<>'\"\\$`]+")
+_PLAIN_RUN_WINDOWS = re.compile(r"[^ \t\n;&|()<>'\"$`]+")  # a backslash is a path separator
+_QUOTED_RUN = re.compile(r'[^"\\$`]+')
 
 
 @dataclass
@@ -257,7 +262,11 @@ class _Tokenizer:
                 self.i += 1
                 while self.i < n and s[self.i] != '"':
                     d = s[self.i]
-                    if d == "\\" and self.i + 1 < n and s[self.i + 1] in '$`"\\\n':
+                    run = _QUOTED_RUN.match(s, self.i)
+                    if run is not None:
+                        buf.append(run.group())
+                        self.i = run.end()
+                    elif d == "\\" and self.i + 1 < n and s[self.i + 1] in '$`"\\\n':
                         buf.append(s[self.i + 1])
                         self.i += 2
                     elif d in "$`":
@@ -280,8 +289,10 @@ class _Tokenizer:
                 flush()
                 parts.append(self._dollar(quoted=False))
             else:
-                buf.append(c)
-                self.i += 1
+                run = (_PLAIN_RUN_WINDOWS if self.windows else _PLAIN_RUN).match(s, self.i)
+                end = self.i + 1 if run is None else run.end()
+                buf.append(s[self.i : end])
+                self.i = end
         flush()
         return tuple(parts)
 
