@@ -128,15 +128,20 @@ class Service:
         model_reply: str | None = None,
         ids: MessageIds | None = None,
         defer_model_reply: bool = False,
+        tree: Sequence[MessageRecord] | None = None,
     ) -> TurnResult:
         """A new user turn at the end of a branch (``leaf_id``; default: the newest leaf).
 
         ``defer_model_reply``: where the model (not the policy) answers, store the user turn now
         and no reply; the caller adds it with :meth:`add_reply` once the model has answered, so
         an upstream failure keeps the user's message for a retry.
+
+        ``tree``: the conversation's messages as the caller has just read them, which saves
+        reading them again. Safe because a stored path never changes, and the store refuses a leaf
+        that another turn took or ended meanwhile.
         """
         conversation = self.conversation(account, conversation_id)
-        records = self.store.messages(conversation_id)  # read once: the leaf and its path
+        records = list(tree) if tree is not None else self.store.messages(conversation_id)
         if leaf_id is None:
             current = leaves_of(records)
             leaf_id = current[-1].id if current else None
@@ -163,10 +168,17 @@ class Service:
         model_reply: str | None = None,
         ids: MessageIds | None = None,
         defer_model_reply: bool = False,
+        tree: Sequence[MessageRecord] | None = None,
     ) -> TurnResult:
-        """A new branch: ``content`` replaces the user message ``message_id`` as its sibling."""
+        """A new branch: ``content`` replaces the user message ``message_id`` as its sibling.
+
+        ``tree``: as for :meth:`send`.
+        """
         conversation = self.conversation(account, conversation_id)
-        target = self.store.path(conversation_id, message_id)
+        if tree is not None and any(m.id == message_id for m in tree):
+            target = path_of(list(tree), message_id)
+        else:
+            target = self.store.path(conversation_id, message_id)
         if target[-1].role != "user":
             raise InvalidInput(
                 f"message {message_id!r} is an assistant reply; edit a user message, "

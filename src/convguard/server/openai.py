@@ -37,7 +37,7 @@ from convguard.server.app import error_body
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
 from convguard.server.rest import gateway_of
 from convguard.service import TurnResult
-from convguard.store import MessageRecord, NewMessage
+from convguard.store import MessageRecord, NewMessage, path_of
 from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
 
 __all__ = ["router"]
@@ -107,8 +107,9 @@ def chat_completions(
         caller, conversation_key(caller.account_id, scope), title=turns[0][1][:80]
     )
     ids = HashedIds(conversation_id)
-    parent = _materialise(gateway, caller, conversation_id, ids, turns[:-1])
-    result = _turn(gateway, caller, conversation_id, ids, parent, turns[-1][1])
+    known = {m.id: m for m in gateway.store.messages(conversation_id)}  # read once per request
+    parent = _materialise(gateway, caller, conversation_id, ids, turns[:-1], known)
+    result = _turn(gateway, caller, conversation_id, ids, parent, turns[-1][1], known)
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
     chat = _Chat(gateway, caller, body, result, ids, model, started)
     if body.stream:
@@ -124,9 +125,12 @@ def _materialise(
     conversation_id: str,
     ids: HashedIds,
     history: Sequence[tuple[str, str]],
+    known: dict[str, MessageRecord],
 ) -> str | None:
-    """Find (or store) every earlier message of the history; returns the parent of the new turn."""
-    known = {m.id: m for m in gateway.store.messages(conversation_id)}
+    """Find (or store) every earlier message of the history; returns the parent of the new turn.
+
+    ``known``: the conversation's messages by id, kept up to date with what is stored here.
+    """
     parent: str | None = None
     for index, (role, text) in enumerate(history):
         if role == "user":
@@ -134,26 +138,28 @@ def _materialise(
             if mid not in known:
                 nxt = history[index + 1] if index + 1 < len(history) else None
                 given = nxt[1] if nxt and nxt[0] == "assistant" else None
-                result = _turn(
-                    gateway, caller, conversation_id, ids, parent, text, model_reply=given
-                )
-                known.update({m.id: m for m in (result.user, result.reply) if m is not None})
+                _turn(gateway, caller, conversation_id, ids, parent, text, known, model_reply=given)
         else:
             assert parent is not None
             mid = ids.reply(parent, text)
             if mid not in known:
-                reply = _add_assistant(gateway, conversation_id, parent, mid, text)
+                reply = _add_assistant(gateway, conversation_id, parent, mid, text, known)
                 known[reply.id] = reply
         parent = mid
     return parent
 
 
 def _add_assistant(
-    gateway: Gateway, conversation_id: str, user_id: str, reply_id: str, text: str
+    gateway: Gateway,
+    conversation_id: str,
+    user_id: str,
+    reply_id: str,
+    text: str,
+    known: dict[str, MessageRecord],
 ) -> MessageRecord:
     now = gateway.service.clock()
     message = NewMessage("assistant", text, id=reply_id)
-    siblings = gateway.store.children(conversation_id, user_id)
+    siblings = [m for m in known.values() if m.parent_id == user_id]
     if not siblings:
         return gateway.store.add_reply(
             conversation_id, user_message_id=user_id, reply=message, now=now
@@ -170,15 +176,19 @@ def _turn(
     ids: HashedIds,
     parent: str | None,
     text: str,
+    known: dict[str, MessageRecord],
     *,
     model_reply: str | None = None,
 ) -> TurnResult:
-    """The user turn ``text`` under ``parent``: appended, or a new branch beside earlier answers."""
-    existing = gateway.store.children(conversation_id, parent)
+    """The user turn ``text`` under ``parent``: appended, or a new branch beside earlier answers.
+
+    ``known`` (the conversation's messages by id, in stored order) gains what is stored here.
+    """
+    existing = [m for m in known.values() if m.parent_id == parent]  # stored order = sibling order
     mine = ids.user(parent, text)
     same = [m for m in existing if m.id == mine]
     if same:
-        return _existing_turn(gateway, conversation_id, same[0])
+        return _existing_turn(gateway, conversation_id, same[0], known)
     users = [m for m in existing if m.role == "user"]
     defer = model_reply is None
     if users:
@@ -190,6 +200,7 @@ def _turn(
             model_reply=model_reply,
             ids=ids,
             defer_model_reply=defer,
+            tree=list(known.values()),
         )
     else:
         leaf = parent
@@ -203,16 +214,20 @@ def _turn(
             model_reply=model_reply,
             ids=ids,
             defer_model_reply=defer,
+            tree=list(known.values()),
         )
+    known.update({m.id: m for m in (result.user, result.reply) if m is not None})
     gateway.record(result)
     return result
 
 
-def _existing_turn(gateway: Gateway, conversation_id: str, user: MessageRecord) -> TurnResult:
+def _existing_turn(
+    gateway: Gateway, conversation_id: str, user: MessageRecord, known: dict[str, MessageRecord]
+) -> TurnResult:
     """The same user message sent again (a client retry): its stored decision stands."""
-    path = gateway.store.path(conversation_id, user.id)
+    path = path_of(list(known.values()), user.id)
     assert user.decision is not None and user.assessment is not None
-    replies = gateway.store.children(conversation_id, user.id)
+    replies = [m for m in known.values() if m.parent_id == user.id]
     written = reply_of(user.decision)
     reply = next((r for r in replies if written is not None and r.content == written), None)
     return TurnResult(
