@@ -306,7 +306,7 @@ class Store:
         """Store one user turn on the leaf ``leaf_id`` (None: the first turn)."""
         now = turns.utc(now)
         with self._write("storing a turn", conflict=_conflict(leaf_id)) as conn:
-            turns.touch_conversation(conn, conversation_id, now)
+            turns.touch_conversation(conn, conversation_id, now, added=1 + (reply is not None))
             slot = turns.claim_leaf(conn, conversation_id, leaf_id)
             return turns.write_turn(
                 conn,
@@ -335,7 +335,7 @@ class Store:
         """
         now = turns.utc(now)
         with self._write("storing a reply", conflict=_conflict(user_message_id)) as conn:
-            turns.touch_conversation(conn, conversation_id, now)
+            turns.touch_conversation(conn, conversation_id, now, added=1)
             return turns.write_reply(
                 conn,
                 conversation_id=conversation_id,
@@ -357,7 +357,7 @@ class Store:
         """Store a user turn as a new sibling of the user message ``message_id``."""
         now = turns.utc(now)
         with self._write("storing an edit", conflict=_conflict(message_id)) as conn:
-            turns.touch_conversation(conn, conversation_id, now)
+            turns.touch_conversation(conn, conversation_id, now, added=1 + (reply is not None))
             row = turns.message_row(conn, conversation_id, message_id)
             if row.role != "user":
                 raise InvalidInput(
@@ -387,7 +387,7 @@ class Store:
         """Store a new reply as a sibling of the assistant message ``message_id``."""
         now = turns.utc(now)
         with self._write("storing a retry", conflict=_conflict(message_id)) as conn:
-            turns.touch_conversation(conn, conversation_id, now)
+            turns.touch_conversation(conn, conversation_id, now, added=1)
             return turns.write_retry(
                 conn,
                 conversation_id=conversation_id,

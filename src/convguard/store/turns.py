@@ -75,10 +75,18 @@ def utc(now: datetime) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
-def touch_conversation(conn: Connection, conversation_id: str, now: datetime) -> None:
-    """Open a write on ``conversation_id`` (and queue other writers of it on PostgreSQL)."""
+def touch_conversation(
+    conn: Connection, conversation_id: str, now: datetime, *, added: int = 0
+) -> None:
+    """Open a write on ``conversation_id`` (and queue other writers of it on PostgreSQL).
+
+    ``added``: how many messages this transaction will insert (the conversation's count).
+    Whatever fails later in the transaction rolls the count back with the messages.
+    """
     result = conn.execute(
-        sa.update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now)
+        sa.update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(updated_at=now, message_count=conversations.c.message_count + added)
     )
     if result.rowcount == 0:
         raise NotFound(f"conversation {conversation_id!r} does not exist")
@@ -95,8 +103,13 @@ def message_row(conn: Connection, conversation_id: str, message_id: str) -> Any:
     return row
 
 
-def claim_leaf(conn: Connection, conversation_id: str, leaf_id: str | None) -> Slot:
-    """Claim ``leaf_id`` (None: the empty conversation) for one new child, or raise."""
+def claim_leaf(
+    conn: Connection, conversation_id: str, leaf_id: str | None, *, row: Any = None
+) -> Slot:
+    """Claim ``leaf_id`` (None: the empty conversation) for one new child, or raise.
+
+    ``row``: the leaf's row if this transaction has just read it.
+    """
     if leaf_id is None:
         claimed = conn.execute(
             sa.update(conversations)
@@ -109,7 +122,8 @@ def claim_leaf(conn: Connection, conversation_id: str, leaf_id: str | None) -> S
                 "leaves (pass leaf_id), or reload it and send again"
             )
         return Slot(None, 0)
-    row = message_row(conn, conversation_id, leaf_id)
+    if row is None:
+        row = message_row(conn, conversation_id, leaf_id)
     if row.ended:
         raise ConversationEnded(conversation_id, leaf_id)
     claimed = conn.execute(
@@ -156,7 +170,8 @@ def insert_message(
         raise InvalidInput(f"expected a {role} message here; got role {message.role!r}")
     message_id = check_id("message id", message.id)
     content = check_text(f"{role} message content", message.content)
-    if conn.execute(sa.select(messages.c.pk).where(messages.c.id == message_id)).first():
+    given = message.id is not None  # a new random id cannot be taken
+    if given and conn.execute(sa.select(messages.c.pk).where(messages.c.id == message_id)).first():
         raise InvalidInput(f"message id {message_id!r} is already taken; choose another or omit it")
     conn.execute(
         sa.insert(messages).values(
@@ -170,11 +185,6 @@ def insert_message(
             ended=ended,
             created_at=now,
         )
-    )
-    conn.execute(
-        sa.update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(message_count=conversations.c.message_count + 1)
     )
     return MessageRecord(
         id=message_id,
@@ -328,7 +338,7 @@ def write_reply(
             f"message {user_message_id!r} is an {row.role} message; a reply goes below a user "
             "message (retry an assistant message instead)"
         )
-    slot = claim_leaf(conn, conversation_id, user_message_id)
+    slot = claim_leaf(conn, conversation_id, user_message_id, row=row)
     return insert_message(
         conn,
         conversation_id=conversation_id,
