@@ -4,7 +4,13 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from convguard.assess.cascade import Cascade, CascadeTuning, build_cascade, load_tuning
+from convguard.assess.cascade import (
+    WINDOW_CHARS,
+    Cascade,
+    CascadeTuning,
+    build_cascade,
+    load_tuning,
+)
 from convguard.assess.stream import OutputStream
 from convguard.errors import ClassifierError, InvalidInput
 from convguard.policy import Policy, parse_policy
@@ -99,6 +105,26 @@ def test_a_request_split_across_turns_is_caught_by_the_window(policy: Policy) ->
     assessment = Cascade(policy, [stage]).assess("part three", context=["part one", "part two"])
     assert assessment.categories == ("cbrn",)
     assert any(e.source == "window" for e in assessment.evidence)
+
+
+def test_earlier_turns_are_not_scored_again_on_every_turn(policy: Policy) -> None:
+    stage = Table("fast", {})
+    cascade = Cascade(policy, [stage])
+    cascade.assess("first question")
+    cascade.assess("second question", context=["first question"])
+    cascade.assess("third question", context=["first question", "second question"])
+    assert stage.seen.count("first question") == 1
+    assert stage.seen.count("second question") == 1
+    assert stage.seen.count("first question\nsecond question\nthird question") == 1
+
+
+def test_the_window_keeps_the_latest_text(policy: Policy) -> None:
+    stage = Table("fast", {})
+    long_turn = "background " * 400
+    Cascade(policy, [stage]).assess("part three", context=[long_turn, "part two"])
+    joined = stage.seen[-1]
+    assert joined.endswith("part two\npart three")
+    assert len(joined) == WINDOW_CHARS
 
 
 def test_an_earlier_flagged_turn_does_not_taint_the_current_one(policy: Policy) -> None:

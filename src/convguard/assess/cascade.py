@@ -21,7 +21,9 @@ On assistant text the same categories are scored; the user-only flags are droppe
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -37,6 +39,7 @@ __all__ = [
     "COMBINE_RULES",
     "DEFAULT_STAGES",
     "ENTRY_POINT_GROUP",
+    "WINDOW_CHARS",
     "Cascade",
     "CascadeTuning",
     "available_stages",
@@ -48,6 +51,10 @@ ENTRY_POINT_GROUP = "convguard.classifiers"
 DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder")
 USER_ONLY_FLAGS = ("jailbreak", "user_requests_end", "imminent_risk", "abuse_toward_assistant")
 WINDOW_TURNS = 3
+#: The joined window keeps its latest characters (the encoder reads ~256 tokens from the start).
+WINDOW_CHARS = 1200
+#: Scores of recent texts kept per cascade: a turn's context was assessed on the earlier turns.
+CACHE_TEXTS = 2048
 
 StageFactory = Callable[[Policy, Mapping[str, Any]], Classifier]
 Combine = Literal["replace", "mean", "max"]
@@ -190,6 +197,8 @@ class Cascade:
         self.tuning = tuning or CascadeTuning()
         self.window_turns = window_turns
         self.labels = CATEGORY_IDS + FLAG_IDS
+        self._cache: OrderedDict[str, tuple[dict[str, float], list[Evidence]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # --- scoring many texts through the stages -------------------------------------------------
 
@@ -226,9 +235,9 @@ class Cascade:
     def assess(self, text: str, *, role: Role = "user", context: Sequence[str] = ()) -> Assessment:
         started = time.perf_counter()
         window = [c for c in context if c.strip()][-self.window_turns :] if role == "user" else []
-        batch = [text, *window, "\n".join([*window, text])] if window else [text]
+        batch = [text, *window, "\n".join([*window, text])[-WINDOW_CHARS:]] if window else [text]
         try:
-            scores, evidence = self.score(batch)
+            scores, evidence = self._score_recent(batch)
         except ClassifierError as exc:
             return self._failed(str(exc), started)
         final = dict(scores[0])
@@ -252,6 +261,26 @@ class Cascade:
             elapsed_ms=(time.perf_counter() - started) * 1000,
             source="+".join(s.name for s in self.stages),
         )
+
+    def _score_recent(
+        self, texts: Sequence[str]
+    ) -> tuple[list[dict[str, float]], list[list[Evidence]]]:
+        """:meth:`score`, reusing the scores of texts assessed recently (scores depend on the text
+        alone, so a conversation's earlier turns are not scored again for every window)."""
+        with self._cache_lock:
+            hits = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in hits:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in hits))
+        if missing:
+            scores, evidence = self.score(missing)
+            fresh = dict(zip(missing, zip(scores, evidence, strict=True), strict=True))
+            hits.update(fresh)
+            with self._cache_lock:
+                self._cache.update(fresh)
+                while len(self._cache) > CACHE_TEXTS:
+                    self._cache.popitem(last=False)
+        return [dict(hits[t][0]) for t in texts], [list(hits[t][1]) for t in texts]
 
     def _window(
         self,
