@@ -188,9 +188,13 @@ def test_support_offers_the_locale_crisis_resources() -> None:
     assert not mentions_ending(gb)
 
 
-def test_end_reply_names_the_ways_forward() -> None:
-    decision = user_decisions(play(POLICY, [Turn("extreme")] * 4))[-1]
+@pytest.mark.parametrize(
+    ("kind", "says"), [("extreme", "requests I can't help"), ("abuse", "abuse")]
+)
+def test_end_reply_says_why_and_names_the_ways_forward(kind: str, says: str) -> None:
+    decision = user_decisions(play(POLICY, [Turn(kind)] * 4))[-1]
     assert isinstance(decision, End)
+    assert says in decision.reply
     assert "new conversation" in decision.reply
     assert "edit an earlier message" in decision.reply
 

@@ -499,8 +499,10 @@ def _ladder(
     rules = policy.ending
     what = facts.extreme[0] if facts.extreme else "abuse_toward_assistant"
     label = policy.categories[what].label if facts.extreme else "abuse"
-    redirect_key, warn_key = (
-        ("redirect", "warn") if facts.extreme else ("redirect_abuse", "warn_abuse")
+    redirect_key, warn_key, end_key = (
+        ("redirect", "warn", "end")
+        if facts.extreme
+        else ("redirect_abuse", "warn_abuse", "end_abuse")
     )
     failed = state.failed_redirections + facts.strike
     warned = state.warnings > 0 or not rules.require_warning
@@ -512,7 +514,7 @@ def _ladder(
                 reply=policy.reply(redirect_key, label=label),
                 **{**common, "would_end": True},
             )
-        return End(reason=reason, reply=policy.reply("end"), initiator="policy", **common)
+        return End(reason=reason, reply=policy.reply(end_key), initiator="policy", **common)
     if facts.strike and failed >= rules.redirections_before_end - 1 and mode != "off":
         return Warn(
             reason=f"{what}: {failed} failed redirections; one more may end the conversation",

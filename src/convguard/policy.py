@@ -81,6 +81,7 @@ REPLY_KEYS = (
     "support",
     "confirm_end",
     "end",
+    "end_abuse",
     "end_user",
     "ending_disabled",
     "guidance_jailbreak",
