@@ -63,6 +63,7 @@ from convguard.agent_rules._model import CommandModel, call_tokens, default_mode
 from convguard.agent_rules._paths import fold_home, hosts_in, secret_path
 from convguard.agent_rules._shell import POWERSHELLS, Command, parse_script
 from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
+from convguard.agent_rules._tradecraft import TRADECRAFT_RULES, tradecraft_call_findings
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
 
@@ -190,7 +191,7 @@ def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -
             seen.commands.append(render(cmd))
         seen.findings.extend(command_findings(cmd))
         name = cmd.program.removesuffix(".exe")
-        for table in (WINDOWS_RULES, TECHNIQUE_RULES):
+        for table in (WINDOWS_RULES, TECHNIQUE_RULES, TRADECRAFT_RULES):
             rule = table.get(name)
             if rule is not None:
                 seen.findings.extend(rule(cmd))
@@ -480,6 +481,7 @@ def _collect(tool: str, arguments: Mapping[str, Any]) -> _Seen:
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
     handler(seen, tool, arguments)
     seen.findings.extend(call_findings(seen.parsed))
+    seen.findings.extend(tradecraft_call_findings(seen.parsed))
     return seen
 
 

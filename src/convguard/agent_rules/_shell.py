@@ -328,8 +328,13 @@ class _Tokenizer:
         if name:
             self.i = name.end()
             return _Var(name.group(), None, quoted)
-        self.i += 2 if nxt else 1
-        return "$" + nxt
+        if nxt and nxt in "?$#@*!-0123456789":  # a special parameter: ``$?``, ``$$``, ``$1``
+            self.i += 2
+            return "$" + nxt
+        # a ``$`` before anything else is itself (``^cron$``, ``"cost: $"``): the next character,
+        # a newline or a closing quote, is not part of it
+        self.i += 1
+        return "$"
 
 
 def _matching(s: str, start: int) -> int:

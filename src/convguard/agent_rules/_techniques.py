@@ -447,8 +447,16 @@ _DISCOVERY = frozenset(
      "locale", "sw_vers", "systeminfo", "ipconfig", "tasklist", "nbtstat", "nltest", "net",
      "quser", "qwinsta", "get-process", "get-localuser", "get-localgroup", "get-netipconfiguration",
      "get-wmiobject", "get-ciminstance", "get-computerinfo", "lscpu", "lsusb", "lspci", "uptime",
-     "sockstat", "smbstatus", "showmount", "dscl", "dscacheutil", "klist", "sudo-l", "crontab-l"}
+     "sockstat", "smbstatus", "showmount", "dscl", "dscacheutil", "klist", "sudo-l", "crontab-l",
+     "lsb_release", "hostnamectl", "timedatectl", "localectl", "findmnt", "lsblk", "blkid", "nmcli",
+     "iwconfig", "pstree", "sestatus", "getenforce", "scutil", "networksetup", "fdesetup",
+     "lastb", "finger", "pinky", "lshw", "hwinfo", "ipcs", "ver", "query", "get-service",
+     "get-hotfix", "get-smbshare", "get-netneighbor", "get-nettcpconnection", "get-aduser",
+     "get-adcomputer", "get-adgroupmember", "get-netadapter", "get-psdrive", "wmic"}
 )  # fmt: skip
+_SCRATCH_FILE = re.compile(
+    r"^(?:/tmp/|/var/tmp/|/dev/shm/|\$env:temp|%temp%|c:\\temp)|/\.[^/]+$", re.I
+)
 _VM_WORDS = re.compile(r"virtualbox|vbox|vmware|vmw_|parallels|qemu|xen-|hv_vmbus|hypervisor|vmm\b")
 
 
@@ -487,6 +495,7 @@ def call_findings(commands: Sequence[Command]) -> list[Finding]:
     clusters, VM checks."""
     out: list[Finding] = []
     seen: set[str] = set()
+    collected: list[str] = []
     vm = False
     for cmd in commands:
         out.extend(_command_file_findings(cmd))
@@ -495,13 +504,20 @@ def call_findings(commands: Sequence[Command]) -> list[Finding]:
             prog += "-l"
         if prog in _DISCOVERY:
             seen.add(prog)
+            saved = [t for op, t in cmd.redirects if op in (">", ">>", "&>", "&>>")]
+            if any(_SCRATCH_FILE.search(t) for t in saved):
+                collected.append(render(cmd))
         if prog in ("grep", "egrep", "findstr", "select-string") and any(
             _VM_WORDS.search(a.lower()) for a in cmd.args
         ):
             vm = True
-    if len(seen) >= 4:
+    if len(seen) >= 3:
         names = ", ".join(sorted(seen)[:6])
         out.append(Finding("network_attack", "ask", f"chains several discovery commands: {names}"))
+    if collected:
+        out.append(
+            Finding("network_attack", "ask", f"saves system information to a file: {collected[0]}")
+        )
     if vm:
         out.append(Finding("malware", "ask", "checks whether it runs in a virtual machine"))
     return out

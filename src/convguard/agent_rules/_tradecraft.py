@@ -1,0 +1,655 @@
+"""Rules for attack tradecraft on Linux and macOS, by what a command does rather than which tool
+does it: reconnaissance (sweeps, security-software and password-policy lookups, public-address
+lookups), collection (screens, clipboards, keystrokes, microphones, mail, browser data, archives of
+home and system folders), command and control (tunnels, proxies, relays, listeners), evasion
+(history settings, preloaded libraries, kernel hardening turned off, programs disguised among
+system binaries, hidden files in scratch folders, log deletion through ``find``), impact
+(miners and CPU burners, stopped system daemons, accounts locked or removed, encryption) and the
+steps of a dropper within one call (fetch or decode a file, make it executable, run it).
+
+:data:`TRADECRAFT_RULES` maps a program (lower case) to a rule over one parsed command, like the
+other rule tables, and :func:`tradecraft_call_findings` looks at one call's commands together.
+Every rule fires on a verb, a flag, a target or a pairing of commands that an everyday build, test
+or file edit does not have; none fires on a program's name alone when it has ordinary uses.
+"""
+
+# ruff: noqa: E501  (regex tables read better unbroken)
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from convguard.agent_rules._commands import Finding, Level, render
+from convguard.agent_rules._paths import fold_home, log_path
+from convguard.agent_rules._shell import Command
+
+__all__ = ["TRADECRAFT_RULES", "tradecraft_call_findings"]
+
+_Rule = Callable[[Command], list[Finding]]
+
+
+def _flags(cmd: Command) -> set[str]:
+    out: set[str] = set()
+    for a in cmd.args:
+        if a.startswith("--"):
+            out.add(a.split("=", 1)[0])
+        elif a.startswith("-") and len(a) > 1:
+            out.update("-" + c for c in a[1:])
+    return out
+
+
+def _plain(cmd: Command) -> list[str]:
+    return [a for a in cmd.args if not a.startswith("-")]
+
+
+def _finding(category: str, level: Level, reason: str, cmd: Command, *, lowerable: bool = False) -> Finding:  # fmt: skip
+    return Finding(category, level, f"{reason}: {render(cmd)}", (), "", lowerable)
+
+
+def _always(category: str, level: Level, reason: str, *, lowerable: bool = False) -> _Rule:
+    def rule(cmd: Command) -> list[Finding]:
+        return [_finding(category, level, reason, cmd, lowerable=lowerable)]
+
+    return rule
+
+
+def _when(pattern: str, category: str, level: Level, reason: str, *, lowerable: bool = False) -> _Rule:  # fmt: skip
+    compiled = re.compile(pattern)
+
+    def rule(cmd: Command) -> list[Finding]:
+        if compiled.search(" ".join(cmd.args).lower()):
+            return [_finding(category, level, reason, cmd, lowerable=lowerable)]
+        return []
+
+    return rule
+
+
+# --- reconnaissance ------------------------------------------------------------------------------
+
+# Security products, as they appear in process, package, module and application lists.
+_SECURITY_PRODUCTS = re.compile(
+    r"falcon|crowdstrike|sentinel|carbon ?black|cbagent|cylance|sophos|eset|kaspersky|mcafee|symantec"
+    r"|norton|defender|mdatp|avast|avg\b|bitdefender|trend ?micro|malwarebytes|clamav|clamd|osquery"
+    r"|sysmon|auditd|wazuh|ossec|elastic-agent|tanium|qualys|rapid7|little ?snitch|lulu|knockknock"
+    r"|blockblock|xprotect|santa\b|gatekeeper|selinux|apparmor|aide\b|tripwire|rkhunter|chkrootkit"
+    r"|\bav\b|antivirus|\bedr\b|endpoint security",
+    re.I,
+)
+_LISTERS = frozenset(
+    {"ps", "pgrep", "ls", "launchctl", "systemctl", "service", "lsmod", "kextstat", "kmutil",
+     "dpkg", "rpm", "apt", "yum", "dnf", "brew", "pkgutil", "system_profiler", "top"}
+)  # fmt: skip
+
+
+def _grep(cmd: Command) -> list[Finding]:
+    """grep after a process/package list for security products; or for secrets across a system."""
+    args = cmd.args
+    patterns = [a for a in args if not a.startswith("-")]
+    text = " ".join(patterns)
+    if (
+        cmd.program == "pgrep" or any(p in _LISTERS for p in cmd.upstream)
+    ) and _SECURITY_PRODUCTS.search(text):
+        return [_finding("persistence_evasion", "ask", "looks for security software", cmd)]
+    if re.search(r"passw|passwd|pwd\b|secret|api[_-]?key|credential|private key|token", text, re.I):
+        roots = patterns[1:]
+        wide = any(
+            fold_home(r).rstrip("/")
+            in (
+                "/",
+                "~",
+                "/home",
+                "/etc",
+                "/var",
+                "/root",
+                "/Users",
+                "/opt",
+                "/srv",
+                "~/Documents",
+                "~/Desktop",
+            )
+            or fold_home(r).startswith(("/etc/", "/var/www", "/home/", "/root/"))
+            for r in roots
+        )
+        if wide and _flags(cmd) & {"-r", "-R", "--recursive"}:
+            return [
+                _finding("credential_access", "ask", "searches files for passwords or keys", cmd)
+            ]
+    return []
+
+
+_SWEEP = re.compile(r"^(?:\d{1,3}\.){2,3}(?:\$|\{\d)")
+_IP_LOOKUP = re.compile(
+    r"ipinfo\.io|ifconfig\.(?:me|co)|icanhazip|ipify\.org|ip-api\.com|checkip\.|ipecho\.net"
+    r"|wtfismyip|myexternalip|ident\.me|ipapi\.co|geoiplookup|ipwhois|whatismyip|myip\.",
+    re.I,
+)
+
+
+def _probe(cmd: Command) -> list[Finding]:
+    """ping/arping/nc/curl over a range of addresses built in a loop: a sweep."""
+    if any(_SWEEP.match(a) for a in cmd.args):
+        return [_finding("network_attack", "ask", "sweeps a range of addresses", cmd)]
+    return []
+
+
+def _fetch(cmd: Command) -> list[Finding]:
+    out = _probe(cmd)
+    text = " ".join(cmd.args)
+    if _IP_LOOKUP.search(text):
+        out.append(
+            _finding("network_attack", "ask", "looks up the public address or location", cmd)
+        )
+    if re.search(r"stratum\+(?:tcp|ssl)|xmrig|minerd", text, re.I):
+        out.append(_finding("malware", "deny", "fetches or runs a cryptocurrency miner", cmd))
+    flags = _flags(cmd)
+    if (
+        cmd.program == "curl"
+        and flags & {"-T", "--upload-file", "-F", "--form"}
+        and not re.search(r"//(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])", text)
+    ):
+        out.append(_finding("exfiltration", "ask", "uploads a file to a remote host", cmd))
+    if cmd.program == "wget" and re.search(
+        r"--post-file|--body-file|--method=(?:post|put)", text, re.I
+    ):
+        out.append(_finding("exfiltration", "ask", "uploads a file to a remote host", cmd))
+    return out
+
+
+_BUILT_NAME = re.compile(r"(?:\)|\$\{?\w+\}?)\.(?:[\w-]+\.)+[a-z]{2,}\b", re.I)
+
+
+def _dns(cmd: Command) -> list[Finding]:
+    """A name to resolve built from data under an outside domain (``$(…).example.com``): data
+    leaving in DNS queries. Resolving one's own host name (``host $(hostname)``) is not that."""
+    if _BUILT_NAME.search(" ".join(cmd.args)):
+        return [_finding("exfiltration", "ask", "sends data in DNS queries", cmd)]
+    return []
+
+
+_POLICY_FILES = re.compile(
+    r"/etc/(?:pam\.d/|login\.defs|security/(?:pwquality|faillock)|libuser\.conf)|/etc/sudoers|pwpolicy"
+)
+
+
+def _reader(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    out: list[Finding] = []
+    if _POLICY_FILES.search(text):
+        out.append(_finding("credential_access", "ask", "reads password or sudo policy", cmd))
+    if re.search(r"/var/(?:spool/)?mail/|Library/Mail/|\.thunderbird/", text):
+        out.append(_finding("exfiltration", "ask", "reads mailboxes", cmd))
+    if re.search(
+        r"\.mozilla/firefox|Library/Safari/|Google/Chrome/|BraveSoftware|Microsoft Edge/|chromium/Default|Library/Cookies",
+        text,
+    ):
+        out.append(_finding("credential_access", "ask", "reads browser data", cmd))
+    if re.search(r"/dev/input/|/dev/tty[0-9]|/proc/\d+/fd|/proc/\$\w+/fd", text):
+        out.append(_finding("credential_access", "ask", "reads input devices or terminals", cmd))
+    return out
+
+
+# --- collection ----------------------------------------------------------------------------------
+
+_HOME_OR_SYSTEM = re.compile(
+    r"^(?:~|/home|/Users|/root|/etc|/var/log|/var/www|/var/lib/mysql|/var/mail|~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws|Library))/?\*?$"
+    r"|^/home/[^/]+/?\*?$|^/Users/[^/]+/?\*?$"
+)
+
+
+def _archive(cmd: Command) -> list[Finding]:
+    """Archives of home and system folders (staging) or with a password (hiding the content)."""
+    flags = _flags(cmd)
+    args = cmd.args
+    out: list[Finding] = []
+    if (
+        (cmd.program == "zip" and (flags & {"-P", "-e", "--password", "--encrypt"}))
+        or (cmd.program in ("7z", "7za", "7zr") and any(re.match(r"-p\S", a) for a in args))
+        or (cmd.program == "rar" and any(re.match(r"-h?p\S", a) for a in args))
+    ):
+        out.append(
+            _finding("exfiltration", "ask", "packs files into a password-protected archive", cmd)
+        )
+    if cmd.program in ("tar", "zip", "7z", "7za", "rar", "ditto") and any(
+        _HOME_OR_SYSTEM.match(fold_home(a)) for a in _plain(cmd)
+    ):
+        out.append(
+            _finding("exfiltration", "ask", "collects a home or system folder into an archive", cmd)
+        )
+    return out
+
+
+def _encrypt(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args).lower()
+    if (
+        cmd.program == "openssl"
+        and re.search(r"^enc\b|\s-(?:aes|des|bf|chacha|camellia)", text)
+        and not re.search(r"(?:^|\s)-d(?:\s|$)|-base64\s*$|^enc\s+-base64", text)
+    ):
+        return [_finding("destructive", "ask", "encrypts files", cmd, lowerable=True)]
+    if cmd.program in ("gpg", "gpg2") and _flags(cmd) & {"-c", "--symmetric", "-e", "--encrypt"}:
+        return [_finding("destructive", "ask", "encrypts files", cmd, lowerable=True)]
+    return []
+
+
+def _clipboard(cmd: Command) -> list[Finding]:
+    # ``xclip -selection`` spells its options in full, so read the words, not letters
+    words = set(cmd.args)
+    if cmd.program == "pbpaste" or (
+        cmd.program in ("xclip", "xsel") and words & {"-o", "-out", "--output"}
+    ):
+        return [_finding("exfiltration", "ask", "reads the clipboard", cmd)]
+    return []
+
+
+def _ffmpeg(cmd: Command) -> list[Finding]:
+    if re.search(
+        r"-f\s+(?:avfoundation|v4l2|alsa|pulse|x11grab|dshow|gdigrab)", " ".join(cmd.args)
+    ):
+        return [_finding("exfiltration", "ask", "records the screen, camera or microphone", cmd)]
+    return []
+
+
+# --- command and control -------------------------------------------------------------------------
+
+
+def _ssh(cmd: Command) -> list[Finding]:
+    flags = _flags(cmd)
+    if flags & {"-R", "-D", "-w"} or re.search(
+        r"(?:Remote|Dynamic)Forward|Tunnel=", " ".join(cmd.args)
+    ):
+        return [_finding("exfiltration", "ask", "opens a tunnel through ssh", cmd)]
+    return []
+
+
+def _socat_relay(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args).lower()
+    if "-listen" in text and re.search(r"\b(?:tcp|udp|ssl|openssl)[46]?:", text):
+        return [_finding("exfiltration", "ask", "relays connections (a proxy)", cmd)]
+    return []
+
+
+def _listener(cmd: Command) -> list[Finding]:
+    if "-l" in _flags(cmd) or "--listen" in cmd.args:
+        return [
+            _finding(
+                "malware", "ask", f"listens for connections with {cmd.program}", cmd, lowerable=True
+            )
+        ]
+    return []
+
+
+# --- evasion and privilege -----------------------------------------------------------------------
+
+_SYSTEM_BIN = re.compile(r"^/(?:usr/)?s?bin/|^/(?:usr/)?lib(?:64|32)?/|^/System/")
+_SYSTEM_PROGRAMS = re.compile(r"^/(?:usr/)?s?bin/|^/System/")
+_SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
+
+
+def _placer(cmd: Command) -> list[Finding]:
+    """cp/mv/ln/install: a program placed among system binaries, or a system program copied out
+    under another name (masquerading)."""
+    plain = _plain(cmd)
+    if len(plain) < 2:
+        return []
+    dest, sources = plain[-1], plain[:-1]
+    name = dest.rstrip("/").rsplit("/", 1)[-1]
+    if cmd.program != "ln" and _SYSTEM_PROGRAMS.match(dest):
+        return [
+            _finding(
+                "persistence_evasion",
+                "ask",
+                "places a file among system programs",
+                cmd,
+                lowerable=True,
+            )
+        ]
+    if any(_SYSTEM_BIN.match(s) for s in sources) and (
+        dest.startswith(_SCRATCH) or name.startswith(".") or fold_home(dest).startswith("~")
+    ):
+        return [
+            _finding(
+                "persistence_evasion",
+                "ask",
+                "copies a system program elsewhere (masquerading)",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _hidden_dir(cmd: Command) -> list[Finding]:
+    if any(p.startswith(_SCRATCH) and re.search(r"/\.[^./][^/]*(?:/|$)", p) for p in _plain(cmd)):
+        return [_finding("persistence_evasion", "ask", "hides files in a temporary folder", cmd)]
+    return []
+
+
+_HARDENING = re.compile(
+    r"randomize_va_space\s*=\s*0|ptrace_scope\s*=\s*0|kptr_restrict\s*=\s*0|dmesg_restrict\s*=\s*0"
+    r"|modules_disabled|unprivileged_bpf_disabled\s*=\s*0|suid_dumpable\s*=\s*[12]|ip_forward\s*=\s*1"
+)
+
+
+def _sysctl(cmd: Command) -> list[Finding]:
+    if _HARDENING.search(" ".join(cmd.args).replace(" = ", "=")):
+        return [
+            _finding(
+                "persistence_evasion", "ask", "turns off kernel hardening or forwards traffic", cmd
+            )
+        ]
+    return []
+
+
+_DAEMONS = re.compile(
+    r"^(?:cron|crond|atd|anacron|sshd?|rsyslogd?|syslogd?|systemd-\w+|dbus|networking|network-manager"
+    r"|NetworkManager|firewalld|ufw|iptables|nftables|apache2|httpd|nginx|mysqld?|mariadb|postgresql"
+    r"|mongod|docker|containerd|cups|bluetooth)(?:\.service)?$",
+    re.I,
+)
+
+
+def _stop_daemon(cmd: Command) -> list[Finding]:
+    """Stopping or killing the machine's own daemons (cron, ssh, logging, databases)."""
+    words = cmd.args
+    if cmd.program in ("systemctl", "service"):
+        verb = next((w for w in words if w in ("stop", "disable", "mask", "kill")), None)
+        if verb and any(_DAEMONS.match(w) for w in words if w != verb):
+            return [
+                _finding("denial_of_service", "ask", "stops a system service", cmd, lowerable=True)
+            ]
+        if any(
+            w in ("poweroff", "reboot", "halt", "kexec", "rescue", "emergency") for w in words[:2]
+        ):
+            return [
+                _finding(
+                    "denial_of_service",
+                    "ask",
+                    "shuts down or reboots the machine",
+                    cmd,
+                    lowerable=True,
+                )
+            ]
+        return []
+    targets = [w.strip("^$") for w in _plain(cmd)]
+    if any(_DAEMONS.match(t) for t in targets):
+        return [_finding("denial_of_service", "ask", "kills a system daemon", cmd, lowerable=True)]
+    return []
+
+
+def _account_lock(cmd: Command) -> list[Finding]:
+    flags = _flags(cmd)
+    if cmd.program in ("userdel", "deluser", "delgroup", "groupdel"):
+        return [_finding("destructive", "ask", "deletes an account", cmd, lowerable=True)]
+    if cmd.program == "passwd" and (
+        flags & {"-l", "-d", "-e", "--lock", "--delete", "--expire", "--stdin"}
+        or "root" in cmd.args
+    ):
+        return [
+            _finding(
+                "persistence_evasion", "ask", "locks, clears or sets an account's password", cmd
+            )
+        ]
+    if cmd.program == "chpasswd" or (cmd.program == "chage" and flags & {"-E", "-M", "-d"}):
+        return [_finding("persistence_evasion", "ask", "sets accounts' passwords or expiry", cmd)]
+    return []
+
+
+def _miner(cmd: Command) -> list[Finding]:
+    return [_finding("malware", "deny", "cryptocurrency miner", cmd)]
+
+
+def _yes(cmd: Command) -> list[Finding]:
+    if not cmd.downstream and any(t == "/dev/null" for op, t in cmd.redirects):
+        return [_finding("denial_of_service", "ask", "burns CPU", cmd, lowerable=True)]
+    return []
+
+
+def _find_wipe(cmd: Command) -> list[Finding]:
+    roots = [a for a in cmd.args if not a.startswith(("-", "(", "!"))][:3]
+    text = " ".join(cmd.args)
+    if any(log_path(r) for r in roots) and re.search(
+        r"-delete|-exec\s+(?:rm|shred|truncate)|-exec\s+sh\b", text
+    ):
+        return [_finding("persistence_evasion", "deny", "deletes logs", cmd)]
+    return []
+
+
+def _mount(cmd: Command) -> list[Finding]:
+    if re.search(r"(?:--bind|-o\s*\S*bind)\S*\s+\S+\s+/proc/\S+|hidepid", " ".join(cmd.args)):
+        return [
+            _finding("persistence_evasion", "ask", "hides processes by mounting over /proc", cmd)
+        ]
+    return []
+
+
+_CLOUD_SECRETS = re.compile(
+    r"secretsmanager get-secret-value|ssm get-parameters?\b.*--with-decryption|secrets versions access"
+    r"|keyvault secret (?:show|download)|kms decrypt|sts get-session-token|iam list-access-keys"
+    r"|ec2 get-password-data|modify-snapshot-attribute|modify-image-attribute|get-console-output"
+)
+
+
+TRADECRAFT_RULES: dict[str, _Rule] = {
+    "grep": _grep,
+    "egrep": _grep,
+    "fgrep": _grep,
+    "rg": _grep,
+    "pgrep": _grep,
+    "ping": _probe,
+    "arping": _probe,
+    "nc": lambda c: _probe(c) + _listener(c),
+    "ncat": lambda c: _probe(c) + _listener(c),
+    "curl": _fetch,
+    "wget": _fetch,
+    "dig": _dns,
+    "nslookup": _dns,
+    "host": _dns,
+    "drill": _dns,
+    "cat": _reader,
+    "head": _reader,
+    "tail": _reader,
+    "less": _reader,
+    "more": _reader,
+    "strings": _reader,
+    "sqlite3": _reader,
+    "plutil": _reader,
+    "hexdump": _reader,
+    "xxd": _reader,
+    "od": _reader,
+    "arp": _when(r"(?:^|\s)-a|^$", "network_attack", "ask", "lists neighbouring hosts"),
+    "ip": _when(r"^(?:neigh|neighbour|n)\b", "network_attack", "ask", "lists neighbouring hosts"),
+    "smbclient": _when(r"(?:^|\s)-l\b|-n\b", "network_attack", "ask", "lists network shares"),
+    "showmount": _always("network_attack", "ask", "lists network shares"),
+    "smbutil": _when(r"\bview\b|\blookup\b", "network_attack", "ask", "lists network shares"),
+    "pwpolicy": _always("credential_access", "ask", "reads password policy"),
+    "tar": _archive,
+    "zip": _archive,
+    "7z": _archive,
+    "7za": _archive,
+    "7zr": _archive,
+    "rar": _archive,
+    "ditto": _archive,
+    "openssl": _encrypt,
+    "gpg": _encrypt,
+    "gpg2": _encrypt,
+    "pbpaste": _clipboard,
+    "xclip": _clipboard,
+    "xsel": _clipboard,
+    "screencapture": _always("exfiltration", "ask", "takes a screenshot"),
+    "scrot": _always("exfiltration", "ask", "takes a screenshot"),
+    "xwd": _always("exfiltration", "ask", "takes a screenshot"),
+    "gnome-screenshot": _always("exfiltration", "ask", "takes a screenshot"),
+    "maim": _always("exfiltration", "ask", "takes a screenshot"),
+    "grim": _always("exfiltration", "ask", "takes a screenshot"),
+    "import": _when(r"-window\s+root", "exfiltration", "ask", "takes a screenshot"),
+    "imagesnap": _always("exfiltration", "ask", "records the camera"),
+    "fswebcam": _always("exfiltration", "ask", "records the camera"),
+    "arecord": _always("exfiltration", "ask", "records the microphone"),
+    "ffmpeg": _ffmpeg,
+    "xinput": _when(r"\btest(?:-xi2)?\b", "credential_access", "ask", "logs keystrokes"),
+    "logkeys": _always("credential_access", "deny", "logs keystrokes"),
+    "showkey": _always("credential_access", "ask", "logs keystrokes"),
+    "evtest": _always("credential_access", "ask", "logs keystrokes"),
+    "ssh": _ssh,
+    "socat": _socat_relay,
+    "tor": _always("exfiltration", "ask", "routes traffic through Tor"),
+    "torify": _always("exfiltration", "ask", "routes traffic through Tor"),
+    "torsocks": _always("exfiltration", "ask", "routes traffic through Tor"),
+    "proxychains": _always("exfiltration", "ask", "routes traffic through proxies"),
+    "proxychains4": _always("exfiltration", "ask", "routes traffic through proxies"),
+    "iodine": _always("exfiltration", "deny", "tunnels traffic through DNS"),
+    "iodined": _always("exfiltration", "deny", "tunnels traffic through DNS"),
+    "dnscat": _always("exfiltration", "deny", "tunnels traffic through DNS"),
+    "dnscat2": _always("exfiltration", "deny", "tunnels traffic through DNS"),
+    "ptunnel": _always("exfiltration", "deny", "tunnels traffic through ICMP"),
+    "ptunnel-ng": _always("exfiltration", "deny", "tunnels traffic through ICMP"),
+    "sshpass": _always("credential_access", "ask", "passes a password to ssh", lowerable=True),
+    "mv": _placer,
+    "ln": _placer,
+    "install": _placer,
+    "mkdir": _hidden_dir,
+    "touch": _hidden_dir,
+    "sysctl": _sysctl,
+    "systemctl": _stop_daemon,
+    "service": _stop_daemon,
+    "pkill": _stop_daemon,
+    "killall": _stop_daemon,
+    "init": _when(r"^[06]$", "denial_of_service", "ask", "shuts down or reboots the machine"),
+    "telinit": _when(r"^[06]$", "denial_of_service", "ask", "shuts down or reboots the machine"),
+    "userdel": _account_lock,
+    "deluser": _account_lock,
+    "delgroup": _account_lock,
+    "groupdel": _account_lock,
+    "passwd": _account_lock,
+    "chpasswd": _account_lock,
+    "xmrig": _miner,
+    "minerd": _miner,
+    "cpuminer": _miner,
+    "ethminer": _miner,
+    "nbminer": _miner,
+    "t-rex": _miner,
+    "stress": _always("denial_of_service", "ask", "burns CPU or memory", lowerable=True),
+    "stress-ng": _always("denial_of_service", "ask", "burns CPU or memory", lowerable=True),
+    "yes": _yes,
+    "find": _find_wipe,
+    "cp": lambda c: _reader(c) + _placer(c),
+    "mount": _mount,
+    "sudo": _when(r"(?:^|\s)-l\b|-u\s*#-?\d", "malware", "ask", "lists or probes sudo rights"),
+    "aws": _when(
+        _CLOUD_SECRETS.pattern,
+        "credential_access",
+        "ask",
+        "reads cloud secrets or shares snapshots",
+    ),
+    "gcloud": _when(_CLOUD_SECRETS.pattern, "credential_access", "ask", "reads cloud secrets"),
+    "az": _when(_CLOUD_SECRETS.pattern, "credential_access", "ask", "reads cloud secrets"),
+    "chage": _account_lock,
+}
+
+
+# --- one call's commands together ----------------------------------------------------------------
+
+_SHELLS = frozenset(
+    {"sh", "bash", "zsh", "dash", "ksh", "ash", "python", "python3", "perl", "ruby", "php", "node"}
+)
+_DECODERS = frozenset(
+    {
+        "base64",
+        "b64decode",
+        "xxd",
+        "openssl",
+        "uudecode",
+        "rev",
+        "gunzip",
+        "gzip",
+        "zcat",
+        "bzip2",
+        "xz",
+    }
+)
+_DISCOVERY_FILES = re.compile(
+    r"^/etc/(?:passwd|group|os-release|issue|lsb-release|hosts|resolv\.conf|hostname|machine-id|shells|sudoers)$"
+    r"|^/proc/(?:version|cpuinfo|net/\w+|mounts|modules)$|^/sys/class/dmi/"
+)
+# (LD_PRELOAD of a scratch folder is the program rules' business; one in the project is a test)
+_VARS = frozenset({"HISTCONTROL", "HISTIGNORE", "PROMPT_COMMAND", "LD_AUDIT"})
+
+
+def _outputs(cmd: Command) -> list[str]:
+    """Files a command writes: its output redirections and download targets."""
+    out = [t for op, t in cmd.redirects if op in (">", ">>", ">|", "&>", "&>>")]
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        if (cmd.program == "curl" and a in ("-o", "--output")) or (
+            cmd.program == "wget" and a in ("-O", "--output-document")
+        ):
+            out.append(args[i + 1])
+    if cmd.program == "wget":
+        out += [a.rsplit("/", 1)[-1] for a in args if "://" in a]
+    if cmd.program == "curl" and "-O" in _flags(cmd):
+        out += [a.rsplit("/", 1)[-1] for a in args if "://" in a]
+    return out
+
+
+def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
+    """A dropper's steps within one call (a file fetched or decoded, made executable, run), code
+    decoded into an interpreter, discovery files read together, and history/loader variables."""
+    out: list[Finding] = []
+    fetched: set[str] = set()
+    decoded: set[str] = set()
+    executable: set[str] = set()
+    facts: set[str] = set()
+    for cmd in commands:
+        prog = cmd.program
+        if prog in ("curl", "wget", "scp", "rsync", "ftp", "tftp", "sftp"):
+            fetched.update(o.rsplit("/", 1)[-1] for o in _outputs(cmd))
+        elif prog in _DECODERS or (
+            prog in ("echo", "printf", "cat") and "base64" in cmd.downstream
+        ):
+            decoded.update(o.rsplit("/", 1)[-1] for o in _outputs(cmd))
+        if prog == "chmod" and any(
+            re.fullmatch(r"[ugoa]*\+[rw]*x[rw]*|[0-7]?[0-7][1357][0-7]{2}|7[0-7]{2}", a)
+            for a in cmd.args[:2]
+        ):
+            for target in _plain(cmd)[1:]:
+                executable.add(target.rsplit("/", 1)[-1])
+                if target.startswith(_SCRATCH):
+                    executable.add(target)
+        run = cmd.argv[0] if cmd.argv else ""
+        base = run.rsplit("/", 1)[-1]
+        if run.startswith("/dev/shm/"):
+            out.append(_finding("malware", "ask", "runs a program from shared memory", cmd))
+        elif "/" in run and base and (base in fetched or base in decoded):
+            out.append(_finding("malware", "ask", "runs a program it just fetched or decoded", cmd))
+        elif run.startswith(_SCRATCH) and run in executable:
+            out.append(
+                _finding("malware", "ask", "makes a temporary file executable and runs it", cmd)
+            )
+        if (
+            prog in _SHELLS
+            and not _plain(cmd)
+            and cmd.upstream
+            and any(p in _DECODERS for p in cmd.upstream)
+        ):
+            out.append(_finding("persistence_evasion", "ask", "runs code decoded from text", cmd))
+        for a in cmd.args:
+            if _DISCOVERY_FILES.match(a):
+                facts.add(a)
+        for name, value in cmd.assignments:
+            if name in _VARS and value:
+                level: Level = "ask"
+                out.append(
+                    Finding(
+                        "persistence_evasion",
+                        level,
+                        f"sets {name} (history, logging or library loading): {name}={value[:60]}",
+                    )
+                )
+    if len(facts) >= 2:
+        out.append(
+            Finding(
+                "network_attack",
+                "ask",
+                f"reads several system facts: {', '.join(sorted(facts)[:4])}",
+            )
+        )
+    return out
