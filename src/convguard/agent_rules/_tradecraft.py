@@ -664,184 +664,184 @@ def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
 
 # (pattern, category, level, reason): what a Windows script does, named by its API, cmdlet, key or
 # folder. Matched once per script on its lower-cased text (see ``text_findings`` for why).
+_RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
+    (
+        r"amsiutils|amsiinitfailed|amsiscanbuffer|amsicontext|etweventwrite|\bamsi\.dll",
+        "persistence_evasion",
+        "deny",
+        "tampers with AMSI or ETW",
+    ),
+    (
+        r"virtualalloc(?:ex)?|createremotethread|writeprocessmemory|ntcreatethreadex|queueuserapc|setwindowshookex|getasynckeystate|keybd_event|minidumpwritedump|openprocesstoken|duplicatetoken(?:ex)?|impersonateloggedonuser|adjusttokenprivileges|createprocesswithtoken|ntmapviewofsection|rtlcreateuserthread",
+        "malware",
+        "deny",
+        "calls Windows APIs for injection, token theft or keylogging",
+    ),
+    (
+        r"net\.sockets\.tcpclient\b.{0,400}(?:getstream|invoke-expression|\biex\b)",
+        "malware",
+        "deny",
+        "a remote shell over a TCP socket",
+    ),
+    (
+        r"gettypefromprogid\(|gettypefromclsid\(|executeshellcommand|shellexecute\(|registerxll|ddeinitiate|mmc20\.application|shellwindows|shellbrowserwindow",
+        "malware",
+        "ask",
+        "runs commands through COM objects",
+    ),
+    (
+        r"\[(?:system\.)?reflection\.assembly\]::load\(|assembly\]::loadfile|\[system\.runtime\.interopservices\.marshal\]::(?:copy|getdelegateforfunctionpointer)",
+        "malware",
+        "ask",
+        "loads code into memory",
+    ),
+    (
+        r"(?:downloadfile|downloaddata|downloadstring)\s*\(|start-bitstransfer|invoke-webrequest\b.{0,300}-outfile|\biwr\b.{0,300}-outfile|mpcmdrun(?:\.exe)?\s+-downloadfile|desktopimgdownldr|certreq(?:\.exe)?\s+-post|imewdbld",
+        "malware",
+        "ask",
+        "downloads a file",
+    ),
+    (
+        r"-(?:executionpolicy|exec|ep)\s+bypass|set-executionpolicy\s+(?:bypass|unrestricted)|-w(?:indowstyle)?\s+hidden|-nop(?:rofile)?\s+-w|-noni(?:nteractive)?\s+-w",
+        "persistence_evasion",
+        "ask",
+        "hides a window or bypasses the execution policy",
+    ),
+    (
+        r"-verb\s+runas|\buacme\b|akagi|fodhelper|computerdefaults|sdclt|eventvwr(?:\.exe)?\b.{0,80}mscfile|\\mscfile\\shell|\\ms-settings\\shell|consentpromptbehavioradmin|enablelua",
+        "persistence_evasion",
+        "ask",
+        "elevates privileges or bypasses UAC",
+    ),
+    (
+        r"invoke-command\b.{0,200}-computername|enter-pssession|new-pssession|new-psdrive\b.{0,200}\\\\\\\\|\\\\\\\\[\w.$-]+\\(?:c|admin|ipc)\$|invoke-wmimethod\b.{0,200}-computername|/node:|psexec|wmiexec|winrs\b",
+        "network_attack",
+        "ask",
+        "runs or reaches into another machine",
+    ),
+    (
+        r"convertto-securestring\b.{0,80}-asplaintext|\bcmdkey\s+/(?:add|generic)|plink(?:\.exe)?\W.{0,200}-pw\b|pscp(?:\.exe)?\W.{0,200}-pw\b|net\s+use\s+\S+\s+\S+\s+/user",
+        "credential_access",
+        "ask",
+        "handles an embedded password",
+    ),
+    (
+        r"connect-(?:azaccount|azuread|exchangeonline|msolservice|mggraph|viserver)|new-azautomationrunbook|new-inboxrule|set-mailbox|add-mailboxpermission|new-azureaduser|new-azadserviceprincipal|add-azadappsecret|new-azureadapplication|set-azkeyvault|get-azkeyvaultsecret",
+        "credential_access",
+        "ask",
+        "signs in to or changes a cloud tenant",
+    ),
+    (
+        r"get-ad(?:user|computer|group|groupmember|domain|forest|trust|principalgroupmembership|object|organizationalunit|defaultdomainpasswordpolicy)|\[adsisearcher\]|directoryservices\.(?:directorysearcher|activedirectory)|get-net(?:domain|user|group|computer|session|loggedon)|get-domain\w+|\bnltest\b|\bdsquery\b|gpresult|get-gpo\b|\bnet1?(?:\.exe)?\s+(?:group|user|accounts)\b.{0,120}/do(?:main)?\b",
+        "network_attack",
+        "ask",
+        "maps the domain",
+    ),
+    (
+        r"\bnet1?(?:\.exe)?\s+(?:view|share|session|localgroup\s+\"?administrators|time\s+\\\\\\\\|use\b)|get-smbshare|get-smbsession|get-netneighbor|win32_share\b|\bdir\s+\\\\\\\\",
+        "network_attack",
+        "ask",
+        "lists shares, sessions or administrators",
+    ),
+    (
+        r"antivirusproduct|securitycenter2|get-mpcomputerstatus|get-mppreference|mpcmdrun(?:\.exe)?\s+-(?:removedefinitions|disable)|\bsc(?:\.exe)?\s+(?:query|qc)\s+\"?(?:windefend|sense|wdboot|wdfilter|sysmon)|tasklist\b.{0,60}/svc.{0,60}(?:defend|sense|sysmon)",
+        "persistence_evasion",
+        "ask",
+        "looks for or at security software",
+    ),
+    (
+        r"\\user data\\default\\(?:login data|history|cookies|bookmarks|web data)|\\mozilla\\firefox\\profiles|places\.sqlite|\\microsoft\\edge\\user data|(?:-filter|where\s+/r\s+\S+)\s+\"?(?:bookmarks|places\.sqlite|login data)|\\favorites\b|\\microsoft\\credentials\\|\\microsoft\\protect\\|\\microsoft\\vault\\|unattend\.xml|sysprep\.xml|groups\.xml|findstr\b.{0,60}(?:pass|cpassword)|select-string\b.{0,80}pass(?:word)?\b|-include\b.{0,40}\*pass",
+        "credential_access",
+        "ask",
+        "reads browser data or stored credentials",
+    ),
+    (
+        r"harddiskvolumeshadowcopy|win32_shadowcopy\)?\.create|\\config\\(?:sam|system|security)\b|\bsam\.hiv|\\ntds\\|reg(?:\.exe)?\s+query\b.{0,100}/f\s+pass",
+        "credential_access",
+        "ask",
+        "reaches for credential hives or shadow copies",
+    ),
+    (
+        r"\\start menu\\programs\\startup|shell:startup|\\xlstart\\|\\microsoft\\(?:word|excel|addins)\\|accessvbom|vbawarnings|\\currentversion\\(?:run|runonce|runservices|winlogon|policies\\explorer\\run|explorer\\shell folders)|userinitmprlogonscript|\\image file execution options|appcertdlls|appinit_dlls|\\lsa\\\\?(?:security|notification|authentication) packages|\\control\\print\\monitors|\\networkprovider\\order|\\parameters\\servicedll|\\timeproviders|scrnsave\.exe|\\command processor\\autorun|\\winlogon\\(?:shell|userinit|notify)|bootexecute|\\environment\\\\?userinitmpr|dotnet_startup_hooks|cor_profiler|\\office\\\d+\.\d\\\w+\\(?:security|options)",
+        "persistence_evasion",
+        "ask",
+        "writes to a Windows persistence location",
+    ),
+    (
+        r"(?:copy|copy-item|move-item|xcopy|move)\b[^\n]{0,200}?(?:c:\\windows\\system32|\$env:windir\\system32|\$env:systemroot|%windir%\\system32|%systemroot%)\\?\"?\s*$|(?:copy|copy-item)\s+\"?(?:%windir%|c:\\windows|\$env:windir)\\system32\\[\w.]+\.exe\"?\s+\S",
+        "persistence_evasion",
+        "ask",
+        "copies programs into or out of the Windows system folder",
+    ),
+    (
+        r"remove-item\b.{0,120}(?:\\winevt\\|\\prefetch\\|\\windows\\logs\\|\\logfiles\\)|fsutil(?:\.exe)?\s+usn\s+deletejournal|clear-recyclebin|limit-eventlog|\bdel\b.{0,60}\\winevt\\",
+        "persistence_evasion",
+        "deny",
+        "deletes logs or usage traces",
+    ),
+    (
+        r"set-service\b.{0,120}-startuptype\s+disabled|\bsc(?:\.exe)?\s+(?:stop|config|sdset)\s+\"?(?:vss|spooler|windefend|wscsvc|eventlog|sense|mpssvc|wuauserv|bits|sqlserver|mssql\w*)|\bnet1?(?:\.exe)?\s+stop\b|stop-service\b|(?:taskkill(?:\.exe)?\b.{0,40}/im|stop-process\b.{0,60}-name)\s+\"?(?:spoolsv|msmpeng|sql\w*|vss\w*|lsass|winlogon|csrss|svchost|explorer|outlook|excel|winword|backup\w*|veeam\w*|sense|sysmon\w*|mbam\w*|eventlog)",
+        "denial_of_service",
+        "ask",
+        "stops services or processes",
+    ),
+    (
+        r"\bdel\b.{0,20}/s\b.{0,40}c:\\\*|\bformat\s+[a-z]:|diskpart|\bcipher(?:\.exe)?\s+/w|\[security\.cryptography\.(?:aes|rijndael)|aesmanaged|rijndaelmanaged|createencryptor\(|your_files|ransom|\bdcrypt\b",
+        "destructive",
+        "ask",
+        "destroys or encrypts files",
+    ),
+    (
+        r"uploadfile\(|uploadstring\(|uploaddata\(|invoke-(?:webrequest|restmethod)\b.{0,300}-method\s+(?:post|put)\b|\bcurl(?:\.exe)?\b.{0,200}(?:-t\b|--upload-file|-f\b)|tobase64string\b.{0,400}(?:resolve-dnsname|nslookup|invoke-webrequest|\biwr\b)",
+        "exfiltration",
+        "ask",
+        "uploads data to a remote host",
+    ),
+    (
+        r"\b(?:teamviewer|anydesk|logmein|gotoassist|screenconnect|splashtop|ammyy|rustdesk|netsupport|ultraviewer|tightvnc|ultravnc|radmin|pdq deploy|meshagent|atera)",
+        "malware",
+        "ask",
+        "installs or runs a remote-access tool",
+    ),
+    (
+        r"get-clipboard|copyfromscreen|\[system\.windows\.forms\.clipboard\]|new-neteventsession|add-neteventpacketcaptureprovider|netsh\s+trace\s+start|pktmon\s+start",
+        "exfiltration",
+        "ask",
+        "collects the clipboard, the screen or network traffic",
+    ),
+    (
+        r"\bpcalua\b|scriptrunner|syncappvpublishingserver|infdefaultinstall|ieexec|presentationhost|\bhh\.exe|\batbroker\b|\bmsdt\b|\bconhost(?:\.exe)?\s+(?:--headless|\")|\bmsxsl\b|/format:\"?(?:https?:|[^\s\"]*\.xsl)|\brpcping\b|\bjsc(?:\.exe)?\s|makecab|\bexpand(?:\.exe)?\s+\S+\s+-f:|\breplace(?:\.exe)?\s+\S+\s+\S+\s+/a|printbrm|\bfinger(?:\.exe)?\s+\S+@|wsl(?:\.exe)?\s+(?:-e|--exec|-u\s+root)|bash\.exe\s+-c|register-cimprovider|msconfig|odbcconf|\bgup\.exe\b",
+        "malware",
+        "ask",
+        "runs code through a signed system binary",
+    ),
+    (
+        r":\$index_allocation|\.txt:\w+\.(?:txt|exe|ps1)|set-content\b.{0,200}-stream\b|get-content\b.{0,200}-stream\b|\battrib\b.{0,20}\+[sh]",
+        "persistence_evasion",
+        "ask",
+        "hides data in streams, attributes or links",
+    ),
+    (
+        r"vboxmanage\b.{0,80}(?:createvm|startvm|registervm)|qemu-system|hyper-v\\|new-vm\b",
+        "persistence_evasion",
+        "ask",
+        "runs a hidden virtual machine",
+    ),
+    (
+        r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:yes|/add|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
+        "persistence_evasion",
+        "ask",
+        "changes local or domain accounts",
+    ),
+    (
+        r"vssadmin(?:\.exe)?\s+list\s+shadows|\breg(?:\.exe)?\s+query\b.{0,120}(?:cryptography|machineguid|\\services\\disk\\enum|systembiosversion|videobiosversion|terminal server client|\\putty\\sessions|\\lsa\b|winlogon|\\run\b|uninstall)|wevtutil(?:\.exe)?\s+(?:el|enum-logs|qe)\b|wmic(?:\.exe)?\s+(?:logicaldisk|bios|baseboard|cpu|memphysical|computersystem|useraccount|group|startup|qfe|product|service|process\s+list|nicconfig|share)",
+        "network_attack",
+        "ask",
+        "reads system facts an attacker maps first",
+    ),
+)
 WINDOWS_INDICATORS: tuple[tuple[re.Pattern[str], str, Level, str], ...] = tuple(
-    (re.compile(p), c, lvl, r)
-    for p, c, lvl, r in (
-        (
-            r"amsiutils|amsiinitfailed|amsiscanbuffer|amsicontext|etweventwrite|\bamsi\.dll",
-            "persistence_evasion",
-            "deny",
-            "tampers with AMSI or ETW",
-        ),
-        (
-            r"virtualalloc(?:ex)?|createremotethread|writeprocessmemory|ntcreatethreadex|queueuserapc|setwindowshookex|getasynckeystate|keybd_event|minidumpwritedump|openprocesstoken|duplicatetoken(?:ex)?|impersonateloggedonuser|adjusttokenprivileges|createprocesswithtoken|ntmapviewofsection|rtlcreateuserthread",
-            "malware",
-            "deny",
-            "calls Windows APIs for injection, token theft or keylogging",
-        ),
-        (
-            r"net\.sockets\.tcpclient\b.{0,400}(?:getstream|invoke-expression|\biex\b)",
-            "malware",
-            "deny",
-            "a remote shell over a TCP socket",
-        ),
-        (
-            r"gettypefromprogid\(|gettypefromclsid\(|executeshellcommand|shellexecute\(|registerxll|ddeinitiate|mmc20\.application|shellwindows|shellbrowserwindow",
-            "malware",
-            "ask",
-            "runs commands through COM objects",
-        ),
-        (
-            r"\[(?:system\.)?reflection\.assembly\]::load\(|assembly\]::loadfile|\[system\.runtime\.interopservices\.marshal\]::(?:copy|getdelegateforfunctionpointer)",
-            "malware",
-            "ask",
-            "loads code into memory",
-        ),
-        (
-            r"(?:downloadfile|downloaddata|downloadstring)\s*\(|start-bitstransfer|invoke-webrequest\b.{0,300}-outfile|\biwr\b.{0,300}-outfile|mpcmdrun(?:\.exe)?\s+-downloadfile|desktopimgdownldr|certreq(?:\.exe)?\s+-post|imewdbld",
-            "malware",
-            "ask",
-            "downloads a file",
-        ),
-        (
-            r"-(?:executionpolicy|exec|ep)\s+bypass|set-executionpolicy\s+(?:bypass|unrestricted)|-w(?:indowstyle)?\s+hidden|-nop(?:rofile)?\s+-w|-noni(?:nteractive)?\s+-w",
-            "persistence_evasion",
-            "ask",
-            "hides a window or bypasses the execution policy",
-        ),
-        (
-            r"-verb\s+runas|\buacme\b|akagi|fodhelper|computerdefaults|sdclt|eventvwr(?:\.exe)?\b.{0,80}mscfile|\\mscfile\\shell|\\ms-settings\\shell|consentpromptbehavioradmin|enablelua",
-            "persistence_evasion",
-            "ask",
-            "elevates privileges or bypasses UAC",
-        ),
-        (
-            r"invoke-command\b.{0,200}-computername|enter-pssession|new-pssession|new-psdrive\b.{0,200}\\\\\\\\|\\\\\\\\[\w.$-]+\\(?:c|admin|ipc)\$|invoke-wmimethod\b.{0,200}-computername|/node:|psexec|wmiexec|winrs\b",
-            "network_attack",
-            "ask",
-            "runs or reaches into another machine",
-        ),
-        (
-            r"convertto-securestring\b.{0,80}-asplaintext|\bcmdkey\s+/(?:add|generic)|plink(?:\.exe)?\W.{0,200}-pw\b|pscp(?:\.exe)?\W.{0,200}-pw\b|net\s+use\s+\S+\s+\S+\s+/user",
-            "credential_access",
-            "ask",
-            "handles an embedded password",
-        ),
-        (
-            r"connect-(?:azaccount|azuread|exchangeonline|msolservice|mggraph|viserver)|new-azautomationrunbook|new-inboxrule|set-mailbox|add-mailboxpermission|new-azureaduser|new-azadserviceprincipal|add-azadappsecret|new-azureadapplication|set-azkeyvault|get-azkeyvaultsecret",
-            "credential_access",
-            "ask",
-            "signs in to or changes a cloud tenant",
-        ),
-        (
-            r"get-ad(?:user|computer|group|groupmember|domain|forest|trust|principalgroupmembership|object|organizationalunit|defaultdomainpasswordpolicy)|\[adsisearcher\]|directoryservices\.(?:directorysearcher|activedirectory)|get-net(?:domain|user|group|computer|session|loggedon)|get-domain\w+|\bnltest\b|\bdsquery\b|gpresult|get-gpo\b|\bnet1?(?:\.exe)?\s+(?:group|user|accounts)\b.{0,120}/do(?:main)?\b",
-            "network_attack",
-            "ask",
-            "maps the domain",
-        ),
-        (
-            r"\bnet1?(?:\.exe)?\s+(?:view|share|session|localgroup\s+\"?administrators|time\s+\\\\\\\\|use\b)|get-smbshare|get-smbsession|get-netneighbor|win32_share\b|\bdir\s+\\\\\\\\",
-            "network_attack",
-            "ask",
-            "lists shares, sessions or administrators",
-        ),
-        (
-            r"antivirusproduct|securitycenter2|get-mpcomputerstatus|get-mppreference|mpcmdrun(?:\.exe)?\s+-(?:removedefinitions|disable)|\bsc(?:\.exe)?\s+(?:query|qc)\s+\"?(?:windefend|sense|wdboot|wdfilter|sysmon)|tasklist\b.{0,60}/svc.{0,60}(?:defend|sense|sysmon)",
-            "persistence_evasion",
-            "ask",
-            "looks for or at security software",
-        ),
-        (
-            r"\\user data\\default\\(?:login data|history|cookies|bookmarks|web data)|\\mozilla\\firefox\\profiles|places\.sqlite|\\microsoft\\edge\\user data|(?:-filter|where\s+/r\s+\S+)\s+\"?(?:bookmarks|places\.sqlite|login data)|\\favorites\b|\\microsoft\\credentials\\|\\microsoft\\protect\\|\\microsoft\\vault\\|unattend\.xml|sysprep\.xml|groups\.xml|findstr\b.{0,60}(?:pass|cpassword)|select-string\b.{0,80}pass(?:word)?\b|-include\b.{0,40}\*pass",
-            "credential_access",
-            "ask",
-            "reads browser data or stored credentials",
-        ),
-        (
-            r"harddiskvolumeshadowcopy|win32_shadowcopy\)?\.create|\\config\\(?:sam|system|security)\b|\bsam\.hiv|\\ntds\\|reg(?:\.exe)?\s+query\b.{0,100}/f\s+pass",
-            "credential_access",
-            "ask",
-            "reaches for credential hives or shadow copies",
-        ),
-        (
-            r"\\start menu\\programs\\startup|shell:startup|\\xlstart\\|\\microsoft\\(?:word|excel|addins)\\|accessvbom|vbawarnings|\\currentversion\\(?:run|runonce|runservices|winlogon|policies\\explorer\\run|explorer\\shell folders)|userinitmprlogonscript|\\image file execution options|appcertdlls|appinit_dlls|\\lsa\\\\?(?:security|notification|authentication) packages|\\control\\print\\monitors|\\networkprovider\\order|\\parameters\\servicedll|\\timeproviders|scrnsave\.exe|\\command processor\\autorun|\\winlogon\\(?:shell|userinit|notify)|bootexecute|\\environment\\\\?userinitmpr|dotnet_startup_hooks|cor_profiler|\\office\\\d+\.\d\\\w+\\(?:security|options)",
-            "persistence_evasion",
-            "ask",
-            "writes to a Windows persistence location",
-        ),
-        (
-            r"(?:copy|copy-item|move-item|xcopy|move)\b[^\n]{0,200}?(?:c:\\windows\\system32|\$env:windir\\system32|\$env:systemroot|%windir%\\system32|%systemroot%)\\?\"?\s*$|(?:copy|copy-item)\s+\"?(?:%windir%|c:\\windows|\$env:windir)\\system32\\[\w.]+\.exe\"?\s+\S",
-            "persistence_evasion",
-            "ask",
-            "copies programs into or out of the Windows system folder",
-        ),
-        (
-            r"remove-item\b.{0,120}(?:\\winevt\\|\\prefetch\\|\\windows\\logs\\|\\logfiles\\)|fsutil(?:\.exe)?\s+usn\s+deletejournal|clear-recyclebin|limit-eventlog|\bdel\b.{0,60}\\winevt\\",
-            "persistence_evasion",
-            "deny",
-            "deletes logs or usage traces",
-        ),
-        (
-            r"set-service\b.{0,120}-startuptype\s+disabled|\bsc(?:\.exe)?\s+(?:stop|config|sdset)\s+\"?(?:vss|spooler|windefend|wscsvc|eventlog|sense|mpssvc|wuauserv|bits|sqlserver|mssql\w*)|\bnet1?(?:\.exe)?\s+stop\b|stop-service\b|(?:taskkill(?:\.exe)?\b.{0,40}/im|stop-process\b.{0,60}-name)\s+\"?(?:spoolsv|msmpeng|sql\w*|vss\w*|lsass|winlogon|csrss|svchost|explorer|outlook|excel|winword|backup\w*|veeam\w*|sense|sysmon\w*|mbam\w*|eventlog)",
-            "denial_of_service",
-            "ask",
-            "stops services or processes",
-        ),
-        (
-            r"\bdel\b.{0,20}/s\b.{0,40}c:\\\*|\bformat\s+[a-z]:|diskpart|\bcipher(?:\.exe)?\s+/w|\[security\.cryptography\.(?:aes|rijndael)|aesmanaged|rijndaelmanaged|createencryptor\(|your_files|ransom|\bdcrypt\b",
-            "destructive",
-            "ask",
-            "destroys or encrypts files",
-        ),
-        (
-            r"uploadfile\(|uploadstring\(|uploaddata\(|invoke-(?:webrequest|restmethod)\b.{0,300}-method\s+(?:post|put)\b|\bcurl(?:\.exe)?\b.{0,200}(?:-t\b|--upload-file|-f\b)|tobase64string\b.{0,400}(?:resolve-dnsname|nslookup|invoke-webrequest|\biwr\b)",
-            "exfiltration",
-            "ask",
-            "uploads data to a remote host",
-        ),
-        (
-            r"\b(?:teamviewer|anydesk|logmein|gotoassist|screenconnect|splashtop|ammyy|rustdesk|netsupport|ultraviewer|tightvnc|ultravnc|radmin|pdq deploy|meshagent|atera)",
-            "malware",
-            "ask",
-            "installs or runs a remote-access tool",
-        ),
-        (
-            r"get-clipboard|copyfromscreen|\[system\.windows\.forms\.clipboard\]|new-neteventsession|add-neteventpacketcaptureprovider|netsh\s+trace\s+start|pktmon\s+start",
-            "exfiltration",
-            "ask",
-            "collects the clipboard, the screen or network traffic",
-        ),
-        (
-            r"\bpcalua\b|scriptrunner|syncappvpublishingserver|infdefaultinstall|ieexec|presentationhost|\bhh\.exe|\batbroker\b|\bmsdt\b|\bconhost(?:\.exe)?\s+(?:--headless|\")|\bmsxsl\b|/format:\"?(?:https?:|[^\s\"]*\.xsl)|\brpcping\b|\bjsc(?:\.exe)?\s|makecab|\bexpand(?:\.exe)?\s+\S+\s+-f:|\breplace(?:\.exe)?\s+\S+\s+\S+\s+/a|printbrm|\bfinger(?:\.exe)?\s+\S+@|wsl(?:\.exe)?\s+(?:-e|--exec|-u\s+root)|bash\.exe\s+-c|register-cimprovider|msconfig|odbcconf|\bgup\.exe\b",
-            "malware",
-            "ask",
-            "runs code through a signed system binary",
-        ),
-        (
-            r":\$index_allocation|\.txt:\w+\.(?:txt|exe|ps1)|set-content\b.{0,200}-stream\b|get-content\b.{0,200}-stream\b|\battrib\b.{0,20}\+[sh]",
-            "persistence_evasion",
-            "ask",
-            "hides data in streams, attributes or links",
-        ),
-        (
-            r"vboxmanage\b.{0,80}(?:createvm|startvm|registervm)|qemu-system|hyper-v\\|new-vm\b",
-            "persistence_evasion",
-            "ask",
-            "runs a hidden virtual machine",
-        ),
-        (
-            r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:yes|/add|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
-            "persistence_evasion",
-            "ask",
-            "changes local or domain accounts",
-        ),
-        (
-            r"vssadmin(?:\.exe)?\s+list\s+shadows|\breg(?:\.exe)?\s+query\b.{0,120}(?:cryptography|machineguid|\\services\\disk\\enum|systembiosversion|videobiosversion|terminal server client|\\putty\\sessions|\\lsa\b|winlogon|\\run\b|uninstall)|wevtutil(?:\.exe)?\s+(?:el|enum-logs|qe)\b|wmic(?:\.exe)?\s+(?:logicaldisk|bios|baseboard|cpu|memphysical|computersystem|useraccount|group|startup|qfe|product|service|process\s+list|nicconfig|share)",
-            "network_attack",
-            "ask",
-            "reads system facts an attacker maps first",
-        ),
-    )
+    (re.compile(p), c, lvl, r) for p, c, lvl, r in _RAW_WINDOWS_INDICATORS
 )
 
 
