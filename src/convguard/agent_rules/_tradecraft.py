@@ -134,6 +134,8 @@ def _probe(cmd: Command) -> list[Finding]:
     """ping/arping/nc/curl over a range of addresses built in a loop: a sweep."""
     if any(_SWEEP.match(a) for a in cmd.args):
         return [_finding("network_attack", "ask", "sweeps a range of addresses", cmd)]
+    if cmd.program == "ping" and "-p" in cmd.args:
+        return [_finding("exfiltration", "ask", "hides data in ping padding", cmd)]
     return []
 
 
@@ -153,6 +155,10 @@ def _fetch(cmd: Command) -> list[Finding]:
         and not re.search(r"//(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])", text)
     ):
         out.append(_finding("exfiltration", "ask", "uploads a file to a remote host", cmd))
+    if "docker.sock" in text:
+        out.append(
+            _finding("persistence_evasion", "ask", "talks to the Docker daemon's socket", cmd)
+        )
     if cmd.program == "wget" and re.search(
         r"--post-file|--body-file|--method=(?:post|put)", text, re.I
     ):
@@ -188,6 +194,13 @@ def _reader(cmd: Command) -> list[Finding]:
         text,
     ):
         out.append(_finding("credential_access", "ask", "reads browser data", cmd))
+    if "/etc/passwd" in text and re.search(r":0:|\$3\s*==\s*0|\$3\s*==\s*\"0\"", text):
+        out.append(_finding("persistence_evasion", "ask", "looks for root accounts", cmd))
+    if re.search(
+        r"/sys/class/dmi/id/(?:product_name|sys_vendor|bios_vendor|board_vendor)|/proc/scsi/scsi",
+        text,
+    ):
+        out.append(_finding("malware", "ask", "checks for a virtual machine", cmd))
     if re.search(r"/dev/input/|/dev/tty[0-9]|/proc/\d+/fd|/proc/\$\w+/fd", text):
         out.append(_finding("credential_access", "ask", "reads input devices or terminals", cmd))
     return out
@@ -308,6 +321,14 @@ def _placer(cmd: Command) -> list[Finding]:
                 lowerable=True,
             )
         ]
+    if dest.startswith(_SCRATCH) and any(
+        re.match(
+            r"~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws)\b|/home/[^/]+/?\*?$",
+            fold_home(s),
+        )
+        for s in sources
+    ):
+        return [_finding("exfiltration", "ask", "stages user files in a temporary folder", cmd)]
     if any(_SYSTEM_BIN.match(s) for s in sources) and (
         dest.startswith(_SCRATCH) or name.startswith(".") or fold_home(dest).startswith("~")
     ):
@@ -433,16 +454,124 @@ _CLOUD_SECRETS = re.compile(
 )
 
 
+_DOCUMENTS = re.compile(
+    r"\.(?:docx?|xlsx?|pptx?|pdf|odt|kdbx|pem|key|pfx|p12|ovpn|rdp|sql)\b", re.I
+)
+
+
+def _find_collect(cmd: Command) -> list[Finding]:
+    """find: logs deleted, or documents gathered from home or system folders (copied, archived,
+    sent)."""
+    out = _find_wipe(cmd)
+    roots = [a for a in cmd.args if not a.startswith(("-", "(", "!"))][:3]
+    text = " ".join(cmd.args)
+    wide = any(
+        fold_home(r).rstrip("/") in ("", "/", "~", "/home", "/Users", "/root", "/etc", "/var")
+        or fold_home(r).startswith(("~/", "/home/", "/Users/", "/root/"))
+        for r in roots
+    )
+    gathers = re.search(r"-exec\s+(?:cp|mv|tar|zip|7z|rsync|scp|curl|cat)\b", text) or any(
+        p in ("tar", "zip", "cpio") for p in cmd.downstream
+    )
+    if wide and gathers and _DOCUMENTS.search(text):
+        out.append(
+            _finding(
+                "exfiltration", "ask", "gathers documents or keys from a home or system folder", cmd
+            )
+        )
+    return out
+
+
+def _dd_over(cmd: Command) -> list[Finding]:
+    """dd writing zeros or random bytes over a file in a home or system folder."""
+    source = next((a[3:] for a in cmd.args if a.startswith("if=")), "")
+    target = next((fold_home(a[3:]) for a in cmd.args if a.startswith("of=")), "")
+    if (
+        source in ("/dev/zero", "/dev/urandom", "/dev/random")
+        and target.startswith(("~", "/"))
+        and not target.startswith(("/tmp", "/dev/null", "/var/tmp"))
+    ):
+        return [
+            _finding(
+                "destructive",
+                "ask",
+                "overwrites a file with zeros or random bytes",
+                cmd,
+                lowerable=True,
+            )
+        ]
+    return []
+
+
+def _firewall_change(cmd: Command) -> list[Finding]:
+    words = set(cmd.args)
+    if cmd.program in ("iptables", "ip6tables") and words & {
+        "-A",
+        "-I",
+        "-D",
+        "-P",
+        "-X",
+        "--append",
+        "--insert",
+        "--delete",
+        "--policy",
+    }:
+        return [
+            _finding("persistence_evasion", "ask", "changes firewall rules", cmd, lowerable=True)
+        ]
+    if cmd.program == "ufw" and words & {"allow", "delete", "reset", "default"}:
+        return [
+            _finding("persistence_evasion", "ask", "changes firewall rules", cmd, lowerable=True)
+        ]
+    if cmd.program == "firewall-cmd" and any(
+        a.startswith(("--add-", "--remove-", "--set-", "--panic")) for a in cmd.args
+    ):
+        return [
+            _finding("persistence_evasion", "ask", "changes firewall rules", cmd, lowerable=True)
+        ]
+    if cmd.program == "pfctl" and "-d" in words:
+        return [_finding("persistence_evasion", "deny", "turns the firewall off", cmd)]
+    if cmd.program == "socketfilterfw" and re.search(
+        r"--setglobalstate\s+off|--add\b", " ".join(cmd.args)
+    ):
+        return [
+            _finding(
+                "persistence_evasion",
+                "deny",
+                "turns the firewall off or lets a program through",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _raw_send(cmd: Command) -> list[Finding]:
+    """nc/ncat/telnet fed a file or an archive: data sent over a raw connection."""
+    out = _probe(cmd) + _listener(cmd)
+    fed = any(op == "<" for op, _t in cmd.redirects) or any(
+        p in ("cat", "tar", "zip", "gzip", "base64", "xxd", "dd") for p in cmd.upstream
+    )
+    if fed and not out and any(not a.startswith("-") for a in cmd.args):
+        out.append(
+            _finding(
+                "exfiltration", "ask", f"sends data over a raw connection with {cmd.program}", cmd
+            )
+        )
+    return out
+
+
 TRADECRAFT_RULES: dict[str, _Rule] = {
-    "grep": _grep,
-    "egrep": _grep,
+    "grep": lambda c: _grep(c) + _reader(c),
+    "egrep": lambda c: _grep(c) + _reader(c),
     "fgrep": _grep,
+    "awk": _reader,
     "rg": _grep,
     "pgrep": _grep,
     "ping": _probe,
     "arping": _probe,
-    "nc": lambda c: _probe(c) + _listener(c),
-    "ncat": lambda c: _probe(c) + _listener(c),
+    "nc": _raw_send,
+    "ncat": _raw_send,
+    "telnet": _raw_send,
     "curl": _fetch,
     "wget": _fetch,
     "dig": _dns,
@@ -535,7 +664,34 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "stress": _always("denial_of_service", "ask", "burns CPU or memory", lowerable=True),
     "stress-ng": _always("denial_of_service", "ask", "burns CPU or memory", lowerable=True),
     "yes": _yes,
-    "find": _find_wipe,
+    "find": _find_collect,
+    "dd": _dd_over,
+    "iptables": _firewall_change,
+    "ip6tables": _firewall_change,
+    "ufw": _firewall_change,
+    "firewall-cmd": _firewall_change,
+    "pfctl": _firewall_change,
+    "socketfilterfw": _firewall_change,
+    "log": _when(r"^erase\b", "persistence_evasion", "deny", "erases the system log"),
+    "kextunload": _always("persistence_evasion", "ask", "unloads a kernel extension"),
+    "kmutil": _when(
+        r"^(?:load|unload)\b", "persistence_evasion", "ask", "loads or unloads a kernel extension"
+    ),
+    "kextutil": _always("persistence_evasion", "ask", "loads a kernel extension"),
+    "rmmod": _always("persistence_evasion", "ask", "unloads a kernel module"),
+    "srm": _always("destructive", "ask", "securely deletes files", lowerable=True),
+    "wipe": _always("destructive", "ask", "securely deletes files", lowerable=True),
+    "systemsetup": _when(
+        r"-set(?:remotelogin|remoteappleevents)\s+on",
+        "persistence_evasion",
+        "ask",
+        "opens remote login",
+    ),
+    "avahi-browse": _always("network_attack", "ask", "lists services on the local network"),
+    "dns-sd": _when(
+        r"(?:^|\s)-b\b", "network_attack", "ask", "lists services on the local network"
+    ),
+    "setfile": _when(r"(?:^|\s)-[dm]\s", "persistence_evasion", "ask", "changes file timestamps"),
     "cp": lambda c: _reader(c) + _placer(c),
     "mount": _mount,
     "sudo": _when(r"(?:^|\s)-l\b|-u\s*#-?\d", "malware", "ask", "lists or probes sudo rights"),
@@ -576,6 +732,12 @@ _DISCOVERY_FILES = re.compile(
     r"|^/proc/(?:version|cpuinfo|net/\w+|mounts|modules)$|^/sys/class/dmi/"
 )
 # (LD_PRELOAD of a scratch folder is the program rules' business; one in the project is a test)
+_KERNEL_OR_LOGGING = re.compile(
+    r"^/proc/sys/|^/sys/kernel/|^/etc/(?:audit/|rsyslog|syslog|systemd/journald\.conf|audisp/|selinux/config|apparmor)"
+)
+_ACCOUNT_LISTS = re.compile(
+    r"^(?:getent (?:passwd|group|shadow)|dscl \. -?list /(?:Users|Groups)|dscacheutil -q (?:user|group)|lastlog|last)\b"
+)
 _VARS = frozenset({"HISTCONTROL", "HISTIGNORE", "PROMPT_COMMAND", "LD_AUDIT"})
 
 
@@ -639,6 +801,19 @@ def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
         for a in cmd.args:
             if _DISCOVERY_FILES.match(a):
                 facts.add(a)
+        listing = _ACCOUNT_LISTS.match(" ".join(cmd.argv))
+        if listing:
+            facts.add(listing.group())
+        written = [t for op, t in cmd.redirects if op in (">", ">>", ">|")]
+        if prog == "tee" or (prog == "sed" and "-i" in _flags(cmd)):
+            written += _plain(cmd)
+        hit = next((w for w in written if _KERNEL_OR_LOGGING.match(w)), None)
+        if hit is not None:
+            out.append(
+                _finding(
+                    "persistence_evasion", "ask", f"changes kernel or logging settings ({hit})", cmd
+                )
+            )
         for name, value in cmd.assignments:
             if name in _VARS and value:
                 level: Level = "ask"
