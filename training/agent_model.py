@@ -305,6 +305,12 @@ def main() -> None:
         f"attack recall {recall:.1%} (sh/bash {recall_unix:.1%}), NL2Bash asked {asked:.2%}"
     )
     dev = oof[len(pos) + len(neg) :]
+    print("out-of-fold sweep: threshold, attack recall, NL2Bash asked, everyday asked")
+    for t in (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+        print(
+            f"  {t:.2f}  {(oof[: len(pos)] >= t).mean():6.1%}  {(nl >= t).mean():6.2%}  "
+            f"{int((dev >= t).sum())}/{len(dev)}"
+        )
     print(f"everyday commands asked (out-of-fold): {int((dev >= threshold).sum())}/{len(dev)}")
     for (_, line), score in zip(extra, dev, strict=True):
         if score >= threshold:
