@@ -30,7 +30,15 @@ from convguard.agent_rules._paths import (
 )
 from convguard.agent_rules._shell import Command
 
-__all__ = ["PROGRAM_RULES", "Finding", "command_findings", "content_findings", "render"]
+__all__ = [
+    "PROGRAM_RULES",
+    "Finding",
+    "command_findings",
+    "content_findings",
+    "option_flags",
+    "plain_args",
+    "render",
+]
 
 Level = Literal["ask", "deny"]
 
@@ -53,7 +61,8 @@ def render(cmd: Command) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _flags(cmd: Command) -> set[str]:
+def option_flags(cmd: Command) -> set[str]:
+    """The options a command was given, one per letter of a bundled short option (`-la`)."""
     out: set[str] = set()
     for a in cmd.args:
         if a.startswith("--"):
@@ -63,7 +72,8 @@ def _flags(cmd: Command) -> set[str]:
     return out
 
 
-def _plain(cmd: Command) -> list[str]:
+def plain_args(cmd: Command) -> list[str]:
+    """The arguments that are not options."""
     return [a for a in cmd.args if not a.startswith("-")]
 
 
@@ -80,8 +90,8 @@ _REVERSE = re.compile(
 
 
 def _rm(cmd: Command) -> list[Finding]:
-    flags = _flags(cmd)
-    targets = _plain(cmd)
+    flags = option_flags(cmd)
+    targets = plain_args(cmd)
     recursive = bool(flags & {"-r", "-R", "--recursive"})
     if "--no-preserve-root" in flags:
         return [Finding("destructive", "deny", f"deletes the whole filesystem: {render(cmd)}")]
@@ -134,7 +144,7 @@ def _dd(cmd: Command) -> list[Finding]:
 
 
 def _shred(cmd: Command) -> list[Finding]:
-    targets = _plain(cmd)
+    targets = plain_args(cmd)
     if any(is_block_device(t) or critical_target(t) for t in targets):
         return [Finding("destructive", "deny", f"shreds a disk or system tree: {render(cmd)}")]
     if any(log_path(t) for t in targets):
@@ -143,7 +153,7 @@ def _shred(cmd: Command) -> list[Finding]:
 
 
 def _chmod(cmd: Command) -> list[Finding]:
-    flags, plain = _flags(cmd), _plain(cmd)
+    flags, plain = option_flags(cmd), plain_args(cmd)
     mode = plain[0] if plain else ""
     targets = plain[1:]
     if flags & {"-R", "--recursive"} and any(root_level(t) for t in targets):
@@ -163,7 +173,9 @@ def _chmod(cmd: Command) -> list[Finding]:
 
 
 def _chown(cmd: Command) -> list[Finding]:
-    if _flags(cmd) & {"-R", "--recursive"} and any(root_level(t) for t in _plain(cmd)[1:]):
+    if option_flags(cmd) & {"-R", "--recursive"} and any(
+        root_level(t) for t in plain_args(cmd)[1:]
+    ):
         return [
             Finding(
                 "destructive", "deny", f"recursive owner change of a system tree: {render(cmd)}"
@@ -175,7 +187,7 @@ def _chown(cmd: Command) -> list[Finding]:
 def _git(cmd: Command) -> list[Finding]:
     args = cmd.args
     if "push" in args and (  # noqa: SIM102
-        _flags(cmd) & {"-f", "--force", "--force-with-lease", "--mirror"}
+        option_flags(cmd) & {"-f", "--force", "--force-with-lease", "--mirror"}
         or any(a.startswith("+") for a in args)
     ):
         if (
@@ -183,7 +195,7 @@ def _git(cmd: Command) -> list[Finding]:
                 a.lstrip("+").split(":")[-1] in ("main", "master", "trunk", "release", "production")
                 for a in args
             )
-            or len(_plain(cmd)) <= 2
+            or len(plain_args(cmd)) <= 2
         ):
             return [
                 Finding(
@@ -227,7 +239,7 @@ def _find(cmd: Command) -> list[Finding]:
 
 
 def _kill(cmd: Command) -> list[Finding]:
-    plain = _plain(cmd)
+    plain = plain_args(cmd)
     if (
         "-1" in cmd.args[1:]
         or (plain and plain[-1] == "1" and "-0" not in cmd.args)
@@ -440,7 +452,7 @@ def _attacker(cmd: Command) -> list[Finding]:
 
 
 def _flooder(cmd: Command) -> list[Finding]:
-    if cmd.program == "siege" and not _flags(cmd) & {"-c", "-r"}:
+    if cmd.program == "siege" and not option_flags(cmd) & {"-c", "-r"}:
         return []
     return [
         Finding(
@@ -454,7 +466,7 @@ def _flooder(cmd: Command) -> list[Finding]:
 
 
 def _ping(cmd: Command) -> list[Finding]:
-    if "-f" in _flags(cmd):
+    if "-f" in option_flags(cmd):
         return [
             Finding(
                 "denial_of_service",
@@ -468,7 +480,7 @@ def _ping(cmd: Command) -> list[Finding]:
 
 
 def _netcat(cmd: Command) -> list[Finding]:
-    flags = _flags(cmd)
+    flags = option_flags(cmd)
     if flags & {"-e", "-c", "--exec", "--sh-exec", "--lua-exec"}:
         return [Finding("malware", "deny", f"remote shell with {cmd.program}: {render(cmd)}")]
     if "-z" in flags:
@@ -555,7 +567,7 @@ _DROP_SITES = r"pastebin|transfer\.sh|file\.io|webhook\.site|requestbin|ngrok|an
 
 
 def _copy_out(cmd: Command) -> list[Finding]:
-    plain = _plain(cmd)
+    plain = plain_args(cmd)
     if len(plain) >= 2 and ":" in plain[-1] and any(secret_path(p) for p in plain[:-1]):
         return [
             Finding(
@@ -632,10 +644,10 @@ def _service_ctl(cmd: Command) -> list[Finding]:
 
 
 def _crontab(cmd: Command) -> list[Finding]:
-    plain = _plain(cmd)
-    if _flags(cmd) & {"-l"} and not plain:
+    plain = plain_args(cmd)
+    if option_flags(cmd) & {"-l"} and not plain:
         return []
-    if "-r" in _flags(cmd):
+    if "-r" in option_flags(cmd):
         return [Finding("destructive", "ask", f"removes the crontab: {render(cmd)}", (), "", True)]
     stdin = cmd.stdin or ""
     if _REMOTE_FETCH.search(stdin) or _REVERSE.search(stdin):
@@ -681,7 +693,7 @@ def _setenforce(cmd: Command) -> list[Finding]:
         return [
             Finding("persistence_evasion", "deny", f"disables a security control: {render(cmd)}")
         ]
-    if cmd.program in ("iptables", "ip6tables", "nft") and _flags(cmd) & {"-F", "--flush"}:
+    if cmd.program in ("iptables", "ip6tables", "nft") and option_flags(cmd) & {"-F", "--flush"}:
         return [
             Finding(
                 "persistence_evasion", "ask", f"flushes the firewall: {render(cmd)}", (), "", True
@@ -725,7 +737,7 @@ def _setcap(cmd: Command) -> list[Finding]:
 
 
 def _touch(cmd: Command) -> list[Finding]:
-    placed = [p for p in _plain(cmd) if persistence_path(p)]
+    placed = [p for p in plain_args(cmd) if persistence_path(p)]
     if placed:
         return [
             Finding(
@@ -737,8 +749,8 @@ def _touch(cmd: Command) -> list[Finding]:
                 True,
             )
         ]
-    if _flags(cmd) & {"-r", "-t", "-d", "--reference", "--date"} and any(
-        fold_home(p).startswith(("/bin", "/usr", "/etc", "/sbin", "/lib")) for p in _plain(cmd)
+    if option_flags(cmd) & {"-r", "-t", "-d", "--reference", "--date"} and any(
+        fold_home(p).startswith(("/bin", "/usr", "/etc", "/sbin", "/lib")) for p in plain_args(cmd)
     ):
         return [
             Finding(
@@ -758,11 +770,11 @@ def _chattr(cmd: Command) -> list[Finding]:
 
 def _writer(cmd: Command) -> list[Finding]:
     """tee/cp/mv/install/ln/sed -i into persistence locations (content from the pipe if known)."""
-    plain = _plain(cmd)
+    plain = plain_args(cmd)
     if cmd.program == "tee":
         dests = plain
     elif cmd.program == "sed":
-        dests = plain[1:] if _flags(cmd) & {"-i"} else []
+        dests = plain[1:] if option_flags(cmd) & {"-i"} else []
     else:
         dests = plain[-1:] if len(plain) >= 2 else []
     out: list[Finding] = []
@@ -782,7 +794,7 @@ def _writer(cmd: Command) -> list[Finding]:
 
 
 def _truncate(cmd: Command) -> list[Finding]:
-    if any(log_path(p) for p in _plain(cmd)):
+    if any(log_path(p) for p in plain_args(cmd)):
         return [Finding("persistence_evasion", "deny", f"empties logs/history: {render(cmd)}")]
     return []
 
@@ -941,7 +953,7 @@ def _sniffer(cmd: Command) -> list[Finding]:
 def _scheduler(cmd: Command) -> list[Finding]:
     if cmd.program == "systemd-run" and not any(a.startswith("--on-") for a in cmd.args):
         return []
-    if cmd.program == "at" and _flags(cmd) & {"-l", "-r", "-d"}:
+    if cmd.program == "at" and option_flags(cmd) & {"-l", "-r", "-d"}:
         return []
     return [
         Finding("persistence_evasion", "ask", f"schedules a command: {render(cmd)}", (), "", True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from convguard.agent_rules._commands import Finding, Level, render
+from convguard.agent_rules._commands import Finding, Level, option_flags, plain_args, render
 from convguard.agent_rules._paths import fold_home, log_path
 from convguard.agent_rules._shell import Command
 
@@ -31,20 +31,6 @@ __all__ = [
 ]
 
 _Rule = Callable[[Command], list[Finding]]
-
-
-def _flags(cmd: Command) -> set[str]:
-    out: set[str] = set()
-    for a in cmd.args:
-        if a.startswith("--"):
-            out.add(a.split("=", 1)[0])
-        elif a.startswith("-") and len(a) > 1:
-            out.update("-" + c for c in a[1:])
-    return out
-
-
-def _plain(cmd: Command) -> list[str]:
-    return [a for a in cmd.args if not a.startswith("-")]
 
 
 def _finding(category: str, level: Level, reason: str, cmd: Command, *, lowerable: bool = False) -> Finding:  # fmt: skip
@@ -115,7 +101,7 @@ def _grep(cmd: Command) -> list[Finding]:
             or fold_home(r).startswith(("/etc/", "/var/www", "/home/", "/root/"))
             for r in roots
         )
-        if wide and _flags(cmd) & {"-r", "-R", "--recursive"}:
+        if wide and option_flags(cmd) & {"-r", "-R", "--recursive"}:
             return [
                 _finding("credential_access", "ask", "searches files for passwords or keys", cmd)
             ]
@@ -148,7 +134,7 @@ def _fetch(cmd: Command) -> list[Finding]:
         )
     if re.search(r"stratum\+(?:tcp|ssl)|xmrig|minerd", text, re.I):
         out.append(_finding("malware", "deny", "fetches or runs a cryptocurrency miner", cmd))
-    flags = _flags(cmd)
+    flags = option_flags(cmd)
     if (
         cmd.program == "curl"
         and flags & {"-T", "--upload-file", "-F", "--form"}
@@ -216,7 +202,7 @@ _HOME_OR_SYSTEM = re.compile(
 
 def _archive(cmd: Command) -> list[Finding]:
     """Archives of home and system folders (staging) or with a password (hiding the content)."""
-    flags = _flags(cmd)
+    flags = option_flags(cmd)
     args = cmd.args
     out: list[Finding] = []
     if (
@@ -228,7 +214,7 @@ def _archive(cmd: Command) -> list[Finding]:
             _finding("exfiltration", "ask", "packs files into a password-protected archive", cmd)
         )
     if cmd.program in ("tar", "zip", "7z", "7za", "rar", "ditto") and any(
-        _HOME_OR_SYSTEM.match(fold_home(a)) for a in _plain(cmd)
+        _HOME_OR_SYSTEM.match(fold_home(a)) for a in plain_args(cmd)
     ):
         out.append(
             _finding("exfiltration", "ask", "collects a home or system folder into an archive", cmd)
@@ -244,7 +230,12 @@ def _encrypt(cmd: Command) -> list[Finding]:
         and not re.search(r"(?:^|\s)-d(?:\s|$)|-base64\s*$|^enc\s+-base64", text)
     ):
         return [_finding("destructive", "ask", "encrypts files", cmd, lowerable=True)]
-    if cmd.program in ("gpg", "gpg2") and _flags(cmd) & {"-c", "--symmetric", "-e", "--encrypt"}:
+    if cmd.program in ("gpg", "gpg2") and option_flags(cmd) & {
+        "-c",
+        "--symmetric",
+        "-e",
+        "--encrypt",
+    }:
         return [_finding("destructive", "ask", "encrypts files", cmd, lowerable=True)]
     return []
 
@@ -271,7 +262,7 @@ def _ffmpeg(cmd: Command) -> list[Finding]:
 
 
 def _ssh(cmd: Command) -> list[Finding]:
-    flags = _flags(cmd)
+    flags = option_flags(cmd)
     if flags & {"-R", "-D", "-w"} or re.search(
         r"(?:Remote|Dynamic)Forward|Tunnel=", " ".join(cmd.args)
     ):
@@ -287,7 +278,7 @@ def _socat_relay(cmd: Command) -> list[Finding]:
 
 
 def _listener(cmd: Command) -> list[Finding]:
-    if "-l" in _flags(cmd) or "--listen" in cmd.args:
+    if "-l" in option_flags(cmd) or "--listen" in cmd.args:
         return [
             _finding(
                 "malware", "ask", f"listens for connections with {cmd.program}", cmd, lowerable=True
@@ -306,7 +297,7 @@ _SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
 def _placer(cmd: Command) -> list[Finding]:
     """cp/mv/ln/install: a program placed among system binaries, or a system program copied out
     under another name (masquerading)."""
-    plain = _plain(cmd)
+    plain = plain_args(cmd)
     if len(plain) < 2:
         return []
     dest, sources = plain[-1], plain[:-1]
@@ -344,7 +335,9 @@ def _placer(cmd: Command) -> list[Finding]:
 
 
 def _hidden_dir(cmd: Command) -> list[Finding]:
-    if any(p.startswith(_SCRATCH) and re.search(r"/\.[^./][^/]*(?:/|$)", p) for p in _plain(cmd)):
+    if any(
+        p.startswith(_SCRATCH) and re.search(r"/\.[^./][^/]*(?:/|$)", p) for p in plain_args(cmd)
+    ):
         return [_finding("persistence_evasion", "ask", "hides files in a temporary folder", cmd)]
     return []
 
@@ -395,14 +388,14 @@ def _stop_daemon(cmd: Command) -> list[Finding]:
                 )
             ]
         return []
-    targets = [w.strip("^$") for w in _plain(cmd)]
+    targets = [w.strip("^$") for w in plain_args(cmd)]
     if any(_DAEMONS.match(t) for t in targets):
         return [_finding("denial_of_service", "ask", "kills a system daemon", cmd, lowerable=True)]
     return []
 
 
 def _account_lock(cmd: Command) -> list[Finding]:
-    flags = _flags(cmd)
+    flags = option_flags(cmd)
     if cmd.program in ("userdel", "deluser", "delgroup", "groupdel"):
         return [_finding("destructive", "ask", "deletes an account", cmd, lowerable=True)]
     if cmd.program == "passwd" and (
@@ -752,7 +745,7 @@ def _outputs(cmd: Command) -> list[str]:
             out.append(args[i + 1])
     if cmd.program == "wget":
         out += [a.rsplit("/", 1)[-1] for a in args if "://" in a]
-    if cmd.program == "curl" and "-O" in _flags(cmd):
+    if cmd.program == "curl" and "-O" in option_flags(cmd):
         out += [a.rsplit("/", 1)[-1] for a in args if "://" in a]
     return out
 
@@ -777,7 +770,7 @@ def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
             re.fullmatch(r"[ugoa]*\+[rw]*x[rw]*|[0-7]?[0-7][1357][0-7]{2}|7[0-7]{2}", a)
             for a in cmd.args[:2]
         ):
-            for target in _plain(cmd)[1:]:
+            for target in plain_args(cmd)[1:]:
                 executable.add(target.rsplit("/", 1)[-1])
                 if target.startswith(_SCRATCH):
                     executable.add(target)
@@ -793,7 +786,7 @@ def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
             )
         if (
             prog in _SHELLS
-            and not _plain(cmd)
+            and not plain_args(cmd)
             and cmd.upstream
             and any(p in _DECODERS for p in cmd.upstream)
         ):
@@ -805,8 +798,8 @@ def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
         if listing:
             facts.add(listing.group())
         written = [t for op, t in cmd.redirects if op in (">", ">>", ">|")]
-        if prog == "tee" or (prog == "sed" and "-i" in _flags(cmd)):
-            written += _plain(cmd)
+        if prog == "tee" or (prog == "sed" and "-i" in option_flags(cmd)):
+            written += plain_args(cmd)
         hit = next((w for w in written if _KERNEL_OR_LOGGING.match(w)), None)
         if hit is not None:
             out.append(
