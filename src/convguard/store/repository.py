@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import get_args
+from typing import Any, get_args
 
 import alembic.util
 import sqlalchemy as sa
@@ -225,29 +225,25 @@ class Store:
         raise NotFound(f"account {account_id!r} does not exist")
 
     def conversation(self, account_id: str, conversation_id: str) -> ConversationRecord:
-        with self._read("reading a conversation") as conn:
-            row = conn.execute(
-                sa.select(t.conversations).where(
-                    t.conversations.c.id == conversation_id,
-                    t.conversations.c.account_id == account_id,
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"conversation {conversation_id!r} does not exist")
-        return rows.conversation_record(row)
+        """The conversation if the account ``account_id`` owns it; else :class:`NotFound`."""
+        return self._one_conversation(
+            sa.select(t.conversations).where(t.conversations.c.account_id == account_id),
+            conversation_id,
+        )
 
     def owned_conversation(self, account_name: str, conversation_id: str) -> ConversationRecord:
         """The conversation if the account named ``account_name`` owns it (one query)."""
+        return self._one_conversation(
+            sa.select(t.conversations)
+            .join(t.accounts, t.accounts.c.id == t.conversations.c.account_id)
+            .where(t.accounts.c.name == account_name),
+            conversation_id,
+        )
+
+    def _one_conversation(self, owned: sa.Select[Any], conversation_id: str) -> ConversationRecord:
         with self._read("reading a conversation") as conn:
-            row = conn.execute(
-                sa.select(t.conversations)
-                .join(t.accounts, t.accounts.c.id == t.conversations.c.account_id)
-                .where(
-                    t.conversations.c.id == conversation_id,
-                    t.accounts.c.name == account_name,
-                )
-            ).first()
-        if row is None:
+            row = conn.execute(owned.where(t.conversations.c.id == conversation_id)).first()
+        if row is None:  # another account's conversation reads as missing, never as forbidden
             raise NotFound(f"conversation {conversation_id!r} does not exist")
         return rows.conversation_record(row)
 
