@@ -29,29 +29,53 @@ __all__ = [
 ]
 
 
-def _with_decisions(
-    conn: Connection, found: sa.Select[Any], decided: sa.ColumnElement[bool]
-) -> list[MessageRecord]:
-    """The messages ``found`` selects, each with the latest ``turn`` decision ``decided`` finds."""
-    attached: dict[str, Any] = {}
-    for message_id, data in conn.execute(
+def _decisions_where(decided: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return (
         sa.select(t.decisions.c.message_id, t.decisions.c.decision)
         .where(decided, t.decisions.c.kind == "turn")
         .order_by(t.decisions.c.pk)
-    ):
+    )
+
+
+def _with_decisions(
+    conn: Connection,
+    found: sa.Select[Any],
+    decided: sa.ColumnElement[bool] | sa.Select[Any],
+    params: dict[str, Any] | None = None,
+) -> list[MessageRecord]:
+    """The messages ``found`` selects, each with the latest ``turn`` decision ``decided`` finds
+    (a condition on the decisions, or the whole prebuilt select of them)."""
+    if not isinstance(decided, sa.Select):
+        decided = _decisions_where(decided)
+    attached: dict[str, Any] = {}
+    for message_id, data in conn.execute(decided, params):
         attached[message_id] = data  # the latest wins
-    return [rows.message_record(row, attached.get(row.id)) for row in conn.execute(found)]
+    return [rows.message_record(row, attached.get(row.id)) for row in conn.execute(found, params)]
+
+
+# Read on every turn, so built once (SQLAlchemy reuses their compiled form and cache key). The
+# JSON columns come back as their text, which :mod:`rows` decodes once per process.
+_MESSAGES_OF = (
+    sa.select(
+        *(c for c in t.messages.c if c.name != "assessment"),
+        sa.cast(t.messages.c.assessment, sa.Text).label("assessment"),
+    )
+    .where(t.messages.c.conversation_id == sa.bindparam("b_conversation"))
+    .order_by(t.messages.c.pk)
+)
+_DECISIONS_OF = (
+    sa.select(t.decisions.c.message_id, sa.cast(t.decisions.c.decision, sa.Text))
+    .where(
+        t.decisions.c.conversation_id == sa.bindparam("b_conversation"),
+        t.decisions.c.kind == "turn",
+    )
+    .order_by(t.decisions.c.pk)
+)
 
 
 def messages_of(conn: Connection, conversation_id: str) -> list[MessageRecord]:
     """Every message of the conversation with its attached decision, in stored order."""
-    return _with_decisions(
-        conn,
-        sa.select(t.messages)
-        .where(t.messages.c.conversation_id == conversation_id)
-        .order_by(t.messages.c.pk),
-        t.decisions.c.conversation_id == conversation_id,
-    )
+    return _with_decisions(conn, _MESSAGES_OF, _DECISIONS_OF, {"b_conversation": conversation_id})
 
 
 def message_of(conn: Connection, conversation_id: str, message_id: str) -> MessageRecord:

@@ -91,6 +91,21 @@ def _translated(what: str, *, conflict: ConvguardError | None) -> Iterator[None]
         raise StoreError(f"{what} failed in the database: {detail}") from exc
 
 
+# Read on every turn, so built once (SQLAlchemy reuses their compiled form and cache key).
+_CONVERSATION = sa.select(t.conversations).where(
+    t.conversations.c.account_id == sa.bindparam("b_account"),
+    t.conversations.c.id == sa.bindparam("b_conversation"),
+)
+_OWNED_CONVERSATION = (
+    sa.select(t.conversations)
+    .join(t.accounts, t.accounts.c.id == t.conversations.c.account_id)
+    .where(
+        t.accounts.c.name == sa.bindparam("b_account"),
+        t.conversations.c.id == sa.bindparam("b_conversation"),
+    )
+)
+
+
 class Store:
     """The conversation store over one SQLAlchemy engine; close it when done."""
 
@@ -227,24 +242,22 @@ class Store:
     def conversation(self, account_id: str, conversation_id: str) -> ConversationRecord:
         """The conversation if the account ``account_id`` owns it; else :class:`NotFound`."""
         return self._one_conversation(
-            sa.select(t.conversations).where(t.conversations.c.account_id == account_id),
-            conversation_id,
+            _CONVERSATION, {"b_account": account_id, "b_conversation": conversation_id}
         )
 
     def owned_conversation(self, account_name: str, conversation_id: str) -> ConversationRecord:
         """The conversation if the account named ``account_name`` owns it (one query)."""
         return self._one_conversation(
-            sa.select(t.conversations)
-            .join(t.accounts, t.accounts.c.id == t.conversations.c.account_id)
-            .where(t.accounts.c.name == account_name),
-            conversation_id,
+            _OWNED_CONVERSATION, {"b_account": account_name, "b_conversation": conversation_id}
         )
 
-    def _one_conversation(self, owned: sa.Select[Any], conversation_id: str) -> ConversationRecord:
+    def _one_conversation(
+        self, query: sa.Select[Any], params: dict[str, str]
+    ) -> ConversationRecord:
         with self._read("reading a conversation") as conn:
-            row = conn.execute(owned.where(t.conversations.c.id == conversation_id)).first()
+            row = conn.execute(query, params).first()
         if row is None:  # another account's conversation reads as missing, never as forbidden
-            raise NotFound(f"conversation {conversation_id!r} does not exist")
+            raise NotFound(f"conversation {params['b_conversation']!r} does not exist")
         return rows.conversation_record(row)
 
     def list_conversations(

@@ -7,12 +7,14 @@ decisions, and the row → record conversions.
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
 from convguard.assess.types import Assessment
-from convguard.conversation import decision_from_dict
+from convguard.conversation import Decision, decision_from_dict
 from convguard.errors import InvalidInput
 from convguard.store.records import (
     AccountRecord,
@@ -77,7 +79,37 @@ def check_id(what: str, value: str | None) -> str:
 
 
 def _assessment(data: Any) -> Assessment | None:
-    return None if data is None else Assessment.from_dict(cast(Mapping[str, Any], data))
+    """An assessment column: None, its decoded JSON, or its JSON text (read raw for the cache)."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        return _assessment_text(data)
+    return Assessment.from_dict(cast(Mapping[str, Any], data))
+
+
+def _decision(data: Any) -> Decision | None:
+    """A decision column, like :func:`_assessment`."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        return _decision_text(data)
+    return decision_from_dict(cast(Mapping[str, Any], data))
+
+
+# Every turn reads its whole conversation back; the stored JSON of a message's assessment and of
+# a decision never changes, so the same text is decoded once per process. The records are frozen
+# and shared: nothing may mutate them.
+# (A JSON column given None holds the JSON text ``null``.)
+@functools.lru_cache(maxsize=16_384)
+def _assessment_text(text: str) -> Assessment | None:
+    data = json.loads(text)
+    return None if data is None else Assessment.from_dict(data)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _decision_text(text: str) -> Decision | None:
+    data = json.loads(text)
+    return None if data is None else decision_from_dict(data)
 
 
 def account_record(row: Any) -> AccountRecord:
@@ -119,7 +151,7 @@ def message_record(row: Any, decision: Mapping[str, Any] | None) -> MessageRecor
         created_at=row.created_at,
         ended=bool(row.ended),
         assessment=_assessment(row.assessment),
-        decision=None if decision is None else decision_from_dict(decision),
+        decision=_decision(decision),
     )
 
 

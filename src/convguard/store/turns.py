@@ -68,6 +68,40 @@ class Slot:
     sibling_index: int
 
 
+# The statements of every turn, built once: SQLAlchemy then reuses their compiled form and cache
+# key, where a statement built per call costs more Python than the database spends running it.
+_TOUCH = (
+    sa.update(conversations)
+    .where(conversations.c.id == sa.bindparam("b_conversation"))
+    .values(
+        updated_at=sa.bindparam("b_now", type_=conversations.c.updated_at.type),
+        message_count=conversations.c.message_count + sa.bindparam("b_added", type_=sa.Integer),
+    )
+)
+_MESSAGE_ROW = sa.select(messages).where(
+    messages.c.id == sa.bindparam("b_message"),
+    messages.c.conversation_id == sa.bindparam("b_conversation"),
+)
+_CLAIM_ROOT = (
+    sa.update(conversations)
+    .where(conversations.c.id == sa.bindparam("b_conversation"), conversations.c.root_count == 0)
+    .values(root_count=1)
+)
+_CLAIM_LEAF = (
+    sa.update(messages)
+    .where(
+        messages.c.id == sa.bindparam("b_message"),
+        messages.c.child_count == 0,
+        messages.c.ended == sa.false(),
+    )
+    .values(child_count=1)
+)
+_ID_TAKEN = sa.select(messages.c.pk).where(messages.c.id == sa.bindparam("b_message"))
+_HAS_CHILD = (
+    sa.update(messages).where(messages.c.id == sa.bindparam("b_message")).values(child_count=1)
+)
+
+
 def utc(now: datetime) -> datetime:
     """``now`` as an aware UTC datetime (naive values are taken to be UTC)."""
     if not isinstance(now, datetime):
@@ -84,9 +118,7 @@ def touch_conversation(
     Whatever fails later in the transaction rolls the count back with the messages.
     """
     result = conn.execute(
-        sa.update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(updated_at=now, message_count=conversations.c.message_count + added)
+        _TOUCH, {"b_conversation": conversation_id, "b_now": now, "b_added": added}
     )
     if result.rowcount == 0:
         raise NotFound(f"conversation {conversation_id!r} does not exist")
@@ -94,9 +126,7 @@ def touch_conversation(
 
 def message_row(conn: Connection, conversation_id: str, message_id: str) -> Any:
     row = conn.execute(
-        sa.select(messages).where(
-            messages.c.id == message_id, messages.c.conversation_id == conversation_id
-        )
+        _MESSAGE_ROW, {"b_message": message_id, "b_conversation": conversation_id}
     ).first()
     if row is None:
         raise NotFound(f"message {message_id!r} is not in conversation {conversation_id!r}")
@@ -111,11 +141,7 @@ def claim_leaf(
     ``row``: the leaf's row if this transaction has just read it.
     """
     if leaf_id is None:
-        claimed = conn.execute(
-            sa.update(conversations)
-            .where(conversations.c.id == conversation_id, conversations.c.root_count == 0)
-            .values(root_count=1)
-        ).rowcount
+        claimed = conn.execute(_CLAIM_ROOT, {"b_conversation": conversation_id}).rowcount
         if claimed == 0:
             raise LeafConflict(
                 f"conversation {conversation_id!r} already has messages; append to one of its "
@@ -126,15 +152,7 @@ def claim_leaf(
         row = message_row(conn, conversation_id, leaf_id)
     if row.ended:
         raise ConversationEnded(conversation_id, leaf_id)
-    claimed = conn.execute(
-        sa.update(messages)
-        .where(
-            messages.c.id == leaf_id,
-            messages.c.child_count == 0,
-            messages.c.ended == sa.false(),
-        )
-        .values(child_count=1)
-    ).rowcount
+    claimed = conn.execute(_CLAIM_LEAF, {"b_message": leaf_id}).rowcount
     if claimed == 0:
         raise LeafConflict(
             f"message {leaf_id!r} is no longer a leaf of conversation {conversation_id!r}: "
@@ -171,20 +189,21 @@ def insert_message(
     message_id = check_id("message id", message.id)
     content = check_text(f"{role} message content", message.content)
     given = message.id is not None  # a new random id cannot be taken
-    if given and conn.execute(sa.select(messages.c.pk).where(messages.c.id == message_id)).first():
+    if given and conn.execute(_ID_TAKEN, {"b_message": message_id}).first():
         raise InvalidInput(f"message id {message_id!r} is already taken; choose another or omit it")
     conn.execute(
-        sa.insert(messages).values(
-            id=message_id,
-            conversation_id=conversation_id,
-            parent_id=slot.parent_id,
-            sibling_index=slot.sibling_index,
-            role=role,
-            content=content,
-            assessment=None if assessment is None else assessment.to_dict(),
-            ended=ended,
-            created_at=now,
-        )
+        messages.insert(),
+        {
+            "id": message_id,
+            "conversation_id": conversation_id,
+            "parent_id": slot.parent_id,
+            "sibling_index": slot.sibling_index,
+            "role": role,
+            "content": content,
+            "assessment": None if assessment is None else assessment.to_dict(),
+            "ended": ended,
+            "created_at": now,
+        },
     )
     return MessageRecord(
         id=message_id,
@@ -213,22 +232,23 @@ def insert_decision(
     data = decision_to_dict(turn.decision)
     decision_from_dict(data)  # what cannot be read back must not be written
     conn.execute(
-        sa.insert(decisions).values(
-            id=decision_id,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            kind=kind,
-            action=turn.decision.action,
-            reason=turn.decision.reason,
-            categories=list(turn.decision.categories),
-            flags=list(turn.decision.flags),
-            decision=data,
-            assessment=turn.assessment.to_dict(),
-            policy_version=check_text("policy version", turn.policy_version),
-            assess_ms=float(turn.assess_ms),
-            decide_ms=float(turn.decide_ms),
-            created_at=now,
-        )
+        decisions.insert(),
+        {
+            "id": decision_id,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "kind": kind,
+            "action": turn.decision.action,
+            "reason": turn.decision.reason,
+            "categories": list(turn.decision.categories),
+            "flags": list(turn.decision.flags),
+            "decision": data,
+            "assessment": turn.assessment.to_dict(),
+            "policy_version": check_text("policy version", turn.policy_version),
+            "assess_ms": float(turn.assess_ms),
+            "decide_ms": float(turn.decide_ms),
+            "created_at": now,
+        },
     )
     return decision_id
 
@@ -292,9 +312,7 @@ def write_turn(
     user_record = replace(user_record, decision=turn.decision)
     reply_record = None
     if reply is not None:
-        conn.execute(
-            sa.update(messages).where(messages.c.id == user_record.id).values(child_count=1)
-        )
+        conn.execute(_HAS_CHILD, {"b_message": user_record.id})
         reply_record = insert_message(
             conn,
             conversation_id=conversation_id,
