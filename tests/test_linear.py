@@ -142,6 +142,19 @@ def test_shipped_categories_are_gated_by_one_unsafe_head(clf: LinearClassifier) 
     assert clf.weights.shape == (2**clf.bits, len(clf.labels) + 1)
 
 
+def test_logits_are_the_scaled_sum_of_each_texts_hashed_coefficients() -> None:
+    rng = np.random.default_rng(3)
+    weights = rng.normal(size=(2**8, 3)).astype(np.float16)
+    bias = np.array([0.5, -1.0, 0.0], dtype=np.float32)
+    toy = LinearClassifier(weights, bias, ("a", "b", "c"), bits=8)
+    texts = [prepare(t) for t in ("kill the python process", "", "a b a b a b", "naïve café")]
+    feats = featurize(texts, 8)
+    expected = np.tile(bias.astype(np.float64), (len(texts), 1))
+    np.add.at(expected, feats.doc, weights[feats.index].astype(np.float64) * feats.value[:, None])
+    np.testing.assert_allclose(toy.logits(texts), expected, rtol=1e-5, atol=1e-5)
+    assert toy.logits([]).shape == (0, 3)
+
+
 def _toy(gated: tuple[str, ...]) -> LinearClassifier:
     labels = ("a", "b", "flag")
     columns = len(labels) + (1 if gated else 0)

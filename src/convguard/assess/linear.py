@@ -115,12 +115,14 @@ def prepare(text: str) -> str:
 
 @dataclass(frozen=True)
 class Features:
-    """Sparse features of a batch: for each occurrence, its text, bucket and value."""
+    """Sparse features of a batch: for each occurrence, its text, bucket and value (the text's
+    ``scale``, 1/sqrt of its feature count, the same for all its features)."""
 
     doc: IntArray
     index: IntArray
     value: FloatArray
     n_docs: int
+    scale: FloatArray
 
 
 def _bucket(h: U64Array, salt: np.uint64, bits: int) -> IntArray:
@@ -181,7 +183,7 @@ def featurize(texts: Sequence[str], bits: int) -> Features:
     idx = np.concatenate(index)
     counts = np.bincount(doc, minlength=n_docs)
     scale = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
-    return Features(doc=doc, index=idx, value=scale[doc], n_docs=n_docs)
+    return Features(doc=doc, index=idx, value=scale[doc], n_docs=n_docs, scale=scale)
 
 
 class LinearClassifier:
@@ -214,7 +216,9 @@ class LinearClassifier:
             )
         self.gated = tuple(gated)
         self._gated_idx = np.array([list(labels).index(g) for g in self.gated], dtype=np.int64)
-        self.weights = weights
+        # Kept column-major (one contiguous row of 2**bits coefficients per column): scoring
+        # gathers each column's coefficients for a batch's features in one pass, with no sort.
+        self._columns = np.ascontiguousarray(weights.T)
         self.bias = bias.astype(np.float32)
         self.labels = tuple(labels)
         self.bits = bits
@@ -263,23 +267,23 @@ class LinearClassifier:
             gated=np.array(self.gated, dtype=str),
         )
 
+    @property
+    def weights(self) -> npt.NDArray[np.float16]:
+        """The coefficients ``[2**bits, columns]`` (a view of the column-major store)."""
+        return self._columns.T
+
     def logits(self, prepared: Sequence[str]) -> FloatArray:
         """Raw logits ``[texts, columns]`` of :func:`prepare`-d texts (no views; the gate last)."""
         n = len(prepared)
-        out = np.tile(self.bias, (n, 1))
         if n == 0:
-            return out
+            return np.tile(self.bias, (0, 1))
         feats = featurize(prepared, self.bits)
-        order = np.argsort(feats.doc, kind="stable")
-        doc = feats.doc[order]
-        rows = self.weights[feats.index[order]].astype(np.float32)
-        rows *= feats.value[order][:, None]
-        counts = np.bincount(doc, minlength=n)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        has = counts > 0
-        if rows.shape[0]:
-            sums = np.add.reduceat(rows, np.minimum(starts, rows.shape[0] - 1), axis=0)
-            out[has] += sums[has]
+        # Per column, the sum of each text's coefficients (a gather and a bincount, both in C),
+        # times the text's scale, which every one of its features carries.
+        sums = np.empty((n, self._columns.shape[0]), dtype=np.float32)
+        for j, column in enumerate(self._columns):
+            sums[:, j] = np.bincount(feats.doc, weights=column.take(feats.index), minlength=n)
+        out: FloatArray = sums * feats.scale[:, None] + self.bias
         return out
 
     def score_array(self, texts: Sequence[str]) -> FloatArray:
