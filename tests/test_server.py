@@ -197,6 +197,11 @@ async def test_listing_is_paged_and_scoped_to_the_account(
         await client.get("/v1/conversations?limit=2&offset=2", headers=auth(api_keys["alice"]))
     ).json()
     assert len(rest["data"]) == 1 and rest["next_offset"] is None
+    [first] = rest["data"]
+    assert first["message_count"] == 0
+    await say(client, api_keys["alice"], first["id"], "hello")
+    again = await client.get(f"/v1/conversations/{first['id']}", headers=auth(api_keys["alice"]))
+    assert again.json()["conversation"]["message_count"] == 2  # the turn and its reply
 
 
 async def test_feedback_and_the_admin_review_queue(

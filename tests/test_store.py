@@ -369,6 +369,40 @@ def test_appended_turns_form_one_branch_with_decisions_on_user_messages(
     ]
 
 
+def test_the_conversation_counts_every_message_of_its_tree(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    def count() -> int:
+        return store.conversation(conversation.account_id, conversation.id).message_count
+
+    assert conversation.message_count == count() == 0
+    m = chat(store, conversation, "one", "two")
+    assert count() == 4
+    user, _ = say(store, conversation, m[-1], "three", reply=None)
+    assert count() == 5
+    store.add_reply(
+        conversation.id,
+        user_message_id=user.id,
+        reply=NewMessage("assistant", "late"),
+        now=NOW,
+    )
+    store.edit_turn(
+        conversation.id,
+        message_id=m[2].id,
+        user=NewMessage("user", "two, again"),
+        decision=ALLOW,
+        reply=NewMessage("assistant", "ok"),
+        now=NOW,
+    )
+    store.retry_reply(
+        conversation.id, message_id=m[1].id, reply=NewMessage("assistant", "again"), now=NOW
+    )
+    assert count() == len(store.messages(conversation.id)) == 9
+    with pytest.raises(LeafConflict):  # a failed write counts nothing
+        say(store, conversation, m[1], "not a leaf")
+    assert count() == 9
+
+
 def test_a_turn_without_a_reply_leaves_the_user_message_as_the_leaf(
     store: Store, conversation: ConversationRecord
 ) -> None:

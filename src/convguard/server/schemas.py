@@ -122,4 +122,5 @@ def conversation_json(conversation: ConversationRecord) -> dict[str, Any]:
         "locale": conversation.locale,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
+        "message_count": conversation.message_count,
     }

@@ -104,6 +104,8 @@ class ConversationRecord:
     locale: str | None
     created_at: datetime
     updated_at: datetime
+    #: Messages stored in the whole tree (every branch), kept by each write.
+    message_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def conversation_record(row: Any) -> ConversationRecord:
         locale=row.locale,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        message_count=int(row.message_count),
     )
 
 
