@@ -62,6 +62,12 @@ from convguard.agent_rules._commands import (
 from convguard.agent_rules._model import CommandModel, call_tokens, default_model
 from convguard.agent_rules._paths import fold_home, hosts_in, secret_path
 from convguard.agent_rules._shell import POWERSHELLS, Command, parse_script
+from convguard.agent_rules._tactics import (
+    TACTIC_RULES,
+    interpreter_findings,
+    tactic_call_findings,
+    windows_tactic_findings,
+)
 from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
 from convguard.agent_rules._tradecraft import (
     TRADECRAFT_RULES,
@@ -195,7 +201,7 @@ def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -
             seen.commands.append(render(cmd))
         seen.findings.extend(command_findings(cmd))
         name = cmd.program.removesuffix(".exe")
-        for table in (WINDOWS_RULES, TECHNIQUE_RULES, TRADECRAFT_RULES):
+        for table in (WINDOWS_RULES, TECHNIQUE_RULES, TRADECRAFT_RULES, TACTIC_RULES):
             rule = table.get(name)
             if rule is not None:
                 seen.findings.extend(rule(cmd))
@@ -229,6 +235,9 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
     elif language in ("powershell", "pwsh", "cmd", "bat"):
         _shell(seen, source, windows=True, depth=depth)
         seen.findings.extend(windows_text_findings(source))
+        seen.findings.extend(windows_tactic_findings(source))
+    else:
+        seen.findings.extend(interpreter_findings(language, source))
     seen.findings.extend(text_findings(source))
     seen.findings.extend(content_findings(source) if report is None else ())
     if report is None and language not in ("sh", "bash", "shell", "zsh"):
@@ -293,6 +302,7 @@ def _tool_shell(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     if windows:
         seen.findings.extend(text_findings(command))
         seen.findings.extend(windows_text_findings(command))
+        seen.findings.extend(windows_tactic_findings(command))
 
 
 def _tool_code(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
@@ -488,6 +498,7 @@ def _collect(tool: str, arguments: Mapping[str, Any]) -> _Seen:
     handler(seen, tool, arguments)
     seen.findings.extend(call_findings(seen.parsed))
     seen.findings.extend(tradecraft_call_findings(seen.parsed))
+    seen.findings.extend(tactic_call_findings(seen.parsed))
     return seen
 
 

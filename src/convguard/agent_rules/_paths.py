@@ -38,6 +38,7 @@ _SECRETS = re.compile(
     | /etc/krb5\.keytab | \.kirbi$ | \bntds\.dit$ | /config/(?:SAM|SECURITY|SYSTEM)$
     | ^/proc/[^/]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$
     | /\.vault-token$ | /\.npmrc$ | /\.pypirc$
+    | ^/(?:var/)?run/secrets/kubernetes\.io/serviceaccount/token$ | /\.config/gh/hosts\.yml$
     """
 )
 _SYSTEM = (
@@ -58,6 +59,11 @@ _PERSIST = re.compile(
     | ^/usr/local/etc/(?:sudoers|rc\.d/) | ^/etc/rc\.d/ | ^/etc/ld\.so\.conf\.d/
     | ^/etc/pki/ca-trust/source/anchors/ | ^/usr/local/share/(?:ca-certificates|certs)(?:/|$)
     | ^/etc/(?:hosts|resolv\.conf|ssh/sshd_config)$ | ^~/\.ssh/(?:config|rc)$ | /\.git/hooks/
+    | ^/(?:etc|lib|usr/lib)/udev/rules\.d/ | ^/etc/apt/apt\.conf\.d/ | ^/etc/(?:yum|dnf)/plugin
+    | ^/etc/modules(?:-load\.d/|$) | ^/etc/NetworkManager/dispatcher\.d/ | ^/etc/X11/Xsession\.d/
+    | ^~/\.(?:xinitrc|xsession|xsessionrc|xprofile)$ | ^/run/systemd/system/
+    | /(?:site|dist)-packages/[^/]+\.pth$ | /(?:sitecustomize|usercustomize)\.py$
+    | ^/Library/(?:Security/SecurityAgentPlugins|ScriptingAdditions)/ | ^/(?:usr/lib/cron|var/at)/tabs/
     """
 )
 _LOGS = re.compile(r"^/var/log(?:/|$)|^/var/adm/|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$")
@@ -89,7 +95,9 @@ def secret_path(path: str) -> bool:
 
 
 def persistence_path(path: str) -> bool:
-    return bool(_PERSIST.search(fold_home(path)))
+    folded = fold_home(path)
+    # macOS keeps /etc and /var under /private
+    return bool(_PERSIST.search(folded.removeprefix("/private")))
 
 
 def log_path(path: str) -> bool:

@@ -204,16 +204,17 @@ def _archive(cmd: Command) -> list[Finding]:
     """Archives of home and system folders (staging) or with a password (hiding the content)."""
     flags = option_flags(cmd)
     args = cmd.args
+    program = cmd.program.removesuffix(".exe")  # ``Rar.exe``, ``7z.exe`` on Windows
     out: list[Finding] = []
     if (
-        (cmd.program == "zip" and (flags & {"-P", "-e", "--password", "--encrypt"}))
-        or (cmd.program in ("7z", "7za", "7zr") and any(re.match(r"-p\S", a) for a in args))
-        or (cmd.program == "rar" and any(re.match(r"-h?p\S", a) for a in args))
+        (program == "zip" and (flags & {"-P", "-e", "--password", "--encrypt"}))
+        or (program in ("7z", "7za", "7zr") and any(re.match(r"-p\S", a) for a in args))
+        or (program == "rar" and any(re.match(r"-h?p\S", a) for a in args))
     ):
         out.append(
             _finding("exfiltration", "ask", "packs files into a password-protected archive", cmd)
         )
-    if cmd.program in ("tar", "zip", "7z", "7za", "rar", "ditto") and any(
+    if program in ("tar", "zip", "7z", "7za", "rar", "ditto") and any(
         _HOME_OR_SYSTEM.match(fold_home(a)) for a in plain_args(cmd)
     ):
         out.append(
@@ -846,7 +847,7 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
         "calls Windows APIs for injection, token theft or keylogging",
     ),
     (
-        r"net\.sockets\.tcpclient\b.{0,400}(?:getstream|invoke-expression|\biex\b)",
+        r"(?s)net\.sockets\.tcpclient\b.{0,400}(?:getstream|invoke-expression|\biex\b)",
         "malware",
         "deny",
         "a remote shell over a TCP socket",
@@ -882,7 +883,7 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
         "elevates privileges or bypasses UAC",
     ),
     (
-        r"invoke-command\b.{0,200}-computername|enter-pssession|new-pssession|new-psdrive\b.{0,200}\\\\\\\\|\\\\\\\\[\w.$-]+\\(?:c|admin|ipc)\$|invoke-wmimethod\b.{0,200}-computername|/node:|psexec|wmiexec|winrs\b",
+        r"invoke-command\b.{0,200}-computername|enter-pssession|new-pssession|new-psdrive\b.{0,200}\\\\|\\\\[\w.$-]+\\(?:c|admin|ipc)\$|invoke-wmimethod\b.{0,200}-computername|/node:|psexec|wmiexec|winrs\b",
         "network_attack",
         "ask",
         "runs or reaches into another machine",
@@ -906,7 +907,7 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
         "maps the domain",
     ),
     (
-        r"\bnet1?(?:\.exe)?\s+(?:view|share|session|localgroup\s+\"?administrators|time\s+\\\\\\\\|use\b)|get-smbshare|get-smbsession|get-netneighbor|win32_share\b|\bdir\s+\\\\\\\\",
+        r"\bnet1?(?:\.exe)?\s+(?:view|share|session|localgroup\s+\"?administrators|time\s+\\\\|use\b)|get-smbshare|get-smbsession|get-netneighbor|win32_share\b|\bdir\s+\\\\",
         "network_attack",
         "ask",
         "lists shares, sessions or administrators",
@@ -942,7 +943,7 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
         "copies programs into or out of the Windows system folder",
     ),
     (
-        r"remove-item\b.{0,120}(?:\\winevt\\|\\prefetch\\|\\windows\\logs\\|\\logfiles\\)|fsutil(?:\.exe)?\s+usn\s+deletejournal|clear-recyclebin|limit-eventlog|\bdel\b.{0,60}\\winevt\\",
+        r"remove-item\b.{0,120}(?:\\winevt\\|\\prefetch\\|\\windows\\logs\\|\\logfiles\\|\\windows\\recent\\)|fsutil(?:\.exe)?\s+usn\s+deletejournal|clear-recyclebin|limit-eventlog|\bdel\b.{0,60}(?:\\winevt\\|\\prefetch\\|\\windows\\recent\\)",
         "persistence_evasion",
         "deny",
         "deletes logs or usage traces",
@@ -996,7 +997,7 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
         "runs a hidden virtual machine",
     ),
     (
-        r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:yes|/add|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
+        r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:yes|/add|/del(?:ete)?\b|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
         "persistence_evasion",
         "ask",
         "changes local or domain accounts",

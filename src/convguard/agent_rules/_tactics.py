@@ -1,0 +1,632 @@
+"""More attacker tactics, by what a command does: data copied to cloud storage or remote hosts,
+data posted or resolved out, tunnelling programs, capability hunts, container checks, traffic
+redirected (routes, proxies), network interfaces taken down, privileged commands aliased, git
+made to run a program, scripts that delete themselves, files written into web servers' folders,
+shells spawned from other interpreters, a pair of discovery commands run one after another, and
+the Windows counterparts read as text (shadow copies deleted, PowerShell history turned off,
+files hidden, password files hunted, user folders archived, native APIs compiled in, Kerberos
+tickets requested for services, registry security settings weakened, port sweeps in loops).
+
+:data:`TACTIC_RULES` maps a program (lower case, without ``.exe``) to a rule over one parsed
+command, like the other rule tables; :func:`tactic_call_findings` looks at one call's commands
+together; :func:`interpreter_findings` reads code for perl, ruby, php, lua or node; and
+:func:`windows_tactic_findings` reads a PowerShell or cmd script as lower-cased text, each
+pattern gated by literal trigger words so long scripts stay fast.
+
+As elsewhere, a rule fires on a verb, a flag, a target or a pairing that an everyday build, test
+or deployment does not have, never on a program name that has ordinary uses.
+"""
+
+# ruff: noqa: E501  (regex tables read better unbroken)
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from convguard.agent_rules._commands import Finding, Level, plain_args, render
+from convguard.agent_rules._paths import fold_home, hosts_in, log_path, secret_path
+from convguard.agent_rules._shell import Command
+
+__all__ = [
+    "TACTIC_RULES",
+    "interpreter_findings",
+    "tactic_call_findings",
+    "windows_tactic_findings",
+]
+
+_Rule = Callable[[Command], list[Finding]]
+_LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|::1|\[::1\])$")
+
+
+def _finding(category: str, level: Level, reason: str, cmd: Command, *, lowerable: bool = False) -> Finding:  # fmt: skip
+    return Finding(category, level, f"{reason}: {render(cmd)}", (), "", lowerable)
+
+
+def _always(category: str, level: Level, reason: str) -> _Rule:
+    def rule(cmd: Command) -> list[Finding]:
+        return [_finding(category, level, reason, cmd)]
+
+    return rule
+
+
+def _when(pattern: str, category: str, level: Level, reason: str, *, lowerable: bool = False) -> _Rule:  # fmt: skip
+    compiled = re.compile(pattern)
+
+    def rule(cmd: Command) -> list[Finding]:
+        if compiled.search(" ".join(cmd.args).lower()):
+            return [_finding(category, level, reason, cmd, lowerable=lowerable)]
+        return []
+
+    return rule
+
+
+def _remote(hosts: Sequence[str]) -> bool:
+    return any(not _LOOPBACK.match(h) for h in hosts)
+
+
+# Folders whose wholesale copy is collection: homes, documents, keys, system configuration, web
+# roots, databases.
+_COLLECTED = re.compile(
+    r"^(?:~|/home|/Users|/root|/etc|/var/www|/var/lib/mysql|/var/lib/postgresql|/var/mail|/srv)/?\*?$"
+    r"|^~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws|\.config|\.kube|Library)(?:/|$)"
+    r"|^/home/[^/]+/?\*?$|^/Users/[^/]+/?\*?$"
+)
+
+
+def _collected(arg: str) -> bool:
+    return bool(_COLLECTED.match(fold_home(arg)))
+
+
+# --- exfiltration: cloud storage, remote copies, posted data, DNS over HTTPS ----------------------
+
+
+def _cloud_copy(cmd: Command) -> list[Finding]:
+    """A home, key or system folder copied to cloud storage (``aws s3``, ``gsutil``, ``rclone``,
+    ``az storage``)."""
+    args = cmd.args
+    text = " ".join(args).lower()
+    plain = plain_args(cmd)
+    if cmd.program == "rclone":
+        if (
+            plain[:1]
+            and plain[0] in ("copy", "sync", "move", "copyto", "moveto")
+            and len(plain) >= 3
+        ):
+            source, dest = plain[1], plain[-1]
+            if re.match(r"^[\w-]+:", dest) and not re.match(r"^[\w-]+:", source):
+                return [_finding("exfiltration", "ask", "copies files to cloud storage", cmd)]
+        return []
+    if re.search(
+        r"\bs3 (?:cp|sync|mv)\b|^(?:cp|rsync|mv)\b|storage (?:blob upload|copy|fs)", text
+    ) and any(_collected(a) for a in plain):
+        return [
+            _finding(
+                "exfiltration", "ask", "copies a home, key or system folder to cloud storage", cmd
+            )
+        ]
+    return []
+
+
+_IDENTITY_DISCOVERY = re.compile(
+    r"\biam (?:list-(?:users|roles|groups|policies|attached-\w+|user-policies|access-keys)|get-account-authorization-details)"
+    r"|\borganizations list-accounts|\bad (?:user|group|sp|app) list|\brole assignment list"
+    r"|\bget-iam-policy\b|\biam service-accounts (?:list|keys list)|\bsecretsmanager list-secrets"
+)
+
+
+def _cloud(cmd: Command) -> list[Finding]:
+    out = _cloud_copy(cmd)
+    if _IDENTITY_DISCOVERY.search(" ".join(cmd.args).lower()):
+        out.append(
+            _finding("network_attack", "ask", "enumerates cloud identities and permissions", cmd)
+        )
+    return out
+
+
+# What a backup of a home directory does not single out: documents, keys, system configuration.
+_SINGLED_OUT = re.compile(
+    r"^~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws|\.kube|\.config|Library/(?:Keychains|Mail|Messages|Cookies))(?:/|$)"
+    r"|^/etc/?\*?$|^/var/(?:mail|lib/mysql|lib/postgresql)/?"
+)
+
+
+def _remote_copy(cmd: Command) -> list[Finding]:
+    """scp/rsync of documents, keys or system configuration to another host (a whole home
+    directory copied to a server is more often a backup)."""
+    plain = plain_args(cmd)
+    if len(plain) < 2:
+        return []
+    dest, sources = plain[-1], plain[:-1]
+    if re.match(r"^(?:[\w.-]+@)?[\w.-]+:", dest) and any(
+        _SINGLED_OUT.match(fold_home(s)) for s in sources
+    ):
+        return [
+            _finding(
+                "exfiltration",
+                "ask",
+                "copies documents, keys or system configuration to another host",
+                cmd,
+            )
+        ]
+    return []
+
+
+_DATA_FLAGS = frozenset(
+    {"-d", "--data", "--data-binary", "--data-raw", "--data-urlencode", "--data-ascii"}
+)
+_DOH = re.compile(r"/dns-query\b|/resolve\?(?:name|type)=|dns\.google/|cloudflare-dns\.com/|doh\.")
+
+
+def _post(cmd: Command) -> list[Finding]:
+    """curl posting a file or its standard input (``-d @file``, ``-d @-``) to a remote host, and
+    names resolved over HTTPS (DNS over HTTPS, a covert channel)."""
+    args = cmd.args
+    out: list[Finding] = []
+    hosts = hosts_in(args)
+    for i, a in enumerate(args[:-1]):
+        if a in _DATA_FLAGS and args[i + 1].startswith("@") and _remote(hosts):
+            out.append(
+                _finding("exfiltration", "ask", "posts a file or piped data to a remote host", cmd)
+            )
+            break
+    if _DOH.search(" ".join(args).lower()):
+        out.append(
+            _finding("exfiltration", "ask", "resolves names over HTTPS (a covert channel)", cmd)
+        )
+    return out
+
+
+# --- command and control, lateral movement -------------------------------------------------------
+
+_TUNNELS = ("frpc", "frps", "gost", "iox", "revsocks", "rpivot", "stowaway", "bore", "sshuttle",
+            "pingtunnel", "icmpsh", "dns2tcp", "dns2tcpc", "dns2tcpd", "udp2raw", "neo-regeorg",
+            "regeorg", "rathole", "hans", "inlets")  # fmt: skip
+
+
+def _shell_over(cmd: Command) -> list[Finding]:
+    """A shell piped to or from telnet or ``openssl s_client``: a remote shell."""
+    shells = {"sh", "bash", "zsh", "dash", "ksh", "ash"}
+    if cmd.program == "openssl" and "s_client" not in cmd.args:
+        return []
+    if shells & set(cmd.upstream + cmd.downstream):
+        return [_finding("malware", "deny", f"pipes a shell through {cmd.program}", cmd)]
+    return []
+
+
+def _rdp(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.search(r"(?:^|\s)/p:\S|(?:^|\s)-p\s*\S|/pth:", text):
+        return [
+            _finding(
+                "credential_access",
+                "ask",
+                "logs in to another machine's desktop with a password on the command line",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _smb(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.search(r"(?:-U|--user(?:=|\s))\s*\S+%\S|//[\w.-]+/(?:c|admin|ipc)\$", text, re.I):
+        return [
+            _finding(
+                "network_attack",
+                "ask",
+                "reaches administrative shares or logs in with a password on the command line",
+                cmd,
+            )
+        ]
+    return []
+
+
+# --- discovery, privilege, evasion ---------------------------------------------------------------
+
+
+def _ip(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.search(r"\blink set \S+ down\b|\b(?:l|link) set dev \S+ down\b", text):
+        return [
+            _finding(
+                "denial_of_service", "ask", "takes a network interface down", cmd, lowerable=True
+            )
+        ]
+    if re.search(r"\broute (?:add|replace|change) default\b", text):
+        return [
+            _finding(
+                "persistence_evasion", "ask", "redirects the machine's traffic (default route)", cmd
+            )
+        ]
+    return []
+
+
+def _systemctl(cmd: Command) -> list[Finding]:
+    if re.search(
+        r"\b(?:isolate|set-default|default)\b.*\b(?:rescue|emergency|poweroff|halt)(?:\.target)?\b",
+        " ".join(cmd.args),
+    ):
+        return [
+            _finding(
+                "denial_of_service",
+                "ask",
+                "switches the machine to rescue or off",
+                cmd,
+                lowerable=True,
+            )
+        ]
+    return []
+
+
+_PRIVILEGED = re.compile(r"^(?:sudo|su|doas|ssh|passwd|scp|pkexec)=")
+
+
+def _alias(cmd: Command) -> list[Finding]:
+    if any(_PRIVILEGED.match(a) for a in cmd.args):
+        return [
+            _finding(
+                "credential_access", "ask", "aliases a privileged command (captures passwords)", cmd
+            )
+        ]
+    return []
+
+
+_RUNS_SOMETHING = re.compile(
+    r"\bsh\s+-c\b|\bbash\b|/tmp/|/dev/shm/|/var/tmp/|\bcurl\b|\bwget\b|\bnc\b|base64"
+)
+
+
+def _git_config(cmd: Command) -> list[Finding]:
+    args = [a.lower() for a in cmd.args]
+    if "config" not in args:
+        return []
+    for i, a in enumerate(args[:-1]):
+        if (
+            a
+            in ("core.pager", "core.fsmonitor", "core.sshcommand", "core.hookspath", "core.editor")
+            or (a.startswith("alias.") and args[i + 1].startswith("!"))
+        ) and _RUNS_SOMETHING.search(args[i + 1]):
+            return [
+                _finding("persistence_evasion", "ask", "makes git run a program on every use", cmd)
+            ]
+    return []
+
+
+def _self_delete(cmd: Command) -> list[Finding]:
+    if any(a in ("$0", "${0}", "${BASH_SOURCE[0]}", "$BASH_SOURCE") for a in plain_args(cmd)):
+        return [_finding("persistence_evasion", "ask", "deletes its own script", cmd)]
+    return []
+
+
+def _unlink(cmd: Command) -> list[Finding]:
+    out = _self_delete(cmd)
+    if any(log_path(a) for a in plain_args(cmd)):
+        out.append(_finding("persistence_evasion", "deny", "deletes logs", cmd))
+    return out
+
+
+def _networksetup(cmd: Command) -> list[Finding]:
+    if re.search(
+        r"-set(?:web|secureweb|socksfirewall|ftp|streaming|gopher)proxy\b|-setdnsservers\b|-setautoproxyurl\b",
+        " ".join(cmd.args).lower(),
+    ):
+        return [
+            _finding(
+                "persistence_evasion", "ask", "redirects traffic through a proxy or DNS server", cmd
+            )
+        ]
+    return []
+
+
+TACTIC_RULES: dict[str, _Rule] = {
+    "aws": _cloud,
+    "gsutil": _cloud_copy,
+    "az": _cloud,
+    "gcloud": _cloud,
+    "rclone": _cloud_copy,
+    "scp": _remote_copy,
+    "rsync": _remote_copy,
+    "curl": _post,
+    **dict.fromkeys(
+        _TUNNELS, _always("exfiltration", "ask", "opens a tunnel or proxy to another network")
+    ),
+    "telnet": _shell_over,
+    "openssl": _shell_over,
+    "xfreerdp": _rdp,
+    "rdesktop": _rdp,
+    "smbclient": _smb,
+    "mount": _smb,
+    "getcap": _when(r"(?:^|\s)-r\b", "malware", "ask", "hunts for programs with capabilities"),
+    "capsh": _when(
+        r"--print|--decode", "malware", "ask", "checks its capabilities (container escape)"
+    ),
+    "ip": _ip,
+    "ifconfig": _when(
+        r"^\S+\s+down\b",
+        "denial_of_service",
+        "ask",
+        "takes a network interface down",
+        lowerable=True,
+    ),
+    "nmcli": _when(
+        r"\bnetworking off\b|\bradio \w+ off\b",
+        "denial_of_service",
+        "ask",
+        "turns networking off",
+        lowerable=True,
+    ),
+    "rfkill": _when(r"\bblock\b", "denial_of_service", "ask", "turns radios off", lowerable=True),
+    "systemctl": _systemctl,
+    "alias": _alias,
+    "git": _git_config,
+    "rm": _self_delete,
+    "shred": _self_delete,
+    "unlink": _unlink,
+    "networksetup": _networksetup,
+}
+
+
+# --- one call's commands together ----------------------------------------------------------------
+
+# Discovery programs that describe who and where the machine is (a pair of them run one after
+# another is a reconnaissance burst); resource checks such as ``df`` or ``uptime`` do not count.
+_RECON = frozenset(
+    {"whoami", "id", "uname", "hostname", "ifconfig", "ip", "netstat", "ss", "arp", "route",
+     "ps", "env", "printenv", "lsmod", "kldstat", "system_profiler", "ioreg", "groups", "lsof",
+     "who", "w", "last", "lastlog", "users", "getent", "locale", "sw_vers", "systeminfo",
+     "ipconfig", "tasklist", "nbtstat", "nltest", "net", "quser", "qwinsta", "get-process",
+     "get-localuser", "get-localgroup", "get-localgroupmember", "get-netipconfiguration",
+     "get-computerinfo", "sockstat", "smbstatus", "showmount", "dscl", "dscacheutil", "klist",
+     "lsb_release", "hostnamectl", "timedatectl", "localectl", "nmcli", "iwconfig", "pstree",
+     "sestatus", "getenforce", "scutil", "networksetup", "fdesetup", "lastb", "finger", "pinky",
+     "ver", "query", "get-service", "get-hotfix", "get-smbshare", "get-netneighbor",
+     "get-nettcpconnection", "get-netroute", "get-dnsclientcache", "get-netadapter", "wmic",
+     "csrutil", "sysctl", "crontab-l", "sudo-l", "date"}
+)  # fmt: skip
+_CONTAINER_FILES = re.compile(
+    r"^/proc/(?:1|self)/(?:cgroup|mountinfo|status)$|^/\.dockerenv$|^/run/\.containerenv$"
+)
+_SECRET_WORDS = re.compile(r"key|secret|token|passw|pwd|credential|aws_|api_", re.I)
+_WEB_ROOT = re.compile(
+    r"^(?:/var/www|/srv/www|/usr/share/nginx/html|/usr/local/apache2/htdocs|/opt/lampp/htdocs|/var/lib/tomcat\d*/webapps|/usr/share/tomcat\d*/webapps)/"
+)
+_WEB_SCRIPT = re.compile(r"\.(?:php\d?|phtml|jspx?|aspx?|ashx|asmx|cgi)$", re.I)
+
+
+_COPIERS = frozenset({"tee", "cp", "mv", "install", "ln"})
+_WEB_PARENTS = ("/var/", "/srv/", "/usr/", "/opt/")
+
+
+def _written(cmd: Command) -> list[str]:
+    out = [t for op, t in cmd.redirects if op in (">", ">>", ">|", "&>", "&>>")]
+    if cmd.program in _COPIERS:
+        plain = plain_args(cmd)
+        if cmd.program == "tee":
+            out += plain
+        elif len(plain) >= 2:
+            out.append(plain[-1])
+    return out
+
+
+def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
+    """A pair of discovery commands run one after another, container checks, secrets looked up in
+    the environment, code fetched and sourced or made executable, and web shells written."""
+    out: list[Finding] = []
+    recon: set[str] = set()
+    fetched: set[str] = set()
+    fetching = False
+    sourced = False
+    container = False
+    for cmd in commands:
+        prog = cmd.program.removesuffix(".exe")
+        if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
+            prog += "-l"
+        # only commands run as statements of their own: not inside $( ), a pipe or xargs
+        if prog in _RECON and not cmd.via and not cmd.upstream:
+            recon.add(prog)
+        if prog in ("curl", "wget", "fetch"):
+            fetching = True
+            args = cmd.args
+            for i, a in enumerate(args[:-1]):
+                if a in ("-o", "--output", "-O", "--output-document"):
+                    fetched.add(args[i + 1])
+        if prog in ("source", ".") and not cmd.args:
+            sourced = True  # ``source <(curl …)``: the substitution left no argument
+        if (
+            prog == "chmod"
+            and fetched & set(plain_args(cmd)[1:])
+            and re.search(r"\+\w*x|[0-7]?[1357][0-7]{2}$", " ".join(cmd.args[:1]))
+        ):
+            out.append(
+                _finding("malware", "ask", "downloads a program and makes it executable", cmd)
+            )
+        if any(
+            a.startswith(("/proc/", "/.", "/run/.")) and _CONTAINER_FILES.match(a) for a in cmd.args
+        ):
+            container = True
+        # (a bare ``env`` is read as a wrapper with no command: its name upstream is empty)
+        if prog == "grep" and set(cmd.upstream) & {"env", "printenv", "set", "export", ""}:
+            patterns = " ".join(plain_args(cmd))
+            if _SECRET_WORDS.search(patterns):
+                out.append(
+                    _finding(
+                        "credential_access",
+                        "ask",
+                        "looks for secrets in environment variables",
+                        cmd,
+                    )
+                )
+        for target in _written(cmd) if cmd.redirects or prog in _COPIERS else ():
+            if not target.startswith(_WEB_PARENTS):
+                continue
+            if _WEB_ROOT.match(target) and (
+                _WEB_SCRIPT.search(target) or prog in ("echo", "printf")
+            ):
+                out.append(
+                    _finding(
+                        "malware",
+                        "ask",
+                        f"writes into a web server's folder (web shell or defacement): {target}",
+                        cmd,
+                    )
+                )
+        if cmd.downstream and prog in ("echo", "printf", "cat"):
+            # text fed to an editor or interpreter that names a credential store (``e /etc/shadow``)
+            words = " ".join(cmd.args).split()
+            hit = next((w for w in words if w.startswith(("/", "~")) and secret_path(w)), None)
+            if hit is not None:
+                out.append(
+                    _finding(
+                        "credential_access",
+                        "ask",
+                        f"feeds a credential store's path to {cmd.downstream[0]}",
+                        cmd,
+                    )
+                )
+    if len(recon) >= 2:
+        out.append(
+            Finding(
+                "network_attack",
+                "ask",
+                f"runs discovery commands one after another: {', '.join(sorted(recon)[:5])}",
+            )
+        )
+    if sourced and fetching:
+        out.append(Finding("malware", "ask", "sources code fetched from the network"))
+    if container:
+        out.append(Finding("malware", "ask", "checks whether it runs in a container"))
+    return out
+
+
+# --- other interpreters --------------------------------------------------------------------------
+
+_INTERPRETER_SHELL = re.compile(
+    r"(?:exec|system|spawn|popen|passthru|shell_exec|proc_open|os\.execute|io\.popen|execsync|spawnsync|`)"
+    r"\s*\(?\s*['\"]?(?:/bin/|/usr/bin/)?(?:ba|z|da|k)?sh(?:\s+-i)?\b"
+)
+
+
+def interpreter_findings(language: str, source: str) -> list[Finding]:
+    """perl, ruby, php, lua or node code that spawns a shell (a GTFOBins escape or a shell's
+    half of a reverse shell)."""
+    if language in ("", "python", "sh", "bash", "shell", "zsh", "powershell", "pwsh", "cmd", "bat"):
+        return []
+    match = _INTERPRETER_SHELL.search(source)
+    if match:
+        return [
+            Finding(
+                "persistence_evasion",
+                "ask",
+                f"{language} code spawns a shell: {match.group()[:60]!r}",
+            )
+        ]
+    return []
+
+
+# --- Windows scripts, read as lower-cased text ---------------------------------------------------
+
+# (triggers, pattern, category, level, reason): the pattern runs only when the script contains a
+# trigger word, and is matched once on the lower-cased text.
+_RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
+    (
+        ("win32_shadowcopy",),
+        r"(?s)win32_shadowcopy.{0,300}(?:\.delete\(|remove-ciminstance|remove-wmiobject)",
+        "destructive", "deny", "deletes shadow copies (backups)",
+    ),
+    (
+        ("historysavepath", "historysavestyle"),
+        r"(?s)(?:remove-item|clear-content|set-content|del\b|rm\b).{0,80}historysavepath|historysavestyle\s+savenothing",
+        "persistence_evasion", "deny", "clears or turns off PowerShell history",
+    ),
+    (
+        ("attributes", "fileattributes"),
+        r"\.attributes\s*(?:=|\+=|-bor)\s*[^\n]{0,60}(?:hidden|system)|\[(?:system\.)?io\.fileattributes\]::(?:hidden|system)",
+        "persistence_evasion", "ask", "hides files",
+    ),
+    (
+        ("get-childitem", "gci", "dir", "ls", "where"),
+        r"(?:get-childitem|\bgci|\bdir|\bls|\bwhere(?:\.exe)?)\b[^\n|]{0,200}(?:\*pass\w*\*?|\*cred\w*\*?|\*secret\w*|\.kdbx|\.pfx|\.p12|id_rsa|\.ovpn|unattend\w*\.xml|\*\.config\b)",
+        "credential_access", "ask", "searches for password or key files",
+    ),
+    (
+        ("compress-archive", "rar", "7z", "winzip"),
+        r"(?:compress-archive|\brar(?:\.exe)?\"?\s+a\b|\b7za?(?:\.exe)?\"?\s+a\b|winzip\w*(?:\.exe)?\"?\s)[^\n]{0,300}(?:userprofile|\\users\\|documents|desktop|appdata|onedrive)",
+        "exfiltration", "ask", "archives user folders (staging)",
+    ),
+    (
+        ("rar", "7z", "winzip"),
+        r"\brar(?:\.exe)?\"?\s+a\b[^\n]{0,200}\s-h?p\S|\b7za?(?:\.exe)?\"?\s+[au]\b[^\n]{0,200}\s-p\S|winzip\w*(?:\.exe)?\"?\s[^\n]{0,100}\s-s\S",
+        "exfiltration", "ask", "packs files into a password-protected archive",
+    ),
+    (
+        ("wwwroot", "htdocs"),
+        r"(?:wwwroot|htdocs)\\[^\s\"']*\.(?:aspx?|ashx|asmx|php|jspx?)\b",
+        "malware", "ask", "writes a script into a web server's folder (web shell)",
+    ),
+    (
+        ("runas", "-credential"),
+        r"\brunas(?:\.exe)?\s+/(?:user|netonly|savecred)|start-process\b[^\n]{0,200}-credential\b",
+        "credential_access", "ask", "runs a program as another user",
+    ),
+    (
+        ("dllimport",),
+        r"dllimport",
+        "malware", "ask", "compiles code that calls native Windows APIs",
+    ),
+    (
+        ("kerberosrequestorsecuritytoken",),
+        r"kerberosrequestorsecuritytoken",
+        "credential_access", "deny", "requests service tickets to crack (Kerberoasting)",
+    ),
+    (
+        ("updateprocthreadattribute", "parent_process", "unmapviewofsection", "setthreadcontext", "queueapcthread", "etwpcreateetwthread", "uuidfromstring"),
+        r"updateprocthreadattribute|proc_thread_attribute_parent_process|(?:nt|zw)unmapviewofsection|setthreadcontext|queueapcthread|etwpcreateetwthread|uuidfromstringa",
+        "malware", "deny", "calls Windows APIs for process injection or parent spoofing",
+    ),
+    (
+        ("stop-computer", "restart-computer", "disable-netadapter"),
+        r"\b(?:stop-computer|restart-computer|disable-netadapter(?:binding)?)\b",
+        "denial_of_service", "ask", "shuts down the machine or its network",
+    ),
+    (
+        ("wallpaper", "systemparametersinfo", "legalnotice"),
+        r"(?:set-itemproperty|new-itemproperty|reg(?:\.exe)?\s+add|\bsp\s)[^\n]{0,300}(?:control panel\\desktop[^\n]{0,120}wallpaper|legalnotice(?:caption|text))|systemparametersinfo",
+        "destructive", "ask", "changes the wallpaper or the logon message (defacement)",
+    ),
+    (
+        ("\\etc\\hosts",),
+        r"(?:add-content|set-content|out-file|>>?|echo)[^\n]{0,200}drivers\\etc\\hosts",
+        "persistence_evasion", "ask", "redirects names through the hosts file",
+    ),
+    (
+        ("rename-item", "move-item", "copy-item", "ren", "move", "copy"),
+        r"(?:rename-item|move-item|copy-item|\bren(?:ame)?|\bmove|\bcopy)\b[^\n]{0,200}[\s\\\"'](?:svchost|lsass|csrss|smss|winlogon|services|spoolsv|dllhost|taskhostw?|wininit|lsm|conhost|explorer)\.exe\b",
+        "persistence_evasion", "ask", "names a program after a Windows system process (masquerading)",
+    ),
+    (
+        ("windows defender", "disable", "tamperprotection", "wdigest", "fdenytsconnections", "localaccounttokenfilterpolicy", "restrictedadmin", "runasppl", "hidefileext", "showsuperhidden", "nolmhash", "restrictanonymous", "smb1"),
+        r"(?:reg(?:\.exe)?\s+add|set-itemproperty|new-itemproperty|sp\s)[^\n]{0,300}(?:policies\\microsoft\\windows defender|disable(?:antispyware|antivirus|realtimemonitoring|behaviormonitoring|ioavprotection|scriptscanning|taskmgr|registrytools|cmd)|tamperprotection|wdigest|fdenytsconnections|localaccounttokenfilterpolicy|disablerestrictedadmin|runasppl|hidefileext|showsuperhidden|nolmhash|restrictanonymous|smb1)",
+        "persistence_evasion", "ask", "weakens a security setting in the registry",
+    ),
+    (
+        ("tcpclient", "test-netconnection", ".connect("),
+        r"(?s)(?:foreach|for\s*\(|\d+\.\.\d+|%\s*\{).{0,500}(?:net\.sockets\.tcpclient|test-netconnection|\.connect\()",
+        "network_attack", "ask", "probes many ports or hosts in a loop",
+    ),
+)  # fmt: skip
+_WINDOWS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, Level, str], ...] = tuple(
+    (t, re.compile(p), c, lvl, r) for t, p, c, lvl, r in _RAW_WINDOWS
+)
+
+
+def windows_tactic_findings(text: str) -> list[Finding]:
+    """The Windows tactics a PowerShell or cmd script's text shows, once each."""
+    low = text.lower()
+    out: list[Finding] = []
+    for triggers, pattern, category, level, reason in _WINDOWS:
+        if not any(t in low for t in triggers):
+            continue
+        match = pattern.search(low)
+        if match:
+            out.append(Finding(category, level, f"{reason}: {match.group()[:80]!r}"))
+    return out
