@@ -66,7 +66,10 @@ _PERSIST = re.compile(
     | ^/Library/(?:Security/SecurityAgentPlugins|ScriptingAdditions)/ | ^/(?:usr/lib/cron|var/at)/tabs/
     """
 )
-_LOGS = re.compile(r"^/var/log(?:/|$)|^/var/adm/|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$")
+_LOGS = re.compile(
+    r"^(?:/private)?/var/(?:log(?:/|$)|adm/|audit(?:/|$)|db/diagnostics(?:/|$)|db/uuidtext(?:/|$))"
+    r"|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$"
+)
 _BLOCK = re.compile(
     r"^/dev/(?:sd[a-z]|nvme\d|hd[a-z]|xvd[a-z]|vd[a-z]|mmcblk\d|disk\d|md\d|mapper/)"
 )

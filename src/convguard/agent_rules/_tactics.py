@@ -115,7 +115,7 @@ _IDENTITY_DISCOVERY = re.compile(
 
 
 def _cloud(cmd: Command) -> list[Finding]:
-    out = _cloud_copy(cmd)
+    out = _cloud_copy(cmd) + _cloud_destroy(cmd)
     if _IDENTITY_DISCOVERY.search(" ".join(cmd.args).lower()):
         out.append(
             _finding("network_attack", "ask", "enumerates cloud identities and permissions", cmd)
@@ -318,9 +318,164 @@ def _networksetup(cmd: Command) -> list[Finding]:
     return []
 
 
+_CLOUD_DESTROY = re.compile(
+    r"\bs3 rb\b|\bs3 rm\b.*--recursive|\bec2 terminate-instances\b|\brds delete-db-(?:instance|cluster)\b"
+    r"|\bs3api delete-bucket\b|\bcloudformation delete-stack\b|\bdynamodb delete-table\b|\bgroup delete\b"
+    r"|\b(?:instances|disks|snapshots|buckets|clusters|projects) delete\b|\bstorage rm\b.*(?:-r|--recursive)"
+)
+
+
+def _cloud_destroy(cmd: Command) -> list[Finding]:
+    """Cloud resources, clusters or infrastructure destroyed wholesale."""
+    text = " ".join(cmd.args).lower()
+    hit = False
+    if cmd.program == "terraform":
+        hit = bool(re.match(r"(?:-\S+\s+)*destroy\b", text)) or "apply -destroy" in text
+    elif cmd.program == "kubectl":
+        hit = bool(
+            re.search(
+                r"\bdelete\s+(?:namespace|ns|pv|persistentvolume|node|nodes)\b|\bdelete\b.*--all\b",
+                text,
+            )
+        )
+    else:
+        hit = bool(_CLOUD_DESTROY.search(text))
+    if hit:
+        return [
+            _finding(
+                "destructive",
+                "ask",
+                "destroys cloud resources or infrastructure",
+                cmd,
+                lowerable=True,
+            )
+        ]
+    return []
+
+
+def _kubectl(cmd: Command) -> list[Finding]:
+    out = _cloud_destroy(cmd)
+    if re.search(r"\bauth can-i\b.*(?:--list|\*)", " ".join(cmd.args)):
+        out.append(_finding("network_attack", "ask", "lists what its cluster account may do", cmd))
+    return out
+
+
+def _password_store(cmd: Command) -> list[Finding]:
+    """Secrets read out of a desktop keyring or a password manager's command line."""
+    words = cmd.args[:3]
+    if (
+        (cmd.program == "secret-tool" and words[:1] in (("lookup",), ("search",)))
+        or cmd.program == "kwallet-query"
+        or (cmd.program == "lpass" and words[:1] in (("show",), ("export",)))
+        or (cmd.program == "bw" and words[:1] in (("get",), ("export",)))
+        or (cmd.program == "op" and (words[:1] == ("read",) or words[:2] == ("item", "get")))
+        or (cmd.program == "pass" and words[:1] == ("show",))
+    ):
+        return [
+            _finding(
+                "credential_access",
+                "ask",
+                "reads passwords from a keyring or password manager",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _snapshot_delete(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if (
+        cmd.program == "lvremove"
+        or (cmd.program == "zfs" and re.match(r"destroy\b", text))
+        or (cmd.program == "btrfs" and re.match(r"subvolume delete\b", text))
+        or (cmd.program == "timeshift" and "--delete" in text)
+    ):
+        return [
+            _finding(
+                "destructive", "ask", "deletes volumes or snapshots (backups)", cmd, lowerable=True
+            )
+        ]
+    return []
+
+
+def _upx(cmd: Command) -> list[Finding]:
+    if not set(cmd.args) & {
+        "-d",
+        "--decompress",
+        "-t",
+        "--test",
+        "-l",
+        "--list",
+        "-V",
+        "--version",
+        "-h",
+        "--help",
+    }:
+        return [
+            _finding("persistence_evasion", "ask", "packs a program (hides it from scanners)", cmd)
+        ]
+    return []
+
+
+_FETCH_OR_CONNECT = re.compile(
+    r"\bcurl\b|\bwget\b|\bnc\b|\bncat\b|/dev/tcp/|\bbash -i\b|\bsh -i\b|base64|\bpython3? -c\b"
+)
+
+
+def _trap(cmd: Command) -> list[Finding]:
+    if cmd.args and _FETCH_OR_CONNECT.search(cmd.args[0]):
+        return [
+            _finding(
+                "persistence_evasion",
+                "ask",
+                "runs a network command whenever the shell gets a signal or exits (trap)",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _plist(cmd: Command) -> list[Finding]:
+    """A launch or application property list changed to run or inject something."""
+    text = " ".join(cmd.args)
+    if re.search(
+        r"LSEnvironment|DYLD_INSERT_LIBRARIES|ProgramArguments|RunAtLoad|LoginHook", text, re.I
+    ) and re.search(r"\b(?:Add|Set|-insert|-replace|-add|write)\b", text):
+        return [
+            _finding(
+                "persistence_evasion",
+                "ask",
+                "changes a property list to run or inject a program",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _install_mode(cmd: Command) -> list[Finding]:
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        if a in ("-m", "--mode") and re.fullmatch(
+            r"[4-7][0-7]{3}|[ugoa]*\+[rwx]*s[rwx]*", args[i + 1]
+        ):
+            return [_finding("persistence_evasion", "ask", "installs a setuid/setgid program", cmd)]
+    return []
+
+
+_REMOTE_DESKTOPS = (
+    "tmate",
+    "x11vnc",
+    "teamviewer",
+    "anydesk",
+    "rustdesk",
+    "meshagent",
+    "screenconnect",
+)
+
+
 TACTIC_RULES: dict[str, _Rule] = {
     "aws": _cloud,
-    "gsutil": _cloud_copy,
+    "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
     "az": _cloud,
     "gcloud": _cloud,
     "rclone": _cloud_copy,
@@ -363,6 +518,34 @@ TACTIC_RULES: dict[str, _Rule] = {
     "shred": _self_delete,
     "unlink": _unlink,
     "networksetup": _networksetup,
+    "terraform": _cloud_destroy,
+    "kubectl": _kubectl,
+    "secret-tool": _password_store,
+    "kwallet-query": _password_store,
+    "lpass": _password_store,
+    "bw": _password_store,
+    "op": _password_store,
+    "pass": _password_store,
+    "lvremove": _snapshot_delete,
+    "zfs": _snapshot_delete,
+    "btrfs": _snapshot_delete,
+    "timeshift": _snapshot_delete,
+    "upx": _upx,
+    "trap": _trap,
+    "plistbuddy": _plist,
+    "plutil": _plist,
+    "defaults": _plist,
+    "install": _install_mode,
+    "aa-teardown": _always("persistence_evasion", "deny", "turns AppArmor off"),
+    "aa-disable": _always("persistence_evasion", "deny", "turns AppArmor off"),
+    "aa-complain": _always("persistence_evasion", "ask", "relaxes AppArmor"),
+    "steghide": _when(r"^embed\b", "exfiltration", "ask", "hides data in an image"),
+    "outguess": _when(r"(?:^|\s)-d\s", "exfiltration", "ask", "hides data in an image"),
+    "rec": _always("exfiltration", "ask", "records the microphone"),
+    "sox": _when(r"(?:^|\s)-d\b", "exfiltration", "ask", "records the microphone"),
+    **dict.fromkeys(
+        _REMOTE_DESKTOPS, _always("malware", "ask", "opens remote access to this machine")
+    ),
 }
 
 
@@ -386,7 +569,7 @@ _RECON = frozenset(
 _CONTAINER_FILES = re.compile(
     r"^/proc/(?:1|self)/(?:cgroup|mountinfo|status)$|^/\.dockerenv$|^/run/\.containerenv$"
 )
-_SECRET_WORDS = re.compile(r"key|secret|token|passw|pwd|credential|aws_|api_", re.I)
+_SECRET_WORDS = re.compile(r"key|secret|token|pass(?:w|\b)|pwd|credential|aws_|api_", re.I)
 _WEB_ROOT = re.compile(
     r"^(?:/var/www|/srv/www|/usr/share/nginx/html|/usr/local/apache2/htdocs|/opt/lampp/htdocs|/var/lib/tomcat\d*/webapps|/usr/share/tomcat\d*/webapps)/"
 )
@@ -445,18 +628,34 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
         ):
             container = True
         # (a bare ``env`` is read as a wrapper with no command: its name upstream is empty)
-        if prog == "grep" and set(cmd.upstream) & {"env", "printenv", "set", "export", ""}:
+        if prog == "grep" and set(cmd.upstream) & {
+            "env",
+            "printenv",
+            "set",
+            "export",
+            "history",
+            "",
+        }:
             patterns = " ".join(plain_args(cmd))
             if _SECRET_WORDS.search(patterns):
                 out.append(
                     _finding(
                         "credential_access",
                         "ask",
-                        "looks for secrets in environment variables",
+                        "looks for secrets in environment variables or history",
                         cmd,
                     )
                 )
         for target in _written(cmd) if cmd.redirects or prog in _COPIERS else ():
+            if target.endswith(("/release_agent", "/notify_on_release")):
+                out.append(
+                    _finding(
+                        "malware",
+                        "deny",
+                        f"sets a cgroup release agent (container escape): {target}",
+                        cmd,
+                    )
+                )
             if not target.startswith(_WEB_PARENTS):
                 continue
             if _WEB_ROOT.match(target) and (
@@ -544,7 +743,7 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         "persistence_evasion", "ask", "hides files",
     ),
     (
-        ("get-childitem", "gci", "dir", "ls", "where"),
+        ("*pass", "*cred", "*secret", ".kdbx", ".pfx", ".p12", "id_rsa", ".ovpn", "unattend", "*.config"),
         r"(?:get-childitem|\bgci|\bdir|\bls|\bwhere(?:\.exe)?)\b[^\n|]{0,200}(?:\*pass\w*\*?|\*cred\w*\*?|\*secret\w*|\.kdbx|\.pfx|\.p12|id_rsa|\.ovpn|unattend\w*\.xml|\*\.config\b)",
         "credential_access", "ask", "searches for password or key files",
     ),
@@ -599,7 +798,7 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         "persistence_evasion", "ask", "redirects names through the hosts file",
     ),
     (
-        ("rename-item", "move-item", "copy-item", "ren", "move", "copy"),
+        ("svchost.exe", "lsass.exe", "csrss.exe", "smss.exe", "winlogon.exe", "services.exe", "spoolsv.exe", "dllhost.exe", "taskhost", "wininit.exe", "lsm.exe", "conhost.exe", "explorer.exe"),
         r"(?:rename-item|move-item|copy-item|\bren(?:ame)?|\bmove|\bcopy)\b[^\n]{0,200}[\s\\\"'](?:svchost|lsass|csrss|smss|winlogon|services|spoolsv|dllhost|taskhostw?|wininit|lsm|conhost|explorer)\.exe\b",
         "persistence_evasion", "ask", "names a program after a Windows system process (masquerading)",
     ),
@@ -613,16 +812,149 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         r"(?s)(?:foreach|for\s*\(|\d+\.\.\d+|%\s*\{).{0,500}(?:net\.sockets\.tcpclient|test-netconnection|\.connect\()",
         "network_attack", "ask", "probes many ports or hosts in a loop",
     ),
+    (
+        ("runwizard", "verclsid", "/updatedeploymentprovider", "rasautou", "msdeploy", "serverlevelplugindll", "bginfo", "cdb", "dnx", "rcsi", "tracker", "ttdinject", "appvlp", "extrac32", "gpscript", "ilasm", "te.exe", "pubprn", "winrm.vbs", "manage-bde.wsf", "cl_invocation", "cl_mutexverifiers", "mftrace", "devtoolslauncher", "dxcap", "sqlps", "scrobj", ".cpl", "/i:"),
+        r"\bxwizard(?:\.exe)?\s+runwizard|\bverclsid\b|wuauclt(?:\.exe)?\b[^\n]{0,80}/updatedeploymentprovider|\brasautou\b|\bmsdeploy\b|dnscmd(?:\.exe)?\b[^\n]{0,80}serverlevelplugindll|\bbginfo(?:\.exe)?\s|\bcdb(?:\.exe)?\s+-cf\b|\bdnx(?:\.exe)?\s|\brcsi(?:\.exe)?\s|\btracker(?:\.exe)?\s+/d\b|\bttdinject\b|\bappvlp\b|\bextrac32\b|\bgpscript\b|\bilasm\b|\bte\.exe\s|pubprn\.vbs|winrm\.vbs\b[^\n]{0,80}invoke|manage-bde\.wsf|cl_invocation\.ps1|cl_mutexverifiers\.ps1|\bmftrace\b|devtoolslauncher|\bdxcap\b|\bsqlps\b|scrobj\.dll|\bcontrol(?:\.exe)?\s+\S+\.cpl\b|regsvr32(?:\.exe)?\b[^\n]{0,80}/i:",
+        "malware", "ask", "runs code through a signed system binary",
+    ),
+    (
+        ("sqldumper", "rdrleakdiag", "createdump", "dump64", "tttracer", "adplus", "werfault"),
+        r"\bsqldumper\b|\brdrleakdiag\b|\bcreatedump(?:\.exe)?\s|\bdump64(?:\.exe)?\s|tttracer(?:\.exe)?\b[^\n]{0,60}-dumpfull|\badplus\b|werfault(?:\.exe)?\b[^\n]{0,40}/pid",
+        "credential_access", "deny", "dumps process memory with a signed tool",
+    ),
+    (
+        ("__eventfilter", "eventconsumer", "__filtertoconsumerbinding"),
+        r"__eventfilter|commandlineeventconsumer|activescripteventconsumer|__filtertoconsumerbinding",
+        "persistence_evasion", "ask", "creates a WMI event subscription (persistence)",
+    ),
+    (
+        ("bitsadmin",),
+        r"bitsadmin(?:\.exe)?\b[^\n]{0,200}/(?:setnotifycmdline|upload)\b",
+        "persistence_evasion", "ask", "makes a BITS job run a program or upload a file",
+    ),
+    (
+        ("sethc", "utilman", "osk.exe", "magnify", "narrator", "displayswitch"),
+        r"(?:copy|copy-item|move|move-item|takeown|icacls|reg(?:\.exe)?\s+add|set-itemproperty|new-item)\b[^\n]{0,250}\b(?:sethc|utilman|osk|magnify|narrator|displayswitch)\.exe",
+        "persistence_evasion", "ask", "replaces or hooks an accessibility program (logon-screen backdoor)",
+    ),
+    (
+        ("inprocserver32", "treatas", "\\shell\\open\\command", "\\exefile\\", "debugger", "silentprocessexit", "globalflag", "\\environment", "safeboot", "specialaccounts", "scriptblocklogging", "modulelogging", "transcription", "\\outlook\\", "\\nls\\", "autodialdll", "winsock2"),
+        r"(?:reg(?:\.exe)?\s+add|set-itemproperty|new-itemproperty|new-item|\bsp\s)[^\n]{0,300}(?:inprocserver32|localserver32|\\treatas|\\shell\\open\\command|\\exefile\\|\\debugger\b|\bdebugger\b|silentprocessexit|globalflag|\\environment\b[^\n]{0,60}windir|\\safeboot\\|specialaccounts\\userlist|scriptblocklogging|modulelogging|transcription|\\outlook\\(?:webview|today)|\\nls\\|autodialdll|winsock2)",
+        "persistence_evasion", "ask", "writes a registry key that makes Windows load or run a program, or hides from logging",
+    ),
+    (
+        ("consolehost_history",),
+        r"consolehost_history",
+        "credential_access", "ask", "reads the PowerShell command history",
+    ),
+    (
+        ("::",),
+        r"\b(?:sekurlsa|lsadump|kerberos|privilege|crypto|dpapi|token|vault|misc|ts|sid)::\w+",
+        "credential_access", "deny", "Mimikatz commands",
+    ),
+    (
+        ("win32_",),
+        r"(?:get-wmiobject|gwmi|get-ciminstance|gcim)\b[^\n]{0,80}win32_(?:useraccount|group\b|groupuser|share|startupcommand|quickfixengineering|product|networkadapterconfiguration|computersystem|bios|logonsession|loggedonuser|systemaccount|ntdomain|pnpentity|volume)",
+        "network_attack", "ask", "reads system facts an attacker maps first",
+    ),
+    (
+        ("accounts",),
+        r"\bnet1?(?:\.exe)?\s+accounts\b",
+        "credential_access", "ask", "reads the password policy",
+    ),
+    (
+        ("dism", "disable-windowsoptionalfeature", "disable-netfirewallrule", "sysmon", "logman", "etwtraceprovider", "set-processmitigation"),
+        r"(?:dism(?:\.exe)?\b[^\n]{0,120}/disable-feature|disable-windowsoptionalfeature|uninstall-windowsfeature)[^\n]{0,120}defender|disable-netfirewallrule|\bsysmon(?:64)?(?:\.exe)?\s+-u\b|\blogman(?:\.exe)?\s+(?:stop|delete|update\s+trace)\b|(?:remove|set)-etwtraceprovider|set-processmitigation\b[^\n]{0,80}-disable",
+        "persistence_evasion", "deny", "turns off Defender, firewall rules, Sysmon or event tracing",
+    ),
+    (
+        ("creationtime", "lastwritetime", "lastaccesstime"),
+        r"\.(?:creationtime|lastwritetime|lastaccesstime)(?:utc)?\s*=",
+        "persistence_evasion", "ask", "changes file timestamps (timestomping)",
+    ),
+    (
+        ("certutil", "import-pfxcertificate"),
+        r"certutil(?:\.exe)?\b[^\n]{0,40}-addstore|import-pfxcertificate\b[^\n]{0,200}cert:\\localmachine",
+        "persistence_evasion", "ask", "installs a certificate",
+    ),
+    (
+        ("mount-diskimage", "mount-vhd"),
+        r"mount-diskimage|mount-vhd",
+        "persistence_evasion", "ask", "mounts a disk image (bypasses the mark of the web)",
+    ),
+    (
+        ("frombase64string", "scriptblock]::create", "[char]"),
+        r"(?s)frombase64string.{0,300}(?:\biex\b|invoke-expression|scriptblock\]::create|assembly\]::load)|(?:\biex\b|invoke-expression).{0,300}frombase64string|scriptblock\]::create|(?:\[char\]\s*\d+\s*[+,]\s*){3}",
+        "persistence_evasion", "ask", "decodes or assembles a script and runs it",
+    ),
+    (
+        (":~", "^"),
+        r"%(?!date|time|cd)\w+:~-?\d+,-?\d+%\w|\w\^\w\^\w\^?\w",
+        "persistence_evasion", "ask", "builds a command from substrings or escapes (obfuscation)",
+    ),
+    (
+        ("send-mailmessage",),
+        r"send-mailmessage\b[^\n]{0,300}-attachments?\b",
+        "exfiltration", "ask", "mails files out",
+    ),
+    (
+        ("-recurse", "/s "),
+        r"(?:remove-item|\brmdir|\brd|\bdel)\b[^\n]{0,120}(?:c:\\(?:users|windows|program files[^\\]*)?\\?\*?[\"'\s]|\$env:(?:userprofile|systemroot|windir)\\?\*?[\"'\s])[^\n]{0,60}(?:-recurse|/s\b)",
+        "destructive", "ask", "deletes user or system folders recursively",
+    ),
+    (
+        ("nextbytes", "writeallbytes"),
+        r"(?s)nextbytes\(.{0,300}writeallbytes",
+        "destructive", "ask", "overwrites files with random bytes",
+    ),
 )  # fmt: skip
 _WINDOWS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, Level, str], ...] = tuple(
     (t, re.compile(p), c, lvl, r) for t, p, c, lvl, r in _RAW_WINDOWS
 )
 
 
+# Offensive PowerShell frameworks (PowerSploit, Nishang, Empire, PowerView, Inveigh …), by the
+# functions they define: found with one pass over the script's verb-noun words.
+_OFFENSIVE_CMDLETS = frozenset(
+    f"{verb}-{noun}"
+    for verb, nouns in (
+        ("invoke", "kerberoast shellcode reflectivepeinjection dllinjection tokenmanipulation smbexec "
+                   "wmiexec psexec thehash bloodhound sharphound portscan powershelltcp "
+                   "powershelltcponeline inveigh ninjacopy credentialinjection dcsync userhunter "
+                   "sharefinder filefinder allchecks privesccheck servicepath wscriptbypassuac "
+                   "eventvwrbypass fodhelperbypass psinject massmimikatz gpppassword keylogger "
+                   "timedscreenshot microphone phant0m rubeus seatbelt sharpup winpeas lazagne "
+                   "sessiongopher passhunt spraypassword domainpasswordspray wmicommand mimikittenz "
+                   "mimikatz"),
+        ("get", "gpppassword cachedgpppassword keystrokes timedscreenshot vaultcredential "
+                "unattendedinstallfile webconfig applicationhost registryautologon modifiableservice "
+                "modifiableservicefile unquotedservice serviceunquoted regalwaysinstallelevated "
+                "netlocalgroup netlocalgroupmember netloggedon netsession netshare netdomaintrust "
+                "domaincontroller domaintrust netforest netforestdomain objectacl domainobjectacl "
+                "passwordvaultcredentials browserdata chromedump foxdump clipboardcontents "
+                "lapspasswords llmnrspoofer wlan-keys passhashes lsasecret"),
+        ("find", "localadminaccess domainshare interestingdomainacl interestingfile pathdllhijack "
+                 "processdllhijack avsignature"),
+        ("add", "persistence"),
+        ("install", "ssp"),
+        ("new", "elevatedpersistenceoption userpersistenceoption"),
+    )
+    for noun in nouns.split()
+) | {"powercat"}  # fmt: skip
+_VERB_NOUN = re.compile(r"\b(?:invoke|get|find|add|install|new)-[\w-]+|\bpowercat\b")
+
+
+def _offensive_cmdlets(low: str) -> list[Finding]:
+    hit = next((w for w in _VERB_NOUN.findall(low) if w in _OFFENSIVE_CMDLETS), None)
+    if hit is None:
+        return []
+    return [Finding("malware", "deny", f"runs an offensive PowerShell tool: {hit!r}")]
+
+
 def windows_tactic_findings(text: str) -> list[Finding]:
     """The Windows tactics a PowerShell or cmd script's text shows, once each."""
     low = text.lower()
-    out: list[Finding] = []
+    out: list[Finding] = _offensive_cmdlets(low)
     for triggers, pattern, category, level, reason in _WINDOWS:
         if not any(t in low for t in triggers):
             continue

@@ -727,7 +727,7 @@ _DISCOVERY_FILES = re.compile(
 )
 # (LD_PRELOAD of a scratch folder is the program rules' business; one in the project is a test)
 _KERNEL_OR_LOGGING = re.compile(
-    r"^/proc/sys/|^/sys/kernel/|^/etc/(?:audit/|rsyslog|syslog|systemd/journald\.conf|audisp/|selinux/config|apparmor)"
+    r"^/proc/sys/|^/sys/kernel/|^/sys/fs/selinux/|^/etc/(?:audit/|rsyslog|syslog|systemd/journald\.conf|audisp/|selinux/config|apparmor)"
 )
 _ACCOUNT_LISTS = re.compile(
     r"^(?:getent (?:passwd|group|shadow)|dscl \. -?list /(?:Users|Groups)|dscacheutil -q (?:user|group)|lastlog|last)\b"
@@ -997,7 +997,7 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
         "runs a hidden virtual machine",
     ),
     (
-        r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:yes|/add|/del(?:ete)?\b|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
+        r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:(?:yes|no)|/add|/del(?:ete)?\b|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
         "persistence_evasion",
         "ask",
         "changes local or domain accounts",
