@@ -243,14 +243,44 @@ INDICATORS: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
 )
 
 
+# Literal words one of which every match of the indicator at the same index contains: a text
+# with none of them skips that regular expression (long scripts match two or three of the 24).
+_TRIGGERS: tuple[tuple[str, ...], ...] = (
+    ("shell", "/dev/tcp/"),
+    ("keylogger", "ransomware", "rootkit", "botnet", "cryptojack", "trojan", "backdoor", "spyware", "worm"),
+    ("shellcode", "hollowing", "inject"),
+    ("mimikatz", "sekurlsa", "lsass", "secretsdump", "pypykatz", "lazagne", "hashdump"),
+    ("/etc/shadow", "sam ", "ntds.dit", "dump"),
+    ("steal", "harvest", "exfiltrat", "grab"),
+    ("exfiltrat",),
+    ("privilege", "escalat", "gain", "root access", "sudo ", "setuid", "suid"),
+    ("escape", "breakout", "break out"),
+    ("ddos", "denial", "flood", "amplification", "reflect"),
+    ("phish", "harvest", "pretext", "vishing", "smishing"),
+    ("disable", "bypass", "evade", "kill", "turn off"),
+    ("clear", "wipe", "delete", "erase", "tamper with"),
+    ("persisten", "maintain access", "lateral movement", "exploitation", "c2", "command", "beacon"),
+    ("exploit", "zero", "rce", "remote code execution", "cve-"),
+    ("brute", "password spray", "credential stuffing"),
+    ("port", "network scan", "scan "),
+    ("unauthori", "without", "hack", "take "),
+    ("iex", "invoke-expression", "downloadstring", "frombase64string", "-encodedcommand"),
+    ("invoke-", "powersploit", "empire", "winpwn", "powerview", "sharphound", "bloodhound", "rubeus", "kerberoast"),
+    ("set-mppreference", "add-mppreference", "uninstall-windowsfeature"),
+    ("clear-eventlog", "remove-eventlog", "clear-history", "wevtutil"),
+    ("currentversion", "new-scheduledtask", "register-scheduledtask", "new-service", "wmi", "__eventfilter"),
+    ("comsvcs", "procdump", "out-minidump"),
+)  # fmt: skip
+
+
 def text_findings(text: str) -> list[Finding]:
     out: list[Finding] = []
     seen: set[str] = set()
     low = text.lower()
     # lower() keeps offsets unless a character folds to several (``İ``): then quote the folded text
     quoted = text if len(low) == len(text) else low
-    for pattern, category, level, reason in INDICATORS:
-        if reason in seen:
+    for triggers, (pattern, category, level, reason) in zip(_TRIGGERS, INDICATORS, strict=True):
+        if reason in seen or not any(t in low for t in triggers):
             continue
         match = pattern.search(low)
         if match:
