@@ -221,10 +221,15 @@ def _find(cmd: Command) -> list[Finding]:
     for i, a in enumerate(cmd.args[:-1]):
         if a == "-perm" and re.fullmatch(r"[-/+]?(?:[4267]000|[ugo]=s|[ug]\+s)", cmd.args[i + 1]):
             return [Finding("malware", "ask", f"hunts for setuid/setgid programs: {render(cmd)}")]
-    if any(r in ("/", "~") or r.startswith("/home") for r in roots) and any(
+    if any(
+        r in ("/", "~")
+        or r.startswith(("/home", "/root", "/Users", "/etc", "/var", "/opt", "/srv"))
+        for r in roots
+    ) and any(
         re.search(
-            r"id_rsa|id_dsa|\.pem|shadow|password|\.kdbx|wallet|credential|places\.sqlite|Bookmarks"
-            r"|Login Data|Cookies|key[34]\.db|logins\.json|\.keychain",
+            r"id_rsa|id_dsa|id_ecdsa|id_ed25519|\.pem|shadow|password|\.kdbx|wallet|credential|places\.sqlite|Bookmarks"
+            r"|Login Data|Cookies|key[34]\.db|logins\.json|\.keychain|\*\.key\b|\.p12|\.pfx|\.jks|\.keystore"
+            r"|\.ovpn|_history|\.netrc|\.pgpass|\.git-credentials|authorized_keys|\.aws|\.kube",
             a,
             re.I,
         )

@@ -39,6 +39,7 @@ _SECRETS = re.compile(
     | ^/proc/[^/]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$
     | /\.vault-token$ | /\.npmrc$ | /\.pypirc$
     | ^/(?:var/)?run/secrets/kubernetes\.io/serviceaccount/token$ | /\.config/gh/hosts\.yml$
+    | /\.(?:mysql|psql|sqlite|rediscli|node_repl|python)_history$ | ^/etc/NetworkManager/system-connections/
     """
 )
 _SYSTEM = (

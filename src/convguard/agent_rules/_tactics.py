@@ -473,6 +473,179 @@ _REMOTE_DESKTOPS = (
 )
 
 
+def _zone_transfer(cmd: Command) -> list[Finding]:
+    """A DNS zone transfer (every name a domain has), or names built from piped data."""
+    args = cmd.args
+    if "axfr" in (a.lower() for a in args) or (cmd.program == "host" and "-l" in args):
+        return [_finding("network_attack", "ask", "asks for a DNS zone transfer", cmd)]
+    if cmd.via.endswith("xargs") and any("{}." in a for a in args):
+        return [_finding("exfiltration", "ask", "sends data in DNS queries", cmd)]
+    return []
+
+
+def _file_transfer(cmd: Command) -> list[Finding]:
+    """Files put on a server over FTP or TFTP (an unencrypted upload channel)."""
+    text = " ".join(cmd.args) + " " + (cmd.stdin or "")
+    if re.search(r"(?:^|\s)m?put\s+\S", text):
+        return [_finding("exfiltration", "ask", f"uploads files with {cmd.program}", cmd)]
+    return []
+
+
+def _wifi(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.search(r"\bshow-password\b|--show-secrets", text):
+        return [_finding("credential_access", "ask", "shows saved Wi-Fi passwords", cmd)]
+    if re.search(r"\bscan(?:ning)?\b|\bwifi list\b|(?:^|\s)-s(?:\s|$)", text):
+        return [_finding("network_attack", "ask", "lists nearby wireless networks", cmd)]
+    return []
+
+
+_NMCLI_OFF = _when(
+    r"\bnetworking off\b|\bradio \w+ off\b",
+    "denial_of_service",
+    "ask",
+    "turns networking off",
+    lowerable=True,
+)
+
+
+def _awk_socket(cmd: Command) -> list[Finding]:
+    """awk's network special files (``/inet/tcp/…``): a connection opened from awk."""
+    if re.search(r"/inet[46]?/(?:tcp|udp)/", " ".join(cmd.args)):
+        return [_finding("malware", "deny", "opens a network connection from awk", cmd)]
+    return []
+
+
+def _serve_root(cmd: Command) -> list[Finding]:
+    """A web server started over the whole filesystem, a home or system folder."""
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        if a in ("-h", "-t", "--directory", "-d") and (
+            args[i + 1] in ("/", "~", "/etc", "/home", "/root", "/Users") or _collected(args[i + 1])
+        ):
+            return [
+                _finding(
+                    "exfiltration", "ask", "serves a home or system folder over the network", cmd
+                )
+            ]
+    return []
+
+
+def _docker_socket(cmd: Command) -> list[Finding]:
+    if any("docker.sock" in a for a in cmd.args) and ("run" in cmd.args or "create" in cmd.args):
+        return [
+            _finding(
+                "malware", "ask", "gives a container the Docker socket (control of the host)", cmd
+            )
+        ]
+    return []
+
+
+def _openssl(cmd: Command) -> list[Finding]:
+    if "s_server" in cmd.args:
+        return [_finding("malware", "ask", "listens for connections with openssl", cmd)]
+    return _shell_over(cmd)
+
+
+_SECURITY_NAMES = re.compile(
+    r"audit|apparmor|selinux|falcon|crowdstrike|sentinel|clam|osquery|sysmon|wazuh|ossec|syslog|journald|defender|mdatp|carbonblack|cbagent|cylance|sophos|eset|elastic-agent|tanium|qualys",
+    re.I,
+)
+
+
+def _pidof(cmd: Command) -> list[Finding]:
+    if any(_SECURITY_NAMES.search(a) for a in plain_args(cmd)):
+        return [_finding("persistence_evasion", "ask", "looks for security software", cmd)]
+    return []
+
+
+_LOGIN_RECORDS = re.compile(r"/[wbu]tmp$")
+
+
+def _utmp(cmd: Command) -> list[Finding]:
+    if any(_LOGIN_RECORDS.search(a) for a in cmd.args) or any(
+        _LOGIN_RECORDS.search(t) for _op, t in cmd.redirects
+    ):
+        return [_finding("persistence_evasion", "ask", "reads or rewrites login records", cmd)]
+    return []
+
+
+def _printenv(cmd: Command) -> list[Finding]:
+    if any(_SECRET_WORDS.search(a) for a in plain_args(cmd)):
+        return [_finding("credential_access", "ask", "prints a secret from the environment", cmd)]
+    return []
+
+
+def _admin_members(cmd: Command) -> list[Finding]:
+    if re.search(r"^group\s+(?:sudo|wheel|admin|root|adm|docker)\b", " ".join(cmd.args)):
+        return [_finding("network_attack", "ask", "lists administrators", cmd)]
+    return []
+
+
+def _fill_disk(cmd: Command) -> list[Finding]:
+    """A file grown to tens of gigabytes: filling the disk."""
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        if a in ("-l", "--length", "-s", "--size") and re.fullmatch(
+            r"\+?(?:[1-9]\d+[GT]|\d+[PE])B?", args[i + 1], re.I
+        ):
+            return [_finding("denial_of_service", "ask", "fills the disk", cmd, lowerable=True)]
+    return []
+
+
+def _move_away(cmd: Command) -> list[Finding]:
+    """A home or system folder moved into /dev/null (gone)."""
+    plain = plain_args(cmd)
+    if (
+        len(plain) >= 2
+        and plain[-1] == "/dev/null"
+        and any(
+            fold_home(p).rstrip("/")
+            in ("", "~", "/etc", "/home", "/usr", "/var", "/bin", "/boot", "/root")
+            for p in plain[:-1]
+        )
+    ):
+        return [
+            _finding("destructive", "deny", "moves a home or system folder into /dev/null", cmd)
+        ]
+    return []
+
+
+def _cat(cmd: Command) -> list[Finding]:
+    """The neighbour table read from /proc; endless random or zero bytes written to a file."""
+    args = cmd.args
+    if "/proc/net/arp" in args:
+        return [_finding("network_attack", "ask", "lists neighbouring hosts", cmd)]
+    if (
+        any(a in ("/dev/urandom", "/dev/zero", "/dev/random") for a in args)
+        and not cmd.downstream
+        and any(op in (">", ">>") and not t.startswith("/dev/") for op, t in cmd.redirects)
+    ):
+        return [_finding("denial_of_service", "ask", "fills the disk", cmd, lowerable=True)]
+    return []
+
+
+def _find_destroy(cmd: Command) -> list[Finding]:
+    """find over a whole system or home running a shredder or an encryptor on every file."""
+    roots = [a for a in cmd.args if not a.startswith(("-", "(", "!"))][:2]
+    if any(
+        fold_home(r).rstrip("/") in ("", "~", "/home", "/Users", "/etc", "/var", "/usr", "/root")
+        for r in roots
+    ) and re.search(
+        r"-exec(?:dir)?\s+(?:shred|wipe|srm|gpg|ccencrypt)\b|-exec(?:dir)?\s+openssl\s+enc\b",
+        " ".join(cmd.args),
+    ):
+        return [
+            _finding(
+                "destructive",
+                "deny",
+                "shreds or encrypts every file of a system or home folder",
+                cmd,
+            )
+        ]
+    return []
+
+
 TACTIC_RULES: dict[str, _Rule] = {
     "aws": _cloud,
     "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
@@ -486,7 +659,7 @@ TACTIC_RULES: dict[str, _Rule] = {
         _TUNNELS, _always("exfiltration", "ask", "opens a tunnel or proxy to another network")
     ),
     "telnet": _shell_over,
-    "openssl": _shell_over,
+    "openssl": _openssl,
     "xfreerdp": _rdp,
     "rdesktop": _rdp,
     "smbclient": _smb,
@@ -503,13 +676,7 @@ TACTIC_RULES: dict[str, _Rule] = {
         "takes a network interface down",
         lowerable=True,
     ),
-    "nmcli": _when(
-        r"\bnetworking off\b|\bradio \w+ off\b",
-        "denial_of_service",
-        "ask",
-        "turns networking off",
-        lowerable=True,
-    ),
+    "nmcli": lambda c: _wifi(c) + _NMCLI_OFF(c),
     "rfkill": _when(r"\bblock\b", "denial_of_service", "ask", "turns radios off", lowerable=True),
     "systemctl": _systemctl,
     "alias": _alias,
@@ -546,6 +713,36 @@ TACTIC_RULES: dict[str, _Rule] = {
     **dict.fromkeys(
         _REMOTE_DESKTOPS, _always("malware", "ask", "opens remote access to this machine")
     ),
+    "dig": _zone_transfer,
+    "host": _zone_transfer,
+    "nslookup": _zone_transfer,
+    "drill": _zone_transfer,
+    "ftp": _file_transfer,
+    "tftp": _file_transfer,
+    "lftp": _file_transfer,
+    "iwlist": _wifi,
+    "airport": _wifi,
+    "awk": _awk_socket,
+    "gawk": _awk_socket,
+    "busybox": _serve_root,
+    "php": _serve_root,
+    "docker": _docker_socket,
+    "podman": _docker_socket,
+    "pidof": _pidof,
+    "utmpdump": _utmp,
+    "printenv": _printenv,
+    "getent": _admin_members,
+    "fallocate": _fill_disk,
+    "truncate": _fill_disk,
+    "mv": _move_away,
+    "cat": _cat,
+    "find": _find_destroy,
+    "pkexec": _when(
+        r"(?:^|/)(?:ba|z|da)?sh\b", "malware", "ask", "opens a root shell through pkexec"
+    ),
+    "xterm": _when(
+        r"(?:^|\s)-display\s+[\w.-]+:\d", "malware", "ask", "opens a terminal on a remote display"
+    ),
 }
 
 
@@ -566,6 +763,36 @@ _RECON = frozenset(
      "get-nettcpconnection", "get-netroute", "get-dnsclientcache", "get-netadapter", "wmic",
      "csrutil", "sysctl", "crontab-l", "sudo-l", "date"}
 )  # fmt: skip
+_RECON_FILES = re.compile(
+    r"^/etc/(?:os-release|lsb-release|issue|hostname|machine-id|passwd|group|hosts|resolv\.conf|\*release|\*-release)$"
+    r"|^/proc/(?:version|cpuinfo|meminfo|mounts|net/\w+)$"
+)
+_READERS = frozenset({"cat", "head", "tail", "less", "more"})
+_INVENTORIES = {
+    "systemctl": re.compile(r"^list-(?:units|unit-files|timers|sockets)\b"),
+    "service": re.compile(r"--status-all"),
+    "dpkg": re.compile(r"^-l\b|--list"),
+    "rpm": re.compile(r"^-qa\b"),
+    "apt": re.compile(r"^list --installed"),
+    "ip": re.compile(r"^(?:a|addr|address|r|route|n|neigh|link|l)\b"),
+}
+
+
+def _recon_key(prog: str, cmd: Command) -> str:
+    """What a standalone command discovers, as a key counted once per call ("" if nothing)."""
+    if prog in _INVENTORIES:
+        match = _INVENTORIES[prog].search(" ".join(cmd.args))
+        return f"{prog} {match.group().split()[0]}" if match else ""
+    if prog in _RECON:
+        return prog
+    if prog in _READERS:
+        return next((f"{prog} {a}" for a in cmd.args if _RECON_FILES.match(a)), "")
+    return ""
+
+
+_EVERY_HOME = re.compile(
+    r"^/(?:home|Users)/\*/\.(?:ssh|aws|gnupg|kube|config|\w*_history|netrc|git-credentials)"
+)
 _CONTAINER_FILES = re.compile(
     r"^/proc/(?:1|self)/(?:cgroup|mountinfo|status)$|^/\.dockerenv$|^/run/\.containerenv$"
 )
@@ -605,8 +832,14 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
             prog += "-l"
         # only commands run as statements of their own: not inside $( ), a pipe or xargs
-        if prog in _RECON and not cmd.via and not cmd.upstream:
-            recon.add(prog)
+        if not cmd.via and not cmd.upstream:
+            key = _recon_key(prog, cmd)
+            if key:
+                recon.add(key)
+        if any(a.startswith(("/home/*/", "/Users/*/")) and _EVERY_HOME.match(a) for a in cmd.args):
+            out.append(
+                _finding("credential_access", "ask", "looks into every user's keys or history", cmd)
+            )
         if prog in ("curl", "wget", "fetch"):
             fetching = True
             args = cmd.args
@@ -705,21 +938,38 @@ _INTERPRETER_SHELL = re.compile(
 )
 
 
+_INTERPRETER_SOCKET = re.compile(
+    r"io::socket|tcpsocket\.(?:open|new)|fsockopen\s*\(|stream_socket_client|socket\.tcp\(|require\(['\"]net['\"]\)|net\.connect\(|new\s+net\.socket"
+    r"|\bsocket\s*\(\s*\w+\s*,\s*pf_inet",
+    re.I,
+)
+
+
 def interpreter_findings(language: str, source: str) -> list[Finding]:
     """perl, ruby, php, lua or node code that spawns a shell (a GTFOBins escape or a shell's
-    half of a reverse shell)."""
+    half of a reverse shell), or that opens a raw network connection."""
     if language in ("", "python", "sh", "bash", "shell", "zsh", "powershell", "pwsh", "cmd", "bat"):
         return []
+    out: list[Finding] = []
+    sock = _INTERPRETER_SOCKET.search(source)
+    if sock:
+        out.append(
+            Finding(
+                "malware",
+                "ask",
+                f"{language} code opens a network connection: {sock.group()[:60]!r}",
+            )
+        )
     match = _INTERPRETER_SHELL.search(source)
     if match:
-        return [
+        out.append(
             Finding(
                 "persistence_evasion",
                 "ask",
                 f"{language} code spawns a shell: {match.group()[:60]!r}",
             )
-        ]
-    return []
+        )
+    return out
 
 
 # --- Windows scripts, read as lower-cased text ---------------------------------------------------
