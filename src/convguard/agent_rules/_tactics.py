@@ -761,7 +761,14 @@ _RECON = frozenset(
      "sestatus", "getenforce", "scutil", "networksetup", "fdesetup", "lastb", "finger", "pinky",
      "ver", "query", "get-service", "get-hotfix", "get-smbshare", "get-netneighbor",
      "get-nettcpconnection", "get-netroute", "get-dnsclientcache", "get-netadapter", "wmic",
-     "csrutil", "sysctl", "crontab-l", "sudo-l", "date"}
+     "csrutil", "sysctl", "crontab-l", "sudo-l", "date", "getmac", "driverquery", "w32tm",
+     "chcp", "mountvol", "gpresult", "get-netipaddress", "get-netfirewallrule",
+     "get-netfirewallprofile", "get-smbmapping", "get-smbconnection", "get-psdrive", "get-volume",
+     "get-disk", "get-culture", "get-winsystemlocale", "get-winuserlanguagelist", "get-timezone",
+     "get-mpcomputerstatus", "get-mppreference", "get-wmiobject", "gwmi", "get-ciminstance",
+     "get-eventlog", "get-winevent", "get-scheduledtask", "get-dnsclientserveraddress",
+     "get-netudpendpoint", "get-aduser", "get-adcomputer", "get-adgroup", "get-adgroupmember",
+     "get-addomain", "get-adforest", "resolve-dnsname", "test-netconnection", "get-executionpolicy"}
 )  # fmt: skip
 _RECON_FILES = re.compile(
     r"^/etc/(?:os-release|lsb-release|issue|hostname|machine-id|passwd|group|hosts|resolv\.conf|\*release|\*-release)$"
@@ -1156,6 +1163,61 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         ("nextbytes", "writeallbytes"),
         r"(?s)nextbytes\(.{0,300}writeallbytes",
         "destructive", "ask", "overwrites files with random bytes",
+    ),
+    (
+        ("winvnc", "realvnc", "tightvnc", "winscp", "defaultpassword", "autoadminlogon", "promptforcredential", "protecteddata", "passwordvault", "doesnotrequirepreauth", "ms-mcs-admpwd", "msds-managedpassword"),
+        r"\\(?:orl\\winvnc3|realvnc|tightvnc)\b|martin prikryl\\winscp|defaultpassword|autoadminlogon|promptforcredential|protecteddata\]::unprotect|credentials\.passwordvault|doesnotrequirepreauth|ms-mcs-admpwd|msds-managedpassword",
+        "credential_access", "ask", "reads stored, autologon, LAPS or vault passwords, or prompts for them",
+    ),
+    (
+        ("-version", "-v ", "zone.identifier"),
+        r"powershell(?:\.exe)?\s+(?:-\w+\s+)*-v(?:ersion)?\s+2\b|zone\.identifier",
+        "persistence_evasion", "ask", "downgrades PowerShell or removes the mark of the web",
+    ),
+    (
+        ("curl", "wget", "invoke-webrequest", "iwr", "invoke-restmethod", "irm", "start-bitstransfer", "downloadfile"),
+        r"https?://[^\s'\"]{1,300}?\.(?:exe|dll|scr|hta|vbs|js|jar|msi|ps1|bat|cpl)\b",
+        "malware", "ask", "downloads a program or script",
+    ),
+    (
+        ("-tosession", "-fromsession", "trustedhosts", "winrm", "remote desktop", "tscon", "shadow"),
+        r"-(?:to|from)session\b|trustedhosts\b[^\n]{0,80}-value\s+['\"]?\*|\bwinrm(?:\.cmd)?\s+(?:quickconfig|qc|set\b)|remote desktop[^\n]{0,80}enable=yes|enable-netfirewallrule\b[^\n]{0,80}remote desktop|\btscon(?:\.exe)?\s+\d+\s+/dest|mstsc(?:\.exe)?\b[^\n]{0,40}/shadow",
+        "network_attack", "ask", "opens or uses remote access to other machines (WinRM, RDP)",
+    ),
+    (
+        ("format-volume", "clear-disk", "remove-partition", "initialize-disk", "manage-bde", "bitlocker", "disable-computerrestore", "shadowstorage"),
+        r"\b(?:format-volume|clear-disk|remove-partition|initialize-disk)\b|manage-bde(?:\.exe)?\s+-(?:lock|on|forcerecovery)|\b(?:enable|lock)-bitlocker\b|disable-computerrestore|resize\s+shadowstorage",
+        "destructive", "deny", "wipes or locks disks, or removes recovery points",
+    ),
+    (
+        ("disable-adaccount", "remove-aduser", "set-adaccountpassword", "set-adaccountcontrol", "add-adgroupmember", "new-aduser"),
+        r"\b(?:disable-adaccount|remove-aduser|set-adaccountpassword|set-adaccountcontrol|add-adgroupmember|new-aduser)\b",
+        "persistence_evasion", "ask", "changes domain accounts",
+    ),
+    (
+        ("while", "for"),
+        r"(?s)(?:while\s*\(\s*\$true\s*\)|for\s*\(\s*;\s*;\s*\)).{0,400}(?:invoke-restmethod|invoke-webrequest|\birm\b|\biwr\b|downloadstring|net\.webclient|resolve-dnsname).{0,400}start-sleep",
+        "malware", "ask", "polls a server in an endless loop (a beacon)",
+    ),
+    (
+        ("namedpipeserverstream", "udpclient"),
+        r"namedpipeserverstream|net\.sockets\.udpclient\b[^\n]{0,200}\.send\(",
+        "malware", "ask", "opens a named pipe server or sends raw UDP",
+    ),
+    (
+        ("copy", "/b"),
+        r"\bcopy\s+/b\s+\S+\s*\+\s*\S+",
+        "exfiltration", "ask", "appends files into one (hides data in a file)",
+    ),
+    (
+        (":",),
+        r"\.(?:txt|exe|dll|ps1|bat|vbs|js|log|ini|jpg|png|docx?|pdf|zip|dat|tmp):[a-z_][\w.-]*\b",
+        "persistence_evasion", "ask", "hides data in an alternate data stream",
+    ),
+    (
+        ("\\services\\eventlog",),
+        r"\\services\\eventlog\\[^\n]{0,120}(?:maxsize|retention|start)",
+        "persistence_evasion", "ask", "changes event-log settings",
     ),
 )  # fmt: skip
 _WINDOWS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, Level, str], ...] = tuple(
