@@ -69,7 +69,7 @@ _PERSIST = re.compile(
 )
 _LOGS = re.compile(
     r"^(?:/private)?/var/(?:log(?:/|$)|adm/|audit(?:/|$)|db/diagnostics(?:/|$)|db/uuidtext(?:/|$))"
-    r"|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$"
+    r"|^~?/Library/Logs(?:/|$)|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$"
 )
 _BLOCK = re.compile(
     r"^/dev/(?:sd[a-z]|nvme\d|hd[a-z]|xvd[a-z]|vd[a-z]|mmcblk\d|disk\d|md\d|mapper/)"

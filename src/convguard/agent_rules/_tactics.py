@@ -544,6 +544,12 @@ def _docker_socket(cmd: Command) -> list[Finding]:
 def _openssl(cmd: Command) -> list[Finding]:
     if "s_server" in cmd.args:
         return [_finding("malware", "ask", "listens for connections with openssl", cmd)]
+    if "s_client" in cmd.args and any(
+        op == "<" and not t.startswith("/dev/") for op, t in cmd.redirects
+    ):
+        return [
+            _finding("exfiltration", "ask", "sends a file over a TLS connection with openssl", cmd)
+        ]
     return _shell_over(cmd)
 
 
@@ -646,6 +652,89 @@ def _find_destroy(cmd: Command) -> list[Finding]:
     return []
 
 
+def _set_clock(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if (
+        (cmd.program == "date" and re.search(r"(?:^|\s)(?:-s|--set)(?:\s|=)", text))
+        or (cmd.program == "timedatectl" and text.startswith("set-time"))
+        or (cmd.program == "hwclock" and "--set" in text)
+    ):
+        return [
+            _finding(
+                "persistence_evasion",
+                "ask",
+                "sets the system clock (hides when things happened)",
+                cmd,
+            )
+        ]
+    return []
+
+
+_SYSTEM_FILE = re.compile(r"^/(?:bin|sbin|usr|etc|lib|lib64|boot|System)/")
+
+
+def _timestomp(cmd: Command) -> list[Finding]:
+    """touch copying a system file's times (``touch -r /bin/ls x``): timestomping."""
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        if a in ("-r", "--reference") and _SYSTEM_FILE.match(args[i + 1]):
+            return [
+                _finding(
+                    "persistence_evasion",
+                    "ask",
+                    "copies a system file's timestamps (timestomping)",
+                    cmd,
+                )
+            ]
+        if a.startswith("--reference=") and _SYSTEM_FILE.match(a.split("=", 1)[1]):
+            return [
+                _finding(
+                    "persistence_evasion",
+                    "ask",
+                    "copies a system file's timestamps (timestomping)",
+                    cmd,
+                )
+            ]
+    return []
+
+
+def _whois(cmd: Command) -> list[Finding]:
+    if "-h" in cmd.args and "-p" in cmd.args:
+        return [
+            _finding(
+                "exfiltration", "ask", "sends data through whois to a chosen server and port", cmd
+            )
+        ]
+    return []
+
+
+def _browser(cmd: Command) -> list[Finding]:
+    if any(a.startswith("--load-extension") for a in cmd.args):
+        return [_finding("persistence_evasion", "ask", "loads a browser extension from disk", cmd)]
+    return []
+
+
+def _auditctl(cmd: Command) -> list[Finding]:
+    if re.search(r"(?:^|\s)-[aA]\s+\S*never|never,", " ".join(cmd.args)):
+        return [_finding("persistence_evasion", "deny", "suppresses audit events", cmd)]
+    return []
+
+
+def _launchctl(cmd: Command) -> list[Finding]:
+    text = " ".join(cmd.args)
+    if re.match(r"(?:unload|bootout|remove|disable|stop)\b", text) and re.search(
+        r"/System/Library/|\bcom\.apple\.|system/com\.apple", text
+    ):
+        return [
+            _finding("persistence_evasion", "ask", "stops or removes a macOS system service", cmd)
+        ]
+    return []
+
+
+def _script_compiler(cmd: Command) -> list[Finding]:
+    return [_finding("persistence_evasion", "ask", f"hides a script's source ({cmd.program})", cmd)]
+
+
 TACTIC_RULES: dict[str, _Rule] = {
     "aws": _cloud,
     "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
@@ -735,6 +824,27 @@ TACTIC_RULES: dict[str, _Rule] = {
     "fallocate": _fill_disk,
     "truncate": _fill_disk,
     "mv": _move_away,
+    "date": _set_clock,
+    "timedatectl": _set_clock,
+    "hwclock": _set_clock,
+    "touch": _timestomp,
+    "whois": _whois,
+    **dict.fromkeys(
+        (
+            "google-chrome",
+            "chrome",
+            "chromium",
+            "chromium-browser",
+            "brave",
+            "msedge",
+            "microsoft-edge",
+        ),
+        _browser,
+    ),
+    "auditctl": _auditctl,
+    "launchctl": _launchctl,
+    "shc": _script_compiler,
+    "gzexe": _script_compiler,
     "cat": _cat,
     "find": _find_destroy,
     "pkexec": _when(
@@ -797,6 +907,21 @@ def _recon_key(prog: str, cmd: Command) -> str:
     return ""
 
 
+_PLANTED = re.compile(
+    r"\.app/Contents/(?:Frameworks|MacOS|PlugIns)/\S*\.dylib$|^/Library/Frameworks/\S*\.dylib$"
+    r"|/(?:google-chrome|chromium|BraveSoftware/Brave-Browser|Google/Chrome)/[^/]+/Extensions/|/External Extensions/"
+)
+_NAMERS = frozenset({"cp", "mv", "ln", "install", "touch"})
+_TRAILING = re.compile(r"\.\w{1,5} +$")
+_SYSTEM_LIB = re.compile(r"^/(?:usr/(?:local/)?)?lib(?:32|64)?/|^/opt/")
+_WIDE_ROOTS = ("/", "~", "/home", "/Users", "/root", "/etc", "/var", "/opt", "/srv")
+
+
+def _grep_after_find(cmd: Command) -> bool:
+    """grep run on what a find found (``find … -exec grep``, ``find … | xargs grep``)."""
+    return cmd.program in ("grep", "egrep", "fgrep") and cmd.via.endswith(("find -exec", "xargs"))
+
+
 _EVERY_HOME = re.compile(
     r"^/(?:home|Users)/\*/\.(?:ssh|aws|gnupg|kube|config|\w*_history|netrc|git-credentials)"
 )
@@ -834,6 +959,7 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
     fetching = False
     sourced = False
     container = False
+    wide_find = False
     for cmd in commands:
         prog = cmd.program.removesuffix(".exe")
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
@@ -843,6 +969,40 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
             key = _recon_key(prog, cmd)
             if key:
                 recon.add(key)
+        named = (*plain_args(cmd), *cmd.writes()) if prog in _NAMERS else cmd.writes()
+        if any(a.endswith(" ") and _TRAILING.search(a) for a in named):
+            out.append(
+                _finding(
+                    "persistence_evasion",
+                    "ask",
+                    "names a file with a trailing space (masquerading)",
+                    cmd,
+                )
+            )
+        for name, value in cmd.assignments:
+            if name == "LD_PRELOAD" and value.startswith("/") and not _SYSTEM_LIB.match(value):
+                out.append(
+                    Finding(
+                        "persistence_evasion",
+                        "ask",
+                        f"preloads a library into programs: {name}={value[:60]}",
+                    )
+                )
+        if prog == "find":
+            wide_find = any(
+                fold_home(r).rstrip("/") in ("", "~") or fold_home(r).startswith(_WIDE_ROOTS[2:])
+                for r in cmd.args[:2]
+                if not r.startswith("-")
+            )
+        if wide_find and _grep_after_find(cmd) and _SECRET_WORDS.search(" ".join(plain_args(cmd))):
+            out.append(
+                _finding(
+                    "credential_access",
+                    "ask",
+                    "searches system or home files for passwords or keys",
+                    cmd,
+                )
+            )
         if any(a.startswith(("/home/*/", "/Users/*/")) and _EVERY_HOME.match(a) for a in cmd.args):
             out.append(
                 _finding("credential_access", "ask", "looks into every user's keys or history", cmd)
@@ -887,6 +1047,15 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
                     )
                 )
         for target in _written(cmd) if cmd.redirects or prog in _COPIERS else ():
+            if _PLANTED.search(target):
+                out.append(
+                    _finding(
+                        "persistence_evasion",
+                        "ask",
+                        f"plants a library or extension where an application loads it: {target}",
+                        cmd,
+                    )
+                )
             if target.endswith(("/release_agent", "/notify_on_release")):
                 out.append(
                     _finding(
