@@ -60,6 +60,11 @@ def _when(pattern: str, category: str, level: Level, reason: str, *, lowerable: 
     return rule
 
 
+def _name(cmd: Command) -> str:
+    """The program's name without ``.exe`` (``rclone.exe`` on Windows is ``rclone``)."""
+    return cmd.program.removesuffix(".exe")
+
+
 def _remote(hosts: Sequence[str]) -> bool:
     return any(not _LOOPBACK.match(h) for h in hosts)
 
@@ -86,14 +91,14 @@ def _cloud_copy(cmd: Command) -> list[Finding]:
     args = cmd.args
     text = " ".join(args).lower()
     plain = plain_args(cmd)
-    if cmd.program == "rclone":
+    if _name(cmd) == "rclone":
         if (
             plain[:1]
             and plain[0] in ("copy", "sync", "move", "copyto", "moveto")
             and len(plain) >= 3
         ):
             source, dest = plain[1], plain[-1]
-            if re.match(r"^[\w-]+:", dest) and not re.match(r"^[\w-]+:", source):
+            if re.match(r"^[\w-]{2,}:", dest) and not re.match(r"^[\w-]{2,}:", source):
                 return [_finding("exfiltration", "ask", "copies files to cloud storage", cmd)]
         return []
     if re.search(
@@ -186,7 +191,7 @@ _TUNNELS = ("frpc", "frps", "gost", "iox", "revsocks", "rpivot", "stowaway", "bo
 def _shell_over(cmd: Command) -> list[Finding]:
     """A shell piped to or from telnet or ``openssl s_client``: a remote shell."""
     shells = {"sh", "bash", "zsh", "dash", "ksh", "ash"}
-    if cmd.program == "openssl" and "s_client" not in cmd.args:
+    if _name(cmd) == "openssl" and "s_client" not in cmd.args:
         return []
     if shells & set(cmd.upstream + cmd.downstream):
         return [_finding("malware", "deny", f"pipes a shell through {cmd.program}", cmd)]
@@ -329,9 +334,9 @@ def _cloud_destroy(cmd: Command) -> list[Finding]:
     """Cloud resources, clusters or infrastructure destroyed wholesale."""
     text = " ".join(cmd.args).lower()
     hit = False
-    if cmd.program == "terraform":
+    if _name(cmd) == "terraform":
         hit = bool(re.match(r"(?:-\S+\s+)*destroy\b", text)) or "apply -destroy" in text
-    elif cmd.program == "kubectl":
+    elif _name(cmd) == "kubectl":
         hit = bool(
             re.search(
                 r"\bdelete\s+(?:namespace|ns|pv|persistentvolume|node|nodes)\b|\bdelete\b.*--all\b",
@@ -878,7 +883,8 @@ _RECON = frozenset(
      "get-mpcomputerstatus", "get-mppreference", "get-wmiobject", "gwmi", "get-ciminstance",
      "get-eventlog", "get-winevent", "get-scheduledtask", "get-dnsclientserveraddress",
      "get-netudpendpoint", "get-aduser", "get-adcomputer", "get-adgroup", "get-adgroupmember",
-     "get-addomain", "get-adforest", "resolve-dnsname", "test-netconnection", "get-executionpolicy"}
+     "get-addomain", "get-adforest", "resolve-dnsname", "test-netconnection", "get-executionpolicy",
+     "tree", "get-pnpdevice"}
 )  # fmt: skip
 _RECON_FILES = re.compile(
     r"^/etc/(?:os-release|lsb-release|issue|hostname|machine-id|passwd|group|hosts|resolv\.conf|\*release|\*-release)$"
@@ -892,6 +898,8 @@ _INVENTORIES = {
     "rpm": re.compile(r"^-qa\b"),
     "apt": re.compile(r"^list --installed"),
     "ip": re.compile(r"^(?:a|addr|address|r|route|n|neigh|link|l)\b"),
+    "sc": re.compile(r"^query(?:ex)?\b|^qc\b"),
+    "reg": re.compile(r"^query\b"),
 }
 
 
@@ -1387,6 +1395,76 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         ("\\services\\eventlog",),
         r"\\services\\eventlog\\[^\n]{0,120}(?:maxsize|retention|start)",
         "persistence_evasion", "ask", "changes event-log settings",
+    ),
+    (
+        ("\\policies\\", "\\currentcontrolset\\", "\\explorer\\advanced", "\\windows nt\\currentversion\\", "\\active setup\\", "print processors", "\\classes\\"),
+        r"(?:reg(?:\.exe)?\s+(?:add|delete)|set-itemproperty|new-itemproperty|remove-itemproperty|\bsp\s|new-item\b)[^\n]{0,200}(?:\\policies\\|\\currentcontrolset\\(?:control|services)\\|\\explorer\\advanced|\\windows nt\\currentversion\\|\\active setup\\installed components|print processors|\\classes\\(?:\.\w+|\w+file|clsid|ms-\w+|exefile|\*)\\)",
+        "persistence_evasion", "ask", "changes a security-relevant registry setting (policies, services, logon, file handlers)",
+    ),
+    (
+        ("sc ", "sc.exe"),
+        r"\bsc(?:\.exe)?\s+(?:\\\\\S+\s+)?config\s+\S+\s+start=\s*disabled|\bsc(?:\.exe)?\s+(?:\\\\\S+\s+)?(?:stop|delete)\s+\S+",
+        "denial_of_service", "ask", "stops, disables or deletes a service",
+    ),
+    (
+        ("/delete", "remove-smbshare", "remove-smbmapping"),
+        r"\bnet1?(?:\.exe)?\s+(?:use|share)\b[^\n]{0,120}/del(?:ete)?\b|remove-smb(?:share|mapping)\b",
+        "persistence_evasion", "ask", "removes network share connections (covers tracks)",
+    ),
+    (
+        ("sdelete", "ftype", "termsrv.dll", "csi.exe", "csi ", "exportpfx", "export-pfxcertificate", "c:\\program.exe", "c:\\program files\\"),
+        r"\bsdelete(?:64)?(?:\.exe)?\b|\bftype\s+\w+=|termsrv\.dll|\bcsi(?:\.exe)?\s+\S|-exportpfx\b|export-pfxcertificate\b|c:\\program\.exe|c:\\program files\\[^\\\n\"]+\.exe",
+        "malware", "ask", "secure deletion, file handlers, RDP DLL, C# scripts, exported keys or unquoted-path programs",
+    ),
+    (
+        ("set-gp", "new-gplink", "new-gpo", "import-gpo", "gpupdate"),
+        r"\b(?:set-gpregistryvalue|set-gppermission|set-gpprefregistryvalue|new-gplink|new-gpo|import-gpo)\b|gpupdate(?:\.exe)?\s+/force",
+        "persistence_evasion", "ask", "changes Group Policy",
+    ),
+    (
+        ("thermalzone", "win32_fan", "win32_cachememory", "cim_memory", "win32_voltageprobe"),
+        r"msacpi_thermalzonetemperature|win32_fan\b|win32_cachememory|cim_memory\b|win32_voltageprobe",
+        "malware", "ask", "checks whether it runs in a virtual machine",
+    ),
+    (
+        ("\\uninstall",),
+        r"(?:get-itemproperty|\bgp\b|get-childitem|\bgci\b|\bls\b|\bdir\b)[^\n]{0,120}\\currentversion\\uninstall",
+        "network_attack", "ask", "lists installed software",
+    ),
+    (
+        ("get-eventlog", "get-winevent"),
+        r"(?:get-eventlog|get-winevent)\b[^\n]{0,80}security",
+        "network_attack", "ask", "reads the security event log (who logged on)",
+    ),
+    (
+        ("*.doc", "*.xls", "*.pdf", "*.ppt"),
+        r"(?s)(?:get-childitem|\bgci\b|\bdir\b|\bls\b)[^\n]{0,200}\*\.(?:docx?|xlsx?|pdf|pptx?).{0,300}(?:copy-item|compress-archive|move-item|\bcopy\b|\bxcopy\b)",
+        "exfiltration", "ask", "gathers documents",
+    ),
+    (
+        ("ftp", "test-connection", "networkinformation.ping"),
+        r"\bftp(?:\.exe)?\s+(?:-\w+\s+)*-s:|(?s:(?:foreach|for\s*\(|\d+\.\.\d+|%\s*\{).{0,300}(?:test-connection|networkinformation\.ping))",
+        "network_attack", "ask", "scripts FTP transfers or pings many hosts in a loop",
+    ),
+    (
+        ("invokescript", "gcm", "get-command", "[char[]]", "-join", "set-alias", "sal "),
+        r"invokecommand\.invokescript|&\s*\(\s*(?:gcm|get-command)\s|\[char\[\]\]\s*\(|-join\s*\(?\s*\[char\]|(?:\bsal|set-alias)\s+(?:-name\s+)?\w+\s+(?:-value\s+)?(?:iex|invoke-expression)\b",
+        "persistence_evasion", "ask", "hides what it runs (PowerShell obfuscation)",
+    ),
+    (
+        ("$profile",),
+        r"(?:set-content|out-file|add-content|>>?)\s*[^\n]{0,40}\$profile\b",
+        "persistence_evasion", "ask", "writes to the PowerShell profile",
+    ),
+    (
+        (".dll",),
+        r"(?:copy|copy-item|move|move-item|xcopy)\b[^\n]{0,200}\.dll\b[^\n]{0,200}(?:\\windows\\system32|\\windows\\syswow64|\\program files|\\windowsapps|\$env:windir|%windir%|%systemroot%)",
+        "persistence_evasion", "ask", "plants a DLL in a system or program folder",
+    ),
+    (
+        ("wmic",),
+        r"wmic(?:\.exe)?\s+(?:/\S+\s+)*process\s+get\b",
+        "network_attack", "ask", "lists processes with their command lines",
     ),
 )  # fmt: skip
 _WINDOWS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, Level, str], ...] = tuple(

@@ -108,7 +108,7 @@ def _grep(cmd: Command) -> list[Finding]:
     return []
 
 
-_SWEEP = re.compile(r"^(?:\d{1,3}\.){2,3}(?:\$|\{\d)")
+_SWEEP = re.compile(r"^(?:\d{1,3}\.){2,3}(?:\$|\{\d|%%?\w)")  # $i, {1..254}, cmd's %i
 _IP_LOOKUP = re.compile(
     r"ipinfo\.io|ifconfig\.(?:me|co)|icanhazip|ipify\.org|ip-api\.com|checkip\.|ipecho\.net"
     r"|wtfismyip|myexternalip|ident\.me|ipapi\.co|geoiplookup|ipwhois|whatismyip|myip\.",
