@@ -249,9 +249,9 @@ def test_windows_tactics_are_caught_and_their_neighbours_allowed(
 
 
 def test_every_windows_tactic_has_trigger_words_it_can_match() -> None:
-    from convguard.agent_rules import _tactics
+    from convguard.agent_rules import _windows_tactics
 
-    for triggers, pattern, *_ in _tactics._WINDOWS:
+    for triggers, pattern, *_ in _windows_tactics._WINDOWS:
         assert triggers and all(t == t.lower() for t in triggers), pattern.pattern
 
 

@@ -66,7 +66,6 @@ from convguard.agent_rules._tactics import (
     TACTIC_RULES,
     interpreter_findings,
     tactic_call_findings,
-    windows_tactic_findings,
 )
 from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
 from convguard.agent_rules._tradecraft import (
@@ -74,6 +73,7 @@ from convguard.agent_rules._tradecraft import (
     tradecraft_call_findings,
     windows_text_findings,
 )
+from convguard.agent_rules._windows_tactics import windows_tactic_findings
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
 
