@@ -142,6 +142,21 @@ def _judge(tool: str, command: str) -> tuple[str, tuple[str, ...]]:
         ("find /etc -type f | xargs grep -i secret", "ask", "credential_access", "find . -name '*.py' | xargs grep -i password"),
         ("cp x.dylib /Applications/Slack.app/Contents/Frameworks/x.dylib", "ask", "persistence_evasion", "cp libfoo.dylib build/"),
         ("rm -rf ~/Library/Logs/*", "deny", "persistence_evasion", "ls ~/Library/Logs"),
+        # fifth round: macOS protections, tokens printed, shells upgraded, ACLs
+        ("security authorizationdb write system.privilege.admin allow", "ask", "persistence_evasion", "security find-certificate -a"),
+        ("sudo fdesetup disable", "ask", "persistence_evasion", "fdesetup status"),
+        ("sudo spctl --add /tmp/x.app", "ask", "persistence_evasion", "spctl --assess -v App.app"),
+        ("codesign --remove-signature /Applications/X.app", "ask", "persistence_evasion", "codesign -s - build/x"),
+        ("defaults write com.apple.screensaver askForPassword -int 0", "ask", "persistence_evasion", "defaults write com.apple.dock autohide -bool true"),
+        ("hdiutil create -encryption AES-256 -srcfolder ~/Documents /tmp/x.dmg", "ask", "exfiltration", "hdiutil create -srcfolder dist x.dmg"),
+        ("networksetup -setairportpower en0 off", "ask", "denial_of_service", "networksetup -listallhardwareports"),
+        ("script /dev/null -c bash", "ask", "malware", "script -q session.log"),
+        ("stty raw -echo; fg", "ask", "malware", "stty -a"),
+        ("setfacl -m u:bob:rw /etc/passwd", "ask", "persistence_evasion", "setfacl -m u:bob:rw shared/notes.txt"),
+        ("aws configure get aws_secret_access_key", "ask", "credential_access", "aws configure get region"),
+        ("kubectl config view --raw", "ask", "credential_access", "kubectl config view"),
+        ("gh auth token", "ask", "credential_access", "gh auth status"),
+        ("osascript -e 'tell application \"Terminal\" to do script \"id\"'", "ask", "malware", "osascript -e 'display notification \"done\"'"),
     ],
 )  # fmt: skip
 def test_posix_tactics_are_caught_and_their_neighbours_allowed(

@@ -318,6 +318,11 @@ def _networksetup(cmd: Command) -> list[Finding]:
                 "persistence_evasion", "ask", "redirects traffic through a proxy or DNS server", cmd
             )
         ]
+    if re.search(
+        r"-setairportpower\s+\S+\s+off|-setnetworkserviceenabled\s+.+\s+off",
+        " ".join(cmd.args).lower(),
+    ):
+        return [_finding("denial_of_service", "ask", "turns networking off", cmd, lowerable=True)]
     return []
 
 
@@ -738,11 +743,89 @@ def _script_compiler(cmd: Command) -> list[Finding]:
     return [_finding("persistence_evasion", "ask", f"hides a script's source ({cmd.program})", cmd)]
 
 
+_TOKENS_PRINTED = re.compile(
+    r"\bconfigure get \S*(?:secret|session_token)|\bconfigure export-credentials\b|\bauth print-(?:access|identity)-token\b"
+    r"|\baccount get-access-token\b|\bconfig view\b.*--raw\b|\bauth token\b|^credential fill\b"
+)
+
+
+def _tokens_printed(cmd: Command) -> list[Finding]:
+    """Cloud, cluster, GitHub or git credentials printed in clear."""
+    if _TOKENS_PRINTED.search(" ".join(cmd.args).lower()):
+        return [
+            _finding("credential_access", "ask", "prints access tokens or stored credentials", cmd)
+        ]
+    return []
+
+
+_MACOS_WEAKENING = {
+    "security": re.compile(r"^authorizationdb write\b"),
+    "fdesetup": re.compile(r"^disable\b"),
+    "softwareupdate": re.compile(r"--schedule off|--ignore\b"),
+    "spctl": re.compile(r"(?:^|\s)--add\b|--global-disable|--disable\b"),
+    "nvram": re.compile(r"boot-args=|csr-active-config"),
+    "codesign": re.compile(r"--remove-signature"),
+    "defaults": re.compile(
+        r"askforpassword\b|com\.apple\.screensaver\b.*\bask|autologinuser|disableautologin"
+    ),
+}
+
+
+def _macos_weakening(cmd: Command) -> list[Finding]:
+    """macOS protections weakened: authorization rights, FileVault, updates, Gatekeeper rules,
+    boot arguments, code signatures, the screen lock."""
+    pattern = _MACOS_WEAKENING.get(cmd.program)
+    if pattern is not None and pattern.search(" ".join(cmd.args).lower()):
+        return [_finding("persistence_evasion", "ask", "weakens a macOS protection", cmd)]
+    return []
+
+
+def _disk_image(cmd: Command) -> list[Finding]:
+    if re.search(r"^create\b.*-encryption", " ".join(cmd.args)):
+        return [_finding("exfiltration", "ask", "packs files into an encrypted disk image", cmd)]
+    return []
+
+
+def _shell_upgrade(cmd: Command) -> list[Finding]:
+    """A remote shell made interactive (``script /dev/null -c bash``, ``stty raw -echo``)."""
+    text = " ".join(cmd.args)
+    if (
+        cmd.program == "script"
+        and "/dev/null" in cmd.args
+        and re.search(r"(?:^|\s)(?:-c\s+)?(?:/bin/)?(?:ba|z)?sh\b", text)
+    ) or (cmd.program == "stty" and re.search(r"\braw\b.*-echo\b", text)):
+        return [_finding("malware", "ask", "turns a remote shell into a full terminal", cmd)]
+    return []
+
+
+def _setfacl(cmd: Command) -> list[Finding]:
+    if any(secret_path(a) or a.startswith("/etc/") for a in plain_args(cmd)) and re.search(
+        r"-m\s+\S*:\S*:\S*[rw]", " ".join(cmd.args)
+    ):
+        return [
+            _finding(
+                "persistence_evasion",
+                "ask",
+                "opens up a system or credential file with an ACL",
+                cmd,
+            )
+        ]
+    return []
+
+
+def _osascript(cmd: Command) -> list[Finding]:
+    if re.search(
+        r"tell (?:application|app) \"?terminal\"?.*\bdo script\b", " ".join(cmd.args).lower()
+    ):
+        return [_finding("malware", "ask", "runs commands through Terminal from AppleScript", cmd)]
+    return []
+
+
 TACTIC_RULES: dict[str, _Rule] = {
-    "aws": _cloud,
+    "aws": lambda c: _cloud(c) + _tokens_printed(c),
     "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
-    "az": _cloud,
-    "gcloud": _cloud,
+    "az": lambda c: _cloud(c) + _tokens_printed(c),
+    "gcloud": lambda c: _cloud(c) + _tokens_printed(c),
     "rclone": _cloud_copy,
     "scp": _remote_copy,
     "rsync": _remote_copy,
@@ -772,13 +855,22 @@ TACTIC_RULES: dict[str, _Rule] = {
     "rfkill": _when(r"\bblock\b", "denial_of_service", "ask", "turns radios off", lowerable=True),
     "systemctl": _systemctl,
     "alias": _alias,
-    "git": _git_config,
+    "git": lambda c: _git_config(c) + _tokens_printed(c),
     "rm": _self_delete,
     "shred": _self_delete,
     "unlink": _unlink,
     "networksetup": _networksetup,
+    "gh": _tokens_printed,
+    **dict.fromkeys(
+        ("security", "fdesetup", "softwareupdate", "spctl", "nvram", "codesign"), _macos_weakening
+    ),
+    "hdiutil": _disk_image,
+    "osascript": _osascript,
+    "script": _shell_upgrade,
+    "stty": _shell_upgrade,
+    "setfacl": _setfacl,
     "terraform": _cloud_destroy,
-    "kubectl": _kubectl,
+    "kubectl": lambda c: _kubectl(c) + _tokens_printed(c),
     "secret-tool": _password_store,
     "kwallet-query": _password_store,
     "lpass": _password_store,
@@ -793,7 +885,7 @@ TACTIC_RULES: dict[str, _Rule] = {
     "trap": _trap,
     "plistbuddy": _plist,
     "plutil": _plist,
-    "defaults": _plist,
+    "defaults": lambda c: _plist(c) + _macos_weakening(c),
     "install": _install_mode,
     "aa-teardown": _always("persistence_evasion", "deny", "turns AppArmor off"),
     "aa-disable": _always("persistence_evasion", "deny", "turns AppArmor off"),
