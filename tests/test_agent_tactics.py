@@ -252,6 +252,17 @@ def test_posix_tactics_are_caught_and_their_neighbours_allowed(
         ("cmd", "wmic process get caption,commandline", "ask", "network_attack", "wmic os get caption"),
         ("cmd", "sc query & reg query HKLM\\Software\\Microsoft\\Windows\\CurrentVersion", "ask", "network_attack", "reg query HKCU\\Software\\MyApp"),
         ("cmd", "rclone.exe copy C:\\Users\\bob\\Documents remote:x", "ask", "exfiltration", "rclone.exe copy remote:x C:\\restore"),
+        # fifth round: registry imports, file-system settings, ACLs, traffic, .NET switches, pings
+        ("cmd", "regedit /s x.reg", "ask", "persistence_evasion", "regedit"),
+        ("cmd", "fsutil behavior set disablelastaccess 1", "ask", "persistence_evasion", "fsutil fsinfo drives"),
+        ("cmd", "icacls C:\\Data /grant Everyone:F /T", "ask", "persistence_evasion", "icacls C:\\Data"),
+        ("cmd", "netsh winhttp set proxy 203.0.113.5:8080", "ask", "persistence_evasion", "netsh winhttp show proxy"),
+        ("cmd", "route add 0.0.0.0 mask 0.0.0.0 203.0.113.5", "ask", "persistence_evasion", "route print"),
+        ("PowerShell", "$env:COMPlus_ETWEnabled=0", "ask", "persistence_evasion", "$env:DOTNET_CLI_TELEMETRY_OPTOUT=1"),
+        ("PowerShell", "Register-WmiEvent -Query $q -Action { calc }", "ask", "persistence_evasion", "Get-WmiObject Win32_Processor"),
+        ("cmd", "ping -l 65500 -n 100 10.0.0.5", "ask", "denial_of_service", "ping -n 4 10.0.0.5"),
+        ("cmd", "arp -s 10.0.0.1 00-11-22-33-44-55", "ask", "network_attack", "ipconfig /flushdns"),
+        ("cmd", "nbtstat -A 10.0.0.5", "ask", "network_attack", "nbtstat -n"),
     ],
 )  # fmt: skip
 def test_windows_tactics_are_caught_and_their_neighbours_allowed(

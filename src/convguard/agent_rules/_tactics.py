@@ -821,6 +821,25 @@ def _osascript(cmd: Command) -> list[Finding]:
     return []
 
 
+def _big_ping(cmd: Command) -> list[Finding]:
+    """Pings tens of kilobytes long: a flood, or data tunnelled in ICMP."""
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        if a in ("-s", "-l") and args[i + 1].isdigit() and int(args[i + 1]) >= 10000:
+            return [
+                _finding(
+                    "denial_of_service", "ask", "sends oversized pings (a flood or a tunnel)", cmd
+                )
+            ]
+    return []
+
+
+def _nbtstat(cmd: Command) -> list[Finding]:
+    if re.search(r"(?:^|\s)-[aA]\s+\S", " ".join(cmd.args)):
+        return [_finding("network_attack", "ask", "reads another machine's NetBIOS names", cmd)]
+    return []
+
+
 TACTIC_RULES: dict[str, _Rule] = {
     "aws": lambda c: _cloud(c) + _tokens_printed(c),
     "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
@@ -865,6 +884,9 @@ TACTIC_RULES: dict[str, _Rule] = {
         ("security", "fdesetup", "softwareupdate", "spctl", "nvram", "codesign"), _macos_weakening
     ),
     "hdiutil": _disk_image,
+    "ping": _big_ping,
+    "arp": _when(r"(?:^|\s)-s\s", "network_attack", "ask", "adds a static ARP entry (spoofing)"),
+    "nbtstat": _nbtstat,
     "osascript": _osascript,
     "script": _shell_upgrade,
     "stty": _shell_upgrade,

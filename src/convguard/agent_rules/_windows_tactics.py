@@ -333,6 +333,36 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         r"wmic(?:\.exe)?\s+(?:/\S+\s+)*process\s+get\b",
         "network_attack", "ask", "lists processes with their command lines",
     ),
+    (
+        ("reg", "regedit", "regini"),
+        r"\breg(?:\.exe)?\s+import\s+\S|\bregedit(?:\.exe)?\s+(?:/s\s+)?\S+\.reg\b|\bregini(?:\.exe)?\s+\S",
+        "persistence_evasion", "ask", "imports registry settings from a file",
+    ),
+    (
+        ("fsutil",),
+        r"fsutil(?:\.exe)?\s+(?:behavior\s+set\s+disablelastaccess\s+1|file\s+setzerodata)",
+        "persistence_evasion", "ask", "turns off access times or zeroes a file",
+    ),
+    (
+        ("icacls", "cacls"),
+        r"\b(?:icacls|cacls)(?:\.exe)?\b[^\n]{0,200}/grant(?::r)?\s+\"?(?:everyone|users|\*s-1-1-0|authenticated users|\*s-1-5-11)\"?:\(?(?:oi\)\(ci\)|ci\)\(oi\))?\(?[fm]\b",
+        "persistence_evasion", "ask", "gives everyone full control of files",
+    ),
+    (
+        ("netsh", "route"),
+        r"netsh(?:\.exe)?\b[^\n]{0,80}\bset\s+(?:dns(?:servers?)?|dnsserver)\b[^\n]{0,40}static|netsh(?:\.exe)?\s+winhttp\s+(?:set|import)\s+proxy|\broute(?:\.exe)?\s+(?:-p\s+)?(?:add|change)\s+0\.0\.0\.0",
+        "persistence_evasion", "ask", "redirects the machine's traffic (DNS, proxy or default route)",
+    ),
+    (
+        ("complus_etwenabled", "servercertificatevalidationcallback", "-skipcertificatecheck"),
+        r"complus_etwenabled|servercertificatevalidationcallback\s*=|-skipcertificatecheck",
+        "persistence_evasion", "ask", "turns off .NET event tracing or TLS certificate checks",
+    ),
+    (
+        ("register-wmievent", "register-cimindicationevent"),
+        r"register-(?:wmievent|cimindicationevent)\b",
+        "persistence_evasion", "ask", "runs code on a WMI event",
+    ),
 )  # fmt: skip
 _WINDOWS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, Level, str], ...] = tuple(
     (t, re.compile(p), c, lvl, r) for t, p, c, lvl, r in _RAW_WINDOWS
