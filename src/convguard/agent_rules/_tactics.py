@@ -975,34 +975,63 @@ TACTIC_RULES: dict[str, _Rule] = {
 
 # --- one call's commands together ----------------------------------------------------------------
 
-# Discovery programs that describe who and where the machine is (a pair of them run one after
-# another is a reconnaissance burst); resource checks such as ``df`` or ``uptime`` do not count.
-_RECON = frozenset(
-    {"whoami", "id", "uname", "hostname", "ifconfig", "ip", "netstat", "ss", "arp", "route",
-     "ps", "env", "printenv", "lsmod", "kldstat", "system_profiler", "ioreg", "groups", "lsof",
-     "who", "w", "last", "lastlog", "users", "getent", "locale", "sw_vers", "systeminfo",
-     "ipconfig", "tasklist", "nbtstat", "nltest", "net", "quser", "qwinsta", "get-process",
-     "get-localuser", "get-localgroup", "get-localgroupmember", "get-netipconfiguration",
-     "get-computerinfo", "sockstat", "smbstatus", "showmount", "dscl", "dscacheutil", "klist",
-     "lsb_release", "hostnamectl", "timedatectl", "localectl", "nmcli", "iwconfig", "pstree",
-     "sestatus", "getenforce", "scutil", "networksetup", "fdesetup", "lastb", "finger", "pinky",
-     "ver", "query", "get-service", "get-hotfix", "get-smbshare", "get-netneighbor",
-     "get-nettcpconnection", "get-netroute", "get-dnsclientcache", "get-netadapter", "wmic",
-     "csrutil", "sysctl", "crontab-l", "sudo-l", "date", "getmac", "driverquery", "w32tm",
-     "chcp", "mountvol", "gpresult", "get-netipaddress", "get-netfirewallrule",
-     "get-netfirewallprofile", "get-smbmapping", "get-smbconnection", "get-psdrive", "get-volume",
-     "get-disk", "get-culture", "get-winsystemlocale", "get-winuserlanguagelist", "get-timezone",
-     "get-mpcomputerstatus", "get-mppreference", "get-wmiobject", "gwmi", "get-ciminstance",
-     "get-eventlog", "get-winevent", "get-scheduledtask", "get-dnsclientserveraddress",
-     "get-netudpendpoint", "get-aduser", "get-adcomputer", "get-adgroup", "get-adgroupmember",
-     "get-addomain", "get-adforest", "resolve-dnsname", "test-netconnection", "get-executionpolicy",
-     "tree", "get-pnpdevice"}
-)  # fmt: skip
+# Discovery programs by what they describe. Two of them from different families run one after
+# another (``netstat; who``) are a reconnaissance burst; two of one family (``id; groups``,
+# ``uname -a; cat /etc/os-release``) are how a developer checks one thing, and resource checks
+# such as ``df`` or ``uptime`` do not count at all.
+_FAMILIES: dict[str, str] = {
+    **dict.fromkeys(
+        ("whoami", "id", "groups", "who", "w", "last", "lastlog", "lastb", "users", "getent",
+         "finger", "pinky", "quser", "qwinsta", "klist", "dscl", "dscacheutil", "sudo-l", "net",
+         "nltest", "get-localuser", "get-localgroup", "get-localgroupmember", "get-aduser",
+         "get-adcomputer", "get-adgroup", "get-adgroupmember", "get-addomain", "get-adforest"),
+        "accounts",
+    ),
+    **dict.fromkeys(
+        ("ifconfig", "ip", "netstat", "ss", "arp", "route", "nmcli", "iwconfig", "ipconfig",
+         "nbtstat", "sockstat", "lsof", "showmount", "smbstatus", "getmac", "scutil",
+         "networksetup", "get-netipaddress", "get-netipconfiguration", "get-netadapter",
+         "get-netroute", "get-nettcpconnection", "get-netudpendpoint", "get-dnsclientcache",
+         "get-dnsclientserveraddress", "get-netneighbor", "get-netfirewallrule",
+         "get-netfirewallprofile", "get-smbshare", "get-smbmapping", "get-smbconnection",
+         "resolve-dnsname", "test-netconnection"),
+        "network",
+    ),
+    **dict.fromkeys(
+        ("uname", "hostname", "hostnamectl", "lsb_release", "sw_vers", "systeminfo",
+         "system_profiler", "ioreg", "sysctl", "lsmod", "kldstat", "locale", "localectl",
+         "timedatectl", "date", "csrutil", "sestatus", "getenforce", "fdesetup", "ver",
+         "get-computerinfo", "get-culture", "get-winsystemlocale", "get-winuserlanguagelist",
+         "get-timezone", "chcp", "w32tm", "mountvol", "get-psdrive", "get-volume", "get-disk",
+         "driverquery", "get-pnpdevice", "tree", "get-executionpolicy", "gpresult", "env",
+         "printenv", "get-hotfix", "wmic", "get-wmiobject", "gwmi", "get-ciminstance"),
+        "system",
+    ),
+    **dict.fromkeys(
+        ("ps", "pstree", "tasklist", "get-process", "get-service", "query", "crontab-l",
+         "get-scheduledtask", "get-mpcomputerstatus", "get-mppreference", "get-eventlog",
+         "get-winevent", "systemctl", "service", "dpkg", "rpm", "apt", "sc", "reg"),
+        "software",
+    ),
+}  # fmt: skip
 _RECON_FILES = re.compile(
-    r"^/etc/(?:os-release|lsb-release|issue|hostname|machine-id|passwd|group|hosts|resolv\.conf|\*release|\*-release)$"
-    r"|^/proc/(?:version|cpuinfo|meminfo|mounts|net/\w+)$"
+    r"^/etc/(?:(?P<accounts>passwd|group)|(?P<network>hosts|resolv\.conf)"
+    r"|os-release|lsb-release|issue|hostname|machine-id|\*release|\*-release)$"
+    r"|^/proc/(?:(?P<net>net/\w+)|version|cpuinfo|meminfo|mounts)$"
 )
 _READERS = frozenset({"cat", "head", "tail", "less", "more"})
+_FILTERS = frozenset(
+    {
+        ("grep",),
+        ("egrep",),
+        ("fgrep",),
+        ("findstr",),
+        ("select-string",),
+        ("where-object",),
+        ("?",),
+        ("where",),
+    }
+)
 _INVENTORIES = {
     "systemctl": re.compile(r"^list-(?:units|unit-files|timers|sockets)\b"),
     "service": re.compile(r"--status-all"),
@@ -1015,16 +1044,26 @@ _INVENTORIES = {
 }
 
 
-def _recon_key(prog: str, cmd: Command) -> str:
-    """What a standalone command discovers, as a key counted once per call ("" if nothing)."""
+def _recon_key(prog: str, cmd: Command) -> tuple[str, str] | None:
+    """What a standalone command discovers: ``(key, family)``, a key counted once per call."""
     if prog in _INVENTORIES:
         match = _INVENTORIES[prog].search(" ".join(cmd.args))
-        return f"{prog} {match.group().split()[0]}" if match else ""
-    if prog in _RECON:
-        return prog
+        return (f"{prog} {match.group().split()[0]}", _FAMILIES[prog]) if match else None
+    if prog in _FAMILIES:
+        return prog, _FAMILIES[prog]
     if prog in _READERS:
-        return next((f"{prog} {a}" for a in cmd.args if _RECON_FILES.match(a)), "")
-    return ""
+        for a in cmd.args:
+            match = _RECON_FILES.match(a)
+            if match:
+                family = (
+                    "accounts"
+                    if match["accounts"]
+                    else "network"
+                    if match["network"] or match["net"]
+                    else "system"
+                )
+                return f"{prog} {a}", family
+    return None
 
 
 _PLANTED = re.compile(
@@ -1074,7 +1113,7 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
     """A pair of discovery commands run one after another, container checks, secrets looked up in
     the environment, code fetched and sourced or made executable, and web shells written."""
     out: list[Finding] = []
-    recon: set[str] = set()
+    recon: dict[str, str] = {}
     fetched: set[str] = set()
     fetching = False
     sourced = False
@@ -1085,10 +1124,11 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
             prog += "-l"
         # only commands run as statements of their own: not inside $( ), a pipe or xargs
-        if not cmd.via and not cmd.upstream:
-            key = _recon_key(prog, cmd)
-            if key:
-                recon.add(key)
+        # a targeted lookup (``ps aux | grep node``) is not a survey
+        if not cmd.via and not cmd.upstream and cmd.downstream[:1] not in _FILTERS:
+            found = _recon_key(prog, cmd)
+            if found is not None:
+                recon[found[0]] = found[1]
         named = (*plain_args(cmd), *cmd.writes()) if prog in _NAMERS else cmd.writes()
         if any(a.endswith(" ") and _TRAILING.search(a) for a in named):
             out.append(
@@ -1211,7 +1251,7 @@ def tactic_call_findings(commands: Sequence[Command]) -> list[Finding]:
                         cmd,
                     )
                 )
-    if len(recon) >= 2:
+    if len(recon) >= 3 or len(set(recon.values())) >= 2:
         out.append(
             Finding(
                 "network_attack",

@@ -363,6 +363,11 @@ _RAW_WINDOWS: tuple[tuple[tuple[str, ...], str, str, Level, str], ...] = (
         r"register-(?:wmievent|cimindicationevent)\b",
         "persistence_evasion", "ask", "runs code on a WMI event",
     ),
+    (
+        ("get-localgroupmember", "get-adgroupmember"),
+        r"get-(?:local|ad)groupmember\b[^\n]{0,80}(?:administrators|domain admins|enterprise admins|remote desktop users)",
+        "network_attack", "ask", "lists administrators",
+    ),
 )  # fmt: skip
 _WINDOWS: tuple[tuple[tuple[str, ...], re.Pattern[str], str, Level, str], ...] = tuple(
     (t, re.compile(p), c, lvl, r) for t, p, c, lvl, r in _RAW_WINDOWS
