@@ -160,14 +160,36 @@ _DATA_FLAGS = frozenset(
 _DOH = re.compile(r"/dns-query\b|/resolve\?(?:name|type)=|dns\.google/|cloudflare-dns\.com/|doh\.")
 
 
+_PACKED = re.compile(r"\.(?:zip|tar|t?gz|tgz|bz2|xz|7z|rar|db|sqlite3?|bak|dmp|pcap|b64)$", re.I)
+_PRODUCERS = frozenset(
+    {"cat", "tar", "zip", "gzip", "base64", "xxd", "find", "ls", "env", "history"}
+)
+
+
+def _posted(value: str, cmd: Command) -> bool:
+    """A ``-d @…`` value that reads like collected data: piped from a collector, an archive or a
+    dump, or a file in a temporary, home or system folder (not ``@payload.json`` of a project)."""
+    if value == "@-":
+        return bool(_PRODUCERS & set(cmd.upstream))
+    path = fold_home(value[1:])
+    return bool(_PACKED.search(path)) or path.startswith(
+        ("/tmp/", "/var/tmp/", "/dev/shm/", "~", "/etc/", "/var/", "/home/", "/Users/", "/root/")
+    )
+
+
 def _post(cmd: Command) -> list[Finding]:
-    """curl posting a file or its standard input (``-d @file``, ``-d @-``) to a remote host, and
-    names resolved over HTTPS (DNS over HTTPS, a covert channel)."""
+    """curl posting collected data (``-d @/tmp/loot.tgz``, ``tar … | curl -d @-``) to a remote
+    host, and names resolved over HTTPS (DNS over HTTPS, a covert channel)."""
     args = cmd.args
     out: list[Finding] = []
     hosts = hosts_in(args)
     for i, a in enumerate(args[:-1]):
-        if a in _DATA_FLAGS and args[i + 1].startswith("@") and _remote(hosts):
+        if (
+            a in _DATA_FLAGS
+            and args[i + 1].startswith("@")
+            and _remote(hosts)
+            and _posted(args[i + 1], cmd)
+        ):
             out.append(
                 _finding("exfiltration", "ask", "posts a file or piped data to a remote host", cmd)
             )
