@@ -172,6 +172,8 @@ def _posted(value: str, cmd: Command) -> bool:
     if value == "@-":
         return bool(_PRODUCERS & set(cmd.upstream))
     path = fold_home(value[1:])
+    if re.search(r"secret|passw|cred|token|shadow|\.key$", path, re.I):
+        return True
     return bool(_PACKED.search(path)) or path.startswith(
         ("/tmp/", "/var/tmp/", "/dev/shm/", "~", "/etc/", "/var/", "/home/", "/Users/", "/root/")
     )
