@@ -6,8 +6,11 @@
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent_rules._shell`) and every resulting command is judged
   by its program and arguments (:mod:`convguard.agent_rules._commands`, Windows, macOS, cloud
-  and container techniques in :mod:`convguard.agent_rules._techniques`), and the call's commands
-  together (several discovery commands chained, a check for a virtual machine);
+  and container techniques in :mod:`convguard.agent_rules._techniques`, attacker tradecraft in
+  :mod:`~convguard.agent_rules._tradecraft` and :mod:`~convguard.agent_rules._tactics`), and
+  the call's commands together (discovery commands of different kinds run one after another, a
+  check for a virtual machine or a container, a dropper's steps); Windows scripts are also read
+  as text (:mod:`~convguard.agent_rules._windows_tactics`);
 - a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
   (:mod:`convguard.agent_rules._model`); a high score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
