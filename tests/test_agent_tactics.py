@@ -304,3 +304,15 @@ def test_trigger_words_only_skip_indicators_that_cannot_match(text: str) -> None
     every = {reason for pattern, _c, _l, reason in _code.INDICATORS if pattern.search(low)}
     gated = {f.reason.split(":")[0] for f in _code.text_findings(text)}
     assert gated == every
+
+
+def test_reading_directory_accounts_is_not_reported_as_changing_them() -> None:
+    listed = assess_tool_call("Bash", {"command": "dscl . -list /Users"})
+    assert not any("changes" in r for r in listed.reasons)
+    created = assess_tool_call("Bash", {"command": "dscl . -create /Users/eve UserShell /bin/bash"})
+    assert created.verdict != "allow"
+    assert any("creates or changes an account" in r for r in created.reasons)
+    admin = assess_tool_call(
+        "Bash", {"command": "/usr/bin/dscl . -append /Groups/admin GroupMembership eve"}
+    )
+    assert admin.verdict == "deny"

@@ -707,8 +707,14 @@ def _setenforce(cmd: Command) -> list[Finding]:
     return []
 
 
+#: What makes ``dscl`` write: reading (``-list``, ``-read``) is account discovery, not a change.
+_DSCL_WRITES = re.compile(r"(?:^|\s)-(?:create|append|merge|passwd|delete|change)\b")
+
+
 def _account(cmd: Command) -> list[Finding]:
     text = " ".join(cmd.args)
+    if cmd.program == "dscl" and not _DSCL_WRITES.search(text):
+        return []
     if re.search(r"(?:^|\s)-(?:o|u\s*0\b)|\b(?:sudo|wheel|root|admin)\b", text):
         return [
             Finding(
