@@ -316,3 +316,10 @@ def test_reading_directory_accounts_is_not_reported_as_changing_them() -> None:
         "Bash", {"command": "/usr/bin/dscl . -append /Groups/admin GroupMembership eve"}
     )
     assert admin.verdict == "deny"
+
+
+def test_windows_indicators_reach_across_the_lines_of_a_script() -> None:
+    script = "Invoke-WebRequest -Uri $u `\n    -OutFile $env:TEMP\\a.exe"
+    got, categories = _judge("PowerShell", script)
+    assert got == "ask" and "malware" in categories, (got, categories)
+    assert _judge("PowerShell", "Invoke-WebRequest -Uri $u `\n    -UseBasicParsing")[0] == "allow"

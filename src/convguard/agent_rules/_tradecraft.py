@@ -1010,7 +1010,9 @@ _RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
     ),
 )
 WINDOWS_INDICATORS: tuple[tuple[re.Pattern[str], str, Level, str], ...] = tuple(
-    (re.compile(p), c, lvl, r) for p, c, lvl, r in _RAW_WINDOWS_INDICATORS
+    # DOTALL: a script spans lines, and "within N characters" should too.
+    (re.compile(p, re.DOTALL), c, lvl, r)
+    for p, c, lvl, r in _RAW_WINDOWS_INDICATORS
 )
 
 
