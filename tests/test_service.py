@@ -227,9 +227,16 @@ def test_recent_user_turns_are_passed_as_context(store: Store) -> None:
 def test_another_accounts_conversation_is_not_found(store: Store) -> None:
     service = make(store)
     conversation = service.start(ACCOUNT)
-    service.start("bob")
+    bobs = service.start("bob")
     with pytest.raises(NotFound):
         service.send("bob", conversation.id, "hi")
+    with pytest.raises(NotFound):  # a record of another conversation vouches for nothing
+        service.send("bob", conversation.id, "hi", owned=bobs)
+    with pytest.raises(NotFound):
+        service.edit("bob", conversation.id, "any", "hi", owned=bobs)
+    assert store.messages(conversation.id) == []
+    mine = service.send("bob", bobs.id, "hi", owned=bobs)  # the caller has just checked it
+    assert mine.user.conversation_id == bobs.id
 
 
 @pytest.mark.parametrize("content", ["", "   ", "a\x00b"])

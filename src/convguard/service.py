@@ -111,6 +111,13 @@ class Service:
     def conversation(self, account: str, conversation_id: str) -> ConversationRecord:
         return self.store.owned_conversation(account, conversation_id)
 
+    def _owned(
+        self, account: str, conversation_id: str, owned: ConversationRecord | None
+    ) -> ConversationRecord:
+        if owned is not None and owned.id == conversation_id:
+            return owned
+        return self.conversation(account, conversation_id)
+
     def branch_state(self, account: str, conversation_id: str, leaf_id: str) -> ConversationState:
         self.conversation(account, conversation_id)
         return fold(self.policy, steps_of(self.store.path(conversation_id, leaf_id)))
@@ -129,6 +136,7 @@ class Service:
         ids: MessageIds | None = None,
         defer_model_reply: bool = False,
         tree: Sequence[MessageRecord] | None = None,
+        owned: ConversationRecord | None = None,
     ) -> TurnResult:
         """A new user turn at the end of a branch (``leaf_id``; default: the newest leaf).
 
@@ -139,8 +147,11 @@ class Service:
         ``tree``: the conversation's messages as the caller has just read them, which saves
         reading them again. Safe because a stored path never changes, and the store refuses a leaf
         that another turn took or ended meanwhile.
+
+        ``owned``: the conversation as the caller has just read it *for this account*, which
+        saves checking ownership again.
         """
-        conversation = self.conversation(account, conversation_id)
+        conversation = self._owned(account, conversation_id, owned)
         records = list(tree) if tree is not None else self.store.messages(conversation_id)
         if leaf_id is None:
             current = leaves_of(records)
@@ -169,12 +180,13 @@ class Service:
         ids: MessageIds | None = None,
         defer_model_reply: bool = False,
         tree: Sequence[MessageRecord] | None = None,
+        owned: ConversationRecord | None = None,
     ) -> TurnResult:
         """A new branch: ``content`` replaces the user message ``message_id`` as its sibling.
 
-        ``tree``: as for :meth:`send`.
+        ``tree``, ``owned``: as for :meth:`send`.
         """
-        conversation = self.conversation(account, conversation_id)
+        conversation = self._owned(account, conversation_id, owned)
         if tree is not None and any(m.id == message_id for m in tree):
             target = path_of(list(tree), message_id)
         else:

@@ -24,7 +24,14 @@ from convguard.server.limits import RateLimiter
 from convguard.server.metrics import Metrics
 from convguard.service import Service, TurnResult
 from convguard.settings import Settings
-from convguard.store import ApiKeyRecord, MessageRecord, NewMessage, Store, open_store
+from convguard.store import (
+    ApiKeyRecord,
+    ConversationRecord,
+    MessageRecord,
+    NewMessage,
+    Store,
+    open_store,
+)
 from convguard.upstream import (
     AnthropicUpstream,
     NoModelResponder,
@@ -232,9 +239,9 @@ class Gateway:
 
     def get_or_create_conversation(
         self, caller: Caller, conversation_id: str, *, title: str | None = None
-    ) -> str:
+    ) -> ConversationRecord:
         try:
-            return self.store.conversation(caller.account_id, conversation_id).id
+            return self.store.conversation(caller.account_id, conversation_id)
         except NotFound:
             pass
         try:
@@ -243,10 +250,10 @@ class Gateway:
                 now=self.service.clock(),
                 title=title,
                 conversation_id=conversation_id,
-            ).id
+            )
         except InvalidInput:
             # created meanwhile by a concurrent request (or owned by another account: NotFound)
-            return self.store.conversation(caller.account_id, conversation_id).id
+            return self.store.conversation(caller.account_id, conversation_id)
 
 
 def _bearer(authorization: str | None) -> str:

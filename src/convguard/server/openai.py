@@ -37,7 +37,7 @@ from convguard.server.app import error_body
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
 from convguard.server.rest import gateway_of
 from convguard.service import TurnResult
-from convguard.store import MessageRecord, NewMessage, path_of
+from convguard.store import ConversationRecord, MessageRecord, NewMessage, path_of
 from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
 
 __all__ = ["router"]
@@ -103,13 +103,13 @@ def chat_completions(
     if not turns or turns[-1][0] != "user":
         raise InvalidInput("the last message must be a user message with text content")
     scope = scope_header or body.user or f"first:{turns[0][1]}"
-    conversation_id = gateway.get_or_create_conversation(
+    conversation = gateway.get_or_create_conversation(
         caller, conversation_key(caller.account_id, scope), title=turns[0][1][:80]
     )
-    ids = HashedIds(conversation_id)
-    known = {m.id: m for m in gateway.store.messages(conversation_id)}  # read once per request
-    parent = _materialise(gateway, caller, conversation_id, ids, turns[:-1], known)
-    result = _turn(gateway, caller, conversation_id, ids, parent, turns[-1][1], known)
+    ids = HashedIds(conversation.id)
+    known = {m.id: m for m in gateway.store.messages(conversation.id)}  # read once per request
+    parent = _materialise(gateway, caller, conversation, ids, turns[:-1], known)
+    result = _turn(gateway, caller, conversation, ids, parent, turns[-1][1], known)
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
     chat = _Chat(gateway, caller, body, result, ids, model, started)
     if body.stream:
@@ -122,7 +122,7 @@ def chat_completions(
 def _materialise(
     gateway: Gateway,
     caller: Caller,
-    conversation_id: str,
+    conversation: ConversationRecord,
     ids: HashedIds,
     history: Sequence[tuple[str, str]],
     known: dict[str, MessageRecord],
@@ -138,12 +138,12 @@ def _materialise(
             if mid not in known:
                 nxt = history[index + 1] if index + 1 < len(history) else None
                 given = nxt[1] if nxt and nxt[0] == "assistant" else None
-                _turn(gateway, caller, conversation_id, ids, parent, text, known, model_reply=given)
+                _turn(gateway, caller, conversation, ids, parent, text, known, model_reply=given)
         else:
             assert parent is not None
             mid = ids.reply(parent, text)
             if mid not in known:
-                reply = _add_assistant(gateway, conversation_id, parent, mid, text, known)
+                reply = _add_assistant(gateway, conversation.id, parent, mid, text, known)
                 known[reply.id] = reply
         parent = mid
     return parent
@@ -172,7 +172,7 @@ def _add_assistant(
 def _turn(
     gateway: Gateway,
     caller: Caller,
-    conversation_id: str,
+    conversation: ConversationRecord,
     ids: HashedIds,
     parent: str | None,
     text: str,
@@ -188,19 +188,20 @@ def _turn(
     mine = ids.user(parent, text)
     same = [m for m in existing if m.id == mine]
     if same:
-        return _existing_turn(gateway, conversation_id, same[0], known)
+        return _existing_turn(gateway, conversation.id, same[0], known)
     users = [m for m in existing if m.role == "user"]
     defer = model_reply is None
     if users:
         result = gateway.service.edit(
             caller.account,
-            conversation_id,
+            conversation.id,
             users[0].id,
             text,
             model_reply=model_reply,
             ids=ids,
             defer_model_reply=defer,
             tree=list(known.values()),
+            owned=conversation,
         )
     else:
         leaf = parent
@@ -208,13 +209,14 @@ def _turn(
             raise InvalidInput("this conversation already has a first message")  # unreachable
         result = gateway.service.send(
             caller.account,
-            conversation_id,
+            conversation.id,
             text,
             leaf_id=leaf,
             model_reply=model_reply,
             ids=ids,
             defer_model_reply=defer,
             tree=list(known.values()),
+            owned=conversation,
         )
     known.update({m.id: m for m in (result.user, result.reply) if m is not None})
     gateway.record(result)
