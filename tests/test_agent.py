@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
+from agent_fixtures import QUIET
 from convguard.agent import Scope, assess_tool_call, load_scope
 from convguard.agent_rules._model import CommandModel, call_tokens, command_tokens
 from convguard.agent_rules._shell import parse_script
 from convguard.errors import InvalidInput
 
-
-class _Quiet:
-    """A fake text classifier: nothing reads as a cyberattack."""
-
-    name = "quiet"
-
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        return [{"cyberattack": 0.0} for _ in texts]
-
-
-QUIET = _Quiet()
 LAB = Scope.of(networks=["10.0.0.0/24"], hosts=["lab.example.com"])
 
 

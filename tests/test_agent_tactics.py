@@ -3,24 +3,12 @@ attacker's command and lets a close everyday neighbour through. Nothing is ever 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
+from agent_fixtures import QUIET
 from convguard.agent import assess_tool_call
 from convguard.agent_rules._model import CommandModel
 
-
-class _Quiet:
-    """A fake text classifier: nothing reads as a cyberattack."""
-
-    name = "quiet"
-
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        return [{"cyberattack": 0.0} for _ in texts]
-
-
-QUIET = _Quiet()
 # the rules alone: the shipped command model has its own (measured) false alarms
 SILENT = CommandModel(weights={}, bias=-10.0, threshold=0.5)
 

@@ -20,11 +20,12 @@ or deployment does not have, never on a program name that has ordinary uses.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from convguard.agent_rules._commands import Finding, Level, plain_args, render
+from convguard.agent_rules._commands import Finding, plain_args
 from convguard.agent_rules._paths import fold_home, hosts_in, log_path, secret_path
 from convguard.agent_rules._shell import Command
+from convguard.agent_rules._tradecraft import _always, _finding, _Rule, _when
 
 __all__ = [
     "TACTIC_RULES",
@@ -32,30 +33,7 @@ __all__ = [
     "tactic_call_findings",
 ]
 
-_Rule = Callable[[Command], list[Finding]]
 _LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|::1|\[::1\])$")
-
-
-def _finding(category: str, level: Level, reason: str, cmd: Command, *, lowerable: bool = False) -> Finding:  # fmt: skip
-    return Finding(category, level, f"{reason}: {render(cmd)}", (), "", lowerable)
-
-
-def _always(category: str, level: Level, reason: str) -> _Rule:
-    def rule(cmd: Command) -> list[Finding]:
-        return [_finding(category, level, reason, cmd)]
-
-    return rule
-
-
-def _when(pattern: str, category: str, level: Level, reason: str, *, lowerable: bool = False) -> _Rule:  # fmt: skip
-    compiled = re.compile(pattern)
-
-    def rule(cmd: Command) -> list[Finding]:
-        if compiled.search(" ".join(cmd.args).lower()):
-            return [_finding(category, level, reason, cmd, lowerable=lowerable)]
-        return []
-
-    return rule
 
 
 def _name(cmd: Command) -> str:

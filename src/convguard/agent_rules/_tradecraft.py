@@ -17,7 +17,7 @@ or file edit does not have; none fires on a program's name alone when it has ord
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from convguard.agent_rules._commands import Finding, Level, option_flags, plain_args, render
 from convguard.agent_rules._paths import fold_home, log_path
@@ -26,6 +26,7 @@ from convguard.agent_rules._shell import Command
 __all__ = [
     "TRADECRAFT_RULES",
     "WINDOWS_INDICATORS",
+    "gated_findings",
     "tradecraft_call_findings",
     "windows_text_findings",
 ]
@@ -1234,16 +1235,28 @@ _WINDOWS_TRIGGERS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def windows_text_findings(text: str) -> list[Finding]:
-    """The :data:`WINDOWS_INDICATORS` a PowerShell or cmd script matches, once each."""
-    low = text.lower()
+def gated_findings(
+    low: str, table: Iterable[tuple[Sequence[str], re.Pattern[str], str, Level, str]]
+) -> list[Finding]:
+    """A finding for each ``(triggers, pattern, category, level, reason)`` of ``table`` whose
+    pattern matches the lower-cased script ``low``; a pattern runs only when one of its trigger
+    words is in the text (the cheap test that spares most scripts most regexes)."""
     out: list[Finding] = []
-    for triggers, (pattern, category, level, reason) in zip(
-        _WINDOWS_TRIGGERS, WINDOWS_INDICATORS, strict=True
-    ):
+    for triggers, pattern, category, level, reason in table:
         if not any(t in low for t in triggers):
             continue
         match = pattern.search(low)
         if match:
             out.append(Finding(category, level, f"{reason}: {match.group()[:80]!r}"))
     return out
+
+
+def windows_text_findings(text: str) -> list[Finding]:
+    """The :data:`WINDOWS_INDICATORS` a PowerShell or cmd script matches, once each."""
+    return gated_findings(
+        text.lower(),
+        (
+            (triggers, *indicator)
+            for triggers, indicator in zip(_WINDOWS_TRIGGERS, WINDOWS_INDICATORS, strict=True)
+        ),
+    )

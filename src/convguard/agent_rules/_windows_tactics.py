@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from convguard.agent_rules._commands import Finding, Level
+from convguard.agent_rules._tradecraft import gated_findings
 
 __all__ = ["windows_tactic_findings"]
 
@@ -415,11 +416,4 @@ def _offensive_cmdlets(low: str) -> list[Finding]:
 def windows_tactic_findings(text: str) -> list[Finding]:
     """The Windows tactics a PowerShell or cmd script's text shows, once each."""
     low = text.lower()
-    out: list[Finding] = _offensive_cmdlets(low)
-    for triggers, pattern, category, level, reason in _WINDOWS:
-        if not any(t in low for t in triggers):
-            continue
-        match = pattern.search(low)
-        if match:
-            out.append(Finding(category, level, f"{reason}: {match.group()[:80]!r}"))
-    return out
+    return _offensive_cmdlets(low) + gated_findings(low, _WINDOWS)
