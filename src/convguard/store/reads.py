@@ -29,9 +29,18 @@ __all__ = [
 ]
 
 
+# A message's and a decision's JSON come back as their text, which :mod:`rows` decodes once per
+# process (the same stored text is read on every later turn of the conversation).
+_MESSAGE_COLUMNS = (
+    *(c for c in t.messages.c if c.name != "assessment"),
+    sa.cast(t.messages.c.assessment, sa.Text).label("assessment"),
+)
+
+
 def _decisions_where(decided: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The ``turn`` decisions ``decided`` picks, oldest first, as (message id, decision text)."""
     return (
-        sa.select(t.decisions.c.message_id, t.decisions.c.decision)
+        sa.select(t.decisions.c.message_id, sa.cast(t.decisions.c.decision, sa.Text))
         .where(decided, t.decisions.c.kind == "turn")
         .order_by(t.decisions.c.pk)
     )
@@ -40,37 +49,24 @@ def _decisions_where(decided: sa.ColumnElement[bool]) -> sa.Select[Any]:
 def _with_decisions(
     conn: Connection,
     found: sa.Select[Any],
-    decided: sa.ColumnElement[bool] | sa.Select[Any],
+    decided: sa.Select[Any],
     params: dict[str, Any] | None = None,
 ) -> list[MessageRecord]:
-    """The messages ``found`` selects, each with the latest ``turn`` decision ``decided`` finds
-    (a condition on the decisions, or the whole prebuilt select of them)."""
-    if not isinstance(decided, sa.Select):
-        decided = _decisions_where(decided)
-    attached: dict[str, Any] = {}
+    """The messages ``found`` selects, each with the latest of the decisions ``decided``
+    selects (:func:`_decisions_where`) attached."""
+    attached: dict[str, str] = {}
     for message_id, data in conn.execute(decided, params):
         attached[message_id] = data  # the latest wins
     return [rows.message_record(row, attached.get(row.id)) for row in conn.execute(found, params)]
 
 
-# Read on every turn, so built once (SQLAlchemy reuses their compiled form and cache key). The
-# JSON columns come back as their text, which :mod:`rows` decodes once per process.
+# Read on every turn, so built once (SQLAlchemy reuses their compiled form and cache key).
 _MESSAGES_OF = (
-    sa.select(
-        *(c for c in t.messages.c if c.name != "assessment"),
-        sa.cast(t.messages.c.assessment, sa.Text).label("assessment"),
-    )
+    sa.select(*_MESSAGE_COLUMNS)
     .where(t.messages.c.conversation_id == sa.bindparam("b_conversation"))
     .order_by(t.messages.c.pk)
 )
-_DECISIONS_OF = (
-    sa.select(t.decisions.c.message_id, sa.cast(t.decisions.c.decision, sa.Text))
-    .where(
-        t.decisions.c.conversation_id == sa.bindparam("b_conversation"),
-        t.decisions.c.kind == "turn",
-    )
-    .order_by(t.decisions.c.pk)
-)
+_DECISIONS_OF = _decisions_where(t.decisions.c.conversation_id == sa.bindparam("b_conversation"))
 
 
 def messages_of(conn: Connection, conversation_id: str) -> list[MessageRecord]:
@@ -82,10 +78,10 @@ def message_of(conn: Connection, conversation_id: str, message_id: str) -> Messa
     """One message of the conversation with its attached decision, or :class:`NotFound`."""
     found = _with_decisions(
         conn,
-        sa.select(t.messages).where(
+        sa.select(*_MESSAGE_COLUMNS).where(
             t.messages.c.id == message_id, t.messages.c.conversation_id == conversation_id
         ),
-        t.decisions.c.message_id == message_id,
+        _decisions_where(t.decisions.c.message_id == message_id),
     )
     if not found:
         raise NotFound(f"message {message_id!r} is not in conversation {conversation_id!r}")
@@ -103,11 +99,13 @@ def children_of(
         if parent_id is None
         else t.messages.c.parent_id == parent_id
     )
-    found = sa.select(t.messages).where(t.messages.c.conversation_id == conversation_id, below)
+    found = sa.select(*_MESSAGE_COLUMNS).where(
+        t.messages.c.conversation_id == conversation_id, below
+    )
     return _with_decisions(
         conn,
         found.order_by(t.messages.c.sibling_index, t.messages.c.pk),
-        t.decisions.c.message_id.in_(found.with_only_columns(t.messages.c.id)),
+        _decisions_where(t.decisions.c.message_id.in_(found.with_only_columns(t.messages.c.id))),
     )
 
 

@@ -142,7 +142,7 @@ def conversation_record(row: Any) -> ConversationRecord:
     )
 
 
-def message_record(row: Any, decision: Mapping[str, Any] | None) -> MessageRecord:
+def message_record(row: Any, decision: str | Mapping[str, Any] | None) -> MessageRecord:
     return MessageRecord(
         id=row.id,
         conversation_id=row.conversation_id,
