@@ -115,14 +115,19 @@ def prepare(text: str) -> str:
 
 @dataclass(frozen=True)
 class Features:
-    """Sparse features of a batch: for each occurrence, its text, bucket and value (the text's
-    ``scale``, 1/sqrt of its feature count, the same for all its features)."""
+    """Sparse features of a batch: for each occurrence, its text and bucket; each text's
+    ``scale`` (1/sqrt of its feature count) is the value of every one of its features."""
 
     doc: IntArray
     index: IntArray
-    value: FloatArray
     n_docs: int
     scale: FloatArray
+
+    @property
+    def value(self) -> FloatArray:
+        """The value of each occurrence (its text's scale)."""
+        out: FloatArray = self.scale[self.doc]
+        return out
 
 
 def _bucket(h: U64Array, salt: np.uint64, bits: int) -> IntArray:
@@ -183,7 +188,7 @@ def featurize(texts: Sequence[str], bits: int) -> Features:
     idx = np.concatenate(index)
     counts = np.bincount(doc, minlength=n_docs)
     scale = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
-    return Features(doc=doc, index=idx, value=scale[doc], n_docs=n_docs, scale=scale)
+    return Features(doc=doc, index=idx, n_docs=n_docs, scale=scale)
 
 
 class LinearClassifier:
