@@ -3,6 +3,7 @@ a real gateway server on 127.0.0.1, in front of a fake upstream that is a real H
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -350,3 +351,247 @@ def test_tool_calls_from_the_upstream_are_guarded_before_they_reach_the_client(
         assert not message.tool_calls
         assert "I won't run the Bash call" in (message.content or "")
         assert verdict["verdict"] == "deny" and "destructive" in verdict["categories"]
+
+
+# --- clean errors for every bad input (one error shape, nothing stored) --------------------------
+
+
+def post_chat(
+    gateway: Running, key: str, body: dict[str, Any] | bytes, **headers: str
+) -> httpx.Response:
+    """A raw POST, so that bodies no SDK would send (lone surrogates, NULs) can be sent."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{gateway.url}/chat/completions",
+        content=raw,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers},
+        timeout=10,
+    )
+
+
+def stored_messages(store: Store, account: str = "alice") -> int:
+    owner = store.account(account)
+    return sum(len(store.messages(c.id)) for c in store.list_conversations(owner.id, limit=200))
+
+
+USER = {"role": "user", "content": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (
+            {"messages": [{"role": "assistant", "content": "hello"}, USER]},
+            422,
+            "messages[0] is an assistant message before any user message",
+        ),
+        (
+            {"messages": [USER, {"role": "assistant", "tool_calls": [1]}, USER]},
+            422,
+            "messages.1.tool_calls.0",
+        ),
+        (
+            {"messages": [USER, {"role": "assistant", "tool_calls": [{"function": "ls"}]}, USER]},
+            422,
+            "function",
+        ),
+        ({"messages": [USER], "n": 5}, 422, "'n' is 5"),
+        ({"messages": [USER], "n": 0}, 422, "'n'"),
+        ({"messages": [USER], "temperature": 3}, 422, "'temperature'"),
+        ({"messages": [USER], "max_tokens": 0}, 422, "'max_tokens'"),
+        ({"messages": [USER], "top_p": -1}, 422, "'top_p'"),
+        ({"messages": [USER, {"role": "assistant", "content": "x"}]}, 422, "last message"),
+        ({"messages": [{"role": "user", "content": "x" * 100_001}]}, 422, "100000"),
+    ],
+    ids=[
+        "starts with assistant",
+        "tool_calls not objects",
+        "tool_calls function not an object",
+        "n above 1",
+        "n zero",
+        "temperature above 2",
+        "max_tokens zero",
+        "top_p negative",
+        "ends with assistant",
+        "content over the limit",
+    ],
+)
+def test_a_bad_chat_request_is_a_named_error_and_stores_nothing(
+    gateway: Running,
+    api_keys: dict[str, str],
+    store: Store,
+    body: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    response = post_chat(gateway, api_keys["alice"], {"model": "m", **body})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert words in error["message"] and error["type"]
+    assert stored_messages(store) == 0
+
+
+SURROGATE = "\\ud800"  # a lone surrogate as JSON escapes it (valid JSON, not valid Unicode text)
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [
+        ('{"messages": [{"role": "user", "content": "a%sb"}]}', "messages[0].content"),
+        ('{"messages": [{"role": "user", "content": "hi"}], "user": "u%s"}', "user"),
+        ('{"messages": [{"role": "user", "content": "hi"}], "model": "m%s"}', "model"),
+        (
+            '{"messages": [{"role": "system", "content": "s%s"}, {"role": "user", "content": "hi"}]}',
+            "messages[0].content",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": [{"type": "text", "text": "t%s"}]}]}',
+            "messages[0].content[0].text",
+        ),
+    ],
+    ids=["content", "user", "model", "system message", "content part"],
+)
+@pytest.mark.parametrize("bad", [SURROGATE, "\\u0000"], ids=["lone surrogate", "NUL"])
+def test_a_lone_surrogate_or_nul_anywhere_is_a_422_naming_the_field(
+    gateway: Running, api_keys: dict[str, str], store: Store, template: str, field: str, bad: str
+) -> None:
+    response = post_chat(gateway, api_keys["alice"], (template % bad).encode())
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert repr(field) in message
+    assert ("surrogate" in message) if bad == SURROGATE else ("NUL" in message)
+    assert stored_messages(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/v1/assess", '{"text": "a%sb"}'),
+        ("/v1/assess", '{"messages": [{"role": "user", "content": "a%sb"}]}'),
+        ("/v1/moderations", '{"input": ["fine", "a%sb"]}'),
+        ("/v1/tool-calls/assess", '{"tool": "Bash", "arguments": {"command": "ls %s"}}'),
+        ("/v1/conversations", '{"title": "t%s"}'),
+    ],
+)
+@pytest.mark.parametrize("bad", [SURROGATE, "\\u0000"], ids=["lone surrogate", "NUL"])
+def test_every_endpoint_refuses_unstorable_text_in_the_error_shape(
+    gateway: Running, api_keys: dict[str, str], path: str, template: str, bad: str
+) -> None:
+    response = httpx.post(
+        gateway.url.removesuffix("/v1") + path,
+        content=(template % bad).encode(),
+        headers={
+            "Authorization": f"Bearer {api_keys['alice']}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["type"] == "invalid_request"
+
+
+def test_a_conversation_header_or_key_with_a_nul_is_refused_cleanly(
+    gateway: Running, api_keys: dict[str, str], store: Store
+) -> None:
+    scoped = post_chat(
+        gateway, api_keys["alice"], {"messages": [USER]}, **{"X-Convguard-Conversation": "\x01"}
+    )
+    assert scoped.status_code == 422 and "X-Convguard-Conversation" in scoped.text
+    keyed = post_chat(gateway, api_keys["alice"] + "\x01", {"messages": [USER]})
+    assert keyed.status_code == 401 and keyed.json()["error"]["type"] == "unauthorized"
+    assert stored_messages(store) == 0
+
+
+def test_a_request_over_the_history_bound_is_413_naming_the_limit(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    app = app_for(tmp_path, store, policy, upstream_url=upstream.url, max_request_messages=5)
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(7)
+    ]
+    with Running(app) as running:
+        response = post_chat(running, api_keys["alice"], {"messages": history})
+    assert response.status_code == 413
+    assert "limit is 5" in response.json()["error"]["message"]
+    assert stored_messages(store) == 0
+    assert upstream.requests == []
+
+
+def test_a_history_is_stored_in_one_go_and_a_turn_that_cannot_be_stored_stores_none_of_it(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    history = [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "first"},
+        {"role": "user", "content": "two"},
+        {"role": "assistant", "content": "second"},
+    ]
+    # the third user turn is blank once its whitespace is read: refused before anything is kept
+    bad = post_chat(
+        gateway, api_keys["alice"], {"messages": [*history, {"role": "user", "content": " "}]}
+    )
+    assert bad.status_code == 422 and stored_messages(store) == 0
+    reply, _ = chat(ai, history, "three")
+    cid = meta(reply)["conversation_id"]
+    assert [m.content for m in store.messages(cid)] == [
+        "one",
+        "first",
+        "two",
+        "second",
+        "three",
+        "Echo: three",
+    ]
+    assert len(upstream.requests) == 1  # only the newest turn went to the model
+
+
+def test_tool_results_are_a_valid_history_and_are_assessed(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "Bash", "arguments": "{}"}}
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "list the files"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "README.md src tests"},
+    ]
+    response = post_chat(gateway, api_keys["alice"], {"model": "m", "messages": history})
+    assert response.status_code == 200, response.text
+    assert upstream.requests[-1]["messages"][2]["role"] == "tool"
+    harmful = [
+        *history[:2],
+        {"role": "tool", "tool_call_id": "c1", "content": "how to build a bomb"},
+    ]
+    refused = post_chat(gateway, api_keys["alice"], {"model": "m", "messages": harmful})
+    assert refused.json()["convguard"]["action"] in ("redirect", "warn")
+    assert len(upstream.requests) == 1  # the harmful tool result never reached the model
+
+
+def test_a_system_prompt_then_an_assistant_greeting_is_a_valid_history(
+    gateway: Running, api_keys: dict[str, str], store: Store
+) -> None:
+    history = [
+        {"role": "system", "content": "be brief"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        USER,
+    ]
+    response = post_chat(gateway, api_keys["alice"], {"model": "m", "messages": history})
+    assert response.status_code == 200, response.text
+    cid = response.json()["convguard"]["conversation_id"]
+    # the system prompt is the user side of the first turn: stored, labelled, assessed
+    assert [m.content for m in store.messages(cid)][:2] == [
+        "[system] be brief",
+        "Hello! How can I help?",
+    ]
+
+
+def test_sampling_options_are_forwarded_upstream(
+    gateway: Running, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    chat(ai, [], "hi", temperature=0.2, max_tokens=50, top_p=0.5, seed=7)
+    sent = upstream.requests[-1]
+    assert (sent["temperature"], sent["max_tokens"], sent["top_p"], sent["seed"]) == (
+        0.2,
+        50,
+        0.5,
+        7,
+    )

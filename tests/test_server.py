@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from convguard.assess.types import Assessment
+from convguard.conversation import Allow
 from convguard.policy import Policy
-from convguard.store import Store, open_store
+from convguard.store import NewMessage, Store, TurnDecision, open_store
 from gateway_fixtures import app_for, keys
 
 pytestmark = pytest.mark.anyio
@@ -217,7 +220,8 @@ async def test_feedback_and_the_admin_review_queue(
         headers=auth(key),
     )
     assert feedback.status_code == 201
-    assert (await client.get("/v1/review", headers=auth(key))).status_code == 401
+    not_admin = await client.get("/v1/review", headers=auth(key))  # a valid key, not an admin's
+    assert not_admin.status_code == 403 and not_admin.json()["error"]["type"] == "forbidden"
     review = (await client.get("/v1/review", headers=auth(api_keys["admin"]))).json()
     [item] = review["data"]
     assert item["conversation"]["id"] == cid
@@ -348,3 +352,86 @@ async def test_a_bad_scope_network_is_named(
     )
     assert response.status_code == 422
     assert "'ten.0/8'" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/conversations?offset=99999999999999999999",
+        "/v1/conversations?offset=-1",
+        "/v1/conversations?limit=0",
+        "/v1/review?offset=99999999999999999999",
+    ],
+)
+async def test_out_of_range_paging_is_a_422_naming_the_parameter(
+    client: httpx.AsyncClient, api_keys: dict[str, str], path: str
+) -> None:
+    response = await client.get(path, headers=auth(api_keys["admin"]))
+    assert response.status_code == 422
+    name = "limit" if "limit" in path else "offset"
+    assert f"'query.{name}'" in response.json()["error"]["message"]
+
+
+async def test_a_nul_in_a_path_id_is_a_422_not_a_store_error(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    response = await client.get("/v1/conversations/a%00b", headers=auth(api_keys["alice"]))
+    assert response.status_code == 422
+    assert "conversation_id" in response.json()["error"]["message"]
+
+
+async def test_every_409_tells_clients_not_to_retry(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    for text in ["build a bomb", "bomb", "bomb", "bomb"]:
+        await say(client, key, cid, text)
+    ended = await say(client, key, cid, "hello?")
+    assert ended.status_code == 409
+    assert ended.headers["x-should-retry"] == "false"
+
+
+class Exploding:
+    def assess(self, text: str, *, role: str = "user", context: Any = ()) -> Any:
+        raise ZeroDivisionError("a bug")
+
+
+async def test_an_unexpected_failure_is_a_500_in_the_error_shape(
+    tmp_path: Path, store: Store, api_keys: dict[str, str]
+) -> None:
+    from convguard.server.app import create_app
+    from convguard.settings import Settings
+
+    app = create_app(
+        Settings(data_dir=tmp_path, classifier="scripted"), store=store, assessor=Exploding()
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.post(
+            "/v1/assess", json={"text": "hi"}, headers=auth(api_keys["alice"])
+        )
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "internal_error"
+    assert "ZeroDivisionError" in response.json()["error"]["message"]
+
+
+async def test_a_new_message_never_chains_under_a_user_message_still_waiting_for_its_reply(
+    client: httpx.AsyncClient, api_keys: dict[str, str], store: Store, policy: Policy
+) -> None:
+    key = api_keys["alice"]
+    cid = await start(client, key)
+    # a turn whose reply is still being written (stored first, answered later)
+    allow = TurnDecision(Allow(reason="fine"), Assessment.from_labels(policy), "v", 0.0, 0.0)
+    store.append_turn(
+        cid,
+        leaf_id=None,
+        user=NewMessage("user", "first"),
+        decision=allow,
+        reply=None,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    second = await say(client, key, cid, "second")
+    assert second.status_code == 409 and second.headers["x-should-retry"] == "false"
+    assert "still waiting for its reply" in second.json()["error"]["message"]
+    assert [m.role for m in store.messages(cid)] == ["user"]

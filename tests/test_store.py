@@ -25,7 +25,14 @@ from alembic.runtime.migration import MigrationContext
 
 from convguard import Assessment, default_policy, fold
 from convguard.conversation import Allow, Decision, End, Redirect
-from convguard.errors import ConversationEnded, InvalidInput, LeafConflict, NotFound, StoreError
+from convguard.errors import (
+    ConversationEnded,
+    InvalidInput,
+    LeafConflict,
+    MessageExists,
+    NotFound,
+    StoreError,
+)
 from convguard.store import (
     ConversationRecord,
     MessageRecord,
@@ -640,25 +647,27 @@ def test_content_must_be_valid_text_and_nothing_is_stored_otherwise(
 
 
 def test_a_message_id_can_be_chosen_once(store: Store, conversation: ConversationRecord) -> None:
-    user, _ = store.append_turn(
+    user, reply = store.append_turn(
         conversation.id,
         leaf_id=None,
         user=NewMessage("user", "hi", id="m-1"),
         decision=ALLOW,
-        reply=None,
+        reply=NewMessage("assistant", "hello"),
         now=NOW,
     )
-    assert user.id == "m-1"
+    assert user.id == "m-1" and reply is not None
     before = counts(store)
-    with pytest.raises(InvalidInput, match="'m-1' is already taken"):
+    # a taken id is the same message stored again (content-hashed ids): a 409 to read it back
+    with pytest.raises(MessageExists, match="'m-1' is already stored") as raised:
         store.append_turn(
             conversation.id,
-            leaf_id="m-1",
+            leaf_id=reply.id,
             user=NewMessage("user", "again", id="m-1"),
             decision=ALLOW,
             reply=None,
             now=NOW,
         )
+    assert raised.value.message_id == "m-1" and raised.value.status == 409
     assert counts(store) == before
 
 

@@ -7,12 +7,14 @@ the builtin they refine, so ``except ValueError`` still catches a bad policy fil
     ConvguardError                      (500, "internal_error")
     ├── PolicyError(ValueError)         (422, "invalid_policy")
     ├── InvalidInput(ValueError)        (422, "invalid_input")
-    │   └── TranscriptError             (422, "invalid_transcript")
+    │   ├── TranscriptError             (422, "invalid_transcript")
+    │   └── PayloadTooLarge             (413, "payload_too_large")
     ├── NotFound(LookupError)           (404, "not_found")
     ├── ConversationEnded               (409, "conversation_ended")
     ├── LeafConflict                    (409, "leaf_conflict")
-    │   └── PayloadTooLarge             (413, "payload_too_large")
+    │   └── MessageExists               (409, "message_exists")
     ├── Unauthorized                    (401, "unauthorized")
+    ├── Forbidden                       (403, "forbidden")
     ├── RateLimited                     (429, "rate_limited")
     ├── ClassifierError(RuntimeError)   (503, "classifier_unavailable")
     ├── UpstreamError(RuntimeError)     (502, "upstream_error")
@@ -30,8 +32,10 @@ __all__ = [
     "ClassifierError",
     "ConversationEnded",
     "ConvguardError",
+    "Forbidden",
     "InvalidInput",
     "LeafConflict",
+    "MessageExists",
     "NotFound",
     "PayloadTooLarge",
     "PolicyError",
@@ -83,10 +87,17 @@ class PayloadTooLarge(InvalidInput):
 
 
 class Unauthorized(ConvguardError):
-    """No API key, or one that is unknown or revoked (or not an admin key where one is needed)."""
+    """No API key, or one that is unknown or revoked."""
 
     status = 401
     type = "unauthorized"
+
+
+class Forbidden(ConvguardError):
+    """A valid key that may not do this (an admin endpoint called with a non-admin key)."""
+
+    status = 403
+    type = "forbidden"
 
 
 class RateLimited(ConvguardError):
@@ -132,6 +143,22 @@ class LeafConflict(ConvguardError):
 
     status = 409
     type = "leaf_conflict"
+
+
+class MessageExists(LeafConflict):
+    """A message with this id is already stored: with content-hashed ids, the same turn.
+
+    Callers that hash ids read the stored message back instead of storing it twice.
+    """
+
+    type = "message_exists"
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(
+            f"message id {message_id!r} is already stored (the same turn was sent twice); "
+            "reload the conversation"
+        )
+        self.message_id = message_id
 
 
 class ClassifierError(ConvguardError, RuntimeError):

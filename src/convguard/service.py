@@ -3,18 +3,29 @@
 The server and the command line are thin shells over :class:`Service`. Every user turn is written
 atomically with its decision and its reply (or not at all); a branch that has ended takes nothing
 more, and the error names the two ways forward.
+
+Stateless clients (the OpenAI-compatible gateway) send a whole history each time:
+:meth:`Service.sync_history` maps it onto the tree by content-hashed ids. A history already stored
+is the same turn again (a resend): its stored decision and reply stand, and nothing is assessed,
+stored or generated twice. What is new is assessed, decided and written in one transaction, so
+a request that fails stores nothing. A concurrent request that stored the same turn first is the
+same turn too (:class:`~convguard.errors.MessageExists` means "read it back"), and
+:meth:`Service.answering` lets one request of a process call the model for a pending turn while
+the others wait for its reply.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from convguard.assess.confirm import confirms_end
-from convguard.assess.types import Assessment, Assessor
+from convguard.assess.types import Assessment, Assessor, Evidence
 from convguard.conversation import (
     ConversationState,
     Decision,
@@ -26,7 +37,15 @@ from convguard.conversation import (
     fold,
     reply_of,
 )
-from convguard.errors import ClassifierError, ConversationEnded, ConvguardError, InvalidInput
+from convguard.errors import (
+    ClassifierError,
+    ConversationEnded,
+    ConvguardError,
+    InvalidInput,
+    LeafConflict,
+    MessageExists,
+    StoreError,
+)
 from convguard.policy import Policy
 from convguard.store import (
     ConversationRecord,
@@ -40,7 +59,7 @@ from convguard.store import (
 )
 from convguard.upstream import NoModelResponder, Responder
 
-__all__ = ["MessageIds", "Service", "TurnResult"]
+__all__ = ["HistoryTurn", "MessageIds", "OutputWindows", "Service", "TurnResult"]
 
 #: How many earlier user turns are assessed together with the new one (the window, B8).
 CONTEXT_TURNS = 3
@@ -76,8 +95,107 @@ class TurnResult:
         return self.state.ended
 
 
+@dataclass(frozen=True)
+class HistoryTurn:
+    """One message of a client's history, as the tree stores it.
+
+    A protocol adapter folds what the model reads on the user's side (system, developer and tool
+    content with the user's text) into user turns, so all of it is assessed (B1).
+    """
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class OutputWindows:
+    """Assistant text assessed in short overlapping windows as it arrives (B8).
+
+    Each time ``step`` more characters have arrived, the window of the last ``size`` characters
+    up to there is assessed; text is released to the client only once a window covering it has
+    passed. So a harmful sentence after pages of benign text is judged on its own neighbourhood,
+    not diluted by the whole reply, and from the first window that crosses a threshold nothing
+    more is released: :attr:`flagged` holds that window's assessment, :meth:`withheld` the text.
+    """
+
+    def __init__(self, assessor: Assessor, *, size: int = 200, step: int = 80) -> None:
+        if not 0 < step <= size:
+            raise InvalidInput(f"window step {step!r} must be between 1 and the size {size!r}")
+        self.assessor = assessor
+        self.size = size
+        self.step = step
+        self.text = ""
+        self.flagged: Assessment | None = None
+        self.last: Assessment | None = None
+        self.windows = 0
+        self._checked = 0
+        self._released = 0
+
+    def feed(self, chunk: str) -> str:
+        """Add arriving text; returns the text now cleared to send (maybe empty)."""
+        self.text += chunk
+        while self.flagged is None and len(self.text) - self._checked >= self.step:
+            self._check(self._checked + self.step)
+        return self._release()
+
+    def finish(self) -> str:
+        """The reply is complete: assess what is left; returns the rest cleared to send."""
+        if self.flagged is None and self._checked < len(self.text):
+            self._check(len(self.text))
+        return self._release()
+
+    def withheld(self) -> str:
+        return self.text[self._released :]
+
+    def assessment(self) -> Assessment | None:
+        """The crossing window's assessment, with the withheld text as evidence; None if clean."""
+        if self.flagged is None:
+            return None
+        score = max((self.flagged.scores.get(c, 0.0) for c in self.flagged.categories), default=0)
+        evidence = Evidence("withheld", "output_windows", score, self.withheld())
+        return replace(self.flagged, evidence=(*self.flagged.evidence, evidence))
+
+    def _check(self, end: int) -> None:
+        self.windows += 1
+        window = self.text[max(0, end - self.size) : end]
+        assessment = self.assessor.assess(window, role="assistant")
+        self.last = assessment
+        if assessment.categories:
+            self.flagged = assessment
+        else:
+            self._checked = end
+
+    def _release(self) -> str:
+        if self.flagged is not None:
+            return ""
+        cleared = self.text[self._released : self._checked]
+        self._released = self._checked
+        return cleared
+
+
 def steps_of(path: Sequence[MessageRecord]) -> list[Step]:
     return [m.as_step() for m in path]
+
+
+class _Answering:
+    """Which pending user turns a request of this process is answering (and who waits)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turns: dict[str, threading.Event] = {}
+
+    def claim(self, user_id: str) -> threading.Event | None:
+        """None: this caller answers (and must :meth:`release`); else the event to wait on."""
+        with self._lock:
+            event = self._turns.get(user_id)
+            if event is None:
+                self._turns[user_id] = threading.Event()
+            return event
+
+    def release(self, user_id: str) -> None:
+        with self._lock:
+            event = self._turns.pop(user_id, None)
+        if event is not None:
+            event.set()
 
 
 class Service:
@@ -90,6 +208,7 @@ class Service:
         responder: Responder | None = None,
         clock: Callable[[], datetime] = _utcnow,
         locale: str | None = None,
+        max_branches: int | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -97,6 +216,8 @@ class Service:
         self.responder = responder or NoModelResponder()
         self.clock = clock
         self.locale = locale
+        self.max_branches = max_branches
+        self._answering = _Answering()
 
     # --- conversations ---------------------------------------------------------------------
 
@@ -252,6 +373,7 @@ class Service:
             message_id=message_id,
             reply=NewMessage("assistant", text),
             now=self.clock(),
+            max_branches=self.max_branches,
         )
 
     def model_end(self, account: str, conversation_id: str, leaf_id: str) -> Decision:
@@ -283,6 +405,203 @@ class Service:
         else:
             self.store.record_decision(leaf_id, record, now=self.clock())
         return answer
+
+    def would_end(self, result: TurnResult) -> bool:
+        """Whether a model's ``end_conversation`` on its reply to ``result`` would be honoured."""
+        before = fold(self.policy, steps_of(result.path[:-1]))
+        answer = decide(self.policy, before, result.assessment, model_requests_end=True)
+        return isinstance(answer, End)
+
+    # --- stateless clients: a whole history each time ---------------------------------------
+
+    def sync_history(
+        self,
+        account: str,
+        conversation_id: str,
+        history: Sequence[HistoryTurn],
+        *,
+        ids: MessageIds,
+        owned: ConversationRecord | None = None,
+    ) -> TurnResult:
+        """The newest turn of a client's whole ``history`` (user turns and replies alternating,
+        first and last a user turn), with everything before it found in the tree or stored.
+
+        A history already stored is a resend: the stored turn comes back with its reply (or
+        none yet, while it is pending), nothing assessed again. Otherwise the new messages, from
+        the first one not stored, are assessed, decided and stored in one transaction; a reply
+        that differs from the stored one is a new branch beside it, as is a changed user message.
+        """
+        _check_history(history)
+        conversation = self._owned(account, conversation_id, owned)
+        for _ in range(3):
+            records = self.store.messages(conversation.id)
+            known = {r.id: r for r in records}
+            parent: str | None = None
+            stored = 0
+            for turn in history:
+                mid = (
+                    ids.user(parent, turn.content)
+                    if turn.role == "user"
+                    else ids.reply(parent or "", turn.content)
+                )
+                if mid not in known:
+                    break
+                parent, stored = mid, stored + 1
+            if stored == len(history) and parent is not None:
+                return self.stored_turn(conversation.id, records, parent)
+            path = path_of(records, parent) if parent else []
+            try:
+                return self._store_history(conversation, path, history[stored:], ids)
+            except MessageExists:
+                continue  # a concurrent request stored the same turn first: read it back
+        raise LeafConflict(
+            f"conversation {conversation.id!r} kept changing while this history was stored; "
+            "send it again"
+        )
+
+    def stored_turn(
+        self, conversation_id: str, records: Sequence[MessageRecord], user_id: str
+    ) -> TurnResult:
+        """The stored user turn ``user_id`` with its newest reply (None while pending)."""
+        path = path_of(list(records), user_id)
+        user = path[-1]
+        if user.decision is None or user.assessment is None:
+            raise StoreError(
+                f"message {user_id!r} has no stored decision; the store was changed by hand"
+            )
+        replies = [m for m in records if m.parent_id == user_id and m.role == "assistant"]
+        reply = replies[-1] if replies else None
+        return TurnResult(
+            conversation_id,
+            user,
+            reply,
+            user.decision,
+            user.assessment,
+            fold(self.policy, steps_of([*path, *([reply] if reply else [])])),
+            self.policy.version,
+            tuple(path),
+        )
+
+    def _store_history(
+        self,
+        conversation: ConversationRecord,
+        path: list[MessageRecord],
+        new: Sequence[HistoryTurn],
+        ids: MessageIds,
+    ) -> TurnResult:
+        parent = path[-1].id if path else None
+        steps = steps_of(path)
+        users = [m.content for m in path if m.role == "user"]
+        lead: NewMessage | None = None
+        index = 0
+        if new[0].role == "assistant" and parent is not None:  # another reply: a new branch
+            lead = NewMessage("assistant", new[0].content, id=ids.reply(parent, new[0].content))
+            steps.append(Step("assistant"))
+            parent, index = lead.id, 1
+        pending: list[tuple[NewMessage, TurnDecision, NewMessage | None]] = []
+        decision: Decision | None = None
+        assessment: Assessment | None = None
+        while index < len(new):
+            content = new[index].content
+            given = new[index + 1].content if index + 1 < len(new) else None
+            state = fold(self.policy, steps)
+            if state.ended:
+                raise ConversationEnded(conversation.id, parent)
+            started = time.perf_counter()
+            assessment = self._assess_in_context(content, users)
+            if state.awaiting_end_confirmation and confirms_end(content):
+                assessment = assessment.with_flag(
+                    self.policy, "user_requests_end", source="confirmation", detail=content[:80]
+                )
+            assessed = time.perf_counter()
+            decision = decide(
+                self.policy, state, assessment, locale=conversation.locale or self.locale
+            )
+            record = TurnDecision(
+                decision,
+                assessment,
+                self.policy.version,
+                (assessed - started) * 1000,
+                (time.perf_counter() - assessed) * 1000,
+            )
+            user_id = ids.user(parent, content)
+            text = given if given is not None else reply_of(decision)
+            reply = (
+                None if text is None else NewMessage("assistant", text, id=ids.reply(user_id, text))
+            )
+            pending.append((NewMessage("user", content, assessment, id=user_id), record, reply))
+            steps += [Step("user", assessment, decision), *([Step("assistant")] if reply else [])]
+            users.append(content)
+            parent = reply.id if reply else user_id
+            index += 2
+        if decision is None or assessment is None:
+            raise InvalidInput("the last message must be a user message with text content")
+        written = self.store.extend_branch(
+            conversation.id,
+            parent_id=path[-1].id if path else None,
+            reply=lead,
+            user_turns=pending,
+            now=self.clock(),
+            max_branches=self.max_branches,
+        )
+        full = [*path, *written]
+        last_user = max(i for i, m in enumerate(full) if m.role == "user")
+        reply_record = full[-1] if full[-1].role == "assistant" else None
+        return TurnResult(
+            conversation.id,
+            full[last_user],
+            reply_record,
+            decision,
+            assessment,
+            fold(self.policy, steps_of(full)),
+            self.policy.version,
+            tuple(full[: last_user + 1]),
+        )
+
+    @contextmanager
+    def answering(self, user_id: str) -> Iterator[threading.Event | None]:
+        """Claim the model call for the pending user turn ``user_id`` within this process.
+
+        Yields None when this caller answers it (the claim ends with the block), else the event
+        that is set once the request answering it has finished (stored a reply or failed).
+        """
+        event = self._answering.claim(user_id)
+        try:
+            yield event
+        finally:
+            if event is None:
+                self._answering.release(user_id)
+
+    def store_answer(
+        self,
+        result: TurnResult,
+        text: str,
+        *,
+        reply_id: str | None,
+        beside: str | None = None,
+        assessment: Assessment | None = None,
+    ) -> MessageRecord:
+        """Store the model's reply to ``result``'s user turn: its first reply, or (``beside``:
+        an earlier reply) a regenerated one beside it. The same reply stored meanwhile (content-
+        hashed ``reply_id``) is returned as stored."""
+        message = NewMessage("assistant", text, assessment, id=reply_id)
+        try:
+            if beside is None:
+                return self.store.add_reply(
+                    result.conversation_id,
+                    user_message_id=result.user.id,
+                    reply=message,
+                    now=self.clock(),
+                )
+            return self.store.retry_reply(
+                result.conversation_id,
+                message_id=beside,
+                reply=message,
+                now=self.clock(),
+                max_branches=self.max_branches,
+            )
+        except MessageExists as exc:
+            return self.store.message(result.conversation_id, exc.message_id)
 
     def feedback(
         self,
@@ -361,6 +680,7 @@ class Service:
                 decision=record,
                 reply=reply,
                 now=self.clock(),
+                max_branches=self.max_branches,
             )
         else:
             user, answer = self.store.append_turn(
@@ -384,7 +704,10 @@ class Service:
         )
 
     def _assess(self, content: str, path: Sequence[MessageRecord]) -> Assessment:
-        context = [m.content for m in path if m.role == "user"][-CONTEXT_TURNS:]
+        return self._assess_in_context(content, [m.content for m in path if m.role == "user"])
+
+    def _assess_in_context(self, content: str, users: Sequence[str]) -> Assessment:
+        context = list(users[-CONTEXT_TURNS:])
         try:
             return self.assessor.assess(content, role="user", context=context)
         except ConvguardError:
@@ -409,6 +732,22 @@ class Service:
             return model_reply
         guidance = decision.guidance if isinstance(decision, Guide) else None
         return self.responder.reply(path, guidance=guidance)
+
+
+def _check_history(history: Sequence[HistoryTurn]) -> None:
+    if not history:
+        raise InvalidInput("the history is empty; send at least one user message")
+    for index, turn in enumerate(history):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if turn.role != expected:
+            raise InvalidInput(
+                f"history turn {index} is a {turn.role} turn where a {expected} turn belongs; "
+                "user turns and replies alternate, starting with a user turn"
+            )
+        if turn.role == "user":
+            _check_content(turn.content)
+    if history[-1].role != "user":
+        raise InvalidInput("the last message must be a user message with text content")
 
 
 def _check_content(content: str) -> None:

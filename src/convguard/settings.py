@@ -91,6 +91,37 @@ class Settings(BaseSettings):
             "paths, tools), used by the Claude Code hook and the gateway."
         ),
     )
+    max_request_messages: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Most messages one `/v1/chat/completions` request may carry (else 413): bounds the "
+            "history turns one request can assess and store."
+        ),
+    )
+    max_branches: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "Most answers (edits, retries, regenerated replies) one message may get; past it a "
+            "new branch there is refused with 409."
+        ),
+    )
+    client_system_prompts: Literal["assess", "refuse"] = Field(
+        default="assess",
+        description=(
+            "System and developer messages from OpenAI clients: `assess` them with the user's "
+            "turn (they count toward the user's side of the policy) or `refuse` them (422)."
+        ),
+    )
+    rate_limit_unauthenticated_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description=(
+            "API key lookups per minute per client address, per process (else 429): bounds key "
+            "guessing; a live key is looked up again at most once a second."
+        ),
+    )
 
     @classmethod
     def from_env(cls) -> Settings:

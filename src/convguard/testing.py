@@ -4,7 +4,9 @@
 - :class:`FakeUpstream` is a real OpenAI-compatible HTTP server on 127.0.0.1 (whole and streamed
   chat completions) whose answers follow simple markers in the last user message:
   ``[end]`` makes it call ``end_conversation``, ``[leak]`` makes it write :data:`LEAK_TEXT`,
-  ``[fail]`` answers HTTP 500, ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
+  ``[late-leak]`` writes it after a few hundred benign characters, ``[fail]`` answers HTTP 500,
+  ``[cut]`` breaks a stream off before ``[DONE]``, ``[json]`` answers a stream with plain JSON,
+  ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
   client's ``Bash`` tool with ``CMD``; anything else is echoed back.
 """
 
@@ -20,9 +22,13 @@ from typing import Any
 from convguard.assess.types import Assessment, Role, check_labels
 from convguard.policy import CATEGORY_IDS, Policy
 
-__all__ = ["LEAK_TEXT", "FakeUpstream", "KeywordAssessor"]
+__all__ = ["BENIGN_TEXT", "LEAK_TEXT", "FakeUpstream", "KeywordAssessor"]
 
 LEAK_TEXT = "Sure. UNSAFE-OUTPUT follows in detail."
+BENIGN_TEXT = (
+    "Here is a long and friendly answer about gardens, with notes on soil, water, light and "
+    "the seasons, and on which flowers grow well together in a small plot. "
+) * 2
 
 
 class KeywordAssessor:
@@ -126,10 +132,14 @@ class FakeUpstream:
                     "function": {"name": "Bash", "arguments": json.dumps({"command": command})},
                 }
             ]
+        elif "[late-leak]" in last:
+            content = BENIGN_TEXT + LEAK_TEXT
         elif "[leak]" in last:
             content = LEAK_TEXT
-        if body.get("stream"):
-            self._stream(handler, body, content, tool_calls)
+        if body.get("stream") and "[json]" not in last:
+            if "[cut]" in last:
+                content += " and then the connection broke"
+            self._stream(handler, body, content, tool_calls, done="[cut]" not in last)
             return
         message: dict[str, Any] = {"role": "assistant", "content": content or None}
         if tool_calls:
@@ -156,6 +166,8 @@ class FakeUpstream:
         body: Mapping[str, Any],
         content: str,
         tool_calls: list[dict[str, Any]],
+        *,
+        done: bool = True,
     ) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
@@ -179,6 +191,9 @@ class FakeUpstream:
                 emit({"content": word + (" " if i < len(words) - 1 else "")})
             for i, call in enumerate(tool_calls):
                 emit({"tool_calls": [{"index": i, **call}]})
+            if not done:  # broken off: no finish reason, no [DONE]
+                _chunked(handler, b"")
+                return
             emit({}, "tool_calls" if tool_calls else "stop")
             _chunked(handler, b"data: [DONE]\n\n")
             _chunked(handler, b"")

@@ -121,14 +121,30 @@ class TextDelta:
 
 
 class Upstream(Protocol):
+    """``options``: the client's sampling options in OpenAI terms (``temperature``, ``top_p``,
+    ``max_tokens``, ``max_completion_tokens``, ``stop``, ``seed``, the penalties).
+
+    A stream ends with a :class:`Completion`; one that breaks off (no ``[DONE]``, no
+    ``message_stop``) or is not a stream at all raises :class:`UpstreamError` instead, so a cut
+    reply is never taken for a whole one.
+    """
+
     model: str
 
     def complete(
-        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
     ) -> Completion: ...
 
     def stream(
-        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
     ) -> Iterator[TextDelta | Completion]: ...
 
     def close(self) -> None: ...
@@ -197,6 +213,14 @@ class _HTTPUpstream:
                 if response.status_code != 200:
                     response.read()
                     _check(response)
+                kind = response.headers.get("content-type", "")
+                if not kind.startswith("text/event-stream"):
+                    response.read()
+                    raise UpstreamError(
+                        f"the upstream model answered {kind or 'no content type'!r} where a "
+                        f"stream (text/event-stream) was asked for: {response.text[:200]!r}; "
+                        "your message was kept: retry the turn"
+                    )
                 event = "message"
                 for line in response.iter_lines():
                     if line.startswith("event:"):
@@ -243,8 +267,9 @@ class OpenAIUpstream(_HTTPUpstream):
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
         stream: bool,
+        options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": list(messages)}
+        body: dict[str, Any] = {**(options or {}), "model": self.model, "messages": list(messages)}
         if tools:
             body["tools"] = list(tools)
         if stream:
@@ -252,9 +277,13 @@ class OpenAIUpstream(_HTTPUpstream):
         return body
 
     def complete(
-        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
     ) -> Completion:
-        data = self._post("/chat/completions", self._body(messages, tools, False))
+        data = self._post("/chat/completions", self._body(messages, tools, False, options))
         try:
             choice = data["choices"][0]
             message = choice["message"]
@@ -275,13 +304,20 @@ class OpenAIUpstream(_HTTPUpstream):
             ) from exc
 
     def stream(
-        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
     ) -> Iterator[TextDelta | Completion]:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         finish = "stop"
-        for _, data in self._events("/chat/completions", self._body(messages, tools, True)):
+        done = False
+        body = self._body(messages, tools, True, options)
+        for _, data in self._events("/chat/completions", body):
             if data == "[DONE]":
+                done = True
                 break
             try:
                 chunk = json.loads(data)
@@ -301,6 +337,11 @@ class OpenAIUpstream(_HTTPUpstream):
                     slot["name"] = function.get("name") or slot["name"]
                     slot["args"] += function.get("arguments") or ""
                 finish = choice.get("finish_reason") or finish
+        if not done:
+            raise UpstreamError(
+                "the upstream stream ended without [DONE]: the reply was cut off; "
+                "your message was kept: retry the turn"
+            )
         yield Completion(
             content="".join(text),
             tool_calls=tuple(
@@ -340,6 +381,7 @@ class AnthropicUpstream(_HTTPUpstream):
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
         stream: bool,
+        options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         system = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "system")
         turns = [
@@ -347,11 +389,20 @@ class AnthropicUpstream(_HTTPUpstream):
             for m in messages
             if m["role"] in ("user", "assistant") and m.get("content")
         ]
+        given = dict(options or {})
         body: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": self.max_tokens,
+            "max_tokens": given.get("max_completion_tokens")
+            or given.get("max_tokens")
+            or self.max_tokens,
             "messages": turns,
         }
+        for name in ("temperature", "top_p"):
+            if given.get(name) is not None:
+                body[name] = given[name]
+        if given.get("stop") is not None:
+            stop = given["stop"]
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
         if system:
             body["system"] = system
         if tools:
@@ -369,9 +420,13 @@ class AnthropicUpstream(_HTTPUpstream):
         return body
 
     def complete(
-        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
     ) -> Completion:
-        data = self._post("/v1/messages", self._body(messages, tools, False))
+        data = self._post("/v1/messages", self._body(messages, tools, False, options))
         try:
             blocks = data["content"]
             text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
@@ -395,12 +450,18 @@ class AnthropicUpstream(_HTTPUpstream):
             raise UpstreamError(f"the upstream reply is not a message: {data!r:.300}") from exc
 
     def stream(
-        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
     ) -> Iterator[TextDelta | Completion]:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         finish = "stop"
-        for event, data in self._events("/v1/messages", self._body(messages, tools, True)):
+        done = False
+        body = self._body(messages, tools, True, options)
+        for event, data in self._events("/v1/messages", body):
             try:
                 payload = json.loads(data)
             except json.JSONDecodeError as exc:
@@ -428,6 +489,13 @@ class AnthropicUpstream(_HTTPUpstream):
                 finish = _STOP.get(reason or "", finish)
             elif kind == "error":
                 raise UpstreamError(f"the upstream stream reported an error: {data[:300]}")
+            elif kind == "message_stop":
+                done = True
+        if not done:
+            raise UpstreamError(
+                "the upstream stream ended without message_stop: the reply was cut off; "
+                "your message was kept: retry the turn"
+            )
         yield Completion(
             content="".join(text),
             tool_calls=tuple(

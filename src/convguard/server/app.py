@@ -2,14 +2,18 @@
 
 Every error answers ``{"error": {"type": ..., "code": ..., "message": ...}}`` (the OpenAI error
 shape, so OpenAI clients read it too) with the status its :class:`ConvguardError` carries;
-validation errors name the field; a 429 carries ``Retry-After``.
+validation errors name the field; a 429 carries ``Retry-After``; a 409 carries
+``x-should-retry: false`` (sending the same request again cannot succeed, and the OpenAI SDK
+would otherwise retry it). Anything unexpected is a 500 in the same shape, never a bare page.
+
+Modules form a one-way graph: this module mounts the routers; routes never import it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,15 +24,16 @@ from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
+from convguard.server.openai import router as openai_router
+from convguard.server.rest import router as rest_router
+from convguard.server.schemas import error_body
 from convguard.settings import Settings
 from convguard.store import Store
 from convguard.upstream import Upstream
 
 __all__ = ["create_app", "error_body"]
 
-
-def error_body(kind: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": kind, "code": kind, "message": message}}
+log = logging.getLogger("convguard.server")
 
 
 def create_app(
@@ -56,7 +61,11 @@ def create_app(
 
     @app.exception_handler(ConvguardError)
     async def convguard_error(request: Request, exc: ConvguardError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers: dict[str, str] = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status == 409:
+            headers["x-should-retry"] = "false"
         return JSONResponse(error_body(exc.type, exc.message), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -67,6 +76,7 @@ def create_app(
                 error_body("invalid_json", f"the body is not valid JSON: {first.get('msg')}"), 400
             )
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        where = str((first.get("ctx") or {}).get("field", where))
         message = f"field {where!r}: {first.get('msg')}"
         if "input" in first and not isinstance(first["input"], dict | list):
             message += f" (got {first['input']!r})"
@@ -77,8 +87,17 @@ def create_app(
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(kind, str(exc.detail)), exc.status_code)
 
-    from convguard.server.openai import router as openai_router
-    from convguard.server.rest import router as rest_router
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body(
+                "internal_error",
+                f"the gateway failed unexpectedly ({type(exc).__name__}); retry, and report "
+                "it if it persists",
+            ),
+            500,
+        )
 
     app.include_router(rest_router)
     app.include_router(openai_router)

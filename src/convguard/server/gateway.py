@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +19,18 @@ from convguard.agent import Scope, load_scope
 from convguard.assess.factory import LazyAssessor
 from convguard.assess.types import Assessor
 from convguard.conversation import Guide, reply_of
-from convguard.errors import InvalidInput, LeafConflict, NotFound, Unauthorized
+from convguard.errors import (
+    Forbidden,
+    InvalidInput,
+    LeafConflict,
+    NotFound,
+    Unauthorized,
+    UpstreamError,
+)
 from convguard.policy import Policy, load_policy
 from convguard.server.limits import RateLimiter
 from convguard.server.metrics import Metrics
+from convguard.server.schemas import text_problem
 from convguard.service import Service, TurnResult
 from convguard.settings import Settings
 from convguard.store import (
@@ -42,7 +51,11 @@ from convguard.upstream import (
 
 __all__ = ["Caller", "Gateway", "HashedIds"]
 
-KEY_CACHE_SECONDS = 30.0
+#: How long a live key is trusted without asking the store again (so also how long a revoked
+#: key may still work on a worker).
+KEY_CACHE_SECONDS = 1.0
+#: How many live keys one worker remembers (the least recently used are forgotten first).
+MAX_CACHED_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -100,14 +113,18 @@ class Gateway:
             assessor=self.assessor,
             responder=UpstreamResponder(self.upstream) if self.upstream else NoModelResponder(),
             locale=settings.locale,
+            max_branches=settings.max_branches,
         )
         self.metrics = Metrics()
         self.scope: Scope | None = (
             load_scope(settings.agent_scope) if settings.agent_scope else None
         )
         self.limiter = RateLimiter(settings.rate_limit_per_minute, clock)
+        self.lookups = RateLimiter(
+            settings.rate_limit_unauthenticated_per_minute, clock, what="key lookups from"
+        )
         self._clock = clock
-        self._keys: dict[str, tuple[float, Caller | None]] = {}
+        self._keys: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
         self._keys_lock = threading.Lock()
 
     def close(self) -> None:
@@ -117,28 +134,55 @@ class Gateway:
 
     # --- callers --------------------------------------------------------------------------------
 
-    def caller(self, authorization: str | None, *, admin: bool = False) -> Caller:
+    def caller(
+        self, authorization: str | None, *, admin: bool = False, address: str | None = None
+    ) -> Caller:
+        """The caller a key belongs to, or :class:`Unauthorized` (:class:`Forbidden` where an
+        admin key is needed and this is not one).
+
+        A live key is remembered for :data:`KEY_CACHE_SECONDS`, so a revoked key stops working
+        on every worker within that time (the store is the shared state). Unknown keys are not
+        remembered, and every lookup in the store first takes a token of the client address's
+        bucket (``rate_limit_unauthenticated_per_minute``), so guessing keys meets a 429.
+        """
         key = _bearer(authorization)
         now = self._clock()
         with self._keys_lock:
             cached = self._keys.get(key)
         if cached is None or now - cached[0] > KEY_CACHE_SECONDS:
+            self.lookups.check(f"address {address or 'unknown'}")
             record = self.store.authenticate(key)
-            caller = _caller(record) if record else None
+            if record is None:
+                with self._keys_lock:
+                    self._keys.pop(key, None)
+                raise Unauthorized(
+                    "the API key is unknown or revoked; create one with `convguard keys create`"
+                )
+            caller = _caller(record)
             with self._keys_lock:
                 self._keys[key] = (now, caller)
+                self._keys.move_to_end(key)
+                while len(self._keys) > MAX_CACHED_KEYS:
+                    self._keys.popitem(last=False)
         else:
             caller = cached[1]
-        if caller is None:
-            raise Unauthorized(
-                "the API key is unknown or revoked; create one with `convguard keys create`"
-            )
         if admin and not caller.admin:
-            raise Unauthorized("this needs an admin key (`convguard keys create --admin`)")
+            raise Forbidden(
+                "this needs an admin key; this key is not one (`convguard keys create --admin`)"
+            )
         self.limiter.check(caller.key_id)
         return caller
 
     # --- turns ----------------------------------------------------------------------------------
+
+    def require_upstream(self) -> Upstream:
+        if self.upstream is None:
+            raise UpstreamError("no upstream model is configured (CONVGUARD_UPSTREAM_URL)")
+        return self.upstream
+
+    def placeholder(self) -> str:
+        """The labelled reply given where no upstream model is configured."""
+        return NoModelResponder.TEXT
 
     def record(self, result: TurnResult) -> None:
         self.metrics.decision(result.decision, result.assessment)
@@ -251,7 +295,9 @@ class Gateway:
                 title=title,
                 conversation_id=conversation_id,
             )
-        except InvalidInput:
+        except InvalidInput as exc:
+            if "already taken" not in exc.message:
+                raise
             # created meanwhile by a concurrent request (or owned by another account: NotFound)
             return self.store.conversation(caller.account_id, conversation_id)
 
@@ -263,8 +309,10 @@ def _bearer(authorization: str | None) -> str:
             "`convguard keys create --account NAME`)"
         )
     scheme, _, key = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    if scheme.lower() != "bearer" or not key.strip() or len(key) > 512:
         raise Unauthorized("the Authorization header must read 'Bearer <key>'")
+    if text_problem(key) is not None or not key.strip().isprintable():
+        raise Unauthorized("the API key in the Authorization header has unprintable characters")
     return key.strip()
 
 

@@ -1,6 +1,9 @@
-"""Request limits: a body-size cap (413) as ASGI middleware, and a token bucket per API key (429).
+"""Request limits: a body-size cap (413) as ASGI middleware, and token buckets (429): one per
+API key, and one per client address for key lookups.
 
-The bucket lives in the process: with several workers each enforces the limit on its own share.
+The buckets live in the process: with several workers each enforces the limit on its own share.
+At most :data:`MAX_BUCKETS` are kept (full ones are dropped first, as a full bucket is what a new
+one starts as), so distinct keys or addresses cannot grow memory without bound.
 The clock is passed in (monotonic seconds), so the bucket is tested without sleeping.
 """
 
@@ -17,6 +20,8 @@ from convguard.errors import RateLimited
 
 __all__ = ["BodyLimit", "RateLimiter"]
 
+MAX_BUCKETS = 10_000
+
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
@@ -26,6 +31,7 @@ Send = Callable[[dict[str, Any]], Any]
 class RateLimiter:
     per_minute: int
     clock: Callable[[], float]
+    what: str = "requests for"
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -39,12 +45,26 @@ class RateLimiter:
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
                 wait = max(1, math.ceil((1.0 - tokens) / rate))
+                whose = "this key" if self.what == "requests for" else "this address"
                 raise RateLimited(
-                    f"more than {self.per_minute} requests a minute for this key; "
-                    f"retry in {wait} s",
+                    f"more than {self.per_minute} {self.what} {whose} a minute; retry in {wait} s",
                     retry_after=wait,
                 )
             self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > MAX_BUCKETS:
+                self._forget(now, rate)
+
+    def _forget(self, now: float, rate: float) -> None:
+        """Drop buckets that have refilled (they equal a new one); then the oldest ones."""
+        full = [
+            k
+            for k, (t, last) in self._buckets.items()
+            if t + (now - last) * rate >= self.per_minute
+        ]
+        for key in full:
+            del self._buckets[key]
+        while len(self._buckets) > MAX_BUCKETS:
+            del self._buckets[next(iter(self._buckets))]
 
 
 class BodyLimit:

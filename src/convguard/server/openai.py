@@ -1,20 +1,27 @@
 """The OpenAI-compatible face of the gateway: ``/v1/chat/completions`` and ``/v1/moderations``.
 
-A chat client sends the whole history each time. The history is mapped onto the conversation tree
-by hashing every message with its parent (:class:`~convguard.server.gateway.HashedIds`): messages
-already stored are found again, a changed message starts a new branch, and the scope — the
-``X-Convguard-Conversation`` header, else the ``user`` field, else the first message — names the
-conversation. Every user turn is decided; the newest one goes upstream only where the model may
-answer (``allow``; ``guide`` with the policy's guidance as a system message).
+This module only translates the wire format; the use cases are :class:`~convguard.service.Service`
+methods. A chat client sends the whole history each time: it becomes alternating user turns and
+replies (:func:`history_of`) that :meth:`Service.sync_history` maps onto the tree by
+content-hashed ids. What the model reads on the user's side (system, developer and tool content)
+is part of the user turn it precedes, so it is assessed with it; a deployment may refuse client
+system prompts instead (``CONVGUARD_CLIENT_SYSTEM_PROMPTS=refuse``).
+
+Conversations: the ``X-Convguard-Conversation`` header names one, else the ``user`` field, else
+the first message's content. So without either, two chats that open with the same message share a
+conversation, and each history is its own branch: identical histories are the same turn (a
+resend), and a history that differs anywhere branches off where it differs, with its own state.
+
+A resend of a turn that has a reply returns that reply (no model call); a pending turn is answered
+by one request of the process while identical concurrent ones wait for its reply;
+``X-Convguard-Regenerate: true`` asks for a new reply beside the stored one (a retry).
 
 Where the policy declines, warns, supports, confirms or ends, the gateway answers with the
-policy's own reply and does not call the model: the reply is then exact (a warning says plainly
-that the conversation may be ended; crisis resources are the policy's verified services, never a
-model's guess), costs nothing upstream, and cannot be talked around by the very message that was
-declined. The upstream is offered ``end_conversation``; a call is honoured only where the rule
-allows it, otherwise refused, logged, and the model's turn continues. Assistant output is assessed
-too, in chunks while streaming: a chunk that crosses a threshold is withheld and the reply ends
-with the policy's.
+policy's own reply and does not call the model. The upstream is offered ``end_conversation``; a
+call is honoured only where the rule allows it, otherwise refused, logged, and the model's turn
+continues. Assistant output is assessed in short overlapping windows as it arrives
+(:class:`~convguard.service.OutputWindows`): from the first window that crosses a threshold the
+text is withheld and the reply ends with the policy's.
 """
 
 from __future__ import annotations
@@ -24,46 +31,83 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from convguard.assess.cascade import Cascade
-from convguard.assess.stream import OutputStream
 from convguard.assess.types import Assessment
-from convguard.conversation import End, Guide, decide, decision_to_dict, fold, reply_of
-from convguard.errors import ConvguardError, InvalidInput
-from convguard.server.app import error_body
+from convguard.conversation import End, Guide, decision_to_dict, reply_of
+from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge, UpstreamError
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
-from convguard.server.rest import gateway_of
-from convguard.service import TurnResult
-from convguard.store import ConversationRecord, MessageRecord, NewMessage, path_of
+from convguard.server.rest import address_of, checked_path, gateway_of
+from convguard.server.schemas import CheckedBody, error_body
+from convguard.service import HistoryTurn, OutputWindows, TurnResult
+from convguard.store import MessageRecord
 from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
 
-__all__ = ["router"]
+__all__ = ["history_of", "router"]
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], dependencies=[Depends(checked_path)])
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    arguments: str = ""
+
+
+class ToolCallIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    type: str = "function"
+    function: FunctionCall
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
     name: str | None = None
 
 
-class ChatRequest(BaseModel):
+#: Sampling options forwarded upstream as given (validated as the OpenAI API does).
+FORWARDED = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+
+class ChatRequest(CheckedBody):
     model_config = ConfigDict(extra="allow")
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
-    user: str | None = None
+    user: str | None = Field(default=None, max_length=256)
     tools: list[dict[str, Any]] | None = None
+    n: int = Field(default=1, ge=1, le=128)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = Field(default=None)
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+
+    def options(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FORWARDED if getattr(self, name) is not None}
 
 
-class ModerationRequest(BaseModel):
+class ModerationRequest(CheckedBody):
     model_config = ConfigDict(extra="allow")
     input: str | list[str]
     model: str | None = None
@@ -80,9 +124,68 @@ def text_of(message: ChatMessage) -> str:
     else:
         text = ""
     if not text and message.tool_calls:
-        names = [str((c.get("function") or {}).get("name", "?")) for c in message.tool_calls]
-        text = f"[tool calls: {', '.join(names)}]"
+        text = f"[tool calls: {', '.join(c.function.name for c in message.tool_calls)}]"
     return text
+
+
+#: How content the model reads on the user's side is labelled inside the user turn it joins.
+_LABEL = {"system": "[system] ", "developer": "[developer] ", "tool": "[tool result] "}
+
+
+def history_of(
+    messages: Sequence[ChatMessage], *, system_prompts: Literal["assess", "refuse"] = "assess"
+) -> list[HistoryTurn]:
+    """The chat's messages as alternating user turns and replies (first and last a user turn).
+
+    Everything up to a reply joins one user turn: user text as it is; system, developer and tool
+    content labelled (``[system] ...``), so that it is assessed with the user's words and a
+    change to it is a change to the turn.
+    """
+    if messages and messages[-1].role == "assistant":
+        raise InvalidInput(
+            "the last message must be a user message with text content (or a tool result)"
+        )
+    turns: list[HistoryTurn] = []
+    side: list[tuple[str, str]] = []
+    for index, message in enumerate(messages):
+        text = text_of(message)
+        if message.role in ("system", "developer") and system_prompts == "refuse":
+            raise InvalidInput(
+                f"messages[{index}] is a {message.role} message, and this deployment does not "
+                "take system prompts from clients (CONVGUARD_CLIENT_SYSTEM_PROMPTS=refuse); "
+                "remove it"
+            )
+        if message.role != "assistant":
+            if text:
+                side.append((message.role, text))
+            continue
+        if not text:
+            continue
+        if side:
+            turns.append(HistoryTurn("user", _user_side(side)))
+            side = []
+        if not turns:
+            raise InvalidInput(
+                f"messages[{index}] is an assistant message before any user message; a history "
+                "starts with a user message (system messages may come first)"
+            )
+        if turns[-1].role == "assistant":  # replies in a row read as one
+            turns[-1] = HistoryTurn("assistant", f"{turns[-1].content}\n\n{text}")
+        else:
+            turns.append(HistoryTurn("assistant", text))
+    if side:
+        turns.append(HistoryTurn("user", _user_side(side)))
+    if not turns or turns[-1].role != "user":
+        raise InvalidInput(
+            "the last message must be a user message with text content (or a tool result)"
+        )
+    return turns
+
+
+def _user_side(parts: list[tuple[str, str]]) -> str:
+    if len(parts) == 1 and parts[0][0] == "user":
+        return parts[0][1]
+    return "\n\n".join(_LABEL.get(role, "") + text for role, text in parts)
 
 
 # --- chat completions ----------------------------------------------------------------------------
@@ -94,24 +197,45 @@ def chat_completions(
     body: ChatRequest,
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
+    regenerate: Annotated[str | None, Header(alias="X-Convguard-Regenerate")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
-    turns = [(m.role, text_of(m)) for m in body.messages if m.role in ("user", "assistant")]
-    turns = [(role, text) for role, text in turns if text]
-    if not turns or turns[-1][0] != "user":
-        raise InvalidInput("the last message must be a user message with text content")
-    scope = scope_header or body.user or f"first:{turns[0][1]}"
+    caller = gateway.caller(authorization, address=address_of(request))
+    limit = gateway.settings.max_request_messages
+    if len(body.messages) > limit:
+        raise PayloadTooLarge(
+            f"'messages' has {len(body.messages)} items; the limit is {limit} per request "
+            "(CONVGUARD_MAX_REQUEST_MESSAGES)"
+        )
+    if body.n != 1:
+        raise InvalidInput(
+            f"'n' is {body.n}: this gateway answers with one choice per request; "
+            "send n=1 or leave it out (and send the request again for another answer)"
+        )
+    if scope_header is not None and (
+        not scope_header.strip() or not scope_header.isprintable() or len(scope_header) > 256
+    ):
+        raise InvalidInput(
+            f"header X-Convguard-Conversation is {scope_header[:40]!r}; send a printable "
+            "conversation name of at most 256 characters"
+        )
+    if regenerate not in (None, "true", "false"):
+        raise InvalidInput(
+            f"header X-Convguard-Regenerate is {regenerate!r}; send 'true' or leave it out"
+        )
+    history = history_of(body.messages, system_prompts=gateway.settings.client_system_prompts)
+    scope = scope_header or body.user or f"first:{history[0].content}"
     conversation = gateway.get_or_create_conversation(
-        caller, conversation_key(caller.account_id, scope), title=turns[0][1][:80]
+        caller, conversation_key(caller.account_id, scope), title=history[0].content[:80]
     )
     ids = HashedIds(conversation.id)
-    known = {m.id: m for m in gateway.store.messages(conversation.id)}  # read once per request
-    parent = _materialise(gateway, caller, conversation, ids, turns[:-1], known)
-    result = _turn(gateway, caller, conversation, ids, parent, turns[-1][1], known)
+    result = gateway.service.sync_history(
+        caller.account, conversation.id, history, ids=ids, owned=conversation
+    )
+    gateway.record(result)
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
-    chat = _Chat(gateway, caller, body, result, ids, model, started)
+    chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")
     if body.stream:
         return StreamingResponse(
             chat.stream(), media_type="text/event-stream", headers=chat.headers()
@@ -119,133 +243,12 @@ def chat_completions(
     return JSONResponse(chat.complete(), headers=chat.headers())
 
 
-def _materialise(
-    gateway: Gateway,
-    caller: Caller,
-    conversation: ConversationRecord,
-    ids: HashedIds,
-    history: Sequence[tuple[str, str]],
-    known: dict[str, MessageRecord],
-) -> str | None:
-    """Find (or store) every earlier message of the history; returns the parent of the new turn.
-
-    ``known``: the conversation's messages by id, kept up to date with what is stored here.
-    """
-    parent: str | None = None
-    for index, (role, text) in enumerate(history):
-        if role == "user":
-            mid = ids.user(parent, text)
-            if mid not in known:
-                nxt = history[index + 1] if index + 1 < len(history) else None
-                given = nxt[1] if nxt and nxt[0] == "assistant" else None
-                _turn(gateway, caller, conversation, ids, parent, text, known, model_reply=given)
-        else:
-            assert parent is not None
-            mid = ids.reply(parent, text)
-            if mid not in known:
-                reply = _add_assistant(gateway, conversation.id, parent, mid, text, known)
-                known[reply.id] = reply
-        parent = mid
-    return parent
-
-
-def _add_assistant(
-    gateway: Gateway,
-    conversation_id: str,
-    user_id: str,
-    reply_id: str,
-    text: str,
-    known: dict[str, MessageRecord],
-) -> MessageRecord:
-    now = gateway.service.clock()
-    message = NewMessage("assistant", text, id=reply_id)
-    siblings = [m for m in known.values() if m.parent_id == user_id]
-    if not siblings:
-        return gateway.store.add_reply(
-            conversation_id, user_message_id=user_id, reply=message, now=now
-        )
-    return gateway.store.retry_reply(
-        conversation_id, message_id=siblings[0].id, reply=message, now=now
-    )
-
-
-def _turn(
-    gateway: Gateway,
-    caller: Caller,
-    conversation: ConversationRecord,
-    ids: HashedIds,
-    parent: str | None,
-    text: str,
-    known: dict[str, MessageRecord],
-    *,
-    model_reply: str | None = None,
-) -> TurnResult:
-    """The user turn ``text`` under ``parent``: appended, or a new branch beside earlier answers.
-
-    ``known`` (the conversation's messages by id, in stored order) gains what is stored here.
-    """
-    existing = [m for m in known.values() if m.parent_id == parent]  # stored order = sibling order
-    mine = ids.user(parent, text)
-    same = [m for m in existing if m.id == mine]
-    if same:
-        return _existing_turn(gateway, conversation.id, same[0], known)
-    users = [m for m in existing if m.role == "user"]
-    defer = model_reply is None
-    if users:
-        result = gateway.service.edit(
-            caller.account,
-            conversation.id,
-            users[0].id,
-            text,
-            model_reply=model_reply,
-            ids=ids,
-            defer_model_reply=defer,
-            tree=list(known.values()),
-            owned=conversation,
-        )
-    else:
-        leaf = parent
-        if parent is None and existing:
-            raise InvalidInput("this conversation already has a first message")  # unreachable
-        result = gateway.service.send(
-            caller.account,
-            conversation.id,
-            text,
-            leaf_id=leaf,
-            model_reply=model_reply,
-            ids=ids,
-            defer_model_reply=defer,
-            tree=list(known.values()),
-            owned=conversation,
-        )
-    known.update({m.id: m for m in (result.user, result.reply) if m is not None})
-    gateway.record(result)
-    return result
-
-
-def _existing_turn(
-    gateway: Gateway, conversation_id: str, user: MessageRecord, known: dict[str, MessageRecord]
-) -> TurnResult:
-    """The same user message sent again (a client retry): its stored decision stands."""
-    path = path_of(list(known.values()), user.id)
-    assert user.decision is not None and user.assessment is not None
-    replies = [m for m in known.values() if m.parent_id == user.id]
-    written = reply_of(user.decision)
-    reply = next((r for r in replies if written is not None and r.content == written), None)
-    return TurnResult(
-        conversation_id,
-        user,
-        reply,
-        user.decision,
-        user.assessment,
-        fold(gateway.policy, [m.as_step() for m in path] + ([reply.as_step()] if reply else [])),
-        gateway.policy.version,
-        tuple(path),
-    )
-
-
 class _Chat:
-    """One chat completion: the reply (policy's or model's), whole or streamed, stored once."""
+    """One chat completion: the reply (stored, the policy's or the model's), whole or streamed.
+
+    The model is asked only for a turn without a stored reply (or to regenerate one), by one
+    request of the process at a time; the others wait for its reply and return it.
+    """
 
     def __init__(
         self,
@@ -256,14 +259,17 @@ class _Chat:
         ids: HashedIds,
         model: str,
         started: float,
+        regenerate: bool,
     ) -> None:
         self.gateway = gateway
+        self.service = gateway.service
         self.caller = caller
         self.body = body
         self.result = result
         self.ids = ids
         self.model = model
         self.started = started
+        self.regenerate = regenerate and reply_of(result.decision) is None
         self.decision = result.decision
         self.ended = result.ended
         self.withheld: Assessment | None = None
@@ -293,6 +299,45 @@ class _Chat:
             "policy_version": self.result.policy_version,
         }
 
+    # -- which reply --------------------------------------------------------------------------
+
+    def _stored(self) -> MessageRecord | None:
+        """The reply that stands without asking the model: stored, unless regenerating."""
+        if self.result.reply is not None and not self.regenerate:
+            return self.result.reply
+        return None
+
+    def _newest_reply(self) -> MessageRecord | None:
+        """A reply stored since this request read the tree (by another request), if any."""
+        replies = [
+            m
+            for m in self.gateway.store.children(self.result.conversation_id, self.result.user.id)
+            if m.role == "assistant"
+        ]
+        seen = self.result.reply.id if self.result.reply is not None else None
+        fresh = [m for m in replies if m.id != seen] if self.regenerate else replies
+        return fresh[-1] if fresh else None
+
+    def _claimed(self) -> Iterator[MessageRecord | None]:
+        """Yields once: None when this request is to ask the model (holding the claim while the
+        caller's block runs), else the reply another request stored for the same turn."""
+        deadline = time.monotonic() + 2 * self.gateway.settings.upstream_timeout + 5
+        while True:
+            with self.service.answering(self.result.user.id) as other:
+                if other is None:
+                    yield self._newest_reply()
+                    return
+            other.wait(max(0.0, deadline - time.monotonic()))
+            landed = self._newest_reply()
+            if landed is not None:
+                yield landed
+                return
+            if time.monotonic() > deadline:
+                raise UpstreamError(
+                    "another request for this same turn is still waiting for the model; "
+                    "send it again later"
+                )
+
     # -- the model's part --------------------------------------------------------------------
 
     def _upstream_messages(self) -> list[dict[str, Any]]:
@@ -314,7 +359,7 @@ class _Chat:
         calls, refusals = self._guard(calls)
         if refusals:
             extra += ("\n\n" if sent else "") + refusals
-        honoured = bool(ends) and self._end_would_be_honoured()
+        honoured = bool(ends) and self.service.would_end(self.result)
         if ends and not honoured and not (sent or extra) and not calls:
             # refused: the model's turn continues, so it is asked once more, without the tool
             extra = self._continue_after_refusal()
@@ -327,19 +372,14 @@ class _Chat:
                 if honoured
                 else "(empty reply)"
             )
-        reply = self.gateway.store.add_reply(  # the conversation was checked for the turn
-            self.result.conversation_id,
-            user_message_id=self.result.user.id,
-            reply=NewMessage("assistant", stored, id=self.ids.reply(self.result.user.id, stored)),
-            now=self.gateway.service.clock(),
-        )
+        reply = self._store(stored)
         finish = (
             "tool_calls"
             if calls
             else ("length" if completion.finish_reason == "length" else "stop")
         )
         if ends:
-            answer = self.gateway.service.model_end(
+            answer = self.service.model_end(
                 self.caller.account, self.result.conversation_id, reply.id
             )
             self.decision = answer  # honoured: the end; refused: the turn, with why
@@ -349,6 +389,16 @@ class _Chat:
                 extra += ("\n\n" if stored else "") + answer.reply
                 calls, finish = [], "stop"
         return extra, calls, finish
+
+    def _store(self, text: str) -> MessageRecord:
+        beside = self.result.reply.id if self.regenerate and self.result.reply else None
+        return self.service.store_answer(
+            self.result,
+            text,
+            reply_id=self.ids.reply(self.result.user.id, text),
+            beside=beside,
+            assessment=self.withheld,
+        )
 
     def _guard(self, calls: list[ToolCall]) -> tuple[list[ToolCall], str]:
         """Assess the client's tool calls before returning them (B9): denied ones are replaced
@@ -376,16 +426,8 @@ class _Chat:
                 kept.append(call)
         return kept, " ".join(refusals)
 
-    def _end_would_be_honoured(self) -> bool:
-        path = self.result.path
-        before = fold(self.gateway.policy, [m.as_step() for m in path[:-1]])
-        answer = decide(
-            self.gateway.policy, before, self.result.assessment, model_requests_end=True
-        )
-        return isinstance(answer, End)
-
     def _continue_after_refusal(self) -> str:
-        assert self.gateway.upstream is not None
+        upstream = self.gateway.require_upstream()
         messages = self._upstream_messages()
         messages.append(
             {
@@ -394,45 +436,35 @@ class _Chat:
                 "the conversation continues. Reply to the user.",
             }
         )
-        text = self.gateway.upstream.complete(messages, tools=self.body.tools or ()).content
+        text = upstream.complete(
+            messages, tools=self.body.tools or (), options=self.body.options()
+        ).content
         return text or "(no reply)"
 
-    def _check_output(self, text: str) -> Assessment:
-        assessment = self.gateway.assessor.assess(text, role="assistant")
-        self.gateway.metrics.output(assessment)
-        return assessment
-
-    def _withheld_reply(self, assessment: Assessment) -> str:
-        self.withheld = assessment
+    def _withheld_reply(self, windows: OutputWindows, flagged: Assessment) -> str:
+        self.withheld = windows.assessment()
         self.gateway.metrics.withheld.inc()
-        label = self.gateway.policy.categories[assessment.categories[0]].label
+        label = self.gateway.policy.categories[flagged.categories[0]].label
         return self.gateway.policy.reply("redirect", label=label)
+
+    def _observe_output(self, windows: OutputWindows) -> None:
+        if windows.last is not None:
+            self.gateway.metrics.output(windows.last)
+
+    def _windows(self) -> OutputWindows:
+        return OutputWindows(self.gateway.assessor)
 
     # -- non-streaming -----------------------------------------------------------------------
 
     def complete(self) -> dict[str, Any]:
-        written = (
-            reply_of(self.decision)
-            if self.result.reply is not None or reply_of(self.decision)
-            else None
-        )
         calls: list[ToolCall] = []
         finish = "stop"
         usage: dict[str, int] = {}
-        if written is not None:
-            content = written
-        elif self.gateway.upstream is None:
-            content = self._placeholder()
+        stored = self._stored()
+        if stored is not None:
+            content = stored.content
         else:
-            completion = self._call()
-            usage = dict(completion.usage)
-            content = completion.content
-            checked = self._check_output(content) if content else None
-            if checked is not None and checked.categories:
-                content = self._withheld_reply(checked)
-                completion = Completion(content, (), "stop", completion.model)
-            extra, calls, finish = self._settle(completion, content)
-            content += extra
+            content, calls, finish, usage = self._answer()
         self._observe()
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
@@ -453,26 +485,35 @@ class _Chat:
             "convguard": self.meta(),
         }
 
+    def _answer(self) -> tuple[str, list[ToolCall], str, dict[str, int]]:
+        """The model's answer (or the placeholder), asked by this request or another one."""
+        for landed in self._claimed():
+            if landed is not None:
+                return landed.content, [], "stop", {}
+            if self.gateway.upstream is None:
+                return self._store(self.gateway.placeholder()).content, [], "stop", {}
+            completion = self._call()
+            windows = self._windows()
+            content = windows.feed(completion.content) + windows.finish()
+            self._observe_output(windows)
+            if windows.flagged is not None:
+                content += ("\n\n" if content else "") + self._withheld_reply(
+                    windows, windows.flagged
+                )
+                completion = Completion(content, (), "stop", completion.model)
+            extra, calls, finish = self._settle(completion, content)
+            return content + extra, calls, finish, dict(completion.usage)
+        raise UpstreamError("no answer for this turn; send it again")  # _claimed always yields
+
     def _call(self) -> Completion:
-        assert self.gateway.upstream is not None
+        upstream = self.gateway.require_upstream()
         began = time.perf_counter()
         try:
-            return self.gateway.upstream.complete(self._upstream_messages(), tools=self._tools())
+            return upstream.complete(
+                self._upstream_messages(), tools=self._tools(), options=self.body.options()
+            )
         finally:
             self.gateway.metrics.upstream.observe(time.perf_counter() - began)
-
-    def _placeholder(self) -> str:
-        from convguard.upstream import NoModelResponder
-
-        text = NoModelResponder.TEXT
-        self.gateway.service.add_reply(
-            self.caller.account,
-            self.result.conversation_id,
-            self.result.user.id,
-            text,
-            reply_id=self.ids.reply(self.result.user.id, text),
-        )
-        return text
 
     def _observe(self) -> None:
         self.gateway.metrics.requests.labels("chat_completions").observe(
@@ -499,53 +540,67 @@ class _Chat:
         except ConvguardError as exc:
             # the user's message is kept; the client sees an error event and can retry
             yield f"data: {json.dumps(error_body(exc.type, exc.message))}\n\n"
+        except Exception as exc:  # the catch-all handler cannot reach a stream that has begun
+            message = f"the gateway failed unexpectedly ({type(exc).__name__}); retry"
+            yield f"data: {json.dumps(error_body('internal_error', message))}\n\n"
         yield "data: [DONE]\n\n"
 
+    def _whole(self, text: str) -> Iterator[str]:
+        yield self._chunk({"content": text})
+        self._observe()
+        yield self._chunk({}, "stop", convguard=self.meta())
+
     def _stream_body(self) -> Iterator[str]:
-        written = reply_of(self.decision)
-        if written is not None or self.gateway.upstream is None:
-            text = written if written is not None else self._placeholder()
-            yield self._chunk({"content": text})
-            self._observe()
-            yield self._chunk({}, "stop", convguard=self.meta())
+        stored = self._stored()
+        if stored is not None:
+            yield from self._whole(stored.content)
             return
-        # Text is held back until an assessment has cleared it, so a chunk that crosses a
-        # threshold is never sent: it is dropped and the reply ends with the policy's.
-        watch = OutputStream(self.gateway.assessor, every_chars=80, min_chars=20)
+        for landed in self._claimed():
+            if landed is not None:
+                yield from self._whole(landed.content)
+            elif self.gateway.upstream is None:
+                yield from self._whole(self._store(self.gateway.placeholder()).content)
+            else:
+                yield from self._stream_model()
+
+    def _stream_model(self) -> Iterator[str]:
+        # Text is held back until a window covering it has passed, so text from the first
+        # window that crosses a threshold on is never sent: the reply ends with the policy's.
+        upstream = self.gateway.require_upstream()
+        windows = self._windows()
         sent: list[str] = []
-        held: list[str] = []
         completion: Completion | None = None
-        events = self.gateway.upstream.stream(self._upstream_messages(), tools=self._tools())
+        events = upstream.stream(
+            self._upstream_messages(), tools=self._tools(), options=self.body.options()
+        )
         try:
             for event in events:
                 if not isinstance(event, TextDelta):
                     completion = event
                     continue
-                held.append(event.text)
-                checked = watch.feed(event.text)
-                if checked is None:
-                    continue
-                if checked.categories:
+                cleared = windows.feed(event.text)
+                if cleared:
+                    sent.append(cleared)
+                    yield self._chunk({"content": cleared})
+                if windows.flagged is not None:
                     break
-                sent += held
-                yield self._chunk({"content": "".join(held)})
-                held = []
         finally:
             close = getattr(events, "close", None)
             if close is not None:
                 close()
-        final = watch.last if watch.last is not None and watch.last.categories else watch.finish()
-        self.gateway.metrics.output(final)
-        if final.categories:
-            replacement = ("\n\n" if sent else "") + self._withheld_reply(final)
+        if windows.flagged is None:
+            rest = windows.finish()
+            if rest:
+                sent.append(rest)
+                yield self._chunk({"content": rest})
+        self._observe_output(windows)
+        if windows.flagged is not None:
+            replacement = ("\n\n" if sent else "") + self._withheld_reply(windows, windows.flagged)
             sent.append(replacement)
             yield self._chunk({"content": replacement})
             completion = Completion("".join(sent), (), "stop", self.model)
-        elif held:
-            sent += held
-            yield self._chunk({"content": "".join(held)})
         if completion is None:
-            completion = Completion("".join(sent), (), "stop", self.model)
+            raise UpstreamError("the upstream stream ended without a reply; retry the turn")
         text = "".join(sent)
         extra, calls, finish = self._settle(completion, text)
         if extra:
@@ -625,7 +680,7 @@ def moderations(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     gateway = gateway_of(request)
-    gateway.caller(authorization)
+    gateway.caller(authorization, address=address_of(request))
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if not texts:
         raise InvalidInput("'input' is empty; send a string or a list of strings")

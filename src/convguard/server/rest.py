@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from convguard.conversation import branch_path, fold, leaves
@@ -22,17 +22,35 @@ from convguard.server.schemas import (
     decision_json,
     message_json,
     state_json,
+    text_problem,
 )
 
 __all__ = ["router"]
 
-router = APIRouter()
+#: The largest offset a listing accepts (an offset past it could only page through nothing).
+MAX_OFFSET = 1_000_000_000
+
+
+def checked_path(request: Request) -> None:
+    """Ids in the path are storable text (a ``%00`` would otherwise reach the database)."""
+    for name, value in request.path_params.items():
+        problem = text_problem(str(value))
+        if problem is not None:
+            raise InvalidInput(f"path parameter {name!r} contains {problem}; send a valid id")
+
+
+router = APIRouter(dependencies=[Depends(checked_path)])
 Auth = Annotated[str | None, Header(alias="Authorization")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 def gateway_of(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
+
+
+def address_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _timed(gateway: Gateway, route: str, started: float) -> None:
@@ -60,7 +78,7 @@ def create_conversation(
     request: Request, body: CreateConversation, authorization: Auth = None
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
+    caller = gateway.caller(authorization, address=address_of(request))
     conversation = gateway.store.create_conversation(
         caller.account_id, now=gateway.service.clock(), title=body.title, locale=body.locale
     )
@@ -72,10 +90,10 @@ def list_conversations(
     request: Request,
     authorization: Auth = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
+    caller = gateway.caller(authorization, address=address_of(request))
     items = gateway.store.list_conversations(caller.account_id, limit=limit + 1, offset=offset)
     return {
         "data": [conversation_json(c) for c in items[:limit]],
@@ -90,7 +108,7 @@ def get_conversation(
     request: Request, conversation_id: str, authorization: Auth = None
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
+    caller = gateway.caller(authorization, address=address_of(request))
     conversation = gateway.store.conversation(caller.account_id, conversation_id)
     messages = gateway.store.messages(conversation_id)
     by_id = {m.id: m for m in messages}
@@ -115,7 +133,7 @@ def send_message(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
+    caller = gateway.caller(authorization, address=address_of(request))
     result, reply = gateway.send(
         caller, conversation_id, body.content, parent_id=body.parent_id, edit_of=body.edit_of
     )
@@ -139,7 +157,7 @@ def retry(
     request: Request, conversation_id: str, message_id: str, authorization: Auth = None
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
+    caller = gateway.caller(authorization, address=address_of(request))
     reply = gateway.retry(caller, conversation_id, message_id)
     return {"conversation_id": conversation_id, "reply": message_json(reply)}
 
@@ -151,7 +169,7 @@ def feedback(
     request: Request, conversation_id: str, body: FeedbackRequest, authorization: Auth = None
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    caller = gateway.caller(authorization)
+    caller = gateway.caller(authorization, address=address_of(request))
     record = gateway.service.feedback(
         caller.account,
         conversation_id,
@@ -173,10 +191,10 @@ def review(
     request: Request,
     authorization: Auth = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    gateway.caller(authorization, admin=True)
+    gateway.caller(authorization, admin=True, address=address_of(request))
     items = gateway.store.ended_for_review(limit=limit, offset=offset)
     return {
         "data": [
@@ -210,16 +228,15 @@ def review(
 @router.post("/v1/assess", tags=["assess"])
 def assess(request: Request, body: AssessRequest, authorization: Auth = None) -> dict[str, Any]:
     gateway = gateway_of(request)
-    gateway.caller(authorization)
+    gateway.caller(authorization, address=address_of(request))
     if (body.text is None) == (body.messages is None):
         raise InvalidInput("send either 'text' or 'messages' (a list of {role, content})")
     if body.text is not None:
         assessment = gateway.assessor.assess(body.text, role=body.role)
         return {"assessment": assessment_json(assessment)}
-    assert body.messages is not None
     results = []
     users: list[str] = []
-    for turn in body.messages:
+    for turn in body.messages or ():
         context = users[-3:] if turn.role == "user" else []
         assessment = gateway.assessor.assess(turn.content, role=turn.role, context=context)
         results.append({"role": turn.role, "assessment": assessment_json(assessment)})
@@ -237,6 +254,6 @@ def assess_tool_call(
     from convguard.agent import assess_tool_call as guard
 
     gateway = gateway_of(request)
-    gateway.caller(authorization)
+    gateway.caller(authorization, address=address_of(request))
     scope = Scope.of(**body.scope.model_dump()) if body.scope is not None else gateway.scope
     return guard(body.tool, body.arguments, scope=scope, context=body.context).to_dict()

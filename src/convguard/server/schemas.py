@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from convguard.assess.types import Assessment
 from convguard.conversation import ConversationState, Decision, decision_to_dict
@@ -12,17 +14,76 @@ from convguard.store import ConversationRecord, MessageRecord
 
 __all__ = [
     "AssessRequest",
+    "CheckedBody",
     "CreateConversation",
     "FeedbackRequest",
     "SendMessage",
     "ToolCallRequest",
     "conversation_json",
+    "error_body",
     "message_json",
     "state_json",
+    "text_problem",
 ]
 
 
-class _Strict(BaseModel):
+#: The most characters one text may have (a message, or a text to assess).
+MAX_TEXT_CHARS = 100_000
+
+
+def error_body(kind: str, message: str) -> dict[str, Any]:
+    """The one error shape of every response (the OpenAI one, so OpenAI clients read it too)."""
+    return {"error": {"type": kind, "code": kind, "message": message}}
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unstorable as text (a NUL, a lone surrogate), or None."""
+    if "\x00" in value:
+        return f"a NUL character at index {value.index(chr(0))}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate (U+{ord(value[exc.start]):04X}) at index {exc.start}"
+    return None
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON value (keys too), with where it is (``messages[0].content``)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str):
+                yield inner, key
+            yield from _strings(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{where}[{index}]")
+
+
+class CheckedBody(BaseModel):
+    """A request body whose every string, however deeply nested, is storable text.
+
+    Checked on the raw JSON before the fields are parsed, so a NUL or a lone surrogate anywhere
+    is a 422 naming the field, before anything is stored or assessed.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        for where, text in _strings(data, ""):
+            problem = text_problem(text)
+            if problem is not None:
+                raise PydanticCustomError(
+                    "invalid_text",
+                    "contains {problem}; send valid Unicode text without NUL characters",
+                    {"field": where or "body", "problem": problem},
+                )
+        return data
+
+
+class _Strict(CheckedBody):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -34,31 +95,32 @@ class CreateConversation(_Strict):
 
 
 class SendMessage(_Strict):
-    content: str = Field(min_length=1)
+    content: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     parent_id: str | None = Field(
         default=None,
+        max_length=64,
         description="Answer this assistant message (a new branch if it already has answers).",
     )
     edit_of: str | None = Field(
-        default=None, description="Replace this user message: a new branch."
+        default=None, max_length=64, description="Replace this user message: a new branch."
     )
 
 
 class FeedbackRequest(_Strict):
     comment: str = Field(default="", max_length=5000)
     rating: Literal["agree", "disagree"] | None = None
-    leaf_id: str | None = None
+    leaf_id: str | None = Field(default=None, max_length=64)
 
 
 class ChatTurn(_Strict):
     role: Literal["user", "assistant"]
-    content: str
+    content: str = Field(max_length=MAX_TEXT_CHARS)
 
 
 class AssessRequest(_Strict):
-    text: str | None = None
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     role: Literal["user", "assistant"] = "user"
-    messages: list[ChatTurn] | None = None
+    messages: list[ChatTurn] | None = Field(default=None, max_length=100)
 
 
 class ScopeIn(_Strict):

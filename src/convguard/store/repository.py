@@ -14,6 +14,8 @@ Invariants:
 - a conversation of another account reads as not found, with the same message as a missing one;
 - an API key is returned in plaintext once, by :meth:`Store.create_api_key`, and stored only as
   its SHA-256 (:mod:`convguard.store.keys`);
+- every read is one transaction in one snapshot (REPEATABLE READ on PostgreSQL; SQLite reads
+  see one snapshot anyway), so a message is never read without the decision stored with it;
 - only :mod:`convguard.errors` errors leave the store: unexpected database errors become
   :class:`StoreError`, and a constraint violation in a turn write (a race the compare-and-set
   lost) becomes :class:`LeafConflict`.
@@ -137,8 +139,13 @@ class Store:
 
     @contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
-        with _translated(what, conflict=None), self._engine.connect() as conn, conn.begin():
-            yield conn
+        with _translated(what, conflict=None), self._engine.connect() as conn:
+            if self._engine.dialect.name == "postgresql":
+                # READ COMMITTED gives each statement its own snapshot: a message and its
+                # decision, read by two statements, could straddle a commit.
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def _write(self, what: str, *, conflict: ConvguardError | None = None) -> Iterator[Connection]:
@@ -365,6 +372,37 @@ class Store:
                 now=now,
             )
 
+    def extend_branch(
+        self,
+        conversation_id: str,
+        *,
+        parent_id: str | None,
+        reply: NewMessage | None = None,
+        user_turns: list[tuple[NewMessage, TurnDecision, NewMessage | None]],
+        now: datetime,
+        max_branches: int | None = None,
+    ) -> list[MessageRecord]:
+        """Store a run of new messages below ``parent_id`` in one transaction (all or nothing):
+        an optional assistant ``reply`` first, then ``user_turns`` (each a user message, its
+        decision and its reply or None).
+
+        The first lands as ``parent_id``'s first child, or beside the children it has (at most
+        ``max_branches`` of them); see :func:`convguard.store.turns.write_branch`.
+        """
+        now = turns.utc(now)
+        count = (reply is not None) + sum(1 + (t[2] is not None) for t in user_turns)
+        with self._write("storing a history", conflict=_conflict(parent_id)) as conn:
+            turns.touch_conversation(conn, conversation_id, now, added=count)
+            return turns.write_branch(
+                conn,
+                conversation_id=conversation_id,
+                parent_id=parent_id,
+                reply=reply,
+                turns=user_turns,
+                now=now,
+                max_branches=max_branches,
+            )
+
     def edit_turn(
         self,
         conversation_id: str,
@@ -374,6 +412,7 @@ class Store:
         decision: TurnDecision,
         reply: NewMessage | None,
         now: datetime,
+        max_branches: int | None = None,
     ) -> tuple[MessageRecord, MessageRecord | None]:
         """Store a user turn as a new sibling of the user message ``message_id``."""
         now = turns.utc(now)
@@ -385,7 +424,9 @@ class Store:
                     f"message {message_id!r} is an {row.role} message; only user messages can "
                     "be edited (retry an assistant message instead)"
                 )
-            slot = turns.claim_sibling(conn, conversation_id, row.parent_id)
+            slot = turns.claim_sibling(
+                conn, conversation_id, row.parent_id, max_branches=max_branches
+            )
             return turns.write_turn(
                 conn,
                 conversation_id=conversation_id,
@@ -404,6 +445,7 @@ class Store:
         reply: NewMessage,
         decision: TurnDecision | None = None,
         now: datetime,
+        max_branches: int | None = None,
     ) -> MessageRecord:
         """Store a new reply as a sibling of the assistant message ``message_id``."""
         now = turns.utc(now)
@@ -416,6 +458,7 @@ class Store:
                 reply=reply,
                 turn=decision,
                 now=now,
+                max_branches=max_branches,
             )
 
     def end(
@@ -528,10 +571,15 @@ def _name(name: str) -> str:
     return name
 
 
+#: Past this an offset cannot be a row number (and overflows SQLite's 64-bit integers).
+_MAX_OFFSET = 2**62
+
+
 def _page(limit: int, offset: int) -> None:
-    if limit < 1 or offset < 0:
+    if not 1 <= limit <= _MAX_OFFSET or not 0 <= offset <= _MAX_OFFSET:
         raise InvalidInput(
-            f"limit {limit!r} and offset {offset!r}: limit must be at least 1, offset at least 0"
+            f"limit {limit!r} and offset {offset!r}: limit must be at least 1, offset at least 0, "
+            f"both at most {_MAX_OFFSET}"
         )
 
 

@@ -16,9 +16,14 @@ The compare-and-set that keeps two turns off one leaf:
   conversation claims ``root_count`` the same way); no row updated means another turn got there
   first: :class:`LeafConflict`;
 - an edit or a retry adds a sibling: it increments the parent's ``child_count`` and takes the
-  new value as its ``sibling_index``, which ``UNIQUE(parent_id, sibling_index)`` backs.
+  new value as its ``sibling_index``, which ``UNIQUE(parent_id, sibling_index)`` backs; a parent
+  takes at most ``max_branches`` children (:class:`LeafConflict` past it).
 
-An ended message is always a leaf and is never claimed, so nothing is ever stored below it.
+Roles alternate along a branch: a user message goes at the root or below an assistant reply, a
+reply below a user message. So a user message still waiting for its reply is never a leaf that
+another user turn can chain under. An ended message is always a leaf and is never claimed, so
+nothing is ever stored below it. A message id given by the caller that is already stored raises
+:class:`MessageExists` (with content-hashed ids: the same turn, stored by a concurrent request).
 """
 
 from __future__ import annotations
@@ -32,7 +37,13 @@ from sqlalchemy.engine import Connection
 
 from convguard.assess.types import Assessment
 from convguard.conversation import End, decision_from_dict, decision_to_dict
-from convguard.errors import ConversationEnded, InvalidInput, LeafConflict, NotFound
+from convguard.errors import (
+    ConversationEnded,
+    InvalidInput,
+    LeafConflict,
+    MessageExists,
+    NotFound,
+)
 from convguard.store.reads import ended_by
 from convguard.store.records import (
     DecisionKind,
@@ -46,6 +57,7 @@ from convguard.store.tables import conversations, decisions, endings, messages
 
 __all__ = [
     "Slot",
+    "claim_child",
     "claim_leaf",
     "claim_sibling",
     "end_leaf",
@@ -54,6 +66,7 @@ __all__ = [
     "message_row",
     "touch_conversation",
     "utc",
+    "write_branch",
     "write_reply",
     "write_retry",
     "write_turn",
@@ -133,10 +146,32 @@ def message_row(conn: Connection, conversation_id: str, message_id: str) -> Any:
     return row
 
 
+#: The role a message's parent must have (None: the message may be a root).
+_PARENT_ROLE: dict[str, str] = {"user": "assistant", "assistant": "user"}
+
+
+def _check_parent(row: Any, role: MessageRole) -> None:
+    if row.role != _PARENT_ROLE[role]:
+        if role == "user":
+            raise LeafConflict(
+                f"message {row.id!r} is a user message still waiting for its reply; a new user "
+                "message goes below a reply. Retry that message, or send again once it has one"
+            )
+        raise InvalidInput(
+            f"message {row.id!r} is an {row.role} message; a reply goes below a user message "
+            "(retry an assistant message instead)"
+        )
+
+
 def claim_leaf(
-    conn: Connection, conversation_id: str, leaf_id: str | None, *, row: Any = None
+    conn: Connection,
+    conversation_id: str,
+    leaf_id: str | None,
+    *,
+    row: Any = None,
+    role: MessageRole = "user",
 ) -> Slot:
-    """Claim ``leaf_id`` (None: the empty conversation) for one new child, or raise.
+    """Claim ``leaf_id`` (None: the empty conversation) for one new ``role`` child, or raise.
 
     ``row``: the leaf's row if this transaction has just read it.
     """
@@ -152,6 +187,8 @@ def claim_leaf(
         row = message_row(conn, conversation_id, leaf_id)
     if row.ended:
         raise ConversationEnded(conversation_id, leaf_id)
+    if row.child_count == 0 or role == "assistant":  # else "no longer a leaf" says more
+        _check_parent(row, role)
     claimed = conn.execute(_CLAIM_LEAF, {"b_message": leaf_id}).rowcount
     if claimed == 0:
         raise LeafConflict(
@@ -161,7 +198,13 @@ def claim_leaf(
     return Slot(leaf_id, 0)
 
 
-def claim_sibling(conn: Connection, conversation_id: str, parent_id: str | None) -> Slot:
+def claim_sibling(
+    conn: Connection,
+    conversation_id: str,
+    parent_id: str | None,
+    *,
+    max_branches: int | None = None,
+) -> Slot:
     """Reserve the next sibling position under ``parent_id`` (None: a new root)."""
     if parent_id is None:
         table, key = conversations, conversations.c.id == conversation_id
@@ -169,8 +212,41 @@ def claim_sibling(conn: Connection, conversation_id: str, parent_id: str | None)
     else:
         table, key, counter = messages, messages.c.id == parent_id, messages.c.child_count
     conn.execute(sa.update(table).where(key).values({counter.name: counter + 1}))
-    count = conn.execute(sa.select(counter).where(key)).scalar_one()
-    return Slot(parent_id, int(count) - 1)
+    count = int(conn.execute(sa.select(counter).where(key)).scalar_one())
+    if max_branches is not None and count > max_branches:
+        where = "the conversation's first message" if parent_id is None else repr(parent_id)
+        raise LeafConflict(
+            f"{where} already has {count - 1} branches; the limit is {max_branches} "
+            "(CONVGUARD_MAX_BRANCHES). Continue on one of the existing branches"
+        )
+    return Slot(parent_id, count - 1)
+
+
+def claim_child(
+    conn: Connection,
+    conversation_id: str,
+    parent_id: str | None,
+    *,
+    role: MessageRole,
+    max_branches: int | None = None,
+) -> Slot:
+    """A slot for a new ``role`` message below ``parent_id``: the first child (the parent was a
+    leaf) or a new sibling of the children it has (an edit or a regenerated reply)."""
+    if parent_id is None:
+        if role != "user":
+            raise InvalidInput("a conversation starts with a user message, not an assistant one")
+        if conn.execute(_CLAIM_ROOT, {"b_conversation": conversation_id}).rowcount:
+            return Slot(None, 0)
+        return claim_sibling(conn, conversation_id, None, max_branches=max_branches)
+    row = message_row(conn, conversation_id, parent_id)
+    if row.ended:
+        raise ConversationEnded(conversation_id, parent_id)
+    _check_parent(row, role)
+    if conn.execute(_CLAIM_LEAF, {"b_message": parent_id}).rowcount:
+        return Slot(parent_id, 0)
+    if role == "assistant" and ended_by(conn, parent_id):
+        raise ConversationEnded(conversation_id, parent_id)
+    return claim_sibling(conn, conversation_id, parent_id, max_branches=max_branches)
 
 
 def insert_message(
@@ -190,7 +266,7 @@ def insert_message(
     content = check_text(f"{role} message content", message.content)
     given = message.id is not None  # a new random id cannot be taken
     if given and conn.execute(_ID_TAKEN, {"b_message": message_id}).first():
-        raise InvalidInput(f"message id {message_id!r} is already taken; choose another or omit it")
+        raise MessageExists(message_id)
     conn.execute(
         messages.insert(),
         {
@@ -351,12 +427,7 @@ def write_reply(
     message exactly one lands.
     """
     row = message_row(conn, conversation_id, user_message_id)
-    if row.role != "user":
-        raise InvalidInput(
-            f"message {user_message_id!r} is an {row.role} message; a reply goes below a user "
-            "message (retry an assistant message instead)"
-        )
-    slot = claim_leaf(conn, conversation_id, user_message_id, row=row)
+    slot = claim_leaf(conn, conversation_id, user_message_id, row=row, role="assistant")
     return insert_message(
         conn,
         conversation_id=conversation_id,
@@ -418,6 +489,7 @@ def write_retry(
     reply: NewMessage,
     turn: TurnDecision | None,
     now: datetime,
+    max_branches: int | None = None,
 ) -> MessageRecord:
     """Store ``reply`` as a new sibling of the assistant message ``message_id``.
 
@@ -435,7 +507,7 @@ def write_retry(
     record = insert_message(
         conn,
         conversation_id=conversation_id,
-        slot=claim_sibling(conn, conversation_id, row.parent_id),
+        slot=claim_sibling(conn, conversation_id, row.parent_id, max_branches=max_branches),
         message=reply,
         role="assistant",
         assessment=reply.assessment,
@@ -456,3 +528,57 @@ def write_retry(
         now=now,
     )
     return replace(record, decision=turn.decision)
+
+
+def write_branch(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    parent_id: str | None,
+    reply: NewMessage | None,
+    turns: list[tuple[NewMessage, TurnDecision, NewMessage | None]],
+    now: datetime,
+    max_branches: int | None = None,
+) -> list[MessageRecord]:
+    """Store a run of new messages below ``parent_id``: optionally an assistant ``reply`` first,
+    then user turns (each with its decision and optional reply), each below the one before.
+
+    The first lands as the parent's first child or as a new sibling (:func:`claim_child`); the
+    rest chain below it. Every message carries its id; one already stored raises
+    :class:`MessageExists` before anything is written.
+    """
+    given = [m.id for m in ([reply] if reply else []) + [m for t in turns for m in t[::2] if m]]
+    for message_id in given:
+        if message_id is not None and conn.execute(_ID_TAKEN, {"b_message": message_id}).first():
+            raise MessageExists(message_id)
+    first_role: MessageRole = "assistant" if reply is not None else "user"
+    slot = claim_child(conn, conversation_id, parent_id, role=first_role, max_branches=max_branches)
+    stored: list[MessageRecord] = []
+    if reply is not None:
+        stored.append(
+            insert_message(
+                conn,
+                conversation_id=conversation_id,
+                slot=slot,
+                message=reply,
+                role="assistant",
+                assessment=reply.assessment,
+                ended=False,
+                now=now,
+            )
+        )
+    for user, turn, answer in turns:
+        if stored:
+            conn.execute(_HAS_CHILD, {"b_message": stored[-1].id})
+            slot = Slot(stored[-1].id, 0)
+        user_record, reply_record = write_turn(
+            conn,
+            conversation_id=conversation_id,
+            slot=slot,
+            user=user,
+            turn=turn,
+            reply=answer,
+            now=now,
+        )
+        stored += [user_record, *([reply_record] if reply_record else [])]
+    return stored
