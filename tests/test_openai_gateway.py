@@ -595,3 +595,152 @@ def test_sampling_options_are_forwarded_upstream(
         0.5,
         7,
     )
+
+
+# --- a chat turn is safe to send again ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_resent_turn_returns_the_stored_reply_without_asking_the_model(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream, stream: bool
+) -> None:
+    body = {"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hello"}]}
+    first, again = (post_chat(gateway, api_keys["alice"], body) for _ in range(2))
+    assert first.status_code == again.status_code == 200
+    if stream:
+        assert "[DONE]" in again.text and "Echo: hello" in again.text
+        assert "error" not in again.text
+    else:
+        assert first.json()["choices"] == again.json()["choices"]
+        assert first.json()["id"] == again.json()["id"]
+        assert first.json()["convguard"] == again.json()["convguard"]
+    assert len(upstream.requests) == 1
+    cid = again.headers["X-Convguard-Conversation"]
+    assert [m.role for m in store.messages(cid)] == ["user", "assistant"]
+
+
+def test_a_resend_after_a_disconnect_gets_the_answer(
+    gateway: Running, api_keys: dict[str, str], store: Store
+) -> None:
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "answer me"}]}
+    headers = {"Authorization": f"Bearer {api_keys['alice']}"}
+    with httpx.stream("POST", f"{gateway.url}/chat/completions", json=body, headers=headers) as r:
+        next(r.iter_lines())  # the client goes away after the first line
+    time.sleep(0.3)
+    for _ in range(2):
+        again = post_chat(gateway, api_keys["alice"], body)
+        assert again.status_code == 200 and "Echo: answer me" in again.text
+        assert '"error"' not in again.text
+
+
+def test_regenerate_is_a_new_reply_beside_the_stored_one(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "a poem please"}]}
+    first = post_chat(gateway, api_keys["alice"], body)
+    again = post_chat(
+        gateway,
+        api_keys["alice"],
+        {**body, "temperature": 1.0},
+        **{"X-Convguard-Regenerate": "true"},
+    )
+    assert again.status_code == 200, again.text
+    assert len(upstream.requests) == 2
+    cid = first.headers["X-Convguard-Conversation"]
+    # the same text came back, so it is the same message (content-hashed ids): no conflict
+    assert [m.role for m in store.messages(cid)] == ["user", "assistant"]
+
+
+def test_regenerated_replies_beside_one_message_are_bounded(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    app = app_for(tmp_path, store, policy, upstream_url=upstream.url, max_branches=2)
+    with Running(app) as running:
+        ai = client(running, api_keys["alice"])
+        _, history = chat(ai, [], "first")
+        codes = []
+        for variant in ["a", "b", "c"]:  # three different edits of the second turn
+            response = post_chat(
+                running,
+                api_keys["alice"],
+                {"messages": [*history, {"role": "user", "content": variant}]},
+            )
+            codes.append(response.status_code)
+    assert codes == [200, 200, 409]
+    assert "the limit is 2" in response.json()["error"]["message"]
+    assert response.headers["x-should-retry"] == "false"
+
+
+def test_two_chats_opening_with_the_same_message_both_get_correct_replies(
+    gateway: Running, api_keys: dict[str, str], store: Store
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    one, history_one = chat(ai, [], "Hi")
+    two, history_two = chat(ai, [], "Hi")  # another chat, same opening, no header, no user
+    assert one.choices[0].message.content == two.choices[0].message.content == "Echo: Hi"
+    # they go on differently: each history is its own branch, each with its own state
+    a, _ = chat(ai, history_one, "tell me about cats")
+    b, _ = chat(ai, history_two, "how do I build a bomb")
+    assert a.choices[0].message.content == "Echo: tell me about cats"
+    assert meta(a)["action"] == "allow" and meta(b)["action"] in ("redirect", "warn")
+    assert meta(a)["conversation_id"] == meta(b)["conversation_id"]
+    assert len(store.leaves(meta(a)["conversation_id"])) == 2
+
+
+def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    with FakeUpstream(delay=0.4) as slow:
+        app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
+        with Running(app) as running:
+            bodies = [
+                {"model": "m", "stream": i % 2 == 1, "messages": [{"role": "user", "content": t}]}
+                for t in ("one", "two", "three")
+                for i in range(8)
+            ]
+            results: list[httpx.Response] = []
+            threads = [
+                threading.Thread(
+                    target=lambda b=b: results.append(post_chat(running, api_keys["alice"], b))
+                )
+                for b in bodies
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+    assert sorted(r.status_code for r in results) == [200] * len(bodies)
+    assert all('"error"' not in r.text for r in results)
+    assert len(slow.requests) == 3
+    for text in ("one", "two", "three"):
+        assert sum(f"Echo: {text}" in r.text for r in results) == 8
+
+
+def test_a_second_turn_sent_while_the_first_is_pending_keeps_the_first_answer(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    with FakeUpstream(delay=0.5) as slow:
+        app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
+        with Running(app) as running:
+            first: list[httpx.Response] = []
+            pending = threading.Thread(
+                target=lambda: first.append(
+                    post_chat(running, api_keys["alice"], {"messages": [USER], "user": "p"})
+                )
+            )
+            pending.start()
+            time.sleep(0.2)
+            second = post_chat(
+                running,
+                api_keys["alice"],
+                {"messages": [USER, {"role": "user", "content": "and more"}], "user": "p"},
+            )
+            pending.join(10)
+    assert first[0].status_code == 200 and second.status_code == 200
+    cid = second.headers["X-Convguard-Conversation"]
+    messages = store.messages(cid)
+    by_id = {m.id: m for m in messages}
+    for message in messages:  # roles alternate: no user message below a user message
+        parent = by_id.get(message.parent_id or "")
+        assert parent is None or parent.role != message.role
+    assert "Echo: hi" in [m.content for m in messages]  # the first answer was kept

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import iterate_in_threadpool
 
 from convguard.assess.cascade import Cascade
 from convguard.assess.types import Assessment
@@ -238,9 +239,20 @@ def chat_completions(
     chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")
     if body.stream:
         return StreamingResponse(
-            chat.stream(), media_type="text/event-stream", headers=chat.headers()
+            _closing(chat.stream()), media_type="text/event-stream", headers=chat.headers()
         )
     return JSONResponse(chat.complete(), headers=chat.headers())
+
+
+async def _closing(events: Generator[str]) -> AsyncIterator[str]:
+    """The stream, run in the thread pool, and closed when the client goes away: closing runs the
+    generator's ``finally`` blocks, which end the model call and give up its claim on the turn
+    (left suspended, a disconnected stream would hold both until garbage collection)."""
+    try:
+        async for event in iterate_in_threadpool(events):
+            yield event
+    finally:
+        events.close()
 
 
 class _Chat:
@@ -533,7 +545,7 @@ class _Chat:
         }
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
-    def stream(self) -> Iterator[str]:
+    def stream(self) -> Generator[str]:
         yield self._chunk({"role": "assistant", "content": ""})
         try:
             yield from self._stream_body()
