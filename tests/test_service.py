@@ -10,8 +10,9 @@ from convguard.assess.types import Assessment, Role, ScriptedAssessor
 from convguard.conversation import End, Warn
 from convguard.errors import ClassifierError, ConversationEnded, InvalidInput, NotFound
 from convguard.policy import Policy, default_policy, parse_policy
-from convguard.service import Service
+from convguard.service import OutputWindows, Service
 from convguard.store import Store, open_store
+from convguard.testing import KeywordAssessor
 from convguard.upstream import NoModelResponder
 
 ACCOUNT = "alice"
@@ -257,3 +258,30 @@ def test_feedback_attaches_to_the_ending(store: Store) -> None:
     assert feedback.ending_id == ending.id
     with pytest.raises(InvalidInput, match="'great'"):
         service.feedback(ACCOUNT, conversation.id, comment="x", rating="great")
+
+
+# --- output in windows ---------------------------------------------------------------------------
+
+BENIGN = "The garden needs water, light and patience, and the roses bloom in June. " * 4
+
+
+@pytest.mark.parametrize("pieces", [1, 7, 40], ids=["whole", "chunks", "small chunks"])
+def test_output_windows_withhold_from_the_first_window_that_crosses(pieces: int) -> None:
+    policy = default_policy()
+    windows = OutputWindows(KeywordAssessor(policy, {"bomb-making steps": ["explosives"]}))
+    text = BENIGN + "Now the bomb-making steps follow. " + BENIGN
+    size = max(1, len(text) // pieces)
+    sent = "".join(windows.feed(text[i : i + size]) for i in range(0, len(text), size))
+    sent += windows.finish()
+    assert windows.flagged is not None and windows.flagged.categories == ("explosives",)
+    assert "bomb" not in sent and BENIGN[:100] in sent
+    assert sent + windows.withheld() == text  # nothing is lost: sent, or kept as withheld
+    assessment = windows.assessment()
+    assert assessment is not None and "bomb-making" in assessment.evidence[-1].detail
+
+
+def test_output_windows_send_everything_when_nothing_crosses() -> None:
+    windows = OutputWindows(KeywordAssessor(default_policy(), {}))
+    sent = "".join(windows.feed(BENIGN[i : i + 13]) for i in range(0, len(BENIGN), 13))
+    assert sent + windows.finish() == BENIGN and windows.flagged is None
+    assert windows.windows >= len(BENIGN) // windows.step

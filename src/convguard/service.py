@@ -165,8 +165,6 @@ class OutputWindows:
             self._checked = end
 
     def _release(self) -> str:
-        if self.flagged is not None:
-            return ""
         cleared = self.text[self._released : self._checked]
         self._released = self._checked
         return cleared
