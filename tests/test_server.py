@@ -435,3 +435,45 @@ async def test_a_new_message_never_chains_under_a_user_message_still_waiting_for
     assert second.status_code == 409 and second.headers["x-should-retry"] == "false"
     assert "still waiting for its reply" in second.json()["error"]["message"]
     assert [m.role for m in store.messages(cid)] == ["user"]
+
+
+async def test_the_classifier_is_built_once_at_start_up_and_healthz_reports_readiness(
+    tmp_path: Path, store: Store
+) -> None:
+    from convguard.server.app import create_app
+    from convguard.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path, classifier="scripted"), store=store)
+    async with await client_for(app) as client:
+        starting = await client.get("/healthz")
+        assert starting.status_code == 503 and starting.json()["error"]["type"] == "not_ready"
+        async with app.router.lifespan_context(app):  # what `convguard serve` runs first
+            ready = await client.get("/healthz")
+            assert ready.status_code == 200 and ready.json()["classifier"] == "ready"
+
+
+def test_concurrent_first_requests_build_one_classifier(policy: Policy) -> None:
+    import threading
+    import time
+
+    from convguard.server.gateway import ReadyAssessor
+    from convguard.testing import KeywordAssessor
+
+    built: list[int] = []
+
+    def build() -> KeywordAssessor:
+        built.append(1)
+        time.sleep(0.2)  # loading weights takes a while
+        return KeywordAssessor(policy, {"bomb": ["explosives"]})
+
+    assessor = ReadyAssessor(build)
+    results: list[tuple[str, ...]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(assessor.assess("a bomb").categories))
+        for _ in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(built) == 1 and results == [("explosives",)] * 16

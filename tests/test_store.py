@@ -1022,3 +1022,42 @@ def test_a_process_killed_mid_turn_leaves_no_half_written_turn(
         assert user.parent_id == m[-1].id
     finally:
         reopened.close()
+
+
+def test_a_message_is_never_read_without_its_decision_under_concurrent_writes(
+    store: Store, conversation: ConversationRecord
+) -> None:
+    """Each read is one snapshot: a turn committed between two statements of a read is either
+    wholly seen or not at all (on PostgreSQL, READ COMMITTED alone would split it)."""
+    import threading
+    import time
+
+    stop = time.monotonic() + 1.5
+    problems: list[str] = []
+
+    def write() -> None:
+        leaf = None
+        while time.monotonic() < stop:
+            _, reply = store.append_turn(
+                conversation.id,
+                leaf_id=leaf,
+                user=NewMessage("user", "hi"),
+                decision=ALLOW,
+                reply=NewMessage("assistant", "hello"),
+                now=NOW,
+            )
+            leaf = reply.id if reply else None
+
+    def read() -> None:
+        while time.monotonic() < stop:
+            for message in store.messages(conversation.id):
+                if message.role == "user" and message.decision is None:
+                    problems.append(message.id)
+
+    threads = [threading.Thread(target=write), *(threading.Thread(target=read) for _ in range(2))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert problems == []
+    assert len(store.messages(conversation.id)) > 2

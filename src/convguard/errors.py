@@ -17,6 +17,7 @@ the builtin they refine, so ``except ValueError`` still catches a bad policy fil
     ├── Forbidden                       (403, "forbidden")
     ├── RateLimited                     (429, "rate_limited")
     ├── ClassifierError(RuntimeError)   (503, "classifier_unavailable")
+    ├── NotReady                        (503, "not_ready")
     ├── UpstreamError(RuntimeError)     (502, "upstream_error")
     │   └── UpstreamTimeout             (504, "upstream_timeout")
     └── StoreError(RuntimeError)        (500, "store_error")
@@ -37,6 +38,7 @@ __all__ = [
     "LeafConflict",
     "MessageExists",
     "NotFound",
+    "NotReady",
     "PayloadTooLarge",
     "PolicyError",
     "RateLimited",
@@ -166,6 +168,13 @@ class ClassifierError(ConvguardError, RuntimeError):
 
     status = 503
     type = "classifier_unavailable"
+
+
+class NotReady(ConvguardError):
+    """The server is still starting (its classifier is loading); try again shortly."""
+
+    status = 503
+    type = "not_ready"
 
 
 class UpstreamError(ConvguardError, RuntimeError):

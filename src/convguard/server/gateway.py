@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from convguard.agent import Scope, load_scope
-from convguard.assess.factory import LazyAssessor
-from convguard.assess.types import Assessor
+from convguard.assess.factory import build_assessor
+from convguard.assess.types import Assessment, Assessor, Role
 from convguard.conversation import Guide, reply_of
 from convguard.errors import (
     Forbidden,
@@ -49,7 +49,7 @@ from convguard.upstream import (
     UpstreamResponder,
 )
 
-__all__ = ["Caller", "Gateway", "HashedIds"]
+__all__ = ["Caller", "Gateway", "HashedIds", "ReadyAssessor"]
 
 #: How long a live key is trusted without asking the store again (so also how long a revoked
 #: key may still work on a worker).
@@ -90,6 +90,37 @@ class HashedIds:
         return self._hash(user_id, "assistant", content)
 
 
+class ReadyAssessor:
+    """The deployment's assessor, built once: by :meth:`warm` at start-up (``convguard serve``
+    warms it before it accepts traffic), else by the first request, under a lock so that
+    concurrent first requests wait for one build instead of each building a classifier."""
+
+    def __init__(self, build: Callable[[], Assessor]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._inner: Assessor | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._inner is not None
+
+    @property
+    def inner(self) -> Assessor:
+        return self.warm()
+
+    def warm(self) -> Assessor:
+        inner = self._inner
+        if inner is None:
+            with self._lock:
+                if self._inner is None:
+                    self._inner = self._build()
+                inner = self._inner
+        return inner
+
+    def assess(self, text: str, *, role: Role = "user", context: Sequence[str] = ()) -> Assessment:
+        return self.warm().assess(text, role=role, context=context)
+
+
 class Gateway:
     def __init__(
         self,
@@ -103,8 +134,10 @@ class Gateway:
         self.settings = settings
         self.policy: Policy = load_policy(settings.policy_file)
         self.store = store or open_store(settings.store_url)
-        self.assessor: Assessor = assessor or LazyAssessor(
-            settings.classifier, self.policy, options=settings.stage_options()
+        self.assessor: Assessor = assessor or ReadyAssessor(
+            lambda: build_assessor(
+                settings.classifier, self.policy, options=settings.stage_options()
+            )
         )
         self.upstream = upstream if upstream is not None else _build_upstream(settings)
         self.service = Service(
@@ -126,6 +159,16 @@ class Gateway:
         self._clock = clock
         self._keys: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
         self._keys_lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the classifier is loaded (a given assessor is ready as given)."""
+        return not isinstance(self.assessor, ReadyAssessor) or self.assessor.ready
+
+    def warm(self) -> None:
+        """Load the classifier now, before the first request needs it."""
+        if isinstance(self.assessor, ReadyAssessor):
+            self.assessor.warm()
 
     def close(self) -> None:
         if self.upstream is not None:

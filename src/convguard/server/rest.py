@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from convguard.conversation import branch_path, fold, leaves
-from convguard.errors import InvalidInput
+from convguard.errors import InvalidInput, NotReady
 from convguard.server.gateway import Gateway
 from convguard.server.schemas import (
     AssessRequest,
@@ -59,9 +59,13 @@ def _timed(gateway: Gateway, route: str, started: float) -> None:
 
 @router.get("/healthz", tags=["ops"])
 def healthz(request: Request) -> dict[str, Any]:
+    """Readiness: 200 once the classifier is loaded; 503 (``not_ready``) until then."""
     gateway = gateway_of(request)
+    if not gateway.ready:
+        raise NotReady("the classifier is still loading; the gateway takes traffic once it is")
     return {
         "status": "ok",
+        "classifier": "ready",
         "policy_version": gateway.policy.version,
         "database": gateway.store.engine.dialect.name,
         "upstream": gateway.settings.upstream_kind if gateway.upstream else None,

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from convguard.assess.types import Assessment
 from convguard.conversation import Decision, decision_from_dict
-from convguard.errors import InvalidInput
+from convguard.errors import InvalidInput, StoreError
 from convguard.store.records import (
     AccountRecord,
     ApiKeyRecord,
@@ -158,7 +158,8 @@ def message_record(row: Any, decision: str | Mapping[str, Any] | None) -> Messag
 
 def decision_record(row: Any) -> DecisionRecord:
     assessment = _assessment(row.assessment)
-    assert assessment is not None
+    if assessment is None:
+        raise StoreError(f"decision {row.id!r} has no assessment; the store was changed by hand")
     return DecisionRecord(
         id=row.id,
         conversation_id=row.conversation_id,

@@ -338,7 +338,8 @@ def _insert_ending(
     turn: TurnDecision,
     now: datetime,
 ) -> str:
-    assert isinstance(turn.decision, End)
+    if not isinstance(turn.decision, End):
+        raise InvalidInput(f"an ending needs an End decision; got {turn.decision.action!r}")
     ending_id = new_id()
     conn.execute(
         sa.insert(endings).values(
