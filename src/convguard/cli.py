@@ -244,6 +244,36 @@ def keys_create(account: str, admin: bool, label: str | None) -> None:
     click.echo(f"created {kind} {record.prefix}… for account {account!r}", err=True)
 
 
+@keys.command("list")
+@click.option("--account", required=True, help="The account whose keys to list.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
+def keys_list(account: str, as_json: bool) -> None:
+    """List ACCOUNT's keys (never the keys themselves), revoked ones included."""
+    settings = Settings.from_env()
+    with open_store(settings.store_url) as store:
+        records = store.list_api_keys(account)
+    for record in records:
+        data = record.to_dict()
+        if as_json:
+            click.echo(json.dumps(data))
+        else:
+            state = f"revoked {data['revoked_at']}" if data["revoked_at"] else "live"
+            kind = "admin" if record.admin else "user"
+            click.echo(f"{record.id}  {record.prefix}…  {kind}  {state}  {record.label or ''}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke the key KEY_ID (from `keys list`): every server refuses it within a second."""
+    from datetime import UTC, datetime
+
+    settings = Settings.from_env()
+    with open_store(settings.store_url) as store:
+        record = store.revoke_api_key(key_id, now=datetime.now(UTC))
+    click.echo(f"revoked key {record.prefix}… of account {record.account_name!r}", err=True)
+
+
 @cli.group()
 def db() -> None:
     """Manage the store's database."""

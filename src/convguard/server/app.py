@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
+from convguard.server.admin import router as admin_router
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
 from convguard.server.openai import router as openai_router
@@ -103,6 +104,7 @@ def create_app(
 
     app.include_router(rest_router)
     app.include_router(openai_router)
+    app.include_router(admin_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

@@ -216,6 +216,12 @@ class Gateway:
         self.limiter.check(caller.key_id)
         return caller
 
+    def forget_key(self, key_id: str) -> None:
+        """Stop trusting a key this worker remembers (it was just revoked here)."""
+        with self._keys_lock:
+            for key in [k for k, (_, c) in self._keys.items() if c.key_id == key_id]:
+                del self._keys[key]
+
     # --- turns ----------------------------------------------------------------------------------
 
     def require_upstream(self) -> Upstream:

@@ -98,7 +98,8 @@ def keys_of(conn: Connection, account_id: str) -> list[ApiKeyRecord]:
     return [rows.api_key_record(row) for row in result]
 
 
-def revoke_key(conn: Connection, key_id: str, now: datetime) -> None:
+def revoke_key(conn: Connection, key_id: str, now: datetime) -> ApiKeyRecord:
+    """Revoke the key ``key_id`` (a revoked key stays revoked as it was); its record."""
     found = conn.execute(sa.select(t.api_keys.c.pk).where(t.api_keys.c.id == key_id)).first()
     if found is None:
         raise NotFound(f"API key {key_id!r} does not exist; list the account's keys for their ids")
@@ -107,3 +108,4 @@ def revoke_key(conn: Connection, key_id: str, now: datetime) -> None:
         .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    return rows.api_key_record(conn.execute(_select().where(t.api_keys.c.id == key_id)).one())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from convguard.assess.types import Assessment
 from convguard.conversation import Decision, Initiator, Message, Step
@@ -94,6 +94,18 @@ class ApiKeyRecord:
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key's record as JSON (never the key: only its first characters)."""
+        return {
+            "id": self.id,
+            "account": self.account_name,
+            "admin": self.admin,
+            "prefix": self.prefix,
+            "label": self.label,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)

@@ -210,11 +210,11 @@ class Store:
             record = keys.key_by_digest(conn, hashed)
         return None if record is None or record.revoked_at is not None else record
 
-    def revoke_api_key(self, key_id: str, *, now: datetime) -> None:
-        """Revoke the key ``key_id`` (revoking a revoked key changes nothing)."""
+    def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        """Revoke the key ``key_id`` (revoking a revoked key changes nothing); its record."""
         now = turns.utc(now)
         with self._write("revoking an API key") as conn:
-            keys.revoke_key(conn, key_id, now)
+            return keys.revoke_key(conn, key_id, now)
 
     def list_api_keys(self, account_name: str) -> list[ApiKeyRecord]:
         """The account's keys, revoked ones included, oldest first."""

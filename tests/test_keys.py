@@ -1,0 +1,137 @@
+"""API keys: listed and revoked from the command line and the admin endpoints; a revoked key
+stops working on every worker within a second; guessing keys meets a 429 and grows nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from convguard.cli import cli
+from convguard.policy import Policy
+from convguard.store import Store, open_store
+from gateway_fixtures import app_for, keys
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def api_keys(store: Store) -> dict[str, str]:
+    return keys(store)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+@pytest.fixture
+async def client(tmp_path: Path, store: Store, policy: Policy) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app_for(tmp_path, store, policy)) as client:
+        yield client
+
+
+def run(store_url: str, *args: str) -> Any:
+    env = {"CONVGUARD_DATABASE_URL": store_url, "CONVGUARD_CLASSIFIER": "scripted"}
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+async def test_keys_are_listed_and_revoked_from_the_command_line(store_url: str) -> None:
+    created = run(store_url, "keys", "create", "--account", "carol", "--label", "laptop")
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip()
+    listed = run(store_url, "keys", "list", "--account", "carol", "--json")
+    [record] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert record["label"] == "laptop" and record["revoked_at"] is None
+    assert key.startswith(record["prefix"]) and key not in listed.stdout
+    revoked = run(store_url, "keys", "revoke", record["id"])
+    assert revoked.exit_code == 0 and "revoked key" in revoked.stderr
+    [after] = [
+        json.loads(line)
+        for line in run(
+            store_url, "keys", "list", "--account", "carol", "--json"
+        ).stdout.splitlines()
+    ]
+    assert after["revoked_at"] is not None
+    with open_store(store_url) as store:
+        assert store.authenticate(key) is None
+    missing = run(store_url, "keys", "revoke", "no-such-key")
+    assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+async def test_the_admin_endpoints_list_and_revoke_keys_and_need_an_admin_key(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    forbidden = await client.get("/v1/admin/keys?account=alice", headers=auth(api_keys["bob"]))
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["type"] == "forbidden"
+    listed = await client.get("/v1/admin/keys?account=alice", headers=auth(api_keys["admin"]))
+    [record] = listed.json()["data"]
+    assert (
+        await client.get("/v1/conversations", headers=auth(api_keys["alice"]))
+    ).status_code == 200
+    revoked = await client.post(
+        f"/v1/admin/keys/{record['id']}/revoke", headers=auth(api_keys["admin"])
+    )
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    refused = await client.get("/v1/conversations", headers=auth(api_keys["alice"]))
+    assert refused.status_code == 401
+    unknown = await client.post("/v1/admin/keys/nope/revoke", headers=auth(api_keys["admin"]))
+    assert unknown.status_code == 404
+
+
+async def test_a_key_revoked_elsewhere_stops_working_on_every_worker_within_a_second(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    workers = [app_for(tmp_path, store, policy) for _ in range(2)]
+    async with client_for(workers[0]) as one, client_for(workers[1]) as two:
+        for worker in (one, two):  # both workers now trust alice's key
+            assert (
+                await worker.get("/v1/conversations", headers=auth(api_keys["alice"]))
+            ).status_code == 200
+        [record] = store.list_api_keys("alice")
+        revoked = await one.post(
+            f"/v1/admin/keys/{record.id}/revoke", headers=auth(api_keys["admin"])
+        )
+        assert revoked.status_code == 200
+        time.sleep(1.05)
+        for worker in (one, two):
+            assert (
+                await worker.get("/v1/conversations", headers=auth(api_keys["alice"]))
+            ).status_code == 401
+
+
+async def test_guessed_keys_are_not_remembered_and_meet_a_429_per_address(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    app = app_for(tmp_path, store, policy, rate_limit_unauthenticated_per_minute=20)
+    async with client_for(app) as client:
+        codes = [
+            (await client.get("/v1/conversations", headers=auth(f"cg_guess{i}"))).status_code
+            for i in range(60)
+        ]
+        assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+        limited = await client.get("/v1/conversations", headers=auth("cg_guess-more"))
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.json()["error"]["type"] == "rate_limited"
+    assert len(app.state.gateway._keys) == 0  # nothing kept for a key that does not exist
