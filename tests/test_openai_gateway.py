@@ -826,3 +826,30 @@ def test_a_broken_upstream_stream_is_an_upstream_error_and_no_reply_is_stored(
     assert response.text.rstrip().endswith("data: [DONE]")
     messages = store.messages(response.headers["X-Convguard-Conversation"])
     assert [m.role for m in messages] == ["user"]  # kept for a retry, no reply taken as whole
+
+
+def test_identical_turns_on_two_workers_both_answer_with_the_one_stored_reply(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    with FakeUpstream(delay=0.3) as slow:
+        workers = [
+            Running(app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0))
+            for _ in range(2)
+        ]
+        with workers[0] as one, workers[1] as two:
+            body = {"model": "m", "messages": [{"role": "user", "content": "both"}]}
+            results: list[httpx.Response] = []
+            threads = [
+                threading.Thread(
+                    target=lambda w=w: results.append(post_chat(w, api_keys["alice"], body))
+                )
+                for w in (one, two, one, two)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+    assert [r.status_code for r in results] == [200] * 4
+    assert {r.json()["choices"][0]["message"]["content"] for r in results} == {"Echo: both"}
+    cid = results[0].headers["X-Convguard-Conversation"]
+    assert [m.role for m in store.messages(cid)] == ["user", "assistant"]

@@ -580,8 +580,9 @@ class Service:
         assessment: Assessment | None = None,
     ) -> MessageRecord:
         """Store the model's reply to ``result``'s user turn: its first reply, or (``beside``:
-        an earlier reply) a regenerated one beside it. The same reply stored meanwhile (content-
-        hashed ``reply_id``) is returned as stored."""
+        an earlier reply) a regenerated one beside it. A reply stored meanwhile for the same turn
+        (the same content-hashed ``reply_id``, or another worker's first reply) is returned as
+        stored: the turn keeps one first reply."""
         message = NewMessage("assistant", text, assessment, id=reply_id)
         try:
             if beside is None:
@@ -600,6 +601,18 @@ class Service:
             )
         except MessageExists as exc:
             return self.store.message(result.conversation_id, exc.message_id)
+        except LeafConflict:
+            if beside is not None:
+                raise
+            # another worker answered the same turn first: its reply is the turn's
+            replies = [
+                m
+                for m in self.store.children(result.conversation_id, result.user.id)
+                if m.role == "assistant"
+            ]
+            if not replies:
+                raise
+            return replies[0]
 
     def feedback(
         self,

@@ -285,6 +285,7 @@ class _Chat:
         self.decision = result.decision
         self.ended = result.ended
         self.withheld: Assessment | None = None
+        self.superseded: str | None = None
         self.tool_verdicts: list[dict[str, Any]] = []
         self.id = f"chatcmpl-{result.user.id[:24]}"
 
@@ -385,6 +386,9 @@ class _Chat:
                 else "(empty reply)"
             )
         reply = self._store(stored)
+        if reply.content != stored:  # another worker answered this turn first: its reply stands
+            self.superseded = reply.content
+            return "", [], "stop"
         finish = (
             "tool_calls"
             if calls
@@ -514,6 +518,8 @@ class _Chat:
                 )
                 completion = Completion(content, (), "stop", completion.model)
             extra, calls, finish = self._settle(completion, content)
+            if self.superseded is not None:
+                return self.superseded, [], "stop", dict(completion.usage)
             return content + extra, calls, finish, dict(completion.usage)
         raise UpstreamError("no answer for this turn; send it again")  # _claimed always yields
 
