@@ -4,6 +4,7 @@ stops working on every worker within a second; guessing keys meets a 429 and gro
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -135,3 +136,51 @@ async def test_guessed_keys_are_not_remembered_and_meet_a_429_per_address(
         assert int(limited.headers["Retry-After"]) >= 1
         assert limited.json()["error"]["type"] == "rate_limited"
     assert len(app.state.gateway._keys) == 0  # nothing kept for a key that does not exist
+
+
+#: Names a Redis the tests may flush; unset, the shared-limit cases are skipped (.ci/run starts one).
+REDIS_URL = "CONVGUARD_TEST_REDIS_URL"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get(REDIS_URL)
+    if not url:
+        pytest.skip(f"set {REDIS_URL} (e.g. redis://127.0.0.1:6379/15) to run on Redis")
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+async def test_with_redis_the_rate_limit_is_shared_by_every_worker(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], redis_url: str
+) -> None:
+    workers = [
+        app_for(tmp_path, store, policy, rate_limit_per_minute=3, redis_url=redis_url)
+        for _ in range(2)
+    ]
+    async with client_for(workers[0]) as one, client_for(workers[1]) as two:
+        codes = [
+            (await worker.get("/v1/conversations", headers=auth(api_keys["alice"]))).status_code
+            for worker in (one, two, one, two, one)
+        ]
+        limited = await two.get("/v1/conversations", headers=auth(api_keys["alice"]))
+        other = await two.get("/v1/conversations", headers=auth(api_keys["bob"]))
+    assert codes == [200, 200, 200, 429, 429]  # per process, each worker would have let 3 through
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert other.status_code == 200  # another key, another bucket
+
+
+async def test_with_redis_key_guessing_is_limited_across_workers(
+    tmp_path: Path, store: Store, policy: Policy, redis_url: str
+) -> None:
+    settings = {"rate_limit_unauthenticated_per_minute": 4, "redis_url": redis_url}
+    workers = [app_for(tmp_path, store, policy, **settings) for _ in range(2)]
+    async with client_for(workers[0]) as one, client_for(workers[1]) as two:
+        codes = [
+            (await worker.get("/v1/conversations", headers=auth(f"cg_guess{i}"))).status_code
+            for i, worker in enumerate([one, two] * 4)
+        ]
+    assert codes == [401] * 4 + [429] * 4

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
             "guessing; a live key is looked up again at most once a second."
         ),
     )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "A Redis URL (`redis://host:6379/0`): the rate limits are then kept there, shared by "
+            "every worker and host, instead of per process."
+        ),
+    )
 
     @classmethod
     def from_env(cls) -> Settings:

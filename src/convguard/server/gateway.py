@@ -28,7 +28,7 @@ from convguard.errors import (
     UpstreamError,
 )
 from convguard.policy import Policy, load_policy
-from convguard.server.limits import RateLimiter
+from convguard.server.limits import Limiter, RateLimiter, SharedRateLimiter
 from convguard.server.metrics import Metrics
 from convguard.server.schemas import text_problem
 from convguard.service import Service, TurnResult
@@ -152,10 +152,7 @@ class Gateway:
         self.scope: Scope | None = (
             load_scope(settings.agent_scope) if settings.agent_scope else None
         )
-        self.limiter = RateLimiter(settings.rate_limit_per_minute, clock)
-        self.lookups = RateLimiter(
-            settings.rate_limit_unauthenticated_per_minute, clock, what="key lookups from"
-        )
+        self.limiter, self.lookups = _limiters(settings, clock)
         self._clock = clock
         self._keys: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
         self._keys_lock = threading.Lock()
@@ -367,6 +364,34 @@ def _bearer(authorization: str | None) -> str:
 
 def _caller(record: ApiKeyRecord) -> Caller:
     return Caller(record.account_name, record.account_id, record.admin, record.id)
+
+
+def _limiters(settings: Settings, clock: Callable[[], float]) -> tuple[Limiter, Limiter]:
+    """The per-key and per-address limiters: in Redis when CONVGUARD_REDIS_URL is set (shared by
+    every worker and host), else in the process."""
+    per_key, per_address = (
+        settings.rate_limit_per_minute,
+        settings.rate_limit_unauthenticated_per_minute,
+    )
+    if not settings.redis_url:
+        return (
+            RateLimiter(per_key, clock),
+            RateLimiter(per_address, clock, what="key lookups from"),
+        )
+    try:
+        import redis
+    except ImportError as exc:
+        raise InvalidInput(
+            "CONVGUARD_REDIS_URL is set but the redis client is not installed; "
+            "pip install 'convguard[redis]'"
+        ) from exc
+    client = redis.Redis.from_url(settings.redis_url)
+    return (
+        SharedRateLimiter(client, per_key, prefix="convguard:rate:key:", what="requests for"),
+        SharedRateLimiter(
+            client, per_address, prefix="convguard:rate:address:", what="key lookups from"
+        ),
+    )
 
 
 def _build_upstream(settings: Settings) -> Upstream | None:

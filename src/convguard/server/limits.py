@@ -1,7 +1,9 @@
 """Request limits: a body-size cap (413) as ASGI middleware, and token buckets (429): one per
 API key, and one per client address for key lookups.
 
-The buckets live in the process: with several workers each enforces the limit on its own share.
+:class:`RateLimiter` keeps its buckets in the process: with several workers each enforces the
+limit on its own share. :class:`SharedRateLimiter` keeps them in Redis (``CONVGUARD_REDIS_URL``),
+so every worker and host draws on one bucket per key or address.
 At most :data:`MAX_BUCKETS` are kept (full ones are dropped first, as a full bucket is what a new
 one starts as), so distinct keys or addresses cannot grow memory without bound.
 The clock is passed in (monotonic seconds), so the bucket is tested without sleeping.
@@ -9,22 +11,36 @@ The clock is passed in (monotonic seconds), so the bucket is tested without slee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from convguard.errors import RateLimited
+from convguard.errors import RateLimited, StoreError
 
-__all__ = ["BodyLimit", "RateLimiter"]
+__all__ = ["BodyLimit", "Limiter", "RateLimiter", "SharedRateLimiter"]
 
 MAX_BUCKETS = 10_000
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
+
+
+class Limiter(Protocol):
+    def check(self, key: str) -> None:
+        """Take one token for ``key`` or raise :class:`RateLimited` with a Retry-After."""
+        ...
+
+
+def _limited(per_minute: int, what: str, wait: int) -> RateLimited:
+    whose = "this key" if what == "requests for" else "this address"
+    return RateLimited(
+        f"more than {per_minute} {what} {whose} a minute; retry in {wait} s", retry_after=wait
+    )
 
 
 @dataclass
@@ -65,6 +81,53 @@ class RateLimiter:
             del self._buckets[key]
         while len(self._buckets) > MAX_BUCKETS:
             del self._buckets[next(iter(self._buckets))]
+
+
+# One bucket as a Redis hash {t: tokens, l: last refill}, refilled and taken in one atomic step
+# on the Redis server's clock (workers' clocks may disagree); it expires once it would be full.
+_TAKE = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local stored = redis.call('HMGET', KEYS[1], 't', 'l')
+local tokens = tonumber(stored[1]) or capacity
+local last = tonumber(stored[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - last) * rate)
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'l', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
+return {taken, tostring(tokens)}
+"""
+
+
+class SharedRateLimiter:
+    """The same token bucket as :class:`RateLimiter`, kept in Redis and shared by every worker."""
+
+    def __init__(self, client: Any, per_minute: int, *, prefix: str, what: str) -> None:
+        self.per_minute = per_minute
+        self.what = what
+        self._prefix = prefix
+        self._client = client
+        self._take = client.register_script(_TAKE)
+
+    def check(self, key: str) -> None:
+        rate = self.per_minute / 60.0
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        try:
+            taken, tokens = self._take(keys=[self._prefix + digest], args=[self.per_minute, rate])
+        except Exception as exc:  # redis' own errors: the shared limit cannot be applied
+            raise StoreError(
+                f"the rate limits in Redis could not be read ({type(exc).__name__}: {exc}); "
+                "check CONVGUARD_REDIS_URL"
+            ) from exc
+        if not int(taken):
+            wait = max(1, math.ceil((1.0 - float(tokens)) / rate))
+            raise _limited(self.per_minute, self.what, wait)
 
 
 class BodyLimit:
