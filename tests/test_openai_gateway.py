@@ -636,19 +636,26 @@ def test_a_resend_after_a_disconnect_gets_the_answer(
 def test_regenerate_is_a_new_reply_beside_the_stored_one(
     gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
 ) -> None:
-    body = {"model": "m", "messages": [{"role": "user", "content": "a poem please"}]}
+    body = {"model": "m", "messages": [{"role": "user", "content": "a poem please [vary]"}]}
     first = post_chat(gateway, api_keys["alice"], body)
-    again = post_chat(
-        gateway,
-        api_keys["alice"],
-        {**body, "temperature": 1.0},
-        **{"X-Convguard-Regenerate": "true"},
-    )
+    again = post_chat(gateway, api_keys["alice"], body, **{"X-Convguard-Regenerate": "true"})
     assert again.status_code == 200, again.text
     assert len(upstream.requests) == 2
+    texts = [r.json()["choices"][0]["message"]["content"] for r in (first, again)]
+    assert texts == ["Answer number 1", "Answer number 2"]
     cid = first.headers["X-Convguard-Conversation"]
-    # the same text came back, so it is the same message (content-hashed ids): no conflict
-    assert [m.role for m in store.messages(cid)] == ["user", "assistant"]
+    user, *replies = store.messages(cid)
+    assert [r.content for r in replies] == texts  # two sibling replies of the one user message
+    assert {r.parent_id for r in replies} == {user.id}
+    # a resend now returns the newest reply; a history with the first one goes on from there
+    assert post_chat(gateway, api_keys["alice"], body).json()["choices"] == again.json()["choices"]
+    on_first, _ = chat(
+        client(gateway, api_keys["alice"]),
+        [body["messages"][0], {"role": "assistant", "content": texts[0]}],  # type: ignore[index]
+        "thanks",
+    )
+    assert on_first.choices[0].message.content == "Echo: thanks"
+    assert len(store.leaves(cid)) == 2
 
 
 def test_regenerated_replies_beside_one_message_are_bounded(

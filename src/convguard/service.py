@@ -89,6 +89,8 @@ class TurnResult:
     policy_version: str
     path: tuple[MessageRecord, ...]
     """The branch from its root to the user message (``user`` last), as stored."""
+    resent: bool = False
+    """The turn was already stored (a resend): nothing was assessed or decided again."""
 
     @property
     def ended(self) -> bool:
@@ -478,6 +480,7 @@ class Service:
             fold(self.policy, steps_of([*path, *([reply] if reply else [])])),
             self.policy.version,
             tuple(path),
+            resent=True,
         )
 
     def _store_history(

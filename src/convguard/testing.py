@@ -4,7 +4,8 @@
 - :class:`FakeUpstream` is a real OpenAI-compatible HTTP server on 127.0.0.1 (whole and streamed
   chat completions) whose answers follow simple markers in the last user message:
   ``[end]`` makes it call ``end_conversation``, ``[leak]`` makes it write :data:`LEAK_TEXT`,
-  ``[late-leak]`` writes it after a few hundred benign characters, ``[fail]`` answers HTTP 500,
+  ``[late-leak]`` writes it after a few hundred benign characters, ``[vary]`` numbers its answers,
+  ``[fail]`` answers HTTP 500,
   ``[cut]`` breaks a stream off before ``[DONE]``, ``[json]`` answers a stream with plain JSON,
   ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
   client's ``Bash`` tool with ``CMD``; anything else is echoed back.
@@ -132,6 +133,8 @@ class FakeUpstream:
                     "function": {"name": "Bash", "arguments": json.dumps({"command": command})},
                 }
             ]
+        elif "[vary]" in last:
+            content = f"Answer number {len(self.requests)}"
         elif "[late-leak]" in last:
             content = BENIGN_TEXT + LEAK_TEXT
         elif "[leak]" in last:

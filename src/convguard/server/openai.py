@@ -234,7 +234,8 @@ def chat_completions(
     result = gateway.service.sync_history(
         caller.account, conversation.id, history, ids=ids, owned=conversation
     )
-    gateway.record(result)
+    if not result.resent:  # a resend was counted when it was decided
+        gateway.record(result)
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
     chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")
     if body.stream:
