@@ -17,18 +17,16 @@ by one request of the process while identical concurrent ones wait for its reply
 ``X-Convguard-Regenerate: true`` asks for a new reply beside the stored one (a retry).
 
 Where the policy declines, warns, supports, confirms or ends, the gateway answers with the
-policy's own reply and does not call the model. The upstream is offered ``end_conversation``; a
-call is honoured only where the rule allows it, otherwise refused, logged, and the model's turn
-continues. Assistant output is assessed in short overlapping windows as it arrives
-(:class:`~convguard.service.OutputWindows`): from the first window that crosses a threshold the
-text is withheld and the reply ends with the policy's.
+policy's own reply and does not call the model. The model's part (the end tool, output windows,
+the agent guard on its tool calls) is :class:`~convguard.server.chat.ModelTurn`, shared with every
+chat protocol; this module formats its events as OpenAI chunks.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -38,14 +36,13 @@ from starlette.concurrency import iterate_in_threadpool
 
 from convguard.assess.cascade import Cascade
 from convguard.assess.types import Assessment
-from convguard.conversation import End, Guide, decision_to_dict, reply_of
-from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge, UpstreamError
+from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge
+from convguard.server.chat import Calls, Done, ModelTurn, Replaced, Text
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
 from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, error_body
-from convguard.service import HistoryTurn, OutputWindows, TurnResult
-from convguard.store import MessageRecord
-from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
+from convguard.service import HistoryTurn, TurnResult
+from convguard.upstream import ToolCall
 
 __all__ = ["history_of", "router"]
 
@@ -257,11 +254,7 @@ async def _closing(events: Generator[str]) -> AsyncIterator[str]:
 
 
 class _Chat:
-    """One chat completion: the reply (stored, the policy's or the model's), whole or streamed.
-
-    The model is asked only for a turn without a stored reply (or to regenerate one), by one
-    request of the process at a time; the others wait for its reply and return it.
-    """
+    """One chat completion in OpenAI's format: a :class:`ModelTurn`, whole or streamed."""
 
     def __init__(
         self,
@@ -275,271 +268,68 @@ class _Chat:
         regenerate: bool,
     ) -> None:
         self.gateway = gateway
-        self.service = gateway.service
-        self.caller = caller
-        self.body = body
         self.result = result
-        self.ids = ids
         self.model = model
         self.started = started
-        self.regenerate = regenerate and reply_of(result.decision) is None
-        self.decision = result.decision
-        self.ended = result.ended
-        self.withheld: Assessment | None = None
-        self.superseded: str | None = None
-        self.tool_verdicts: list[dict[str, Any]] = []
+        self.turn = ModelTurn(
+            gateway,
+            caller,
+            result,
+            ids,
+            messages=[m.model_dump(exclude_none=True) for m in body.messages],
+            tools=body.tools or (),
+            options=body.options(),
+            context=[text_of(m) for m in body.messages if m.role == "user"],
+            regenerate=regenerate,
+        )
         self.id = f"chatcmpl-{result.user.id[:24]}"
 
     def headers(self) -> dict[str, str]:
         return {
             "X-Convguard-Conversation": self.result.conversation_id,
-            "X-Convguard-Action": self.decision.action,
+            "X-Convguard-Action": self.result.decision.action,
             "X-Convguard-Ended": "true" if self.result.ended else "false",
         }
-
-    def meta(self) -> dict[str, Any]:
-        data = decision_to_dict(self.decision)
-        return {
-            "conversation_id": self.result.conversation_id,
-            "message_id": self.result.user.id,
-            "action": data["action"],
-            "reason": data["reason"],
-            "categories": list(self.result.assessment.categories),
-            "flags": list(self.result.assessment.flags),
-            "ended": self.ended,
-            "model_end": data["model_end"],
-            "output_withheld": self.withheld is not None,
-            "tool_calls": self.tool_verdicts,
-            "policy_version": self.result.policy_version,
-        }
-
-    # -- which reply --------------------------------------------------------------------------
-
-    def _stored(self) -> MessageRecord | None:
-        """The reply that stands without asking the model: stored, unless regenerating."""
-        if self.result.reply is not None and not self.regenerate:
-            return self.result.reply
-        return None
-
-    def _newest_reply(self) -> MessageRecord | None:
-        """A reply stored since this request read the tree (by another request), if any."""
-        replies = [
-            m
-            for m in self.gateway.store.children(self.result.conversation_id, self.result.user.id)
-            if m.role == "assistant"
-        ]
-        seen = self.result.reply.id if self.result.reply is not None else None
-        fresh = [m for m in replies if m.id != seen] if self.regenerate else replies
-        return fresh[-1] if fresh else None
-
-    def _claimed(self) -> Iterator[MessageRecord | None]:
-        """Yields once: None when this request is to ask the model (holding the claim while the
-        caller's block runs), else the reply another request stored for the same turn."""
-        deadline = time.monotonic() + 2 * self.gateway.settings.upstream_timeout + 5
-        while True:
-            with self.service.answering(self.result.user.id) as other:
-                if other is None:
-                    yield self._newest_reply()
-                    return
-            other.wait(max(0.0, deadline - time.monotonic()))
-            landed = self._newest_reply()
-            if landed is not None:
-                yield landed
-                return
-            if time.monotonic() > deadline:
-                raise UpstreamError(
-                    "another request for this same turn is still waiting for the model; "
-                    "send it again later"
-                )
-
-    # -- the model's part --------------------------------------------------------------------
-
-    def _upstream_messages(self) -> list[dict[str, Any]]:
-        guidance = self.decision.guidance if isinstance(self.decision, Guide) else None
-        messages = [m.model_dump(exclude_none=True) for m in self.body.messages]
-        if guidance:
-            messages.insert(0, {"role": "system", "content": guidance})
-        return messages
-
-    def _tools(self) -> list[dict[str, Any]]:
-        return [*(self.body.tools or ()), dict(END_TOOL)]
-
-    def _settle(self, completion: Completion, sent: str) -> tuple[str, list[ToolCall], str]:
-        """After the model finished: answer an end call, store the reply. Returns the text to
-        send after what was sent, the client's tool calls, and the finish reason."""
-        ends = [c for c in completion.tool_calls if c.name == END_TOOL_NAME]
-        calls = [c for c in completion.tool_calls if c.name != END_TOOL_NAME]
-        extra = ""
-        calls, refusals = self._guard(calls)
-        if refusals:
-            extra += ("\n\n" if sent else "") + refusals
-        honoured = bool(ends) and self.service.would_end(self.result)
-        if ends and not honoured and not (sent or extra) and not calls:
-            # refused: the model's turn continues, so it is asked once more, without the tool
-            extra = self._continue_after_refusal()
-        stored = sent + extra
-        if not stored:
-            stored = (
-                f"[tool calls: {', '.join(c.name for c in calls)}]"
-                if calls
-                else "(the model ended the conversation)"
-                if honoured
-                else "(empty reply)"
-            )
-        reply = self._store(stored)
-        if reply.content != stored:  # another worker answered this turn first: its reply stands
-            self.superseded = reply.content
-            return "", [], "stop"
-        finish = (
-            "tool_calls"
-            if calls
-            else ("length" if completion.finish_reason == "length" else "stop")
-        )
-        if ends:
-            answer = self.service.model_end(
-                self.caller.account, self.result.conversation_id, reply.id
-            )
-            self.decision = answer  # honoured: the end; refused: the turn, with why
-            if isinstance(answer, End):
-                self.ended = True
-                self.gateway.metrics.ended("model")
-                extra += ("\n\n" if stored else "") + answer.reply
-                calls, finish = [], "stop"
-        return extra, calls, finish
-
-    def _store(self, text: str) -> MessageRecord:
-        beside = self.result.reply.id if self.regenerate and self.result.reply else None
-        return self.service.store_answer(
-            self.result,
-            text,
-            reply_id=self.ids.reply(self.result.user.id, text),
-            beside=beside,
-            assessment=self.withheld,
-        )
-
-    def _guard(self, calls: list[ToolCall]) -> tuple[list[ToolCall], str]:
-        """Assess the client's tool calls before returning them (B9): denied ones are replaced
-        by a refusal the client can show; every verdict goes into the metadata."""
-        from convguard.agent import assess_tool_call
-
-        context = [text_of(m) for m in self.body.messages if m.role == "user"][-3:]
-        kept: list[ToolCall] = []
-        refusals: list[str] = []
-        for call in calls:
-            try:
-                arguments = json.loads(call.arguments or "{}")
-            except json.JSONDecodeError:
-                arguments = {"text": call.arguments}
-            if not isinstance(arguments, dict):
-                arguments = {"text": json.dumps(arguments)}
-            verdict = assess_tool_call(
-                call.name, arguments, scope=self.gateway.scope, context=context
-            )
-            self.tool_verdicts.append({"id": call.id, **verdict.to_dict()})
-            if verdict.verdict == "deny":
-                reason = verdict.reasons[0] if verdict.reasons else "it breaks the usage policy"
-                refusals.append(f"I won't run the {call.name} call: {reason}.")
-            else:
-                kept.append(call)
-        return kept, " ".join(refusals)
-
-    def _continue_after_refusal(self) -> str:
-        upstream = self.gateway.require_upstream()
-        messages = self._upstream_messages()
-        messages.append(
-            {
-                "role": "system",
-                "content": "Your end_conversation call was declined by the deployment's policy: "
-                "the conversation continues. Reply to the user.",
-            }
-        )
-        text = upstream.complete(
-            messages, tools=self.body.tools or (), options=self.body.options()
-        ).content
-        return text or "(no reply)"
-
-    def _withheld_reply(self, windows: OutputWindows, flagged: Assessment) -> str:
-        self.withheld = windows.assessment()
-        self.gateway.metrics.withheld.inc()
-        label = self.gateway.policy.categories[flagged.categories[0]].label
-        return self.gateway.policy.reply("redirect", label=label)
-
-    def _observe_output(self, windows: OutputWindows) -> None:
-        if windows.last is not None:
-            self.gateway.metrics.output(windows.last)
-
-    def _windows(self) -> OutputWindows:
-        return OutputWindows(self.gateway.assessor)
-
-    # -- non-streaming -----------------------------------------------------------------------
-
-    def complete(self) -> dict[str, Any]:
-        calls: list[ToolCall] = []
-        finish = "stop"
-        usage: dict[str, int] = {}
-        stored = self._stored()
-        if stored is not None:
-            content = stored.content
-        else:
-            content, calls, finish, usage = self._answer()
-        self._observe()
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if calls:
-            message["tool_calls"] = [c.to_openai() for c in calls]
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-            ],
-            "usage": {
-                "prompt_tokens": usage.get("prompt_tokens", 0),
-                "completion_tokens": usage.get("completion_tokens", 0),
-                "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-            },
-            "convguard": self.meta(),
-        }
-
-    def _answer(self) -> tuple[str, list[ToolCall], str, dict[str, int]]:
-        """The model's answer (or the placeholder), asked by this request or another one."""
-        for landed in self._claimed():
-            if landed is not None:
-                return landed.content, [], "stop", {}
-            if self.gateway.upstream is None:
-                return self._store(self.gateway.placeholder()).content, [], "stop", {}
-            completion = self._call()
-            windows = self._windows()
-            content = windows.feed(completion.content) + windows.finish()
-            self._observe_output(windows)
-            if windows.flagged is not None:
-                content += ("\n\n" if content else "") + self._withheld_reply(
-                    windows, windows.flagged
-                )
-                completion = Completion(content, (), "stop", completion.model)
-            extra, calls, finish = self._settle(completion, content)
-            if self.superseded is not None:
-                return self.superseded, [], "stop", dict(completion.usage)
-            return content + extra, calls, finish, dict(completion.usage)
-        raise UpstreamError("no answer for this turn; send it again")  # _claimed always yields
-
-    def _call(self) -> Completion:
-        upstream = self.gateway.require_upstream()
-        began = time.perf_counter()
-        try:
-            return upstream.complete(
-                self._upstream_messages(), tools=self._tools(), options=self.body.options()
-            )
-        finally:
-            self.gateway.metrics.upstream.observe(time.perf_counter() - began)
 
     def _observe(self) -> None:
         self.gateway.metrics.requests.labels("chat_completions").observe(
             time.perf_counter() - self.started
         )
 
-    # -- streaming ---------------------------------------------------------------------------
+    def complete(self) -> dict[str, Any]:
+        parts: list[str] = []
+        calls: tuple[ToolCall, ...] = ()
+        done = Done("stop")
+        for event in self.turn.events(stream=False):
+            match event:
+                case Text(text):
+                    parts.append(text)
+                case Replaced(text):
+                    parts = [text]
+                case Calls(found):
+                    calls = found
+                case Done():
+                    done = event
+        self._observe()
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(parts)}
+        if calls:
+            message["tool_calls"] = [c.to_openai() for c in calls]
+        usage = done.usage
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": done.finish, "logprobs": None}
+            ],
+            "usage": {
+                "prompt_tokens": usage.get("prompt_tokens", 0),
+                "completion_tokens": usage.get("completion_tokens", 0),
+                "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
+            },
+            "convguard": self.turn.meta(),
+        }
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         data = {
@@ -555,7 +345,26 @@ class _Chat:
     def stream(self) -> Generator[str]:
         yield self._chunk({"role": "assistant", "content": ""})
         try:
-            yield from self._stream_body()
+            sent = False
+            for event in self.turn.events(stream=True):
+                match event:
+                    case Text(text):
+                        sent = True
+                        yield self._chunk({"content": text})
+                    case Replaced(text):
+                        if not sent:
+                            yield self._chunk({"content": text})
+                    case Calls(calls):
+                        yield self._chunk(
+                            {
+                                "tool_calls": [
+                                    {"index": i, **c.to_openai()} for i, c in enumerate(calls)
+                                ]
+                            }
+                        )
+                    case Done(finish):
+                        self._observe()
+                        yield self._chunk({}, finish, convguard=self.turn.meta())
         except ConvguardError as exc:
             # the user's message is kept; the client sees an error event and can retry
             yield f"data: {json.dumps(error_body(exc.type, exc.message))}\n\n"
@@ -563,73 +372,6 @@ class _Chat:
             message = f"the gateway failed unexpectedly ({type(exc).__name__}); retry"
             yield f"data: {json.dumps(error_body('internal_error', message))}\n\n"
         yield "data: [DONE]\n\n"
-
-    def _whole(self, text: str) -> Iterator[str]:
-        yield self._chunk({"content": text})
-        self._observe()
-        yield self._chunk({}, "stop", convguard=self.meta())
-
-    def _stream_body(self) -> Iterator[str]:
-        stored = self._stored()
-        if stored is not None:
-            yield from self._whole(stored.content)
-            return
-        for landed in self._claimed():
-            if landed is not None:
-                yield from self._whole(landed.content)
-            elif self.gateway.upstream is None:
-                yield from self._whole(self._store(self.gateway.placeholder()).content)
-            else:
-                yield from self._stream_model()
-
-    def _stream_model(self) -> Iterator[str]:
-        # Text is held back until a window covering it has passed, so text from the first
-        # window that crosses a threshold on is never sent: the reply ends with the policy's.
-        upstream = self.gateway.require_upstream()
-        windows = self._windows()
-        sent: list[str] = []
-        completion: Completion | None = None
-        events = upstream.stream(
-            self._upstream_messages(), tools=self._tools(), options=self.body.options()
-        )
-        try:
-            for event in events:
-                if not isinstance(event, TextDelta):
-                    completion = event
-                    continue
-                cleared = windows.feed(event.text)
-                if cleared:
-                    sent.append(cleared)
-                    yield self._chunk({"content": cleared})
-                if windows.flagged is not None:
-                    break
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
-        if windows.flagged is None:
-            rest = windows.finish()
-            if rest:
-                sent.append(rest)
-                yield self._chunk({"content": rest})
-        self._observe_output(windows)
-        if windows.flagged is not None:
-            replacement = ("\n\n" if sent else "") + self._withheld_reply(windows, windows.flagged)
-            sent.append(replacement)
-            yield self._chunk({"content": replacement})
-            completion = Completion("".join(sent), (), "stop", self.model)
-        if completion is None:
-            raise UpstreamError("the upstream stream ended without a reply; retry the turn")
-        text = "".join(sent)
-        extra, calls, finish = self._settle(completion, text)
-        if extra:
-            yield self._chunk({"content": extra})
-        if calls:
-            yield self._chunk(
-                {"tool_calls": [{"index": i, **c.to_openai()} for i, c in enumerate(calls)]}
-            )
-        self._observe()
-        yield self._chunk({}, finish, convguard=self.meta())
 
 
 # --- moderations ---------------------------------------------------------------------------------

@@ -1,0 +1,337 @@
+"""One model turn, protocol-neutral: the reply to a user turn, whole or as it streams.
+
+Both chat protocols (OpenAI chat completions, Anthropic messages) translate their request into a
+:class:`ModelTurn` and its events back into their wire format; the rules live here and in the
+service, once:
+
+- the stored reply stands (a resend), or the policy's; the model is asked only for a turn without
+  one (or to regenerate it), by one request of the process at a time, while identical concurrent
+  requests wait for its reply (:meth:`Service.answering`);
+- the model is offered ``end_conversation``; a call is honoured only where the rule allows it
+  (:meth:`Service.would_end`, :meth:`Service.model_end`), otherwise the model is asked to go on;
+- the model's text is released only once an output window covering it has passed
+  (:class:`~convguard.service.OutputWindows`); from the first crossing window on it is withheld
+  and the reply ends with the policy's;
+- every tool call the model makes for the client is assessed by the agent guard first; a denied
+  one is replaced by text saying why.
+
+Events: :class:`Text` (send this text), :class:`Calls` (the client's tool calls),
+:class:`Replaced` (the stored reply is another), then one :class:`Done` (why the reply stopped,
+and the upstream's token counts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from convguard.assess.types import Assessment
+from convguard.conversation import End, Guide, decision_to_dict, reply_of
+from convguard.errors import UpstreamError
+from convguard.server.gateway import Caller, Gateway, HashedIds
+from convguard.service import OutputWindows, TurnResult
+from convguard.store import MessageRecord
+from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
+
+__all__ = ["Calls", "Done", "Event", "ModelTurn", "Replaced", "Text"]
+
+Finish = Literal["stop", "length", "tool_calls"]
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Calls:
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """The turn's stored reply is this text, not what was produced here (another worker
+    answered first); a client that has not been sent anything yet gets this instead."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    finish: Finish
+    usage: Mapping[str, int] = field(default_factory=dict)
+
+
+Event = Text | Calls | Replaced | Done
+
+
+class ModelTurn:
+    """The reply to ``result``'s user turn. ``messages``, ``tools`` and ``options`` are what
+    goes upstream (OpenAI terms); ``context`` the recent user texts the agent guard reads."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        caller: Caller,
+        result: TurnResult,
+        ids: HashedIds,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
+        context: Sequence[str] = (),
+        regenerate: bool = False,
+    ) -> None:
+        self.gateway = gateway
+        self.service = gateway.service
+        self.caller = caller
+        self.result = result
+        self.ids = ids
+        self.messages = list(messages)
+        self.tools = list(tools)
+        self.options = dict(options or {})
+        self.context = list(context)[-3:]
+        self.regenerate = regenerate and reply_of(result.decision) is None
+        self.decision = result.decision
+        self.ended = result.ended
+        self.withheld: Assessment | None = None
+        self.tool_verdicts: list[dict[str, Any]] = []
+
+    def meta(self) -> dict[str, Any]:
+        data = decision_to_dict(self.decision)
+        return {
+            "conversation_id": self.result.conversation_id,
+            "message_id": self.result.user.id,
+            "action": data["action"],
+            "reason": data["reason"],
+            "categories": list(self.result.assessment.categories),
+            "flags": list(self.result.assessment.flags),
+            "ended": self.ended,
+            "model_end": data["model_end"],
+            "output_withheld": self.withheld is not None,
+            "tool_calls": self.tool_verdicts,
+            "policy_version": self.result.policy_version,
+        }
+
+    # -- the events ---------------------------------------------------------------------------
+
+    def events(self, *, stream: bool) -> Iterator[Event]:
+        """The reply as events; ``stream``: ask the model for a stream (else one completion)."""
+        stored = self._stored()
+        if stored is not None:
+            yield from self._whole(stored.content)
+            return
+        for landed in self._claimed():
+            if landed is not None:
+                yield from self._whole(landed.content)
+            elif self.gateway.upstream is None:
+                yield from self._whole(self._store(self.gateway.placeholder()).content)
+            else:
+                yield from self._model(stream=stream)
+
+    def _whole(self, text: str) -> Iterator[Event]:
+        yield Text(text)
+        yield Done("stop")
+
+    # -- which reply --------------------------------------------------------------------------
+
+    def _stored(self) -> MessageRecord | None:
+        """The reply that stands without asking the model: stored, unless regenerating."""
+        if self.result.reply is not None and not self.regenerate:
+            return self.result.reply
+        return None
+
+    def _newest_reply(self) -> MessageRecord | None:
+        """A reply stored since this request read the tree (by another request), if any."""
+        replies = [
+            m
+            for m in self.gateway.store.children(self.result.conversation_id, self.result.user.id)
+            if m.role == "assistant"
+        ]
+        seen = self.result.reply.id if self.result.reply is not None else None
+        fresh = [m for m in replies if m.id != seen] if self.regenerate else replies
+        return fresh[-1] if fresh else None
+
+    def _claimed(self) -> Iterator[MessageRecord | None]:
+        """Yields once: None when this request is to ask the model (holding the claim while the
+        caller's block runs), else the reply another request stored for the same turn."""
+        deadline = time.monotonic() + 2 * self.gateway.settings.upstream_timeout + 5
+        while True:
+            with self.service.answering(self.result.user.id) as other:
+                if other is None:
+                    yield self._newest_reply()
+                    return
+            other.wait(max(0.0, deadline - time.monotonic()))
+            landed = self._newest_reply()
+            if landed is not None:
+                yield landed
+                return
+            if time.monotonic() > deadline:
+                raise UpstreamError(
+                    "another request for this same turn is still waiting for the model; "
+                    "send it again later"
+                )
+
+    def _store(self, text: str) -> MessageRecord:
+        beside = self.result.reply.id if self.regenerate and self.result.reply else None
+        return self.service.store_answer(
+            self.result,
+            text,
+            reply_id=self.ids.reply(self.result.user.id, text),
+            beside=beside,
+            assessment=self.withheld,
+        )
+
+    # -- the model's part ---------------------------------------------------------------------
+
+    def _upstream_messages(self) -> list[dict[str, Any]]:
+        guidance = self.decision.guidance if isinstance(self.decision, Guide) else None
+        messages = [dict(m) for m in self.messages]
+        if guidance:
+            messages.insert(0, {"role": "system", "content": guidance})
+        return messages
+
+    def _model(self, *, stream: bool) -> Iterator[Event]:
+        # Text is held back until a window covering it has passed, so text from the first
+        # window that crosses a threshold on is never sent: the reply ends with the policy's.
+        upstream = self.gateway.require_upstream()
+        windows = OutputWindows(self.gateway.assessor)
+        sent: list[str] = []
+        completion: Completion | None = None
+        began = time.perf_counter()
+        tools = [*self.tools, dict(END_TOOL)]
+        try:
+            if stream:
+                events = upstream.stream(
+                    self._upstream_messages(), tools=tools, options=self.options
+                )
+            else:
+                whole = upstream.complete(
+                    self._upstream_messages(), tools=tools, options=self.options
+                )
+                events = iter([TextDelta(whole.content), whole])
+            try:
+                for event in events:
+                    if not isinstance(event, TextDelta):
+                        completion = event
+                        continue
+                    cleared = windows.feed(event.text)
+                    if cleared:
+                        sent.append(cleared)
+                        yield Text(cleared)
+                    if windows.flagged is not None:
+                        break
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            self.gateway.metrics.upstream.observe(time.perf_counter() - began)
+        if windows.flagged is None:
+            rest = windows.finish()
+            if rest:
+                sent.append(rest)
+                yield Text(rest)
+        if windows.last is not None:
+            self.gateway.metrics.output(windows.last)
+        usage = dict(completion.usage) if completion is not None else {}
+        if windows.flagged is not None:
+            replacement = ("\n\n" if sent else "") + self._withheld_reply(windows, windows.flagged)
+            sent.append(replacement)
+            yield Text(replacement)
+            completion = Completion("".join(sent), (), "stop", upstream.model)
+        if completion is None:
+            raise UpstreamError("the upstream stream ended without a reply; retry the turn")
+        yield from self._settle(completion, "".join(sent), usage)
+
+    def _withheld_reply(self, windows: OutputWindows, flagged: Assessment) -> str:
+        self.withheld = windows.assessment()
+        self.gateway.metrics.withheld.inc()
+        label = self.gateway.policy.categories[flagged.categories[0]].label
+        return self.gateway.policy.reply("redirect", label=label)
+
+    def _settle(
+        self, completion: Completion, sent: str, usage: Mapping[str, int]
+    ) -> Iterator[Event]:
+        """After the model finished: guard its tool calls, answer an end call, store the reply."""
+        ends = [c for c in completion.tool_calls if c.name == END_TOOL_NAME]
+        calls, refusals = self._guard([c for c in completion.tool_calls if c.name != END_TOOL_NAME])
+        extra = ("\n\n" if sent and refusals else "") + refusals
+        honoured = bool(ends) and self.service.would_end(self.result)
+        if ends and not honoured and not (sent or extra) and not calls:
+            # refused: the model's turn continues, so it is asked once more, without the tool
+            extra = self._continue_after_refusal()
+        stored = sent + extra
+        if not stored:
+            stored = (
+                f"[tool calls: {', '.join(c.name for c in calls)}]"
+                if calls
+                else "(the model ended the conversation)"
+                if honoured
+                else "(empty reply)"
+            )
+        reply = self._store(stored)
+        if reply.content != stored:  # another worker answered this turn first: its reply stands
+            yield Replaced(reply.content)
+            yield Done("stop", usage)
+            return
+        finish: Finish = (
+            "tool_calls" if calls else "length" if completion.finish_reason == "length" else "stop"
+        )
+        if ends:
+            answer = self.service.model_end(
+                self.caller.account, self.result.conversation_id, reply.id
+            )
+            self.decision = answer  # honoured: the end; refused: the turn, with why
+            if isinstance(answer, End):
+                self.ended = True
+                self.gateway.metrics.ended("model")
+                extra += ("\n\n" if stored else "") + answer.reply
+                calls, finish = [], "stop"
+        if extra:
+            yield Text(extra)
+        if calls:
+            yield Calls(tuple(calls))
+        yield Done(finish, usage)
+
+    def _guard(self, calls: list[ToolCall]) -> tuple[list[ToolCall], str]:
+        """Assess the client's tool calls before returning them (B9): denied ones are replaced
+        by a refusal the client can show; every verdict goes into the metadata."""
+        from convguard.agent import assess_tool_call
+
+        kept: list[ToolCall] = []
+        refusals: list[str] = []
+        for call in calls:
+            try:
+                arguments = json.loads(call.arguments or "{}")
+            except json.JSONDecodeError:
+                arguments = {"text": call.arguments}
+            if not isinstance(arguments, dict):
+                arguments = {"text": json.dumps(arguments)}
+            verdict = assess_tool_call(
+                call.name, arguments, scope=self.gateway.scope, context=self.context
+            )
+            self.tool_verdicts.append({"id": call.id, **verdict.to_dict()})
+            if verdict.verdict == "deny":
+                reason = verdict.reasons[0] if verdict.reasons else "it breaks the usage policy"
+                refusals.append(f"I won't run the {call.name} call: {reason}.")
+            else:
+                kept.append(call)
+        return kept, " ".join(refusals)
+
+    def _continue_after_refusal(self) -> str:
+        upstream = self.gateway.require_upstream()
+        messages = self._upstream_messages()
+        messages.append(
+            {
+                "role": "system",
+                "content": "Your end_conversation call was declined by the deployment's policy: "
+                "the conversation continues. Reply to the user.",
+            }
+        )
+        return upstream.complete(messages, tools=self.tools, options=self.options).content or (
+            "(no reply)"
+        )
