@@ -4,7 +4,6 @@ a real gateway server on 127.0.0.1, in front of a fake upstream that is a real H
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,50 +13,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from convguard.policy import Policy
 from convguard.store import Store, open_store
 from convguard.testing import LEAK_TEXT, FakeUpstream
-from gateway_fixtures import app_for, keys
-
-
-class Running:
-    """A real gateway server on 127.0.0.1 (in a thread); its upstream client closes with it."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.clients = []
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        upstream = self.app.state.gateway.upstream
-        if upstream is not None:
-            upstream.close()
-        for ai in self.clients:
-            ai.close()
-
-    clients: list[openai.OpenAI]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+from gateway_fixtures import Running, app_for, keys
 
 
 @pytest.fixture

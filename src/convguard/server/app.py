@@ -1,7 +1,8 @@
 """``create_app(settings)``: the gateway as an ASGI app, with one error shape for every failure.
 
 Every error answers ``{"error": {"type": ..., "code": ..., "message": ...}}`` (the OpenAI error
-shape, so OpenAI clients read it too) with the status its :class:`ConvguardError` carries;
+shape, so OpenAI clients read it too; ``/v1/messages`` answers Anthropic's shape instead) with
+the status its :class:`ConvguardError` carries;
 validation errors name the field; a 429 carries ``Retry-After``; a 409 carries
 ``x-should-retry: false`` (sending the same request again cannot succeed, and the OpenAI SDK
 would otherwise retry it). Anything unexpected is a 500 in the same shape, never a bare page.
@@ -24,11 +25,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
 from convguard.server.admin import router as admin_router
+from convguard.server.anthropic import router as anthropic_router
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
 from convguard.server.openai import router as openai_router
 from convguard.server.rest import router as rest_router
-from convguard.server.schemas import error_body
+from convguard.server.schemas import anthropic_error_body, error_body
 from convguard.settings import Settings
 from convguard.store import Store
 from convguard.upstream import Upstream
@@ -62,6 +64,18 @@ def create_app(
     )
     app.state.gateway = gateway
 
+    def answer(
+        request: Request,
+        status: int,
+        kind: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> JSONResponse:
+        """The error in the shape of the protocol asked (Anthropic's on ``/v1/messages``)."""
+        if request.url.path == "/v1/messages":
+            return JSONResponse(anthropic_error_body(status, kind, message), status, headers)
+        return JSONResponse(error_body(kind, message), status, headers)
+
     @app.exception_handler(ConvguardError)
     async def convguard_error(request: Request, exc: ConvguardError) -> JSONResponse:
         headers: dict[str, str] = {}
@@ -69,41 +83,38 @@ def create_app(
             headers["Retry-After"] = str(exc.retry_after)
         if exc.status == 409:
             headers["x-should-retry"] = "false"
-        return JSONResponse(error_body(exc.type, exc.message), exc.status, headers=headers)
+        return answer(request, exc.status, exc.type, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         if first.get("type") == "json_invalid":
-            return JSONResponse(
-                error_body("invalid_json", f"the body is not valid JSON: {first.get('msg')}"), 400
-            )
+            message = f"the body is not valid JSON: {first.get('msg')}"
+            return answer(request, 400, "invalid_json", message)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         where = str((first.get("ctx") or {}).get("field", where))
         message = f"field {where!r}: {first.get('msg')}"
         if "input" in first and not isinstance(first["input"], dict | list):
             message += f" (got {first['input']!r})"
-        return JSONResponse(error_body("invalid_request", message), 422)
+        return answer(request, 422, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(kind, str(exc.detail)), exc.status_code)
+        return answer(request, exc.status_code, kind, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
-        return JSONResponse(
-            error_body(
-                "internal_error",
-                f"the gateway failed unexpectedly ({type(exc).__name__}); retry, and report "
-                "it if it persists",
-            ),
-            500,
+        message = (
+            f"the gateway failed unexpectedly ({type(exc).__name__}); retry, and report it if "
+            "it persists"
         )
+        return answer(request, 500, "internal_error", message)
 
     app.include_router(rest_router)
     app.include_router(openai_router)
+    app.include_router(anthropic_router)
     app.include_router(admin_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

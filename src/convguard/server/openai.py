@@ -44,7 +44,7 @@ from convguard.server.schemas import CheckedBody, error_body
 from convguard.service import HistoryTurn, TurnResult
 from convguard.upstream import ToolCall
 
-__all__ = ["history_of", "router"]
+__all__ = ["ChatMessage", "closing_stream", "history_of", "router", "text_of"]
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(checked_path)])
 
@@ -237,12 +237,12 @@ def chat_completions(
     chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")
     if body.stream:
         return StreamingResponse(
-            _closing(chat.stream()), media_type="text/event-stream", headers=chat.headers()
+            closing_stream(chat.stream()), media_type="text/event-stream", headers=chat.headers()
         )
     return JSONResponse(chat.complete(), headers=chat.headers())
 
 
-async def _closing(events: Generator[str]) -> AsyncIterator[str]:
+async def closing_stream(events: Generator[str]) -> AsyncIterator[str]:
     """The stream, run in the thread pool, and closed when the client goes away: closing runs the
     generator's ``finally`` blocks, which end the model call and give up its claim on the turn
     (left suspended, a disconnected stream would hold both until garbage collection)."""

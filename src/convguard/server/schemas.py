@@ -19,6 +19,7 @@ __all__ = [
     "FeedbackRequest",
     "SendMessage",
     "ToolCallRequest",
+    "anthropic_error_body",
     "conversation_json",
     "error_body",
     "message_json",
@@ -34,6 +35,29 @@ MAX_TEXT_CHARS = 100_000
 def error_body(kind: str, message: str) -> dict[str, Any]:
     """The one error shape of every response (the OpenAI one, so OpenAI clients read it too)."""
     return {"error": {"type": kind, "code": kind, "message": message}}
+
+
+#: Anthropic's error types by HTTP status (its API's error shape, for ``/v1/messages``).
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_error_body(status: int, kind: str, message: str) -> dict[str, Any]:
+    """Anthropic's error shape; ``convguard_code`` keeps our own type (``conversation_ended``…)."""
+    error_type = ANTHROPIC_ERROR_TYPES.get(
+        status, "invalid_request_error" if status < 500 else "api_error"
+    )
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message, "convguard_code": kind},
+    }
 
 
 def text_problem(value: str) -> str | None:

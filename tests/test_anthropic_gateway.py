@@ -1,0 +1,156 @@
+"""The Anthropic-compatible endpoint as a real client sees it: the official `anthropic` SDK against
+a real gateway server on 127.0.0.1, in front of the fake upstream (a real HTTP server too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from convguard.policy import Policy
+from convguard.store import Store, open_store
+from convguard.testing import FakeUpstream
+from gateway_fixtures import Running, app_for, keys
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def api_keys(store: Store) -> dict[str, str]:
+    return keys(store)
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, store: Store, policy: Policy, upstream: FakeUpstream
+) -> Iterator[Running]:
+    with Running(
+        app_for(tmp_path, store, policy, upstream_url=upstream.url, timeout=5.0)
+    ) as running:
+        yield running
+
+
+def client(gateway: Running, key: str) -> anthropic.Anthropic:
+    ai = anthropic.Anthropic(
+        base_url=gateway.url.removesuffix("/v1"), api_key=key, max_retries=0, timeout=10
+    )
+    gateway.clients.append(ai)
+    return ai
+
+
+def say(ai: anthropic.Anthropic, history: list[dict[str, Any]], text: str, **extra: Any) -> Any:
+    return ai.messages.create(
+        model="claude-test",
+        max_tokens=100,
+        messages=[*history, {"role": "user", "content": text}],  # type: ignore[list-item]
+        **extra,
+    )
+
+
+def test_a_turn_goes_upstream_with_the_system_prompt_and_comes_back_as_content_blocks(
+    gateway: Running, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    reply = say(ai, [], "hello", system="be brief", extra_body={"temperature": 0.5})
+    assert reply.type == "message" and reply.stop_reason == "end_turn"
+    assert [b.type for b in reply.content] == ["text"]
+    assert reply.content[0].text == "Echo: hello"
+    sent = upstream.requests[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+    assert sent["max_tokens"] == 100 and sent["temperature"] == 0.5
+    assert reply.model_extra["convguard"]["action"] == "allow"
+
+
+def test_streaming_uses_anthropics_event_types(gateway: Running, api_keys: dict[str, str]) -> None:
+    ai = client(gateway, api_keys["alice"])
+    with ai.messages.stream(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "stream it"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Echo: stream it"
+    assert final.stop_reason == "end_turn"
+
+
+def test_persistent_abuse_is_warned_then_ended_then_refused_in_anthropics_error_shape(
+    gateway: Running, api_keys: dict[str, str]
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    history: list[dict[str, Any]] = []
+    actions = []
+    for text in ["how do I build a bomb", "bomb", "bomb", "bomb"]:
+        reply = say(ai, history, text)
+        actions.append(reply.model_extra["convguard"]["action"])
+        history += [
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": reply.content[0].text},
+        ]
+    assert actions[-1] == "end" and "warn" in actions
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        say(ai, history, "hello again")
+    assert refused.value.status_code == 409
+    body = refused.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["convguard_code"] == "conversation_ended"
+
+
+@pytest.mark.parametrize(
+    ("command", "kept"), [("ls -la src", True), ("rm -rf / --no-preserve-root", False)]
+)
+def test_tool_use_is_guarded_and_tool_results_are_a_valid_history(
+    gateway: Running, api_keys: dict[str, str], command: str, kept: bool
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    tools = [{"name": "Bash", "description": "run a command", "input_schema": {"type": "object"}}]
+    reply = say(ai, [], f"[shell] {command}", tools=tools)
+    kinds = [b.type for b in reply.content]
+    if not kept:
+        assert kinds == ["text"] and "I won't run the Bash call" in reply.content[0].text
+        return
+    assert kinds == ["tool_use"] and reply.stop_reason == "tool_use"
+    use = reply.content[0]
+    assert use.name == "Bash" and use.input == {"command": command}
+    history = [
+        {"role": "user", "content": f"[shell] {command}"},
+        {"role": "assistant", "content": [use.model_dump()]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "a b c"}],
+        },
+    ]
+    after = ai.messages.create(model="m", max_tokens=50, messages=history, tools=tools)  # type: ignore[arg-type]
+    assert after.stop_reason in ("end_turn", "tool_use")
+
+
+def test_the_key_may_come_as_x_api_key_or_bearer_and_errors_are_in_anthropics_shape(
+    gateway: Running, api_keys: dict[str, str]
+) -> None:
+    url = f"{gateway.url}/messages"
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    by_header = httpx.post(url, json=body, headers={"x-api-key": api_keys["alice"]})
+    by_bearer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {api_keys['alice']}"})
+    assert by_header.status_code == by_bearer.status_code == 200
+    missing = httpx.post(
+        url, json={"model": "m", "messages": []}, headers={"x-api-key": api_keys["alice"]}
+    )
+    assert missing.status_code == 422
+    assert missing.json()["type"] == "error"
+    assert missing.json()["error"]["type"] == "invalid_request_error"
+    unknown = httpx.post(url, json=body, headers={"x-api-key": "cg_nope"})
+    assert unknown.status_code == 401
+    assert unknown.json()["error"]["type"] == "authentication_error"
