@@ -329,6 +329,14 @@ def post_chat(
     )
 
 
+def warm(gateway: Running, key: str) -> None:
+    """One request before a concurrent burst: FastAPI builds a route's state on its first
+    request, under warnings.catch_warnings, which is not thread-safe (with warnings as errors,
+    two first requests at once can turn an ignored warning into an error)."""
+    body = {"messages": [{"role": "user", "content": "warming up"}], "user": "warm"}
+    assert post_chat(gateway, key, body).status_code == 200
+
+
 def stored_messages(store: Store, account: str = "alice") -> int:
     owner = store.account(account)
     return sum(len(store.messages(c.id)) for c in store.list_conversations(owner.id, limit=200))
@@ -660,6 +668,7 @@ def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
     with FakeUpstream(delay=0.4) as slow:
         app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
         with Running(app) as running:
+            warm(running, api_keys["alice"])
             bodies = [
                 {"model": "m", "stream": i % 2 == 1, "messages": [{"role": "user", "content": t}]}
                 for t in ("one", "two", "three")
@@ -678,7 +687,7 @@ def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
                 thread.join(30)
     assert sorted(r.status_code for r in results) == [200] * len(bodies)
     assert all('"error"' not in r.text for r in results)
-    assert len(slow.requests) == 3
+    assert len(slow.requests) == 1 + 3  # the warm-up, then one call per distinct turn
     for text in ("one", "two", "three"):
         assert sum(f"Echo: {text}" in r.text for r in results) == 8
 
@@ -689,6 +698,7 @@ def test_a_second_turn_sent_while_the_first_is_pending_keeps_the_first_answer(
     with FakeUpstream(delay=0.5) as slow:
         app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
         with Running(app) as running:
+            warm(running, api_keys["alice"])
             first: list[httpx.Response] = []
             pending = threading.Thread(
                 target=lambda: first.append(
@@ -804,6 +814,8 @@ def test_identical_turns_on_two_workers_both_answer_with_the_one_stored_reply(
             for _ in range(2)
         ]
         with workers[0] as one, workers[1] as two:
+            for worker in (one, two):
+                warm(worker, api_keys["alice"])
             body = {"model": "m", "messages": [{"role": "user", "content": "both"}]}
             results: list[httpx.Response] = []
             threads = [

@@ -477,3 +477,20 @@ def test_concurrent_first_requests_build_one_classifier(policy: Policy) -> None:
     for thread in threads:
         thread.join(10)
     assert len(built) == 1 and results == [("explosives",)] * 16
+
+
+def test_server_modules_form_a_one_way_graph_and_routes_never_import_the_app() -> None:
+    import ast
+
+    import convguard.server
+
+    folder = Path(convguard.server.__path__[0])
+    for module in folder.glob("*.py"):
+        if module.name == "app.py":
+            continue
+        imported = {
+            node.module
+            for node in ast.walk(ast.parse(module.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert "convguard.server.app" not in imported, module.name
