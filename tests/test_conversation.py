@@ -382,3 +382,37 @@ def test_high_tier_redirect_reply_is_specific() -> None:
     decision = decide(POLICY, ConversationState(), assessment("high"))
     assert isinstance(decision, Redirect)
     assert "weapons" in decision.reply
+
+
+@pytest.mark.parametrize(("label", "score"), [("cbrn", 0.6), ("abuse_toward_assistant", 0.7)])
+def test_a_score_over_the_threshold_but_under_the_strike_level_never_counts(
+    label: str, score: float
+) -> None:
+    """An uncertain score redirects; it never warns or ends, however often it repeats (B1, B4)."""
+    uncertain = Assessment.from_scores(POLICY, {label: score})
+    assert label in uncertain.categories + uncertain.flags
+    state = ConversationState()
+    actions = []
+    for _ in range(8):
+        decision = decide(POLICY, state, uncertain)
+        actions.append(decision.action)
+        state = _advance_state(state, uncertain, decision)
+    assert set(actions) == {"redirect"}
+    assert state.failed_redirections == 0
+
+
+def _advance_state(state: ConversationState, a: Assessment, d: Decision) -> ConversationState:
+    from convguard.conversation import _advance
+
+    return _advance(POLICY, state, Step("user", a, d))
+
+
+def test_strike_level_turns_warn_then_end() -> None:
+    certain = Assessment.from_scores(POLICY, {"cbrn": 0.95})
+    state = ConversationState()
+    actions = []
+    for _ in range(4):
+        decision = decide(POLICY, state, certain)
+        actions.append(decision.action)
+        state = _advance_state(state, certain, decision)
+    assert actions == ["redirect", "redirect", "warn", "end"]
