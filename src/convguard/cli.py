@@ -10,21 +10,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from convguard.assess.factory import LazyAssessor
-from convguard.assess.types import Assessment
+from convguard import __version__
 from convguard.errors import ConvguardError, InvalidInput, PolicyError
-from convguard.policy import Policy, load_policy
-from convguard.settings import Settings
-from convguard.store import open_store
-from convguard.transcript import read_transcript
-from convguard.upstream import StaticResponder
+
+if TYPE_CHECKING:
+    from convguard.assess.types import Assessment
+    from convguard.policy import Policy
+    from convguard.settings import Settings
+
+# Each command imports what it uses inside its body: a hook call or ``--version`` must not pay for
+# SQLAlchemy, FastAPI or the classifiers (benchmarks/startup.py measures it).
 
 __all__ = ["main"]
 
@@ -43,12 +44,20 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.version_option(package_name="convguard")
+@click.version_option(__version__, prog_name="convguard")
 def cli() -> None:
     """convguard: conversation safeguards for LLM chat products and agents."""
 
 
+def _settings() -> Settings:
+    from convguard.settings import Settings
+
+    return Settings.from_env()
+
+
 def _policy(settings: Settings, path: Path | None) -> Policy:
+    from convguard.policy import load_policy
+
     return load_policy(path if path is not None else settings.policy_file)
 
 
@@ -63,10 +72,16 @@ def _policy(settings: Settings, path: Path | None) -> Policy:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per user turn.")
 def replay(transcript: Path, policy_file: Path | None, as_json: bool) -> None:
     """Replay a JSON-lines TRANSCRIPT through the service and print every user turn's decision."""
+    import tempfile
+
+    from convguard.assess.factory import LazyAssessor
     from convguard.replay import replay as run_replay
     from convguard.service import Service
+    from convguard.store import open_store
+    from convguard.transcript import read_transcript
+    from convguard.upstream import StaticResponder
 
-    settings = Settings.from_env()
+    settings = _settings()
     policy = _policy(settings, policy_file)
     events = read_transcript(transcript)
     with tempfile.TemporaryDirectory(prefix="convguard-replay-") as folder:
@@ -119,7 +134,7 @@ def check(
     """Assess one message, TEXT, and print its scores, categories, flags and evidence."""
     from convguard.assess.factory import build_assessor
 
-    settings = Settings.from_env()
+    settings = _settings()
     policy = _policy(settings, policy_file)
     assessor = build_assessor(settings.classifier, policy)
     assessment = assessor.assess(text, role=role, context=context)  # type: ignore[arg-type]
@@ -176,7 +191,7 @@ def classify(
     """Classify every line of --input into --output, in batches, with a progress bar on stderr."""
     from convguard.assess.bulk import classify_file
 
-    settings = Settings.from_env()
+    settings = _settings()
     policy = _policy(settings, policy_file)
     count = classify_file(
         input_path,
@@ -200,7 +215,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     from convguard.store import open_store
 
-    settings = Settings.from_env()
+    settings = _settings()
     _policy(settings, None)  # fail fast on a bad policy file
     open_store(settings.store_url).close()  # migrate once, before any worker starts
     host = host or settings.host
@@ -236,7 +251,9 @@ def keys_create(account: str, admin: bool, label: str | None) -> None:
     """Create an API key for ACCOUNT and print it (only this once)."""
     from datetime import UTC, datetime
 
-    settings = Settings.from_env()
+    from convguard.store import open_store
+
+    settings = _settings()
     with open_store(settings.store_url) as store:
         key, record = store.create_api_key(account, now=datetime.now(UTC), admin=admin, label=label)
     click.echo(key)
@@ -252,29 +269,20 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database named by the settings to the newest schema."""
-    from convguard.store import current_revision
+    from convguard.store import current_revision, open_store
 
-    settings = Settings.from_env()
+    settings = _settings()
     with open_store(settings.store_url) as store, store.engine.connect() as connection:
         revision = current_revision(connection)
     click.echo(f"database at revision {revision}", err=True)
 
 
-class _HookGroup(_Group):
-    """Agent hooks answer by protocol: a failure exits 1, which Claude Code treats as a
-    non-blocking error (exit 2 would block the tool call)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return click.Group.invoke(self, ctx)
-        except ConvguardError as exc:
-            click.echo(f"convguard hook error: {exc.message}", err=True)
-            ctx.exit(1)
-
-
-@cli.group(cls=_HookGroup)
+@cli.group()
 def hook() -> None:
     """Guard an agent's tool calls before they run."""
+
+
+HOOK_MATCHER = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|Read"
 
 
 @hook.command("claude-code")
@@ -283,23 +291,94 @@ def hook() -> None:
     is_flag=True,
     help="Give no decision for allowed calls, so Claude Code's own permission rules still apply.",
 )
-def hook_claude_code(defer_allow: bool) -> None:
+@click.option(
+    "--fail-open",
+    is_flag=True,
+    help=(
+        "When the guard cannot run (a bad scope file or setting, a malformed event), let the call "
+        "go ahead (exit 1) instead of denying it (exit 2). Also CONVGUARD_HOOK_FAIL_OPEN=true."
+    ),
+)
+@click.option(
+    "--print-settings",
+    is_flag=True,
+    help="Print a .claude/settings.json block that runs this hook by its absolute path, and exit.",
+)
+@click.pass_context
+def hook_claude_code(
+    ctx: click.Context, defer_allow: bool, fail_open: bool, print_settings: bool
+) -> None:
     """Claude Code PreToolUse hook: the event JSON on stdin, the decision JSON on stdout.
 
     Scope: the YAML/JSON file named by CONVGUARD_AGENT_SCOPE (hosts, networks, paths, tools).
+    The guard fails closed: if it cannot judge a call, the call is denied (exit 2, the reason on
+    stderr, which Claude Code shows the model) unless the operator opted into --fail-open.
     """
+    flags = [f for f, on in (("--defer-allow", defer_allow), ("--fail-open", fail_open)) if on]
+    if print_settings:
+        click.echo(json.dumps(claude_code_settings(flags), indent=2))
+        return
+    try:
+        settings = _settings()
+        fail_open = fail_open or settings.hook_fail_open
+        answer = _claude_code_answer(sys.stdin.read(), settings.agent_scope, defer_allow)
+    except Exception as exc:  # a hook that crashes would switch the guard off without a word
+        reason = exc.message if isinstance(exc, ConvguardError) else f"{type(exc).__name__}: {exc}"
+        if fail_open:
+            click.echo(f"convguard hook error (fail-open: the call goes ahead): {reason}", err=True)
+            ctx.exit(1)
+        click.echo(
+            f"convguard denied this tool call because the guard cannot run: {reason}. "
+            "Fix the hook's configuration; to let calls through while it is broken, add "
+            "--fail-open or set CONVGUARD_HOOK_FAIL_OPEN=true.",
+            err=True,
+        )
+        ctx.exit(2)
+    click.echo(json.dumps(answer))
+
+
+def _claude_code_answer(raw: str, scope_file: Path | None, defer_allow: bool) -> dict[str, Any]:
     from convguard.agent import claude_code_decision, load_scope
 
-    raw = sys.stdin.read()
     try:
         event = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"the hook event on stdin is not JSON ({exc}); got {raw[:80]!r}"
         ) from exc
-    settings = Settings.from_env()
-    scope = load_scope(settings.agent_scope) if settings.agent_scope else None
-    click.echo(json.dumps(claude_code_decision(event, scope=scope, defer_allow=defer_allow)))
+    scope = load_scope(scope_file) if scope_file is not None else None
+    return claude_code_decision(event, scope=scope, defer_allow=defer_allow)
+
+
+def claude_code_settings(flags: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``.claude/settings.json`` block that runs this installation's hook by absolute path
+    (a bare ``convguard`` is often not on the PATH Claude Code runs hooks with)."""
+    import shlex
+
+    command = shlex.join([*_installed_command(), "hook", "claude-code", *flags])
+    scope = os.environ.get("CONVGUARD_AGENT_SCOPE")
+    if scope:
+        command = f"CONVGUARD_AGENT_SCOPE={shlex.quote(str(Path(scope).absolute()))} {command}"
+    return {
+        "hooks": {
+            "PreToolUse": [
+                {
+                    "matcher": HOOK_MATCHER,
+                    "hooks": [{"type": "command", "command": command, "timeout": 10}],
+                }
+            ]
+        }
+    }
+
+
+def _installed_command() -> list[str]:
+    script = Path(sys.argv[0])
+    if script.name == "convguard" and script.is_file():
+        return [str(script.absolute())]
+    beside = Path(sys.executable).with_name("convguard")
+    if beside.is_file():
+        return [str(beside.absolute())]
+    return [str(Path(sys.executable).absolute()), "-m", "convguard.cli"]
 
 
 def main() -> None:

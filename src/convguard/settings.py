@@ -3,23 +3,34 @@
 Settings are how a deployment runs (where the store lives, which policy file, which classifier);
 the policy is what it enforces and is versioned data of its own. Nothing reads the environment at
 import time: :meth:`Settings.from_env` is called by the CLI or server entry point and passed down.
+
+Each field ``name`` is read from ``CONVGUARD_NAME`` (a plain pydantic model, validated in lax mode:
+``"8080"`` is a port, ``"true"`` a flag), so that the Claude Code hook, which reads settings on
+every tool call, does not pay for a settings framework. A ``CONVGUARD_*`` variable that names no
+setting is reported by :func:`unknown_variables` (with the setting it was probably meant to be),
+never silently ignored; ``CONVGUARD_TEST_*`` variables belong to the test suite.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from convguard.errors import InvalidInput
 
-__all__ = ["Settings"]
+__all__ = ["PREFIX", "Settings", "unknown_variables"]
+
+PREFIX = "CONVGUARD_"
+_RESERVED = ("CONVGUARD_TEST_",)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONVGUARD_", extra="forbid", frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_dir: Path = Field(
         default=Path("convguard-data"),
@@ -91,11 +102,25 @@ class Settings(BaseSettings):
             "paths, tools), used by the Claude Code hook and the gateway."
         ),
     )
+    hook_fail_open: bool = Field(
+        default=False,
+        description=(
+            "When the Claude Code hook cannot run (bad scope file or settings, malformed event), "
+            "let the tool call go ahead (exit 1) instead of denying it (exit 2)."
+        ),
+    )
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings named by ``CONVGUARD_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[f"{PREFIX}{name.upper()}"]
+            for name in cls.model_fields
+            if f"{PREFIX}{name.upper()}" in env
+        }
         try:
-            return cls()
+            return cls.model_validate(values)
         except ValidationError as exc:
             error = exc.errors()[0]
             name = "CONVGUARD_" + "_".join(str(p) for p in error["loc"]).upper()
@@ -117,3 +142,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'convguard.db').resolve()}"
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per ``CONVGUARD_*`` variable that names no setting (a misspelling is
+    otherwise a setting silently left at its default), with the closest real name."""
+    env = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]
+    messages = []
+    for variable in sorted(env):
+        name = variable.removeprefix(PREFIX)
+        if name == variable or name in known or variable.startswith(_RESERVED):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else "; see the README's Settings"
+        messages.append(f"environment variable {variable} is not a convguard setting{hint}")
+    return messages

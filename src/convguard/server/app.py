@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from convguard import __version__
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
 from convguard.server.gateway import Gateway
@@ -48,7 +49,7 @@ def create_app(
 
     app = FastAPI(
         title="convguard gateway",
-        version="0.1.0",
+        version=__version__,
         description="Conversation safeguards in front of any chat model.",
         lifespan=lifespan,
     )
