@@ -49,10 +49,13 @@ def cli() -> None:
     """convguard: conversation safeguards for LLM chat products and agents."""
 
 
-def _settings() -> Settings:
-    from convguard.settings import Settings
+def _settings(*, warn: bool = True) -> Settings:
+    from convguard.settings import Settings, unknown_variables
 
-    return Settings.from_env()
+    settings = Settings.from_env()
+    for problem in unknown_variables() if warn else ():
+        click.echo(f"warning: {problem}", err=True)
+    return settings
 
 
 def _policy(settings: Settings, path: Path | None) -> Policy:
@@ -208,14 +211,27 @@ def classify(
 @click.option("--host", default=None, help="Listen address (default: CONVGUARD_HOST, 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default: CONVGUARD_PORT, 8080).")
 @click.option("--workers", default=None, type=int, help="Worker processes (CONVGUARD_WORKERS).")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="JSON-lines log level on stderr (default: CONVGUARD_LOG_LEVEL, info).",
+)
+def serve(host: str | None, port: int | None, workers: int | None, log_level: str | None) -> None:
     """Run the gateway server (REST + OpenAI-compatible) with the settings from the environment."""
 
     import uvicorn
 
+    from convguard.logs import configure, event
+    from convguard.settings import unknown_variables
     from convguard.store import open_store
 
-    settings = _settings()
+    if log_level is not None:
+        os.environ["CONVGUARD_LOG_LEVEL"] = log_level  # the workers read their settings anew
+    settings = _settings(warn=False)
+    configure(settings.log_level, content=settings.log_content)
+    for problem in unknown_variables():
+        event("unknown_setting", "warning", message=problem)
     _policy(settings, None)  # fail fast on a bad policy file
     open_store(settings.store_url).close()  # migrate once, before any worker starts
     host = host or settings.host
@@ -223,10 +239,13 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     workers = workers or settings.workers
     if host != settings.host:
         os.environ["CONVGUARD_HOST"] = host
-    click.echo(
-        f"convguard gateway on http://{host}:{port} ({workers} worker(s), "
-        f"store {settings.store_url.split('://')[0]}, classifier {settings.classifier})",
-        err=True,
+    event(
+        "start",
+        url=f"http://{host}:{port}",
+        workers=workers,
+        store=settings.store_url.split("://")[0],
+        classifier=settings.classifier,
+        log_level=settings.log_level,
     )
     uvicorn.run(
         "convguard.server.app:app_from_env",
@@ -234,7 +253,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_level=settings.log_level,
+        access_log=False,  # convguard writes its own request lines
     )
 
 

@@ -102,6 +102,17 @@ class Settings(BaseModel):
             "paths, tools), used by the Claude Code hook and the gateway."
         ),
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description=(
+            "Level of the JSON-lines log on stderr: `debug`, `info` (a line per request and per "
+            "decision), `warning` (refusals and failures only) or `error`."
+        ),
+    )
+    log_content: bool = Field(
+        default=False,
+        description="Write message text into decision log lines (off: ids and labels only).",
+    )
     hook_fail_open: bool = Field(
         default=False,
         description=(

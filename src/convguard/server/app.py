@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from convguard import __version__
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
+from convguard.logs import RequestLog, configure, error_event
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
 from convguard.settings import Settings
@@ -58,6 +59,7 @@ def create_app(
     @app.exception_handler(ConvguardError)
     async def convguard_error(request: Request, exc: ConvguardError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        error_event(exc.status, exc.type, exc.message)
         return JSONResponse(error_body(exc.type, exc.message), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -84,9 +86,12 @@ def create_app(
     app.include_router(rest_router)
     app.include_router(openai_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
     return app
 
 
 def app_from_env() -> FastAPI:
     """The factory ``convguard serve`` gives uvicorn (settings from the environment)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure(settings.log_level, content=settings.log_content)
+    return create_app(settings)

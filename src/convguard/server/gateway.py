@@ -19,6 +19,7 @@ from convguard.assess.factory import LazyAssessor
 from convguard.assess.types import Assessor
 from convguard.conversation import Guide, reply_of
 from convguard.errors import InvalidInput, LeafConflict, NotFound, Unauthorized
+from convguard.logs import bind
 from convguard.policy import Policy, load_policy
 from convguard.server.limits import RateLimiter
 from convguard.server.metrics import Metrics
@@ -135,6 +136,7 @@ class Gateway:
             )
         if admin and not caller.admin:
             raise Unauthorized("this needs an admin key (`convguard keys create --admin`)")
+        bind(account=caller.account)
         self.limiter.check(caller.key_id)
         return caller
 
