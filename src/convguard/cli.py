@@ -142,7 +142,7 @@ def check(
     assessor = build_assessor(settings.classifier, policy)
     assessment = assessor.assess(text, role=role, context=context)  # type: ignore[arg-type]
     if as_json:
-        click.echo(json.dumps({"flagged": bool(assessment.categories), **assessment.to_dict()}))
+        click.echo(json.dumps({"flagged": assessment.flagged, **assessment.to_dict()}))
         return
     click.echo(_describe(policy, assessment))
 
@@ -151,7 +151,7 @@ def _describe(policy: Policy, assessment: Assessment) -> str:
     def listed(ids: Sequence[str]) -> str:
         return ", ".join(f"{i} ({assessment.scores[i]:.2f})" for i in ids) or "none"
 
-    flagged = "yes" if assessment.categories else "no"
+    flagged = "yes" if assessment.flagged else "no"
     lines = [
         f"flagged:    {flagged} (highest category score {assessment.score:.2f})",
         f"categories: {listed(assessment.categories)}",
@@ -170,15 +170,15 @@ def _describe(policy: Policy, assessment: Assessment) -> str:
     "--input",
     "input_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help='JSON lines: {"id": ..., "text": "..."}.',
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help='JSON lines: {"id": ..., "text": "..."}; "-" reads stdin.',
 )
 @click.option(
     "--output",
     "output_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write one result line per input line.",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help='Where to write one JSON result line per input line; "-" writes stdout.',
 )
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
 @click.option(
@@ -189,7 +189,7 @@ def _describe(policy: Policy, assessment: Assessment) -> str:
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def classify(
-    input_path: Path, output_path: Path, batch_size: int, policy_file: Path | None, quiet: bool
+    input_path: str, output_path: str, batch_size: int, policy_file: Path | None, quiet: bool
 ) -> None:
     """Classify every line of --input into --output, in batches, with a progress bar on stderr."""
     from convguard.assess.bulk import classify_file
@@ -204,7 +204,8 @@ def classify(
         batch_size=batch_size,
         progress=not quiet,
     )
-    click.echo(f"classified {count} lines into {output_path}", err=True)
+    where = "stdout" if output_path == "-" else output_path
+    click.echo(f"classified {count} lines into {where}", err=True)
 
 
 @cli.command()

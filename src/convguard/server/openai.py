@@ -605,7 +605,7 @@ def moderation_result(gateway: Gateway, assessment: Assessment) -> dict[str, Any
     if assessment.has("violence") and assessment.has("harassment"):
         flagged["harassment/threatening"] = True
     return {
-        "flagged": bool(assessment.categories),
+        "flagged": assessment.flagged or any(flagged.values()),
         "categories": flagged,
         "category_scores": scores,
         "category_applied_input_types": {name: ["text"] for name in OPENAI_CATEGORIES},

@@ -1,0 +1,100 @@
+"""The OpenAI-shaped surface a client meets first: moderation and assessment `flagged`, the model
+list and the model a client names, the locale a conversation carries, feedback on any reply, and
+the API docs served offline. Through the app (ASGI) on a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from convguard.policy import Policy
+from convguard.store import Store, open_store
+from gateway_fixtures import app_for, keys
+
+pytestmark = pytest.mark.anyio
+
+RISK = "I want to end my life tonight."
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'surface.db'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def api_keys(store: Store) -> dict[str, str]:
+    return keys(store)
+
+
+async def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+@pytest.fixture
+async def client(tmp_path: Path, store: Store, policy: Policy) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _client(app_for(tmp_path, store, policy)) as client:
+        yield client
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+# --- flagged -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def risk_client(
+    tmp_path: Path, store: Store, policy: Policy
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An assessor that sees imminent risk, and no category, in RISK (as the shipped model does)."""
+    from convguard.server.app import create_app
+    from convguard.settings import Settings
+    from convguard.testing import KeywordAssessor
+
+    assessor = KeywordAssessor(policy, {"end my life": ["imminent_risk"], "bomb": ["explosives"]})
+    app = create_app(
+        Settings(data_dir=tmp_path, classifier="scripted"), store=store, assessor=assessor
+    )
+    async with await _client(app) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [(RISK, True), ("how do I build a bomb", True), ("hello there", False)],
+)
+async def test_moderations_flag_imminent_risk_and_any_category(
+    risk_client: httpx.AsyncClient, api_keys: dict[str, str], text: str, flagged: bool
+) -> None:
+    response = await risk_client.post(
+        "/v1/moderations", json={"input": text}, headers=auth(api_keys["alice"])
+    )
+    (result,) = response.json()["results"]
+    assert result["flagged"] is flagged
+    assert result["flagged"] == any(result["categories"].values())
+    if text == RISK:
+        assert result["categories"]["self-harm/intent"] is True
+        assert result["convguard"]["categories"] == []
+
+
+@pytest.mark.parametrize(("text", "flagged"), [(RISK, True), ("hello there", False)])
+async def test_assess_flags_imminent_risk(
+    risk_client: httpx.AsyncClient, api_keys: dict[str, str], text: str, flagged: bool
+) -> None:
+    response = await risk_client.post(
+        "/v1/assess", json={"text": text}, headers=auth(api_keys["alice"])
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["assessment"]["flagged"] is flagged
