@@ -98,3 +98,22 @@ async def test_assess_flags_imminent_risk(
     )
     assert response.status_code == 200, response.text
     assert response.json()["assessment"]["flagged"] is flagged
+
+
+# --- /docs ---------------------------------------------------------------------------------------
+
+
+async def test_docs_load_swagger_ui_from_the_gateway_itself(client: httpx.AsyncClient) -> None:
+    import re
+
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls, page.text
+    assert not [u for u in urls if u.startswith(("http:", "https:", "//"))], urls
+    for url in urls:
+        asset = await client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.content, url
+    assert "SwaggerUIBundle" in (await client.get("/docs/assets/swagger-ui-bundle.js")).text
+    assert (await client.get("/redoc")).status_code == 404

@@ -20,6 +20,7 @@ from convguard import __version__
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
 from convguard.logs import RequestLog, configure, error_event
+from convguard.server.docs import mount_docs
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
 from convguard.settings import Settings
@@ -53,6 +54,8 @@ def create_app(
         version=__version__,
         description="Conversation safeguards in front of any chat model.",
         lifespan=lifespan,
+        docs_url=None,  # served from package assets by mount_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.gateway = gateway
 
@@ -87,6 +90,7 @@ def create_app(
     app.include_router(openai_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestLog)
+    mount_docs(app)
     return app
 
 
