@@ -117,3 +117,91 @@ async def test_docs_load_swagger_ui_from_the_gateway_itself(client: httpx.AsyncC
         assert asset.content, url
     assert "SwaggerUIBundle" in (await client.get("/docs/assets/swagger-ui-bundle.js")).text
     assert (await client.get("/redoc")).status_code == 404
+
+
+# --- the locale a conversation carries ------------------------------------------------------------
+
+
+async def _chat(
+    client: httpx.AsyncClient,
+    key: str,
+    text: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **body: Any,
+) -> httpx.Response:
+    return await client.post(
+        "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": text}], **body},
+        headers={**auth(key), **(headers or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "resource"),
+    [
+        ({}, {}, "988"),
+        ({"X-Convguard-Locale": "en-GB"}, {}, "Samaritans"),
+        ({}, {"metadata": {"locale": "en-GB"}}, "Samaritans"),
+        ({"X-Convguard-Locale": "en-GB"}, {"metadata": {"locale": "en-US"}}, "Samaritans"),
+    ],
+)
+async def test_crisis_resources_follow_the_conversations_locale(
+    client: httpx.AsyncClient,
+    api_keys: dict[str, str],
+    headers: dict[str, str],
+    body: dict[str, Any],
+    resource: str,
+) -> None:
+    response = await _chat(
+        client, api_keys["alice"], "I want to kill myself", headers=headers, **body
+    )
+    assert response.status_code == 200, response.text
+    reply = response.json()["choices"][0]["message"]["content"]
+    assert response.json()["convguard"]["action"] == "support"
+    assert resource in reply
+
+
+async def test_the_locale_is_kept_by_the_conversation(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    key = api_keys["alice"]
+    first = await _chat(
+        client,
+        key,
+        "hello",
+        headers={"X-Convguard-Locale": "en-GB", "X-Convguard-Conversation": "c1"},
+    )
+    assert first.status_code == 200, first.text
+    later = await client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "hello"},
+                {"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]},
+                {"role": "user", "content": "I want to kill myself"},
+            ],
+        },
+        headers={**auth(key), "X-Convguard-Conversation": "c1"},
+    )
+    assert "Samaritans" in later.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "named"),
+    [
+        ({"X-Convguard-Locale": "english please"}, {}, "X-Convguard-Locale"),
+        ({}, {"metadata": {"locale": 44}}, "metadata.locale"),
+    ],
+)
+async def test_a_malformed_locale_is_422_naming_where_it_came_from(
+    client: httpx.AsyncClient,
+    api_keys: dict[str, str],
+    headers: dict[str, str],
+    body: dict[str, Any],
+    named: str,
+) -> None:
+    response = await _chat(client, api_keys["alice"], "hello", headers=headers, **body)
+    assert response.status_code == 422
+    assert named in response.json()["error"]["message"]

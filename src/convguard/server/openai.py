@@ -34,7 +34,7 @@ from convguard.assess.types import Assessment
 from convguard.conversation import End, Guide, decide, decision_to_dict, fold, reply_of
 from convguard.errors import ConvguardError, InvalidInput
 from convguard.server.app import error_body
-from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
+from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key, request_locale
 from convguard.server.rest import gateway_of
 from convguard.service import TurnResult
 from convguard.store import ConversationRecord, MessageRecord, NewMessage, path_of
@@ -94,6 +94,7 @@ def chat_completions(
     body: ChatRequest,
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
+    locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
@@ -104,7 +105,10 @@ def chat_completions(
         raise InvalidInput("the last message must be a user message with text content")
     scope = scope_header or body.user or f"first:{turns[0][1]}"
     conversation = gateway.get_or_create_conversation(
-        caller, conversation_key(caller.account_id, scope), title=turns[0][1][:80]
+        caller,
+        conversation_key(caller.account_id, scope),
+        title=turns[0][1][:80],
+        locale=request_locale(locale_header, body.model_extra),
     )
     ids = HashedIds(conversation.id)
     known = {m.id: m for m in gateway.store.messages(conversation.id)}  # read once per request
