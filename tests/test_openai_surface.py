@@ -205,3 +205,140 @@ async def test_a_malformed_locale_is_422_naming_where_it_came_from(
     response = await _chat(client, api_keys["alice"], "hello", headers=headers, **body)
     assert response.status_code == 422
     assert named in response.json()["error"]["message"]
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[Any]:
+    from convguard.testing import FakeUpstream
+
+    with FakeUpstream() as upstream:
+        yield upstream
+
+
+def _gateway(tmp_path: Path, store: Store, policy: Policy, **settings: Any) -> Any:
+    from convguard.server.app import create_app
+    from convguard.settings import Settings
+    from convguard.testing import KeywordAssessor
+
+    config = Settings(data_dir=tmp_path, classifier="scripted", **settings)
+    return create_app(
+        config, store=store, assessor=KeywordAssessor(policy, {"bomb": ["explosives"]})
+    )
+
+
+@pytest.mark.parametrize(
+    ("models", "listed"),
+    [
+        (None, ["fake-model", "fake-model-large"]),
+        ("fast=fake-model-large, fake-model", ["fast", "fake-model"]),
+    ],
+)
+async def test_the_model_list_is_the_configured_one_else_the_upstreams(
+    tmp_path: Path,
+    store: Store,
+    policy: Policy,
+    api_keys: dict[str, str],
+    fake: Any,
+    models: str | None,
+    listed: list[str],
+) -> None:
+    import openai
+
+    app = _gateway(tmp_path, store, policy, upstream_url=fake.url, models=models)
+    async with (
+        await _client(app) as http,
+        openai.AsyncOpenAI(
+            base_url="http://gw/v1", api_key=api_keys["alice"], http_client=http
+        ) as ai,
+    ):
+        page = await ai.models.list()
+    assert [m.id for m in page.data] == listed
+    assert all(m.object == "model" for m in page.data)
+
+
+async def test_without_an_upstream_list_the_configured_model_is_listed(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    from convguard.testing import FakeUpstream
+
+    for lines in _log_lines():
+        with FakeUpstream(models=()) as listless:
+            app = _gateway(tmp_path, store, policy, upstream_url=listless.url, upstream_model="m1")
+            async with await _client(app) as client:
+                response = await client.get("/v1/models", headers=auth(api_keys["alice"]))
+        assert [m["id"] for m in response.json()["data"]] == ["m1"]
+        assert [line["event"] for line in lines() if line["level"] == "warning"] == [
+            "upstream_error"
+        ]
+    async with await _client(_gateway(tmp_path, store, policy)) as client:
+        assert (await client.get("/v1/models")).status_code == 401
+        response = await client.get("/v1/models", headers=auth(api_keys["alice"]))
+    assert [m["id"] for m in response.json()["data"]] == ["gpt-4o-mini"]
+
+
+def _log_lines() -> Iterator[Any]:
+    import io
+    import json
+    import logging
+
+    from convguard.logs import configure
+
+    stream = io.StringIO()
+    handler = configure("info", stream=stream)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        for name in ("convguard", "uvicorn.error"):
+            logging.getLogger(name).removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("models", "asked", "sent"),
+    [
+        (None, "fake-model-large", "fake-model-large"),
+        (None, None, "fake-model"),
+        ("fast=fake-model-large, fake-model", "fast", "fake-model-large"),
+        ("fast=fake-model-large, fake-model", "fake-model", "fake-model"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_clients_model_is_forwarded_upstream(
+    tmp_path: Path,
+    store: Store,
+    policy: Policy,
+    api_keys: dict[str, str],
+    fake: Any,
+    models: str | None,
+    asked: str | None,
+    sent: str,
+    stream: bool,
+) -> None:
+    app = _gateway(
+        tmp_path, store, policy, upstream_url=fake.url, upstream_model="fake-model", models=models
+    )
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "hello"}], "stream": stream}
+    if asked is not None:
+        body["model"] = asked
+    async with await _client(app) as client:
+        response = await client.post(
+            "/v1/chat/completions", json=body, headers=auth(api_keys["alice"])
+        )
+    assert response.status_code == 200, response.text
+    assert [r["model"] for r in fake.requests] == [sent]
+
+
+async def test_a_model_not_offered_is_404_and_nothing_is_stored(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], fake: Any
+) -> None:
+    app = _gateway(tmp_path, store, policy, upstream_url=fake.url, models="fast=fake-model")
+    async with await _client(app) as client:
+        response = await _chat(client, api_keys["alice"], "hello", model="gpt-5")
+        listed = await client.get("/v1/conversations", headers=auth(api_keys["alice"]))
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "model_not_found" and "'gpt-5'" in error["message"]
+    assert "'fast'" in error["message"]
+    assert listed.json()["data"] == [] and fake.requests == []

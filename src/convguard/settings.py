@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from convguard.errors import InvalidInput
 
-__all__ = ["PREFIX", "Settings", "unknown_variables"]
+__all__ = ["PREFIX", "Settings", "parse_models", "unknown_variables"]
 
 PREFIX = "CONVGUARD_"
 _RESERVED = ("CONVGUARD_TEST_",)
@@ -73,7 +73,17 @@ class Settings(BaseModel):
         ),
     )
     upstream_api_key: str | None = Field(default=None, description="API key for the upstream.")
-    upstream_model: str = Field(default="gpt-4o-mini", description="Model name sent upstream.")
+    upstream_model: str = Field(
+        default="gpt-4o-mini", description="Model name sent upstream when a request names none."
+    )
+    models: str | None = Field(
+        default=None,
+        description=(
+            "The models clients may name, comma-separated; `alias=upstream` maps a client-facing "
+            "name onto the upstream's (e.g. `gpt-4o-mini, fast=llama-3.1-8b`). Unset: a client's "
+            "`model` is forwarded as it is, and `GET /v1/models` lists the upstream's."
+        ),
+    )
     upstream_kind: Literal["openai", "anthropic"] = Field(
         default="openai", description="Wire format of the upstream: `openai` or `anthropic`."
     )
@@ -121,6 +131,18 @@ class Settings(BaseModel):
         ),
     )
 
+    @field_validator("models")
+    @classmethod
+    def _models_are_names(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_models(value)
+        return value
+
+    @property
+    def model_map(self) -> dict[str, str] | None:
+        """Client-facing model name → upstream model name; ``None``: any name, as it is."""
+        return None if self.models is None else parse_models(self.models)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings named by ``CONVGUARD_*`` variables (``os.environ`` by default)."""
@@ -153,6 +175,20 @@ class Settings(BaseModel):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'convguard.db').resolve()}"
+
+
+def parse_models(value: str) -> dict[str, str]:
+    """``"a, b=c"`` → ``{"a": "a", "b": "c"}``."""
+    allowed: dict[str, str] = {}
+    for entry in value.split(","):
+        name, equals, target = (part.strip() for part in entry.partition("="))
+        if not name or (equals and not target):
+            raise ValueError(
+                f"entry {entry.strip()!r} is not 'name' or 'alias=upstream-name'; "
+                "e.g. 'gpt-4o-mini, fast=llama-3.1-8b'"
+            )
+        allowed[name] = target or name
+    return allowed
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -83,11 +83,13 @@ def create_app(
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(kind, str(exc.detail)), exc.status_code)
 
+    from convguard.server.models import router as models_router
     from convguard.server.openai import router as openai_router
     from convguard.server.rest import router as rest_router
 
     app.include_router(rest_router)
     app.include_router(openai_router)
+    app.include_router(models_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     mount_docs(app)

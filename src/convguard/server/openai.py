@@ -35,10 +35,11 @@ from convguard.conversation import End, Guide, decide, decision_to_dict, fold, r
 from convguard.errors import ConvguardError, InvalidInput
 from convguard.server.app import error_body
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key, request_locale
+from convguard.server.models import Models, upstream_for
 from convguard.server.rest import gateway_of
 from convguard.service import TurnResult
 from convguard.store import ConversationRecord, MessageRecord, NewMessage, path_of
-from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
+from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
 
 __all__ = ["router"]
 
@@ -99,6 +100,7 @@ def chat_completions(
     started = time.perf_counter()
     gateway = gateway_of(request)
     caller = gateway.caller(authorization)
+    Models.of(gateway.settings).upstream_name(body.model)  # an unknown model: 404, nothing stored
     turns = [(m.role, text_of(m)) for m in body.messages if m.role in ("user", "assistant")]
     turns = [(role, text) for role, text in turns if text]
     if not turns or turns[-1][0] != "user":
@@ -388,8 +390,13 @@ class _Chat:
         )
         return isinstance(answer, End)
 
-    def _continue_after_refusal(self) -> str:
+    def _upstream(self) -> Upstream:
+        """The upstream, asked for the model the client named (through CONVGUARD_MODELS)."""
         assert self.gateway.upstream is not None
+        name = Models.of(self.gateway.settings).upstream_name(self.body.model)
+        return upstream_for(self.gateway.upstream, name)
+
+    def _continue_after_refusal(self) -> str:
         messages = self._upstream_messages()
         messages.append(
             {
@@ -398,7 +405,7 @@ class _Chat:
                 "the conversation continues. Reply to the user.",
             }
         )
-        text = self.gateway.upstream.complete(messages, tools=self.body.tools or ()).content
+        text = self._upstream().complete(messages, tools=self.body.tools or ()).content
         return text or "(no reply)"
 
     def _check_output(self, text: str) -> Assessment:
@@ -458,10 +465,9 @@ class _Chat:
         }
 
     def _call(self) -> Completion:
-        assert self.gateway.upstream is not None
         began = time.perf_counter()
         try:
-            return self.gateway.upstream.complete(self._upstream_messages(), tools=self._tools())
+            return self._upstream().complete(self._upstream_messages(), tools=self._tools())
         finally:
             self.gateway.metrics.upstream.observe(time.perf_counter() - began)
 
@@ -519,7 +525,7 @@ class _Chat:
         sent: list[str] = []
         held: list[str] = []
         completion: Completion | None = None
-        events = self.gateway.upstream.stream(self._upstream_messages(), tools=self._tools())
+        events = self._upstream().stream(self._upstream_messages(), tools=self._tools())
         try:
             for event in events:
                 if not isinstance(event, TextDelta):
