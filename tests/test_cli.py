@@ -270,3 +270,54 @@ def test_classify_through_the_installed_command_in_a_pipeline(tmp_path: Path) ->
     )
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.strip() == "3"
+
+
+# --- keys: one store, wherever the command runs ----------------------------------------------------
+
+
+def test_keys_from_any_folder_go_to_one_absolute_store_that_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convguard.store import open_store
+
+    data = tmp_path / "xdg"
+    made = []
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        result = CliRunner().invoke(
+            cli, ["keys", "create", "--account", "me"], env={"XDG_DATA_HOME": str(data)}
+        )
+        assert result.exit_code == 0, result.output
+        made.append(result.stdout.strip())
+        database = data / "convguard" / "convguard.db"
+        assert f"in the SQLite store {database}" in result.stderr
+    assert not list((tmp_path / "one").iterdir()) and not list((tmp_path / "two").iterdir())
+    with open_store(f"sqlite:///{data / 'convguard' / 'convguard.db'}") as store:
+        owners = [store.authenticate(key) for key in made]
+    assert [o.account_name for o in owners if o] == ["me", "me"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"XDG_DATA_HOME": "/srv/data", "HOME": "/home/a"}, "/srv/data/convguard"),
+        ({"XDG_DATA_HOME": "relative", "HOME": "/home/a"}, "/home/a/.local/share/convguard"),
+        ({"HOME": "/home/a"}, "/home/a/.local/share/convguard"),
+    ],
+)
+def test_the_default_data_folder_is_absolute(
+    environ: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convguard.settings import default_data_dir
+
+    monkeypatch.setenv("HOME", environ["HOME"])
+    assert default_data_dir(environ) == Path(expected)
+
+
+def test_a_password_in_the_store_url_is_never_printed(tmp_path: Path) -> None:
+    from convguard.cli import _where
+    from convguard.settings import Settings
+
+    settings = Settings(database_url="postgresql+psycopg://u:secret@db.example/convguard")
+    assert "secret" not in _where(settings) and "db.example" in _where(settings)

@@ -87,3 +87,8 @@ def test_the_public_assess_stays_the_function_when_its_subpackage_is_imported() 
 
     assert callable(convguard.assess)
     assert convguard.assess.__module__ == "convguard.assess.default"
+
+
+def test_the_default_data_folder_is_git_ignored() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "convguard-data/" in ignored

@@ -244,7 +244,7 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
         "start",
         url=f"http://{host}:{port}",
         workers=workers,
-        store=settings.store_url.split("://")[0],
+        store=_where(settings),
         classifier=settings.classifier,
         log_level=settings.log_level,
     )
@@ -279,7 +279,19 @@ def keys_create(account: str, admin: bool, label: str | None) -> None:
         key, record = store.create_api_key(account, now=datetime.now(UTC), admin=admin, label=label)
     click.echo(key)
     kind = "admin key" if record.admin else "key"
-    click.echo(f"created {kind} {record.prefix}… for account {account!r}", err=True)
+    click.echo(
+        f"created {kind} {record.prefix}… for account {account!r} in {_where(settings)}", err=True
+    )
+
+
+def _where(settings: Settings) -> str:
+    """The store, as an operator recognises it: the SQLite file, or the URL without a password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.store_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return f"the SQLite store {url.database}"
+    return f"the store {url.render_as_string(hide_password=True)}"
 
 
 @cli.group()
@@ -295,7 +307,7 @@ def db_upgrade() -> None:
     settings = _settings()
     with open_store(settings.store_url) as store, store.engine.connect() as connection:
         revision = current_revision(connection)
-    click.echo(f"database at revision {revision}", err=True)
+    click.echo(f"{_where(settings)} is at revision {revision}", err=True)
 
 
 @cli.group()

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from convguard.errors import InvalidInput
 
-__all__ = ["PREFIX", "Settings", "parse_models", "unknown_variables"]
+__all__ = ["PREFIX", "Settings", "default_data_dir", "parse_models", "unknown_variables"]
 
 PREFIX = "CONVGUARD_"
 _RESERVED = ("CONVGUARD_TEST_",)
@@ -33,8 +33,11 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_dir: Path = Field(
-        default=Path("convguard-data"),
-        description="Folder for the default SQLite database.",
+        default_factory=lambda: default_data_dir(),
+        description=(
+            "Folder for the default SQLite database (default: `$XDG_DATA_HOME/convguard`, i.e. "
+            "`~/.local/share/convguard`, the same whatever folder a command runs from)."
+        ),
     )
     database_url: str | None = Field(
         default=None,
@@ -175,6 +178,19 @@ class Settings(BaseModel):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'convguard.db').resolve()}"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/convguard`` (``~/.local/share/convguard``): an absolute place, so that
+    ``keys create`` and ``serve`` run from different folders share one database."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME")
+    if base and Path(base).is_absolute():
+        return Path(base) / "convguard"
+    try:
+        return Path.home() / ".local" / "share" / "convguard"
+    except RuntimeError:  # no home folder to be found: the working folder, made absolute
+        return Path("convguard-data").absolute()
 
 
 def parse_models(value: str) -> dict[str, str]:
