@@ -62,6 +62,7 @@ def test_the_version_is_written_once() -> None:
 HEAVY = ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "onnxruntime", "tokenizers")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "code",
     [
