@@ -311,3 +311,24 @@ def test_convguard_serve_logs_json_lines_and_names_a_misspelt_variable(tmp_path:
     assert start["url"] == f"http://127.0.0.1:{port}" and start["log_level"] == "debug"
     probes = [line for line in lines if line.get("request_id") == "probe-1"]
     assert [(p["event"], p["path"], p["status"]) for p in probes] == [("request", "/healthz", 200)]
+
+
+async def test_a_refused_end_call_from_the_model_is_a_warning_over_the_gateway(
+    tmp_path: Path, store: Store, policy: Policy, logs: Lines
+) -> None:
+    from convguard.testing import FakeUpstream
+
+    key = keys(store)["alice"]
+    with FakeUpstream() as fake:
+        app = app_for(tmp_path, store, policy, upstream_url=fake.url)
+        async with await _client(app) as client:
+            response = await client.post(
+                "/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi [end]"}]},
+                headers={"Authorization": f"Bearer {key}", "X-Request-Id": "end-1"},
+            )
+    assert response.status_code == 200, response.text
+    assert response.json()["convguard"]["ended"] is False
+    (line,) = logs.events("model_end_refused")
+    assert (line["level"], line["model_end"], line["request_id"]) == ("warning", "refused", "end-1")
+    assert line["conversation"] == response.headers["x-convguard-conversation"]
