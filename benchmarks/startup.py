@@ -2,7 +2,8 @@
 
 A Claude Code hook is a fresh process for every tool call, so its start-up *is* its latency. Each
 command runs ``--runs`` times (default 20) as the installed console script, with the event on
-stdin; the table gives the median, p90 and fastest wall time, and the issue's targets (the hook
+stdin; the table gives the median, p90 and fastest wall time, the median CPU time, and the
+issue's targets (the hook
 ≤ 300 ms and ``--version`` ≤ 200 ms, medians) with PASS or MISS. A second table names the heavy
 libraries each command imports (none should appear for the hook or ``--version``) and the slowest
 modules it imports, from ``python -X importtime``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -89,15 +91,19 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CONVGUARD_")}
 
 
-def _time(command: Sequence[str], stdin: str) -> float:
+def _time(command: Sequence[str], stdin: str) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         command, input=stdin, capture_output=True, text=True, env=_env(), check=False
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def _imports(executable: Path, case: Case) -> tuple[list[str], list[tuple[str, float]]]:
@@ -124,13 +130,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     executable = Path(sys.executable).with_name("convguard")
     if not executable.is_file():
         raise SystemExit(f"{executable} is missing: run scripts/bootstrap.sh first")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     timing_rows, import_rows = [], []
     for case in CASES:
         log(f"{case.name}: {args.runs} runs")
         command = [str(executable), *case.args]
         _time(command, case.stdin)  # warm the file cache
-        samples = [_time(command, case.stdin) for _ in range(args.runs)]
-        median, p90, fastest = summarise(samples)
+        runs = [_time(command, case.stdin) for _ in range(args.runs)]
+        median, p90, fastest = summarise([wall for wall, _ in runs])
+        cpu = statistics.median(cpu for _, cpu in runs)
         target = case.target
         timing_rows.append(
             [
@@ -138,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 fmt(median * 1000, "ms"),
                 fmt(p90 * 1000, "ms"),
                 fmt(fastest * 1000, "ms"),
+                fmt(cpu * 1000, "ms"),
                 f"{target.describe()}: {target.verdict(median * 1000)}" if target else "–",
             ]
         )
@@ -152,7 +161,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = "\n\n".join(
         [
             f"## Command start-up ({args.runs} runs each, wall time of the whole process)",
-            markdown_table(["command", "median", "p90", "fastest", "target"], timing_rows),
+            markdown_table(
+                ["command", "median", "p90", "fastest", "median CPU", "target (median)"],
+                timing_rows,
+            ),
+            f"Load average when the runs began: {load}. On a shared machine the wall times grow "
+            "with the load; the CPU time (user + system) of the process much less.",
             "## What each command imports",
             markdown_table(
                 ["command", f"heavy libraries ({', '.join(HEAVY)})", "slowest imports"],
