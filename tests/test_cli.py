@@ -321,3 +321,14 @@ def test_a_password_in_the_store_url_is_never_printed(tmp_path: Path) -> None:
 
     settings = Settings(database_url="postgresql+psycopg://u:secret@db.example/convguard")
     assert "secret" not in _where(settings) and "db.example" in _where(settings)
+
+
+def test_a_misspelt_setting_is_reported_with_the_likely_name() -> None:
+    result = CliRunner().invoke(
+        cli, ["check", BENIGN], env={"CONVGUARD_CLASSIFIER": "linear", "CONVGUARD_LOCAL": "en-GB"}
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: environment variable CONVGUARD_LOCAL is not a convguard setting; "
+        "did you mean CONVGUARD_LOCALE?"
+    ) in result.stderr
