@@ -174,9 +174,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             ),
         ]
     )
-    print(report)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "startup.md").write_text(report + "\n")
+    (args.out / "startup.md").write_text(report + "\n")  # first: a closed pipe must not lose it
+    print(report)
 
 
 if __name__ == "__main__":
