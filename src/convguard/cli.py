@@ -2,7 +2,9 @@
 
 Exit codes: 0 when the command ran (whatever it decided), 2 for bad input (a malformed transcript,
 unknown ids, an unreadable policy file, bad options), 1 for any other failure. Errors are
-translated here, once.
+translated here, once. ``hook claude-code`` speaks Claude Code's protocol instead: 0 with the
+decision on stdout, 2 (the call is denied) whenever the guard cannot judge it, and 1 (Claude
+Code's non-blocking error) only where the operator chose fail-open.
 """
 
 from __future__ import annotations
