@@ -130,3 +130,21 @@ def test_speed_falls_back_to_builtin_messages_without_data(bench, tmp_path):  # 
     _, _, speed = bench
     texts, what = speed.message_mix(tmp_path / "absent", 45)
     assert len(texts) == 45 and what == "built-in benign sentences"
+
+
+def test_startup_benchmark_summarises_times_and_reads_importtime() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        startup = importlib.import_module("startup")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert startup.summarise([0.3, 0.1, 0.2, 0.5, 0.4]) == (0.3, 0.5, 0.1)
+    importtime = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 |   re._parser",
+            "import time:       200 |       2000 | re",
+            "import time:      5000 |      90000 | convguard.agent",
+        ]
+    )
+    assert startup.slowest_imports(importtime, top=2) == [("convguard.agent", 0.09), ("re", 0.002)]

@@ -27,6 +27,7 @@ from convguard.conversation import (
     reply_of,
 )
 from convguard.errors import ClassifierError, ConversationEnded, ConvguardError, InvalidInput
+from convguard.logs import log_decision
 from convguard.policy import Policy
 from convguard.store import (
     ConversationRecord,
@@ -282,6 +283,13 @@ class Service:
             self.store.end(conversation_id, leaf_id=leaf_id, decision=record, now=self.clock())
         else:
             self.store.record_decision(leaf_id, record, now=self.clock())
+        log_decision(
+            conversation=conversation_id,
+            leaf=leaf_id,
+            decision=answer,
+            assessment=assessment,
+            policy_version=self.policy.version,
+        )
         return answer
 
     def feedback(
@@ -371,6 +379,14 @@ class Service:
                 reply=reply,
                 now=self.clock(),
             )
+        log_decision(
+            conversation=conversation.id,
+            leaf=(answer or user).id,
+            decision=decision,
+            assessment=assessment,
+            policy_version=self.policy.version,
+            content=content,
+        )
         after = fold(self.policy, steps_of([*path, user, *([answer] if answer else [])]))
         return TurnResult(
             conversation.id,

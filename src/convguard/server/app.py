@@ -16,8 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from convguard import __version__
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
+from convguard.logs import RequestLog, configure, error_event
+from convguard.server.docs import mount_docs
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
 from convguard.settings import Settings
@@ -48,15 +51,18 @@ def create_app(
 
     app = FastAPI(
         title="convguard gateway",
-        version="0.1.0",
+        version=__version__,
         description="Conversation safeguards in front of any chat model.",
         lifespan=lifespan,
+        docs_url=None,  # served from package assets by mount_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.gateway = gateway
 
     @app.exception_handler(ConvguardError)
     async def convguard_error(request: Request, exc: ConvguardError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        error_event(exc.status, exc.type, exc.message)
         return JSONResponse(error_body(exc.type, exc.message), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -77,15 +83,21 @@ def create_app(
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(kind, str(exc.detail)), exc.status_code)
 
+    from convguard.server.models import router as models_router
     from convguard.server.openai import router as openai_router
     from convguard.server.rest import router as rest_router
 
     app.include_router(rest_router)
     app.include_router(openai_router)
+    app.include_router(models_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
+    mount_docs(app)
     return app
 
 
 def app_from_env() -> FastAPI:
     """The factory ``convguard serve`` gives uvicorn (settings from the environment)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure(settings.log_level, content=settings.log_content)
+    return create_app(settings)

@@ -8,10 +8,11 @@ the optional upstream model, the metrics and the rate limiter, and closes what i
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from convguard.agent import Scope, load_scope
@@ -19,6 +20,7 @@ from convguard.assess.factory import LazyAssessor
 from convguard.assess.types import Assessor
 from convguard.conversation import Guide, reply_of
 from convguard.errors import InvalidInput, LeafConflict, NotFound, Unauthorized
+from convguard.logs import bind
 from convguard.policy import Policy, load_policy
 from convguard.server.limits import RateLimiter
 from convguard.server.metrics import Metrics
@@ -135,6 +137,7 @@ class Gateway:
             )
         if admin and not caller.admin:
             raise Unauthorized("this needs an admin key (`convguard keys create --admin`)")
+        bind(account=caller.account)
         self.limiter.check(caller.key_id)
         return caller
 
@@ -238,7 +241,20 @@ class Gateway:
         return self.service.retry(caller.account, conversation_id, message_id)
 
     def get_or_create_conversation(
-        self, caller: Caller, conversation_id: str, *, title: str | None = None
+        self,
+        caller: Caller,
+        conversation_id: str,
+        *,
+        title: str | None = None,
+        locale: str | None = None,
+    ) -> ConversationRecord:
+        """``locale``: the request's own (stored when it creates the conversation; for this
+        request, it overrides the one stored)."""
+        found = self._get_or_create_conversation(caller, conversation_id, title, locale)
+        return found if locale in (None, found.locale) else replace(found, locale=locale)
+
+    def _get_or_create_conversation(
+        self, caller: Caller, conversation_id: str, title: str | None, locale: str | None
     ) -> ConversationRecord:
         try:
             return self.store.conversation(caller.account_id, conversation_id)
@@ -250,10 +266,27 @@ class Gateway:
                 now=self.service.clock(),
                 title=title,
                 conversation_id=conversation_id,
+                locale=locale,
             )
         except InvalidInput:
             # created meanwhile by a concurrent request (or owned by another account: NotFound)
             return self.store.conversation(caller.account_id, conversation_id)
+
+
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}")
+
+
+def request_locale(header: str | None, extra: Mapping[str, Any] | None) -> str | None:
+    """The locale a chat request names: the ``X-Convguard-Locale`` header, else
+    ``metadata.locale`` (OpenAI's free-form request metadata); ``None`` when neither does."""
+    metadata = (extra or {}).get("metadata")
+    given = header if header is not None else (metadata or {}).get("locale")
+    where = "header X-Convguard-Locale" if header is not None else "metadata.locale"
+    if given is None:
+        return None
+    if not isinstance(given, str) or not _LOCALE.fullmatch(given):
+        raise InvalidInput(f"{where} is {given!r}; send a language tag such as 'en-GB' or 'de-DE'")
+    return given.replace("_", "-")
 
 
 def _bearer(authorization: str | None) -> str:

@@ -34,11 +34,12 @@ from convguard.assess.types import Assessment
 from convguard.conversation import End, Guide, decide, decision_to_dict, fold, reply_of
 from convguard.errors import ConvguardError, InvalidInput
 from convguard.server.app import error_body
-from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
+from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key, request_locale
+from convguard.server.models import Models, upstream_for
 from convguard.server.rest import gateway_of
 from convguard.service import TurnResult
 from convguard.store import ConversationRecord, MessageRecord, NewMessage, path_of
-from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
+from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
 
 __all__ = ["router"]
 
@@ -94,17 +95,22 @@ def chat_completions(
     body: ChatRequest,
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
+    locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
     caller = gateway.caller(authorization)
+    Models.of(gateway.settings).upstream_name(body.model)  # an unknown model: 404, nothing stored
     turns = [(m.role, text_of(m)) for m in body.messages if m.role in ("user", "assistant")]
     turns = [(role, text) for role, text in turns if text]
     if not turns or turns[-1][0] != "user":
         raise InvalidInput("the last message must be a user message with text content")
     scope = scope_header or body.user or f"first:{turns[0][1]}"
     conversation = gateway.get_or_create_conversation(
-        caller, conversation_key(caller.account_id, scope), title=turns[0][1][:80]
+        caller,
+        conversation_key(caller.account_id, scope),
+        title=turns[0][1][:80],
+        locale=request_locale(locale_header, body.model_extra),
     )
     ids = HashedIds(conversation.id)
     known = {m.id: m for m in gateway.store.messages(conversation.id)}  # read once per request
@@ -384,8 +390,13 @@ class _Chat:
         )
         return isinstance(answer, End)
 
-    def _continue_after_refusal(self) -> str:
+    def _upstream(self) -> Upstream:
+        """The upstream, asked for the model the client named (through CONVGUARD_MODELS)."""
         assert self.gateway.upstream is not None
+        name = Models.of(self.gateway.settings).upstream_name(self.body.model)
+        return upstream_for(self.gateway.upstream, name)
+
+    def _continue_after_refusal(self) -> str:
         messages = self._upstream_messages()
         messages.append(
             {
@@ -394,7 +405,7 @@ class _Chat:
                 "the conversation continues. Reply to the user.",
             }
         )
-        text = self.gateway.upstream.complete(messages, tools=self.body.tools or ()).content
+        text = self._upstream().complete(messages, tools=self.body.tools or ()).content
         return text or "(no reply)"
 
     def _check_output(self, text: str) -> Assessment:
@@ -454,10 +465,9 @@ class _Chat:
         }
 
     def _call(self) -> Completion:
-        assert self.gateway.upstream is not None
         began = time.perf_counter()
         try:
-            return self.gateway.upstream.complete(self._upstream_messages(), tools=self._tools())
+            return self._upstream().complete(self._upstream_messages(), tools=self._tools())
         finally:
             self.gateway.metrics.upstream.observe(time.perf_counter() - began)
 
@@ -515,7 +525,7 @@ class _Chat:
         sent: list[str] = []
         held: list[str] = []
         completion: Completion | None = None
-        events = self.gateway.upstream.stream(self._upstream_messages(), tools=self._tools())
+        events = self._upstream().stream(self._upstream_messages(), tools=self._tools())
         try:
             for event in events:
                 if not isinstance(event, TextDelta):
@@ -605,7 +615,7 @@ def moderation_result(gateway: Gateway, assessment: Assessment) -> dict[str, Any
     if assessment.has("violence") and assessment.has("harassment"):
         flagged["harassment/threatening"] = True
     return {
-        "flagged": bool(assessment.categories),
+        "flagged": assessment.flagged or any(flagged.values()),
         "categories": flagged,
         "category_scores": scores,
         "category_applied_input_types": {name: ["text"] for name in OPENAI_CATEGORIES},

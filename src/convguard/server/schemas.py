@@ -79,7 +79,7 @@ def assessment_json(assessment: Assessment | None) -> dict[str, Any] | None:
     if assessment is None:
         return None
     data = assessment.to_dict()
-    data["flagged"] = bool(assessment.categories)
+    data["flagged"] = assessment.flagged
     data["score"] = round(assessment.score, 6)
     return data
 
