@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
-from convguard.agent_rules._paths import (
+from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
+from convguard.agent.paths import (
     critical_target,
     fold_home,
     hosts_in,
@@ -28,7 +27,7 @@ from convguard.agent_rules._paths import (
     root_level,
     secret_path,
 )
-from convguard.agent_rules._shell import Command
+from convguard.agent.shell import Command
 
 __all__ = [
     "PROGRAM_RULES",
@@ -40,41 +39,7 @@ __all__ = [
     "render",
 ]
 
-Level = Literal["ask", "deny"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    category: str
-    level: Level
-    reason: str
-    targets: tuple[str, ...] = ()
-    program: str = ""
-    lowerable: bool = False
-
-
 Rule = Callable[[Command], list[Finding]]
-
-
-def render(cmd: Command) -> str:
-    text = " ".join(cmd.argv) or " ".join(f"{k}={v}" for k, v in cmd.assignments)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def option_flags(cmd: Command) -> set[str]:
-    """The options a command was given, one per letter of a bundled short option (`-la`)."""
-    out: set[str] = set()
-    for a in cmd.args:
-        if a.startswith("--"):
-            out.add(a.split("=", 1)[0])
-        elif a.startswith("-") and len(a) > 1:
-            out.update("-" + c for c in a[1:])
-    return out
-
-
-def plain_args(cmd: Command) -> list[str]:
-    """The arguments that are not options."""
-    return [a for a in cmd.args if not a.startswith("-")]
 
 
 _NET_SINKS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "curl", "wget", "ssh", "scp"})

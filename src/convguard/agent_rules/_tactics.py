@@ -22,10 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from convguard.agent_rules._commands import Finding, plain_args
-from convguard.agent_rules._paths import fold_home, hosts_in, log_path, secret_path
-from convguard.agent_rules._shell import Command
-from convguard.agent_rules._tradecraft import _always, _finding, _Rule, _when
+from convguard.agent.findings import Finding, plain_args
+from convguard.agent.paths import fold_home, hosts_in, log_path, secret_path
+from convguard.agent.shell import Command
+from convguard.agent_rules._tradecraft import _finding, _Rule, _when
 
 __all__ = [
     "TACTIC_RULES",
@@ -851,29 +851,14 @@ TACTIC_RULES: dict[str, _Rule] = {
     "scp": _remote_copy,
     "rsync": _remote_copy,
     "curl": _post,
-    **dict.fromkeys(
-        _TUNNELS, _always("exfiltration", "ask", "opens a tunnel or proxy to another network")
-    ),
     "telnet": _shell_over,
     "openssl": _openssl,
     "xfreerdp": _rdp,
     "rdesktop": _rdp,
     "smbclient": _smb,
     "mount": _smb,
-    "getcap": _when(r"(?:^|\s)-r\b", "malware", "ask", "hunts for programs with capabilities"),
-    "capsh": _when(
-        r"--print|--decode", "malware", "ask", "checks its capabilities (container escape)"
-    ),
     "ip": _ip,
-    "ifconfig": _when(
-        r"^\S+\s+down\b",
-        "denial_of_service",
-        "ask",
-        "takes a network interface down",
-        lowerable=True,
-    ),
     "nmcli": lambda c: _wifi(c) + _NMCLI_OFF(c),
-    "rfkill": _when(r"\bblock\b", "denial_of_service", "ask", "turns radios off", lowerable=True),
     "systemctl": _systemctl,
     "alias": _alias,
     "git": lambda c: _git_config(c) + _tokens_printed(c),
@@ -887,7 +872,6 @@ TACTIC_RULES: dict[str, _Rule] = {
     ),
     "hdiutil": _disk_image,
     "ping": _big_ping,
-    "arp": _when(r"(?:^|\s)-s\s", "network_attack", "ask", "adds a static ARP entry (spoofing)"),
     "nbtstat": _nbtstat,
     "osascript": _osascript,
     "script": _shell_upgrade,
@@ -911,16 +895,6 @@ TACTIC_RULES: dict[str, _Rule] = {
     "plutil": _plist,
     "defaults": lambda c: _plist(c) + _macos_weakening(c),
     "install": _install_mode,
-    "aa-teardown": _always("persistence_evasion", "deny", "turns AppArmor off"),
-    "aa-disable": _always("persistence_evasion", "deny", "turns AppArmor off"),
-    "aa-complain": _always("persistence_evasion", "ask", "relaxes AppArmor"),
-    "steghide": _when(r"^embed\b", "exfiltration", "ask", "hides data in an image"),
-    "outguess": _when(r"(?:^|\s)-d\s", "exfiltration", "ask", "hides data in an image"),
-    "rec": _always("exfiltration", "ask", "records the microphone"),
-    "sox": _when(r"(?:^|\s)-d\b", "exfiltration", "ask", "records the microphone"),
-    **dict.fromkeys(
-        _REMOTE_DESKTOPS, _always("malware", "ask", "opens remote access to this machine")
-    ),
     "dig": _zone_transfer,
     "host": _zone_transfer,
     "nslookup": _zone_transfer,
@@ -966,12 +940,6 @@ TACTIC_RULES: dict[str, _Rule] = {
     "gzexe": _script_compiler,
     "cat": _cat,
     "find": _find_destroy,
-    "pkexec": _when(
-        r"(?:^|/)(?:ba|z|da)?sh\b", "malware", "ask", "opens a root shell through pkexec"
-    ),
-    "xterm": _when(
-        r"(?:^|\s)-display\s+[\w.-]+:\d", "malware", "ask", "opens a terminal on a remote display"
-    ),
 }
 
 

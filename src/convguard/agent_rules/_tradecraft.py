@@ -17,18 +17,15 @@ or file edit does not have; none fires on a program's name alone when it has ord
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
-from convguard.agent_rules._commands import Finding, Level, option_flags, plain_args, render
-from convguard.agent_rules._paths import fold_home, log_path
-from convguard.agent_rules._shell import Command
+from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
+from convguard.agent.paths import fold_home, log_path
+from convguard.agent.shell import Command
 
 __all__ = [
     "TRADECRAFT_RULES",
-    "WINDOWS_INDICATORS",
-    "gated_findings",
     "tradecraft_call_findings",
-    "windows_text_findings",
 ]
 
 _Rule = Callable[[Command], list[Finding]]
@@ -584,12 +581,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "hexdump": _reader,
     "xxd": _reader,
     "od": _reader,
-    "arp": _when(r"(?:^|\s)-a|^$", "network_attack", "ask", "lists neighbouring hosts"),
-    "ip": _when(r"^(?:neigh|neighbour|n)\b", "network_attack", "ask", "lists neighbouring hosts"),
-    "smbclient": _when(r"(?:^|\s)-l\b|-n\b", "network_attack", "ask", "lists network shares"),
-    "showmount": _always("network_attack", "ask", "lists network shares"),
-    "smbutil": _when(r"\bview\b|\blookup\b", "network_attack", "ask", "lists network shares"),
-    "pwpolicy": _always("credential_access", "ask", "reads password policy"),
     "tar": _archive,
     "zip": _archive,
     "7z": _archive,
@@ -603,35 +594,9 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "pbpaste": _clipboard,
     "xclip": _clipboard,
     "xsel": _clipboard,
-    "screencapture": _always("exfiltration", "ask", "takes a screenshot"),
-    "scrot": _always("exfiltration", "ask", "takes a screenshot"),
-    "xwd": _always("exfiltration", "ask", "takes a screenshot"),
-    "gnome-screenshot": _always("exfiltration", "ask", "takes a screenshot"),
-    "maim": _always("exfiltration", "ask", "takes a screenshot"),
-    "grim": _always("exfiltration", "ask", "takes a screenshot"),
-    "import": _when(r"-window\s+root", "exfiltration", "ask", "takes a screenshot"),
-    "imagesnap": _always("exfiltration", "ask", "records the camera"),
-    "fswebcam": _always("exfiltration", "ask", "records the camera"),
-    "arecord": _always("exfiltration", "ask", "records the microphone"),
     "ffmpeg": _ffmpeg,
-    "xinput": _when(r"\btest(?:-xi2)?\b", "credential_access", "ask", "logs keystrokes"),
-    "logkeys": _always("credential_access", "deny", "logs keystrokes"),
-    "showkey": _always("credential_access", "ask", "logs keystrokes"),
-    "evtest": _always("credential_access", "ask", "logs keystrokes"),
     "ssh": _ssh,
     "socat": _socat_relay,
-    "tor": _always("exfiltration", "ask", "routes traffic through Tor"),
-    "torify": _always("exfiltration", "ask", "routes traffic through Tor"),
-    "torsocks": _always("exfiltration", "ask", "routes traffic through Tor"),
-    "proxychains": _always("exfiltration", "ask", "routes traffic through proxies"),
-    "proxychains4": _always("exfiltration", "ask", "routes traffic through proxies"),
-    "iodine": _always("exfiltration", "deny", "tunnels traffic through DNS"),
-    "iodined": _always("exfiltration", "deny", "tunnels traffic through DNS"),
-    "dnscat": _always("exfiltration", "deny", "tunnels traffic through DNS"),
-    "dnscat2": _always("exfiltration", "deny", "tunnels traffic through DNS"),
-    "ptunnel": _always("exfiltration", "deny", "tunnels traffic through ICMP"),
-    "ptunnel-ng": _always("exfiltration", "deny", "tunnels traffic through ICMP"),
-    "sshpass": _always("credential_access", "ask", "passes a password to ssh", lowerable=True),
     "mv": _placer,
     "ln": _placer,
     "install": _placer,
@@ -642,8 +607,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "service": _stop_daemon,
     "pkill": _stop_daemon,
     "killall": _stop_daemon,
-    "init": _when(r"^[06]$", "denial_of_service", "ask", "shuts down or reboots the machine"),
-    "telinit": _when(r"^[06]$", "denial_of_service", "ask", "shuts down or reboots the machine"),
     "userdel": _account_lock,
     "deluser": _account_lock,
     "delgroup": _account_lock,
@@ -656,8 +619,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "ethminer": _miner,
     "nbminer": _miner,
     "t-rex": _miner,
-    "stress": _always("denial_of_service", "ask", "burns CPU or memory", lowerable=True),
-    "stress-ng": _always("denial_of_service", "ask", "burns CPU or memory", lowerable=True),
     "yes": _yes,
     "find": _find_collect,
     "dd": _dd_over,
@@ -667,37 +628,8 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "firewall-cmd": _firewall_change,
     "pfctl": _firewall_change,
     "socketfilterfw": _firewall_change,
-    "log": _when(r"^erase\b", "persistence_evasion", "deny", "erases the system log"),
-    "kextunload": _always("persistence_evasion", "ask", "unloads a kernel extension"),
-    "kmutil": _when(
-        r"^(?:load|unload)\b", "persistence_evasion", "ask", "loads or unloads a kernel extension"
-    ),
-    "kextutil": _always("persistence_evasion", "ask", "loads a kernel extension"),
-    "rmmod": _always("persistence_evasion", "ask", "unloads a kernel module"),
-    "srm": _always("destructive", "ask", "securely deletes files", lowerable=True),
-    "wipe": _always("destructive", "ask", "securely deletes files", lowerable=True),
-    "systemsetup": _when(
-        r"-set(?:remotelogin|remoteappleevents)\s+on",
-        "persistence_evasion",
-        "ask",
-        "opens remote login",
-    ),
-    "avahi-browse": _always("network_attack", "ask", "lists services on the local network"),
-    "dns-sd": _when(
-        r"(?:^|\s)-b\b", "network_attack", "ask", "lists services on the local network"
-    ),
-    "setfile": _when(r"(?:^|\s)-[dm]\s", "persistence_evasion", "ask", "changes file timestamps"),
     "cp": lambda c: _reader(c) + _placer(c),
     "mount": _mount,
-    "sudo": _when(r"(?:^|\s)-l\b|-u\s*#-?\d", "malware", "ask", "lists or probes sudo rights"),
-    "aws": _when(
-        _CLOUD_SECRETS.pattern,
-        "credential_access",
-        "ask",
-        "reads cloud secrets or shares snapshots",
-    ),
-    "gcloud": _when(_CLOUD_SECRETS.pattern, "credential_access", "ask", "reads cloud secrets"),
-    "az": _when(_CLOUD_SECRETS.pattern, "credential_access", "ask", "reads cloud secrets"),
     "chage": _account_lock,
 }
 
@@ -828,435 +760,3 @@ def tradecraft_call_findings(commands: Sequence[Command]) -> list[Finding]:
             )
         )
     return out
-
-
-# --- Windows scripts (PowerShell and cmd), read as lower-cased text ------------------------------
-
-# (pattern, category, level, reason): what a Windows script does, named by its API, cmdlet, key or
-# folder. Matched once per script on its lower-cased text (see ``text_findings`` for why).
-_RAW_WINDOWS_INDICATORS: tuple[tuple[str, str, Level, str], ...] = (
-    (
-        r"amsiutils|amsiinitfailed|amsiscanbuffer|amsicontext|etweventwrite|\bamsi\.dll",
-        "persistence_evasion",
-        "deny",
-        "tampers with AMSI or ETW",
-    ),
-    (
-        r"virtualalloc(?:ex)?|createremotethread|writeprocessmemory|ntcreatethreadex|queueuserapc|setwindowshookex|getasynckeystate|keybd_event|minidumpwritedump|openprocesstoken|duplicatetoken(?:ex)?|impersonateloggedonuser|adjusttokenprivileges|createprocesswithtoken|ntmapviewofsection|rtlcreateuserthread",
-        "malware",
-        "deny",
-        "calls Windows APIs for injection, token theft or keylogging",
-    ),
-    (
-        r"(?s)net\.sockets\.tcpclient\b.{0,400}(?:getstream|invoke-expression|\biex\b)",
-        "malware",
-        "deny",
-        "a remote shell over a TCP socket",
-    ),
-    (
-        r"gettypefromprogid\(|gettypefromclsid\(|executeshellcommand|shellexecute\(|registerxll|ddeinitiate|mmc20\.application|shellwindows|shellbrowserwindow",
-        "malware",
-        "ask",
-        "runs commands through COM objects",
-    ),
-    (
-        r"\[(?:system\.)?reflection\.assembly\]::load\(|assembly\]::loadfile|\[system\.runtime\.interopservices\.marshal\]::(?:copy|getdelegateforfunctionpointer)",
-        "malware",
-        "ask",
-        "loads code into memory",
-    ),
-    (
-        r"(?:downloadfile|downloaddata|downloadstring)\s*\(|start-bitstransfer|invoke-webrequest\b.{0,300}-outfile|\biwr\b.{0,300}-outfile|mpcmdrun(?:\.exe)?\s+-downloadfile|desktopimgdownldr|certreq(?:\.exe)?\s+-post|imewdbld",
-        "malware",
-        "ask",
-        "downloads a file",
-    ),
-    (
-        r"-(?:executionpolicy|exec|ep)\s+bypass|set-executionpolicy\s+(?:bypass|unrestricted)|-w(?:indowstyle)?\s+hidden|-nop(?:rofile)?\s+-w|-noni(?:nteractive)?\s+-w",
-        "persistence_evasion",
-        "ask",
-        "hides a window or bypasses the execution policy",
-    ),
-    (
-        r"-verb\s+runas|\buacme\b|akagi|fodhelper|computerdefaults|sdclt|eventvwr(?:\.exe)?\b.{0,80}mscfile|\\mscfile\\shell|\\ms-settings\\shell|consentpromptbehavioradmin|enablelua",
-        "persistence_evasion",
-        "ask",
-        "elevates privileges or bypasses UAC",
-    ),
-    (
-        r"invoke-command\b.{0,200}-computername|enter-pssession|new-pssession|new-psdrive\b.{0,200}\\\\|\\\\[\w.$-]+\\(?:c|admin|ipc)\$|invoke-wmimethod\b.{0,200}-computername|/node:|psexec|wmiexec|winrs\b",
-        "network_attack",
-        "ask",
-        "runs or reaches into another machine",
-    ),
-    (
-        r"convertto-securestring\b.{0,80}-asplaintext|\bcmdkey\s+/(?:add|generic)|plink(?:\.exe)?\W.{0,200}-pw\b|pscp(?:\.exe)?\W.{0,200}-pw\b|net\s+use\s+\S+\s+\S+\s+/user",
-        "credential_access",
-        "ask",
-        "handles an embedded password",
-    ),
-    (
-        r"connect-(?:azaccount|azuread|exchangeonline|msolservice|mggraph|viserver)|new-azautomationrunbook|new-inboxrule|set-mailbox|add-mailboxpermission|new-azureaduser|new-azadserviceprincipal|add-azadappsecret|new-azureadapplication|set-azkeyvault|get-azkeyvaultsecret",
-        "credential_access",
-        "ask",
-        "signs in to or changes a cloud tenant",
-    ),
-    (
-        r"get-ad(?:user|computer|group|groupmember|domain|forest|trust|principalgroupmembership|object|organizationalunit|defaultdomainpasswordpolicy)|\[adsisearcher\]|directoryservices\.(?:directorysearcher|activedirectory)|get-net(?:domain|user|group|computer|session|loggedon)|get-domain\w+|\bnltest\b|\bdsquery\b|gpresult|get-gpo\b|\bnet1?(?:\.exe)?\s+(?:group|user|accounts)\b.{0,120}/do(?:main)?\b",
-        "network_attack",
-        "ask",
-        "maps the domain",
-    ),
-    (
-        r"\bnet1?(?:\.exe)?\s+(?:view|share|session|localgroup\s+\"?administrators|time\s+\\\\|use\b)|get-smbshare|get-smbsession|get-netneighbor|win32_share\b|\bdir\s+\\\\",
-        "network_attack",
-        "ask",
-        "lists shares, sessions or administrators",
-    ),
-    (
-        r"antivirusproduct|securitycenter2|get-mpcomputerstatus|get-mppreference|mpcmdrun(?:\.exe)?\s+-(?:removedefinitions|disable)|\bsc(?:\.exe)?\s+(?:query|qc)\s+\"?(?:windefend|sense|wdboot|wdfilter|sysmon)|tasklist\b.{0,60}/svc.{0,60}(?:defend|sense|sysmon)",
-        "persistence_evasion",
-        "ask",
-        "looks for or at security software",
-    ),
-    (
-        r"\\user data\\default\\(?:login data|history|cookies|bookmarks|web data)|\\mozilla\\firefox\\profiles|places\.sqlite|\\microsoft\\edge\\user data|(?:-filter|where\s+/r\s+\S+)\s+\"?(?:bookmarks|places\.sqlite|login data)|\\favorites\b|\\microsoft\\credentials\\|\\microsoft\\protect\\|\\microsoft\\vault\\|unattend\.xml|sysprep\.xml|groups\.xml|findstr\b.{0,60}(?:pass|cpassword)|select-string\b.{0,80}pass(?:word)?\b|-include\b.{0,40}\*pass",
-        "credential_access",
-        "ask",
-        "reads browser data or stored credentials",
-    ),
-    (
-        r"harddiskvolumeshadowcopy|win32_shadowcopy\)?\.create|\\config\\(?:sam|system|security)\b|\bsam\.hiv|\\ntds\\|reg(?:\.exe)?\s+query\b.{0,100}/f\s+pass",
-        "credential_access",
-        "ask",
-        "reaches for credential hives or shadow copies",
-    ),
-    (
-        r"\\start menu\\programs\\startup|shell:startup|\\xlstart\\|\\microsoft\\(?:word|excel|addins)\\|accessvbom|vbawarnings|\\currentversion\\(?:run|runonce|runservices|winlogon|policies\\explorer\\run|explorer\\shell folders)|userinitmprlogonscript|\\image file execution options|appcertdlls|appinit_dlls|\\lsa\\\\?(?:security|notification|authentication) packages|\\control\\print\\monitors|\\networkprovider\\order|\\parameters\\servicedll|\\timeproviders|scrnsave\.exe|\\command processor\\autorun|\\winlogon\\(?:shell|userinit|notify)|bootexecute|\\environment\\\\?userinitmpr|dotnet_startup_hooks|cor_profiler|\\office\\\d+\.\d\\\w+\\(?:security|options)",
-        "persistence_evasion",
-        "ask",
-        "writes to a Windows persistence location",
-    ),
-    (
-        r"(?:copy|copy-item|move-item|xcopy|move)\b[^\n]{0,200}?(?:c:\\windows\\system32|\$env:windir\\system32|\$env:systemroot|%windir%\\system32|%systemroot%)\\?\"?\s*$|(?:copy|copy-item)\s+\"?(?:%windir%|c:\\windows|\$env:windir)\\system32\\[\w.]+\.exe\"?\s+\S",
-        "persistence_evasion",
-        "ask",
-        "copies programs into or out of the Windows system folder",
-    ),
-    (
-        r"remove-item\b.{0,120}(?:\\winevt\\|\\prefetch\\|\\windows\\logs\\|\\logfiles\\|\\windows\\recent\\)|fsutil(?:\.exe)?\s+usn\s+deletejournal|clear-recyclebin|limit-eventlog|\bdel\b.{0,60}(?:\\winevt\\|\\prefetch\\|\\windows\\recent\\)",
-        "persistence_evasion",
-        "deny",
-        "deletes logs or usage traces",
-    ),
-    (
-        r"set-service\b.{0,120}-startuptype\s+disabled|\bsc(?:\.exe)?\s+(?:stop|config|sdset)\s+\"?(?:vss|spooler|windefend|wscsvc|eventlog|sense|mpssvc|wuauserv|bits|sqlserver|mssql\w*)|\bnet1?(?:\.exe)?\s+stop\b|stop-service\b|(?:taskkill(?:\.exe)?\b.{0,40}/im|stop-process\b.{0,60}-name)\s+\"?(?:spoolsv|msmpeng|sql\w*|vss\w*|lsass|winlogon|csrss|svchost|explorer|outlook|excel|winword|backup\w*|veeam\w*|sense|sysmon\w*|mbam\w*|eventlog)",
-        "denial_of_service",
-        "ask",
-        "stops services or processes",
-    ),
-    (
-        r"\bdel\b.{0,20}/s\b.{0,40}c:\\\*|\bformat\s+[a-z]:|diskpart|\bcipher(?:\.exe)?\s+/w|\[security\.cryptography\.(?:aes|rijndael)|aesmanaged|rijndaelmanaged|createencryptor\(|your_files|ransom|\bdcrypt\b",
-        "destructive",
-        "ask",
-        "destroys or encrypts files",
-    ),
-    (
-        r"uploadfile\(|uploadstring\(|uploaddata\(|invoke-(?:webrequest|restmethod)\b.{0,300}-method\s+(?:post|put)\b|\bcurl(?:\.exe)?\b.{0,200}(?:-t\b|--upload-file|-f\b)|tobase64string\b.{0,400}(?:resolve-dnsname|nslookup|invoke-webrequest|\biwr\b)",
-        "exfiltration",
-        "ask",
-        "uploads data to a remote host",
-    ),
-    (
-        r"\b(?:teamviewer|anydesk|logmein|gotoassist|screenconnect|splashtop|ammyy|rustdesk|netsupport|ultraviewer|tightvnc|ultravnc|radmin|pdq deploy|meshagent|atera)",
-        "malware",
-        "ask",
-        "installs or runs a remote-access tool",
-    ),
-    (
-        r"get-clipboard|copyfromscreen|\[system\.windows\.forms\.clipboard\]|new-neteventsession|add-neteventpacketcaptureprovider|netsh\s+trace\s+start|pktmon\s+start",
-        "exfiltration",
-        "ask",
-        "collects the clipboard, the screen or network traffic",
-    ),
-    (
-        r"\bpcalua\b|scriptrunner|syncappvpublishingserver|infdefaultinstall|ieexec|presentationhost|\bhh\.exe|\batbroker\b|\bmsdt\b|\bconhost(?:\.exe)?\s+(?:--headless|\")|\bmsxsl\b|/format:\"?(?:https?:|[^\s\"]*\.xsl)|\brpcping\b|\bjsc(?:\.exe)?\s|makecab|\bexpand(?:\.exe)?\s+\S+\s+-f:|\breplace(?:\.exe)?\s+\S+\s+\S+\s+/a|printbrm|\bfinger(?:\.exe)?\s+\S+@|wsl(?:\.exe)?\s+(?:-e|--exec|-u\s+root)|bash\.exe\s+-c|register-cimprovider|msconfig|odbcconf|\bgup\.exe\b",
-        "malware",
-        "ask",
-        "runs code through a signed system binary",
-    ),
-    (
-        r":\$index_allocation|\.txt:\w+\.(?:txt|exe|ps1)|set-content\b.{0,200}-stream\b|get-content\b.{0,200}-stream\b|\battrib\b.{0,20}\+[sh]",
-        "persistence_evasion",
-        "ask",
-        "hides data in streams, attributes or links",
-    ),
-    (
-        r"vboxmanage\b.{0,80}(?:createvm|startvm|registervm)|qemu-system|hyper-v\\|new-vm\b",
-        "persistence_evasion",
-        "ask",
-        "runs a hidden virtual machine",
-    ),
-    (
-        r"\bnet1?(?:\.exe)?\s+user\b.{0,80}(?:/active:(?:yes|no)|/add|/del(?:ete)?\b|\s/domain)|set-localuser\b|enable-localuser|disable-localuser|remove-localuser|\bnet1?(?:\.exe)?\s+localgroup\b.{0,80}/add",
-        "persistence_evasion",
-        "ask",
-        "changes local or domain accounts",
-    ),
-    (
-        r"vssadmin(?:\.exe)?\s+list\s+shadows|\breg(?:\.exe)?\s+query\b.{0,120}(?:cryptography|machineguid|\\services\\disk\\enum|systembiosversion|videobiosversion|terminal server client|\\putty\\sessions|\\lsa\b|winlogon|\\run\b|uninstall)|wevtutil(?:\.exe)?\s+(?:el|enum-logs|qe)\b|wmic(?:\.exe)?\s+(?:logicaldisk|bios|baseboard|cpu|memphysical|computersystem|useraccount|group|startup|qfe|product|service|process\s+list|nicconfig|share)",
-        "network_attack",
-        "ask",
-        "reads system facts an attacker maps first",
-    ),
-)
-WINDOWS_INDICATORS: tuple[tuple[re.Pattern[str], str, Level, str], ...] = tuple(
-    # DOTALL: a script spans lines, and "within N characters" should too.
-    (re.compile(p, re.DOTALL), c, lvl, r)
-    for p, c, lvl, r in _RAW_WINDOWS_INDICATORS
-)
-
-
-# Literal words one of which every match of the indicator at the same index contains: a script
-# with none of them skips that regular expression (most scripts trigger two or three of 29).
-_WINDOWS_TRIGGERS: tuple[tuple[str, ...], ...] = (
-    ("amsi", "etweventwrite"),
-    (
-        "virtualalloc",
-        "createremotethread",
-        "writeprocessmemory",
-        "ntcreatethreadex",
-        "queueuserapc",
-        "setwindowshookex",
-        "getasynckeystate",
-        "keybd_event",
-        "minidumpwritedump",
-        "openprocesstoken",
-        "duplicatetoken",
-        "impersonateloggedonuser",
-        "adjusttokenprivileges",
-        "createprocesswithtoken",
-        "ntmapviewofsection",
-        "rtlcreateuserthread",
-    ),
-    ("net.sockets.tcpclient",),
-    (
-        "gettypefromprogid(",
-        "gettypefromclsid(",
-        "executeshellcommand",
-        "shellexecute(",
-        "registerxll",
-        "ddeinitiate",
-        "mmc20.application",
-        "shellwindows",
-        "shellbrowserwindow",
-    ),
-    ("assembly]::load", "interopservices.marshal]::"),
-    (
-        "download",
-        "start-bitstransfer",
-        "-outfile",
-        "mpcmdrun",
-        "desktopimgdownldr",
-        "certreq",
-        "imewdbld",
-    ),
-    ("bypass", "unrestricted", "hidden", "-nop", "-noni"),
-    (
-        "runas",
-        "uacme",
-        "akagi",
-        "fodhelper",
-        "computerdefaults",
-        "sdclt",
-        "mscfile",
-        "ms-settings",
-        "consentpromptbehavioradmin",
-        "enablelua",
-    ),
-    ("-computername", "pssession", "new-psdrive", "\\\\", "/node:", "psexec", "wmiexec", "winrs"),
-    ("asplaintext", "cmdkey", "-pw", "/user"),
-    (
-        "connect-",
-        "new-azautomationrunbook",
-        "new-inboxrule",
-        "set-mailbox",
-        "add-mailboxpermission",
-        "new-azureaduser",
-        "new-azadserviceprincipal",
-        "add-azadappsecret",
-        "new-azureadapplication",
-        "set-azkeyvault",
-        "get-azkeyvaultsecret",
-    ),
-    (
-        "get-ad",
-        "adsisearcher",
-        "directoryservices.",
-        "get-net",
-        "get-domain",
-        "nltest",
-        "dsquery",
-        "gpresult",
-        "get-gpo",
-        "/do",
-    ),
-    ("net", "get-smbshare", "get-smbsession", "get-netneighbor", "win32_share", "dir"),
-    (
-        "antivirusproduct",
-        "securitycenter2",
-        "get-mpcomputerstatus",
-        "get-mppreference",
-        "mpcmdrun",
-        "sc ",
-        "sc\t",
-        "sc.exe",
-        "tasklist",
-    ),
-    (
-        "user data",
-        "firefox",
-        "places.sqlite",
-        "edge",
-        "bookmarks",
-        "login data",
-        "favorites",
-        "microsoft\\credentials",
-        "microsoft\\protect",
-        "microsoft\\vault",
-        "unattend.xml",
-        "sysprep.xml",
-        "groups.xml",
-        "findstr",
-        "select-string",
-        "-include",
-    ),
-    ("harddiskvolumeshadowcopy", "win32_shadowcopy", "\\config\\", "sam.hiv", "\\ntds\\", "reg"),
-    (
-        "startup",
-        "xlstart",
-        "\\microsoft\\",
-        "accessvbom",
-        "vbawarnings",
-        "currentversion",
-        "userinitmprlogonscript",
-        "image file execution options",
-        "appcertdlls",
-        "appinit_dlls",
-        "\\lsa\\",
-        "\\control\\print\\monitors",
-        "networkprovider",
-        "servicedll",
-        "timeproviders",
-        "scrnsave",
-        "command processor",
-        "winlogon",
-        "bootexecute",
-        "\\environment",
-        "dotnet_startup_hooks",
-        "cor_profiler",
-        "\\office\\",
-    ),
-    ("copy", "move"),
-    ("remove-item", "fsutil", "clear-recyclebin", "limit-eventlog", "del"),
-    ("net", "stop-service", "taskkill", "stop-process", "set-service", "sc ", "sc\t", "sc.exe"),
-    (
-        "del",
-        "format",
-        "diskpart",
-        "cipher",
-        "security.cryptography.",
-        "aesmanaged",
-        "rijndaelmanaged",
-        "createencryptor(",
-        "your_files",
-        "ransom",
-        "dcrypt",
-    ),
-    ("uploadfile(", "uploadstring(", "uploaddata(", "-method", "curl", "tobase64string"),
-    (
-        "teamviewer",
-        "anydesk",
-        "logmein",
-        "gotoassist",
-        "screenconnect",
-        "splashtop",
-        "ammyy",
-        "rustdesk",
-        "netsupport",
-        "ultraviewer",
-        "tightvnc",
-        "ultravnc",
-        "radmin",
-        "pdq deploy",
-        "meshagent",
-        "atera",
-    ),
-    (
-        "get-clipboard",
-        "copyfromscreen",
-        "forms.clipboard",
-        "new-neteventsession",
-        "add-neteventpacketcaptureprovider",
-        "netsh",
-        "pktmon",
-    ),
-    (
-        "pcalua",
-        "scriptrunner",
-        "syncappvpublishingserver",
-        "infdefaultinstall",
-        "ieexec",
-        "presentationhost",
-        "hh.exe",
-        "atbroker",
-        "msdt",
-        "conhost",
-        "msxsl",
-        "/format:",
-        "rpcping",
-        "jsc",
-        "makecab",
-        "expand",
-        "replace",
-        "printbrm",
-        "finger",
-        "wsl",
-        "bash.exe",
-        "register-cimprovider",
-        "msconfig",
-        "odbcconf",
-        "gup.exe",
-    ),
-    (":$index_allocation", ".txt:", "-stream", "attrib"),
-    ("vboxmanage", "qemu-system", "hyper-v\\", "new-vm"),
-    ("net", "set-localuser", "enable-localuser", "disable-localuser", "remove-localuser"),
-    ("vssadmin", "reg", "wevtutil", "wmic"),
-)
-
-
-def gated_findings(
-    low: str, table: Iterable[tuple[Sequence[str], re.Pattern[str], str, Level, str]]
-) -> list[Finding]:
-    """A finding for each ``(triggers, pattern, category, level, reason)`` of ``table`` whose
-    pattern matches the lower-cased script ``low``; a pattern runs only when one of its trigger
-    words is in the text (the cheap test that spares most scripts most regexes)."""
-    out: list[Finding] = []
-    for triggers, pattern, category, level, reason in table:
-        if not any(t in low for t in triggers):
-            continue
-        match = pattern.search(low)
-        if match:
-            out.append(Finding(category, level, f"{reason}: {match.group()[:80]!r}"))
-    return out
-
-
-def windows_text_findings(text: str) -> list[Finding]:
-    """The :data:`WINDOWS_INDICATORS` a PowerShell or cmd script matches, once each."""
-    return gated_findings(
-        text.lower(),
-        (
-            (triggers, *indicator)
-            for triggers, indicator in zip(_WINDOWS_TRIGGERS, WINDOWS_INDICATORS, strict=True)
-        ),
-    )
