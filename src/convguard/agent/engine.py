@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -111,7 +111,7 @@ class _RuleSpec(BaseModel):
     ]
     level: Level
     lowerable: bool = False
-    attack: list[str] = []
+    attack: list[Annotated[str, Field(pattern=_ATTACK)]] = []
     references: list[str] = []
     description: str = ""
     match: _MatchSpec

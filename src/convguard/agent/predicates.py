@@ -43,8 +43,13 @@ def _secret_path(cmd: Command) -> bool:
     return any(secret_path(a) for a in cmd.args)
 
 
+_COPY_TARGET = re.compile(r"^(?:[\w.-]+@)?([\w.-]+\.[\w-]+|\[[0-9a-f:]+\]):")
+
+
 def _remote_host(cmd: Command) -> bool:
-    return any(not _LOOPBACK.match(h) for h in hosts_in(cmd.args))
+    hosts = hosts_in(cmd.args)
+    hosts += [m.group(1) for a in cmd.args if (m := _COPY_TARGET.match(a))]
+    return any(not _LOOPBACK.match(h) for h in hosts)
 
 
 def _collected_path(cmd: Command) -> bool:
@@ -59,7 +64,9 @@ def _scratch_output(cmd: Command) -> bool:
     written = list(cmd.writes())
     args = cmd.args
     for i, a in enumerate(args[:-1]):
-        if a in ("-o", "--output", "-O", "--output-document"):
+        # ``-o FILE``, bundled (``-sSo FILE``) or long (``--output FILE``)
+        bundled = a.startswith("-") and not a.startswith("--") and a[-1:] in ("o", "O")
+        if bundled or a in ("--output", "--output-document"):
             written.append(args[i + 1])
     return any(w.startswith(_SCRATCH) for w in written)
 
