@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from agent_fixtures import QUIET
 from convguard.agent import Rule, RuleSet, Scope, assess_tool_call, default_rules, load_rules
 from convguard.agent.findings import CATEGORIES
+from convguard.agent.rule_cases import case_fires
 from convguard.agent.shell import parse_script
 from convguard.errors import InvalidInput
 
@@ -22,19 +23,7 @@ RULES = default_rules()
 
 
 def fires(rule: Rule, case: str | list[str], rules: RuleSet = RULES) -> bool:
-    """Whether ``rule`` fires on its test ``case``, judged end to end by the guard: a command
-    line (a PowerShell one for Windows rules), a text (code of an unknown language), or for a
-    sequence the session's earlier commands then this call."""
-    history: list[str] = []
-    if isinstance(case, list):
-        *history, case = case
-    if rule.kind == "text" and rule.scripts == "any":
-        tool, arguments = "code_interpreter", {"code": case, "language": "text"}
-    else:
-        windows = rule.id.startswith("windows.") or rule.scripts == "windows"
-        tool, arguments = ("PowerShell" if windows else "Bash"), {"command": case}
-    verdict = assess_tool_call(tool, arguments, classifier=QUIET, history=history, rules=rules)
-    return rule.id in verdict.rule_ids
+    return case_fires(rule, case, rules)
 
 
 def _cases(kind: str) -> list[object]:
@@ -243,9 +232,9 @@ def test_the_parser_never_crashes_on_any_text(script: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_WORDS, min_size=1, max_size=6))
 def test_quoted_words_round_trip_through_the_parser(words: list[str]) -> None:
-    line = " ".join(shlex.quote(w) for w in ["printf", *words])
+    line = " ".join(shlex.quote(w) for w in ["mytool", *words])
     commands = parse_script(line).commands
-    assert [c.argv for c in commands] == [("printf", *words)]
+    assert [c.argv for c in commands] == [("mytool", *words)]
 
 
 @settings(max_examples=100, deadline=None)
@@ -254,3 +243,56 @@ def test_deep_nesting_never_crashes(depth: int) -> None:
     parse_script("bash -c " + "'(" * depth + "ls" + ")'" * depth)
     parse_script("$(" * depth + "id" + ")" * depth)
     parse_script("{ " * depth + "ls; " + "}" * depth)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from convguard.cli import cli
+
+    result = CliRunner().invoke(cli, ["rules", *args], env=env)
+    return result.exit_code, result.output
+
+
+def test_rules_list_prints_every_rule_with_its_techniques() -> None:
+    code, out = _cli("list")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == len(RULES.rules)
+    assert any(
+        line.startswith("linux.sequence.fetch-chmod-run\task\tmalware\tT1105") for line in lines
+    )
+
+
+def test_rules_show_prints_the_rule_and_its_file() -> None:
+    code, out = _cli("show", "linux.sequence.fetch-chmod-run")
+    assert code == 0 and out.startswith("# rules/linux/sequences.yaml") and "scratch_output" in out
+    assert _cli("show", "linux.no-such-rule")[0] == 2
+
+
+def test_rules_test_runs_a_files_cases_and_fails_on_a_wrong_one(tmp_path: Path) -> None:
+    good = tmp_path / "acme.yaml"
+    good.write_text(_GOOD)
+    assert _cli("test", str(good))[0] == 0
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        _GOOD.replace("miss: ['acme-deploy --dry-run']", "miss: ['acme-deploy --print-key']")
+    )
+    code, out = _cli("test", str(wrong))
+    assert code == 1 and "FAIL acme.deploy-key-printed miss" in out
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(_GOOD.replace("level: ask", "level: maybe"))
+    assert _cli("test", str(broken))[0] == 2
+
+
+def test_a_scope_file_disables_only_known_rule_ids(tmp_path: Path) -> None:
+    from convguard.agent import load_scope
+
+    scope = tmp_path / "scope.yaml"
+    scope.write_text("disable: [linux.takes-screenshot]\n")
+    assert load_scope(scope).disabled == {"linux.takes-screenshot"}
+    scope.write_text("disable: [linux.takes-screenshots]\n")
+    with pytest.raises(InvalidInput, match="'linux.takes-screenshots'"):
+        load_scope(scope)
