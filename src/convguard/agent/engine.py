@@ -72,6 +72,8 @@ RuleKind = Literal["command", "text", "sequence"]
 _ID = r"^[a-z0-9]+(?:\.[a-z0-9][a-z0-9-]*)+$"
 _ATTACK = r"^T\d{4}(?:\.\d{3})?$"
 _Case = str | list[str]
+#: libyaml's safe loader when installed (the hook loads every rule file per process), else PyYAML's.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _StepSpec(BaseModel):
@@ -342,7 +344,7 @@ def load_file(path: Path, label: str | None = None) -> list[Rule]:
     """The rules of one YAML file; any error names the file, the rule id and the field."""
     source = label or str(path)
     try:
-        document = yaml.safe_load(path.read_text("utf-8"))
+        document = yaml.load(path.read_text("utf-8"), Loader=_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput(f"cannot read rule file {source!r}: {exc}") from exc
     try:
