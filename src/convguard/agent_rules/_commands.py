@@ -95,10 +95,6 @@ def _rm(cmd: Command) -> list[Finding]:
     return out
 
 
-def _disk_tool(cmd: Command) -> list[Finding]:
-    return [Finding("destructive", "deny", f"formats or wipes a disk: {render(cmd)}")]
-
-
 def _dd(cmd: Command) -> list[Finding]:
     for a in cmd.args:
         if a.startswith("of=") and (is_block_device(a[3:]) or a[3:].startswith("/dev/disk")):
@@ -225,19 +221,6 @@ def _kill(cmd: Command) -> list[Finding]:
     return []
 
 
-def _power(cmd: Command) -> list[Finding]:
-    return [
-        Finding(
-            "denial_of_service",
-            "ask",
-            f"shuts down or reboots the machine: {render(cmd)}",
-            (),
-            "",
-            True,
-        )
-    ]
-
-
 def _sql_client(cmd: Command) -> list[Finding]:
     text = " ".join(cmd.args) + " " + (cmd.stdin or "")
     if re.search(r"\bdrop\s+(?:database|schema|table)\b|\btruncate\s+table\b", text, re.I):
@@ -248,51 +231,6 @@ def _sql_client(cmd: Command) -> list[Finding]:
 
 
 # --- credential access ------------------------------------------------------------------------
-
-_CRED_TOOLS = frozenset(
-    [
-        "mimikatz",
-        "mimikatz.exe",
-        "pypykatz",
-        "secretsdump",
-        "secretsdump.py",
-        "lazagne",
-        "lazagne.exe",
-        "procdump",
-        "procdump.exe",
-        "procdump64.exe",
-        "unshadow",
-        "gsecdump",
-        "wce",
-        "fgdump",
-        "pwdump",
-        "nanodump",
-        "rubeus",
-        "rubeus.exe",
-        "kerbrute",
-        "impacket-secretsdump",
-        "laZagne.py",
-        "mimipenguin",
-        "mimipenguin.sh",
-        "keychaindump",
-        "chainbreaker",
-        "dumpcreds",
-        "sharpchrome",
-        "hackbrowserdata",
-        "getnpusers.py",
-        "getuserspns.py",
-        "impacket-getuserspns",
-        "impacket-getnpusers",
-    ]
-)
-
-
-def _cred_tool(cmd: Command) -> list[Finding]:
-    return [Finding("credential_access", "deny", f"credential-dumping tool: {render(cmd)}")]
-
-
-def _cracker(cmd: Command) -> list[Finding]:
-    return [Finding("credential_access", "ask", f"password cracking: {render(cmd)}")]
 
 
 def _security_cli(cmd: Command) -> list[Finding]:
@@ -313,126 +251,6 @@ def _memory_dump(cmd: Command) -> list[Finding]:
 
 # --- network attack, denial of service ----------------------------------------------------------
 
-_SCANNERS = frozenset(
-    [
-        "nmap",
-        "masscan",
-        "zmap",
-        "rustscan",
-        "unicornscan",
-        "nikto",
-        "gobuster",
-        "dirb",
-        "dirbuster",
-        "ffuf",
-        "wfuzz",
-        "feroxbuster",
-        "wpscan",
-        "enum4linux",
-        "enum4linux-ng",
-        "nuclei",
-        "amass",
-        "sublist3r",
-        "dnsrecon",
-        "fierce",
-        "arp-scan",
-        "netdiscover",
-        "whatweb",
-        "sslscan",
-        "smbmap",
-        "nbtscan",
-        "onesixtyone",
-        "snmpwalk",
-        "ldapsearch",
-    ]
-)
-_ATTACKERS = frozenset(
-    [
-        "hydra",
-        "medusa",
-        "ncrack",
-        "patator",
-        "sqlmap",
-        "msfconsole",
-        "msfvenom",
-        "msfcli",
-        "crackmapexec",
-        "cme",
-        "netexec",
-        "nxc",
-        "responder",
-        "bettercap",
-        "ettercap",
-        "arpspoof",
-        "dnsspoof",
-        "mitm6",
-        "evil-winrm",
-        "psexec.py",
-        "wmiexec.py",
-        "smbexec.py",
-        "impacket-psexec",
-        "impacket-wmiexec",
-        "commix",
-        "beef-xss",
-        "setoolkit",
-        "searchsploit",
-        "routersploit",
-        "xsstrike",
-        "ntlmrelayx.py",
-        "impacket-ntlmrelayx",
-        "chisel",
-        "ligolo",
-    ]
-)
-_FLOODERS = frozenset(
-    {
-        "hping3",
-        "slowloris",
-        "slowhttptest",
-        "t50",
-        "loic",
-        "hoic",
-        "goldeneye",
-        "thc-ssl-dos",
-        "siege",
-    }
-)
-
-
-def _scanner(cmd: Command) -> list[Finding]:
-    targets = tuple(hosts_in(cmd.args))
-    level: Level = "ask"
-    return [
-        Finding(
-            "network_attack",
-            level,
-            f"network scan with {cmd.program}: {render(cmd)}",
-            targets,
-            cmd.program,
-        )
-    ]
-
-
-def _attacker(cmd: Command) -> list[Finding]:
-    category = "malware" if cmd.program == "msfvenom" else "network_attack"
-    targets = () if category == "malware" else tuple(hosts_in(cmd.args))
-    return [
-        Finding(category, "deny", f"attack tool {cmd.program}: {render(cmd)}", targets, cmd.program)
-    ]
-
-
-def _flooder(cmd: Command) -> list[Finding]:
-    if cmd.program == "siege" and not option_flags(cmd) & {"-c", "-r"}:
-        return []
-    return [
-        Finding(
-            "denial_of_service",
-            "deny",
-            f"traffic flood tool {cmd.program}: {render(cmd)}",
-            tuple(hosts_in(cmd.args)),
-            cmd.program,
-        )
-    ]
 
 
 def _ping(cmd: Command) -> list[Finding]:
@@ -700,10 +518,6 @@ def _account(cmd: Command) -> list[Finding]:
     ]
 
 
-def _kernel_module(cmd: Command) -> list[Finding]:
-    return [Finding("persistence_evasion", "ask", f"loads a kernel module: {render(cmd)}")]
-
-
 def _setcap(cmd: Command) -> list[Finding]:
     if re.search(r"cap_(?:setuid|setgid|sys_admin|dac_override|sys_ptrace)", " ".join(cmd.args)):
         return [
@@ -922,10 +736,6 @@ def command_findings(cmd: Command) -> list[Finding]:
     return out
 
 
-def _sniffer(cmd: Command) -> list[Finding]:
-    return [Finding("credential_access", "ask", f"captures network traffic: {render(cmd)}")]
-
-
 def _scheduler(cmd: Command) -> list[Finding]:
     if cmd.program == "systemd-run" and not any(a.startswith("--on-") for a in cmd.args):
         return []
@@ -967,8 +777,6 @@ def _admin_group(cmd: Command) -> list[Finding]:
 PROGRAM_RULES: dict[str, Rule] = {
     "rm": _rm,
     "rmdir": lambda c: [],
-    "mkfs": _disk_tool,
-    "wipefs": _disk_tool,
     "dd": _dd,
     "shred": _shred,
     "chmod": _chmod,
@@ -978,15 +786,9 @@ PROGRAM_RULES: dict[str, Rule] = {
     "kill": _kill,
     "pkill": _kill,
     "killall": _kill,
-    "shutdown": _power,
-    "reboot": _power,
-    "halt": _power,
-    "poweroff": _power,
     "mysql": _sql_client,
     "psql": _sql_client,
     "sqlite3": _sql_client,
-    "john": _cracker,
-    "hashcat": _cracker,
     "security": _security_cli,
     "gcore": _memory_dump,
     "gdb": _memory_dump,
@@ -1020,9 +822,6 @@ PROGRAM_RULES: dict[str, Rule] = {
     "usermod": _account,
     "dscl": _account,
     "sysadminctl": _account,
-    "insmod": _kernel_module,
-    "modprobe": _kernel_module,
-    "kextload": _kernel_module,
     "setcap": _setcap,
     "touch": _touch,
     "chattr": _chattr,
@@ -1036,20 +835,6 @@ PROGRAM_RULES: dict[str, Rule] = {
     "zip": _writer,
     "truncate": _truncate,
 }
-for _name in (
-    "mkfs.ext4",
-    "mkfs.ext3",
-    "mkfs.xfs",
-    "mkfs.vfat",
-    "mkfs.btrfs",
-    "mke2fs",
-    "fdisk",
-    "sfdisk",
-    "parted",
-):
-    PROGRAM_RULES[_name] = _disk_tool
-for _name in ("tcpdump", "tshark", "dumpcap", "ettercap", "dsniff", "mitmdump"):
-    PROGRAM_RULES[_name] = _sniffer
 for _name in ("at", "batch", "systemd-run"):
     PROGRAM_RULES[_name] = _scheduler
 for _name in (
@@ -1075,11 +860,3 @@ for _name in (
         PROGRAM_RULES[_name] = _escape
 for _name in ("dseditgroup", "dsenableroot", "pw", "gpasswd", "groupadd"):
     PROGRAM_RULES[_name] = _admin_group
-for _name in _CRED_TOOLS:
-    PROGRAM_RULES[_name] = _cred_tool
-for _name in _SCANNERS:
-    PROGRAM_RULES[_name] = _scanner
-for _name in _ATTACKERS:
-    PROGRAM_RULES[_name] = _attacker
-for _name in _FLOODERS:
-    PROGRAM_RULES[_name] = _flooder
