@@ -19,7 +19,8 @@ A rule file (``rules/<platform-or-theme>/<name>.yaml``) holds ``rules:``, a list
 Three kinds of rule, by what ``match`` holds:
 
 - **command** rules (``programs``, optionally ``args`` — a regular expression searched in the
-  lower-cased arguments joined by spaces —, ``flags`` — any of these options, bundled short
+  lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there
+  (a neighbouring rule's, so that only one of them fires) —, ``flags`` — any of these options, bundled short
   options counted letter by letter — and ``predicate``, a named Python check from
   :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
   the scope, which may authorise them;
@@ -80,6 +81,7 @@ class _StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     programs: list[str] = []
     args: str | None = None
+    unless: str | None = None
     predicate: str | None = None
 
 
@@ -131,13 +133,18 @@ class Step:
 
     programs: frozenset[str] = frozenset()
     args: re.Pattern[str] | None = None
+    unless: re.Pattern[str] | None = None
     predicate: Predicate | None = None
 
     def matches(self, cmd: Command) -> bool:
         if self.programs and _name(cmd) not in self.programs:
             return False
-        if self.args is not None and not self.args.search(" ".join(cmd.args).lower()):
-            return False
+        if self.args is not None or self.unless is not None:
+            text = " ".join(cmd.args).lower()
+            if self.args is not None and not self.args.search(text):
+                return False
+            if self.unless is not None and self.unless.search(text):
+                return False
         return self.predicate is None or self.predicate(cmd)
 
 
@@ -296,6 +303,7 @@ def _step(spec: _StepSpec, where: str) -> Step:
     return Step(
         programs=frozenset(p.lower().removesuffix(".exe") for p in spec.programs),
         args=_compile(spec.args, f"{where}.args") if spec.args is not None else None,
+        unless=_compile(spec.unless, f"{where}.unless") if spec.unless is not None else None,
         predicate=_predicate(spec.predicate, f"{where}.predicate"),
     )
 

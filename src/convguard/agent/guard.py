@@ -59,7 +59,7 @@ from convguard.agent.scope import Scope
 from convguard.agent.shell import POWERSHELLS, Command, parse_script
 from convguard.agent_rules._commands import command_findings, content_findings, write_findings
 from convguard.agent_rules._tactics import TACTIC_RULES, interpreter_findings, tactic_call_findings
-from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
+from convguard.agent_rules._techniques import call_findings
 from convguard.agent_rules._tradecraft import TRADECRAFT_RULES, tradecraft_call_findings
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
@@ -134,7 +134,6 @@ class _Seen:
 #: The program rules still written in Python, by the id prefix their findings carry.
 _PYTHON_TABLES: tuple[tuple[str, Mapping[str, Callable[[Command], list[Finding]]]], ...] = (
     ("py.windows", WINDOWS_RULES),
-    ("py.techniques", TECHNIQUE_RULES),
     ("py.tradecraft", TRADECRAFT_RULES),
     ("py.tactics", TACTIC_RULES),
 )

@@ -252,7 +252,6 @@ def _memory_dump(cmd: Command) -> list[Finding]:
 # --- network attack, denial of service ----------------------------------------------------------
 
 
-
 def _ping(cmd: Command) -> list[Finding]:
     if "-f" in option_flags(cmd):
         return [
