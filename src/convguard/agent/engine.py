@@ -20,8 +20,8 @@ Three kinds of rule, by what ``match`` holds:
 
 - **command** rules (``programs``, optionally ``args`` — a regular expression searched in the
   lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there
-  (a neighbouring rule's, so that only one of them fires) —, ``flags`` — any of these options, bundled short
-  options counted letter by letter — and ``predicate``, a named Python check from
+  (a neighbouring rule's, so that only one of them fires) —, ``flags`` — any of these options,
+  bundled short options counted letter by letter — and ``predicate``, a named Python check from
   :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
   the scope, which may authorise them;
 - **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
