@@ -153,14 +153,6 @@ def _fetch(cmd: Command) -> list[Finding]:
 _BUILT_NAME = re.compile(r"(?:\)|\$\{?\w+\}?)\.(?:[\w-]+\.)+[a-z]{2,}\b", re.I)
 
 
-def _dns(cmd: Command) -> list[Finding]:
-    """A name to resolve built from data under an outside domain (``$(…).example.com``): data
-    leaving in DNS queries. Resolving one's own host name (``host $(hostname)``) is not that."""
-    if _BUILT_NAME.search(" ".join(cmd.args)):
-        return [_finding("exfiltration", "ask", "sends data in DNS queries", cmd)]
-    return []
-
-
 _POLICY_FILES = re.compile(
     r"/etc/(?:pam\.d/|login\.defs|security/(?:pwquality|faillock)|libuser\.conf)|/etc/sudoers|pwpolicy"
 )
@@ -221,59 +213,7 @@ def _archive(cmd: Command) -> list[Finding]:
     return out
 
 
-def _encrypt(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args).lower()
-    if (
-        cmd.program == "openssl"
-        and re.search(r"^enc\b|\s-(?:aes|des|bf|chacha|camellia)", text)
-        and not re.search(r"(?:^|\s)-d(?:\s|$)|-base64\s*$|^enc\s+-base64", text)
-    ):
-        return [_finding("destructive", "ask", "encrypts files", cmd, lowerable=True)]
-    if cmd.program in ("gpg", "gpg2") and option_flags(cmd) & {
-        "-c",
-        "--symmetric",
-        "-e",
-        "--encrypt",
-    }:
-        return [_finding("destructive", "ask", "encrypts files", cmd, lowerable=True)]
-    return []
-
-
-def _clipboard(cmd: Command) -> list[Finding]:
-    # ``xclip -selection`` spells its options in full, so read the words, not letters
-    words = set(cmd.args)
-    if cmd.program == "pbpaste" or (
-        cmd.program in ("xclip", "xsel") and words & {"-o", "-out", "--output"}
-    ):
-        return [_finding("exfiltration", "ask", "reads the clipboard", cmd)]
-    return []
-
-
-def _ffmpeg(cmd: Command) -> list[Finding]:
-    if re.search(
-        r"-f\s+(?:avfoundation|v4l2|alsa|pulse|x11grab|dshow|gdigrab)", " ".join(cmd.args)
-    ):
-        return [_finding("exfiltration", "ask", "records the screen, camera or microphone", cmd)]
-    return []
-
-
 # --- command and control -------------------------------------------------------------------------
-
-
-def _ssh(cmd: Command) -> list[Finding]:
-    flags = option_flags(cmd)
-    if flags & {"-R", "-D", "-w"} or re.search(
-        r"(?:Remote|Dynamic)Forward|Tunnel=", " ".join(cmd.args)
-    ):
-        return [_finding("exfiltration", "ask", "opens a tunnel through ssh", cmd)]
-    return []
-
-
-def _socat_relay(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args).lower()
-    if "-listen" in text and re.search(r"\b(?:tcp|udp|ssl|openssl)[46]?:", text):
-        return [_finding("exfiltration", "ask", "relays connections (a proxy)", cmd)]
-    return []
 
 
 def _listener(cmd: Command) -> list[Finding]:
@@ -393,28 +333,6 @@ def _stop_daemon(cmd: Command) -> list[Finding]:
     return []
 
 
-def _account_lock(cmd: Command) -> list[Finding]:
-    flags = option_flags(cmd)
-    if cmd.program in ("userdel", "deluser", "delgroup", "groupdel"):
-        return [_finding("destructive", "ask", "deletes an account", cmd, lowerable=True)]
-    if cmd.program == "passwd" and (
-        flags & {"-l", "-d", "-e", "--lock", "--delete", "--expire", "--stdin"}
-        or "root" in cmd.args
-    ):
-        return [
-            _finding(
-                "persistence_evasion", "ask", "locks, clears or sets an account's password", cmd
-            )
-        ]
-    if cmd.program == "chpasswd" or (cmd.program == "chage" and flags & {"-E", "-M", "-d"}):
-        return [_finding("persistence_evasion", "ask", "sets accounts' passwords or expiry", cmd)]
-    return []
-
-
-def _miner(cmd: Command) -> list[Finding]:
-    return [_finding("malware", "deny", "cryptocurrency miner", cmd)]
-
-
 def _yes(cmd: Command) -> list[Finding]:
     if not cmd.downstream and any(t == "/dev/null" for op, t in cmd.redirects):
         return [_finding("denial_of_service", "ask", "burns CPU", cmd, lowerable=True)]
@@ -428,14 +346,6 @@ def _find_wipe(cmd: Command) -> list[Finding]:
         r"-delete|-exec\s+(?:rm|shred|truncate)|-exec\s+sh\b", text
     ):
         return [_finding("persistence_evasion", "deny", "deletes logs", cmd)]
-    return []
-
-
-def _mount(cmd: Command) -> list[Finding]:
-    if re.search(r"(?:--bind|-o\s*\S*bind)\S*\s+\S+\s+/proc/\S+|hidepid", " ".join(cmd.args)):
-        return [
-            _finding("persistence_evasion", "ask", "hides processes by mounting over /proc", cmd)
-        ]
     return []
 
 
@@ -559,17 +469,11 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "awk": _reader,
     "rg": _grep,
     "pgrep": _grep,
-    "ping": _probe,
-    "arping": _probe,
     "nc": _raw_send,
     "ncat": _raw_send,
     "telnet": _raw_send,
     "curl": _fetch,
     "wget": _fetch,
-    "dig": _dns,
-    "nslookup": _dns,
-    "host": _dns,
-    "drill": _dns,
     "cat": _reader,
     "head": _reader,
     "tail": _reader,
@@ -588,15 +492,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "7zr": _archive,
     "rar": _archive,
     "ditto": _archive,
-    "openssl": _encrypt,
-    "gpg": _encrypt,
-    "gpg2": _encrypt,
-    "pbpaste": _clipboard,
-    "xclip": _clipboard,
-    "xsel": _clipboard,
-    "ffmpeg": _ffmpeg,
-    "ssh": _ssh,
-    "socat": _socat_relay,
     "mv": _placer,
     "ln": _placer,
     "install": _placer,
@@ -607,18 +502,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "service": _stop_daemon,
     "pkill": _stop_daemon,
     "killall": _stop_daemon,
-    "userdel": _account_lock,
-    "deluser": _account_lock,
-    "delgroup": _account_lock,
-    "groupdel": _account_lock,
-    "passwd": _account_lock,
-    "chpasswd": _account_lock,
-    "xmrig": _miner,
-    "minerd": _miner,
-    "cpuminer": _miner,
-    "ethminer": _miner,
-    "nbminer": _miner,
-    "t-rex": _miner,
     "yes": _yes,
     "find": _find_collect,
     "dd": _dd_over,
@@ -629,8 +512,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "pfctl": _firewall_change,
     "socketfilterfw": _firewall_change,
     "cp": lambda c: _reader(c) + _placer(c),
-    "mount": _mount,
-    "chage": _account_lock,
 }
 
 
