@@ -14,6 +14,8 @@ belongs in the rule file, not here.
   ``/dev/shm``), where droppers put what they fetched;
 - ``scratch_output``: the command writes a file (a redirection, ``curl -o``, ``wget -O``) into a
   scratch folder;
+- ``log_path``: an argument that is not an option is a log or shell-history file
+  (see :func:`convguard.agent.paths.log_path`);
 - ``makes_executable``: ``chmod`` grants execute (``+x``, ``755`` …) to a file in a scratch
   folder.
 """
@@ -24,7 +26,7 @@ import re
 from collections.abc import Callable
 
 from convguard.agent.findings import plain_args
-from convguard.agent.paths import fold_home, hosts_in, secret_path
+from convguard.agent.paths import fold_home, hosts_in, log_path, secret_path
 from convguard.agent.shell import Command
 
 __all__ = ["PREDICATES", "Predicate"]
@@ -71,6 +73,10 @@ def _scratch_output(cmd: Command) -> bool:
     return any(w.startswith(_SCRATCH) for w in written)
 
 
+def _log_path(cmd: Command) -> bool:
+    return any(log_path(a) for a in plain_args(cmd))
+
+
 def _makes_executable(cmd: Command) -> bool:
     plain = plain_args(cmd)
     if cmd.program != "chmod" or len(plain) < 2:
@@ -85,5 +91,6 @@ PREDICATES: dict[str, Predicate] = {
     "collected_path": _collected_path,
     "scratch_program": _scratch_program,
     "scratch_output": _scratch_output,
+    "log_path": _log_path,
     "makes_executable": _makes_executable,
 }

@@ -233,37 +233,7 @@ def _sql_client(cmd: Command) -> list[Finding]:
 # --- credential access ------------------------------------------------------------------------
 
 
-def _security_cli(cmd: Command) -> list[Finding]:
-    if any(
-        a in ("dump-keychain", "find-generic-password", "find-internet-password") for a in cmd.args
-    ):
-        return [Finding("credential_access", "deny", f"reads the keychain: {render(cmd)}")]
-    return []
-
-
-def _memory_dump(cmd: Command) -> list[Finding]:
-    if (
-        cmd.program in ("gcore", "gdb") and any(a == "-p" or a.isdigit() for a in cmd.args)
-    ) or "lsass" in " ".join(cmd.args).lower():
-        return [Finding("credential_access", "ask", f"dumps a process's memory: {render(cmd)}")]
-    return []
-
-
 # --- network attack, denial of service ----------------------------------------------------------
-
-
-def _ping(cmd: Command) -> list[Finding]:
-    if "-f" in option_flags(cmd):
-        return [
-            Finding(
-                "denial_of_service",
-                "ask",
-                f"ping flood: {render(cmd)}",
-                tuple(hosts_in(cmd.args)),
-                "ping",
-            )
-        ]
-    return []
 
 
 def _netcat(cmd: Command) -> list[Finding]:
@@ -282,13 +252,6 @@ def _netcat(cmd: Command) -> list[Finding]:
         ]
     if any(p in _SHELL_NAMES for p in cmd.upstream + cmd.downstream):
         return [Finding("malware", "deny", f"shell piped through {cmd.program}: {render(cmd)}")]
-    return []
-
-
-def _socat(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args).lower()
-    if re.search(r"\b(?:exec|system):", text) and re.search(r"tcp|udp|ssl|openssl", text):
-        return [Finding("malware", "deny", f"remote shell with socat: {render(cmd)}")]
     return []
 
 
@@ -450,42 +413,10 @@ def _crontab(cmd: Command) -> list[Finding]:
     ]
 
 
-def _history(cmd: Command) -> list[Finding]:
-    if "-c" in cmd.args:
-        return [Finding("persistence_evasion", "deny", f"clears the shell history: {render(cmd)}")]
-    if "-d" in cmd.args:
-        return [Finding("persistence_evasion", "ask", f"deletes history entries: {render(cmd)}")]
-    return []
-
-
 def _log_tool(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args).lower()
-    if (cmd.program == "journalctl" and "--vacuum" in text) or (
-        cmd.program == "wevtutil" and re.search(r"\b(?:cl|clear-log|sl)\b", text)
-    ):
-        return [Finding("persistence_evasion", "deny", f"clears system logs: {render(cmd)}")]
-    # matched on the arguments as written: ``text`` is lower case, and ``-D`` (delete every rule)
-    # is not ``-d`` (delete one rule)
-    if cmd.program == "auditctl" and re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
+    # matched on the arguments as written: ``-D`` (delete every rule) is not ``-d`` (delete one)
+    if re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
         return [Finding("persistence_evasion", "deny", f"disables auditing: {render(cmd)}")]
-    return []
-
-
-def _setenforce(cmd: Command) -> list[Finding]:
-    if (
-        (cmd.program == "setenforce" and "0" in cmd.args)
-        or (cmd.program == "ufw" and "disable" in cmd.args)
-        or (cmd.program in ("spctl", "csrutil") and any("disable" in a for a in cmd.args))
-    ):
-        return [
-            Finding("persistence_evasion", "deny", f"disables a security control: {render(cmd)}")
-        ]
-    if cmd.program in ("iptables", "ip6tables", "nft") and option_flags(cmd) & {"-F", "--flush"}:
-        return [
-            Finding(
-                "persistence_evasion", "ask", f"flushes the firewall: {render(cmd)}", (), "", True
-            )
-        ]
     return []
 
 
@@ -517,14 +448,6 @@ def _account(cmd: Command) -> list[Finding]:
     ]
 
 
-def _setcap(cmd: Command) -> list[Finding]:
-    if re.search(r"cap_(?:setuid|setgid|sys_admin|dac_override|sys_ptrace)", " ".join(cmd.args)):
-        return [
-            Finding("persistence_evasion", "ask", f"grants a dangerous capability: {render(cmd)}")
-        ]
-    return []
-
-
 def _touch(cmd: Command) -> list[Finding]:
     placed = [p for p in plain_args(cmd) if persistence_path(p)]
     if placed:
@@ -545,14 +468,6 @@ def _touch(cmd: Command) -> list[Finding]:
             Finding(
                 "persistence_evasion", "ask", f"changes timestamps of system files: {render(cmd)}"
             )
-        ]
-    return []
-
-
-def _chattr(cmd: Command) -> list[Finding]:
-    if any(a.startswith(("+i", "-i", "+a")) for a in cmd.args):
-        return [
-            Finding("persistence_evasion", "ask", f"changes immutable attributes: {render(cmd)}")
         ]
     return []
 
@@ -580,12 +495,6 @@ def _writer(cmd: Command) -> list[Finding]:
     ):
         out.append(Finding("credential_access", "ask", f"copies secrets: {render(cmd)}"))
     return out
-
-
-def _truncate(cmd: Command) -> list[Finding]:
-    if any(log_path(p) for p in plain_args(cmd)):
-        return [Finding("persistence_evasion", "deny", f"empties logs/history: {render(cmd)}")]
-    return []
 
 
 _SHELL_NAMES = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "fish"})
@@ -745,21 +654,6 @@ def _scheduler(cmd: Command) -> list[Finding]:
     ]
 
 
-def _escape(cmd: Command) -> list[Finding]:
-    """A shell spawned from inside another program (awk, vim, less …): a GTFOBins escape."""
-    text = " ".join(cmd.args)
-    if re.search(
-        r"(?:system|exec|spawn|popen)\s*\(?\s*['\"]?/bin/(?:ba|z|da)?sh|!\s*/?bin/sh|:!/?bin/sh|\bterm\s+\"/bin/sh",
-        text,
-    ):
-        return [
-            Finding(
-                "persistence_evasion", "ask", f"spawns a shell from another program: {render(cmd)}"
-            )
-        ]
-    return []
-
-
 def _admin_group(cmd: Command) -> list[Finding]:
     text = " ".join(cmd.args)
     if re.search(r"\b(?:admin|wheel|sudo|root)\b|-r\b", text) or cmd.program == "dsenableroot":
@@ -788,15 +682,9 @@ PROGRAM_RULES: dict[str, Rule] = {
     "mysql": _sql_client,
     "psql": _sql_client,
     "sqlite3": _sql_client,
-    "security": _security_cli,
-    "gcore": _memory_dump,
-    "gdb": _memory_dump,
-    "rundll32": _memory_dump,
-    "ping": _ping,
     "nc": _netcat,
     "ncat": _netcat,
     "netcat": _netcat,
-    "socat": _socat,
     "curl": _upload,
     "wget": _upload,
     "scp": _copy_out,
@@ -805,25 +693,13 @@ PROGRAM_RULES: dict[str, Rule] = {
     "service": _service_ctl,
     "launchctl": _service_ctl,
     "crontab": _crontab,
-    "history": _history,
-    "journalctl": _log_tool,
-    "wevtutil": _log_tool,
     "auditctl": _log_tool,
-    "setenforce": _setenforce,
-    "ufw": _setenforce,
-    "spctl": _setenforce,
-    "csrutil": _setenforce,
-    "iptables": _setenforce,
-    "ip6tables": _setenforce,
-    "nft": _setenforce,
     "useradd": _account,
     "adduser": _account,
     "usermod": _account,
     "dscl": _account,
     "sysadminctl": _account,
-    "setcap": _setcap,
     "touch": _touch,
-    "chattr": _chattr,
     "tee": _writer,
     "cp": _writer,
     "mv": _writer,
@@ -832,30 +708,8 @@ PROGRAM_RULES: dict[str, Rule] = {
     "sed": _writer,
     "tar": _writer,
     "zip": _writer,
-    "truncate": _truncate,
 }
 for _name in ("at", "batch", "systemd-run"):
     PROGRAM_RULES[_name] = _scheduler
-for _name in (
-    "awk",
-    "gawk",
-    "mawk",
-    "nawk",
-    "vim",
-    "vi",
-    "less",
-    "more",
-    "man",
-    "emacs",
-    "ed",
-    "cpan",
-    "gdb",
-    "find",
-    "env",
-    "expect",
-    "script",
-):
-    if _name not in PROGRAM_RULES:
-        PROGRAM_RULES[_name] = _escape
 for _name in ("dseditgroup", "dsenableroot", "pw", "gpasswd", "groupadd"):
     PROGRAM_RULES[_name] = _admin_group
