@@ -198,69 +198,7 @@ def _shell_over(cmd: Command) -> list[Finding]:
     return []
 
 
-def _rdp(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.search(r"(?:^|\s)/p:\S|(?:^|\s)-p\s*\S|/pth:", text):
-        return [
-            _finding(
-                "credential_access",
-                "ask",
-                "logs in to another machine's desktop with a password on the command line",
-                cmd,
-            )
-        ]
-    return []
-
-
-def _smb(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.search(r"(?:-U|--user(?:=|\s))\s*\S+%\S|//[\w.-]+/(?:c|admin|ipc)\$", text, re.I):
-        return [
-            _finding(
-                "network_attack",
-                "ask",
-                "reaches administrative shares or logs in with a password on the command line",
-                cmd,
-            )
-        ]
-    return []
-
-
 # --- discovery, privilege, evasion ---------------------------------------------------------------
-
-
-def _ip(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.search(r"\blink set \S+ down\b|\b(?:l|link) set dev \S+ down\b", text):
-        return [
-            _finding(
-                "denial_of_service", "ask", "takes a network interface down", cmd, lowerable=True
-            )
-        ]
-    if re.search(r"\broute (?:add|replace|change) default\b", text):
-        return [
-            _finding(
-                "persistence_evasion", "ask", "redirects the machine's traffic (default route)", cmd
-            )
-        ]
-    return []
-
-
-def _systemctl(cmd: Command) -> list[Finding]:
-    if re.search(
-        r"\b(?:isolate|set-default|default)\b.*\b(?:rescue|emergency|poweroff|halt)(?:\.target)?\b",
-        " ".join(cmd.args),
-    ):
-        return [
-            _finding(
-                "denial_of_service",
-                "ask",
-                "switches the machine to rescue or off",
-                cmd,
-                lowerable=True,
-            )
-        ]
-    return []
 
 
 _PRIVILEGED = re.compile(r"^(?:sudo|su|doas|ssh|passwd|scp|pkexec)=")
@@ -310,24 +248,6 @@ def _unlink(cmd: Command) -> list[Finding]:
     return out
 
 
-def _networksetup(cmd: Command) -> list[Finding]:
-    if re.search(
-        r"-set(?:web|secureweb|socksfirewall|ftp|streaming|gopher)proxy\b|-setdnsservers\b|-setautoproxyurl\b",
-        " ".join(cmd.args).lower(),
-    ):
-        return [
-            _finding(
-                "persistence_evasion", "ask", "redirects traffic through a proxy or DNS server", cmd
-            )
-        ]
-    if re.search(
-        r"-setairportpower\s+\S+\s+off|-setnetworkserviceenabled\s+.+\s+off",
-        " ".join(cmd.args).lower(),
-    ):
-        return [_finding("denial_of_service", "ask", "turns networking off", cmd, lowerable=True)]
-    return []
-
-
 _CLOUD_DESTROY = re.compile(
     r"\bs3 rb\b|\bs3 rm\b.*--recursive|\bec2 terminate-instances\b|\brds delete-db-(?:instance|cluster)\b"
     r"|\bs3api delete-bucket\b|\bcloudformation delete-stack\b|\bdynamodb delete-table\b|\bgroup delete\b"
@@ -370,44 +290,6 @@ def _kubectl(cmd: Command) -> list[Finding]:
     return out
 
 
-def _password_store(cmd: Command) -> list[Finding]:
-    """Secrets read out of a desktop keyring or a password manager's command line."""
-    words = cmd.args[:3]
-    if (
-        (cmd.program == "secret-tool" and words[:1] in (("lookup",), ("search",)))
-        or cmd.program == "kwallet-query"
-        or (cmd.program == "lpass" and words[:1] in (("show",), ("export",)))
-        or (cmd.program == "bw" and words[:1] in (("get",), ("export",)))
-        or (cmd.program == "op" and (words[:1] == ("read",) or words[:2] == ("item", "get")))
-        or (cmd.program == "pass" and words[:1] == ("show",))
-    ):
-        return [
-            _finding(
-                "credential_access",
-                "ask",
-                "reads passwords from a keyring or password manager",
-                cmd,
-            )
-        ]
-    return []
-
-
-def _snapshot_delete(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if (
-        cmd.program == "lvremove"
-        or (cmd.program == "zfs" and re.match(r"destroy\b", text))
-        or (cmd.program == "btrfs" and re.match(r"subvolume delete\b", text))
-        or (cmd.program == "timeshift" and "--delete" in text)
-    ):
-        return [
-            _finding(
-                "destructive", "ask", "deletes volumes or snapshots (backups)", cmd, lowerable=True
-            )
-        ]
-    return []
-
-
 def _upx(cmd: Command) -> list[Finding]:
     if not set(cmd.args) & {
         "-d",
@@ -439,23 +321,6 @@ def _trap(cmd: Command) -> list[Finding]:
                 "persistence_evasion",
                 "ask",
                 "runs a network command whenever the shell gets a signal or exits (trap)",
-                cmd,
-            )
-        ]
-    return []
-
-
-def _plist(cmd: Command) -> list[Finding]:
-    """A launch or application property list changed to run or inject something."""
-    text = " ".join(cmd.args)
-    if re.search(
-        r"LSEnvironment|DYLD_INSERT_LIBRARIES|ProgramArguments|RunAtLoad|LoginHook", text, re.I
-    ) and re.search(r"\b(?:Add|Set|-insert|-replace|-add|write)\b", text):
-        return [
-            _finding(
-                "persistence_evasion",
-                "ask",
-                "changes a property list to run or inject a program",
                 cmd,
             )
         ]
@@ -517,13 +382,6 @@ _NMCLI_OFF = _when(
     "turns networking off",
     lowerable=True,
 )
-
-
-def _awk_socket(cmd: Command) -> list[Finding]:
-    """awk's network special files (``/inet/tcp/…``): a connection opened from awk."""
-    if re.search(r"/inet[46]?/(?:tcp|udp)/", " ".join(cmd.args)):
-        return [_finding("malware", "deny", "opens a network connection from awk", cmd)]
-    return []
 
 
 def _serve_root(cmd: Command) -> list[Finding]:
@@ -592,12 +450,6 @@ def _printenv(cmd: Command) -> list[Finding]:
     return []
 
 
-def _admin_members(cmd: Command) -> list[Finding]:
-    if re.search(r"^group\s+(?:sudo|wheel|admin|root|adm|docker)\b", " ".join(cmd.args)):
-        return [_finding("network_attack", "ask", "lists administrators", cmd)]
-    return []
-
-
 def _fill_disk(cmd: Command) -> list[Finding]:
     """A file grown to tens of gigabytes: filling the disk."""
     args = cmd.args
@@ -662,24 +514,6 @@ def _find_destroy(cmd: Command) -> list[Finding]:
     return []
 
 
-def _set_clock(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if (
-        (cmd.program == "date" and re.search(r"(?:^|\s)(?:-s|--set)(?:\s|=)", text))
-        or (cmd.program == "timedatectl" and text.startswith("set-time"))
-        or (cmd.program == "hwclock" and "--set" in text)
-    ):
-        return [
-            _finding(
-                "persistence_evasion",
-                "ask",
-                "sets the system clock (hides when things happened)",
-                cmd,
-            )
-        ]
-    return []
-
-
 _SYSTEM_FILE = re.compile(r"^/(?:bin|sbin|usr|etc|lib|lib64|boot|System)/")
 
 
@@ -708,56 +542,16 @@ def _timestomp(cmd: Command) -> list[Finding]:
     return []
 
 
-def _whois(cmd: Command) -> list[Finding]:
-    if "-h" in cmd.args and "-p" in cmd.args:
-        return [
-            _finding(
-                "exfiltration", "ask", "sends data through whois to a chosen server and port", cmd
-            )
-        ]
-    return []
-
-
 def _browser(cmd: Command) -> list[Finding]:
     if any(a.startswith("--load-extension") for a in cmd.args):
         return [_finding("persistence_evasion", "ask", "loads a browser extension from disk", cmd)]
     return []
 
 
-def _auditctl(cmd: Command) -> list[Finding]:
-    if re.search(r"(?:^|\s)-[aA]\s+\S*never|never,", " ".join(cmd.args)):
-        return [_finding("persistence_evasion", "deny", "suppresses audit events", cmd)]
-    return []
-
-
-def _launchctl(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.match(r"(?:unload|bootout|remove|disable|stop)\b", text) and re.search(
-        r"/System/Library/|\bcom\.apple\.|system/com\.apple", text
-    ):
-        return [
-            _finding("persistence_evasion", "ask", "stops or removes a macOS system service", cmd)
-        ]
-    return []
-
-
-def _script_compiler(cmd: Command) -> list[Finding]:
-    return [_finding("persistence_evasion", "ask", f"hides a script's source ({cmd.program})", cmd)]
-
-
 _TOKENS_PRINTED = re.compile(
     r"\bconfigure get \S*(?:secret|session_token)|\bconfigure export-credentials\b|\bauth print-(?:access|identity)-token\b"
     r"|\baccount get-access-token\b|\bconfig view\b.*--raw\b|\bauth token\b|^credential fill\b"
 )
-
-
-def _tokens_printed(cmd: Command) -> list[Finding]:
-    """Cloud, cluster, GitHub or git credentials printed in clear."""
-    if _TOKENS_PRINTED.search(" ".join(cmd.args).lower()):
-        return [
-            _finding("credential_access", "ask", "prints access tokens or stored credentials", cmd)
-        ]
-    return []
 
 
 _MACOS_WEAKENING = {
@@ -771,33 +565,6 @@ _MACOS_WEAKENING = {
         r"askforpassword\b|com\.apple\.screensaver\b.*\bask|autologinuser|disableautologin"
     ),
 }
-
-
-def _macos_weakening(cmd: Command) -> list[Finding]:
-    """macOS protections weakened: authorization rights, FileVault, updates, Gatekeeper rules,
-    boot arguments, code signatures, the screen lock."""
-    pattern = _MACOS_WEAKENING.get(cmd.program)
-    if pattern is not None and pattern.search(" ".join(cmd.args).lower()):
-        return [_finding("persistence_evasion", "ask", "weakens a macOS protection", cmd)]
-    return []
-
-
-def _disk_image(cmd: Command) -> list[Finding]:
-    if re.search(r"^create\b.*-encryption", " ".join(cmd.args)):
-        return [_finding("exfiltration", "ask", "packs files into an encrypted disk image", cmd)]
-    return []
-
-
-def _shell_upgrade(cmd: Command) -> list[Finding]:
-    """A remote shell made interactive (``script /dev/null -c bash``, ``stty raw -echo``)."""
-    text = " ".join(cmd.args)
-    if (
-        cmd.program == "script"
-        and "/dev/null" in cmd.args
-        and re.search(r"(?:^|\s)(?:-c\s+)?(?:/bin/)?(?:ba|z)?sh\b", text)
-    ) or (cmd.program == "stty" and re.search(r"\braw\b.*-echo\b", text)):
-        return [_finding("malware", "ask", "turns a remote shell into a full terminal", cmd)]
-    return []
 
 
 def _setfacl(cmd: Command) -> list[Finding]:
@@ -815,14 +582,6 @@ def _setfacl(cmd: Command) -> list[Finding]:
     return []
 
 
-def _osascript(cmd: Command) -> list[Finding]:
-    if re.search(
-        r"tell (?:application|app) \"?terminal\"?.*\bdo script\b", " ".join(cmd.args).lower()
-    ):
-        return [_finding("malware", "ask", "runs commands through Terminal from AppleScript", cmd)]
-    return []
-
-
 def _big_ping(cmd: Command) -> list[Finding]:
     """Pings tens of kilobytes long: a flood, or data tunnelled in ICMP."""
     args = cmd.args
@@ -836,64 +595,29 @@ def _big_ping(cmd: Command) -> list[Finding]:
     return []
 
 
-def _nbtstat(cmd: Command) -> list[Finding]:
-    if re.search(r"(?:^|\s)-[aA]\s+\S", " ".join(cmd.args)):
-        return [_finding("network_attack", "ask", "reads another machine's NetBIOS names", cmd)]
-    return []
-
-
 TACTIC_RULES: dict[str, _Rule] = {
-    "aws": lambda c: _cloud(c) + _tokens_printed(c),
+    "aws": _cloud,
     "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
-    "az": lambda c: _cloud(c) + _tokens_printed(c),
-    "gcloud": lambda c: _cloud(c) + _tokens_printed(c),
+    "az": _cloud,
+    "gcloud": _cloud,
     "rclone": _cloud_copy,
     "scp": _remote_copy,
     "rsync": _remote_copy,
     "curl": _post,
     "telnet": _shell_over,
     "openssl": _openssl,
-    "xfreerdp": _rdp,
-    "rdesktop": _rdp,
-    "smbclient": _smb,
-    "mount": _smb,
-    "ip": _ip,
     "nmcli": lambda c: _wifi(c) + _NMCLI_OFF(c),
-    "systemctl": _systemctl,
     "alias": _alias,
-    "git": lambda c: _git_config(c) + _tokens_printed(c),
+    "git": _git_config,
     "rm": _self_delete,
     "shred": _self_delete,
     "unlink": _unlink,
-    "networksetup": _networksetup,
-    "gh": _tokens_printed,
-    **dict.fromkeys(
-        ("security", "fdesetup", "softwareupdate", "spctl", "nvram", "codesign"), _macos_weakening
-    ),
-    "hdiutil": _disk_image,
     "ping": _big_ping,
-    "nbtstat": _nbtstat,
-    "osascript": _osascript,
-    "script": _shell_upgrade,
-    "stty": _shell_upgrade,
     "setfacl": _setfacl,
     "terraform": _cloud_destroy,
-    "kubectl": lambda c: _kubectl(c) + _tokens_printed(c),
-    "secret-tool": _password_store,
-    "kwallet-query": _password_store,
-    "lpass": _password_store,
-    "bw": _password_store,
-    "op": _password_store,
-    "pass": _password_store,
-    "lvremove": _snapshot_delete,
-    "zfs": _snapshot_delete,
-    "btrfs": _snapshot_delete,
-    "timeshift": _snapshot_delete,
+    "kubectl": _kubectl,
     "upx": _upx,
     "trap": _trap,
-    "plistbuddy": _plist,
-    "plutil": _plist,
-    "defaults": lambda c: _plist(c) + _macos_weakening(c),
     "install": _install_mode,
     "dig": _zone_transfer,
     "host": _zone_transfer,
@@ -902,10 +626,6 @@ TACTIC_RULES: dict[str, _Rule] = {
     "ftp": _file_transfer,
     "tftp": _file_transfer,
     "lftp": _file_transfer,
-    "iwlist": _wifi,
-    "airport": _wifi,
-    "awk": _awk_socket,
-    "gawk": _awk_socket,
     "busybox": _serve_root,
     "php": _serve_root,
     "docker": _docker_socket,
@@ -913,15 +633,10 @@ TACTIC_RULES: dict[str, _Rule] = {
     "pidof": _pidof,
     "utmpdump": _utmp,
     "printenv": _printenv,
-    "getent": _admin_members,
     "fallocate": _fill_disk,
     "truncate": _fill_disk,
     "mv": _move_away,
-    "date": _set_clock,
-    "timedatectl": _set_clock,
-    "hwclock": _set_clock,
     "touch": _timestomp,
-    "whois": _whois,
     **dict.fromkeys(
         (
             "google-chrome",
@@ -934,10 +649,6 @@ TACTIC_RULES: dict[str, _Rule] = {
         ),
         _browser,
     ),
-    "auditctl": _auditctl,
-    "launchctl": _launchctl,
-    "shc": _script_compiler,
-    "gzexe": _script_compiler,
     "cat": _cat,
     "find": _find_destroy,
 }
