@@ -136,11 +136,12 @@ class Step:
     unless: re.Pattern[str] | None = None
     predicate: Predicate | None = None
 
-    def matches(self, cmd: Command) -> bool:
+    def matches(self, cmd: Command, text: str | None = None) -> bool:
+        """Whether ``cmd`` is this step; ``text`` is its lower-cased arguments when known."""
         if self.programs and _name(cmd) not in self.programs:
             return False
         if self.args is not None or self.unless is not None:
-            text = " ".join(cmd.args).lower()
+            text = " ".join(cmd.args).lower() if text is None else text
             if self.args is not None and not self.args.search(text):
                 return False
             if self.unless is not None and self.unless.search(text):
@@ -174,8 +175,8 @@ class Rule:
     #: The rule as written (pattern sources, lists), for ``convguard rules show`` and the lint.
     spec: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
-    def command_finding(self, cmd: Command) -> Finding | None:
-        if not self.step.matches(cmd):
+    def command_finding(self, cmd: Command, text: str | None = None) -> Finding | None:
+        if not self.step.matches(cmd, text):
             return None
         if self.flags and not option_flags(cmd) & self.flags:
             return None
@@ -234,9 +235,13 @@ class RuleSet:
 
     def command_findings(self, cmd: Command) -> list[Finding]:
         """The command rules of this command's program that match it."""
+        rules = self.by_program.get(_name(cmd), ())
+        if not rules:
+            return []
+        text = " ".join(cmd.args).lower()
         out = []
-        for rule in self.by_program.get(_name(cmd), ()):
-            found = rule.command_finding(cmd)
+        for rule in rules:
+            found = rule.command_finding(cmd, text)
             if found is not None:
                 out.append(found)
         return out
