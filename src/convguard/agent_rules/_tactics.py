@@ -23,9 +23,9 @@ import re
 from collections.abc import Sequence
 
 from convguard.agent.findings import Finding, plain_args
-from convguard.agent.paths import fold_home, hosts_in, log_path, secret_path
+from convguard.agent.paths import fold_home, hosts_in, secret_path
 from convguard.agent.shell import Command
-from convguard.agent_rules._tradecraft import _finding, _Rule, _when
+from convguard.agent_rules._tradecraft import _finding, _Rule
 
 __all__ = [
     "TACTIC_RULES",
@@ -204,16 +204,6 @@ def _shell_over(cmd: Command) -> list[Finding]:
 _PRIVILEGED = re.compile(r"^(?:sudo|su|doas|ssh|passwd|scp|pkexec)=")
 
 
-def _alias(cmd: Command) -> list[Finding]:
-    if any(_PRIVILEGED.match(a) for a in cmd.args):
-        return [
-            _finding(
-                "credential_access", "ask", "aliases a privileged command (captures passwords)", cmd
-            )
-        ]
-    return []
-
-
 _RUNS_SOMETHING = re.compile(
     r"\bsh\s+-c\b|\bbash\b|/tmp/|/dev/shm/|/var/tmp/|\bcurl\b|\bwget\b|\bnc\b|base64"
 )
@@ -233,19 +223,6 @@ def _git_config(cmd: Command) -> list[Finding]:
                 _finding("persistence_evasion", "ask", "makes git run a program on every use", cmd)
             ]
     return []
-
-
-def _self_delete(cmd: Command) -> list[Finding]:
-    if any(a in ("$0", "${0}", "${BASH_SOURCE[0]}", "$BASH_SOURCE") for a in plain_args(cmd)):
-        return [_finding("persistence_evasion", "ask", "deletes its own script", cmd)]
-    return []
-
-
-def _unlink(cmd: Command) -> list[Finding]:
-    out = _self_delete(cmd)
-    if any(log_path(a) for a in plain_args(cmd)):
-        out.append(_finding("persistence_evasion", "deny", "deletes logs", cmd))
-    return out
 
 
 _CLOUD_DESTROY = re.compile(
@@ -281,13 +258,6 @@ def _cloud_destroy(cmd: Command) -> list[Finding]:
             )
         ]
     return []
-
-
-def _kubectl(cmd: Command) -> list[Finding]:
-    out = _cloud_destroy(cmd)
-    if re.search(r"\bauth can-i\b.*(?:--list|\*)", " ".join(cmd.args)):
-        out.append(_finding("network_attack", "ask", "lists what its cluster account may do", cmd))
-    return out
 
 
 def _upx(cmd: Command) -> list[Finding]:
@@ -327,16 +297,6 @@ def _trap(cmd: Command) -> list[Finding]:
     return []
 
 
-def _install_mode(cmd: Command) -> list[Finding]:
-    args = cmd.args
-    for i, a in enumerate(args[:-1]):
-        if a in ("-m", "--mode") and re.fullmatch(
-            r"[4-7][0-7]{3}|[ugoa]*\+[rwx]*s[rwx]*", args[i + 1]
-        ):
-            return [_finding("persistence_evasion", "ask", "installs a setuid/setgid program", cmd)]
-    return []
-
-
 _REMOTE_DESKTOPS = (
     "tmate",
     "x11vnc",
@@ -349,11 +309,8 @@ _REMOTE_DESKTOPS = (
 
 
 def _zone_transfer(cmd: Command) -> list[Finding]:
-    """A DNS zone transfer (every name a domain has), or names built from piped data."""
-    args = cmd.args
-    if "axfr" in (a.lower() for a in args) or (cmd.program == "host" and "-l" in args):
-        return [_finding("network_attack", "ask", "asks for a DNS zone transfer", cmd)]
-    if cmd.via.endswith("xargs") and any("{}." in a for a in args):
+    """Names built from piped data (``xargs -I{} dig {}.example.com``): data in DNS queries."""
+    if cmd.via.endswith("xargs") and any("{}." in a for a in cmd.args):
         return [_finding("exfiltration", "ask", "sends data in DNS queries", cmd)]
     return []
 
@@ -364,24 +321,6 @@ def _file_transfer(cmd: Command) -> list[Finding]:
     if re.search(r"(?:^|\s)m?put\s+\S", text):
         return [_finding("exfiltration", "ask", f"uploads files with {cmd.program}", cmd)]
     return []
-
-
-def _wifi(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.search(r"\bshow-password\b|--show-secrets", text):
-        return [_finding("credential_access", "ask", "shows saved Wi-Fi passwords", cmd)]
-    if re.search(r"\bscan(?:ning)?\b|\bwifi list\b|(?:^|\s)-s(?:\s|$)", text):
-        return [_finding("network_attack", "ask", "lists nearby wireless networks", cmd)]
-    return []
-
-
-_NMCLI_OFF = _when(
-    r"\bnetworking off\b|\bradio \w+ off\b",
-    "denial_of_service",
-    "ask",
-    "turns networking off",
-    lowerable=True,
-)
 
 
 def _serve_root(cmd: Command) -> list[Finding]:
@@ -399,19 +338,7 @@ def _serve_root(cmd: Command) -> list[Finding]:
     return []
 
 
-def _docker_socket(cmd: Command) -> list[Finding]:
-    if any("docker.sock" in a for a in cmd.args) and ("run" in cmd.args or "create" in cmd.args):
-        return [
-            _finding(
-                "malware", "ask", "gives a container the Docker socket (control of the host)", cmd
-            )
-        ]
-    return []
-
-
 def _openssl(cmd: Command) -> list[Finding]:
-    if "s_server" in cmd.args:
-        return [_finding("malware", "ask", "listens for connections with openssl", cmd)]
     if "s_client" in cmd.args and any(
         op == "<" and not t.startswith("/dev/") for op, t in cmd.redirects
     ):
@@ -427,12 +354,6 @@ _SECURITY_NAMES = re.compile(
 )
 
 
-def _pidof(cmd: Command) -> list[Finding]:
-    if any(_SECURITY_NAMES.search(a) for a in plain_args(cmd)):
-        return [_finding("persistence_evasion", "ask", "looks for security software", cmd)]
-    return []
-
-
 _LOGIN_RECORDS = re.compile(r"/[wbu]tmp$")
 
 
@@ -441,23 +362,6 @@ def _utmp(cmd: Command) -> list[Finding]:
         _LOGIN_RECORDS.search(t) for _op, t in cmd.redirects
     ):
         return [_finding("persistence_evasion", "ask", "reads or rewrites login records", cmd)]
-    return []
-
-
-def _printenv(cmd: Command) -> list[Finding]:
-    if any(_SECRET_WORDS.search(a) for a in plain_args(cmd)):
-        return [_finding("credential_access", "ask", "prints a secret from the environment", cmd)]
-    return []
-
-
-def _fill_disk(cmd: Command) -> list[Finding]:
-    """A file grown to tens of gigabytes: filling the disk."""
-    args = cmd.args
-    for i, a in enumerate(args[:-1]):
-        if a in ("-l", "--length", "-s", "--size") and re.fullmatch(
-            r"\+?(?:[1-9]\d+[GT]|\d+[PE])B?", args[i + 1], re.I
-        ):
-            return [_finding("denial_of_service", "ask", "fills the disk", cmd, lowerable=True)]
     return []
 
 
@@ -480,10 +384,8 @@ def _move_away(cmd: Command) -> list[Finding]:
 
 
 def _cat(cmd: Command) -> list[Finding]:
-    """The neighbour table read from /proc; endless random or zero bytes written to a file."""
+    """Endless random or zero bytes written to a file."""
     args = cmd.args
-    if "/proc/net/arp" in args:
-        return [_finding("network_attack", "ask", "lists neighbouring hosts", cmd)]
     if (
         any(a in ("/dev/urandom", "/dev/zero", "/dev/random") for a in args)
         and not cmd.downstream
@@ -542,12 +444,6 @@ def _timestomp(cmd: Command) -> list[Finding]:
     return []
 
 
-def _browser(cmd: Command) -> list[Finding]:
-    if any(a.startswith("--load-extension") for a in cmd.args):
-        return [_finding("persistence_evasion", "ask", "loads a browser extension from disk", cmd)]
-    return []
-
-
 _TOKENS_PRINTED = re.compile(
     r"\bconfigure get \S*(?:secret|session_token)|\bconfigure export-credentials\b|\bauth print-(?:access|identity)-token\b"
     r"|\baccount get-access-token\b|\bconfig view\b.*--raw\b|\bauth token\b|^credential fill\b"
@@ -567,34 +463,6 @@ _MACOS_WEAKENING = {
 }
 
 
-def _setfacl(cmd: Command) -> list[Finding]:
-    if any(secret_path(a) or a.startswith("/etc/") for a in plain_args(cmd)) and re.search(
-        r"-m\s+\S*:\S*:\S*[rw]", " ".join(cmd.args)
-    ):
-        return [
-            _finding(
-                "persistence_evasion",
-                "ask",
-                "opens up a system or credential file with an ACL",
-                cmd,
-            )
-        ]
-    return []
-
-
-def _big_ping(cmd: Command) -> list[Finding]:
-    """Pings tens of kilobytes long: a flood, or data tunnelled in ICMP."""
-    args = cmd.args
-    for i, a in enumerate(args[:-1]):
-        if a in ("-s", "-l") and args[i + 1].isdigit() and int(args[i + 1]) >= 10000:
-            return [
-                _finding(
-                    "denial_of_service", "ask", "sends oversized pings (a flood or a tunnel)", cmd
-                )
-            ]
-    return []
-
-
 TACTIC_RULES: dict[str, _Rule] = {
     "aws": _cloud,
     "gsutil": lambda c: _cloud_copy(c) + _cloud_destroy(c),
@@ -606,19 +474,11 @@ TACTIC_RULES: dict[str, _Rule] = {
     "curl": _post,
     "telnet": _shell_over,
     "openssl": _openssl,
-    "nmcli": lambda c: _wifi(c) + _NMCLI_OFF(c),
-    "alias": _alias,
     "git": _git_config,
-    "rm": _self_delete,
-    "shred": _self_delete,
-    "unlink": _unlink,
-    "ping": _big_ping,
-    "setfacl": _setfacl,
     "terraform": _cloud_destroy,
-    "kubectl": _kubectl,
+    "kubectl": _cloud_destroy,
     "upx": _upx,
     "trap": _trap,
-    "install": _install_mode,
     "dig": _zone_transfer,
     "host": _zone_transfer,
     "nslookup": _zone_transfer,
@@ -628,27 +488,9 @@ TACTIC_RULES: dict[str, _Rule] = {
     "lftp": _file_transfer,
     "busybox": _serve_root,
     "php": _serve_root,
-    "docker": _docker_socket,
-    "podman": _docker_socket,
-    "pidof": _pidof,
     "utmpdump": _utmp,
-    "printenv": _printenv,
-    "fallocate": _fill_disk,
-    "truncate": _fill_disk,
     "mv": _move_away,
     "touch": _timestomp,
-    **dict.fromkeys(
-        (
-            "google-chrome",
-            "chrome",
-            "chromium",
-            "chromium-browser",
-            "brave",
-            "msedge",
-            "microsoft-edge",
-        ),
-        _browser,
-    ),
     "cat": _cat,
     "find": _find_destroy,
 }

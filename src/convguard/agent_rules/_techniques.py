@@ -3,7 +3,6 @@ several discovery commands chained, a check for a virtual machine, a browser's d
 (The program rules that lived here are YAML rules now: ``convguard/agent/rules``.)
 """
 
-
 from __future__ import annotations
 
 import re
