@@ -20,7 +20,8 @@ Three kinds of rule, by what ``match`` holds:
 
 - **command** rules (``programs``, optionally ``args`` — a regular expression searched in the
   lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there
-  (a neighbouring rule's, so that only one of them fires) —, ``flags`` — any of these options,
+  (a neighbouring rule's, so that only one of them fires; ``case_sensitive: true`` reads the
+  arguments as written) —, ``flags`` — any of these options,
   bundled short options counted letter by letter — and ``predicate``, a named Python check from
   :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
   the scope, which may authorise them;
@@ -82,6 +83,7 @@ class _StepSpec(BaseModel):
     programs: list[str] = []
     args: str | None = None
     unless: str | None = None
+    case_sensitive: bool = False
     predicate: str | None = None
 
 
@@ -134,6 +136,8 @@ class Step:
     programs: frozenset[str] = frozenset()
     args: re.Pattern[str] | None = None
     unless: re.Pattern[str] | None = None
+    #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
+    case_sensitive: bool = False
     predicate: Predicate | None = None
 
     def matches(self, cmd: Command, text: str | None = None) -> bool:
@@ -141,7 +145,10 @@ class Step:
         if self.programs and _name(cmd) not in self.programs:
             return False
         if self.args is not None or self.unless is not None:
-            text = " ".join(cmd.args).lower() if text is None else text
+            if self.case_sensitive:
+                text = " ".join(cmd.args)
+            elif text is None:
+                text = " ".join(cmd.args).lower()
             if self.args is not None and not self.args.search(text):
                 return False
             if self.unless is not None and self.unless.search(text):
@@ -309,6 +316,7 @@ def _step(spec: _StepSpec, where: str) -> Step:
         programs=frozenset(p.lower().removesuffix(".exe") for p in spec.programs),
         args=_compile(spec.args, f"{where}.args") if spec.args is not None else None,
         unless=_compile(spec.unless, f"{where}.unless") if spec.unless is not None else None,
+        case_sensitive=spec.case_sensitive,
         predicate=_predicate(spec.predicate, f"{where}.predicate"),
     )
 

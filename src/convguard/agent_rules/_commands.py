@@ -644,29 +644,6 @@ def command_findings(cmd: Command) -> list[Finding]:
     return out
 
 
-def _scheduler(cmd: Command) -> list[Finding]:
-    if cmd.program == "systemd-run" and not any(a.startswith("--on-") for a in cmd.args):
-        return []
-    if cmd.program == "at" and option_flags(cmd) & {"-l", "-r", "-d"}:
-        return []
-    return [
-        Finding("persistence_evasion", "ask", f"schedules a command: {render(cmd)}", (), "", True)
-    ]
-
-
-def _admin_group(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.search(r"\b(?:admin|wheel|sudo|root)\b|-r\b", text) or cmd.program == "dsenableroot":
-        return [
-            Finding("persistence_evasion", "deny", f"grants administrator rights: {render(cmd)}")
-        ]
-    return [
-        Finding(
-            "persistence_evasion", "ask", f"changes accounts or groups: {render(cmd)}", (), "", True
-        )
-    ]
-
-
 PROGRAM_RULES: dict[str, Rule] = {
     "rm": _rm,
     "rmdir": lambda c: [],
@@ -709,7 +686,3 @@ PROGRAM_RULES: dict[str, Rule] = {
     "tar": _writer,
     "zip": _writer,
 }
-for _name in ("at", "batch", "systemd-run"):
-    PROGRAM_RULES[_name] = _scheduler
-for _name in ("dseditgroup", "dsenableroot", "pw", "gpasswd", "groupadd"):
-    PROGRAM_RULES[_name] = _admin_group

@@ -107,11 +107,6 @@ def _grep(cmd: Command) -> list[Finding]:
 
 
 _SWEEP = re.compile(r"^(?:\d{1,3}\.){2,3}(?:\$|\{\d|%%?\w)")  # $i, {1..254}, cmd's %i
-_IP_LOOKUP = re.compile(
-    r"ipinfo\.io|ifconfig\.(?:me|co)|icanhazip|ipify\.org|ip-api\.com|checkip\.|ipecho\.net"
-    r"|wtfismyip|myexternalip|ident\.me|ipapi\.co|geoiplookup|ipwhois|whatismyip|myip\.",
-    re.I,
-)
 
 
 def _probe(cmd: Command) -> list[Finding]:
@@ -123,63 +118,7 @@ def _probe(cmd: Command) -> list[Finding]:
     return []
 
 
-def _fetch(cmd: Command) -> list[Finding]:
-    out = _probe(cmd)
-    text = " ".join(cmd.args)
-    if _IP_LOOKUP.search(text):
-        out.append(
-            _finding("network_attack", "ask", "looks up the public address or location", cmd)
-        )
-    if re.search(r"stratum\+(?:tcp|ssl)|xmrig|minerd", text, re.I):
-        out.append(_finding("malware", "deny", "fetches or runs a cryptocurrency miner", cmd))
-    flags = option_flags(cmd)
-    if (
-        cmd.program == "curl"
-        and flags & {"-T", "--upload-file", "-F", "--form"}
-        and not re.search(r"//(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])", text)
-    ):
-        out.append(_finding("exfiltration", "ask", "uploads a file to a remote host", cmd))
-    if "docker.sock" in text:
-        out.append(
-            _finding("persistence_evasion", "ask", "talks to the Docker daemon's socket", cmd)
-        )
-    if cmd.program == "wget" and re.search(
-        r"--post-file|--body-file|--method=(?:post|put)", text, re.I
-    ):
-        out.append(_finding("exfiltration", "ask", "uploads a file to a remote host", cmd))
-    return out
-
-
 _BUILT_NAME = re.compile(r"(?:\)|\$\{?\w+\}?)\.(?:[\w-]+\.)+[a-z]{2,}\b", re.I)
-
-
-_POLICY_FILES = re.compile(
-    r"/etc/(?:pam\.d/|login\.defs|security/(?:pwquality|faillock)|libuser\.conf)|/etc/sudoers|pwpolicy"
-)
-
-
-def _reader(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    out: list[Finding] = []
-    if _POLICY_FILES.search(text):
-        out.append(_finding("credential_access", "ask", "reads password or sudo policy", cmd))
-    if re.search(r"/var/(?:spool/)?mail/|Library/Mail/|\.thunderbird/", text):
-        out.append(_finding("exfiltration", "ask", "reads mailboxes", cmd))
-    if re.search(
-        r"\.mozilla/firefox|Library/Safari/|Google/Chrome/|BraveSoftware|Microsoft Edge/|chromium/Default|Library/Cookies",
-        text,
-    ):
-        out.append(_finding("credential_access", "ask", "reads browser data", cmd))
-    if "/etc/passwd" in text and re.search(r":0:|\$3\s*==\s*0|\$3\s*==\s*\"0\"", text):
-        out.append(_finding("persistence_evasion", "ask", "looks for root accounts", cmd))
-    if re.search(
-        r"/sys/class/dmi/id/(?:product_name|sys_vendor|bios_vendor|board_vendor)|/proc/scsi/scsi",
-        text,
-    ):
-        out.append(_finding("malware", "ask", "checks for a virtual machine", cmd))
-    if re.search(r"/dev/input/|/dev/tty[0-9]|/proc/\d+/fd|/proc/\$\w+/fd", text):
-        out.append(_finding("credential_access", "ask", "reads input devices or terminals", cmd))
-    return out
 
 
 # --- collection ----------------------------------------------------------------------------------
@@ -278,22 +217,6 @@ def _hidden_dir(cmd: Command) -> list[Finding]:
         p.startswith(_SCRATCH) and re.search(r"/\.[^./][^/]*(?:/|$)", p) for p in plain_args(cmd)
     ):
         return [_finding("persistence_evasion", "ask", "hides files in a temporary folder", cmd)]
-    return []
-
-
-_HARDENING = re.compile(
-    r"randomize_va_space\s*=\s*0|ptrace_scope\s*=\s*0|kptr_restrict\s*=\s*0|dmesg_restrict\s*=\s*0"
-    r"|modules_disabled|unprivileged_bpf_disabled\s*=\s*0|suid_dumpable\s*=\s*[12]|ip_forward\s*=\s*1"
-)
-
-
-def _sysctl(cmd: Command) -> list[Finding]:
-    if _HARDENING.search(" ".join(cmd.args).replace(" = ", "=")):
-        return [
-            _finding(
-                "persistence_evasion", "ask", "turns off kernel hardening or forwards traffic", cmd
-            )
-        ]
     return []
 
 
@@ -405,48 +328,6 @@ def _dd_over(cmd: Command) -> list[Finding]:
     return []
 
 
-def _firewall_change(cmd: Command) -> list[Finding]:
-    words = set(cmd.args)
-    if cmd.program in ("iptables", "ip6tables") and words & {
-        "-A",
-        "-I",
-        "-D",
-        "-P",
-        "-X",
-        "--append",
-        "--insert",
-        "--delete",
-        "--policy",
-    }:
-        return [
-            _finding("persistence_evasion", "ask", "changes firewall rules", cmd, lowerable=True)
-        ]
-    if cmd.program == "ufw" and words & {"allow", "delete", "reset", "default"}:
-        return [
-            _finding("persistence_evasion", "ask", "changes firewall rules", cmd, lowerable=True)
-        ]
-    if cmd.program == "firewall-cmd" and any(
-        a.startswith(("--add-", "--remove-", "--set-", "--panic")) for a in cmd.args
-    ):
-        return [
-            _finding("persistence_evasion", "ask", "changes firewall rules", cmd, lowerable=True)
-        ]
-    if cmd.program == "pfctl" and "-d" in words:
-        return [_finding("persistence_evasion", "deny", "turns the firewall off", cmd)]
-    if cmd.program == "socketfilterfw" and re.search(
-        r"--setglobalstate\s+off|--add\b", " ".join(cmd.args)
-    ):
-        return [
-            _finding(
-                "persistence_evasion",
-                "deny",
-                "turns the firewall off or lets a program through",
-                cmd,
-            )
-        ]
-    return []
-
-
 def _raw_send(cmd: Command) -> list[Finding]:
     """nc/ncat/telnet fed a file or an archive: data sent over a raw connection."""
     out = _probe(cmd) + _listener(cmd)
@@ -463,28 +344,14 @@ def _raw_send(cmd: Command) -> list[Finding]:
 
 
 TRADECRAFT_RULES: dict[str, _Rule] = {
-    "grep": lambda c: _grep(c) + _reader(c),
-    "egrep": lambda c: _grep(c) + _reader(c),
+    "grep": _grep,
+    "egrep": _grep,
     "fgrep": _grep,
-    "awk": _reader,
     "rg": _grep,
     "pgrep": _grep,
     "nc": _raw_send,
     "ncat": _raw_send,
     "telnet": _raw_send,
-    "curl": _fetch,
-    "wget": _fetch,
-    "cat": _reader,
-    "head": _reader,
-    "tail": _reader,
-    "less": _reader,
-    "more": _reader,
-    "strings": _reader,
-    "sqlite3": _reader,
-    "plutil": _reader,
-    "hexdump": _reader,
-    "xxd": _reader,
-    "od": _reader,
     "tar": _archive,
     "zip": _archive,
     "7z": _archive,
@@ -497,7 +364,6 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "install": _placer,
     "mkdir": _hidden_dir,
     "touch": _hidden_dir,
-    "sysctl": _sysctl,
     "systemctl": _stop_daemon,
     "service": _stop_daemon,
     "pkill": _stop_daemon,
@@ -505,13 +371,7 @@ TRADECRAFT_RULES: dict[str, _Rule] = {
     "yes": _yes,
     "find": _find_collect,
     "dd": _dd_over,
-    "iptables": _firewall_change,
-    "ip6tables": _firewall_change,
-    "ufw": _firewall_change,
-    "firewall-cmd": _firewall_change,
-    "pfctl": _firewall_change,
-    "socketfilterfw": _firewall_change,
-    "cp": lambda c: _reader(c) + _placer(c),
+    "cp": _placer,
 }
 
 
