@@ -5,12 +5,11 @@
 - shell commands (``Bash``, ``shell``, ``PowerShell`` …) are parsed, not matched as flat strings:
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent.shell`) and every resulting command is judged
-  by its program and arguments (:mod:`convguard.agent_rules._commands`, Windows, macOS, cloud
-  and container techniques in :mod:`convguard.agent_rules._techniques`, attacker tradecraft in
-  :mod:`~convguard.agent_rules._tradecraft` and :mod:`~convguard.agent_rules._tactics`), and
-  the call's commands together (discovery commands of different kinds run one after another, a
-  check for a virtual machine or a container, a dropper's steps); Windows scripts are also read
-  as text (:mod:`~convguard.agent_rules._windows_tactics`);
+  by its program and arguments: the YAML rules (:mod:`convguard.agent.engine`, indexed by
+  program) and the checks that still need code (:mod:`convguard.agent_rules`: deletes and
+  permission changes judged by their targets, writes and redirections, secrets among arguments,
+  what one call's commands add up to); Windows scripts and other text are also read by the text
+  rules, and the session's earlier commands (``history``) by the sequence rules;
 - a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
   (:mod:`convguard.agent.model`); a high score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
@@ -21,7 +20,10 @@
 - computer-use actions (Anthropic's ``computer`` tool) on what they type and the keys they press.
 
 Categories: ``malware``, ``credential_access``, ``network_attack``, ``denial_of_service``,
-``persistence_evasion``, ``destructive``, ``exfiltration``.
+``persistence_evasion``, ``destructive``, ``exfiltration``. Every finding names its rule
+(``rule_id``: a YAML rule's id, ``py.<module>.<check>`` for a check in code, ``shell.*``,
+``address.*``, ``code.python``, ``classifier.cyberattack``, ``model.command-tokens``); a rule id
+in the scope's ``disabled`` set drops its findings.
 
 Invariants:
 - the verdict is the most severe level among the findings that remain after scope and context;

@@ -1,7 +1,8 @@
-"""Private building blocks of :mod:`convguard.agent`: the shell parser, the command rules, the
-technique rules (macOS, cloud, containers, Windows, whole-call patterns), the command-token model,
-and the checks on code, file writes and addresses. Import from :mod:`convguard.agent`, not from
-here.
+"""Checks of :mod:`convguard.agent` that still need code, beside the YAML rules of
+``convguard/agent/rules``: deletes, permission changes, writes and redirections judged by their
+targets, secrets among arguments, uploads, services, accounts, and what one call's commands add
+up to (droppers, discovery runs, planted files). Import from :mod:`convguard.agent`, not from
+here; their findings carry ids starting ``py.``.
 
 Everything here is pure: strings in, parsed commands and findings out; nothing is ever executed.
 """
