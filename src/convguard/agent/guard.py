@@ -52,7 +52,7 @@ from functools import cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from convguard.agent.code import WINDOWS_RULES, python_report
+from convguard.agent.code import python_report
 from convguard.agent.engine import RuleSet, default_rules
 from convguard.agent.findings import CATEGORIES, Finding, render
 from convguard.agent.model import CommandModel, call_tokens, default_model
@@ -135,7 +135,6 @@ class _Seen:
 
 #: The program rules still written in Python, by the id prefix their findings carry.
 _PYTHON_TABLES: tuple[tuple[str, Mapping[str, Callable[[Command], list[Finding]]]], ...] = (
-    ("py.windows", WINDOWS_RULES),
     ("py.tradecraft", TRADECRAFT_RULES),
     ("py.tactics", TACTIC_RULES),
 )
