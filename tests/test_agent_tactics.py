@@ -1,4 +1,4 @@
-"""The agent guard's tactic rules (YAML rules and :mod:`convguard.agent_rules._tactics`): each one catches an
+"""The agent guard's tactic rules (YAML rules and :mod:`convguard.agent.checks`): each one catches an
 attacker's command and lets a close everyday neighbour through. Nothing is ever executed."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent.shell`) and every resulting command is judged
   by its program and arguments: the YAML rules (:mod:`convguard.agent.engine`, indexed by
-  program) and the checks that still need code (:mod:`convguard.agent_rules`: deletes and
+  program) and the checks that still need code (:mod:`convguard.agent.checks`: deletes and
   permission changes judged by their targets, writes and redirections, secrets among arguments,
   what one call's commands add up to); Windows scripts and other text are also read by the text
   rules, and the session's earlier commands (``history``) by the sequence rules;
@@ -52,6 +52,14 @@ from functools import cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from convguard.agent.checks import (
+    CALL_CHECKS,
+    PROGRAM_CHECKS,
+    command_findings,
+    content_findings,
+    interpreter_findings,
+    write_findings,
+)
 from convguard.agent.code import python_report
 from convguard.agent.engine import RuleSet, default_rules
 from convguard.agent.findings import CATEGORIES, Finding, render
@@ -59,10 +67,6 @@ from convguard.agent.model import CommandModel, call_tokens, default_model
 from convguard.agent.paths import fold_home, hosts_in, secret_path
 from convguard.agent.scope import Scope
 from convguard.agent.shell import POWERSHELLS, Command, parse_script
-from convguard.agent_rules._commands import command_findings, content_findings, write_findings
-from convguard.agent_rules._tactics import TACTIC_RULES, interpreter_findings, tactic_call_findings
-from convguard.agent_rules._techniques import call_findings
-from convguard.agent_rules._tradecraft import TRADECRAFT_RULES, tradecraft_call_findings
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
 
@@ -133,13 +137,6 @@ class _Seen:
     posix: list[Command] = field(default_factory=list)
 
 
-#: The program rules still written in Python, by the id prefix their findings carry.
-_PYTHON_TABLES: tuple[tuple[str, Mapping[str, Callable[[Command], list[Finding]]]], ...] = (
-    ("py.tradecraft", TRADECRAFT_RULES),
-    ("py.tactics", TACTIC_RULES),
-)
-
-
 def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
     """Findings of a rule written in Python, named by ``rule_id`` unless they name themselves."""
     return [f if f.rule_id else dataclasses.replace(f, rule_id=rule_id) for f in findings]
@@ -161,10 +158,8 @@ def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -
         seen.findings.extend(_tagged(command_findings(cmd), f"py.commands.{cmd.program}"))
         seen.findings.extend(seen.rules.command_findings(cmd))
         name = cmd.program.removesuffix(".exe")
-        for prefix, table in _PYTHON_TABLES:
-            rule = table.get(name)
-            if rule is not None:
-                seen.findings.extend(_tagged(rule(cmd), f"{prefix}.{_rule_name(rule, name)}"))
+        for check in PROGRAM_CHECKS.get(name, ()):
+            seen.findings.extend(_tagged(check(cmd), f"py.{_rule_name(check, name)}"))
         if cmd.decoded and cmd.argv:
             seen.findings.append(
                 Finding(
@@ -224,7 +219,7 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
         _shell(seen, source, windows=True, depth=depth)
         seen.findings.extend(seen.rules.text_findings(source, scripts="windows"))
     else:
-        seen.findings.extend(_tagged(interpreter_findings(language, source), "py.tactics.code"))
+        seen.findings.extend(_tagged(interpreter_findings(language, source), "py.interpreters"))
     seen.findings.extend(seen.rules.text_findings(source))
     if report is None:
         seen.findings.extend(_tagged(content_findings(source), "py.commands.content"))
@@ -553,9 +548,8 @@ def _collect(
     if tool.lower().startswith("mcp__") and handler is _tool_other:
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
     handler(seen, tool, arguments)
-    seen.findings.extend(_tagged(call_findings(seen.parsed), "py.techniques.call"))
-    seen.findings.extend(_tagged(tradecraft_call_findings(seen.parsed), "py.tradecraft.call"))
-    seen.findings.extend(_tagged(tactic_call_findings(seen.parsed), "py.tactics.call"))
+    for rule_id, check in CALL_CHECKS:
+        seen.findings.extend(_tagged(check(seen.parsed), rule_id))
     seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
     return seen
 
