@@ -4,7 +4,7 @@ A dropper's steps within one call (a file fetched or decoded, made executable, r
 into an interpreter, offensive tools run as files, several discovery commands or discovery files
 read together, a check for a virtual machine or a container, secrets looked up in the
 environment, code fetched and sourced, web shells and planted libraries written, history and
-loader variables set. :func:`call_findings` runs them all.
+loader variables set. :data:`CALL_CHECKS` lists them, each with the rule id its findings carry.
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -17,6 +17,8 @@ from convguard.agent.checks.programs import _SCRATCH, _finding
 from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
 from convguard.agent.paths import fold_home, secret_path
 from convguard.agent.shell import Command
+
+__all__ = ["CALL_CHECKS"]
 
 _SHELLS = frozenset(
     {"sh", "bash", "zsh", "dash", "ksh", "ash", "python", "python3", "perl", "ruby", "php", "node"}

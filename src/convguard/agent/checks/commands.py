@@ -1,12 +1,13 @@
-"""Rules over parsed commands: one program and its arguments in, findings out.
+"""One command judged by its targets: the checks that need code to read a path, a mode or a pipe.
 
-A :class:`Finding` names its category, the level it calls for (``ask`` or ``deny``), a reason
-that quotes the command, and what may change it later: ``targets`` (hosts a scope can authorise)
-and ``lowerable`` (a user who asked for exactly this can lower an ``ask`` to ``allow``).
-
-Rules are looked up by program name in :data:`PROGRAM_RULES`; :func:`command_findings` adds the
-checks every command gets (redirections, secrets among arguments, reverse-shell devices,
-environment tricks). Ordinary programs with no finding are allowed: the guard lists what is
+Deletes and permission or owner changes of system trees and homes, force-pushes to main
+branches, finds that delete or hunt for secrets and setuid programs, kills of init or security
+tools, dropped databases, netcat shells and scans, uploads of secrets, copies of secrets to other
+hosts, security services stopped, cron jobs and launch agents installed, accounts changed,
+files placed in persistence locations. :func:`command_findings` adds the checks every command
+gets (redirections into persistence locations, logs and disks, secrets among arguments,
+reverse-shell devices, history and loader variables); :func:`write_findings` judges a file write
+by its path and content. Ordinary programs with no finding are allowed: the guard lists what is
 dangerous, never what is permitted.
 """
 

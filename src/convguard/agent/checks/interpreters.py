@@ -7,6 +7,8 @@ import re
 
 from convguard.agent.findings import Finding
 
+__all__ = ["interpreter_findings"]
+
 _INTERPRETER_SHELL = re.compile(
     r"(?:exec|system|spawn|popen|passthru|shell_exec|proc_open|os\.execute|io\.popen|execsync|spawnsync|`)"
     r"\s*\(?\s*['\"]?(?:/bin/|/usr/bin/)?(?:ba|z|da|k)?sh(?:\s+-i)?\b"

@@ -25,6 +25,8 @@ from convguard.agent.findings import Finding, Level, option_flags, plain_args, r
 from convguard.agent.paths import fold_home, hosts_in, log_path
 from convguard.agent.shell import Command
 
+__all__ = ["PROGRAM_CHECKS"]
+
 _Rule = Callable[[Command], list[Finding]]
 
 
