@@ -298,3 +298,20 @@ def test_a_scope_file_disables_only_known_rule_ids(tmp_path: Path) -> None:
     scope.write_text("disable: [linux.takes-screenshots]\n")
     with pytest.raises(InvalidInput, match=re.escape("'linux.takes-screenshots'")):
         load_scope(scope)
+
+
+def test_the_verdict_record_names_rules_and_techniques() -> None:
+    """What ``POST /v1/tool-calls/assess`` and the gateway's metadata return (``to_dict``)."""
+    record = assess_tool_call(
+        "Bash", {"command": "mimikatz.exe && history -c"}, classifier=QUIET
+    ).to_dict()
+    assert record["verdict"] == "deny"
+    assert record["rule_ids"][:2] == ["tools.credential-dumping", "linux.clears-shell-history"]
+    assert {"T1003", "T1070.003"} <= set(record["attack"])
+    assert record["findings"][0] == {
+        "rule_id": "tools.credential-dumping",
+        "attack": ["T1003", "T1558"],
+        "category": "credential_access",
+        "level": "deny",
+        "reason": "credential-dumping tool: mimikatz.exe",
+    }
