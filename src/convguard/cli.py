@@ -416,6 +416,72 @@ def _installed_command() -> list[str]:
     return [str(Path(sys.executable).absolute()), "-m", "convguard.cli"]
 
 
+# --- the agent guard's rules (a self-contained block: the agent package loads lazily) ------------
+
+
+@cli.group()
+def rules() -> None:
+    """The agent tool guard's rules: list them, show one, run a rule file's test cases.
+
+    Extra rule folders: CONVGUARD_AGENT_RULES (separated like PATH).
+    """
+
+
+@rules.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule.")
+def rules_list(as_json: bool) -> None:
+    """Every loaded rule: id, level, category, ATT&CK techniques and title."""
+    from convguard.agent import default_rules
+
+    for rule in default_rules().rules:
+        if as_json:
+            click.echo(json.dumps({"id": rule.id, "source": rule.source, **rule.spec}))
+        else:
+            attack = ",".join(rule.attack) or "-"
+            click.echo(f"{rule.id}\t{rule.level}\t{rule.category}\t{attack}\t{rule.title}")
+
+
+@rules.command("show")
+@click.argument("rule_id")
+def rules_show(rule_id: str) -> None:
+    """One rule as written, with the file it comes from."""
+    import yaml
+
+    from convguard.agent import default_rules
+
+    rule = default_rules().get(rule_id)
+    if rule is None:
+        raise InvalidInput(f"no rule {rule_id!r}; 'convguard rules list' prints the rule ids")
+    click.echo(f"# {rule.source}")
+    click.echo(yaml.safe_dump({"id": rule.id, **rule.spec}, sort_keys=False, allow_unicode=True))
+
+
+@rules.command("test")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_test(file: Path) -> None:
+    """Check a rule file and run its rules' hit and miss cases beside the loaded rules (its rules
+    replace loaded rules of the same id).
+
+    Exit code 0 when every case passes, 1 when one fails, 2 when the file is invalid.
+    """
+    from convguard.agent import RuleSet, default_rules
+    from convguard.agent.engine import load_file
+    from convguard.agent.rule_cases import run_cases
+
+    own = load_file(file)
+    loaded = default_rules()
+    # the file's rules stand in for loaded ones of the same id (a shipped file tests as itself)
+    own_ids = {r.id for r in own}
+    results = run_cases(RuleSet.of([*(r for r in loaded.rules if r.id not in own_ids), *own]), own)
+    for result in results:
+        mark = "ok  " if result.passed else "FAIL"
+        click.echo(f"{mark} {result.rule_id} {result.kind}: {result.case}")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed ({len(own)} rules)", err=True)
+    if failed:
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="convguard")
 

@@ -1,6 +1,6 @@
 """A learned signal over parsed commands: a small logistic regression on command tokens.
 
-:func:`command_tokens` turns one parsed :class:`~convguard.agent_rules._shell.Command` into a few
+:func:`command_tokens` turns one parsed :class:`~convguard.agent.shell.Command` into a few
 tokens — its program, each flag of that program, its first word (``defaults write``), the words
 and path parts of its arguments (``/etc/passwd``, ``.ssh``, ``-perm``, ``lsass``) — and
 :class:`CommandModel` scores the set of tokens of one tool call against weights trained by
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convguard.agent_rules._shell import Command
+from convguard.agent.shell import Command
 
-__all__ = ["CommandModel", "command_tokens", "default_model"]
+__all__ = ["CommandModel", "call_tokens", "command_tokens", "default_model"]
 
 _MAX_ARGS = 16
 _MAX_LEN = 40

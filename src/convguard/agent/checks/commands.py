@@ -1,12 +1,13 @@
-"""Rules over parsed commands: one program and its arguments in, findings out.
+"""One command judged by its targets: the checks that need code to read a path, a mode or a pipe.
 
-A :class:`Finding` names its category, the level it calls for (``ask`` or ``deny``), a reason
-that quotes the command, and what may change it later: ``targets`` (hosts a scope can authorise)
-and ``lowerable`` (a user who asked for exactly this can lower an ``ask`` to ``allow``).
-
-Rules are looked up by program name in :data:`PROGRAM_RULES`; :func:`command_findings` adds the
-checks every command gets (redirections, secrets among arguments, reverse-shell devices,
-environment tricks). Ordinary programs with no finding are allowed: the guard lists what is
+Deletes and permission or owner changes of system trees and homes, force-pushes to main
+branches, finds that delete or hunt for secrets and setuid programs, kills of init or security
+tools, dropped databases, netcat shells and scans, uploads of secrets, copies of secrets to other
+hosts, security services stopped, cron jobs and launch agents installed, accounts changed,
+files placed in persistence locations. :func:`command_findings` adds the checks every command
+gets (redirections into persistence locations, logs and disks, secrets among arguments,
+reverse-shell devices, history and loader variables); :func:`write_findings` judges a file write
+by its path and content. Ordinary programs with no finding are allowed: the guard lists what is
 dangerous, never what is permitted.
 """
 
@@ -15,10 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
-from convguard.agent_rules._paths import (
+from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
+from convguard.agent.paths import (
     critical_target,
     fold_home,
     hosts_in,
@@ -28,7 +28,7 @@ from convguard.agent_rules._paths import (
     root_level,
     secret_path,
 )
-from convguard.agent_rules._shell import Command
+from convguard.agent.shell import Command
 
 __all__ = [
     "PROGRAM_RULES",
@@ -40,41 +40,7 @@ __all__ = [
     "render",
 ]
 
-Level = Literal["ask", "deny"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    category: str
-    level: Level
-    reason: str
-    targets: tuple[str, ...] = ()
-    program: str = ""
-    lowerable: bool = False
-
-
 Rule = Callable[[Command], list[Finding]]
-
-
-def render(cmd: Command) -> str:
-    text = " ".join(cmd.argv) or " ".join(f"{k}={v}" for k, v in cmd.assignments)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def option_flags(cmd: Command) -> set[str]:
-    """The options a command was given, one per letter of a bundled short option (`-la`)."""
-    out: set[str] = set()
-    for a in cmd.args:
-        if a.startswith("--"):
-            out.add(a.split("=", 1)[0])
-        elif a.startswith("-") and len(a) > 1:
-            out.update("-" + c for c in a[1:])
-    return out
-
-
-def plain_args(cmd: Command) -> list[str]:
-    """The arguments that are not options."""
-    return [a for a in cmd.args if not a.startswith("-")]
 
 
 _NET_SINKS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "curl", "wget", "ssh", "scp"})
@@ -128,10 +94,6 @@ def _rm(cmd: Command) -> list[Finding]:
         elif secret_path(t) or persistence_path(t):
             out.append(Finding("destructive", "ask", f"deletes a security-relevant file: {t}"))
     return out
-
-
-def _disk_tool(cmd: Command) -> list[Finding]:
-    return [Finding("destructive", "deny", f"formats or wipes a disk: {render(cmd)}")]
 
 
 def _dd(cmd: Command) -> list[Finding]:
@@ -260,19 +222,6 @@ def _kill(cmd: Command) -> list[Finding]:
     return []
 
 
-def _power(cmd: Command) -> list[Finding]:
-    return [
-        Finding(
-            "denial_of_service",
-            "ask",
-            f"shuts down or reboots the machine: {render(cmd)}",
-            (),
-            "",
-            True,
-        )
-    ]
-
-
 def _sql_client(cmd: Command) -> list[Finding]:
     text = " ".join(cmd.args) + " " + (cmd.stdin or "")
     if re.search(r"\bdrop\s+(?:database|schema|table)\b|\btruncate\s+table\b", text, re.I):
@@ -284,204 +233,8 @@ def _sql_client(cmd: Command) -> list[Finding]:
 
 # --- credential access ------------------------------------------------------------------------
 
-_CRED_TOOLS = frozenset(
-    [
-        "mimikatz",
-        "mimikatz.exe",
-        "pypykatz",
-        "secretsdump",
-        "secretsdump.py",
-        "lazagne",
-        "lazagne.exe",
-        "procdump",
-        "procdump.exe",
-        "procdump64.exe",
-        "unshadow",
-        "gsecdump",
-        "wce",
-        "fgdump",
-        "pwdump",
-        "nanodump",
-        "rubeus",
-        "rubeus.exe",
-        "kerbrute",
-        "impacket-secretsdump",
-        "laZagne.py",
-        "mimipenguin",
-        "mimipenguin.sh",
-        "keychaindump",
-        "chainbreaker",
-        "dumpcreds",
-        "sharpchrome",
-        "hackbrowserdata",
-        "getnpusers.py",
-        "getuserspns.py",
-        "impacket-getuserspns",
-        "impacket-getnpusers",
-    ]
-)
-
-
-def _cred_tool(cmd: Command) -> list[Finding]:
-    return [Finding("credential_access", "deny", f"credential-dumping tool: {render(cmd)}")]
-
-
-def _cracker(cmd: Command) -> list[Finding]:
-    return [Finding("credential_access", "ask", f"password cracking: {render(cmd)}")]
-
-
-def _security_cli(cmd: Command) -> list[Finding]:
-    if any(
-        a in ("dump-keychain", "find-generic-password", "find-internet-password") for a in cmd.args
-    ):
-        return [Finding("credential_access", "deny", f"reads the keychain: {render(cmd)}")]
-    return []
-
-
-def _memory_dump(cmd: Command) -> list[Finding]:
-    if (
-        cmd.program in ("gcore", "gdb") and any(a == "-p" or a.isdigit() for a in cmd.args)
-    ) or "lsass" in " ".join(cmd.args).lower():
-        return [Finding("credential_access", "ask", f"dumps a process's memory: {render(cmd)}")]
-    return []
-
 
 # --- network attack, denial of service ----------------------------------------------------------
-
-_SCANNERS = frozenset(
-    [
-        "nmap",
-        "masscan",
-        "zmap",
-        "rustscan",
-        "unicornscan",
-        "nikto",
-        "gobuster",
-        "dirb",
-        "dirbuster",
-        "ffuf",
-        "wfuzz",
-        "feroxbuster",
-        "wpscan",
-        "enum4linux",
-        "enum4linux-ng",
-        "nuclei",
-        "amass",
-        "sublist3r",
-        "dnsrecon",
-        "fierce",
-        "arp-scan",
-        "netdiscover",
-        "whatweb",
-        "sslscan",
-        "smbmap",
-        "nbtscan",
-        "onesixtyone",
-        "snmpwalk",
-        "ldapsearch",
-    ]
-)
-_ATTACKERS = frozenset(
-    [
-        "hydra",
-        "medusa",
-        "ncrack",
-        "patator",
-        "sqlmap",
-        "msfconsole",
-        "msfvenom",
-        "msfcli",
-        "crackmapexec",
-        "cme",
-        "netexec",
-        "nxc",
-        "responder",
-        "bettercap",
-        "ettercap",
-        "arpspoof",
-        "dnsspoof",
-        "mitm6",
-        "evil-winrm",
-        "psexec.py",
-        "wmiexec.py",
-        "smbexec.py",
-        "impacket-psexec",
-        "impacket-wmiexec",
-        "commix",
-        "beef-xss",
-        "setoolkit",
-        "searchsploit",
-        "routersploit",
-        "xsstrike",
-        "ntlmrelayx.py",
-        "impacket-ntlmrelayx",
-        "chisel",
-        "ligolo",
-    ]
-)
-_FLOODERS = frozenset(
-    {
-        "hping3",
-        "slowloris",
-        "slowhttptest",
-        "t50",
-        "loic",
-        "hoic",
-        "goldeneye",
-        "thc-ssl-dos",
-        "siege",
-    }
-)
-
-
-def _scanner(cmd: Command) -> list[Finding]:
-    targets = tuple(hosts_in(cmd.args))
-    level: Level = "ask"
-    return [
-        Finding(
-            "network_attack",
-            level,
-            f"network scan with {cmd.program}: {render(cmd)}",
-            targets,
-            cmd.program,
-        )
-    ]
-
-
-def _attacker(cmd: Command) -> list[Finding]:
-    category = "malware" if cmd.program == "msfvenom" else "network_attack"
-    targets = () if category == "malware" else tuple(hosts_in(cmd.args))
-    return [
-        Finding(category, "deny", f"attack tool {cmd.program}: {render(cmd)}", targets, cmd.program)
-    ]
-
-
-def _flooder(cmd: Command) -> list[Finding]:
-    if cmd.program == "siege" and not option_flags(cmd) & {"-c", "-r"}:
-        return []
-    return [
-        Finding(
-            "denial_of_service",
-            "deny",
-            f"traffic flood tool {cmd.program}: {render(cmd)}",
-            tuple(hosts_in(cmd.args)),
-            cmd.program,
-        )
-    ]
-
-
-def _ping(cmd: Command) -> list[Finding]:
-    if "-f" in option_flags(cmd):
-        return [
-            Finding(
-                "denial_of_service",
-                "ask",
-                f"ping flood: {render(cmd)}",
-                tuple(hosts_in(cmd.args)),
-                "ping",
-            )
-        ]
-    return []
 
 
 def _netcat(cmd: Command) -> list[Finding]:
@@ -500,13 +253,6 @@ def _netcat(cmd: Command) -> list[Finding]:
         ]
     if any(p in _SHELL_NAMES for p in cmd.upstream + cmd.downstream):
         return [Finding("malware", "deny", f"shell piped through {cmd.program}: {render(cmd)}")]
-    return []
-
-
-def _socat(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args).lower()
-    if re.search(r"\b(?:exec|system):", text) and re.search(r"tcp|udp|ssl|openssl", text):
-        return [Finding("malware", "deny", f"remote shell with socat: {render(cmd)}")]
     return []
 
 
@@ -668,42 +414,10 @@ def _crontab(cmd: Command) -> list[Finding]:
     ]
 
 
-def _history(cmd: Command) -> list[Finding]:
-    if "-c" in cmd.args:
-        return [Finding("persistence_evasion", "deny", f"clears the shell history: {render(cmd)}")]
-    if "-d" in cmd.args:
-        return [Finding("persistence_evasion", "ask", f"deletes history entries: {render(cmd)}")]
-    return []
-
-
 def _log_tool(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args).lower()
-    if (cmd.program == "journalctl" and "--vacuum" in text) or (
-        cmd.program == "wevtutil" and re.search(r"\b(?:cl|clear-log|sl)\b", text)
-    ):
-        return [Finding("persistence_evasion", "deny", f"clears system logs: {render(cmd)}")]
-    # matched on the arguments as written: ``text`` is lower case, and ``-D`` (delete every rule)
-    # is not ``-d`` (delete one rule)
-    if cmd.program == "auditctl" and re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
+    # matched on the arguments as written: ``-D`` (delete every rule) is not ``-d`` (delete one)
+    if re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
         return [Finding("persistence_evasion", "deny", f"disables auditing: {render(cmd)}")]
-    return []
-
-
-def _setenforce(cmd: Command) -> list[Finding]:
-    if (
-        (cmd.program == "setenforce" and "0" in cmd.args)
-        or (cmd.program == "ufw" and "disable" in cmd.args)
-        or (cmd.program in ("spctl", "csrutil") and any("disable" in a for a in cmd.args))
-    ):
-        return [
-            Finding("persistence_evasion", "deny", f"disables a security control: {render(cmd)}")
-        ]
-    if cmd.program in ("iptables", "ip6tables", "nft") and option_flags(cmd) & {"-F", "--flush"}:
-        return [
-            Finding(
-                "persistence_evasion", "ask", f"flushes the firewall: {render(cmd)}", (), "", True
-            )
-        ]
     return []
 
 
@@ -735,18 +449,6 @@ def _account(cmd: Command) -> list[Finding]:
     ]
 
 
-def _kernel_module(cmd: Command) -> list[Finding]:
-    return [Finding("persistence_evasion", "ask", f"loads a kernel module: {render(cmd)}")]
-
-
-def _setcap(cmd: Command) -> list[Finding]:
-    if re.search(r"cap_(?:setuid|setgid|sys_admin|dac_override|sys_ptrace)", " ".join(cmd.args)):
-        return [
-            Finding("persistence_evasion", "ask", f"grants a dangerous capability: {render(cmd)}")
-        ]
-    return []
-
-
 def _touch(cmd: Command) -> list[Finding]:
     placed = [p for p in plain_args(cmd) if persistence_path(p)]
     if placed:
@@ -767,14 +469,6 @@ def _touch(cmd: Command) -> list[Finding]:
             Finding(
                 "persistence_evasion", "ask", f"changes timestamps of system files: {render(cmd)}"
             )
-        ]
-    return []
-
-
-def _chattr(cmd: Command) -> list[Finding]:
-    if any(a.startswith(("+i", "-i", "+a")) for a in cmd.args):
-        return [
-            Finding("persistence_evasion", "ask", f"changes immutable attributes: {render(cmd)}")
         ]
     return []
 
@@ -802,12 +496,6 @@ def _writer(cmd: Command) -> list[Finding]:
     ):
         out.append(Finding("credential_access", "ask", f"copies secrets: {render(cmd)}"))
     return out
-
-
-def _truncate(cmd: Command) -> list[Finding]:
-    if any(log_path(p) for p in plain_args(cmd)):
-        return [Finding("persistence_evasion", "deny", f"empties logs/history: {render(cmd)}")]
-    return []
 
 
 _SHELL_NAMES = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "fish"})
@@ -957,53 +645,9 @@ def command_findings(cmd: Command) -> list[Finding]:
     return out
 
 
-def _sniffer(cmd: Command) -> list[Finding]:
-    return [Finding("credential_access", "ask", f"captures network traffic: {render(cmd)}")]
-
-
-def _scheduler(cmd: Command) -> list[Finding]:
-    if cmd.program == "systemd-run" and not any(a.startswith("--on-") for a in cmd.args):
-        return []
-    if cmd.program == "at" and option_flags(cmd) & {"-l", "-r", "-d"}:
-        return []
-    return [
-        Finding("persistence_evasion", "ask", f"schedules a command: {render(cmd)}", (), "", True)
-    ]
-
-
-def _escape(cmd: Command) -> list[Finding]:
-    """A shell spawned from inside another program (awk, vim, less …): a GTFOBins escape."""
-    text = " ".join(cmd.args)
-    if re.search(
-        r"(?:system|exec|spawn|popen)\s*\(?\s*['\"]?/bin/(?:ba|z|da)?sh|!\s*/?bin/sh|:!/?bin/sh|\bterm\s+\"/bin/sh",
-        text,
-    ):
-        return [
-            Finding(
-                "persistence_evasion", "ask", f"spawns a shell from another program: {render(cmd)}"
-            )
-        ]
-    return []
-
-
-def _admin_group(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if re.search(r"\b(?:admin|wheel|sudo|root)\b|-r\b", text) or cmd.program == "dsenableroot":
-        return [
-            Finding("persistence_evasion", "deny", f"grants administrator rights: {render(cmd)}")
-        ]
-    return [
-        Finding(
-            "persistence_evasion", "ask", f"changes accounts or groups: {render(cmd)}", (), "", True
-        )
-    ]
-
-
 PROGRAM_RULES: dict[str, Rule] = {
     "rm": _rm,
     "rmdir": lambda c: [],
-    "mkfs": _disk_tool,
-    "wipefs": _disk_tool,
     "dd": _dd,
     "shred": _shred,
     "chmod": _chmod,
@@ -1013,24 +657,12 @@ PROGRAM_RULES: dict[str, Rule] = {
     "kill": _kill,
     "pkill": _kill,
     "killall": _kill,
-    "shutdown": _power,
-    "reboot": _power,
-    "halt": _power,
-    "poweroff": _power,
     "mysql": _sql_client,
     "psql": _sql_client,
     "sqlite3": _sql_client,
-    "john": _cracker,
-    "hashcat": _cracker,
-    "security": _security_cli,
-    "gcore": _memory_dump,
-    "gdb": _memory_dump,
-    "rundll32": _memory_dump,
-    "ping": _ping,
     "nc": _netcat,
     "ncat": _netcat,
     "netcat": _netcat,
-    "socat": _socat,
     "curl": _upload,
     "wget": _upload,
     "scp": _copy_out,
@@ -1039,28 +671,13 @@ PROGRAM_RULES: dict[str, Rule] = {
     "service": _service_ctl,
     "launchctl": _service_ctl,
     "crontab": _crontab,
-    "history": _history,
-    "journalctl": _log_tool,
-    "wevtutil": _log_tool,
     "auditctl": _log_tool,
-    "setenforce": _setenforce,
-    "ufw": _setenforce,
-    "spctl": _setenforce,
-    "csrutil": _setenforce,
-    "iptables": _setenforce,
-    "ip6tables": _setenforce,
-    "nft": _setenforce,
     "useradd": _account,
     "adduser": _account,
     "usermod": _account,
     "dscl": _account,
     "sysadminctl": _account,
-    "insmod": _kernel_module,
-    "modprobe": _kernel_module,
-    "kextload": _kernel_module,
-    "setcap": _setcap,
     "touch": _touch,
-    "chattr": _chattr,
     "tee": _writer,
     "cp": _writer,
     "mv": _writer,
@@ -1069,52 +686,4 @@ PROGRAM_RULES: dict[str, Rule] = {
     "sed": _writer,
     "tar": _writer,
     "zip": _writer,
-    "truncate": _truncate,
 }
-for _name in (
-    "mkfs.ext4",
-    "mkfs.ext3",
-    "mkfs.xfs",
-    "mkfs.vfat",
-    "mkfs.btrfs",
-    "mke2fs",
-    "fdisk",
-    "sfdisk",
-    "parted",
-):
-    PROGRAM_RULES[_name] = _disk_tool
-for _name in ("tcpdump", "tshark", "dumpcap", "ettercap", "dsniff", "mitmdump"):
-    PROGRAM_RULES[_name] = _sniffer
-for _name in ("at", "batch", "systemd-run"):
-    PROGRAM_RULES[_name] = _scheduler
-for _name in (
-    "awk",
-    "gawk",
-    "mawk",
-    "nawk",
-    "vim",
-    "vi",
-    "less",
-    "more",
-    "man",
-    "emacs",
-    "ed",
-    "cpan",
-    "gdb",
-    "find",
-    "env",
-    "expect",
-    "script",
-):
-    if _name not in PROGRAM_RULES:
-        PROGRAM_RULES[_name] = _escape
-for _name in ("dseditgroup", "dsenableroot", "pw", "gpasswd", "groupadd"):
-    PROGRAM_RULES[_name] = _admin_group
-for _name in _CRED_TOOLS:
-    PROGRAM_RULES[_name] = _cred_tool
-for _name in _SCANNERS:
-    PROGRAM_RULES[_name] = _scanner
-for _name in _ATTACKERS:
-    PROGRAM_RULES[_name] = _attacker
-for _name in _FLOODERS:
-    PROGRAM_RULES[_name] = _flooder

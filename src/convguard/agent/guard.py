@@ -4,15 +4,14 @@
 
 - shell commands (``Bash``, ``shell``, ``PowerShell`` …) are parsed, not matched as flat strings:
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
-  payloads are unpacked (:mod:`convguard.agent_rules._shell`) and every resulting command is judged
-  by its program and arguments (:mod:`convguard.agent_rules._commands`, Windows, macOS, cloud
-  and container techniques in :mod:`convguard.agent_rules._techniques`, attacker tradecraft in
-  :mod:`~convguard.agent_rules._tradecraft` and :mod:`~convguard.agent_rules._tactics`), and
-  the call's commands together (discovery commands of different kinds run one after another, a
-  check for a virtual machine or a container, a dropper's steps); Windows scripts are also read
-  as text (:mod:`~convguard.agent_rules._windows_tactics`);
+  payloads are unpacked (:mod:`convguard.agent.shell`) and every resulting command is judged
+  by its program and arguments: the YAML rules (:mod:`convguard.agent.engine`, indexed by
+  program) and the checks that still need code (:mod:`convguard.agent.checks`: deletes and
+  permission changes judged by their targets, writes and redirections, secrets among arguments,
+  what one call's commands add up to); Windows scripts and other text are also read by the text
+  rules, and the session's earlier commands (``history``) by the sequence rules;
 - a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
-  (:mod:`convguard.agent_rules._model`); a high score asks, never denies;
+  (:mod:`convguard.agent.model`); a high score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
   syntax tree when it is Python, and through attack indicators otherwise;
 - file writes and edits are judged on their path (persistence locations, credential stores, logs,
@@ -21,7 +20,10 @@
 - computer-use actions (Anthropic's ``computer`` tool) on what they type and the keys they press.
 
 Categories: ``malware``, ``credential_access``, ``network_attack``, ``denial_of_service``,
-``persistence_evasion``, ``destructive``, ``exfiltration``.
+``persistence_evasion``, ``destructive``, ``exfiltration``. Every finding names its rule
+(``rule_id``: a YAML rule's id, ``py.<module>.<check>`` for a check in code, ``shell.*``,
+``address.*``, ``code.python``, ``classifier.cyberattack``, ``model.command-tokens``); a rule id
+in the scope's ``disabled`` set drops its findings.
 
 Invariants:
 - the verdict is the most severe level among the findings that remain after scope and context;
@@ -41,124 +43,49 @@ context — loaded on first use; the verdict comes mainly from parsing and rules
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from convguard.agent_rules._code import WINDOWS_RULES, python_report, text_findings
-from convguard.agent_rules._commands import (
-    Finding,
+from convguard.agent.checks import (
+    CALL_CHECKS,
+    PROGRAM_CHECKS,
     command_findings,
     content_findings,
-    render,
+    interpreter_findings,
     write_findings,
 )
-from convguard.agent_rules._model import CommandModel, call_tokens, default_model
-from convguard.agent_rules._paths import fold_home, hosts_in, secret_path
-from convguard.agent_rules._shell import POWERSHELLS, Command, parse_script
-from convguard.agent_rules._tactics import (
-    TACTIC_RULES,
-    interpreter_findings,
-    tactic_call_findings,
-)
-from convguard.agent_rules._techniques import TECHNIQUE_RULES, call_findings
-from convguard.agent_rules._tradecraft import (
-    TRADECRAFT_RULES,
-    tradecraft_call_findings,
-    windows_text_findings,
-)
-from convguard.agent_rules._windows_tactics import windows_tactic_findings
+from convguard.agent.code import python_report
+from convguard.agent.engine import RuleSet, default_rules
+from convguard.agent.findings import CATEGORIES, Finding, render
+from convguard.agent.model import CommandModel, call_tokens, default_model
+from convguard.agent.paths import fold_home, hosts_in, secret_path
+from convguard.agent.scope import Scope
+from convguard.agent.shell import POWERSHELLS, Command, parse_script
 from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
 
 __all__ = [
-    "CATEGORIES",
-    "Scope",
+    "HISTORY_LIMIT",
     "ToolVerdict",
     "Verdict",
     "assess_tool_call",
-    "claude_code_decision",
-    "load_scope",
+    "parsed_commands",
 ]
 
 Verdict = Literal["allow", "ask", "deny"]
-CATEGORIES: tuple[str, ...] = (
-    "malware",
-    "credential_access",
-    "network_attack",
-    "denial_of_service",
-    "persistence_evasion",
-    "destructive",
-    "exfiltration",
-)
 CLASSIFIER_THRESHOLD = 0.5
 _RANK: dict[str, int] = {"allow": 0, "ask": 1, "deny": 2}
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What an engagement authorises: hosts (names, ``*.example.com``), networks (CIDR), paths
-    (files under them may be deleted or written freely) and tools (security programs allowed;
-    empty: any)."""
-
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    paths: tuple[str, ...] = ()
-    tools: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        hosts: Iterable[str] = (),
-        networks: Iterable[str] = (),
-        paths: Iterable[str] = (),
-        tools: Iterable[str] = (),
-    ) -> Scope:
-        nets = []
-        for net in networks:
-            try:
-                nets.append(ipaddress.ip_network(net, strict=False))
-            except ValueError as exc:
-                raise InvalidInput(
-                    f"scope network {net!r} is not a network; write it in CIDR form, "
-                    "e.g. '10.0.0.0/24'"
-                ) from exc
-        return cls(
-            hosts=frozenset(h.lower() for h in hosts),
-            networks=tuple(nets),
-            paths=tuple(fold_home(p).rstrip("/") for p in paths),
-            tools=frozenset(t.lower() for t in tools),
-        )
-
-    def covers_host(self, host: str) -> bool:
-        host = host.lower().strip("[]")
-        if host in self.hosts or any(
-            h.startswith("*.") and host.endswith(h[1:]) for h in self.hosts
-        ):
-            return True
-        try:
-            target = ipaddress.ip_network(host, strict=False)
-        except ValueError:
-            return False
-        return any(
-            target.version == net.version and target.subnet_of(net)  # type: ignore[arg-type]
-            for net in self.networks
-        )
-
-    def covers_path(self, path: str) -> bool:
-        folded = fold_home(path).rstrip("/")
-        return any(folded == p or folded.startswith(p + "/") for p in self.paths)
+#: How many earlier shell commands of the session (``history``) the sequence rules look at, and
+#: the longest one read.
+HISTORY_LIMIT = 20
+_HISTORY_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -170,12 +97,27 @@ class ToolVerdict:
     #: The commands seen after unpacking (each rendered as its words), for the record.
     commands: tuple[str, ...] = ()
     elapsed_ms: float = 0.0
+    #: The findings behind the verdict, most severe first, each naming its rule and techniques.
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """The ids of the rules that decided the verdict, most severe first, once each."""
+        return tuple(dict.fromkeys(f.rule_id for f in self.findings))
+
+    @property
+    def attack(self) -> tuple[str, ...]:
+        """The ATT&CK techniques of those rules, once each."""
+        return tuple(dict.fromkeys(t for f in self.findings for t in f.attack))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "reasons": list(self.reasons),
             "categories": list(self.categories),
+            "rule_ids": list(self.rule_ids),
+            "attack": list(self.attack),
+            "findings": [f.to_dict() for f in self.findings],
             "tool": self.tool,
             "commands": list(self.commands),
             "elapsed_ms": round(self.elapsed_ms, 4),
@@ -184,6 +126,7 @@ class ToolVerdict:
 
 @dataclass
 class _Seen:
+    rules: RuleSet
     findings: list[Finding] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
@@ -194,6 +137,16 @@ class _Seen:
     posix: list[Command] = field(default_factory=list)
 
 
+def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
+    """Findings of a rule written in Python, named by ``rule_id`` unless they name themselves."""
+    return [f if f.rule_id else dataclasses.replace(f, rule_id=rule_id) for f in findings]
+
+
+def _rule_name(rule: Callable[..., Any], program: str) -> str:
+    name = getattr(rule, "__name__", "").strip("_")
+    return program if not name or name == "<lambda>" or name == "rule" else name
+
+
 def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
     parsed = parse_script(script, windows=windows)
     seen.parsed.extend(parsed.commands)
@@ -202,25 +155,52 @@ def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -
     for cmd in parsed.commands:
         if cmd.argv:
             seen.commands.append(render(cmd))
-        seen.findings.extend(command_findings(cmd))
+        seen.findings.extend(_tagged(command_findings(cmd), f"py.commands.{cmd.program}"))
+        seen.findings.extend(seen.rules.command_findings(cmd))
         name = cmd.program.removesuffix(".exe")
-        for table in (WINDOWS_RULES, TECHNIQUE_RULES, TRADECRAFT_RULES, TACTIC_RULES):
-            rule = table.get(name)
-            if rule is not None:
-                seen.findings.extend(rule(cmd))
+        for check in PROGRAM_CHECKS.get(name, ()):
+            seen.findings.extend(_tagged(check(cmd), f"py.{_rule_name(check, name)}"))
         if cmd.decoded and cmd.argv:
             seen.findings.append(
-                Finding("persistence_evasion", "ask", f"runs a decoded payload: {render(cmd)}")
+                Finding(
+                    "persistence_evasion",
+                    "ask",
+                    f"runs a decoded payload: {render(cmd)}",
+                    rule_id="shell.decoded-payload",
+                    attack=("T1140",),
+                )
             )
     for note in parsed.notes:
         if note == "fork bomb":
-            seen.findings.append(Finding("denial_of_service", "deny", "fork bomb"))
+            seen.findings.append(
+                Finding(
+                    "denial_of_service",
+                    "deny",
+                    "fork bomb",
+                    rule_id="shell.fork-bomb",
+                    attack=("T1499.001",),
+                )
+            )
         elif note == "encoded powershell command":
             seen.findings.append(
-                Finding("persistence_evasion", "ask", "runs an encoded PowerShell command")
+                Finding(
+                    "persistence_evasion",
+                    "ask",
+                    "runs an encoded PowerShell command",
+                    rule_id="shell.encoded-powershell",
+                    attack=("T1027.010", "T1059.001"),
+                )
             )
         else:
-            seen.findings.append(Finding("persistence_evasion", "ask", f"cannot unpack: {note}"))
+            seen.findings.append(
+                Finding(
+                    "persistence_evasion",
+                    "ask",
+                    f"cannot unpack: {note}",
+                    rule_id="shell.cannot-unpack",
+                    attack=("T1027",),
+                )
+            )
     for language, source in parsed.code:
         _code(seen, source, language=language, depth=depth + 1)
 
@@ -230,19 +210,19 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
         return
     report = python_report(source) if language in ("", "python") else None
     if report is not None:
-        seen.findings.extend(report.findings)
+        seen.findings.extend(_tagged(report.findings, "code.python"))
         for script in report.scripts:
             _shell(seen, script, depth=depth)
     elif language in ("sh", "bash", "shell", "zsh"):
         _shell(seen, source, depth=depth)
     elif language in ("powershell", "pwsh", "cmd", "bat"):
         _shell(seen, source, windows=True, depth=depth)
-        seen.findings.extend(windows_text_findings(source))
-        seen.findings.extend(windows_tactic_findings(source))
+        seen.findings.extend(seen.rules.text_findings(source, scripts="windows"))
     else:
-        seen.findings.extend(interpreter_findings(language, source))
-    seen.findings.extend(text_findings(source))
-    seen.findings.extend(content_findings(source) if report is None else ())
+        seen.findings.extend(_tagged(interpreter_findings(language, source), "py.interpreters"))
+    seen.findings.extend(seen.rules.text_findings(source))
+    if report is None:
+        seen.findings.extend(_tagged(content_findings(source), "py.commands.content"))
     if report is None and language not in ("sh", "bash", "shell", "zsh"):
         seen.texts.append(source)
 
@@ -252,15 +232,45 @@ def _url(seen: _Seen, url: str) -> None:
     scheme = parts.scheme.lower()
     if scheme == "file" and secret_path(parts.path):
         seen.findings.append(
-            Finding("credential_access", "deny", f"opens a credential store: {url}")
+            Finding(
+                "credential_access",
+                "deny",
+                f"opens a credential store: {url}",
+                rule_id="address.credential-store",
+                attack=("T1552.001",),
+            )
         )
     elif scheme in ("javascript", "data", "vbscript"):
-        seen.findings.append(Finding("malware", "ask", f"opens a script address: {url[:80]}"))
+        seen.findings.append(
+            Finding(
+                "malware",
+                "ask",
+                f"opens a script address: {url[:80]}",
+                rule_id="address.script-scheme",
+                attack=("T1059.007",),
+            )
+        )
     host = (parts.hostname or "").lower()
     if host in ("169.254.169.254", "metadata.google.internal", "100.100.100.200"):
-        seen.findings.append(Finding("credential_access", "ask", f"reads cloud metadata: {url}"))
+        seen.findings.append(
+            Finding(
+                "credential_access",
+                "ask",
+                f"reads cloud metadata: {url}",
+                rule_id="address.cloud-metadata",
+                attack=("T1552.005",),
+            )
+        )
     if re.search(r"AKIA[0-9A-Z]{16}|-----BEGIN|ssh-(?:rsa|ed25519) |passw(?:or)?d=", url):
-        seen.findings.append(Finding("exfiltration", "deny", "sends a secret in an address"))
+        seen.findings.append(
+            Finding(
+                "exfiltration",
+                "deny",
+                "sends a secret in an address",
+                rule_id="address.secret-in-url",
+                attack=("T1048",),
+            )
+        )
 
 
 _SHELLISH = re.compile(r"^\s*(?:sudo\s+)?[\w./-]+(?:\s|$)|[|;&<>`$]")
@@ -272,12 +282,14 @@ def _typed(seen: _Seen, text: str) -> None:
         _url(seen, url)
     if _SHELLISH.search(text):
         _shell(seen, text)
-    seen.findings.extend(text_findings(text))
+    seen.findings.extend(seen.rules.text_findings(text))
     seen.texts.append(text)
 
 
 def _write(seen: _Seen, path: str, content: str) -> None:
-    seen.findings.extend(write_findings(path, content or None, how="write"))
+    seen.findings.extend(
+        _tagged(write_findings(path, content or None, how="write"), "py.commands.write")
+    )
     if path.endswith((".py", ".pyw")):
         _code(seen, content, language="python")
     elif path.endswith((".sh", ".bash", ".zsh")) or content.startswith("#!"):
@@ -285,7 +297,7 @@ def _write(seen: _Seen, path: str, content: str) -> None:
     elif path.endswith((".ps1", ".bat", ".cmd")):
         _shell(seen, content, windows=True)
     else:
-        seen.findings.extend(text_findings(content))
+        seen.findings.extend(seen.rules.text_findings(content))
 
 
 def _str(arguments: Mapping[str, Any], *keys: str) -> str | None:
@@ -303,9 +315,8 @@ def _tool_shell(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     windows = tool.lower() in POWERSHELLS or tool.lower() in ("cmd", "powershell", "windows_shell")
     _shell(seen, command, windows=windows)
     if windows:
-        seen.findings.extend(text_findings(command))
-        seen.findings.extend(windows_text_findings(command))
-        seen.findings.extend(windows_tactic_findings(command))
+        seen.findings.extend(seen.rules.text_findings(command))
+        seen.findings.extend(seen.rules.text_findings(command, scripts="windows"))
 
 
 def _tool_code(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
@@ -331,7 +342,13 @@ def _tool_read(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     path = _str(arguments, "file_path", "path") or ""
     if secret_path(path):
         seen.findings.append(
-            Finding("credential_access", "ask", f"reads a credential store: {path}")
+            Finding(
+                "credential_access",
+                "ask",
+                f"reads a credential store: {path}",
+                rule_id="read.credential-store",
+                attack=("T1552.001",),
+            )
         )
 
 
@@ -362,7 +379,7 @@ def _tool_other(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     else:
         text = " ".join(v for v in arguments.values() if isinstance(v, str))
         if text:
-            seen.findings.extend(text_findings(text))
+            seen.findings.extend(seen.rules.text_findings(text))
             seen.texts.append(text)
 
 
@@ -424,14 +441,16 @@ def _cyber_score(classifier: Classifier | None, texts: Sequence[str]) -> float:
     return max(row.get("cyberattack", 0.0) for row in model.score(texts))
 
 
-def _attack_intent(context: Sequence[str], classifier: Classifier | None) -> str | None:
+def _attack_intent(
+    context: Sequence[str], classifier: Classifier | None, rules: RuleSet
+) -> str | None:
     joined = "\n".join(context[-6:])
     if not joined.strip():
         return None
     match = _THIRD_PARTY.search(joined)
     if match:
         return f"the user asked to {match.group()!r}"
-    hits = [f for f in text_findings(joined) if f.category != "persistence_evasion"]
+    hits = [f for f in rules.text_findings(joined) if f.category != "persistence_evasion"]
     if hits:
         return f"the user asked for {hits[0].reason.split(':')[0]}"
     score = _cyber_score(classifier, context[-3:])
@@ -465,7 +484,7 @@ def _resolve(
                 notes.append(f"loopback only: {f.reason}")
                 continue
             if scope is not None:
-                f = Finding(f.category, f.level, f"{f.reason} (outside the authorised scope)")
+                f = dataclasses.replace(f, reason=f"{f.reason} (outside the authorised scope)")
         if f.lowerable and scope is not None and f.targets:  # noqa: SIM102
             if all(scope.covers_path(t) for t in f.targets):
                 notes.append(f"inside the authorised paths: {f.reason}")
@@ -474,12 +493,28 @@ def _resolve(
     if seen.texts:
         score = _cyber_score(classifier, seen.texts)
         if score >= CLASSIFIER_THRESHOLD:
-            kept.append(Finding("malware", "ask", f"text classifier: cyberattack {score:.2f}"))
-    intent = _attack_intent(context, classifier) if context else None
+            kept.append(
+                Finding(
+                    "malware",
+                    "ask",
+                    f"text classifier: cyberattack {score:.2f}",
+                    rule_id="classifier.cyberattack",
+                )
+            )
+    intent = _attack_intent(context, classifier, seen.rules) if context else None
     if intent is not None:
-        raised = [Finding(f.category, "deny", f"{f.reason} ({intent})") for f in kept]
+        raised = [
+            dataclasses.replace(f, level="deny", reason=f"{f.reason} ({intent})") for f in kept
+        ]
         if not raised and any(hosts_in(c.split()) for c in seen.commands):
-            raised.append(Finding("network_attack", "ask", f"network action after {intent}"))
+            raised.append(
+                Finding(
+                    "network_attack",
+                    "ask",
+                    f"network action after {intent}",
+                    rule_id="context.network-action",
+                )
+            )
         return raised, notes
     if context:
         lowered = []
@@ -492,17 +527,37 @@ def _resolve(
     return kept, notes
 
 
-def _collect(tool: str, arguments: Mapping[str, Any]) -> _Seen:
+def _earlier(history: Sequence[str]) -> list[Command]:
+    """The session's earlier shell commands, parsed (the last :data:`HISTORY_LIMIT`, each cut to
+    a bounded length): what sequence rules read before this call."""
+    out: list[Command] = []
+    for script in history[-HISTORY_LIMIT:]:
+        out.extend(parse_script(script[:_HISTORY_CHARS]).commands)
+    return out
+
+
+def _collect(
+    tool: str,
+    arguments: Mapping[str, Any],
+    rules: RuleSet,
+    history: Sequence[str] = (),
+) -> _Seen:
     """What a tool call would run, unpacked, with the rule findings (before scope and context)."""
-    seen = _Seen()
+    seen = _Seen(rules)
     handler = _TOOLS.get(tool.lower(), _tool_other)
     if tool.lower().startswith("mcp__") and handler is _tool_other:
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
     handler(seen, tool, arguments)
-    seen.findings.extend(call_findings(seen.parsed))
-    seen.findings.extend(tradecraft_call_findings(seen.parsed))
-    seen.findings.extend(tactic_call_findings(seen.parsed))
+    for rule_id, check in CALL_CHECKS:
+        seen.findings.extend(_tagged(check(seen.parsed), rule_id))
+    seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
     return seen
+
+
+def parsed_commands(tool: str, arguments: Mapping[str, Any]) -> list[Command]:
+    """The POSIX shell commands a tool call would run, unpacked exactly as the guard unpacks
+    them (what the command model reads; the training script builds its examples with it)."""
+    return _collect(tool, arguments, default_rules()).posix
 
 
 def _model_findings(seen: _Seen, model: CommandModel | None) -> list[Finding]:
@@ -522,7 +577,10 @@ def _model_findings(seen: _Seen, model: CommandModel | None) -> list[Finding]:
     hint = ", ".join(model.top(tokens))
     return [
         Finding(
-            "malware", "ask", f"command model: reads like an attack technique {score:.2f} ({hint})"
+            "malware",
+            "ask",
+            f"command model: reads like an attack technique {score:.2f} ({hint})",
+            rule_id="model.command-tokens",
         )
     ]
 
@@ -535,6 +593,8 @@ def assess_tool_call(
     context: Sequence[str] | None = None,
     classifier: Classifier | None = None,
     command_model: CommandModel | None = None,
+    history: Sequence[str] = (),
+    rules: RuleSet | None = None,
 ) -> ToolVerdict:
     """Judge one tool call before it runs (see the module docstring for the rules).
 
@@ -542,19 +602,25 @@ def assess_tool_call(
     without case; unknown tools are read for a ``command``, ``code`` or ``url`` argument, then as
     text). ``context`` is the recent user turns, oldest first. ``classifier`` replaces the shipped
     linear model used for free text (a scripted fake in tests); ``command_model`` replaces the
-    shipped command-token model.
+    shipped command-token model. ``history`` is the session's earlier shell commands, oldest
+    first (only sequence rules read them). ``rules`` replaces the loaded rule set
+    (:func:`~convguard.agent.engine.default_rules`); rules whose id the scope disables are
+    dropped.
     """
     started = time.perf_counter()
     if not isinstance(arguments, Mapping):
         raise InvalidInput(f"tool arguments must be a mapping, got {type(arguments).__name__}")
-    seen = _collect(tool, arguments)
+    seen = _collect(tool, arguments, rules or default_rules(), history)
+    if scope is not None and scope.disabled:
+        seen.findings = [f for f in seen.findings if f.rule_id not in scope.disabled]
     findings, notes = _resolve(seen, scope, tuple(context or ()), classifier)
     findings.extend(_model_findings(seen, command_model))
     verdict: Verdict = "allow"
     for f in findings:
         if _RANK[f.level] > _RANK[verdict]:
             verdict = f.level
-    reasons = [f.reason for f in sorted(findings, key=lambda f: -_RANK[f.level])]
+    findings.sort(key=lambda f: -_RANK[f.level])
+    reasons = [f.reason for f in findings]
     categories = tuple(c for c in CATEGORIES if any(f.category == c for f in findings))
     return ToolVerdict(
         verdict=verdict,
@@ -563,93 +629,5 @@ def assess_tool_call(
         tool=tool,
         commands=tuple(dict.fromkeys(seen.commands)),
         elapsed_ms=(time.perf_counter() - started) * 1000,
+        findings=tuple(findings),
     )
-
-
-# --- scope files and the Claude Code hook ------------------------------------------------------
-
-
-class _ScopeFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hosts: list[str] = []
-    networks: list[str] = []
-    paths: list[str] = []
-    tools: list[str] = []
-
-
-def load_scope(path: str | Path) -> Scope:
-    """Read a scope file (YAML or JSON) with the optional lists ``hosts``, ``networks`` (CIDR),
-    ``paths`` and ``tools``::
-
-        hosts: [staging.example.com, "*.lab.example.com"]
-        networks: [10.10.0.0/16]
-        paths: [/srv/engagement]
-        tools: [nmap, nikto, sqlmap]
-    """
-    try:
-        document = yaml.safe_load(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(
-            f"cannot read scope file {str(path)!r}: {exc}; pass a readable YAML or JSON file"
-        ) from exc
-    try:
-        parsed = _ScopeFile.model_validate(document or {})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        raise InvalidInput(
-            f"scope file {str(path)!r}: {where}: {error['msg']}; allowed fields are hosts, "
-            "networks, paths and tools, each a list of strings"
-        ) from exc
-    return Scope.of(
-        hosts=parsed.hosts, networks=parsed.networks, paths=parsed.paths, tools=parsed.tools
-    )
-
-
-def claude_code_decision(
-    event: Any,
-    *,
-    scope: Scope | None = None,
-    context: Sequence[str] = (),
-    classifier: Classifier | None = None,
-    defer_allow: bool = False,
-) -> dict[str, Any]:
-    """Claude Code's ``PreToolUse`` hook: the event (parsed JSON) in, the JSON to print out.
-
-    The event carries ``tool_name`` and ``tool_input`` (and ``hook_event_name``, ``cwd``,
-    ``session_id`` …, not needed here). The answer is ``{"hookSpecificOutput": {"hookEventName":
-    "PreToolUse", "permissionDecision": "allow" | "ask" | "deny", "permissionDecisionReason":
-    ...}}``; the caller prints it and exits 0. A malformed event raises :class:`InvalidInput`,
-    which the command line reports on stderr with exit code 1 (the protocol's non-blocking error).
-
-    An ``allow`` skips Claude Code's own permission prompt; with ``defer_allow`` an allowed call
-    gets no decision (``{}``) so the user's permission rules still apply to it.
-    """
-    if not isinstance(event, Mapping):
-        raise InvalidInput(f"the hook event must be a JSON object, got {type(event).__name__}")
-    name = event.get("hook_event_name", "PreToolUse")
-    if name != "PreToolUse":
-        raise InvalidInput(
-            f"hook_event_name is {name!r}; install 'convguard hook claude-code' under "
-            "hooks.PreToolUse only"
-        )
-    tool, tool_input = event.get("tool_name"), event.get("tool_input")
-    if not isinstance(tool, str) or not tool:
-        raise InvalidInput(f"the event needs a string 'tool_name', got {tool!r}")
-    if not isinstance(tool_input, Mapping):
-        raise InvalidInput(f"the event needs an object 'tool_input', got {tool_input!r}")
-    verdict = assess_tool_call(
-        tool, tool_input, scope=scope, context=context, classifier=classifier
-    )
-    if defer_allow and verdict.verdict == "allow":
-        return {}
-    reason = "; ".join(verdict.reasons[:3]) or "no risk found in this tool call"
-    if verdict.categories:
-        reason = f"convguard ({', '.join(verdict.categories)}): {reason}"
-    return {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": verdict.verdict,
-            "permissionDecisionReason": reason,
-        }
-    }

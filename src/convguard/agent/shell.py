@@ -22,6 +22,7 @@ import base64
 import binascii
 import codecs
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -361,7 +362,10 @@ def _matching(s: str, start: int) -> int:
 
 def _ansi_c(text: str) -> str:
     try:
-        return codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape")
+        # an escape Python does not know (``\8``) is kept as written, not warned about
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape")
     except (UnicodeDecodeError, ValueError):
         return text
 
