@@ -77,6 +77,10 @@ def sign_in(request: Request, body: SignIn) -> JSONResponse:
 
 @router.get("/web/session", tags=["web"])
 def whoami(request: Request, authorization: Auth = None) -> dict[str, Any]:
+    """Who is signed in: ``{"account": null}`` when no one is (an answer, not an error, so the
+    page can show its sign-in form without a failed request)."""
+    if authorization is None:
+        return {"account": None, "admin": False}
     caller = _gateway(request).caller(authorization)
     return {"account": caller.account, "admin": caller.admin}
 
@@ -153,6 +157,7 @@ def review_stats(
         category=category,
         action=action,
     )
+    data["categories"] = {cid: c.label for cid, c in gateway.policy.categories.items()}
     data["filters"] = {
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
