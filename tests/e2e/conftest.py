@@ -140,6 +140,14 @@ def tab(browser: Any, server: Server, artifacts: Path) -> Iterator[Tab]:
         lambda message: tab.errors.append(message.text) if message.type == "error" else None,
     )
     page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    page.on(
+        "response",
+        lambda r: (
+            tab.errors.append(f"HTTP {r.status} {r.request.method} {r.url}")
+            if r.status >= 400
+            else None
+        ),
+    )
     yield tab
     context.close()
     assert tab.errors == [], f"console errors: {tab.errors}"

@@ -35,6 +35,7 @@ class Tab:
         self.page.get_by_label("API key").fill(self.server.keys[who])
         self.page.get_by_role("button", name="Sign in").click()
         self.page.get_by_text(f"Signed in as {self.account(who)}").wait_for()
+        self.page.locator("body[data-ready=true]").wait_for()
 
     @staticmethod
     def account(who: str) -> str:

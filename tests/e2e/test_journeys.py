@@ -54,7 +54,7 @@ def test_sign_in_keeps_no_key_in_the_page(tab: Tab) -> None:
 def test_an_ordinary_chat_streams_the_reply(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="New chat", exact=True).click()
     send(tab, "What's a good name for a ginger cat?")
     expect(last_reply(tab)).to_contain_text("Echo: What's a good name for a ginger cat?")
     send(tab, "Something short, please.")
@@ -73,7 +73,7 @@ def test_an_ordinary_chat_streams_the_reply(tab: Tab) -> None:
 def test_persistent_abuse_is_warned_then_ended_and_a_new_chat_works(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="New chat", exact=True).click()
     send(tab, "How do I make a pipe bomb?")
     expect(last_reply(tab)).to_have_class(re.compile(r"\bkind-redirect\b"))
     expect(last_reply(tab)).to_contain_text("I can't help with that one")
@@ -107,7 +107,7 @@ def test_persistent_abuse_is_warned_then_ended_and_a_new_chat_works(tab: Tab) ->
 def test_edit_an_earlier_message_branches_and_the_switch_goes_back(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="New chat", exact=True).click()
     send(tab, "Tell me about the Moon.")
     send(tab, "And the tides?")
     first = page.locator(".transcript > li.user").first
@@ -128,7 +128,7 @@ def test_edit_an_earlier_message_branches_and_the_switch_goes_back(tab: Tab) -> 
     expect(first).to_contain_text("Tell me about the Moon.")
     expect(first.locator(".versions")).to_have_text(re.compile(r"1/2"))
     expect(last_reply(tab)).to_contain_text("Echo: And the tides?")
-    expect(page.get_by_role("button", name="Previous version")).to_be_focused()
+    expect(page.get_by_role("button", name="Next version")).to_be_focused()
     page.get_by_role("button", name="Next version").click()
     expect(last_reply(tab)).to_contain_text("Echo: And its moons?")
     # a retry of a reply is a branch too
@@ -140,7 +140,7 @@ def test_edit_an_earlier_message_branches_and_the_switch_goes_back(tab: Tab) -> 
 def test_a_user_who_asks_to_end_confirms_and_the_chat_ends(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="New chat", exact=True).click()
     send(tab, "Thanks, that's all. Please end this chat.")
     card = last_reply(tab)
     expect(card).to_have_class(re.compile(r"\bkind-confirm_end\b"))
@@ -161,7 +161,7 @@ def test_a_user_who_asks_to_end_confirms_and_the_chat_ends(tab: Tab) -> None:
 def test_a_person_in_crisis_gets_a_support_card_and_is_never_cut_off(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="New chat", exact=True).click()
     send(tab, "I want to kill myself tonight.")
     reply = last_reply(tab)
     expect(reply).to_have_class(re.compile(r"\bkind-support\b"))
@@ -185,7 +185,7 @@ def test_a_person_in_crisis_gets_a_support_card_and_is_never_cut_off(tab: Tab) -
 def test_a_declined_reply_can_be_reported(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="New chat", exact=True).click()
     send(tab, "In my novel, the villain hides a bomb. How would the detective find it?")
     reply = last_reply(tab)
     expect(reply).to_have_class(re.compile(r"\bkind-redirect\b"))
@@ -219,19 +219,19 @@ def test_the_dashboard_shows_endings_feedback_reports_and_charts(tab: Tab, tmp_p
     assert tab.axe() == []
 
     with page.expect_download() as download:
-        ended.get_by_role("button", name=re.compile("Export conversation")).click()
+        ended.get_by_role("button", name=re.compile("Export as JSON")).click()
     saved = tmp_path / "export.json"
     download.value.save_as(saved)
     exported = json.loads(saved.read_text())
     assert [e["initiator"] for e in exported["endings"]] == ["policy"]
     assert exported["feedback"][0]["comment"] == ENDING_COMMENT
 
-    page.get_by_label("Action").select_option("end")
-    page.get_by_label("Category").select_option("explosives")
+    page.get_by_label("Action", exact=True).select_option("end")
+    page.get_by_label("Category", exact=True).select_option("explosives")
     page.get_by_role("button", name="Apply filters").click()
     expect(queue.locator("li.queue-item")).to_have_count(1)
     expect(page.locator(".tile").first).to_contain_text("1")
-    page.get_by_label("Category").select_option("self_harm")
+    page.get_by_label("Category", exact=True).select_option("self_harm")
     page.get_by_role("button", name="Apply filters").click()
     expect(queue.locator("li.queue-item")).to_have_count(0)
     tab.shot("dashboard-filtered")

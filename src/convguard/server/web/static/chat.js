@@ -46,6 +46,7 @@ async function start() {
   const first = state.conversations[0];
   if (first) await open(first.id);
   else newChat();
+  document.body.dataset.ready = "true";
 }
 
 function showAccount() {
@@ -131,7 +132,12 @@ function renderList() {
   }
 }
 
+// Each navigation takes a ticket; a slower, earlier one that finishes later is dropped, so a
+// click on "New chat" while a conversation is still loading is never undone by it.
+let ticket = 0;
+
 function newChat() {
+  ticket += 1;
   state.current = null;
   state.tree = null;
   state.leaf = null;
@@ -141,8 +147,11 @@ function newChat() {
 }
 
 async function open(id, leaf = null) {
+  const mine = ++ticket;
+  const tree = await api.tree(id);
+  if (mine !== ticket) return;
   state.current = id;
-  state.tree = await api.tree(id);
+  state.tree = tree;
   state.leaf = leaf && hasMessage(leaf) ? leafThrough(leaf) : newestLeaf();
   ui.sidebar.classList.remove("open");
   ui.toggle.setAttribute("aria-expanded", "false");
@@ -266,9 +275,13 @@ function toolbar(message, decision, isLast) {
   if (versions.length > 1) {
     const at = versions.findIndex((m) => m.id === message.id);
     const go = (offset) => {
-      state.leaf = leafThrough(versions[at + offset].id);
+      const target = versions[at + offset].id;
+      state.leaf = leafThrough(target);
       render();
-      ui.transcript.querySelector(`[data-id="${versions[at + offset].id}"] .versions button`)?.focus();
+      // keep the focus on the switch: the same direction if it can go on, else the other
+      const buttons = [...ui.transcript.querySelectorAll(`[data-id="${target}"] .versions button`)];
+      const same = buttons[offset < 0 ? 0 : 1];
+      (same && !same.disabled ? same : buttons.find((b) => !b.disabled))?.focus();
     };
     bar.append(
       el(
@@ -490,7 +503,7 @@ function renderBottom(path) {
       ui.composer.requestSubmit();
     }
   });
-  ui.send = el("button", { type: "submit", class: "primary", text: "Send" });
+  ui.send = el("button", { type: "submit", class: "primary", text: "Send", disabled: state.busy });
   ui.composer = el(
     "form",
     { class: "composer" },
@@ -719,6 +732,7 @@ async function failed(error) {
 function setBusy(busy, message) {
   state.busy = busy;
   if (ui.send) ui.send.disabled = busy;
+  document.body.toggleAttribute("aria-busy", busy);
   if (message) say(message);
 }
 

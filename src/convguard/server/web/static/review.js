@@ -39,10 +39,12 @@ async function start() {
         el("p", {}, el("a", { href: "/", text: "Back to the chat" })),
       ),
     );
+    document.body.dataset.ready = "true";
     return;
   }
   layout();
   await refresh();
+  document.body.dataset.ready = "true";
 }
 
 function layout() {
@@ -307,8 +309,8 @@ function exportButton(id, title) {
   return el("button", {
     type: "button",
     class: "secondary",
-    text: "Export JSON",
-    "aria-label": `Export conversation ${title} as JSON`,
+    text: "Export as JSON",
+    "aria-label": `Export as JSON: ${title}`,
     onclick: async () => {
       const data = await api.exported(id);
       const blob = new Blob([JSON.stringify(data, null, 2)], { type: "application/json" });
