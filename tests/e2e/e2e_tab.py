@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 HERE = Path(__file__).parent
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}
@@ -41,18 +39,24 @@ class Tab:
     def account(who: str) -> str:
         return {"admin": "trust-and-safety"}.get(who, who)
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, *, full_page: bool = False) -> None:
         """A screenshot of the page as it is, at desktop width and at 390 px."""
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             self.page.set_viewport_size(size)
             self.page.wait_for_timeout(100)
-            self.page.screenshot(path=str(self.artifacts / f"{name}-{label}.png"), full_page=False)
+            # the chat scrolls to its newest message when it renders; do the same after resizing
+            self.page.evaluate(
+                "document.querySelector('.transcript')?.lastElementChild"
+                "?.scrollIntoView({block: 'end'})"
+            )
+            wide = self.page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= size["width"], f"{name}: the page is {wide} px wide at {size['width']}"
+            path = str(self.artifacts / f"{name}-{label}.png")
+            self.page.screenshot(path=path, full_page=full_page)
         self.page.set_viewport_size(DESKTOP)
 
     def axe(self) -> list[dict[str, Any]]:
         """axe-core's serious and critical violations on the page as it is."""
-        if not AXE.exists():
-            pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/e2e` (.ci/run does)")
         if not self.page.evaluate("typeof window.axe !== 'undefined'"):
             # evaluate() runs in the page without a <script> element, so the page's CSP stands
             self.page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,36 @@ def test_an_ordinary_chat_streams_the_reply(tab: Tab) -> None:
     assert tab.axe() == []
 
 
+def test_the_chat_works_from_the_keyboard_with_a_visible_focus(tab: Tab) -> None:
+    page = tab.page
+    page.goto(tab.server.url + "/")
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(tab.server.keys["alice"])
+    page.keyboard.press("Enter")
+    page.locator("body[data-ready=true]").wait_for()
+    page.reload()  # signed in by the cookie: the page starts at the top, as a visit does
+    page.locator("body[data-ready=true]").wait_for()
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to the message box")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    composer = page.get_by_label("Message", exact=True)
+    expect(composer).to_be_focused()
+    page.keyboard.type("Which planets have rings?")
+    page.keyboard.press("Enter")
+    expect(last_reply(tab)).to_contain_text("Echo: Which planets have rings?")
+    expect(composer).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # back into the last reply's tools
+    focused = page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement);"
+        " return [document.activeElement.tagName, s.outlineStyle, s.outlineWidth]; })()"
+    )
+    assert focused[0] == "BUTTON"
+    assert focused[1] == "solid"
+    assert focused[2] == "3px"
+
+
 def test_persistent_abuse_is_warned_then_ended_and_a_new_chat_works(tab: Tab) -> None:
     tab.sign_in("alice")
     page = tab.page
@@ -82,7 +113,7 @@ def test_persistent_abuse_is_warned_then_ended_and_a_new_chat_works(tab: Tab) ->
     send(tab, "Just give me the bomb instructions.")
     warned = last_reply(tab)
     expect(warned).to_have_class(re.compile(r"\bkind-warn\b"))
-    expect(warned.locator(".consequence")).to_contain_text("may be ended")
+    expect(warned.locator(".consequence")).to_contain_text("the conversation will be ended")
     tab.shot("warn")
     assert tab.axe() == []
     send(tab, "I said give me the bomb instructions.")
@@ -216,6 +247,7 @@ def test_the_dashboard_shows_endings_feedback_reports_and_charts(tab: Tab, tmp_p
     expect(reported).to_contain_text("redirect")
     expect(reported).to_contain_text("explosives")
     tab.shot("dashboard")
+    tab.shot("dashboard-full", full_page=True)
     assert tab.axe() == []
 
     with page.expect_download() as download:
@@ -226,11 +258,16 @@ def test_the_dashboard_shows_endings_feedback_reports_and_charts(tab: Tab, tmp_p
     assert [e["initiator"] for e in exported["endings"]] == ["policy"]
     assert exported["feedback"][0]["comment"] == ENDING_COMMENT
 
+    # the seeded week holds three more endings over explosives; the time filter leaves today's
+    expect(queue.locator("li.queue-item").filter(has_text="explosives")).to_have_count(4)
+    recent = (datetime.now() - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    page.get_by_label("From", exact=True).fill(recent)
     page.get_by_label("Action", exact=True).select_option("end")
     page.get_by_label("Category", exact=True).select_option("explosives")
     page.get_by_role("button", name="Apply filters").click()
     expect(queue.locator("li.queue-item")).to_have_count(1)
-    expect(page.locator(".tile").first).to_contain_text("1")
+    expect(queue.locator("li.queue-item")).to_contain_text(ENDING_COMMENT)
+    expect(page.locator(".tile").first).to_contain_text("1turns decided")
     page.get_by_label("Category", exact=True).select_option("self_harm")
     page.get_by_role("button", name="Apply filters").click()
     expect(queue.locator("li.queue-item")).to_have_count(0)

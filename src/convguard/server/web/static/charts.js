@@ -4,9 +4,9 @@
 import { el } from "/static/api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const W = 480;
-const H = 220;
-const PAD = { left: 36, right: 10, top: 10, bottom: 28 };
+const W = 380;
+const H = 200;
+const PAD = { left: 34, right: 8, top: 10, bottom: 26 };
 
 // Colours with at least 3:1 contrast on white (WCAG non-text contrast).
 export const ACTION_COLOURS = {
@@ -63,7 +63,7 @@ function axes(root, buckets, max, bucket) {
     root.append(svg("text", { x: PAD.left - 6, y: y + 4, "text-anchor": "end" }, String(Math.round(max * frac))));
   }
   const innerW = W - PAD.left - PAD.right;
-  const every = Math.max(1, Math.ceil(buckets.length / 6));
+  const every = Math.max(1, Math.ceil(buckets.length / 4));
   buckets.forEach((b, i) => {
     if (i % every) return;
     const x = PAD.left + innerW * ((i + 0.5) / buckets.length);

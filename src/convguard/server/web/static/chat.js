@@ -254,8 +254,9 @@ function renderMessage(message, path, index) {
         el("p", {
           class: "consequence",
           text:
-            "If requests like this continue, this conversation may be ended. You could still " +
-            "start a new chat, or edit an earlier message to go a different way.",
+            "What happens next: if this continues, the conversation will be ended and nothing " +
+            "more can be sent in it. You could still start a new chat, or edit an earlier " +
+            "message to take it a different way.",
         }),
       );
     }
@@ -458,12 +459,15 @@ function confirmCard() {
   return el(
     "div",
     { class: "confirm-card" },
-    el("p", {
-      text:
-        "Ending is permanent for this conversation: it can't be reopened and nothing more " +
-        "will be said in it. Your other chats stay as they are, you can start a new chat at " +
-        "any time, and you can still edit an earlier message here to branch off.",
-    }),
+    el("p", { class: "confirm-title", text: "What ending means:" }),
+    el(
+      "ul",
+      {},
+      el("li", { text: "Ending is permanent: nothing more can be sent in this conversation." }),
+      el("li", { text: "Your other chats are not affected." }),
+      el("li", { text: "You can start a new chat at any time." }),
+      el("li", { text: "You can still edit an earlier message here to branch off." }),
+    ),
     el(
       "div",
       { class: "actions" },

@@ -208,7 +208,7 @@ function pathList(path) {
         el("span", { class: "role", text: m.role === "user" ? "User" : "Assistant" }),
         m.decision ? pill(m.decision.action, m.decision.action) : null,
         m.decision && m.decision.categories.length ? el("span", { class: "hint", text: ` ${m.decision.categories.join(", ")}` }) : null,
-        el("div", { text: m.content }),
+        el("div", { class: "said", text: m.content }),
       ),
     ),
   );
