@@ -14,7 +14,9 @@ import pytest
 
 from convguard.policy import Policy
 from convguard.server.web.session import COOKIE, SESSION_LABEL
+from convguard.server.web.stats import statistics
 from convguard.store import Store, open_store
+from convguard.store.review import DecisionRow
 from convguard.testing import FakeUpstream
 from gateway_fixtures import app_for, keys
 
@@ -105,7 +107,19 @@ async def test_a_session_cookie_stands_for_the_key_and_sign_out_revokes_it(
     await client.delete("/web/session", headers=CSRF)
     assert store.authenticate(session) is None
     client.cookies.set(COOKIE, session)
-    assert (await client.get("/web/session", headers=CSRF)).status_code == 401
+    assert (await client.get("/web/session", headers=CSRF)).json()["account"] is None
+    assert (await client.get("/v1/conversations", headers=CSRF)).status_code == 401
+
+
+async def test_an_old_session_is_revoked_on_its_next_use(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    old, _ = store.create_api_key(
+        "alice", now=datetime(2020, 1, 1, tzinfo=UTC), label=SESSION_LABEL
+    )
+    client.cookies.set(COOKIE, old)
+    assert (await client.get("/v1/conversations", headers=CSRF)).status_code == 401
+    assert store.authenticate(old) is None
 
 
 @pytest.mark.parametrize(
@@ -282,3 +296,56 @@ async def test_crisis_resources_follow_the_locale(
     )
     names = [r["name"] for r in response.json()["resources"]]
     assert any("Samaritans" in name for name in names)
+
+
+# --- the statistics, driven directly (pure) -------------------------------------------------------
+
+
+def row(hour: int, action: str, *categories: str, flags: tuple[str, ...] = ()) -> DecisionRow:
+    return DecisionRow(
+        datetime(2026, 3, 1, hour, 30, tzinfo=UTC), "c1", action, tuple(categories), flags
+    )
+
+
+def test_statistics_buckets_are_contiguous_and_counted() -> None:
+    rows = [row(9, "allow"), row(9, "redirect", "cbrn"), row(12, "end", "cbrn")]
+    stats = statistics(rows, [], conversations=2, endings=1, bucket="hour")
+    assert len(stats["buckets"]) == 4  # 9, 10, 11, 12: no gaps on the x axis
+    assert stats["by_action"] == {
+        "allow": [1, 0, 0, 0],
+        "redirect": [1, 0, 0, 0],
+        "end": [0, 0, 0, 1],
+    }
+    assert stats["by_category"] == {"cbrn": [1, 0, 0, 1]}
+    assert stats["totals"]["end_rate_per_1000"] == 500.0
+    assert stats["totals"]["redirect_rate"] == round(1 / 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("category", "action", "turns"),
+    [(None, None, 3), ("cbrn", None, 2), (None, "end", 1), ("cbrn", "allow", 0)],
+)
+def test_statistics_filters_narrow_the_decisions_counted(
+    category: str | None, action: str | None, turns: int
+) -> None:
+    rows = [row(9, "allow"), row(9, "redirect", "cbrn"), row(12, "end", "cbrn")]
+    stats = statistics(rows, [], conversations=2, endings=1, category=category, action=action)
+    assert stats["totals"]["turns"] == turns
+    assert stats["totals"]["end_rate_per_1000"] == 500.0  # endings are not filtered away
+
+
+def test_statistics_count_welfare_signals() -> None:
+    rows = [row(9, "redirect", flags=("abuse_toward_assistant",)), row(10, "allow")]
+    replies = [
+        (datetime(2026, 3, 1, 10, 5, tzinfo=UTC), "I'm really scared and I can't take this."),
+        (datetime(2026, 3, 1, 10, 6, tzinfo=UTC), "It sounds like you feel scared."),
+    ]
+    stats = statistics(rows, replies, conversations=1, endings=0, bucket="hour")
+    assert stats["welfare"] == {"abuse_toward_assistant": [1, 0], "assistant_distress": [0, 1]}
+
+
+def test_statistics_of_nothing_are_zero_not_an_error() -> None:
+    stats = statistics([], [], conversations=0, endings=0)
+    assert stats["buckets"] == []
+    assert stats["totals"]["end_rate_per_1000"] == 0.0
+    assert stats["totals"]["redirect_rate"] == 0.0

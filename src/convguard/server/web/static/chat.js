@@ -330,15 +330,18 @@ function toolbar(message, decision, isLast) {
       );
     }
   } else {
-    bar.append(
-      el("button", {
-        type: "button",
-        class: "link",
-        text: "Retry",
-        "aria-label": "Retry this reply (starts a new branch)",
-        onclick: () => retry(message.id),
-      }),
-    );
+    if (!message.ended) {
+      // the reply that ended a branch is the end itself: its ways forward are in the banner
+      bar.append(
+        el("button", {
+          type: "button",
+          class: "link",
+          text: "Retry",
+          "aria-label": "Retry this reply (starts a new branch)",
+          onclick: () => retry(message.id),
+        }),
+      );
+    }
     const report = reportForm(message);
     const details = decisionDetails(decision, message);
     bar.append(
