@@ -145,6 +145,15 @@ async def test_bearer_clients_need_no_csrf_header(
     assert response.status_code == 201
 
 
+async def test_signing_in_needs_the_csrf_header(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    response = await client.post("/web/session", json={"key": api_keys["alice"]})
+    assert response.status_code == 403
+    assert "X-Convguard-CSRF" in response.json()["error"]["message"]
+    assert "set-cookie" not in response.headers
+
+
 async def test_a_wrong_key_does_not_sign_in(client: httpx.AsyncClient) -> None:
     response = await client.post("/web/session", json={"key": "cg_nope"}, headers=CSRF)
     assert response.status_code == 401

@@ -7,6 +7,7 @@ no build step and nothing fetched from elsewhere. Everything they show comes fro
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from importlib.resources import files
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from convguard.errors import InvalidInput, Unauthorized
 from convguard.server.gateway import Gateway
 from convguard.server.schemas import conversation_json, decision_json, message_json
-from convguard.server.web.session import SESSION_LABEL, cookie_header, session_key
+from convguard.server.web.session import SESSION_LABEL, cookie_header, forbidden, session_key
 from convguard.server.web.stats import Bucket, statistics
 from convguard.store import review as reads
 
@@ -56,8 +57,17 @@ class SignIn(BaseModel):
 
 
 @router.post("/web/session", tags=["web"])
-def sign_in(request: Request, body: SignIn) -> JSONResponse:
+def sign_in(
+    request: Request,
+    body: SignIn,
+    csrf: Annotated[str | None, Header(alias="X-Convguard-CSRF")] = None,
+) -> JSONResponse:
     """Exchange an API key for a session cookie; the key itself is not kept."""
+    if csrf != "1":  # so another site cannot sign a browser in under its own key
+        status, refusal = forbidden(
+            "signing in needs the header 'X-Convguard-CSRF: 1' (the web app sends it)"
+        )
+        return JSONResponse(json.loads(refusal), status)
     gateway = _gateway(request)
     record = gateway.store.authenticate(body.key.strip())
     if record is None:

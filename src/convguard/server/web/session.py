@@ -35,6 +35,7 @@ __all__ = [
     "SESSION_SECONDS",
     "SessionCookies",
     "cookie_header",
+    "forbidden",
     "session_key",
 ]
 
@@ -77,7 +78,7 @@ def _is_page(path: str) -> bool:
     return path in ("/", "/review") or path.startswith("/static/")
 
 
-def _forbidden(message: str) -> tuple[int, bytes]:
+def forbidden(message: str) -> tuple[int, bytes]:
     body = {"error": {"type": "csrf", "code": "csrf", "message": message}}
     return 403, json.dumps(body).encode()
 
@@ -119,7 +120,7 @@ class SessionCookies:
     def _refusal(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes] | None:
         values = dict(headers)
         if values.get(CSRF_HEADER.encode()) != b"1":
-            return _forbidden(
+            return forbidden(
                 "a request signed in with the session cookie must send the header "
                 "'X-Convguard-CSRF: 1' (the web app does); API clients use 'Authorization: Bearer'"
             )
@@ -128,7 +129,7 @@ class SessionCookies:
             host = values.get(b"host", b"").decode("latin-1")
             allowed = {f"http://{host}", f"https://{host}"}
             if origin.decode("latin-1") not in allowed:
-                return _forbidden(
+                return forbidden(
                     f"origin {origin.decode('latin-1')!r} may not use this server's session "
                     "cookie; sign in on the server's own pages"
                 )
