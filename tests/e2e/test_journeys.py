@@ -31,7 +31,13 @@ def send(tab: Tab, text: str) -> None:
     expect(page.locator(".transcript > li.assistant:not(.pending)")).to_have_count(
         before + 1, timeout=10_000
     )
-    expect(page.locator(".pending")).to_have_count(0)
+    settled(tab)
+
+
+def settled(tab: Tab) -> None:
+    """Wait until no turn is in flight (the page marks itself busy while one is)."""
+    expect(tab.page.locator(".pending")).to_have_count(0)
+    expect(tab.page.locator("body[aria-busy]")).to_have_count(0)
 
 
 def last_reply(tab: Tab):  # type: ignore[no-untyped-def]
@@ -90,6 +96,7 @@ def test_the_chat_works_from_the_keyboard_with_a_visible_focus(tab: Tab) -> None
     page.keyboard.type("Which planets have rings?")
     page.keyboard.press("Enter")
     expect(last_reply(tab)).to_contain_text("Echo: Which planets have rings?")
+    settled(tab)
     expect(composer).to_be_focused()
     page.keyboard.press("Shift+Tab")  # back into the last reply's tools
     focused = page.evaluate(
@@ -130,6 +137,21 @@ def test_persistent_abuse_is_warned_then_ended_and_a_new_chat_works(tab: Tab) ->
     banner.get_by_role("button", name="Send feedback").click()
     expect(banner.get_by_role("status")).to_contain_text("your feedback was received")
     tab.shot("ended-feedback")
+    # an edit of an earlier message opens a new branch of the ended conversation
+    banner.get_by_role("button", name="Edit an earlier message").click()
+    edit = page.get_by_label("Edit your message — this starts a new branch")
+    expect(edit).to_be_focused()
+    edit.fill("Actually, how do fireworks work?")
+    page.get_by_role("button", name="Send edit").click()
+    settled(tab)
+    expect(last_reply(tab)).to_contain_text("Echo: Actually, how do fireworks work?")
+    expect(page.get_by_label("Message", exact=True)).to_be_visible()
+    # the ended branch is still there, and still ended
+    page.locator(".transcript > li.user").last.get_by_role(
+        "button", name="Previous version"
+    ).click()
+    banner = page.get_by_role("region", name="This conversation has ended")
+    expect(banner).to_be_visible()
     banner.get_by_role("button", name="Start a new chat").click()
     send(tab, "Can you help me plan a birthday party?")
     expect(last_reply(tab)).to_contain_text("Echo: Can you help me plan a birthday party?")
@@ -145,6 +167,7 @@ def test_edit_an_earlier_message_branches_and_the_switch_goes_back(tab: Tab) -> 
     first.get_by_role("button", name="Edit this message (starts a new branch)").click()
     page.get_by_label("Edit your message — this starts a new branch").fill("Tell me about Mars.")
     page.get_by_role("button", name="Send edit").click()
+    settled(tab)
     expect(last_reply(tab)).to_contain_text("Echo: Tell me about Mars.")
     expect(page.locator(".transcript > li")).to_have_count(2)
     first = page.locator(".transcript > li.user").first
@@ -164,6 +187,7 @@ def test_edit_an_earlier_message_branches_and_the_switch_goes_back(tab: Tab) -> 
     expect(last_reply(tab)).to_contain_text("Echo: And its moons?")
     # a retry of a reply is a branch too
     last_reply(tab).get_by_role("button", name="Retry this reply (starts a new branch)").click()
+    settled(tab)
     expect(last_reply(tab).locator(".versions")).to_have_text(re.compile(r"2/2"))
     assert tab.axe() == []
 
@@ -180,6 +204,7 @@ def test_a_user_who_asks_to_end_confirms_and_the_chat_ends(tab: Tab) -> None:
     tab.shot("confirm-end")
     assert tab.axe() == []
     card.get_by_role("button", name="Yes, end this chat").click()
+    settled(tab)
     banner = page.get_by_role("region", name="This conversation has ended")
     expect(banner).to_contain_text("You asked to end it")
     # the other conversations stay usable

@@ -131,13 +131,13 @@ export function signInForm(root, { title, intro }) {
       el("p", { text: intro }),
       el("label", { for: "api-key", text: "API key" }),
       input,
-      el("p", {
-        id: "signin-help",
-        class: "hint",
-        text:
-          "Create one with `convguard keys create --account NAME`. It is exchanged for a " +
-          "session cookie and is not kept in this page.",
-      }),
+      el(
+        "p",
+        { id: "signin-help", class: "hint" },
+        "Create one with ",
+        el("code", { text: "convguard keys create --account NAME" }),
+        ". It is exchanged for a session cookie and is not kept in this page.",
+      ),
       error,
       el("button", { type: "submit", class: "primary", text: "Sign in" }),
     );

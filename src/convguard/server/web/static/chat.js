@@ -495,8 +495,10 @@ function renderBottom(path) {
   if (current && current.state.ended) {
     ui.bottom.replaceChildren(endedBanner(current, path));
     ui.input = null;
+    ui.composer = null;
     return;
   }
+  if (ui.composer && ui.bottom.contains(ui.composer)) return; // keep a draft and the focus
   ui.input = el("textarea", {
     id: "composer-input",
     name: "content",
@@ -668,7 +670,8 @@ async function send(content, extra = {}) {
   setBusy(true, "Sending…");
   try {
     if (!state.current) {
-      const created = await api.create(content.slice(0, 60));
+      const title = content.length > 60 ? `${content.slice(0, 59)}…` : content;
+      const created = await api.create(title);
       state.current = created.id;
       state.tree = { conversation: created, messages: [], branches: [] };
       await refreshList();
