@@ -272,6 +272,8 @@ def test_the_dashboard_shows_endings_feedback_reports_and_charts(tab: Tab, tmp_p
     expect(reported).to_contain_text("redirect")
     expect(reported).to_contain_text("explosives")
     tab.shot("dashboard")
+    ended.screenshot(path=str(tab.artifacts / "dashboard-ending-desktop.png"))
+    reported.screenshot(path=str(tab.artifacts / "dashboard-report-desktop.png"))
     tab.shot("dashboard-full", full_page=True)
     assert tab.axe() == []
 

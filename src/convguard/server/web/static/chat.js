@@ -531,6 +531,16 @@ function renderBottom(path) {
   );
 }
 
+const ENDED_BECAUSE = {
+  user: "You asked to end it, so nothing more can be sent here.",
+  policy:
+    "It was ended because requests that can't be helped with, or abuse, continued after a " +
+    "warning. Nothing more can be sent on this branch.",
+  model:
+    "The assistant ended it after a warning, as the usage policy allows. Nothing more can be " +
+    "sent on this branch.",
+};
+
 function endedBanner(current, path) {
   const feedback = feedbackForm(current.leaf_id);
   feedback.hidden = true;
@@ -538,13 +548,7 @@ function endedBanner(current, path) {
     "section",
     { class: "ended-banner", "aria-labelledby": "ended-title", tabindex: "-1", id: "ended" },
     el("h2", { id: "ended-title", text: "This conversation has ended" }),
-    el("p", {
-      text:
-        current.state.end_initiator === "user"
-          ? "You asked to end it, so nothing more can be sent here."
-          : "It was ended after repeated requests that can't be helped with, following a " +
-            "warning. Nothing more can be sent on this branch.",
-    }),
+    el("p", { text: ENDED_BECAUSE[current.state.end_initiator] || ENDED_BECAUSE.policy }),
     el("p", { text: "You can still:" }),
     el(
       "div",
