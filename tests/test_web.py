@@ -49,6 +49,19 @@ async def client(tmp_path: Path, store: Store, policy: Policy) -> AsyncIterator[
         yield client
 
 
+@pytest.fixture
+async def model_client(
+    tmp_path: Path, store: Store, policy: Policy
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with the fake model behind it."""
+    with FakeUpstream() as upstream:
+        app = app_for(tmp_path, store, policy, upstream_url=upstream.url)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            yield client
+        app.state.gateway.upstream.close()  # no lifespan runs under ASGITransport
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -161,33 +174,49 @@ async def test_a_wrong_key_does_not_sign_in(client: httpx.AsyncClient) -> None:
 
 
 async def test_streamed_reply_arrives_in_pieces_and_is_stored(
-    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+    model_client: httpx.AsyncClient, api_keys: dict[str, str]
 ) -> None:
-    with FakeUpstream() as upstream:
-        app = app_for(tmp_path, store, policy, upstream_url=upstream.url)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw"
-        ) as client:
-            headers = auth(api_keys["alice"])
-            cid = (await client.post("/v1/conversations", json={}, headers=headers)).json()["id"]
-            response = await client.post(
-                f"/v1/conversations/{cid}/messages?stream=true",
-                json={"content": "tell me about tides and the moon"},
-                headers=headers,
-            )
-            assert response.headers["content-type"].startswith("text/event-stream")
-            found = events(response.text)
-            kinds = [kind for kind, _ in found]
-            assert kinds[0] == "turn"
-            assert kinds[-1] == "done"
-            assert kinds.count("delta") >= 1
-            text = "".join(data["text"] for kind, data in found if kind == "delta")
-            assert text == "Echo: tell me about tides and the moon"
-            done = found[-1][1]
-            assert done["reply"]["content"] == text
-            assert done["decision"]["action"] == "allow"
-            tree = (await client.get(f"/v1/conversations/{cid}", headers=headers)).json()
-            assert [m["role"] for m in tree["messages"]] == ["user", "assistant"]
+    client = model_client
+    headers = auth(api_keys["alice"])
+    cid = (await client.post("/v1/conversations", json={}, headers=headers)).json()["id"]
+    response = await client.post(
+        f"/v1/conversations/{cid}/messages?stream=true",
+        json={"content": "tell me about tides and the moon"},
+        headers=headers,
+    )
+    assert response.headers["content-type"].startswith("text/event-stream")
+    found = events(response.text)
+    kinds = [kind for kind, _ in found]
+    assert kinds[0] == "turn"
+    assert kinds[-1] == "done"
+    assert kinds.count("delta") >= 1
+    text = "".join(data["text"] for kind, data in found if kind == "delta")
+    assert text == "Echo: tell me about tides and the moon"
+    done = found[-1][1]
+    assert done["reply"]["content"] == text
+    assert done["decision"]["action"] == "allow"
+    tree = (await client.get(f"/v1/conversations/{cid}", headers=headers)).json()
+    assert [m["role"] for m in tree["messages"]] == ["user", "assistant"]
+
+
+async def test_a_streamed_reply_never_sends_flagged_output_and_a_failure_keeps_the_turn(
+    model_client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    client = model_client
+    headers = auth(api_keys["alice"])
+    cid = (await client.post("/v1/conversations", json={}, headers=headers)).json()["id"]
+    url = f"/v1/conversations/{cid}/messages?stream=true"
+    leaked = events((await client.post(url, json={"content": "go [leak]"}, headers=headers)).text)
+    sent = "".join(data["text"] for kind, data in leaked if kind == "delta")
+    assert "UNSAFE-OUTPUT" not in sent
+    assert "I can't help with" in sent
+    assert leaked[-1][0] == "done"
+    failed = events((await client.post(url, json={"content": "go [fail]"}, headers=headers)).text)
+    assert [kind for kind, _ in failed] == ["turn", "error"]
+    assert failed[1][1]["error"]["code"] == "upstream_error"
+    kept = failed[0][1]["message"]["id"]
+    tree = (await client.get(f"/v1/conversations/{cid}", headers=headers)).json()
+    assert kept in {m["id"] for m in tree["messages"]}  # the user's message is kept
 
 
 async def test_streamed_policy_reply_and_refusal_on_an_ended_branch(
