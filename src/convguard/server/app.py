@@ -86,10 +86,12 @@ def create_app(
     from convguard.server.models import router as models_router
     from convguard.server.openai import router as openai_router
     from convguard.server.rest import router as rest_router
+    from convguard.server.web import mount as mount_web
 
     app.include_router(rest_router)
     app.include_router(openai_router)
     app.include_router(models_router)
+    mount_web(app, gateway)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     mount_docs(app)

@@ -188,6 +188,19 @@ class Gateway:
         edit_of: str | None = None,
     ) -> tuple[TurnResult, MessageRecord]:
         """A REST turn: on the newest branch, under ``parent_id``, or as an edit of ``edit_of``."""
+        result = self.turn(caller, conversation_id, content, parent_id=parent_id, edit_of=edit_of)
+        return result, self.answer(caller, result)
+
+    def turn(
+        self,
+        caller: Caller,
+        conversation_id: str,
+        content: str,
+        *,
+        parent_id: str | None = None,
+        edit_of: str | None = None,
+    ) -> TurnResult:
+        """The user's turn of :meth:`send`, decided and stored; the model's reply is deferred."""
         if parent_id is not None and edit_of is not None:
             raise InvalidInput("give either 'parent_id' or 'edit_of', not both")
         if edit_of is not None:
@@ -222,7 +235,7 @@ class Gateway:
                 caller.account, conversation_id, content, defer_model_reply=True
             )
         self.record(result)
-        return result, self.answer(caller, result)
+        return result
 
     def retry(self, caller: Caller, conversation_id: str, message_id: str) -> MessageRecord:
         self.service.conversation(caller.account, conversation_id)

@@ -48,6 +48,11 @@ class FeedbackRequest(_Strict):
     comment: str = Field(default="", max_length=5000)
     rating: Literal["agree", "disagree"] | None = None
     leaf_id: str | None = None
+    message_id: str | None = Field(
+        default=None,
+        description="An assistant turn this feedback reports as wrong (ended or not); "
+        "without it, the feedback is about an ending.",
+    )
 
 
 class ChatTurn(_Strict):
