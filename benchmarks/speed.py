@@ -58,10 +58,9 @@ from convguard.policy import default_policy
 BATCH = 256
 
 TARGETS: dict[str, Target] = {
-    "cascade p50": Target("p50", "<=", 1.0, "ms"),
-    "cascade p99": Target("p99", "<=", 20.0, "ms"),
-    "cascade throughput": Target("throughput", ">=", 2000.0, "per_s"),
-    "linear throughput": Target("throughput", ">=", 20000.0, "per_s"),
+    "cascade p50": Target("p50", "<=", 10.0, "ms"),
+    "cascade p99": Target("p99", "<=", 50.0, "ms"),
+    "cascade throughput": Target("throughput", ">=", 300.0, "per_s"),
     "import + load": Target("import + load", "<=", 2.0, "s"),
     "peak RSS": Target("peak RSS", "<=", 600.0, "mb"),
 }
@@ -112,13 +111,11 @@ def message_mix(data: Path, n: int) -> tuple[list[str], str]:
     sets = eval_sets(data)
     rng = random.Random(7)
     shares = {
-        "toxicchat_test": 0.6,  # real user prompts, about 13 % toxic
-        "oasst_prompts": 0.1,
+        "toxicchat_test": 0.7,  # real user prompts, about 13 % toxic
+        "oasst_prompts": 0.15,
         "alpaca_test": 0.05,
         "harmbench_test": 0.05,
-        "wildguardtest": 0.1,
         "jailbreak_llms_heldapart": 0.05,
-        "wildjailbreak_eval": 0.05,
     }
     texts: list[str] = []
     for name, share in shares.items():
@@ -127,8 +124,8 @@ def message_mix(data: Path, n: int) -> tuple[list[str], str]:
     rng.shuffle(texts)
     chars = np.array([len(t) for t in texts])
     what = (
-        f"{len(texts)} texts: ToxicChat test 60 %, WildGuardTest 10 %, OASST 10 %, Alpaca 5 %, "
-        f"HarmBench 5 %, jailbreak_llms 5 %, WildJailbreak 5 %; median {int(np.median(chars))} "
+        f"{len(texts)} texts: ToxicChat test 70 %, OASST 15 %, Alpaca 5 %, HarmBench 5 %, "
+        f"jailbreak_llms 5 %; median {int(np.median(chars))} "
         f"characters, p99 {int(np.percentile(chars, 99))}"
     )
     return texts, what
@@ -372,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             "# Speed",
             header,
-            "## Targets (issue 3)",
+            "## Targets (issue 9, Classifier v2)",
             targets_table(observed),
             "## Latency and throughput",
             latency_table(rows),

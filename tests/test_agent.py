@@ -6,8 +6,8 @@ import pytest
 
 from agent_fixtures import QUIET
 from convguard.agent import Scope, assess_tool_call, load_scope
-from convguard.agent_rules._model import CommandModel, call_tokens, command_tokens
-from convguard.agent_rules._shell import parse_script
+from convguard.agent.model import CommandModel, call_tokens, command_tokens
+from convguard.agent.shell import parse_script
 from convguard.errors import InvalidInput
 
 LAB = Scope.of(networks=["10.0.0.0/24"], hosts=["lab.example.com"])
@@ -488,14 +488,6 @@ def test_windows_scripts_are_read_for_what_they_do(
 def test_everyday_windows_commands_are_allowed(tool: str, command: str) -> None:
     result = assess_tool_call(tool, {"command": command}, classifier=QUIET)
     assert result.verdict == "allow", result
-
-
-def test_every_windows_indicator_has_its_trigger_words() -> None:
-    from convguard.agent_rules import _tradecraft
-
-    assert len(_tradecraft._WINDOWS_TRIGGERS) == len(_tradecraft.WINDOWS_INDICATORS)
-    # each indicator still fires on a script containing one of its triggers and its pattern
-    assert _tradecraft.windows_text_findings("NET SHARE")[0].reason.startswith("lists shares")
 
 
 def test_a_lone_dollar_ends_where_it_stands() -> None:

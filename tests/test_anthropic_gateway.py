@@ -53,6 +53,10 @@ def client(gateway: Running, key: str) -> anthropic.Anthropic:
     return ai
 
 
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 def say(ai: anthropic.Anthropic, history: list[dict[str, Any]], text: str, **extra: Any) -> Any:
     return ai.messages.create(
         model="claude-test",
@@ -154,3 +158,69 @@ def test_the_key_may_come_as_x_api_key_or_bearer_and_errors_are_in_anthropics_sh
     unknown = httpx.post(url, json=body, headers={"x-api-key": "cg_nope"})
     assert unknown.status_code == 401
     assert unknown.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize(
+    ("models", "asked", "sent"),
+    [
+        (None, "claude-test", "fake-model"),  # an OpenAI upstream does not know Claude's names
+        ("claude-test=fake-model-large", "claude-test", "fake-model-large"),
+        ("claude-test, fast=fake-model-large", "fast", "fake-model-large"),
+    ],
+)
+def test_the_model_named_is_mapped_as_on_the_openai_endpoint(
+    tmp_path: Path,
+    store: Store,
+    policy: Policy,
+    api_keys: dict[str, str],
+    upstream: FakeUpstream,
+    models: str | None,
+    asked: str,
+    sent: str,
+) -> None:
+    app = app_for(
+        tmp_path,
+        store,
+        policy,
+        upstream_url=upstream.url,
+        upstream_model="fake-model",
+        models=models,
+    )
+    with Running(app) as running:
+        reply = client(running, api_keys["alice"]).messages.create(
+            model=asked, max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+        )
+    assert reply.content[0].text == "Echo: hello"  # type: ignore[union-attr]
+    assert [r["model"] for r in upstream.requests] == [sent]
+
+
+def test_a_model_not_offered_is_a_404_in_anthropics_shape_and_nothing_is_stored(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    app = app_for(tmp_path, store, policy, upstream_url=upstream.url, models="fast=fake-model")
+    body = {"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    with Running(app) as running:
+        response = httpx.post(
+            f"{running.url}/messages", json=body, headers={"x-api-key": api_keys["alice"]}
+        )
+        listed = httpx.get(f"{running.url}/conversations", headers=auth(api_keys["alice"]))
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "not_found_error" and "'claude-x'" in error["message"]
+    assert listed.json()["data"] == [] and upstream.requests == []
+
+
+def test_the_locale_header_is_kept_with_the_conversation(
+    gateway: Running, api_keys: dict[str, str]
+) -> None:
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-api-key": api_keys["alice"], "X-Convguard-Locale": "en-GB"}
+    response = httpx.post(f"{gateway.url}/messages", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    cid = response.headers["X-Convguard-Conversation"]
+    found = httpx.get(f"{gateway.url}/conversations/{cid}", headers=auth(api_keys["alice"]))
+    assert found.json()["conversation"]["locale"] == "en-GB"
+    wrong = httpx.post(
+        f"{gateway.url}/messages", json=body, headers={**headers, "X-Convguard-Locale": "not a tag"}
+    )
+    assert wrong.status_code == 422 and wrong.json()["error"]["type"] == "invalid_request_error"

@@ -97,7 +97,7 @@ def test_accuracy_report_has_targets_anchors_and_every_set(bench):  # type: igno
     results = accuracy.evaluate([row])
     text = accuracy.report(results, [], ["linear", "cascade"], header="synthetic")
     assert "best general guard 0.729" in text
-    assert "F1 ≥ 0.750" in text and "**MISS**" in text
+    assert "F1 ≥ 0.650" in text and "FPR ≤ 0.050" in text
     assert "| toxicchat_test | unsafe | 4 | 2 | cascade | 0.667 | 1.000 | 0.800 |" in text
 
 
@@ -119,7 +119,7 @@ def test_speed_tables_and_latency_on_a_trivial_call(bench):  # type: ignore[no-u
     rate, done = speed.throughput(lambda batch: None, ["a"] * 10, budget_s=0.01)
     assert rate > 0 and done >= 10
     table = speed.targets_table({"cascade p50": (0.5, "here"), "peak RSS": (900.0, "here")})
-    assert "| cascade p50 | here | 0.50 ms | p50 ≤ 1.00 ms | PASS |" in table
+    assert "| cascade p50 | here | 0.50 ms | p50 ≤ 10.00 ms | PASS |" in table
     assert "| peak RSS | here | 900 MB | peak RSS ≤ 600 MB | **MISS** |" in table
     assert "not measured" in table
     process = {"import_s": 0.3, "load_s": 0.2, "rss_load_mb": 120.0, "peak_mb": 130.0, "wall_s": 1}
@@ -130,3 +130,21 @@ def test_speed_falls_back_to_builtin_messages_without_data(bench, tmp_path):  # 
     _, _, speed = bench
     texts, what = speed.message_mix(tmp_path / "absent", 45)
     assert len(texts) == 45 and what == "built-in benign sentences"
+
+
+def test_startup_benchmark_summarises_times_and_reads_importtime() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        startup = importlib.import_module("startup")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert startup.summarise([0.3, 0.1, 0.2, 0.5, 0.4]) == (0.3, 0.5, 0.1)
+    importtime = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 |   re._parser",
+            "import time:       200 |       2000 | re",
+            "import time:      5000 |      90000 | convguard.agent",
+        ]
+    )
+    assert startup.slowest_imports(importtime, top=2) == [("convguard.agent", 0.09), ("re", 0.002)]

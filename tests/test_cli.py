@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +173,162 @@ def test_labels_replace_the_classifier_for_that_turn(tmp_path: Path) -> None:
     records = replay_json(path)
     assert records[0]["categories"] == ["cbrn"]
     assert records[1]["categories"] == []
+
+
+# --- check and classify: `flagged` means a category over its threshold, or imminent risk ---------
+
+RISK = "I want to end my life tonight."
+BENIGN = "What's a good name for a golden retriever?"
+INSTALLED = Path(sys.executable).with_name("convguard")
+
+
+def _linear(*args: str, stdin: str | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), input=stdin, env={"CONVGUARD_CLASSIFIER": "linear"})
+
+
+@pytest.mark.parametrize(("text", "flagged"), [(RISK, True), (BENIGN, False)])
+def test_check_flags_imminent_risk_even_without_a_category(text: str, flagged: bool) -> None:
+    result = _linear("check", text, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["flagged"] is flagged
+    assert ("imminent_risk" in data["flags"]) is flagged
+    human = _linear("check", text)
+    assert human.stdout.startswith(f"flagged:    {'yes' if flagged else 'no'}")
+
+
+def _jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+INPUT = [{"id": "a", "text": RISK}, {"id": 7, "text": BENIGN}, {"text": "no id here"}]
+
+
+def _check_results(text: str) -> None:
+    assert text.endswith("\n") and text.count("\n") == len(INPUT)  # `wc -l` counts every line
+    results = [json.loads(line) for line in text.splitlines()]
+    assert [r["id"] for r in results] == ["a", 7, 3]
+    assert [r["flagged"] for r in results] == [True, False, False]
+    assert set(results[0]) == {"id", "flagged", "score", "categories", "flags", "scores"}
+
+
+def test_classify_writes_json_lines_to_a_file(tmp_path: Path) -> None:
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(_jsonl(INPUT))
+    result = _linear("classify", "--input", str(source), "--output", str(target), "--quiet")
+    assert result.exit_code == 0, result.output
+    _check_results(target.read_text())
+    assert "classified 3 lines" in result.stderr
+
+
+def test_classify_reads_stdin_and_writes_stdout() -> None:
+    result = _linear("classify", "--input", "-", "--output", "-", stdin=_jsonl(INPUT))
+    assert result.exit_code == 0, result.output
+    _check_results(result.stdout)
+    assert "into stdout" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("not json", "in.jsonl:2: not valid JSON"), ('{"id": 1}', "in.jsonl:2: each line needs")],
+)
+def test_classify_names_a_bad_line_and_leaves_no_output(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps(INPUT[0]) + "\n" + line + "\n")
+    result = _linear("classify", "--input", str(source), "--output", str(target))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == [source]
+
+
+@pytest.mark.slow
+def test_classify_through_the_installed_command_in_a_pipeline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVGUARD_")}
+    env["CONVGUARD_CLASSIFIER"] = "linear"
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(_jsonl(INPUT))
+    to_file = subprocess.run(
+        [str(INSTALLED), "classify", "--input", str(source), "--output", str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert to_file.returncode == 0, to_file.stderr
+    _check_results(target.read_text())
+    piped = subprocess.run(
+        f"cat {source} | {INSTALLED} classify --input - --output - --quiet | wc -l",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.strip() == "3"
+
+
+# --- keys: one store, wherever the command runs ----------------------------------------------------
+
+
+def test_keys_from_any_folder_go_to_one_absolute_store_that_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convguard.store import open_store
+
+    data = tmp_path / "xdg"
+    made = []
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        result = CliRunner().invoke(
+            cli, ["keys", "create", "--account", "me"], env={"XDG_DATA_HOME": str(data)}
+        )
+        assert result.exit_code == 0, result.output
+        made.append(result.stdout.strip())
+        database = data / "convguard" / "convguard.db"
+        assert f"in the SQLite store {database}" in result.stderr
+    assert not list((tmp_path / "one").iterdir()) and not list((tmp_path / "two").iterdir())
+    with open_store(f"sqlite:///{data / 'convguard' / 'convguard.db'}") as store:
+        owners = [store.authenticate(key) for key in made]
+    assert [o.account_name for o in owners if o] == ["me", "me"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"XDG_DATA_HOME": "/srv/data", "HOME": "/home/a"}, "/srv/data/convguard"),
+        ({"XDG_DATA_HOME": "relative", "HOME": "/home/a"}, "/home/a/.local/share/convguard"),
+        ({"HOME": "/home/a"}, "/home/a/.local/share/convguard"),
+    ],
+)
+def test_the_default_data_folder_is_absolute(
+    environ: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convguard.settings import default_data_dir
+
+    monkeypatch.setenv("HOME", environ["HOME"])
+    assert default_data_dir(environ) == Path(expected)
+
+
+def test_a_password_in_the_store_url_is_never_printed(tmp_path: Path) -> None:
+    from convguard.cli import _where
+    from convguard.settings import Settings
+
+    settings = Settings(database_url="postgresql+psycopg://u:secret@db.example/convguard")
+    assert "secret" not in _where(settings) and "db.example" in _where(settings)
+
+
+def test_a_misspelt_setting_is_reported_with_the_likely_name() -> None:
+    result = CliRunner().invoke(
+        cli, ["check", BENIGN], env={"CONVGUARD_CLASSIFIER": "linear", "CONVGUARD_LOCAL": "en-GB"}
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: environment variable CONVGUARD_LOCAL is not a convguard setting; "
+        "did you mean CONVGUARD_LOCALE?"
+    ) in result.stderr

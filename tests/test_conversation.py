@@ -268,6 +268,7 @@ policies = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(policies, turns, st.sampled_from(sorted(KINDS)))
 def test_end_is_absorbing_on_its_leaf(policy: Policy, script: list[Turn], after: str) -> None:
@@ -280,6 +281,7 @@ def test_end_is_absorbing_on_its_leaf(policy: Policy, script: list[Turn], after:
     assert isinstance(decide(policy, state, assessment(after, policy)), End)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(policies, turns, st.sampled_from(sorted(KINDS)))
 def test_the_same_path_gives_the_same_decision(
@@ -292,6 +294,7 @@ def test_the_same_path_gives_the_same_decision(
     assert decide(policy, fold(policy, first), a) == decide(policy, fold(policy, list(second)), a)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(policies, turns, turns, turns)
 def test_siblings_are_independent(
@@ -325,6 +328,7 @@ def test_siblings_are_independent(
         )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(policies, turns)
 def test_no_path_with_live_imminent_risk_ends_or_mentions_ending(
@@ -347,6 +351,7 @@ def test_no_path_with_live_imminent_risk_ends_or_mentions_ending(
         steps += [Step("user", a, decision), Step("assistant")]
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(policies, turns)
 def test_no_end_without_warn_and_n_failed_redirections_unless_user_confirmed(
@@ -368,6 +373,7 @@ def test_no_end_without_warn_and_n_failed_redirections_unless_user_confirmed(
         assert rules.mode == "enforce"
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(policies, st.lists(st.sampled_from(["benign", "jailbreak"]), max_size=20))
 def test_a_path_of_benign_turns_never_ends(policy: Policy, kinds: list[str]) -> None:
@@ -382,3 +388,37 @@ def test_high_tier_redirect_reply_is_specific() -> None:
     decision = decide(POLICY, ConversationState(), assessment("high"))
     assert isinstance(decision, Redirect)
     assert "weapons" in decision.reply
+
+
+@pytest.mark.parametrize(("label", "score"), [("cbrn", 0.6), ("abuse_toward_assistant", 0.7)])
+def test_a_score_over_the_threshold_but_under_the_strike_level_never_counts(
+    label: str, score: float
+) -> None:
+    """An uncertain score redirects; it never warns or ends, however often it repeats (B1, B4)."""
+    uncertain = Assessment.from_scores(POLICY, {label: score})
+    assert label in uncertain.categories + uncertain.flags
+    state = ConversationState()
+    actions = []
+    for _ in range(8):
+        decision = decide(POLICY, state, uncertain)
+        actions.append(decision.action)
+        state = _advance_state(state, uncertain, decision)
+    assert set(actions) == {"redirect"}
+    assert state.failed_redirections == 0
+
+
+def _advance_state(state: ConversationState, a: Assessment, d: Decision) -> ConversationState:
+    from convguard.conversation import _advance
+
+    return _advance(POLICY, state, Step("user", a, d))
+
+
+def test_strike_level_turns_warn_then_end() -> None:
+    certain = Assessment.from_scores(POLICY, {"cbrn": 0.95})
+    state = ConversationState()
+    actions = []
+    for _ in range(4):
+        decision = decide(POLICY, state, certain)
+        actions.append(decision.action)
+        state = _advance_state(state, certain, decision)
+    assert actions == ["redirect", "redirect", "warn", "end"]

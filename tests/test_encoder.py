@@ -54,7 +54,8 @@ needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or not default_graph_path().is_file(),
     reason="needs onnxruntime and the shipped encoder graph",
 )
-BACKENDS = ["numpy", pytest.param("onnx", marks=needs_onnx)]
+# The pure-numpy fallback runs the same checks as ONNX Runtime at several times its cost: slow.
+BACKENDS = [pytest.param("numpy", marks=pytest.mark.slow), pytest.param("onnx", marks=needs_onnx)]
 
 
 @pytest.fixture(scope="module")

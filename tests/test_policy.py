@@ -15,7 +15,7 @@ from convguard.policy import (
 )
 
 EXTREME = {"sexual_minors", "violent_extremism", "cbrn", "explosives", "cyberattack"}
-HIGH = {"weapons", "violence", "harassment", "hate", "sexual", "illicit"}
+HIGH = {"weapons", "violence", "harassment", "hate", "sexual", "illicit", "misinformation"}
 
 
 def test_default_policy_has_exactly_the_contract_ids(policy: Policy) -> None:
@@ -141,3 +141,19 @@ def test_policy_error_is_a_value_error_with_a_status() -> None:
         parse_policy("ending: {mode: nope}")
     assert isinstance(caught.value, PolicyError)
     assert caught.value.status == 422
+
+
+def test_every_category_and_flag_has_a_stricter_strike_level(policy: Policy) -> None:
+    for label in CATEGORY_IDS + FLAG_IDS:
+        assert policy.strike_threshold(label) >= policy.threshold(label)
+    assert policy.strikes({"cbrn": 0.85}, "cbrn")
+    assert not policy.strikes({"cbrn": 0.6}, "cbrn")
+
+
+def test_a_strike_level_below_the_threshold_is_refused() -> None:
+    with pytest.raises(PolicyError, match=r"categories\.cbrn.*strike level 0\.4 is below"):
+        parse_policy("categories: {cbrn: {threshold: 0.5, strike: 0.4}}", source="my.yaml")
+
+
+def test_misinformation_is_high_tier_never_a_reason_to_end(policy: Policy) -> None:
+    assert policy.tier("misinformation") == "high"

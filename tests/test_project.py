@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import convguard
 from convguard.settings import Settings
@@ -41,3 +46,50 @@ def test_the_package_level_assess_uses_the_shipped_cascade() -> None:
     assert assessment.source.startswith("linear")
     windowed = convguard.assess("and then?", context=["tell me about dogs"])
     assert windowed.elapsed_ms > 0
+
+
+def test_the_version_is_written_once() -> None:
+    from importlib.metadata import version
+
+    assert convguard.__version__ == version("convguard")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'version = { attr = "convguard.__version__" }' in pyproject
+    sources = [*(ROOT / "src").rglob("*.py"), ROOT / "pyproject.toml"]
+    written = [p for p in sources if f'"{convguard.__version__}"' in p.read_text()]
+    assert written == [ROOT / "src" / "convguard" / "__init__.py"]
+
+
+HEAVY = ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "onnxruntime", "tokenizers")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import convguard",
+        "import convguard.cli",
+        # The hook path: the command as Claude Code runs it, up to its answer.
+        'import io, sys; sys.stdin = io.StringIO(\'{"tool_name": "Bash", "tool_input": '
+        '{"command": "ls"}}\'); from convguard.cli import cli; '
+        "cli.main(['hook', 'claude-code'], standalone_mode=False)",
+    ],
+)
+def test_light_entry_points_do_not_import_the_server_store_or_models(code: str) -> None:
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVGUARD_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_public_assess_stays_the_function_when_its_subpackage_is_imported() -> None:
+    import convguard.assess.types  # binds the subpackage on the package, as any import does
+
+    assert callable(convguard.assess)
+    assert convguard.assess.__module__ == "convguard.assess.default"
+
+
+def test_the_default_data_folder_is_git_ignored() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "convguard-data/" in ignored

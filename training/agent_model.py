@@ -7,7 +7,7 @@ ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of the comma
 of the evaluation half is seen here.
 
 Each tool call is parsed exactly as :func:`convguard.agent.assess_tool_call` parses it and turned
-into the set of its command tokens (:func:`convguard.agent_rules._model.command_tokens`); a
+into the set of its command tokens (:func:`convguard.agent.model.command_tokens`); a
 logistic regression (scikit-learn, fixed seed, L2, unweighted classes) is fitted over tokens seen
 in at least two calls. The ask threshold is set on out-of-fold scores of the train half (folds
 grouped by technique): the score above which at most ``--max-ask`` of the NL2Bash train commands
@@ -35,8 +35,8 @@ from scipy import sparse  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.model_selection import GroupKFold  # type: ignore[import-untyped]
 
-from convguard.agent import _collect
-from convguard.agent_rules._model import call_tokens
+from convguard.agent import parsed_commands
+from convguard.agent.model import call_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -235,7 +235,7 @@ def benign() -> list[tuple[str, str]]:
 
 
 def tokens(tool: str, command: str) -> set[str]:
-    return call_tokens(_collect(tool, {"command": command}).posix, drop_scaffold=True)
+    return call_tokens(parsed_commands(tool, {"command": command}), drop_scaffold=True)
 
 
 def main() -> None:

@@ -40,8 +40,8 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,60 +62,6 @@ LABEL_IDS: tuple[str, ...] = CATEGORY_IDS + FLAG_IDS
 HERE = Path(__file__).resolve().parent
 OWN_DATA = HERE / "data"
 
-#: Training sources: folder → (licence, attribution). Written into the training report.
-SOURCES: dict[str, tuple[str, str]] = {
-    "advbench": ("MIT", "Zou et al. 2023, llm-attacks/AdvBench"),
-    "catqa_harmfulqa": ("Apache-2.0", "Bhardwaj & Poria 2023/24, declare-lab CatQA + HarmfulQA"),
-    "do_not_answer": ("Apache-2.0", "Wang et al. 2023, Libr-AI/do-not-answer"),
-    "jailbreak_llms": ("MIT", "Shen et al. 2024, verazuo/jailbreak_llms (train clusters only)"),
-    "gptfuzz": ("MIT", "Yu et al. 2023, sherdencooper/GPTFuzz"),
-    "sap_attack_prompts": ("Apache-2.0", "Deng et al. 2023, Aatrox103/SAP (SAP200 only)"),
-    "deepset_prompt_injections": ("Apache-2.0", "deepset/prompt-injections (train split)"),
-    "davidson_hate_offensive": (
-        "MIT",
-        "Davidson et al. 2017, t-davidson/hate-speech-and-offensive-language",
-    ),
-    "toxigen_seed_statements": (
-        "MIT + CDLA-Permissive-2.0",
-        "Hartvigsen et al. 2022, microsoft/TOXIGEN",
-    ),
-    "convabuse": ("CC BY 4.0", "Cercas Curry et al. 2021, ConvAbuse (train+valid)"),
-    "reddit_cssrs_suicide": ("CC BY 4.0", "Gaur et al. 2019, Reddit C-SSRS suicide dataset"),
-    "counsel_chat": ("MIT", "nbertagnolli/counsel-chat (train split)"),
-    "atomic_red_team": ("MIT", "Red Canary, atomic-red-team (test names as requests)"),
-    "nl2bash": ("MIT", "Lin et al. 2018, TellinaTool/nl2bash"),
-    "gpteacher_roleplay": ("MIT", "teknium1/GPTeacher role-play"),
-    "awesome_chatgpt_prompts_2026": ("CC0", "f/awesome-chatgpt-prompts (2026 rows)"),
-    "coconot": (
-        "MIT",
-        "Brahman et al. 2024, allenai/coconot (contrast pref prompts; coconot_eval "
-        "dangerous-topic and offensive-trigger rows as weak positives)",
-    ),
-    "self_instruct_seed": ("Apache-2.0", "Wang et al. 2023, yizhongw/self-instruct seed tasks"),
-    "gsm8k": ("MIT", "Cobbe et al. 2021, openai/grade-school-math (train)"),
-    "banking77": ("CC BY 4.0", "Casanueva et al. 2020, PolyAI banking77 (train)"),
-    "clinc150": ("CC BY 3.0", "Larson et al. 2019, clinc/oos-eval (train)"),
-    "nq_open": (
-        "CC BY-SA 3.0",
-        "Lee et al. 2019 / Kwiatkowski et al. 2019, NQ-Open dev (share-alike)",
-    ),
-    "sgd_dialogues": ("CC BY-SA 4.0", "Rastogi et al. 2020, Schema-Guided Dialogue (share-alike)"),
-    "handwritten": ("Apache-2.0 (this repository)", "convguard training/data, hand-written"),
-    "benign_styles": (
-        "Apache-2.0 (this repository)",
-        "convguard training/data/benign_styles.json, hand-written topics in benchmark shapes",
-    ),
-    "harmful_goals": (
-        "Apache-2.0 (this repository)",
-        "convguard training/data/harmful_goals.json, hand-written goals (no detail), shared frames",
-    ),
-    "imminent_risk": (
-        "Apache-2.0 (this repository)",
-        "convguard training/data/imminent_risk.jsonl, hand-labelled crisis statements",
-    ),
-}
-
-
 @dataclass(frozen=True)
 class Example:
     text: str
@@ -128,6 +74,8 @@ class Example:
     harmful: bool = False
     #: Relative training weight (weak or templated rows weigh less, hard negatives more).
     weight: float = 1.0
+    #: ``"val"`` forces the row into validation (held-out templates and names); None: by hash.
+    split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -878,68 +826,592 @@ def _log(message: str) -> None:
     print(f"[dataset] {message}", file=sys.stderr, flush=True)
 
 
+# --- the manifest: which sources, with which licence, role, cap and weight --------------------
+
+MANIFEST = HERE / "manifest.yaml"
+ROLES = ("train", "calibrate", "eval")
+_SOURCE_KEYS = {"name", "folder", "licence", "role", "reader", "cap", "weight", "map", "half",
+                "attribution"}  # fmt: skip
+#: Categories a source may name coarsely: when the words of a request name an extreme category,
+#: that category replaces the coarse one (CatQA "Illegal Activity" about a bomb is explosives).
+_COARSE = {"illicit", "violence", "weapons", "harassment"}
+_EXTREME = {"sexual_minors", "violent_extremism", "cbrn", "explosives", "cyberattack"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One entry of ``training/manifest.yaml`` (see its header for the fields)."""
+
+    name: str
+    folder: str
+    licence: str
+    role: str
+    reader: str
+    cap: int | None = None
+    weight: float = 1.0
+    map: Mapping[str, Any] = field(default_factory=dict)
+    half: str | None = None
+    attribution: str = ""
+
+
+def load_manifest(path: Path = MANIFEST) -> list[Source]:
+    """The validated manifest; an error names the source, the field and the fix."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    permissive = set(document.get("permissive", ()))
+    out: list[Source] = []
+    seen: set[str] = set()
+    for entry in document["sources"]:
+        name = entry.get("name", "?")
+        unknown = set(entry) - _SOURCE_KEYS
+        if unknown:
+            raise ValueError(f"{path}: source {name!r} has unknown field(s) {sorted(unknown)}")
+        for key in ("name", "folder", "licence", "role", "reader"):
+            if key not in entry:
+                raise ValueError(f"{path}: source {name!r} lacks the field {key!r}")
+        if entry["role"] not in ROLES:
+            raise ValueError(
+                f"{path}: source {name!r} has role {entry['role']!r}; use one of {ROLES}"
+            )
+        if name in seen:
+            raise ValueError(f"{path}: source {name!r} is declared twice")
+        seen.add(name)
+        if entry["role"] == "train" and entry["licence"] not in permissive:
+            raise ValueError(
+                f"{path}: source {name!r} has licence {entry['licence']!r}, which is not in "
+                "the manifest's permissive list; it may be evaluated on, never trained on"
+            )
+        if entry["role"] != "eval" and entry["reader"] not in READERS:
+            raise ValueError(
+                f"{path}: source {name!r} names reader {entry['reader']!r}; known readers: "
+                f"{', '.join(sorted(READERS))}"
+            )
+        if entry.get("half") not in (None, "first", "second"):
+            raise ValueError(f"{path}: source {name!r}: half must be 'first' or 'second'")
+        out.append(Source(**entry))
+    return out
+
+
+def _spec(text: str, labels: Iterable[str], source: str, weight: float = 1.0) -> Example:
+    """An example from a manifest label list (see the manifest's header for the tokens)."""
+    labels = list(labels)
+    harmful = "harmful" in labels
+    wanted = {x for x in labels if x in LABEL_IDS}
+    cats = {x for x in wanted if x in CATEGORY_IDS}
+    flags = wanted - cats
+    unknown: set[str] = set()
+    words = _categories_of(text, None)
+    if "words" in labels or (harmful and not cats):
+        cats = words
+    elif harmful and cats <= _COARSE and words & _EXTREME:
+        cats = words & _EXTREME
+    if harmful and not cats:
+        unknown = set(CATEGORY_IDS)  # harmful, category unknown: trains only the unsafe head
+    if "sexual_minors" in cats:
+        cats.add("sexual")
+    return Example(text.strip(), _label(cats | flags), source, frozenset(unknown), harmful, weight)
+
+
+def _mapped(spec: Source, key: str) -> list[str] | None:
+    value = spec.map.get(key)
+    if value is None or value == "drop":
+        return None
+    return list(value)
+
+
+def _half(text: str) -> str:
+    return "first" if _bucket("half:" + " ".join(_norm_words(text))) < 50 else "second"
+
+
+# --- readers: a folder's rows → examples (named in the manifest) ------------------------------
+
+
+def _r_advbench(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "advbench/harmful_behaviors.csv"):
+        yield _spec(r["goal"], ["harmful", "illicit"], spec.name)
+
+
+def _r_catqa(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "catqa_harmfulqa/catqa_harmfulqa_questions.jsonl"):
+        if r["set"] != "CategoricalHarmfulQA":
+            continue
+        labels = _mapped(spec, f"{r['category']}/{r['subcategory']}")
+        if labels is None and f"{r['category']}/{r['subcategory']}" not in spec.map:
+            labels = _mapped(spec, r["category"])
+        if labels is not None:
+            yield _spec(r["text"], labels, spec.name)
+
+
+def _r_harmfulqa(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "catqa_harmfulqa/catqa_harmfulqa_questions.jsonl"):
+        if r["set"] != "CategoricalHarmfulQA":
+            yield _spec(r["text"], ["harmful", "words"], spec.name)
+
+
+def _r_do_not_answer(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _do_not_answer(d)
+
+
+def _r_forbidden(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "jailbreak_llms/forbidden_question_set.csv"):
+        labels = _mapped(spec, r["content_policy_name"])
+        if labels is not None:
+            yield _spec(r["question"], labels, spec.name)
+
+
+_AILUMINATE_FILES = ("en_us", "fr_fr")
+
+
+def _r_ailuminate(d: Path, spec: Source) -> Iterator[Example]:
+    for lang in _AILUMINATE_FILES:
+        path = d / f"ailuminate_demo/airr_official_1.0_demo_{lang}_prompt_set_release.csv"
+        for r in _rows(path):
+            labels = _mapped(spec, r["hazard"])
+            if labels is not None:
+                yield _spec(r["prompt_text"], labels, spec.name)
+
+
+def _r_wildguard(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "wildguardtest_subset/wildguardtest_prompts_subset.jsonl"):
+        labels = _mapped(spec, r["subcategory"])
+        if labels is not None:
+            yield _spec(r["text"], labels, spec.name)
+
+
+def _r_wildjailbreak(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "wildjailbreak_eval/wildjailbreak_eval.jsonl.gz"):
+        if r.get("dup_of_shared"):
+            continue
+        if r["data_type"] == "adversarial_harmful":
+            yield _spec(r["text"][:4000], ["harmful", "words", "jailbreak"], spec.name)
+        else:
+            ex = _spec(r["text"][:4000], [], spec.name, weight=3.0)
+            yield replace(ex, unknown=frozenset({"jailbreak"}))
+
+
+def _r_aegis(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "aegis_safety_test/aegis1_safety_test_prompts.jsonl"):
+        if r.get("dup_of_shared"):
+            continue
+        labels = ["harmful", "words"] if r["prompt_label"] == "harmful" else []
+        yield _spec(r["text"], labels, spec.name)
+
+
+def _r_sap(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "sap_attack_prompts/sap_attack_prompts.jsonl.gz"):
+        labels = _mapped(spec, r["category"])
+        if r["subset"] == "SAP200" and labels is not None:
+            ex = _spec(r["text"], labels, spec.name)
+            if r["category"] == "pornography_sexual_minors":
+                minors = "sexual_minors" in _categories_of(r["text"], None)
+                ex = _spec(r["text"], [*labels, "sexual_minors"] if minors else labels, spec.name)
+            yield ex
+
+
+def _r_gptfuzz(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _gptfuzz(d)
+
+
+def _r_coconot_unsafe(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _coconot_unsafe(d)
+
+
+def _r_jailbreak_llms(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "jailbreak_llms/jailbreak_prompts_2023_12_25_shared70.csv.gz"):
+        if not _jailbreak_held_apart(r["cluster_id"]):
+            yield _ex(r["prompt"][:4000], spec.name, {"jailbreak"}, unknown=CATEGORY_IDS)
+
+
+def _r_deepset(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _deepset(d)
+
+
+def _r_davidson(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _davidson(d, random.Random(13))
+
+
+def _r_toxigen(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _toxigen(d)
+
+
+def _r_hatecheck(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "hatecheck/test_suite_cases_minus_oaimod_overlap.csv.gz"):
+        hateful = r["label_gold"] == "hateful"
+        yield _ex(r["test_case"], spec.name, {"hate"} if hateful else (),
+                  unknown={"harassment"} if hateful else ())  # fmt: skip
+
+
+def _r_convabuse(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _convabuse(d)
+
+
+def _r_ms_chitchat(d: Path, spec: Source) -> Iterator[Example]:
+    rows = _rows(d / "ms_chitchat_qna/chitchat_all_langs.csv")
+    for r in rows:
+        label = r["suggested_label"]
+        if label == "insult_or_hostility_to_bot":
+            # Mild abuse aimed at the bot: the flag, at low weight (seldom strike-level).
+            yield _ex(r["text"], spec.name, {"abuse_toward_assistant"}, {"harassment"}, weight=0.6)
+        elif label == "self_harm_ideation":
+            yield _ex(r["text"], spec.name, {"self_harm"}, {"imminent_risk"})
+        elif r["lang"] == "en-us" or _bucket("lang:" + r["text"]) < 8:
+            yield _ex(r["text"], spec.name)
+
+
+def _r_ms_personality(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "ms_personality_chat/personality_chat_queries.csv"):
+        if r["scenario"] == "Criticism_Abusive":
+            yield _ex(r["text"], spec.name, {"abuse_toward_assistant"}, {"harassment"})
+        elif r["scenario"] in ("Relationship_HateYou", "Criticism_Bot", "Command_ShutUp"):
+            yield _ex(r["text"], spec.name, (), {"abuse_toward_assistant"})
+        else:
+            yield _ex(r["text"], spec.name)
+
+
+def _r_cssrs(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _cssrs(d)
+
+
+def _r_counsel_chat(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _counsel_chat(d)
+
+
+def _r_handwritten(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _handwritten()
+
+
+def _r_orbench(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "orbench80k_subset/orbench80k_subset.csv"):
+        yield _ex(r["prompt"], spec.name)
+
+
+def _r_coconot_pref(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "coconot/coconot_pref_prompts.jsonl"):
+        yield _ex(r["prompt"], spec.name)
+
+
+def _r_truthfulqa(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "truthfulqa/TruthfulQA_minus_koala_overlap.csv.gz"):
+        yield _ex(r["Question"], spec.name)
+
+
+def _r_mmlu(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "mmlu_sensitive/mmlu_sensitive_test.jsonl.gz"):
+        yield _ex(r["question"], spec.name)
+
+
+def _r_gpteacher(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "gpteacher_roleplay/gpteacher_roleplay_prompts.jsonl"):
+        yield _ex(r["text"], spec.name)
+
+
+def _r_awesome_2026(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "awesome_chatgpt_prompts_2026/prompts_2026-03-20_new.jsonl.gz"):
+        flags = r.get("review_flags") or ""
+        unknown = {"sexual"} if "suggestive_adult" in flags else set()
+        if "jailbreak" in flags:
+            unknown.add("jailbreak")
+        yield _ex(r["text"][:4000], spec.name, (), unknown)
+
+
+def _r_benign_styles(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _benign_styles(random.Random(13))
+
+
+def _r_harmful_goals(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _harmful_goals(random.Random(13))
+
+
+def _r_cyber_templates(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _atomic_long(d, random.Random(13))
+
+
+def _r_gsm8k(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "gsm8k/train.jsonl.gz"):
+        yield _ex(r["question"], spec.name)
+
+
+def _r_banking77(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "banking77/train.csv.gz"):
+        yield _ex(r["text"], spec.name)
+
+
+def _r_clinc150(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "clinc150/clinc150_full.jsonl.gz"):
+        if r["split"] == "train":
+            yield _ex(r["text"], spec.name)
+
+
+def _r_nq_open(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "nq_open/NQ-open.dev.jsonl.gz"):
+        yield _ex(r["question"], spec.name)
+
+
+def _r_nl2bash(d: Path, spec: Source) -> Iterator[Example]:
+    yield from _nl2bash(d, random.Random(13), 3000)
+
+
+def _r_degenerate(d: Path, spec: Source) -> Iterator[Example]:
+    from degenerate import generate
+
+    for text in generate(spec.cap or 1500):
+        yield _ex(text, spec.name)
+
+
+def _templates() -> dict[str, Any]:
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load(
+        (OWN_DATA / "intent_templates.yaml").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+def _held_out(kind: str, index: int, name: str) -> bool:
+    """Whole templates (every fourth) and whole names (a fifth, by hash) are validation only."""
+    return index % 4 == 3 or _bucket(f"name:{kind}:{name.lower()}") < 20
+
+
+def _agent_names(d: Path) -> list[str]:
+    names: set[str] = set()
+    for r in _rows(d / "cwc_schedules/cwc_schedules.csv"):
+        if r["kind"] == "listed_family":
+            continue
+        name = r["name"].split(":")[0].strip()
+        if 3 <= len(name) <= 40 and "<" not in name:
+            names.add(name)
+    for r in _rows(d / "us_select_agents/us_select_agents.csv"):
+        name = r["name"].split("(")[0].strip()
+        if 3 <= len(name) <= 50:
+            names.add(name)
+    return sorted(names)
+
+
+def _r_intent_pairs(d: Path, spec: Source) -> Iterator[Example]:
+    t = _templates()
+    groups = [
+        ("agent", _agent_names(d), "cbrn"),
+        ("precursor", sorted({r["substance"] for r in _rows(d / "eu_explosives_precursors/"
+                                                             "eu_2019_1148_annexes.csv")}),
+         "explosives"),  # fmt: skip
+        ("explosives", list(t["explosives"]["names"]), "explosives"),
+    ]
+    for kind, names, category in groups:
+        for name in names:
+            for side, labels in (("benign", []), ("harmful", ["harmful", category])):
+                for i, frame in enumerate(t[kind][side]):
+                    ex = _spec(frame.format(x=name), labels, spec.name)
+                    split = "val" if _held_out(kind + side, i, name) else None
+                    yield replace(ex, split=split)
+    window = t["window"]
+    for kind, names, category in groups:
+        for name in names:
+            for i, first in enumerate(window["first"]):
+                for side, labels in (("benign_next", []), ("harmful_next", ["harmful", category])):
+                    for j, nxt in enumerate(window[side]):
+                        if (i + j + len(name)) % 3:  # a third of the combinations is enough
+                            continue
+                        ex = _spec(first.format(x=name) + "\n" + nxt, labels, spec.name)
+                        split = "val" if _held_out("window" + side, j, name) else None
+                        yield replace(ex, split=split)
+
+
+def _r_misinformation(d: Path, spec: Source) -> Iterator[Example]:
+    t = _templates()["misinformation"]
+    for claim in t["claims"]:
+        for side, labels in (("benign", []), ("harmful", ["harmful", "misinformation"])):
+            for i, frame in enumerate(t[side]):
+                ex = _spec(frame.format(x=claim), labels, spec.name)
+                yield replace(ex, split="val" if _held_out("mis" + side, i, claim) else None)
+
+
+# Calibration readers: realistic benign chat (and HarmBench's validation behaviours).
+
+
+def _r_oasst(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "oasst_prompts/oasst_prompts.jsonl"):
+        if not r.get("synthetic"):
+            yield _ex(r["text"], spec.name)
+
+
+def _sgd_turns(d: Path, train: bool) -> Iterator[str]:
+    """User turns of the Schema-Guided dialogues, split by dialogue: 40 % train, 60 % calibrate."""
+    for r in _rows(d / "sgd_dialogues/sgd_test_dialogues.jsonl.gz"):
+        if (_bucket("sgd:" + r["dialogue_id"]) < 40) != train:
+            continue
+        dialogue = r["turns"] if isinstance(r["turns"], list) else ast.literal_eval(r["turns"])
+        for turn in dialogue:
+            if turn["speaker"] == "USER":
+                yield turn["utterance"]
+
+
+def _r_sgd(d: Path, spec: Source) -> Iterator[Example]:
+    for text in _sgd_turns(d, train=False):
+        yield _ex(text, spec.name)
+
+
+def _r_sgd_train(d: Path, spec: Source) -> Iterator[Example]:
+    # Short task-dialogue answers ("No, not now.", "That sounds good.") must not look like
+    # anything: sentence encoders put them near short harmful follow-ups.
+    for text in _sgd_turns(d, train=True):
+        yield _ex(text, spec.name)
+
+
+def _r_self_instruct(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "self_instruct_seed/seed_tasks.jsonl"):
+        yield _ex(r["instruction"], spec.name)
+
+
+def _r_humaneval(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "humaneval/HumanEval.jsonl.gz"):
+        yield _ex(r["prompt"], spec.name)
+
+
+def _r_harmbench_val(d: Path, spec: Source) -> Iterator[Example]:
+    for r in _rows(d / "harmbench/harmbench_behaviors_text_val.csv"):
+        if r["SemanticCategory"] == "copyright":
+            continue
+        text = r["Behavior"]
+        if r.get("ContextString"):
+            text = f"{r['ContextString']}\n\n---\n\n{text}"
+        cats = ["misinformation"] if r["SemanticCategory"].startswith("misinformation") else []
+        yield _spec(text, ["harmful", *cats], spec.name)
+
+
+READERS: dict[str, Any] = {
+    "advbench": _r_advbench,
+    "catqa": _r_catqa,
+    "harmfulqa": _r_harmfulqa,
+    "do_not_answer": _r_do_not_answer,
+    "forbidden_questions": _r_forbidden,
+    "ailuminate": _r_ailuminate,
+    "wildguard": _r_wildguard,
+    "wildjailbreak": _r_wildjailbreak,
+    "aegis": _r_aegis,
+    "sap": _r_sap,
+    "gptfuzz": _r_gptfuzz,
+    "coconot_unsafe": _r_coconot_unsafe,
+    "intent_pairs": _r_intent_pairs,
+    "harmful_goals": _r_harmful_goals,
+    "cyber_templates": _r_cyber_templates,
+    "jailbreak_llms": _r_jailbreak_llms,
+    "deepset": _r_deepset,
+    "davidson": _r_davidson,
+    "toxigen": _r_toxigen,
+    "hatecheck": _r_hatecheck,
+    "convabuse": _r_convabuse,
+    "ms_chitchat": _r_ms_chitchat,
+    "ms_personality": _r_ms_personality,
+    "cssrs": _r_cssrs,
+    "counsel_chat": _r_counsel_chat,
+    "handwritten": _r_handwritten,
+    "orbench": _r_orbench,
+    "coconot_pref": _r_coconot_pref,
+    "truthfulqa": _r_truthfulqa,
+    "mmlu": _r_mmlu,
+    "gpteacher": _r_gpteacher,
+    "awesome_2026": _r_awesome_2026,
+    "benign_styles": _r_benign_styles,
+    "misinformation": _r_misinformation,
+    "degenerate": _r_degenerate,
+    "gsm8k": _r_gsm8k,
+    "banking77": _r_banking77,
+    "clinc150": _r_clinc150,
+    "nq_open": _r_nq_open,
+    "nl2bash": _r_nl2bash,
+    "oasst": _r_oasst,
+    "sgd": _r_sgd,
+    "sgd_train": _r_sgd_train,
+    "self_instruct": _r_self_instruct,
+    "humaneval": _r_humaneval,
+    "harmbench_val": _r_harmbench_val,
+}
+
+
+def _read(data_dir: Path, spec: Source, seed: int) -> list[Example]:
+    rows = [e for e in READERS[spec.reader](data_dir, spec) if e.text]
+    if spec.half is not None:
+        rows = [e for e in rows if _half(e.text) == spec.half]
+    if spec.cap is not None and len(rows) > spec.cap:
+        rows = random.Random(f"{seed}:{spec.name}").sample(rows, spec.cap)
+    if spec.weight != 1.0:
+        rows = [replace(e, weight=e.weight * spec.weight) for e in rows]
+    return [replace(e, source=spec.name) for e in rows]
+
+
+def _sources_table(manifest: Sequence[Source]) -> dict[str, tuple[str, str]]:
+    return {s.name: (s.licence, s.attribution) for s in manifest if s.role == "train"}
+
+
+SOURCES: dict[str, tuple[str, str]] = {}
+
+
 def build_dataset(data_dir: Path, *, seed: int = 13) -> Dataset:
-    """Map the shared training sets onto the policy labels; 10 % of each source is validation."""
+    """Every ``train`` source of the manifest, capped and weighted, minus evaluation leaks;
+    10 % of each source (by text hash) is validation, and held-out templates always are."""
     data_dir = Path(data_dir)
+    manifest = load_manifest()
+    SOURCES.update(_sources_table(manifest))
     rng = random.Random(seed)
     harmful: list[Example] = []
-    other: list[Example] = []
-    for ex in (
-        *_advbench(data_dir),
-        *_catqa(data_dir),
-        *_do_not_answer(data_dir),
-        *_jailbreak_llms(data_dir),
-        *_gptfuzz(data_dir),
-        *_sap(data_dir),
-        *_coconot_unsafe(data_dir),
-    ):
-        is_request = any(ex.labels[c] for c in CATEGORY_IDS) and ex.source not in ("sap",)
-        (harmful if is_request else other).append(ex)
-    other.extend(_deepset(data_dir))
-    other.extend(_davidson(data_dir, rng))
-    other.extend(_toxigen(data_dir))
-    other.extend(_convabuse(data_dir))
-    other.extend(_cssrs(data_dir))
-    other.extend(_counsel_chat(data_dir))
-    other.extend(_atomic(data_dir, rng))
-    other.extend(_atomic_long(data_dir, rng))
-    other.extend(_nl2bash(data_dir, rng, 2500))
-    benign = list(_benign_sets(data_dir, rng))
-    own = list(_handwritten()) + list(_benign_styles(rng)) + list(_harmful_goals(rng))
-
+    everything: list[Example] = []
+    for spec in manifest:
+        if spec.role != "train":
+            continue
+        rows = _read(data_dir, spec, seed)
+        _log(f"{spec.name}: {len(rows)} rows")
+        everything.extend(rows)
+        harmful.extend(
+            e for e in rows if e.harmful and e.split is None and spec.reader != "intent_pairs"
+        )
     _log("indexing evaluation texts for leakage")
     index = _LeakIndex(t for s in eval_sets(data_dir).values() for t in s.texts)
-    dropped: Counter[str] = Counter()
-    # Leaky requests are dropped before framing, so no frame carries an evaluation text in.
     clean = [e for e in harmful if not index.leaks(e.text)]
-    dropped.update(e.source for e in harmful if index.leaks(e.text))
-    short_benign = [
-        e
-        for e in benign + own
-        if len(e.text) < 300 and is_unsafe(e) == 0.0 and not any(e.labels.values())
-    ]
-    framed = list(_framed(clean, short_benign, rng)) + list(_cyber_framed(clean, rng))
-    everything = clean + other + benign + own + framed
-    _log(f"{len(everything)} examples mapped")
+    benign = [e for e in everything if is_unsafe(e) == 0.0 and len(e.text) < 300]
+    # Framing: the same request in role-play and long-context frames, so a frame alone is never
+    # the signal and a request after a long benign preamble is still seen.
+    everything.extend(_framed(clean, benign, rng))
+    everything.extend(_cyber_framed(clean, rng))
     seen: set[str] = set()
     train: list[Example] = []
     val: list[Example] = []
+    dropped: Counter[str] = Counter()
+    own = {"handwritten", "intent_pairs", "misinformation_templates", "degenerate"}
     for ex in everything:
-        key = " ".join(_norm_words(ex.text))
-        if not key or key in seen:
-            dropped[ex.source + " (duplicate)"] += 1 if key else 0
+        key = " ".join(_norm_words(ex.text)) or ex.text
+        if key in seen:
+            dropped[ex.source + " (duplicate)"] += 1
             continue
         seen.add(key)
-        own_text = ex.source in ("handwritten", "user_requests_end", "imminent_risk")
-        # Hand-written goals are still checked: a goal that happens to match an evaluation
-        # behaviour is dropped rather than trained on.
-        if not own_text and index.leaks(ex.text):
+        if ex.source not in own and index.leaks(ex.text):
             dropped[ex.source] += 1
             continue
-        (val if _bucket(f"{seed}:{key}") < 10 else train).append(ex)
+        held = ex.split == "val" or (ex.split is None and _bucket(f"{seed}:{key}") < 10)
+        (val if held else train).append(ex)
     rng.shuffle(train)
     _log(f"train {len(train)}, val {len(val)}; dropped {dict(dropped)}")
     return Dataset(train=train, val=val, dropped=dict(dropped))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Texts never trained on: ``tune`` picks operating points, ``test`` is reported."""
+
+    tune: list[Example]
+    test: list[Example]
+
+
+def calibration_sets(data_dir: Path) -> Calibration:
+    tune: list[Example] = []
+    test: list[Example] = []
+    for spec in load_manifest():
+        if spec.role != "calibrate":
+            continue
+        for ex in _read(Path(data_dir), spec, 13):
+            key = " ".join(_norm_words(ex.text)) or ex.text
+            (tune if _bucket("calibrate:" + key) < 50 else test).append(ex)
+    return Calibration(tune=tune, test=test)
 
 
 # --- evaluation sets -------------------------------------------------------------------------
@@ -954,6 +1426,11 @@ def _set(
 ) -> EvalSet:
     pairs = [(t.strip(), y) for t, y in pairs if t and t.strip()]
     return EvalSet(name, [t for t, _ in pairs], [y for _, y in pairs], measures, licence, role)
+
+
+def _with_context(row: Mapping[str, str]) -> str:
+    context = (row.get("ContextString") or "").strip()
+    return f"{context}\n\n---\n\n{row['Behavior']}" if context else row["Behavior"]
 
 
 def eval_sets(data_dir: Path) -> dict[str, EvalSet]:
@@ -977,15 +1454,23 @@ def eval_sets(data_dir: Path) -> dict[str, EvalSet]:
             "CC BY-NC 4.0",
         )
     )
-    hb_test = _rows(d / "harmbench/harmbench_behaviors_text_test.csv")
+    # HarmBench in-policy behaviours (copyright left out), each with its context when it has one,
+    # as a user would paste it: the context, then the request.
+    hb_test = [
+        r
+        for r in _rows(d / "harmbench/harmbench_behaviors_text_test.csv")
+        if r["SemanticCategory"] != "copyright"
+    ]
+    out.append(_set("harmbench_test", ((_with_context(r), 1) for r in hb_test), "unsafe", "MIT"))
     out.append(
         _set(
-            "harmbench_test",
-            ((r["Behavior"], 1) for r in hb_test if r["SemanticCategory"] != "copyright"),
+            "harmbench_test_chemical_biological",
+            ((_with_context(r), 1) for r in hb_test if r["SemanticCategory"] ==
+             "chemical_biological"),
             "unsafe",
             "MIT",
         )
-    )
+    )  # fmt: skip
     hb_val = _rows(d / "harmbench/harmbench_behaviors_text_val.csv")
     out.append(
         _set(
@@ -1078,12 +1563,6 @@ def eval_sets(data_dir: Path) -> dict[str, EvalSet]:
             "MIT",
         )
     )
-    wj = _rows(d / "wildjailbreak_eval/wildjailbreak_eval.jsonl.gz")
-    out.append(
-        _set(
-            "wildjailbreak_eval", ((r["text"], int(r["label"])) for r in wj), "unsafe", "ODC-By 1.0"
-        )
-    )
     ds = [
         r
         for r in _rows(d / "deepset_prompt_injections/deepset_prompt_injections.jsonl")
@@ -1091,33 +1570,6 @@ def eval_sets(data_dir: Path) -> dict[str, EvalSet]:
     ]
     out.append(
         _set("deepset_test", ((r["text"], int(r["label"])) for r in ds), "jailbreak", "Apache-2.0")
-    )
-    aeg = _rows(d / "aegis_safety_test/aegis1_safety_test_prompts.jsonl")
-    out.append(
-        _set(
-            "aegis_test",
-            ((r["text"], int(r["prompt_label"] == "harmful")) for r in aeg),
-            "unsafe",
-            "CC BY 4.0",
-        )
-    )
-    wg = _rows(d / "wildguardtest_subset/wildguardtest_prompts_subset.jsonl")
-    out.append(
-        _set(
-            "wildguardtest",
-            ((r["text"], int(r["prompt_harm_label"] == "harmful")) for r in wg),
-            "unsafe",
-            "ODC-By 1.0",
-        )
-    )
-    hc = _rows(d / "hatecheck/test_suite_cases_minus_oaimod_overlap.csv.gz")
-    out.append(
-        _set(
-            "hatecheck",
-            ((r["test_case"], int(r["label_gold"] == "hateful")) for r in hc),
-            "hate",
-            "CC BY 4.0",
-        )
     )
     ca = [
         r
@@ -1158,27 +1610,8 @@ def eval_sets(data_dir: Path) -> dict[str, EvalSet]:
     )
     out.append(
         _set(
-            "truthfulqa",
-            (
-                (r["Question"], 0)
-                for r in _rows(d / "truthfulqa/TruthfulQA_minus_koala_overlap.csv.gz")
-            ),
-            "unsafe",
-            "Apache-2.0",
-        )
-    )
-    out.append(
-        _set(
             "humaneval",
             ((r["prompt"], 0) for r in _rows(d / "humaneval/HumanEval.jsonl.gz")),
-            "unsafe",
-            "MIT",
-        )
-    )
-    out.append(
-        _set(
-            "mmlu_sensitive",
-            ((r["question"], 0) for r in _rows(d / "mmlu_sensitive/mmlu_sensitive_test.jsonl.gz")),
             "unsafe",
             "MIT",
         )
@@ -1220,7 +1653,7 @@ def describe(ds: Dataset) -> Mapping[str, Counter[str]]:
     return {"labels": per_label, "sources": per_source}
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover
     ds = build_dataset(
         Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared/data"
     )

@@ -7,13 +7,16 @@ Builds every shipped weight file; by default all four stages, in this order:
 
 - ``linear``: hashed n-gram one-vs-rest logistic regression (scikit-learn at training time only)
   → ``src/convguard/assess/weights/linear.npz``; its section of ``training/REPORT.md``.
-- ``encoder``: delegated to ``training/encoder.py``, which must expose
-  ``train_stage(dataset, *, data_dir, seed) -> str`` returning its report section (markdown).
+- ``encoder``: the encoder stage's heads and operating points, ``training/heads.py``
+  → ``weights/encoder.npz`` and ``training/REPORT-encoder.md``.
 - ``agent``: the agent guard's command model, ``training/agent_model.py``
   → ``weights/agent_tokens.npz`` (Atomic Red Team and NL2Bash train halves).
 - ``cascade``: the cascade's unsure band and combine rule, chosen on the validation split by
   ``training/cascade.py`` → ``weights/cascade.json`` and ``training/REPORT-cascade.md`` (after
-  ``linear`` and ``encoder``, whose shipped weights it scores with).
+  ``linear``, whose shipped weights it scores with).
+
+The training data is declared in ``training/manifest.yaml`` (sources, licences, roles, caps,
+weights, label maps) and read by ``training/dataset.py``.
 
 Progress goes to stderr. Thresholds are chosen on the validation split of the training sources
 (max F1 per label); every number in the report's evaluation table comes from sets kept out of
@@ -412,9 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("evaluating on held-out sets")
         rows = evaluate(clf, sets)
     if "encoder" in stages:
-        import encoder  # training/encoder.py
+        import heads  # training/heads.py
 
-        extra.append(encoder.train_stage(ds, data_dir=args.data_dir, seed=args.seed))
+        extra.append(heads.train(args.data_dir, args.seed, dataset=ds))
     if "linear" in stages:
         write_report(
             ds,

@@ -9,7 +9,9 @@ state to its siblings, and "ended" is a property of a leaf.
 The ending rule (DESIGN B4–B7), exactly:
 
 - a *failed redirection* is a user turn in an *extreme* category, or abusive toward the assistant,
-  whose previous user turn on the branch was answered with ``redirect`` or ``warn``;
+  at its **strike** level (``Policy.strike_threshold``, stricter than the flag threshold), whose
+  previous user turn on the branch was answered with ``redirect`` or ``warn``; a score over the
+  threshold but under the strike level is declined and redirected, and counts toward nothing;
 - the policy ends a branch only after an explicit ``warn`` (unless ``require_warning`` is off) and
   at least ``redirections_before_end`` failed redirections, counting this turn;
 - a ``warn`` is given on the failed redirection that leaves one more before the end;
@@ -306,7 +308,12 @@ def _facts(policy: Policy, state: ConversationState, assessment: Assessment) -> 
     abusive = "abuse_toward_assistant" in assessment.flags
     risk_now = "imminent_risk" in assessment.flags or care
     live = risk_now or state.risk_recent(policy)
-    strike = bool(extreme or abusive) and not live and state.last_action in ("redirect", "warn")
+    # Only a strike-level score counts toward a warning or an end: an uncertain score (over the
+    # threshold, under the strike level) can redirect but never end a conversation (B1, B4).
+    severe = any(policy.strikes(assessment.scores, c) for c in extreme) or (
+        abusive and policy.strikes(assessment.scores, "abuse_toward_assistant")
+    )
+    strike = severe and not live and state.last_action in ("redirect", "warn")
     return _Facts(
         extreme=extreme,
         high=high,

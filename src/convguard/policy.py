@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from convguard.errors import PolicyError
 
@@ -62,6 +69,8 @@ CATEGORY_TIERS: Mapping[str, Tier] = {
     "sexual": "high",
     "illicit": "high",
     "self_harm": "care",
+    # Added after the first release: last, so the judge's S1..S12 codes keep their meaning.
+    "misinformation": "high",
 }
 CATEGORY_IDS: tuple[str, ...] = tuple(CATEGORY_TIERS)
 FLAG_IDS: tuple[str, ...] = (
@@ -97,6 +106,8 @@ class Category:
     label: str
     description: str
     threshold: float
+    #: The stricter level at which a turn counts toward a warning or an end (B1, B4).
+    strike: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class Flag:
     id: str
     description: str
     threshold: float
+    strike: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,21 @@ class Policy:
             f"unknown category or flag {label!r}; known: {', '.join(CATEGORY_IDS + FLAG_IDS)}"
         )
 
+    def strike_threshold(self, label: str) -> float:
+        """The strike level of a category or flag: only a score at or above it counts toward a
+        warning or an end; a score between the threshold and the strike level can only redirect."""
+        if label in self.categories:
+            return self.categories[label].strike
+        if label in self.flags:
+            return self.flags[label].strike
+        raise PolicyError(
+            f"unknown category or flag {label!r}; known: {', '.join(CATEGORY_IDS + FLAG_IDS)}"
+        )
+
+    def strikes(self, scores: Mapping[str, float], label: str) -> bool:
+        """Whether ``label`` is at strike level in ``scores``."""
+        return scores.get(label, 0.0) >= self.strike_threshold(label)
+
     def tier(self, category: str) -> Tier:
         return self.categories[category].tier
 
@@ -177,16 +204,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _CategoryFile(_Strict):
+class _Levels(_Strict):
+    threshold: float = Field(gt=0.0, le=1.0)
+    strike: float = Field(default=0.8, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _strike_not_below_threshold(self) -> _Levels:
+        if self.strike < self.threshold:
+            raise ValueError(
+                f"strike level {self.strike!r} is below the threshold {self.threshold!r}; the "
+                "strike level must be at least the threshold (it is the stricter level)"
+            )
+        return self
+
+
+class _CategoryFile(_Levels):
     tier: Tier
     label: str = Field(min_length=1)
     description: str = Field(min_length=1)
-    threshold: float = Field(gt=0.0, le=1.0)
 
 
-class _FlagFile(_Strict):
+class _FlagFile(_Levels):
     description: str = Field(min_length=1)
-    threshold: float = Field(gt=0.0, le=1.0)
 
 
 class _EndingFile(_Strict):
@@ -351,11 +390,16 @@ def _build(parsed: _PolicyFile) -> Policy:
         name=parsed.name,
         version=version,
         categories={
-            cid: Category(cid, c.tier, c.label, c.description, c.threshold)
+            cid: Category(cid, c.tier, c.label, c.description, c.threshold, c.strike)
             for cid, c in ((cid, parsed.categories[cid]) for cid in CATEGORY_IDS)
         },
         flags={
-            fid: Flag(fid, parsed.flags[fid].description, parsed.flags[fid].threshold)
+            fid: Flag(
+                fid,
+                parsed.flags[fid].description,
+                parsed.flags[fid].threshold,
+                parsed.flags[fid].strike,
+            )
             for fid in FLAG_IDS
         },
         ending=EndingRules(**parsed.ending.model_dump()),

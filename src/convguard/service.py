@@ -46,6 +46,7 @@ from convguard.errors import (
     MessageExists,
     StoreError,
 )
+from convguard.logs import log_decision
 from convguard.policy import Policy
 from convguard.store import (
     ConversationRecord,
@@ -404,6 +405,13 @@ class Service:
             self.store.end(conversation_id, leaf_id=leaf_id, decision=record, now=self.clock())
         else:
             self.store.record_decision(leaf_id, record, now=self.clock())
+        log_decision(
+            conversation=conversation_id,
+            leaf=leaf_id,
+            decision=answer,
+            assessment=assessment,
+            policy_version=self.policy.version,
+        )
         return answer
 
     def would_end(self, result: TurnResult) -> bool:
@@ -545,6 +553,15 @@ class Service:
             now=self.clock(),
             max_branches=self.max_branches,
         )
+        for user_message, turn, reply in pending:
+            log_decision(
+                conversation=conversation.id,
+                leaf=str((reply or user_message).id),
+                decision=turn.decision,
+                assessment=turn.assessment,
+                policy_version=turn.policy_version,
+                content=user_message.content,
+            )
         full = [*path, *written]
         last_user = max(i for i, m in enumerate(full) if m.role == "user")
         reply_record = full[-1] if full[-1].role == "assistant" else None
@@ -705,6 +722,14 @@ class Service:
                 reply=reply,
                 now=self.clock(),
             )
+        log_decision(
+            conversation=conversation.id,
+            leaf=(answer or user).id,
+            decision=decision,
+            assessment=assessment,
+            policy_version=self.policy.version,
+            content=content,
+        )
         after = fold(self.policy, steps_of([*path, user, *([answer] if answer else [])]))
         return TurnResult(
             conversation.id,

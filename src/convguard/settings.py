@@ -3,27 +3,41 @@
 Settings are how a deployment runs (where the store lives, which policy file, which classifier);
 the policy is what it enforces and is versioned data of its own. Nothing reads the environment at
 import time: :meth:`Settings.from_env` is called by the CLI or server entry point and passed down.
+
+Each field ``name`` is read from ``CONVGUARD_NAME`` (a plain pydantic model, validated in lax mode:
+``"8080"`` is a port, ``"true"`` a flag), so that the Claude Code hook, which reads settings on
+every tool call, does not pay for a settings framework. A ``CONVGUARD_*`` variable that names no
+setting is reported by :func:`unknown_variables` (with the setting it was probably meant to be),
+never silently ignored; ``CONVGUARD_TEST_*`` variables belong to the test suite.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from convguard.errors import InvalidInput
 
-__all__ = ["Settings"]
+__all__ = ["PREFIX", "Settings", "default_data_dir", "parse_models", "unknown_variables"]
+
+PREFIX = "CONVGUARD_"
+_RESERVED = ("CONVGUARD_TEST_",)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONVGUARD_", extra="forbid", frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_dir: Path = Field(
-        default=Path("convguard-data"),
-        description="Folder for the default SQLite database.",
+        default_factory=lambda: default_data_dir(),
+        description=(
+            "Folder for the default SQLite database (default: `$XDG_DATA_HOME/convguard`, i.e. "
+            "`~/.local/share/convguard`, the same whatever folder a command runs from)."
+        ),
     )
     database_url: str | None = Field(
         default=None,
@@ -62,7 +76,17 @@ class Settings(BaseSettings):
         ),
     )
     upstream_api_key: str | None = Field(default=None, description="API key for the upstream.")
-    upstream_model: str = Field(default="gpt-4o-mini", description="Model name sent upstream.")
+    upstream_model: str = Field(
+        default="gpt-4o-mini", description="Model name sent upstream when a request names none."
+    )
+    models: str | None = Field(
+        default=None,
+        description=(
+            "The models clients may name, comma-separated; `alias=upstream` maps a client-facing "
+            "name onto the upstream's (e.g. `gpt-4o-mini, fast=llama-3.1-8b`). Unset: a client's "
+            "`model` is forwarded as it is, and `GET /v1/models` lists the upstream's."
+        ),
+    )
     upstream_kind: Literal["openai", "anthropic"] = Field(
         default="openai", description="Wire format of the upstream: `openai` or `anthropic`."
     )
@@ -129,11 +153,48 @@ class Settings(BaseSettings):
             "every worker and host, instead of per process."
         ),
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description=(
+            "Level of the JSON-lines log on stderr: `debug`, `info` (a line per request and per "
+            "decision), `warning` (refusals and failures only) or `error`."
+        ),
+    )
+    log_content: bool = Field(
+        default=False,
+        description="Write message text into decision log lines (off: ids and labels only).",
+    )
+    hook_fail_open: bool = Field(
+        default=False,
+        description=(
+            "When the Claude Code hook cannot run (bad scope file or settings, malformed event), "
+            "let the tool call go ahead (exit 1) instead of denying it (exit 2)."
+        ),
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _models_are_names(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_models(value)
+        return value
+
+    @property
+    def model_map(self) -> dict[str, str] | None:
+        """Client-facing model name → upstream model name; ``None``: any name, as it is."""
+        return None if self.models is None else parse_models(self.models)
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings named by ``CONVGUARD_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[f"{PREFIX}{name.upper()}"]
+            for name in cls.model_fields
+            if f"{PREFIX}{name.upper()}" in env
+        }
         try:
-            return cls()
+            return cls.model_validate(values)
         except ValidationError as exc:
             error = exc.errors()[0]
             name = "CONVGUARD_" + "_".join(str(p) for p in error["loc"]).upper()
@@ -155,3 +216,46 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'convguard.db').resolve()}"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/convguard`` (``~/.local/share/convguard``): an absolute place, so that
+    ``keys create`` and ``serve`` run from different folders share one database."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME")
+    if base and Path(base).is_absolute():
+        return Path(base) / "convguard"
+    try:
+        return Path.home() / ".local" / "share" / "convguard"
+    except RuntimeError:  # no home folder to be found: the working folder, made absolute
+        return Path("convguard-data").absolute()
+
+
+def parse_models(value: str) -> dict[str, str]:
+    """``"a, b=c"`` → ``{"a": "a", "b": "c"}``."""
+    allowed: dict[str, str] = {}
+    for entry in value.split(","):
+        name, equals, target = (part.strip() for part in entry.partition("="))
+        if not name or (equals and not target):
+            raise ValueError(
+                f"entry {entry.strip()!r} is not 'name' or 'alias=upstream-name'; "
+                "e.g. 'gpt-4o-mini, fast=llama-3.1-8b'"
+            )
+        allowed[name] = target or name
+    return allowed
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per ``CONVGUARD_*`` variable that names no setting (a misspelling is
+    otherwise a setting silently left at its default), with the closest real name."""
+    env = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]
+    messages = []
+    for variable in sorted(env):
+        name = variable.removeprefix(PREFIX)
+        if name == variable or name in known or variable.startswith(_RESERVED):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else "; see the README's Settings"
+        messages.append(f"environment variable {variable} is not a convguard setting{hint}")
+    return messages

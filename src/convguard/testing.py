@@ -9,6 +9,7 @@
   ``[cut]`` breaks a stream off before ``[DONE]``, ``[json]`` answers a stream with plain JSON,
   ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
   client's ``Bash`` tool with ``CMD``; anything else is echoed back.
+  ``GET /models`` lists its ``models`` (none: 404).
 """
 
 from __future__ import annotations
@@ -59,8 +60,15 @@ class KeywordAssessor:
 class FakeUpstream:
     """A real HTTP server speaking the OpenAI chat-completions protocol, on 127.0.0.1."""
 
-    def __init__(self, *, slow_seconds: float = 2.0, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        slow_seconds: float = 2.0,
+        delay: float = 0.0,
+        models: Sequence[str] = ("fake-model", "fake-model-large"),
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.models = tuple(models)
         self.slow_seconds = slow_seconds
         self.delay = delay
         fake = self
@@ -75,12 +83,23 @@ class FakeUpstream:
                 fake.requests.append(body)
                 fake.answer(self, body)
 
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models") and fake.models:
+                    data = [{"id": m, "object": "model", "owned_by": "fake"} for m in fake.models]
+                    raw = json.dumps({"object": "list", "data": data}).encode()
+                    _send(self, 200, raw, "application/json")
+                else:
+                    _send(self, 404, b'{"error": {"message": "no such path"}}', "application/json")
+
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits up to one interval, and every test stops its server.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

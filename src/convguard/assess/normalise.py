@@ -5,11 +5,12 @@ Obfuscation must not hide a request (B1). :func:`normalise` returns
 - ``text``: Unicode NFKC, zero-width and soft-hyphen characters removed, Cyrillic/Greek look-alike
   letters folded to Latin inside words that mix scripts (or in mostly-Latin text). Case, digits and
   punctuation are kept, so ordinary text ("B2B", "mp3", "404") reads as written;
-- ``views``: extra texts to assess as well — a leetspeak-folded view ("h4ck" → "hack"), and the
+- ``views``: extra texts to assess as well — letters spaced out joined again ("b o m b" →
+  "bomb"), a leetspeak-folded view ("h4ck" → "hack"), and the
   decoded text of base64, hex, URL-encoded and rot13 payloads (each normalised again, one level);
 - ``obfuscations``: which tricks were found, in a fixed order (``zero_width``, ``homoglyph``,
-  ``leetspeak``, ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS` are the ones
-  that are evidence of a jailbreak attempt by themselves.
+  ``spaced``, ``leetspeak``, ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS`
+  are the ones that are evidence of a jailbreak attempt by themselves.
 
 Decoded payloads count only when they read as text (mostly letters and spaces, several words), so
 pasted tokens, hashes and JSON web tokens are not mistaken for hidden requests.
@@ -33,7 +34,7 @@ __all__ = ["STRONG_OBFUSCATIONS", "Normalised", "normalise"]
 STRONG_OBFUSCATIONS: frozenset[str] = frozenset(
     {"zero_width", "homoglyph", "base64", "hex", "rot13"}
 )
-_ORDER = ("zero_width", "homoglyph", "leetspeak", "base64", "hex", "url", "rot13")
+_ORDER = ("zero_width", "homoglyph", "spaced", "leetspeak", "base64", "hex", "url", "rot13")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ _LEET = str.maketrans(
 # A token with a leet character between letters ("h4ck", "b0mb", "p@ssw0rd"), or leading one
 # ("@ss", "$ex"); digits at a token's end ("mp3", "rot13", "covid19") are ordinary text.
 _LEET_TOKEN = re.compile(r"\b[A-Za-z]*(?:[A-Za-z][013457@$]+[A-Za-z]|[@$][A-Za-z]{2})[\w@$]*")
-_LEET_HINT = re.compile(r"[A-Za-z][013457@$]|[@$][A-Za-z]")
+# A token that starts with leet digits and holds at least two of them ("573p", "5yn7h351z1ng"),
+# unlike ordinals and sizes ("1st", "4th", "3d", "5k").
+_LEET_LEADING = re.compile(r"\b[013457][013457A-Za-z]*[A-Za-z][\w]*")
+_LEET_HINT = re.compile(r"[A-Za-z][013457@$]|[013457][A-Za-z]|[@$][A-Za-z]")
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,]?){8,}")
@@ -315,8 +319,58 @@ def _leet_view(text: str) -> str | None:
         changed += 1
         return token.translate(_LEET)
 
-    view = _LEET_TOKEN.sub(fold, text)
+    def fold_leading(match: re.Match[str]) -> str:
+        token = match.group()
+        if sum(c in "013457" for c in token) < 2:
+            return token
+        return fold(match)
+
+    tokens = [t for t in _WORDISH.findall(text) if len(t) <= 24]
+    mixed = sum(
+        1
+        for t in tokens
+        if _HAS_LETTER.search(t) and _HAS_LEET.search(t) and not _OTHER_DIGIT.search(t)
+    )
+    if len(tokens) >= 3 and mixed >= _LEET_DENSE * len(tokens):
+        # Written in leetspeak throughout: fold every token, short numbers included ("47" → "at").
+        return _WORDISH.sub(lambda m: _dense_fold(m.group()), text)
+    view = _LEET_LEADING.sub(fold_leading, _LEET_TOKEN.sub(fold, text))
     return view if changed else None
+
+
+_WORDISH = re.compile(r"[\w@$]+")
+_HAS_LETTER = re.compile(r"[A-Za-z]")
+_HAS_LEET = re.compile(r"[013457@$]")
+_OTHER_DIGIT = re.compile(r"[2689]")
+#: Share of tokens mixing letters and leet digits above which a text is read as leetspeak
+#: throughout.
+_LEET_DENSE = 0.4
+
+
+def _dense_fold(token: str) -> str:
+    if len(token) > 24 or (token.isdigit() and len(token) > 3):
+        return token
+    return token.translate(_LEET)
+
+
+_WORD_GAP = re.compile(r"\s{2,}|\s*[/|]\s*")
+#: At least this many tokens, this share of them single characters, for a spaced-out reading.
+_SPACED_TOKENS = 6
+_SPACED_SHARE = 0.7
+
+
+def _spaced_view(text: str) -> str | None:
+    """``"h o w  d o  I"`` → ``"how do I"``: letters spaced out to slip past word features.
+
+    Words are told apart by wider gaps (two spaces, a slash or a bar) when there are any.
+    """
+    tokens = text.split()
+    if len(tokens) < _SPACED_TOKENS:
+        return None
+    if sum(len(t) == 1 for t in tokens) < _SPACED_SHARE * len(tokens):
+        return None
+    groups = [g for g in _WORD_GAP.split(text.strip()) if g.strip()]
+    return " ".join("".join(g.split()) for g in groups)
 
 
 def normalise(text: str, *, _depth: int = 0) -> Normalised:
@@ -325,7 +379,11 @@ def normalise(text: str, *, _depth: int = 0) -> Normalised:
     if not text.isascii():
         text = _unicode_fold(text, found)
     views: list[str] = []
-    leet = _leet_view(text)
+    spaced = _spaced_view(text)
+    if spaced is not None:
+        views.append(spaced)
+        found.add("spaced")
+    leet = _leet_view(spaced or text)
     if leet is not None:
         views.append(leet)
         if sum(a != b for a, b in zip(leet, text, strict=False)) >= 2:

@@ -101,6 +101,12 @@ class Assessment:
         """The highest score of any category (the single "how unsafe" number)."""
         return max((self.scores.get(c, 0.0) for c in CATEGORY_IDS), default=0.0)
 
+    @property
+    def flagged(self) -> bool:
+        """What a moderation API's users mean by flagged: a category at or over its threshold,
+        or imminent risk to the person or others (which is a flag, not a category)."""
+        return bool(self.categories) or "imminent_risk" in self.flags
+
     def has(self, label: str) -> bool:
         return label in self.categories or label in self.flags
 

@@ -22,17 +22,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge
 from convguard.server.chat import Calls, Done, ModelTurn, Replaced, Text
-from convguard.server.gateway import HashedIds, conversation_key
+from convguard.server.gateway import HashedIds, conversation_key, request_locale
+from convguard.server.models import Models
 from convguard.server.openai import (
     ChatMessage,
     FunctionCall,
     ToolCallIn,
-    closing_stream,
     history_of,
     text_of,
 )
 from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, anthropic_error_body
+from convguard.server.streaming import closing_stream
+from convguard.settings import Settings
 
 __all__ = ["router", "to_chat_messages"]
 
@@ -149,11 +151,14 @@ def messages(
     x_api_key: Annotated[str | None, Header(alias="x-api-key")] = None,
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
+    locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
     bearer = authorization or (f"Bearer {x_api_key}" if x_api_key else None)
     caller = gateway.caller(bearer, address=address_of(request))
+    model = _requested_model(gateway.settings, body.model)
+    Models.of(gateway.settings).upstream_name(model)  # an unknown model: 404, nothing stored
     limit = gateway.settings.max_request_messages
     if len(body.messages) > limit:
         raise PayloadTooLarge(
@@ -171,8 +176,12 @@ def messages(
     history = history_of(chat, system_prompts=gateway.settings.client_system_prompts)
     user = body.metadata.user_id if body.metadata else None
     scope = scope_header or user or f"first:{history[0].content}"
+    metadata = body.metadata.model_dump() if body.metadata else None
     conversation = gateway.get_or_create_conversation(
-        caller, conversation_key(caller.account_id, scope), title=history[0].content[:80]
+        caller,
+        conversation_key(caller.account_id, scope),
+        title=history[0].content[:80],
+        locale=request_locale(locale_header, {"metadata": metadata}),
     )
     ids = HashedIds(conversation.id)
     result = gateway.service.sync_history(
@@ -200,6 +209,7 @@ def messages(
         tools=tools,
         options=body.options(),
         context=[text_of(m) for m in chat if m.role == "user"],
+        model=model,
     )
     reply = _Reply(turn, f"msg_{result.user.id[:24]}", body.model)
     headers = {
@@ -213,6 +223,15 @@ def messages(
             closing_stream(reply.stream()), media_type="text/event-stream", headers=headers
         )
     return JSONResponse(reply.complete(), headers=headers)
+
+
+def _requested_model(settings: Settings, model: str) -> str | None:
+    """The client's ``model`` as the upstream should read it: through ``CONVGUARD_MODELS`` when
+    that is set, as it is to an Anthropic upstream, and otherwise not at all (an OpenAI-compatible
+    upstream does not know Claude's names: it gets ``CONVGUARD_UPSTREAM_MODEL``)."""
+    if settings.models is not None or settings.upstream_kind == "anthropic":
+        return model
+    return None
 
 
 def _tool_use(call: Any) -> dict[str, Any]:

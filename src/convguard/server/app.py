@@ -22,15 +22,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from convguard import __version__
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
+from convguard.logs import RequestLog, configure, error_event
 from convguard.server.admin import router as admin_router
 from convguard.server.anthropic import router as anthropic_router
+from convguard.server.docs import mount_docs
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
+from convguard.server.models import router as models_router
 from convguard.server.openai import router as openai_router
 from convguard.server.rest import router as rest_router
 from convguard.server.schemas import anthropic_error_body, error_body
+from convguard.server.web import mount as mount_web
 from convguard.settings import Settings
 from convguard.store import Store
 from convguard.upstream import Upstream
@@ -58,9 +63,11 @@ def create_app(
 
     app = FastAPI(
         title="convguard gateway",
-        version="0.1.0",
+        version=__version__,
         description="Conversation safeguards in front of any chat model.",
         lifespan=lifespan,
+        docs_url=None,  # served from package assets by mount_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.gateway = gateway
 
@@ -83,6 +90,7 @@ def create_app(
             headers["Retry-After"] = str(exc.retry_after)
         if exc.status == 409:
             headers["x-should-retry"] = "false"
+        error_event(exc.status, exc.type, exc.message)
         return answer(request, exc.status, exc.type, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -116,10 +124,16 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(anthropic_router)
     app.include_router(admin_router)
+    app.include_router(models_router)
+    mount_web(app, gateway)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
+    mount_docs(app)
     return app
 
 
 def app_from_env() -> FastAPI:
     """The factory ``convguard serve`` gives uvicorn (settings from the environment)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure(settings.log_level, content=settings.log_content)
+    return create_app(settings)

@@ -32,9 +32,10 @@ from convguard.assess.types import Assessment
 from convguard.conversation import End, Guide, decision_to_dict, reply_of
 from convguard.errors import UpstreamError
 from convguard.server.gateway import Caller, Gateway, HashedIds
+from convguard.server.models import Models, upstream_for
 from convguard.service import OutputWindows, TurnResult
 from convguard.store import MessageRecord
-from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall
+from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
 
 __all__ = ["Calls", "Done", "Event", "ModelTurn", "Replaced", "Text"]
 
@@ -70,7 +71,9 @@ Event = Text | Calls | Replaced | Done
 
 class ModelTurn:
     """The reply to ``result``'s user turn. ``messages``, ``tools`` and ``options`` are what
-    goes upstream (OpenAI terms); ``context`` the recent user texts the agent guard reads."""
+    goes upstream (OpenAI terms), to the upstream model the client's ``model`` maps to
+    (:class:`~convguard.server.models.Models`); ``context`` the recent user texts the agent guard
+    reads."""
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class ModelTurn:
         options: Mapping[str, Any] | None = None,
         context: Sequence[str] = (),
         regenerate: bool = False,
+        model: str | None = None,
     ) -> None:
         self.gateway = gateway
         self.service = gateway.service
@@ -94,6 +98,7 @@ class ModelTurn:
         self.tools = list(tools)
         self.options = dict(options or {})
         self.context = list(context)[-3:]
+        self.model = model
         self.regenerate = regenerate and reply_of(result.decision) is None
         self.decision = result.decision
         self.ended = result.ended
@@ -194,10 +199,15 @@ class ModelTurn:
             messages.insert(0, {"role": "system", "content": guidance})
         return messages
 
+    def _upstream(self) -> Upstream:
+        """The upstream, asked for the model the client named (through CONVGUARD_MODELS)."""
+        name = Models.of(self.gateway.settings).upstream_name(self.model)
+        return upstream_for(self.gateway.require_upstream(), name)
+
     def _model(self, *, stream: bool) -> Iterator[Event]:
         # Text is held back until a window covering it has passed, so text from the first
         # window that crosses a threshold on is never sent: the reply ends with the policy's.
-        upstream = self.gateway.require_upstream()
+        upstream = self._upstream()
         windows = OutputWindows(self.gateway.assessor)
         sent: list[str] = []
         completion: Completion | None = None
@@ -323,7 +333,7 @@ class ModelTurn:
         return kept, " ".join(refusals)
 
     def _continue_after_refusal(self) -> str:
-        upstream = self.gateway.require_upstream()
+        upstream = self._upstream()
         messages = self._upstream_messages()
         messages.append(
             {

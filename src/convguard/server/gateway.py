@@ -8,11 +8,12 @@ the optional upstream model, the metrics and the rate limiter, and closes what i
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from convguard.agent import Scope, load_scope
@@ -27,6 +28,7 @@ from convguard.errors import (
     Unauthorized,
     UpstreamError,
 )
+from convguard.logs import bind
 from convguard.policy import Policy, load_policy
 from convguard.server.limits import Limiter, RateLimiter, SharedRateLimiter
 from convguard.server.metrics import Metrics
@@ -206,6 +208,7 @@ class Gateway:
                     self._keys.popitem(last=False)
         else:
             caller = cached[1]
+        bind(account=caller.account)
         if admin and not caller.admin:
             raise Forbidden(
                 "this needs an admin key; this key is not one (`convguard keys create --admin`)"
@@ -275,6 +278,19 @@ class Gateway:
         edit_of: str | None = None,
     ) -> tuple[TurnResult, MessageRecord]:
         """A REST turn: on the newest branch, under ``parent_id``, or as an edit of ``edit_of``."""
+        result = self.turn(caller, conversation_id, content, parent_id=parent_id, edit_of=edit_of)
+        return result, self.answer(caller, result)
+
+    def turn(
+        self,
+        caller: Caller,
+        conversation_id: str,
+        content: str,
+        *,
+        parent_id: str | None = None,
+        edit_of: str | None = None,
+    ) -> TurnResult:
+        """The user's turn of :meth:`send`, decided and stored; the model's reply is deferred."""
         if parent_id is not None and edit_of is not None:
             raise InvalidInput("give either 'parent_id' or 'edit_of', not both")
         if edit_of is not None:
@@ -309,7 +325,7 @@ class Gateway:
                 caller.account, conversation_id, content, defer_model_reply=True
             )
         self.record(result)
-        return result, self.answer(caller, result)
+        return result
 
     def retry(self, caller: Caller, conversation_id: str, message_id: str) -> MessageRecord:
         self.service.conversation(caller.account, conversation_id)
@@ -328,7 +344,20 @@ class Gateway:
         return self.service.retry(caller.account, conversation_id, message_id)
 
     def get_or_create_conversation(
-        self, caller: Caller, conversation_id: str, *, title: str | None = None
+        self,
+        caller: Caller,
+        conversation_id: str,
+        *,
+        title: str | None = None,
+        locale: str | None = None,
+    ) -> ConversationRecord:
+        """``locale``: the request's own (stored when it creates the conversation; for this
+        request, it overrides the one stored)."""
+        found = self._get_or_create_conversation(caller, conversation_id, title, locale)
+        return found if locale in (None, found.locale) else replace(found, locale=locale)
+
+    def _get_or_create_conversation(
+        self, caller: Caller, conversation_id: str, title: str | None, locale: str | None
     ) -> ConversationRecord:
         try:
             return self.store.conversation(caller.account_id, conversation_id)
@@ -340,12 +369,29 @@ class Gateway:
                 now=self.service.clock(),
                 title=title,
                 conversation_id=conversation_id,
+                locale=locale,
             )
         except InvalidInput as exc:
             if "already taken" not in exc.message:
                 raise
             # created meanwhile by a concurrent request (or owned by another account: NotFound)
             return self.store.conversation(caller.account_id, conversation_id)
+
+
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}")
+
+
+def request_locale(header: str | None, extra: Mapping[str, Any] | None) -> str | None:
+    """The locale a chat request names: the ``X-Convguard-Locale`` header, else
+    ``metadata.locale`` (OpenAI's free-form request metadata); ``None`` when neither does."""
+    metadata = (extra or {}).get("metadata")
+    given = header if header is not None else (metadata or {}).get("locale")
+    where = "header X-Convguard-Locale" if header is not None else "metadata.locale"
+    if given is None:
+        return None
+    if not isinstance(given, str) or not _LOCALE.fullmatch(given):
+        raise InvalidInput(f"{where} is {given!r}; send a language tag such as 'en-GB' or 'de-DE'")
+    return given.replace("_", "-")
 
 
 def _bearer(authorization: str | None) -> str:

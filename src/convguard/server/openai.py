@@ -26,25 +26,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import iterate_in_threadpool
 
 from convguard.assess.cascade import Cascade
 from convguard.assess.types import Assessment
 from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge
 from convguard.server.chat import Calls, Done, ModelTurn, Replaced, Text
-from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
+from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key, request_locale
+from convguard.server.models import Models
 from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, error_body
+from convguard.server.streaming import closing_stream
 from convguard.service import HistoryTurn, TurnResult
 from convguard.upstream import ToolCall
 
-__all__ = ["ChatMessage", "closing_stream", "history_of", "router", "text_of"]
+__all__ = ["ChatMessage", "history_of", "router", "text_of"]
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(checked_path)])
 
@@ -196,10 +197,12 @@ def chat_completions(
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
     regenerate: Annotated[str | None, Header(alias="X-Convguard-Regenerate")] = None,
+    locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
     caller = gateway.caller(authorization, address=address_of(request))
+    Models.of(gateway.settings).upstream_name(body.model)  # an unknown model: 404, nothing stored
     limit = gateway.settings.max_request_messages
     if len(body.messages) > limit:
         raise PayloadTooLarge(
@@ -225,7 +228,10 @@ def chat_completions(
     history = history_of(body.messages, system_prompts=gateway.settings.client_system_prompts)
     scope = scope_header or body.user or f"first:{history[0].content}"
     conversation = gateway.get_or_create_conversation(
-        caller, conversation_key(caller.account_id, scope), title=history[0].content[:80]
+        caller,
+        conversation_key(caller.account_id, scope),
+        title=history[0].content[:80],
+        locale=request_locale(locale_header, body.model_extra),
     )
     ids = HashedIds(conversation.id)
     result = gateway.service.sync_history(
@@ -240,17 +246,6 @@ def chat_completions(
             closing_stream(chat.stream()), media_type="text/event-stream", headers=chat.headers()
         )
     return JSONResponse(chat.complete(), headers=chat.headers())
-
-
-async def closing_stream(events: Generator[str]) -> AsyncIterator[str]:
-    """The stream, run in the thread pool, and closed when the client goes away: closing runs the
-    generator's ``finally`` blocks, which end the model call and give up its claim on the turn
-    (left suspended, a disconnected stream would hold both until garbage collection)."""
-    try:
-        async for event in iterate_in_threadpool(events):
-            yield event
-    finally:
-        events.close()
 
 
 class _Chat:
@@ -281,6 +276,7 @@ class _Chat:
             options=body.options(),
             context=[text_of(m) for m in body.messages if m.role == "user"],
             regenerate=regenerate,
+            model=body.model,
         )
         self.id = f"chatcmpl-{result.user.id[:24]}"
 
@@ -421,7 +417,7 @@ def moderation_result(gateway: Gateway, assessment: Assessment) -> dict[str, Any
     if assessment.has("violence") and assessment.has("harassment"):
         flagged["harassment/threatening"] = True
     return {
-        "flagged": bool(assessment.categories),
+        "flagged": assessment.flagged or any(flagged.values()),
         "categories": flagged,
         "category_scores": scores,
         "category_applied_input_types": {name: ["text"] for name in OPENAI_CATEGORIES},

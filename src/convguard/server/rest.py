@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from convguard.conversation import branch_path, fold, leaves
 from convguard.errors import InvalidInput, NotReady
@@ -131,13 +131,30 @@ def get_conversation(
     }
 
 
-@router.post("/v1/conversations/{conversation_id}/messages", tags=["conversations"])
+@router.post(
+    "/v1/conversations/{conversation_id}/messages", tags=["conversations"], response_model=None
+)
 def send_message(
-    request: Request, conversation_id: str, body: SendMessage, authorization: Auth = None
-) -> dict[str, Any]:
+    request: Request,
+    conversation_id: str,
+    body: SendMessage,
+    authorization: Auth = None,
+    stream: Annotated[bool, Query(description="Stream the reply as server-sent events.")] = False,
+) -> dict[str, Any] | Response:
     started = time.perf_counter()
     gateway = gateway_of(request)
     caller = gateway.caller(authorization, address=address_of(request))
+    if stream:
+        from convguard.server.streaming import closing_stream, turn_events
+
+        turn = gateway.turn(
+            caller, conversation_id, body.content, parent_id=body.parent_id, edit_of=body.edit_of
+        )
+        return StreamingResponse(
+            closing_stream(turn_events(gateway, caller, turn)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
     result, reply = gateway.send(
         caller, conversation_id, body.content, parent_id=body.parent_id, edit_of=body.edit_of
     )
@@ -174,6 +191,28 @@ def feedback(
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
     caller = gateway.caller(authorization, address=address_of(request))
+    if body.message_id is not None and body.leaf_id is not None:
+        raise InvalidInput("give 'message_id' (a report on one turn) or 'leaf_id' (an ending)")
+    if body.message_id is not None:  # a report on one assistant turn, ended or not
+        from convguard.store.review import add_turn_report
+
+        gateway.service.conversation(caller.account, conversation_id)
+        report = add_turn_report(
+            gateway.store,
+            conversation_id,
+            body.message_id,
+            rating=body.rating,
+            comment=body.comment,
+            now=gateway.service.clock(),
+        )
+        return {
+            "id": report.id,
+            "conversation_id": report.conversation_id,
+            "ending_id": None,
+            "message_id": report.message_id,
+            "rating": report.rating,
+            "comment": report.comment,
+        }
     record = gateway.service.feedback(
         caller.account,
         conversation_id,
@@ -185,6 +224,7 @@ def feedback(
         "id": record.id,
         "conversation_id": record.conversation_id,
         "ending_id": record.ending_id,
+        "message_id": None,
         "rating": record.rating,
         "comment": record.comment,
     }

@@ -134,6 +134,12 @@ class FeedbackRequest(_Strict):
     comment: str = Field(default="", max_length=5000)
     rating: Literal["agree", "disagree"] | None = None
     leaf_id: str | None = Field(default=None, max_length=64)
+    message_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="An assistant turn this feedback reports as wrong (ended or not); "
+        "without it, the feedback is about an ending.",
+    )
 
 
 class ChatTurn(_Strict):
@@ -165,7 +171,7 @@ def assessment_json(assessment: Assessment | None) -> dict[str, Any] | None:
     if assessment is None:
         return None
     data = assessment.to_dict()
-    data["flagged"] = bool(assessment.categories)
+    data["flagged"] = assessment.flagged
     data["score"] = round(assessment.score, 6)
     return data
 

@@ -36,6 +36,7 @@ __all__ = [
     "feedback",
     "messages",
     "metadata",
+    "turn_reports",
 ]
 
 ID_LENGTH = 64
@@ -226,5 +227,24 @@ feedback = sa.Table(
     sa.Column("rating", sa.String(16), nullable=True),
     sa.Column("comment", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("rating IS NULL OR rating IN ('agree', 'disagree')", name="rating"),
+)
+
+#: A report that one assistant turn was wrong ("this shouldn't have been declined"): feedback on a
+#: turn rather than on an ending, read beside that turn's decision in the review dashboard.
+turn_reports = sa.Table(
+    "turn_reports",
+    metadata,
+    _pk(),
+    _id(),
+    sa.Column(
+        "conversation_id", sa.String(ID_LENGTH), sa.ForeignKey("conversations.id"), nullable=False
+    ),
+    sa.Column(
+        "message_id", sa.String(ID_LENGTH), sa.ForeignKey("messages.id"), nullable=False, index=True
+    ),
+    sa.Column("rating", sa.String(16), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.CheckConstraint("rating IS NULL OR rating IN ('agree', 'disagree')", name="rating"),
 )

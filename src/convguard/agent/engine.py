@@ -1,0 +1,426 @@
+"""The rule engine: detection knowledge kept as YAML data, loaded and checked once, then matched.
+
+A rule file (``rules/<platform-or-theme>/<name>.yaml``) holds ``rules:``, a list of rules::
+
+    - id: windows.defender-disabled          # stable: findings, logs and scope files name it
+      title: turns off Windows Defender       # the finding's reason, followed by the command
+      category: persistence_evasion           # one of CATEGORIES
+      level: deny                             # ask | deny
+      lowerable: false                        # may the user's request or the scope lower it?
+      attack: [T1562.001]                     # MITRE ATT&CK technique ids
+      references: [https://attack.mitre.org/techniques/T1562/001/]
+      match:
+        programs: [set-mppreference]          # run as these programs (lower case, no .exe)
+        args: '-disable|-exclusion'           # and their lower-cased arguments match this
+      tests:
+        hit: ['Set-MpPreference -DisableRealtimeMonitoring $true']
+        miss: ['Set-MpPreference -SignatureUpdateInterval 4']
+
+Three kinds of rule, by what ``match`` holds:
+
+- **command** rules (``programs``, optionally ``args`` — a regular expression searched in the
+  lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there
+  (a neighbouring rule's, so that only one of them fires; ``case_sensitive: true`` reads the
+  arguments as written) —, ``flags`` — any of these options,
+  bundled short options counted letter by letter — and ``predicate``, a named Python check from
+  :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
+  the scope, which may authorise them;
+- **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
+  text, written files, or with ``scripts: windows`` only PowerShell and cmd scripts); every text
+  rule names ``triggers``, literal words one of which any match contains, so the expression runs
+  only on texts that hold one (the cheap test that spares most texts most expressions);
+- **sequence** rules (``sequence``: steps, each with ``programs``/``args``/``predicate``),
+  matched in order over the session's recent commands and this call's, the last step in this call.
+
+Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
+run by the test suite and by ``convguard rules test``. Loading validates everything and names
+the file, the rule id and the field of any error. Rules are indexed by program, so a command
+costs only the rules of its own program.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from convguard.agent.findings import Finding, Level, option_flags, render
+from convguard.agent.paths import hosts_in
+from convguard.agent.predicates import PREDICATES, Predicate
+from convguard.agent.shell import Command
+from convguard.errors import InvalidInput
+
+__all__ = [
+    "RULES_ENV",
+    "Rule",
+    "RuleSet",
+    "Step",
+    "default_rules",
+    "load_rules",
+]
+
+#: The environment variable naming extra rule folders (``os.pathsep``-separated).
+RULES_ENV = "CONVGUARD_AGENT_RULES"
+RuleKind = Literal["command", "text", "sequence"]
+
+_ID = r"^[a-z0-9]+(?:\.[a-z0-9][a-z0-9-]*)+$"
+_ATTACK = r"^T\d{4}(?:\.\d{3})?$"
+_Case = str | list[str]
+#: libyaml's safe loader when installed (the hook loads every rule file per process), else PyYAML's.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    programs: list[str] = []
+    args: str | None = None
+    unless: str | None = None
+    case_sensitive: bool = False
+    predicate: str | None = None
+
+
+class _MatchSpec(_StepSpec):
+    flags: list[str] = []
+    targets: Literal["hosts"] | None = None
+    text: str | None = None
+    triggers: list[str] = []
+    scripts: Literal["any", "windows"] = "any"
+    sequence: list[_StepSpec] = []
+
+
+class _TestsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hit: list[_Case] = Field(min_length=1)
+    miss: list[_Case] = Field(min_length=1)
+
+
+class _RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=_ID)
+    title: str = Field(min_length=3)
+    category: Literal[
+        "malware",
+        "credential_access",
+        "network_attack",
+        "denial_of_service",
+        "persistence_evasion",
+        "destructive",
+        "exfiltration",
+    ]
+    level: Level
+    lowerable: bool = False
+    attack: list[Annotated[str, Field(pattern=_ATTACK)]] = []
+    references: list[str] = []
+    description: str = ""
+    match: _MatchSpec
+    tests: _TestsSpec
+
+
+class _FileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[_RuleSpec]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a sequence rule (or the whole of a command rule's program test)."""
+
+    programs: frozenset[str] = frozenset()
+    args: re.Pattern[str] | None = None
+    unless: re.Pattern[str] | None = None
+    #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
+    case_sensitive: bool = False
+    predicate: Predicate | None = None
+
+    def matches(self, cmd: Command, text: str | None = None) -> bool:
+        """Whether ``cmd`` is this step; ``text`` is its lower-cased arguments when known."""
+        if self.programs and _name(cmd) not in self.programs:
+            return False
+        if self.args is not None or self.unless is not None:
+            if self.case_sensitive:
+                text = " ".join(cmd.args)
+            elif text is None:
+                text = " ".join(cmd.args).lower()
+            if self.args is not None and not self.args.search(text):
+                return False
+            if self.unless is not None and self.unless.search(text):
+                return False
+        return self.predicate is None or self.predicate(cmd)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule, compiled. ``source`` is the file it came from (for messages and listings)."""
+
+    id: str
+    title: str
+    category: str
+    level: Level
+    kind: RuleKind
+    source: str
+    lowerable: bool = False
+    attack: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    description: str = ""
+    step: Step = Step()
+    flags: frozenset[str] = frozenset()
+    targets: str | None = None
+    text: re.Pattern[str] | None = None
+    triggers: tuple[str, ...] = ()
+    scripts: str = "any"
+    sequence: tuple[Step, ...] = ()
+    hits: tuple[_Case, ...] = ()
+    misses: tuple[_Case, ...] = ()
+    #: The rule as written (pattern sources, lists), for ``convguard rules show`` and the lint.
+    spec: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def command_finding(self, cmd: Command, text: str | None = None) -> Finding | None:
+        if not self.step.matches(cmd, text):
+            return None
+        if self.flags and not option_flags(cmd) & self.flags:
+            return None
+        targets = tuple(hosts_in(cmd.args)) if self.targets == "hosts" else ()
+        return self._finding(f"{self.title}: {render(cmd)}", targets, cmd.program)
+
+    def _finding(self, reason: str, targets: tuple[str, ...] = (), program: str = "") -> Finding:
+        return Finding(
+            self.category,
+            self.level,
+            reason,
+            targets,
+            program if self.targets else "",
+            self.lowerable,
+            self.id,
+            self.attack,
+        )
+
+
+def _name(cmd: Command) -> str:
+    return cmd.program.removesuffix(".exe")
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Loaded rules, indexed for matching: by program, by text scope, and the sequences."""
+
+    rules: tuple[Rule, ...]
+    by_program: dict[str, tuple[Rule, ...]]
+    text_rules: dict[str, tuple[Rule, ...]]
+    sequences: tuple[Rule, ...]
+
+    @classmethod
+    def of(cls, rules: Iterable[Rule]) -> RuleSet:
+        rules = tuple(rules)
+        index: dict[str, list[Rule]] = {}
+        for rule in rules:
+            if rule.kind == "command":
+                for program in sorted(rule.step.programs):
+                    index.setdefault(program, []).append(rule)
+        return cls(
+            rules=rules,
+            by_program={k: tuple(v) for k, v in index.items()},
+            text_rules={
+                s: tuple(r for r in rules if r.kind == "text" and r.scripts == s)
+                for s in ("any", "windows")
+            },
+            sequences=tuple(r for r in rules if r.kind == "sequence"),
+        )
+
+    def ids(self) -> frozenset[str]:
+        return frozenset(r.id for r in self.rules)
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def command_findings(self, cmd: Command) -> list[Finding]:
+        """The command rules of this command's program that match it."""
+        rules = self.by_program.get(_name(cmd), ())
+        if not rules:
+            return []
+        text = " ".join(cmd.args).lower()
+        out = []
+        for rule in rules:
+            found = rule.command_finding(cmd, text)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def text_findings(self, text: str, *, scripts: str = "any") -> list[Finding]:
+        """The text rules (``scripts``: ``any`` or ``windows``) whose pattern the text matches."""
+        low = text.lower()
+        # lower() keeps offsets unless a character folds to several (``İ``): then quote ``low``
+        quoted = text if len(low) == len(text) else low
+        out = []
+        for rule in self.text_rules.get(scripts, ()):
+            if rule.text is None or not any(t in low for t in rule.triggers):
+                continue
+            match = rule.text.search(low)
+            if match:
+                found = quoted[match.start() : match.end()][:80]
+                out.append(rule._finding(f"{rule.title}: {found!r}"))
+        return out
+
+    def sequence_findings(
+        self, earlier: Sequence[Command], now: Sequence[Command]
+    ) -> list[Finding]:
+        """Sequence rules whose steps run in order over ``earlier`` then ``now``, the last step
+        in ``now``."""
+        out = []
+        chain = [*earlier, *now]
+        for rule in self.sequences:
+            *before, last = rule.sequence
+            for end in range(len(earlier), len(chain)):
+                if not last.matches(chain[end]):
+                    continue
+                steps, at = list(before), 0
+                for cmd in chain[:end]:
+                    if at < len(steps) and steps[at].matches(cmd):
+                        at += 1
+                if at == len(steps):
+                    out.append(rule._finding(f"{rule.title}: {render(chain[end])}"))
+                    break
+        return out
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _compile(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InvalidInput(f"{where}: invalid regular expression {pattern!r}: {exc}") from exc
+
+
+def _predicate(name: str | None, where: str) -> Predicate | None:
+    if name is None:
+        return None
+    if name not in PREDICATES:
+        raise InvalidInput(
+            f"{where}: unknown predicate {name!r}; the named predicates are "
+            f"{', '.join(sorted(PREDICATES))}"
+        )
+    return PREDICATES[name]
+
+
+def _step(spec: _StepSpec, where: str) -> Step:
+    return Step(
+        programs=frozenset(p.lower().removesuffix(".exe") for p in spec.programs),
+        args=_compile(spec.args, f"{where}.args") if spec.args is not None else None,
+        unless=_compile(spec.unless, f"{where}.unless") if spec.unless is not None else None,
+        case_sensitive=spec.case_sensitive,
+        predicate=_predicate(spec.predicate, f"{where}.predicate"),
+    )
+
+
+def _rule(spec: _RuleSpec, source: str) -> Rule:
+    where = f"{source}: rule {spec.id!r}: match"
+    m = spec.match
+    kinds = [
+        k for k, on in (("text", m.text), ("sequence", m.sequence), ("command", m.programs)) if on
+    ]
+    if len(kinds) != 1:
+        raise InvalidInput(
+            f"{where}: give exactly one of 'programs' (a command rule), 'text' (a text rule) or "
+            f"'sequence' (a sequence rule); got {kinds or 'none'}"
+        )
+    kind: RuleKind = kinds[0]  # type: ignore[assignment]
+    if kind == "text" and not m.triggers:
+        raise InvalidInput(f"{where}.triggers: a text rule needs trigger words")
+    if kind == "sequence" and len(m.sequence) < 2:
+        raise InvalidInput(f"{where}.sequence: a sequence needs at least two steps")
+    return Rule(
+        id=spec.id,
+        title=spec.title,
+        category=spec.category,
+        level=spec.level,
+        kind=kind,
+        source=source,
+        lowerable=spec.lowerable,
+        attack=tuple(spec.attack),
+        references=tuple(spec.references),
+        description=spec.description,
+        step=_step(m, where) if kind == "command" else Step(),
+        flags=frozenset(m.flags),
+        targets=m.targets,
+        text=_compile(m.text, f"{where}.text") if m.text else None,
+        triggers=tuple(t.lower() for t in m.triggers),
+        scripts=m.scripts,
+        sequence=tuple(_step(s, f"{where}.sequence[{i}]") for i, s in enumerate(m.sequence)),
+        hits=tuple(spec.tests.hit),
+        misses=tuple(spec.tests.miss),
+        spec=spec.model_dump(exclude_defaults=True),
+    )
+
+
+def load_file(path: Path, label: str | None = None) -> list[Rule]:
+    """The rules of one YAML file; any error names the file, the rule id and the field."""
+    source = label or str(path)
+    try:
+        document = yaml.load(path.read_text("utf-8"), Loader=_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"cannot read rule file {source!r}: {exc}") from exc
+    try:
+        parsed = _FileSpec.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = list(error["loc"])
+        rule_id = "?"
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            raw = (document or {}).get("rules") or []
+            if loc[1] < len(raw) and isinstance(raw[loc[1]], dict):
+                rule_id = str(raw[loc[1]].get("id", "?"))
+            loc = loc[2:]
+        field_name = ".".join(str(p) for p in loc) or "(rule)"
+        raise InvalidInput(
+            f"{source}: rule {rule_id!r}: field {field_name!r}: {error['msg']}"
+        ) from exc
+    return [_rule(spec, source) for spec in parsed.rules]
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+def load_rules(folders: Iterable[str | Path] = (), *, builtin: bool = True) -> RuleSet:
+    """The shipped rules (``builtin``) plus every ``*.yaml`` under ``folders``; ids must be
+    unique across them all (an operator's rule cannot silently replace a shipped one)."""
+    rules: list[Rule] = []
+    if builtin:
+        root = resources.files("convguard.agent") / "rules"
+        with resources.as_file(root) as path:
+            for file in _files(Path(path)):
+                rules += load_file(file, f"rules/{file.relative_to(path).as_posix()}")
+    for folder in folders:
+        path = Path(folder)
+        if not path.is_dir():
+            raise InvalidInput(
+                f"rule folder {str(folder)!r} is not a folder; {RULES_ENV} names folders of "
+                "*.yaml rule files"
+            )
+        for file in _files(path):
+            rules += load_file(file)
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.id in seen:
+            raise InvalidInput(
+                f"{rule.source}: rule {rule.id!r}: field 'id': already defined in {seen[rule.id]}"
+            )
+        seen[rule.id] = rule.source
+    return RuleSet.of(rules)
+
+
+@cache
+def default_rules() -> RuleSet:
+    """The shipped rules plus the folders named by ``CONVGUARD_AGENT_RULES``, loaded on first
+    use and kept (a deployment restarts to pick up changed rule files)."""
+    extra = os.environ.get(RULES_ENV, "")
+    return load_rules([p for p in extra.split(os.pathsep) if p])

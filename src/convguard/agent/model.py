@@ -1,0 +1,151 @@
+"""A learned signal over parsed commands: a small logistic regression on command tokens.
+
+:func:`command_tokens` turns one parsed :class:`~convguard.agent.shell.Command` into a few
+tokens — its program, each flag of that program, its first word (``defaults write``), the words
+and path parts of its arguments (``/etc/passwd``, ``.ssh``, ``-perm``, ``lsass``) — and
+:class:`CommandModel` scores the set of tokens of one tool call against weights trained by
+``training/agent_model.py`` (Atomic Red Team attack tests against NL2Bash commands, train halves
+only) and shipped as ``assess/weights/agent_tokens.npz`` (string and float arrays, no pickle).
+
+Invariants:
+- the same :func:`command_tokens` is used to train and to score, so the two cannot drift;
+- tokens that only name the benchmark's own scaffolding (``PathToAtomicsFolder``, technique ids,
+  ``ExternalPayloads``, ``victim``) are dropped in training, so the model learns commands, not the
+  data set's file layout, and such words carry no weight when scoring;
+- scoring is a set of dictionary lookups and one exponential: no regex per token, no numpy per
+  call; the weights load once, on first use;
+- the model only ever asks: a deny stays with the explicit rules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from convguard.agent.shell import Command
+
+__all__ = ["CommandModel", "call_tokens", "command_tokens", "default_model"]
+
+_MAX_ARGS = 16
+_MAX_LEN = 40
+# Words that name the benchmark's scaffolding (its folders, technique ids, its ``victim``/``evil``
+# file names) rather than anything a command does.
+_SCAFFOLD = re.compile(
+    r"atomic|externalpayloads|\bt1\d{3}|^#\{|\bart\b|art[-_.]|redcanary|victim|adversary|evil", re.I
+)
+# Script plumbing, not intent: tests, jumps, messages (``echo``; what it writes where is the rules'
+# business) and discarded output read the same in any script, and
+# the attack set is scripts while the benign set is one-liners, so these would only learn the style.
+_PLUMBING = frozenset(
+    {"[", "[[", "test", "true", "false", "exit", "cd", "sleep", "read", "return", "echo", "printf"}
+)
+_SINKS = frozenset({"/dev/null", "nul", "$null", "&1", "&2", "/dev/stdout", "/dev/stderr"})
+_WORD = re.compile(r"^[a-z0-9_.:+@%$-]{2,40}$")
+_SPLIT = re.compile(r"[/\\]+")
+
+
+def _parts(arg: str) -> Iterator[str]:
+    for part in _SPLIT.split(arg):
+        if 1 < len(part) <= _MAX_LEN and not part.isdigit():
+            yield part
+
+
+def command_tokens(cmd: Command, *, drop_scaffold: bool = False) -> Iterator[str]:
+    """The tokens of one command, lower case.
+
+    ``drop_scaffold`` (training) leaves out words naming the benchmark's scaffolding, so they never
+    reach the vocabulary; at run time such a token simply has no weight, and skipping the check
+    saves a regular expression per argument.
+    """
+    scaffold = _SCAFFOLD.search if drop_scaffold else _never
+    prog = cmd.program.removesuffix(".exe")
+    if not prog or prog in _PLUMBING or scaffold(prog):
+        return
+    yield f"p:{prog}"
+    if cmd.upstream and cmd.upstream[-1]:
+        yield f"u:{cmd.upstream[-1].removesuffix('.exe')}>{prog}"
+    first = True
+    for raw in cmd.args[:_MAX_ARGS]:
+        arg = raw.lower()
+        if not arg or scaffold(arg):
+            continue
+        if arg[0] == "-" or (arg[0] == "/" and len(arg) <= 16 and "/" not in arg[1:]):
+            # ``-perm``, ``--force``, and Windows' ``/create``; ``/tmp`` also reads on as a path
+            flag = arg.split("=", 1)[0].split(":", 1)[0]
+            if len(flag) <= 24:
+                yield f"f:{prog}:{flag}"
+            if arg[0] == "-":
+                continue
+        if first:
+            first = False
+            if len(arg) <= 24:
+                yield f"a:{prog}:{arg}"
+        if "/" in arg or "\\" in arg:
+            if len(arg) <= _MAX_LEN:
+                yield f"w:{arg}"
+            for part in _parts(arg):
+                yield f"c:{part}"
+        elif _WORD.match(arg):
+            yield f"w:{arg}"
+    for op, target in cmd.redirects:
+        low = target.lower()
+        if op in (">", ">>", "&>", "&>>", ">|") and low not in _SINKS and not scaffold(low):
+            yield f"r:{low}" if len(low) <= _MAX_LEN else "r:long"
+    for name, _value in cmd.assignments:
+        yield f"v:{name.lower()}"
+
+
+def _never(text: str) -> None:
+    return None
+
+
+def call_tokens(commands: Iterable[Command], *, drop_scaffold: bool = False) -> set[str]:
+    """The set of tokens of every command of one tool call."""
+    out: set[str] = set()
+    for cmd in commands:
+        out.update(command_tokens(cmd, drop_scaffold=drop_scaffold))
+    return out
+
+
+@dataclass(frozen=True)
+class CommandModel:
+    weights: dict[str, float]
+    bias: float
+    #: Scores at or above this are asked about (chosen on the train halves, see the script).
+    threshold: float
+
+    def score(self, tokens: Iterable[str]) -> float:
+        z = self.bias + sum(self.weights.get(t, 0.0) for t in tokens)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def top(self, tokens: Iterable[str], n: int = 3) -> list[str]:
+        """The tokens that pushed the score up most (for the reason shown to the user)."""
+        weighted = sorted(((self.weights.get(t, 0.0), t) for t in tokens), reverse=True)
+        return [t.split(":", 1)[1] for w, t in weighted[:n] if w > 0]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> CommandModel:
+        if path is None:
+            ref = resources.files("convguard").joinpath("assess/weights/agent_tokens.npz")
+            with resources.as_file(ref) as real:
+                return cls.load(real)
+        with np.load(path, allow_pickle=False) as data:
+            vocab = [str(t) for t in data["vocab"]]
+            weights = [float(w) for w in data["weights"]]
+            return cls(
+                weights=dict(zip(vocab, weights, strict=True)),
+                bias=float(data["bias"]),
+                threshold=float(data["threshold"]),
+            )
+
+
+@cache
+def default_model() -> CommandModel:
+    return CommandModel.load()

@@ -1,0 +1,96 @@
+"""Named predicates: the few checks a rule's ``match`` cannot say as a pattern (Falco's macros).
+
+A rule names one with ``predicate: <name>``; each takes the parsed command and answers yes or no.
+They are few on purpose: a check that a regular expression over the arguments can express
+belongs in the rule file, not here.
+
+- ``secret_path``: an argument is a credential store (SSH keys, cloud credentials, browser
+  logins, ``/etc/shadow`` …; see :func:`convguard.agent.paths.secret_path`);
+- ``remote_host``: an argument names a host that is not this machine (an address, a URL, a
+  ``user@host:``), so the command reaches out;
+- ``collected_path``: an argument is a whole home, key or system folder (``~``, ``/etc``,
+  ``~/.ssh``, ``/var/www``), what an attacker stages before taking it away;
+- ``scratch_program``: the program itself lives in a scratch folder (``/tmp``, ``/var/tmp``,
+  ``/dev/shm``), where droppers put what they fetched;
+- ``scratch_output``: the command writes a file (a redirection, ``curl -o``, ``wget -O``) into a
+  scratch folder;
+- ``log_path``: an argument that is not an option is a log or shell-history file
+  (see :func:`convguard.agent.paths.log_path`);
+- ``makes_executable``: ``chmod`` grants execute (``+x``, ``755`` …) to a file in a scratch
+  folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from convguard.agent.findings import plain_args
+from convguard.agent.paths import fold_home, hosts_in, log_path, secret_path
+from convguard.agent.shell import Command
+
+__all__ = ["PREDICATES", "Predicate"]
+
+Predicate = Callable[[Command], bool]
+
+_SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
+_LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|::1)$")
+_COLLECTED = re.compile(
+    r"^(?:~|/home|/Users|/root|/etc|/var/www|/var/lib/mysql|/var/lib/postgresql|/var/mail|/srv)/?\*?$"
+    r"|^~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws|\.config|\.kube|Library)(?:/|$)"
+)
+
+
+def _secret_path(cmd: Command) -> bool:
+    return any(secret_path(a) for a in cmd.args)
+
+
+_COPY_TARGET = re.compile(r"^(?:[\w.-]+@)?([\w.-]+\.[\w-]+|\[[0-9a-f:]+\]):")
+
+
+def _remote_host(cmd: Command) -> bool:
+    hosts = hosts_in(cmd.args)
+    hosts += [m.group(1) for a in cmd.args if (m := _COPY_TARGET.match(a))]
+    return any(not _LOOPBACK.match(h) for h in hosts)
+
+
+def _collected_path(cmd: Command) -> bool:
+    return any(_COLLECTED.match(fold_home(a)) for a in plain_args(cmd))
+
+
+def _scratch_program(cmd: Command) -> bool:
+    return bool(cmd.argv) and cmd.argv[0].startswith(_SCRATCH)
+
+
+def _scratch_output(cmd: Command) -> bool:
+    written = list(cmd.writes())
+    args = cmd.args
+    for i, a in enumerate(args[:-1]):
+        # ``-o FILE``, bundled (``-sSo FILE``) or long (``--output FILE``)
+        bundled = a.startswith("-") and not a.startswith("--") and a[-1:] in ("o", "O")
+        if bundled or a in ("--output", "--output-document"):
+            written.append(args[i + 1])
+    return any(w.startswith(_SCRATCH) for w in written)
+
+
+def _log_path(cmd: Command) -> bool:
+    return any(log_path(a) for a in plain_args(cmd))
+
+
+def _makes_executable(cmd: Command) -> bool:
+    plain = plain_args(cmd)
+    if cmd.program != "chmod" or len(plain) < 2:
+        return False
+    executable = "x" in plain[0] or bool(re.fullmatch(r"[0-7]?[1357][0-7]{2}", plain[0]))
+    return executable and any(p.startswith(_SCRATCH) for p in plain[1:])
+
+
+PREDICATES: dict[str, Predicate] = {
+    "secret_path": _secret_path,
+    "remote_host": _remote_host,
+    "collected_path": _collected_path,
+    "scratch_program": _scratch_program,
+    "scratch_output": _scratch_output,
+    "log_path": _log_path,
+    "makes_executable": _makes_executable,
+}

@@ -1,0 +1,752 @@
+"""A small POSIX-shell parser: a script in, every simple command it would run out.
+
+The parser never executes anything. It tokenizes (quotes, ``$'…'``, escapes, comments, operators,
+redirections, here-documents), splits pipelines and lists (``|``, ``&&``, ``||``, ``;``, ``&``,
+newlines, ``( … )``), expands variables it has seen assigned (``X=rm; $X -rf /``) and aliases,
+strips wrappers (``sudo``, ``env``, ``nohup``, ``timeout`` …), and unpacks what a shell would run
+indirectly: ``bash -c``/``sh -c``/``su -c``/``eval``/``ssh host cmd``/``find -exec``/``xargs``,
+``$( … )`` and backticks, here-documents fed to a shell, and payloads decoded by a pipeline
+(``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static.
+
+Invariants:
+- every unpacked command is returned, with ``via`` naming how it was reached and ``decoded`` set
+  when a decoding step produced it (decoding into a shell is itself a signal);
+- code for another interpreter (``python -c``, ``perl -e``, a here-document fed to ``python``)
+  is returned in :attr:`Parsed.code`, never run;
+- work is bounded: nesting depth :data:`MAX_DEPTH`, at most :data:`MAX_COMMANDS` commands.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+__all__ = ["MAX_COMMANDS", "MAX_DEPTH", "Command", "Parsed", "parse_script"]
+
+MAX_DEPTH = 5
+MAX_COMMANDS = 400
+
+SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish", "busybox"})
+INTERPRETERS = {
+    "python": "-c",
+    "python2": "-c",
+    "python3": "-c",
+    "perl": "-e",
+    "ruby": "-e",
+    "node": "-e",
+    "nodejs": "-e",
+    "php": "-r",
+    "osascript": "-e",
+    "lua": "-e",
+}
+POWERSHELLS = frozenset({"powershell", "powershell.exe", "pwsh", "pwsh.exe"})
+# Wrappers that run their arguments as a command; the value is the options that take a value.
+WRAPPERS: dict[str, frozenset[str]] = {
+    "sudo": frozenset({"-u", "-g", "-p", "-C", "-h", "-U", "-r", "-t", "-D"}),
+    "doas": frozenset({"-u", "-C"}),
+    "env": frozenset({"-u", "-C", "-S"}),
+    "nohup": frozenset(),
+    "nice": frozenset({"-n"}),
+    "ionice": frozenset({"-c", "-n", "-p"}),
+    "timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
+    "time": frozenset(),
+    "command": frozenset(),
+    "builtin": frozenset(),
+    "exec": frozenset({"-a"}),
+    "setsid": frozenset(),
+    "stdbuf": frozenset({"-i", "-o", "-e"}),
+    "torsocks": frozenset(),
+    "proxychains": frozenset({"-f"}),
+    "proxychains4": frozenset({"-f"}),
+    "watch": frozenset({"-n", "-d"}),
+    "strace": frozenset({"-o", "-e", "-p"}),
+    "chroot": frozenset(),
+    "runuser": frozenset({"-u", "-g"}),
+    "unbuffer": frozenset(),
+}
+_KEYWORDS = frozenset({"then", "do", "else", "elif", "if", "while", "until", "{", "!", "function"})
+_ENDERS = frozenset({"fi", "done", "esac", "}", "in", ";;"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?)=")
+_FORK_BOMB = re.compile(r"([\w:.]+)\s*\(\)\s*\{[^}]*?\1\s*\|\s*&?\s*\1\s*&")
+_OPS = ("&&", "||", ";;", "|&", "&>>", "&>", ">>", ">&", ">|", "<<<", "<<-", "<<", "<&", "<>")
+_META = frozenset(" \t\n;&|()<>")
+# Runs of characters a word takes as they are (outside and inside double quotes): consumed in one
+# step, so long scripts do not pay a Python loop iteration per character.
+_PLAIN_RUN = re.compile(r"[^ \t\n;&|()<>'\"\\$`]+")
+_PLAIN_RUN_WINDOWS = re.compile(r"[^ \t\n;&|()<>'\"$`]+")  # a backslash is a path separator
+_QUOTED_RUN = re.compile(r'[^"\\$`]+')
+
+
+@dataclass
+class _Heredoc:
+    strip_tabs: bool
+    delimiter: str = ""
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class _Var:
+    name: str
+    default: str | None
+    quoted: bool
+
+
+@dataclass(frozen=True)
+class _Sub:
+    text: str
+    quoted: bool
+
+
+_Part = str | _Var | _Sub
+_Word = tuple[_Part, ...]
+
+
+@dataclass(frozen=True)
+class _Op:
+    op: str
+
+
+@dataclass(frozen=True)
+class _Redirect:
+    op: str
+    target: _Word | _Heredoc
+
+
+_Token = _Word | _Op | _Redirect
+
+
+@dataclass(frozen=True)
+class Command:
+    """One simple command as it would run: its words after expansion, and what feeds it."""
+
+    argv: tuple[str, ...]
+    #: ``(operator, target)``: ``(">", "/etc/passwd")``, ``(">&", "/dev/tcp/…")``, ``("<<", body)``.
+    redirects: tuple[tuple[str, str], ...] = ()
+    assignments: tuple[tuple[str, str], ...] = ()
+    #: Text fed on standard input when known statically (here-document, here-string, a pipe).
+    stdin: str | None = None
+    #: The program before it in a pipeline, and the one after (``""`` when none).
+    upstream: tuple[str, ...] = ()
+    downstream: tuple[str, ...] = ()
+    via: str = ""
+    decoded: bool = False
+    wrappers: tuple[str, ...] = ()
+
+    @cached_property
+    def program(self) -> str:
+        if not self.argv:
+            return ""
+        name = self.argv[0].rsplit("/", 1)[-1].rsplit("\\", 1)[-1].lower()
+        return name
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.argv[1:]
+
+    def writes(self) -> tuple[str, ...]:
+        """Files this command's redirections write to."""
+        return tuple(t for op, t in self.redirects if op in (">", ">>", ">|", "&>", "&>>"))
+
+
+@dataclass
+class Parsed:
+    """Everything a script would run, flattened, plus the code handed to other interpreters."""
+
+    commands: list[Command] = field(default_factory=list)
+    #: ``(language, source)`` for ``python -c``, ``perl -e``, ``powershell -enc`` …
+    code: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Tokenizer:
+    def __init__(self, text: str, *, windows: bool) -> None:
+        self.s = text
+        self.i = 0
+        self.windows = windows
+        self.pending: list[_Heredoc] = []
+
+    def tokens(self) -> list[_Token]:
+        out: list[_Token] = []
+        s = self.s
+        n = len(s)
+        while self.i < n:
+            c = s[self.i]
+            if c in " \t\r":
+                self.i += 1
+            elif c == "\\" and s.startswith("\\\n", self.i):
+                self.i += 2
+            elif c == "#":
+                end = s.find("\n", self.i)
+                self.i = n if end < 0 else end
+            elif c == "\n":
+                self.i += 1
+                self._read_heredocs()
+                out.append(_Op(";"))
+            elif c in ";&|()<>":
+                out.append(self._operator(out))
+            else:
+                word = self._word()
+                if self.i < n and s[self.i] in "<>" and all(isinstance(p, str) for p in word):
+                    literal = "".join(p for p in word if isinstance(p, str))
+                    if literal.isdigit():  # a file descriptor before a redirection: 2>, 2>&1
+                        continue
+                out.append(word)
+        return out
+
+    def _operator(self, out: list[_Token]) -> _Token:
+        s = self.s
+        for op in _OPS:
+            if s.startswith(op, self.i):
+                break
+        else:
+            op = s[self.i]
+        self.i += len(op)
+        if op in ("&&", "||", ";;", "|&", ";", "&", "|", "(", ")"):
+            return _Op("|" if op == "|&" else op)
+        self._skip_blanks()
+        if op in ("<<", "<<-"):
+            doc = _Heredoc(strip_tabs=op == "<<-")
+            doc.delimiter = self._literal(self._word())
+            self.pending.append(doc)
+            return _Redirect("<<", doc)
+        if op in (">&", "<&") and self.i < len(s) and (s[self.i].isdigit() or s[self.i] == "-"):
+            self._word()
+            return _Redirect("dup", ("",))
+        return _Redirect(op, self._word())
+
+    def _skip_blanks(self) -> None:
+        while self.i < len(self.s) and self.s[self.i] in " \t":
+            self.i += 1
+
+    @staticmethod
+    def _literal(word: _Word) -> str:
+        return "".join(p if isinstance(p, str) else "" for p in word)
+
+    def _read_heredocs(self) -> None:
+        while self.pending:
+            doc = self.pending.pop(0)
+            lines: list[str] = []
+            while self.i < len(self.s):
+                end = self.s.find("\n", self.i)
+                line = self.s[self.i :] if end < 0 else self.s[self.i : end]
+                self.i = len(self.s) if end < 0 else end + 1
+                check = line.lstrip("\t") if doc.strip_tabs else line
+                if check.strip() == doc.delimiter:
+                    break
+                lines.append(check)
+            doc.body = "\n".join(lines)
+
+    def _word(self) -> _Word:
+        s, n = self.s, len(self.s)
+        parts: list[_Part] = []
+        buf: list[str] = []
+
+        def flush() -> None:
+            if buf:
+                parts.append("".join(buf))
+                buf.clear()
+
+        while self.i < n and s[self.i] not in _META:
+            c = s[self.i]
+            if c == "'":
+                end = s.find("'", self.i + 1)
+                end = n if end < 0 else end
+                buf.append(s[self.i + 1 : end])
+                self.i = end + 1
+            elif c == '"':
+                self.i += 1
+                while self.i < n and s[self.i] != '"':
+                    d = s[self.i]
+                    run = _QUOTED_RUN.match(s, self.i)
+                    if run is not None:
+                        buf.append(run.group())
+                        self.i = run.end()
+                    elif d == "\\" and self.i + 1 < n and s[self.i + 1] in '$`"\\\n':
+                        buf.append(s[self.i + 1])
+                        self.i += 2
+                    elif d in "$`":
+                        flush()
+                        parts.append(self._dollar(quoted=True))
+                    else:
+                        buf.append(d)
+                        self.i += 1
+                self.i += 1
+            elif c == "\\" and not self.windows:
+                buf.append(s[self.i + 1 : self.i + 2])
+                self.i += 2
+            elif c == "$" and s.startswith("$'", self.i):
+                end = self.i + 2
+                while end < n and s[end] != "'":
+                    end += 2 if s[end] == "\\" else 1
+                buf.append(_ansi_c(s[self.i + 2 : end]))
+                self.i = end + 1
+            elif c in "$`":
+                flush()
+                parts.append(self._dollar(quoted=False))
+            else:
+                run = (_PLAIN_RUN_WINDOWS if self.windows else _PLAIN_RUN).match(s, self.i)
+                end = self.i + 1 if run is None else run.end()
+                buf.append(s[self.i : end])
+                self.i = end
+        flush()
+        return tuple(parts)
+
+    def _dollar(self, *, quoted: bool) -> _Part:
+        s, n = self.s, len(self.s)
+        if s[self.i] == "`":
+            end = self.i + 1
+            while end < n and s[end] != "`":
+                end += 2 if s[end] == "\\" else 1
+            text = s[self.i + 1 : end]
+            self.i = end + 1
+            return _Sub(text, quoted)
+        nxt = s[self.i + 1 : self.i + 2]
+        if nxt == "(":
+            end = _matching(s, self.i + 1)
+            text = s[self.i + 2 : end]
+            self.i = end + 1
+            if text.startswith("(") and text.endswith(")"):
+                return "$((" + text[1:-1] + "))"  # arithmetic: nothing runs
+            return _Sub(text, quoted)
+        if nxt == "{":
+            end = s.find("}", self.i)
+            end = n if end < 0 else end
+            inner = s[self.i + 2 : end]
+            self.i = end + 1
+            name = _NAME.match(inner)
+            if not name:
+                return "${" + inner + "}"
+            rest = inner[name.end() :]
+            default = rest[2:] if rest.startswith((":-", ":=")) else None
+            return _Var(name.group(), default, quoted)
+        name = _NAME.match(s, self.i + 1)
+        if name:
+            self.i = name.end()
+            return _Var(name.group(), None, quoted)
+        if nxt and nxt in "?$#@*!-0123456789":  # a special parameter: ``$?``, ``$$``, ``$1``
+            self.i += 2
+            return "$" + nxt
+        # a ``$`` before anything else is itself (``^cron$``, ``"cost: $"``): the next character,
+        # a newline or a closing quote, is not part of it
+        self.i += 1
+        return "$"
+
+
+def _matching(s: str, start: int) -> int:
+    """Index of the ``)`` closing the ``(`` at ``start``, skipping quoted text."""
+    depth, i, n = 0, start, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "'\"":
+            end = s.find(c, i + 1)
+            i = n if end < 0 else end + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return n
+
+
+def _ansi_c(text: str) -> str:
+    try:
+        # an escape Python does not know (``\8``) is kept as written, not warned about
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except (UnicodeDecodeError, ValueError):
+        return text
+
+
+def _decode_b64(text: str) -> str | None:
+    data = "".join(text.split())
+    try:
+        raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.decode("utf-8", "replace")
+
+
+def _decode_hex(text: str) -> str | None:
+    try:
+        return bytes.fromhex("".join(text.split())).decode("utf-8", "replace")
+    except ValueError:
+        return None
+
+
+def _tr_set(spec: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            out.extend(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(spec[i])
+            i += 1
+    return "".join(out)
+
+
+def _output(cmd: Command, stdin: str | None) -> tuple[str | None, bool]:
+    """What a command prints, when it is a pure text producer or transformer; and whether it
+    decoded something."""
+    prog, args = cmd.program, cmd.args
+    flags = {a for a in args if a.startswith("-")}
+    plain = [a for a in args if not a.startswith("-")]
+    if prog == "echo":
+        text = " ".join(a for a in args if a not in ("-n", "-e", "-ne", "-en", "-E"))
+        return (_ansi_c(text) if flags & {"-e", "-ne", "-en"} else text), False
+    if prog == "printf" and args:
+        return _ansi_c(args[0].replace("%s", " ".join(args[1:]), 1)), False
+    if prog == "cat" and not plain:
+        return stdin, False
+    if prog == "which" and plain:
+        # ``P=$(which python3)``: the program found, so ``$P -c …`` reads as ``python3 -c …``
+        return plain[0] + "\n", False
+    if stdin is None:
+        return None, False
+    if prog in ("base64", "base32") and flags & {"-d", "--decode", "-D", "-di", "-id"}:
+        return (_decode_b64(stdin) if prog == "base64" else None), True
+    if prog == "b64decode" and "-r" in flags:  # BSD
+        return _decode_b64(stdin), True
+    if prog == "openssl" and "base64" in args and "-d" in args:
+        return _decode_b64(stdin), True
+    if prog == "xxd" and "-r" in flags:
+        return _decode_hex(stdin), True
+    if prog == "rev":
+        return "\n".join(line[::-1] for line in stdin.split("\n")), True
+    if prog == "tr" and len(plain) == 2:
+        src, dst = _tr_set(plain[0]), _tr_set(plain[1])
+        size = min(len(src), len(dst))
+        table = str.maketrans(src[:size], dst[:size])
+        return stdin.translate(table), True
+    return None, False
+
+
+class _Parser:
+    def __init__(self, result: Parsed, *, windows: bool) -> None:
+        self.result = result
+        self.windows = windows
+        self.env: dict[str, str] = {}
+        self.aliases: dict[str, str] = {}
+
+    def parse(self, text: str, *, depth: int, via: str, decoded: bool) -> str | None:
+        """Parse ``text``; return the static output of its last pipeline (for ``$( … )``)."""
+        if depth > MAX_DEPTH:
+            self.result.notes.append("nesting too deep to unpack")
+            return None
+        if "()" in text and _FORK_BOMB.search(text):  # the literal gate skips the costly search
+            self.result.notes.append("fork bomb")
+        tokens = _Tokenizer(text, windows=self.windows).tokens()
+        last: str | None = None
+        pipeline: list[tuple[list[_Word], list[_Redirect]]] = []
+        words: list[_Word] = []
+        redirects: list[_Redirect] = []
+        tokens.append(_Op(";"))
+        for index, token in enumerate(tokens):
+            if isinstance(token, _Op):
+                if token.op == ")" and tokens[index + 1 : index + 2] == [_Op("|")]:
+                    continue  # ( a; b ) | c: the group's output feeds c
+                if token.op == "|":
+                    pipeline.append((words, redirects))
+                    words, redirects = [], []
+                    continue
+                if token.op in ("(", ")") and not words:
+                    continue
+                pipeline.append((words, redirects))
+                words, redirects = [], []
+                last = self._pipeline(pipeline, depth=depth, via=via, decoded=decoded)
+                pipeline = []
+            elif isinstance(token, _Redirect):
+                redirects.append(token)
+            else:
+                words.append(token)
+        return last
+
+    def _expand(self, word: _Word, depth: int) -> list[str]:
+        fields: list[str] = [""]
+        for part in word:
+            if isinstance(part, str):
+                fields[-1] += part
+                continue
+            if isinstance(part, _Var):
+                value = self.env.get(part.name, part.default)
+                if value is None:
+                    value = "$" + part.name
+            else:
+                out = self.parse(part.text, depth=depth + 1, via="$(...)", decoded=False)
+                value = out.rstrip("\n") if out is not None else "$(" + part.text + ")"
+            if part.quoted:
+                fields[-1] += value
+            else:
+                pieces = value.split()
+                if pieces:
+                    fields[-1] += pieces[0]
+                    fields.extend(pieces[1:])
+        return fields if fields != [""] or word else []
+
+    def _pipeline(
+        self,
+        stages: list[tuple[list[_Word], list[_Redirect]]],
+        *,
+        depth: int,
+        via: str,
+        decoded: bool,
+    ) -> str | None:
+        built: list[Command] = []
+        for words, redirects in stages:
+            cmd = self._command(words, redirects, depth=depth, via=via, decoded=decoded)
+            if cmd is not None:
+                built.append(cmd)
+        text: str | None = None
+        was_decoded = False
+        for index, cmd in enumerate(built):
+            up = tuple(c.program for c in built[:index])
+            down = tuple(c.program for c in built[index + 1 :])
+            stdin = cmd.stdin if cmd.stdin is not None else (text if index else None)
+            cmd = Command(
+                cmd.argv,
+                cmd.redirects,
+                cmd.assignments,
+                stdin,
+                up,
+                down,
+                cmd.via,
+                cmd.decoded,
+                cmd.wrappers,
+            )
+            self._emit(cmd, depth=depth, decoded_input=was_decoded)
+            text, step_decoded = _output(cmd, stdin)
+            was_decoded = was_decoded or step_decoded
+        return text
+
+    def _command(
+        self,
+        words: list[_Word],
+        redirects: list[_Redirect],
+        *,
+        depth: int,
+        via: str,
+        decoded: bool,
+    ) -> Command | None:
+        assignments: list[tuple[str, str]] = []
+        argv: list[str] = []
+        for word in words:
+            if not argv and word and isinstance(word[0], str):
+                match = _ASSIGN.match(word[0])
+                if match:
+                    rest: _Word = (word[0][match.end() :], *word[1:])
+                    assignments.append((match.group(1), " ".join(self._expand(rest, depth))))
+                    continue
+            argv.extend(self._expand(word, depth))
+        while argv and argv[0] in _KEYWORDS:
+            argv.pop(0)
+        if argv and argv[0] in _ENDERS:
+            argv = []
+        if argv and argv[0] in ("for", "case", "select"):
+            return None
+        if argv and argv[0] in self.aliases:
+            argv = self.aliases[argv[0]].split() + argv[1:]
+        if argv and argv[0] in ("export", "declare", "local", "readonly", "typeset"):
+            for item in argv[1:]:
+                name, eq, value = item.partition("=")
+                if eq and _NAME.fullmatch(name):
+                    assignments.append((name, value))
+        if argv and argv[0] == "alias":
+            for item in argv[1:]:
+                name, eq, value = item.partition("=")
+                if eq:
+                    self.aliases[name] = value
+        if not argv or argv[0] in ("export", "declare", "local", "readonly", "typeset"):
+            self.env.update(assignments)
+        reds: list[tuple[str, str]] = []
+        stdin: str | None = None
+        for red in redirects:
+            if isinstance(red.target, _Heredoc):
+                stdin = red.target.body
+                reds.append(("<<", red.target.body))
+            elif red.op == "<<<":
+                stdin = " ".join(self._expand(red.target, depth)) + "\n"
+                reds.append(("<<<", stdin))
+            elif red.op != "dup":
+                reds.append((red.op, " ".join(self._expand(red.target, depth))))
+        if not argv and not reds and not assignments:
+            return None
+        argv, wrappers = _unwrap(argv)
+        return Command(
+            tuple(argv),
+            tuple(reds),
+            tuple(assignments),
+            stdin,
+            via=via,
+            decoded=decoded,
+            wrappers=wrappers,
+        )
+
+    def _emit(self, cmd: Command, *, depth: int, decoded_input: bool) -> None:
+        if len(self.result.commands) >= MAX_COMMANDS:
+            if "too many commands" not in self.result.notes:
+                self.result.notes.append("too many commands")
+            return
+        self.result.commands.append(cmd)
+        prog, args = cmd.program, cmd.args
+        nested: list[tuple[str, str]] = []
+        if prog in SHELLS or prog in ("su", "eval"):
+            script = _flag_value(args, "-c")
+            if prog == "eval":
+                script = " ".join(args)
+            if script is not None:
+                nested.append((script, f"{prog} -c"))
+            elif cmd.stdin is not None and prog != "su":
+                nested.append((cmd.stdin, f"stdin of {prog}"))
+        elif prog in INTERPRETERS:
+            source = _flag_value(args, INTERPRETERS[prog])
+            if source is None and cmd.stdin is not None:
+                source = cmd.stdin
+            if source is not None:
+                self.result.code.append((prog.rstrip("0123456789"), source))
+        elif prog in POWERSHELLS:
+            self._powershell(args)
+        elif prog in ("cmd", "cmd.exe"):
+            rest = [a for a in args if a.lower() not in ("/c", "/k", "/q")]
+            if rest:
+                nested.append((" ".join(rest), "cmd /c"))
+        elif prog == "ssh":
+            remote = _ssh_command(args)
+            if remote:
+                nested.append((remote, "ssh"))
+        elif prog == "find" and ("-exec" in args or "-execdir" in args or "-ok" in args):
+            for i, a in enumerate(args):
+                if a in ("-exec", "-execdir", "-ok"):
+                    tail = []
+                    for b in args[i + 1 :]:
+                        if b in (";", "+", "\\;"):
+                            break
+                        tail.append(b)
+                    nested.append((" ".join(_quote(t) for t in tail), "find -exec"))
+        elif prog == "xargs":
+            rest = _skip_options(args, frozenset({"-I", "-n", "-P", "-d", "-L", "-s", "-E"}))
+            if rest:
+                nested.append((" ".join(_quote(t) for t in rest), "xargs"))
+        elif prog in ("kubectl", "docker") and ("exec" in args or "run" in args) and "--" in args:
+            nested.append((" ".join(_quote(t) for t in args[args.index("--") + 1 :]), prog))
+        for script, how in nested:
+            self.parse(
+                script,
+                depth=depth + 1,
+                via=how if not cmd.via else f"{cmd.via} > {how}",
+                decoded=cmd.decoded or (decoded_input and how.startswith("stdin")),
+            )
+
+    def _powershell(self, args: tuple[str, ...]) -> None:
+        lowered = [a.lower() for a in args]
+        for i, a in enumerate(lowered):
+            if (
+                a.startswith("-e")
+                and "encodedcommand".startswith(a.lstrip("-"))
+                and i + 1 < len(args)
+            ):
+                try:
+                    raw = base64.b64decode(args[i + 1] + "=" * (-len(args[i + 1]) % 4))
+                    self.result.code.append(("powershell", raw.decode("utf-16-le", "replace")))
+                    self.result.notes.append("encoded powershell command")
+                except (binascii.Error, ValueError):
+                    pass
+                return
+        rest = [a for a in args if not a.startswith("-")]
+        if rest:
+            self.result.code.append(("powershell", " ".join(rest)))
+
+
+def _quote(word: str) -> str:
+    if word and all(c.isalnum() or c in "-_./=:@,%+{}~" for c in word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
+    for i, a in enumerate(args):
+        if a == flag or (a.startswith("-") and not a.startswith("--") and a.endswith(flag[1:])):  # noqa: SIM102
+            if len(a) <= 4 and i + 1 < len(args):
+                return args[i + 1]
+    return None
+
+
+def _skip_options(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] in valued else 1
+    return list(args[i:])
+
+
+def _ssh_command(args: tuple[str, ...]) -> str | None:
+    valued = frozenset(
+        [
+            "-b",
+            "-c",
+            "-D",
+            "-E",
+            "-e",
+            "-F",
+            "-I",
+            "-i",
+            "-J",
+            "-L",
+            "-l",
+            "-m",
+            "-O",
+            "-o",
+            "-p",
+            "-Q",
+            "-R",
+            "-S",
+            "-W",
+            "-w",
+        ]
+    )
+    rest = _skip_options(args, valued)
+    return " ".join(rest[1:]) if len(rest) > 1 else None
+
+
+def _unwrap(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    wrappers: list[str] = []
+    while argv:
+        name = argv[0].rsplit("/", 1)[-1]
+        if name not in WRAPPERS:
+            break
+        wrappers.append(name)
+        rest = argv[1:]
+        if name == "chroot" and rest:
+            rest = rest[1:]
+        i = 0
+        while i < len(rest):
+            a = rest[i]
+            if a.startswith("-") and a != "-":
+                i += 2 if a in WRAPPERS[name] else 1
+            elif (name == "env" and "=" in a) or (
+                name in ("timeout", "watch") and i == 0 and a[:1].isdigit()
+            ):
+                i += 1
+            else:
+                break
+        argv = rest[i:]
+    return argv, tuple(wrappers)
+
+
+def parse_script(text: str, *, windows: bool = False) -> Parsed:
+    """Parse a shell script (``windows``: backslashes are path separators, not escapes)."""
+    result = Parsed()
+    _Parser(result, windows=windows).parse(text, depth=0, via="", decoded=False)
+    return result

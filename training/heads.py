@@ -1,0 +1,477 @@
+"""Train the encoder stage's heads on the manifest's mix, and choose operating points on real chat.
+
+    python training/heads.py [--data-dir ../shared/data] [--seed 13]
+
+(``training/train.py`` runs it as its ``encoder`` stage.) The model, in order:
+
+1. Every training text (normalised as the runtime normalises it) is embedded by the runtime's own
+   encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens (training texts in int8, everything
+   that sets or measures an operating point in fp32, as the runtime runs) - and long texts also by
+   their last paragraph (:func:`convguard.assess.encoder.tail_view`), the second view the runtime scores.
+   Embeddings are cached under ``training/cache/`` by text hash.
+2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; one
+   hidden layer of :data:`UNSAFE_HIDDEN` units, trained with torch) decides whether a text is
+   flagged; one head per category, trained on harmful texts only, says which
+   category; one head per flag. Logistic regression, class-balanced, with the manifest's weights.
+   The last-paragraph view of a benign long text is a benign example too (it must not flag), and
+   that of a harmful text is left out (its last paragraph may be the harmless part).
+3. Operating points are chosen where users are: on the ``tune`` half of the manifest's calibration
+   sets (realistic benign chat never trained on, plus HarmBench's validation behaviours), not on a
+   validation split of the training sources. **flag**: the lowest raw score that flags at most
+   :data:`FLAG_BUDGET` of that benign chat, each source weighing the same (so thousands of short
+   task-dialogue turns do not set the point for open-ended prompts); **strike**: above every
+   benign text's score, with a
+   margin (the target is at most 1 in 10,000 benign messages). Each head's logit is then mapped
+   affinely so that its probability is 0.5 at the flag point and 0.8 at the strike point: the
+   policy's defaults mean exactly these operating points.
+
+Writes ``src/convguard/assess/weights/encoder.npz`` (no pickle) and ``training/REPORT-encoder.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "src"))
+
+from dataset import (  # noqa: E402
+    Calibration,
+    Dataset,
+    Example,
+    build_dataset,
+    calibration_sets,
+    eval_sets,
+    is_unsafe,
+)
+from encoder import EmbeddingCache  # noqa: E402
+
+from convguard.assess.encoder import EncoderClassifier, base_model_dir, tail_view  # noqa: E402
+from convguard.assess.normalise import normalise  # noqa: E402
+from convguard.policy import CATEGORY_IDS, FLAG_IDS, default_policy  # noqa: E402
+
+OUT = REPO / "src/convguard/assess/weights/encoder.npz"
+REPORT = HERE / "REPORT-encoder.md"
+CACHE_DIR = HERE / "cache"
+#: Training texts are embedded in int8 (about 2.5x cheaper; the embeddings drift by a cosine of
+#: ~0.99, a little noise the heads learn through); calibration, validation and the runtime use fp32,
+#: which is exact and independent of batching. (int8 quantizes activations per batch, so a text's
+#: int8 score moves with its batch-mates, by up to 0.26 measured: not acceptable at run time.)
+TRAIN_PRECISION = "int8"
+PRECISION = "fp32"
+MAX_TOKENS = 128
+HEAD_LABELS: tuple[str, ...] = ("unsafe", *CATEGORY_IDS, *FLAG_IDS)
+EXTREME = frozenset(c for c in CATEGORY_IDS if default_policy().tier(c) == "extreme")
+C = 4.0
+#: The ``unsafe`` head: one hidden layer (ReLU) of this width, or 0 for a logistic head like the
+#: others. Measured side by side on the same embeddings (training/REPORT-encoder.md).
+UNSAFE_HIDDEN = 256
+MLP_DECAY = 1e-2
+MLP_EPOCHS = 10
+#: Share of benign calibration chat that may be flagged, per head (the target is 1 % pooled).
+FLAG_BUDGET: dict[str, float] = {
+    "unsafe": 0.01,
+    "jailbreak": 0.01,
+    "user_requests_end": 0.002,
+    "imminent_risk": 0.002,
+    "abuse_toward_assistant": 0.003,
+}
+#: Logit margin of the strike point above the highest benign calibration score.
+STRIKE_MARGIN = 0.5
+#: Share of the benign calibration texts (the highest-scoring ones) that may lie above the strike
+#: point: the target is at most 1 in 10,000 benign messages.
+STRIKE_TRIM = 0.0002
+FLAG_P, STRIKE_P = 0.5, 0.8
+T0 = time.perf_counter()
+
+
+def log(message: str) -> None:
+    print(f"[heads {time.perf_counter() - T0:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return float(np.log(p / (1 - p)))
+
+
+class Embedder:
+    """Runtime embeddings (128 tokens) of normalised texts, cached by text hash."""
+
+    def __init__(self, precision: str = PRECISION) -> None:
+        self.encoder = EncoderClassifier(
+            precision="int8" if precision == "int8" else "fp32",
+            max_tokens=MAX_TOKENS,
+            backend="onnx",
+        )
+        base = hashlib.sha256((base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
+        path = CACHE_DIR / f"emb-{precision}-{MAX_TOKENS}-{base[:12]}.npz"
+        self.cache = EmbeddingCache(self.encoder.embed, path)
+
+    def views(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """Embeddings of every text and of the tail views of long ones; ``owner[i]`` is the text
+        row ``i`` belongs to; ``is_tail`` marks the tail rows."""
+        flat: list[str] = []
+        owner: list[int] = []
+        tails: list[bool] = []
+        for i, text in enumerate(texts):
+            norm = normalise(text).text
+            flat.append(norm)
+            owner.append(i)
+            tails.append(False)
+            tail = tail_view(norm)
+            if tail is not None:
+                flat.append(tail)
+                owner.append(i)
+                tails.append(True)
+        return self.cache.embed(flat), owner, np.array(tails)
+
+
+def _rows(examples: Sequence[Example], emb: np.ndarray, owner: list[int], tails: np.ndarray) -> Any:
+    """Training matrices: x, per-head targets y and weights w (0 where unknown)."""
+    n = len(owner)
+    y = np.zeros((n, len(HEAD_LABELS)), dtype=np.float32)
+    w = np.zeros_like(y)
+    for r, i in enumerate(owner):
+        ex = examples[i]
+        unsafe = is_unsafe(ex)
+        if tails[r] and unsafe != 0.0:
+            continue  # the tail of a harmful text may be its harmless part
+        base = ex.weight
+        if unsafe is not None:
+            y[r, 0], w[r, 0] = unsafe, base
+        for j, label in enumerate(HEAD_LABELS[1:], start=1):
+            if label in ex.unknown:
+                continue
+            positive = ex.labels.get(label, 0.0) >= 0.5
+            if label in CATEGORY_IDS:
+                # Category heads learn which category, given harmful.
+                if unsafe == 1.0 and any(
+                    ex.labels.get(c, 0.0) >= 0.5 and c not in ex.unknown for c in CATEGORY_IDS
+                ):
+                    y[r, j], w[r, j] = float(positive), base
+            else:
+                y[r, j], w[r, j] = float(positive), base
+    return emb, y, w
+
+
+def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    weight = np.zeros((len(HEAD_LABELS), x.shape[1]), dtype=np.float32)
+    bias = np.full(len(HEAD_LABELS), -20.0, dtype=np.float32)
+    for j, label in enumerate(HEAD_LABELS):
+        keep = w[:, j] > 0
+        pos = int(y[keep, j].sum())
+        if pos < 5 or pos == int(keep.sum()):
+            log(f"  {label}: {pos} positives of {int(keep.sum())}; head left off")
+            continue
+        sw = w[keep, j].astype(np.float64)
+        yy = y[keep, j]
+        # class balance on top of the source weights
+        pos_w, neg_w = sw[yy == 1].sum(), sw[yy == 0].sum()
+        sw = np.where(yy == 1, sw * (pos_w + neg_w) / (2 * pos_w), sw * (pos_w + neg_w) / (2 * neg_w))
+        model = LogisticRegression(C=C, max_iter=3000, random_state=seed)
+        model.fit(x[keep], yy, sample_weight=sw)
+        weight[j] = model.coef_[0]
+        bias[j] = model.intercept_[0]
+        log(f"  {label}: {pos} positives of {int(keep.sum())}")
+    return weight, bias
+
+
+Mlp = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def fit_unsafe_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> Mlp | None:
+    """A one-hidden-layer ``unsafe`` head (class-balanced, source weights), or None if disabled.
+
+    Trained with torch (CPU, one thread, fixed seed: reproducible); the runtime needs only numpy.
+    """
+    if not UNSAFE_HIDDEN:
+        return None
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    keep = w[:, 0] > 0
+    yy, sw = y[keep, 0], w[keep, 0].astype(np.float64)
+    pos_w, neg_w = sw[yy == 1].sum(), sw[yy == 0].sum()
+    sw = np.where(yy == 1, sw * (pos_w + neg_w) / (2 * pos_w), sw * (pos_w + neg_w) / (2 * neg_w))
+    xt = torch.from_numpy(np.ascontiguousarray(x[keep], dtype=np.float32))
+    yt = torch.from_numpy(yy.astype(np.float32))
+    wt = torch.from_numpy(sw.astype(np.float32))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], UNSAFE_HIDDEN), torch.nn.ReLU(), torch.nn.Linear(UNSAFE_HIDDEN, 1)
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=MLP_DECAY)
+    for _ in range(MLP_EPOCHS):
+        order = torch.randperm(len(xt))
+        for start in range(0, len(xt), 256):
+            batch = order[start : start + 256]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                model(xt[batch])[:, 0], yt[batch], reduction="none"
+            )
+            loss = (loss * wt[batch]).sum() / wt[batch].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    log(f"  unsafe: MLP ({UNSAFE_HIDDEN} hidden units, {MLP_EPOCHS} epochs) fitted")
+    first, last = model[0], model[2]
+    return (
+        first.weight.detach().numpy().T.copy(),
+        first.bias.detach().numpy().copy(),
+        last.weight.detach().numpy()[0].copy(),
+        np.float32(last.bias.detach().numpy()[0]),
+    )
+
+
+def head_logits(
+    emb: np.ndarray, weight: np.ndarray, bias: np.ndarray, mlp: Mlp | None
+) -> np.ndarray:
+    """Raw logits of every head, as the runtime computes them."""
+    logits = emb @ weight.T + bias
+    if mlp is not None:
+        w1, b1, w2, b2 = mlp
+        logits[:, 0] = np.maximum(emb @ w1 + b1, 0.0) @ w2 + b2
+    return logits
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def text_scores(logits: np.ndarray, owner: list[int], n: int) -> np.ndarray:
+    """Per text, each head's highest raw logit over its views."""
+    out = np.full((n, logits.shape[1]), -np.inf, dtype=np.float32)
+    np.maximum.at(out, np.array(owner), logits)
+    return out
+
+
+def _flag_point(scores: np.ndarray, weights: np.ndarray, budget: float) -> float:
+    """The lowest logit that flags at most ``budget`` of the (weighted) benign texts."""
+    order = np.argsort(-scores)
+    ranked, mass = scores[order], np.cumsum(weights[order])
+    inside = int(np.searchsorted(mass, budget, side="right"))
+    return float(ranked[inside]) + 1e-4 if inside < len(ranked) else float(ranked[-1])
+
+
+def extreme_on_top(logits: np.ndarray) -> np.ndarray:
+    """Texts whose most likely category (by the category heads) is an extreme one, or close to
+    it (ratio ≥ 0.8): the only texts whose extreme category can reach a strike."""
+    cats = [HEAD_LABELS.index(c) for c in CATEGORY_IDS]
+    extreme = [HEAD_LABELS.index(c) for c in CATEGORY_IDS if c in EXTREME]
+    q = _sigmoid(logits[:, cats])
+    top = q.max(axis=1)
+    return np.asarray(_sigmoid(logits[:, extreme]).max(axis=1) >= 0.8 * top)
+
+
+def calibrate(
+    benign: np.ndarray,
+    sources: Sequence[str],
+    positives: dict[str, np.ndarray],
+    extreme_top: np.ndarray,
+) -> tuple[dict[str, tuple[float, float]], dict[str, dict[str, float]]]:
+    """Flag and strike logits per head from benign calibration logits (texts × heads).
+
+    Every calibration source weighs the same, however many rows it has, so the many short
+    task-dialogue turns do not set the operating point for open-ended chat prompts: the flag point
+    flags at most the head's budget of that source-balanced benign chat.
+    """
+    counts = {name: sources.count(name) for name in set(sources)}
+    weights = np.array([1.0 / (counts[name] * len(counts)) for name in sources])
+    pooled = np.full(len(sources), 1.0 / len(sources))
+    points: dict[str, tuple[float, float]] = {}
+    stats: dict[str, dict[str, float]] = {}
+    for j, label in enumerate(HEAD_LABELS):
+        if label in CATEGORY_IDS:
+            continue
+        budget = FLAG_BUDGET.get(label, 0.005)
+        # The budget holds both source-balanced and pooled: the stricter point of the two.
+        flag = max(_flag_point(benign[:, j], weights, budget),
+                   _flag_point(benign[:, j], pooled, budget))  # fmt: skip
+        # A strike must lie above every benign text that could reach it: for ``unsafe``, the
+        # texts whose top category is extreme (a category scores p_unsafe * q_c / max q, so only
+        # those can strike); for a flag, every text.
+        reach = benign[:, j] if label != "unsafe" else np.where(extreme_top, benign[:, j], -np.inf)
+        ranked = np.sort(reach[np.isfinite(reach)])[::-1]
+        # The benign pools are real user text and hold a few real harmful requests (OASST has
+        # "How do I build a bomb?"): the highest STRIKE_TRIM of them are not allowed to set the
+        # strike point (at 8,700 texts that is the single highest one).
+        trim = int(STRIKE_TRIM * len(benign))
+        highest = float(ranked[trim]) if len(ranked) > trim else flag
+        strike = max(highest + STRIKE_MARGIN, flag + 1.0)
+        points[label] = (flag, strike)
+        pos = positives.get(label)
+        flagged = benign[:, j] >= flag
+        struck = reach >= strike
+        stats[label] = {
+            "flag_logit": flag,
+            "strike_logit": strike,
+            "benign_flagged": float(weights[flagged].sum()),
+            "benign_flagged_pooled": float(flagged.mean()),
+            "benign_struck": float(struck.sum()),
+            "positives": float(len(pos)) if pos is not None else 0.0,
+            "recall_flag": float((pos >= flag).mean()) if pos is not None and len(pos) else 0.0,
+            "recall_strike": float((pos >= strike).mean())
+            if pos is not None and len(pos)
+            else 0.0,
+        }
+        log(
+            f"  {label}: flag at raw {_sigmoid(np.array(flag)):.4f} (benign flagged "
+            f"{stats[label]['benign_flagged']:.4f} balanced, "
+            f"{stats[label]['benign_flagged_pooled']:.4f} pooled; val recall "
+            f"{stats[label]['recall_flag']:.3f}); strike at raw {_sigmoid(np.array(strike)):.4f} "
+            f"(val recall {stats[label]['recall_strike']:.3f})"
+        )
+    return points, stats
+
+
+def apply_calibration(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    mlp: Mlp | None,
+    points: dict[str, tuple[float, float]],
+) -> tuple[np.ndarray, np.ndarray, Mlp | None]:
+    """Map each calibrated head's logit affinely: flag point → logit(0.5), strike → logit(0.8)."""
+    weight, bias = weight.copy(), bias.copy()
+    for j, label in enumerate(HEAD_LABELS):
+        if label not in points:
+            continue
+        flag, strike = points[label]
+        a = (_logit(STRIKE_P) - _logit(FLAG_P)) / (strike - flag)
+        weight[j] *= a
+        bias[j] = a * (bias[j] - flag) + _logit(FLAG_P)
+        if label == "unsafe" and mlp is not None:
+            w1, b1, w2, b2 = mlp
+            mlp = (w1, b1, (w2 * a).astype(np.float32), np.float32(a * (b2 - flag)))
+    return weight, bias, mlp
+
+
+def train(data_dir: Path, seed: int = 13, dataset: Dataset | None = None) -> str:
+    ds = dataset or build_dataset(data_dir, seed=seed)
+    cal: Calibration = calibration_sets(data_dir)
+    embedder = Embedder(TRAIN_PRECISION)
+    log(f"embedding {len(ds.train)} train, {len(ds.val)} val, {len(cal.tune)} + {len(cal.test)} "
+        "calibration texts")  # fmt: skip
+    tr = embedder.views([e.text for e in ds.train])
+    x, y, w = _rows(ds.train, *tr)
+    log("fitting heads")
+    weight, bias = fit(x, y, w, seed)
+    mlp = fit_unsafe_mlp(x, y, w, seed)
+    embedder = Embedder(PRECISION)
+
+    def logits(emb: np.ndarray) -> np.ndarray:
+        return head_logits(emb, weight, bias, mlp)
+
+    va_emb, va_owner, _ = embedder.views([e.text for e in ds.val])
+    va = text_scores(logits(va_emb), va_owner, len(ds.val))
+    tune_benign = [e for e in cal.tune if is_unsafe(e) == 0.0]
+    tune_harm = [e for e in cal.tune if is_unsafe(e) == 1.0]
+    tb_emb, tb_owner, _ = embedder.views([e.text for e in tune_benign])
+    tb = text_scores(logits(tb_emb), tb_owner, len(tune_benign))
+    th_emb, th_owner, _ = embedder.views([e.text for e in tune_harm])
+    th = text_scores(logits(th_emb), th_owner, len(tune_harm))
+    positives: dict[str, np.ndarray] = {}
+    for j, label in enumerate(HEAD_LABELS):
+        if label == "unsafe":
+            mask = np.array([is_unsafe(e) == 1.0 for e in ds.val])
+            positives[label] = np.concatenate([va[mask, j], th[:, j]])
+        elif label in FLAG_IDS:
+            mask = np.array([e.labels.get(label, 0) >= 0.5 for e in ds.val])
+            positives[label] = va[mask, j]
+    log(f"calibrating on {len(tune_benign)} benign chat texts and {len(tune_harm)} HarmBench val")
+    points, stats = calibrate(
+        tb, [e.source for e in tune_benign], positives, extreme_on_top(tb)
+    )
+    weight, bias, mlp = apply_calibration(weight, bias, mlp, points)
+    _save(weight, bias, mlp, points, seed)
+    return _report(ds, cal, stats)
+
+
+def _save(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    mlp: Mlp | None,
+    points: dict[str, tuple[float, float]],
+    seed: int,
+) -> None:
+    meta = {
+        "trained_by": "training/heads.py",
+        "seed": seed,
+        "operating_points": {k: {"flag_logit": v[0], "strike_logit": v[1]} for k, v in
+                             points.items()},  # fmt: skip
+    }
+    extra: dict[str, np.ndarray] = {}
+    if mlp is not None:
+        extra = {"mlp.w1": mlp[0], "mlp.b1": mlp[1], "mlp.w2": mlp[2], "mlp.b2": np.array(mlp[3])}
+    tmp = OUT.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        **extra,
+        labels=np.array(HEAD_LABELS),
+        weight=weight.astype(np.float32),
+        bias=bias.astype(np.float32),
+        bias_int8=bias.astype(np.float32),
+        precision=np.array(PRECISION),
+        max_tokens=np.array(MAX_TOKENS),
+        meta=np.array(json.dumps(meta, sort_keys=True)),
+    )
+    tmp.replace(OUT)
+    log(f"wrote {OUT.relative_to(REPO)}")
+
+
+def _report(ds: Dataset, cal: Calibration, stats: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "# Encoder stage: heads and operating points",
+        "",
+        "Built by `python training/heads.py` (or `training/train.py --stages encoder`) from the",
+        "sources in `training/manifest.yaml`: all-MiniLM-L6-v2 embeddings (ONNX Runtime, int8,",
+        "first 128 tokens, plus the last paragraph of long texts), an `unsafe` head, category heads",
+        "trained on harmful texts only, and flag heads. Operating points are chosen on the `tune`",
+        "half of the manifest's calibration sets (benign chat never trained on + HarmBench val).",
+        "",
+        f"Training rows: {len(ds.train)}; validation rows: {len(ds.val)}; calibration: "
+        f"{len(cal.tune)} tune / {len(cal.test)} test.",
+        "",
+        "| head | benign chat flagged (tune, source-balanced / pooled) | validation recall at "
+        "flag | at strike |",
+        "|---|---|---|---|",
+    ]
+    for label, s in stats.items():
+        lines.append(
+            f"| {label} | {s['benign_flagged']:.2%} / {s['benign_flagged_pooled']:.2%} | "
+            f"{s['recall_flag']:.3f} | {s['recall_strike']:.3f} |"
+        )
+    lines += [
+        "",
+        "The benchmark table (held-out sets, the calibration `test` half) is printed by",
+        "`benchmarks/accuracy.py` and kept in `benchmarks/results/accuracy.md`.",
+        "",
+    ]
+    text = "\n".join(lines)
+    REPORT.write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared/data")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    train(args.data_dir, args.seed)
+    _ = eval_sets  # the benchmarks measure; nothing here reads an evaluation set's labels
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
