@@ -330,7 +330,7 @@ def write_report(
     ]
     counts = info["sources"]
     for folder, (licence, who) in SOURCES.items():
-        n = sum(v for k, v in counts.items() if k.startswith(folder.split("_")[0]))
+        n = counts.get(folder, 0)
         lines.append(f"| `{folder}` | {licence} | {who} | {n} |")
     lines += [
         "",
