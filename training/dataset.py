@@ -1159,6 +1159,15 @@ def _r_degenerate(d: Path, spec: Source) -> Iterator[Example]:
         yield _ex(text, spec.name)
 
 
+def _r_degenerate_calibration(d: Path, spec: Source) -> Iterator[Example]:
+    # Another draw (its own seed) of the same families: laughter, repetition, emoji, numbers, code
+    # and filler are what chat users send too, and no flag may fire on them.
+    from degenerate import generate
+
+    for text in generate(spec.cap or 1500, seed=11):
+        yield _ex(text, spec.name)
+
+
 def _templates() -> dict[str, Any]:
     import yaml
 
@@ -1315,6 +1324,7 @@ READERS: dict[str, Any] = {
     "benign_styles": _r_benign_styles,
     "misinformation": _r_misinformation,
     "degenerate": _r_degenerate,
+    "degenerate_calibration": _r_degenerate_calibration,
     "gsm8k": _r_gsm8k,
     "banking77": _r_banking77,
     "clinc150": _r_clinc150,

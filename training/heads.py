@@ -25,7 +25,8 @@
    affinely so that its probability is 0.5 at the flag point and 0.8 at the strike point: the
    policy's defaults mean exactly these operating points.
 
-Writes ``src/convguard/assess/weights/encoder.npz`` (no pickle) and ``training/REPORT-encoder.md``.
+Writes ``src/convguard/assess/weights/encoder.npz`` (no pickle), the ONNX graphs beside it
+(``encoder-graph.onnx``, ``encoder-graph-int8.onnx``) and ``training/REPORT-encoder.md``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ STRIKE_MARGIN = 0.5
 #: Share of the benign calibration texts (the highest-scoring ones) that may lie above the strike
 #: point: the target is at most 1 in 10,000 benign messages.
 STRIKE_TRIM = 0.0002
+#: The calibration source of generated degenerate input (``training/degenerate.py``, own seed).
+DEGENERATE_SOURCE = "degenerate_calibration"
 FLAG_P, STRIKE_P = 0.5, 0.8
 T0 = time.perf_counter()
 
@@ -287,9 +290,15 @@ def calibrate(
     task-dialogue turns do not set the operating point for open-ended chat prompts: the flag point
     flags at most the head's budget of that source-balanced benign chat.
     """
-    counts = {name: sources.count(name) for name in set(sources)}
-    weights = np.array([1.0 / (counts[name] * len(counts)) for name in sources])
-    pooled = np.full(len(sources), 1.0 / len(sources))
+    # Degenerate input (laughter, repetition, emoji, numbers, code) is not a share of chat to
+    # budget for: nothing may flag on it at all.
+    degenerate = np.array([name == DEGENERATE_SOURCE for name in sources])
+    chat_sources = [name for name in sources if name != DEGENERATE_SOURCE]
+    counts = {name: chat_sources.count(name) for name in set(chat_sources)}
+    weights = np.array(
+        [0.0 if name == DEGENERATE_SOURCE else 1.0 / (counts[name] * len(counts)) for name in sources]
+    )
+    pooled = np.where(degenerate, 0.0, 1.0 / max(1, len(chat_sources)))
     points: dict[str, tuple[float, float]] = {}
     stats: dict[str, dict[str, float]] = {}
     for j, label in enumerate(HEAD_LABELS):
@@ -299,6 +308,8 @@ def calibrate(
         # The budget holds both source-balanced and pooled: the stricter point of the two.
         flag = max(_flag_point(benign[:, j], weights, budget),
                    _flag_point(benign[:, j], pooled, budget))  # fmt: skip
+        if degenerate.any():
+            flag = max(flag, float(benign[degenerate, j].max()) + 1e-4)
         # A strike must lie above every benign text that could reach it: for ``unsafe``, the
         # texts whose top category is extreme (a category scores p_unsafe * q_c / max q, so only
         # those can strike); for a flag, every text.
@@ -318,7 +329,7 @@ def calibrate(
             "flag_logit": flag,
             "strike_logit": strike,
             "benign_flagged": float(weights[flagged].sum()),
-            "benign_flagged_pooled": float(flagged.mean()),
+            "benign_flagged_pooled": float(pooled[flagged].sum()),
             "benign_struck": float(struck.sum()),
             "positives": float(len(pos)) if pos is not None else 0.0,
             "recall_flag": float((pos >= flag).mean()) if pos is not None and len(pos) else 0.0,
@@ -357,7 +368,18 @@ def apply_calibration(
     return weight, bias, mlp
 
 
+def write_graphs() -> None:
+    """The ONNX graphs the runtime runs (structure only; the packaged base weights are handed to
+    ONNX Runtime at load), written by ``training/encoder.py``; needs the ``onnx`` package."""
+    from encoder import build_graph
+
+    build_graph(OUT.parent / "encoder-graph.onnx")
+    build_graph(OUT.parent / "encoder-graph-int8.onnx", int8=True)
+    log("wrote the encoder graphs (fp32 and int8)")
+
+
 def train(data_dir: Path, seed: int = 13, dataset: Dataset | None = None) -> str:
+    write_graphs()
     ds = dataset or build_dataset(data_dir, seed=seed)
     cal: Calibration = calibration_sets(data_dir)
     embedder = Embedder(TRAIN_PRECISION)
