@@ -1199,11 +1199,10 @@ def _agent_names(d: Path) -> list[str]:
 
 def _r_intent_pairs(d: Path, spec: Source) -> Iterator[Example]:
     t = _templates()
+    precursors = _rows(d / "eu_explosives_precursors/eu_2019_1148_annexes.csv")
     groups = [
         ("agent", _agent_names(d), "cbrn"),
-        ("precursor", sorted({r["substance"] for r in _rows(d / "eu_explosives_precursors/"
-                                                             "eu_2019_1148_annexes.csv")}),
-         "explosives"),  # fmt: skip
+        ("precursor", sorted({r["substance"] for r in precursors}), "explosives"),
         ("explosives", list(t["explosives"]["names"]), "explosives"),
     ]
     for kind, names, category in groups:
@@ -1214,7 +1213,7 @@ def _r_intent_pairs(d: Path, spec: Source) -> Iterator[Example]:
                     split = "val" if _held_out(kind + side, i, name) else None
                     yield replace(ex, split=split)
     window = t["window"]
-    for kind, names, category in groups:
+    for _kind, names, category in groups:
         for name in names:
             for i, first in enumerate(window["first"]):
                 for side, labels in (("benign_next", []), ("harmful_next", ["harmful", category])):

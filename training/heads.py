@@ -5,9 +5,10 @@
 (``training/train.py`` runs it as its ``encoder`` stage.) The model, in order:
 
 1. Every training text (normalised as the runtime normalises it) is embedded by the runtime's own
-   encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens (training texts in int8, everything
-   that sets or measures an operating point in fp32, as the runtime runs) - and long texts also by
-   their last paragraph (:func:`convguard.assess.encoder.tail_view`), the second view the runtime scores.
+   encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens (training texts in int8,
+   everything that sets or measures an operating point in fp32, as the runtime runs) - and long
+   texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the second
+   view the runtime scores.
    Embeddings are cached under ``training/cache/`` by text hash.
 2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; one
    hidden layer of :data:`UNSAFE_HIDDEN` units, trained with torch) decides whether a text is
