@@ -831,7 +831,7 @@ def _log(message: str) -> None:
 MANIFEST = HERE / "manifest.yaml"
 ROLES = ("train", "calibrate", "eval")
 _SOURCE_KEYS = {"name", "folder", "licence", "role", "reader", "cap", "weight", "map", "half",
-                "attribution"}  # fmt: skip
+                "attribution", "file", "text", "where"}  # fmt: skip
 #: Categories a source may name coarsely: when the words of a request name an extreme category,
 #: that category replaces the coarse one (CatQA "Illegal Activity" about a bomb is explosives).
 _COARSE = {"illicit", "violence", "weapons", "harassment"}
@@ -852,6 +852,10 @@ class Source:
     map: Mapping[str, Any] = field(default_factory=dict)
     half: str | None = None
     attribution: str = ""
+    #: For the ``column`` reader: the file under ``folder``, its text column, and row filters.
+    file: str | None = None
+    text: str | None = None
+    where: Mapping[str, Any] | None = None
 
 
 def load_manifest(path: Path = MANIFEST) -> list[Source]:
@@ -887,6 +891,8 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
                 f"{path}: source {name!r} names reader {entry['reader']!r}; known readers: "
                 f"{', '.join(sorted(READERS))}"
             )
+        if entry["reader"] == "column" and not (entry.get("file") and entry.get("text")):
+            raise ValueError(f"{path}: source {name!r}: the column reader needs 'file' and 'text'")
         if entry.get("half") not in (None, "first", "second"):
             raise ValueError(f"{path}: source {name!r}: half must be 'first' or 'second'")
         out.append(Source(**entry))
@@ -1081,29 +1087,12 @@ def _r_handwritten(d: Path, spec: Source) -> Iterator[Example]:
     yield from _handwritten()
 
 
-def _r_orbench(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "orbench80k_subset/orbench80k_subset.csv"):
-        yield _ex(r["prompt"], spec.name)
-
-
-def _r_coconot_pref(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "coconot/coconot_pref_prompts.jsonl"):
-        yield _ex(r["prompt"], spec.name)
-
-
-def _r_truthfulqa(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "truthfulqa/TruthfulQA_minus_koala_overlap.csv.gz"):
-        yield _ex(r["Question"], spec.name)
-
-
-def _r_mmlu(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "mmlu_sensitive/mmlu_sensitive_test.jsonl.gz"):
-        yield _ex(r["question"], spec.name)
-
-
-def _r_gpteacher(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "gpteacher_roleplay/gpteacher_roleplay_prompts.jsonl"):
-        yield _ex(r["text"], spec.name)
+def _r_column(d: Path, spec: Source) -> Iterator[Example]:
+    """Benign rows: the manifest's ``text`` column of ``file``, where its ``where`` columns match."""
+    where = spec.where or {}
+    for r in _rows(d / spec.folder / str(spec.file)):
+        if all(str(r.get(column)) == str(value) for column, value in where.items()):
+            yield _ex(r[str(spec.text)], spec.name)
 
 
 def _r_awesome_2026(d: Path, spec: Source) -> Iterator[Example]:
@@ -1125,27 +1114,6 @@ def _r_harmful_goals(d: Path, spec: Source) -> Iterator[Example]:
 
 def _r_cyber_templates(d: Path, spec: Source) -> Iterator[Example]:
     yield from _atomic_long(d, random.Random(13))
-
-
-def _r_gsm8k(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "gsm8k/train.jsonl.gz"):
-        yield _ex(r["question"], spec.name)
-
-
-def _r_banking77(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "banking77/train.csv.gz"):
-        yield _ex(r["text"], spec.name)
-
-
-def _r_clinc150(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "clinc150/clinc150_full.jsonl.gz"):
-        if r["split"] == "train":
-            yield _ex(r["text"], spec.name)
-
-
-def _r_nq_open(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "nq_open/NQ-open.dev.jsonl.gz"):
-        yield _ex(r["question"], spec.name)
 
 
 def _r_nl2bash(d: Path, spec: Source) -> Iterator[Example]:
@@ -1266,16 +1234,6 @@ def _r_sgd_train(d: Path, spec: Source) -> Iterator[Example]:
         yield _ex(text, spec.name)
 
 
-def _r_self_instruct(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "self_instruct_seed/seed_tasks.jsonl"):
-        yield _ex(r["instruction"], spec.name)
-
-
-def _r_humaneval(d: Path, spec: Source) -> Iterator[Example]:
-    for r in _rows(d / "humaneval/HumanEval.jsonl.gz"):
-        yield _ex(r["prompt"], spec.name)
-
-
 def _r_harmbench_val(d: Path, spec: Source) -> Iterator[Example]:
     for r in _rows(d / "harmbench/harmbench_behaviors_text_val.csv"):
         if r["SemanticCategory"] == "copyright":
@@ -1288,6 +1246,7 @@ def _r_harmbench_val(d: Path, spec: Source) -> Iterator[Example]:
 
 
 READERS: dict[str, Any] = {
+    "column": _r_column,
     "advbench": _r_advbench,
     "catqa": _r_catqa,
     "harmfulqa": _r_harmfulqa,
@@ -1314,26 +1273,15 @@ READERS: dict[str, Any] = {
     "cssrs": _r_cssrs,
     "counsel_chat": _r_counsel_chat,
     "handwritten": _r_handwritten,
-    "orbench": _r_orbench,
-    "coconot_pref": _r_coconot_pref,
-    "truthfulqa": _r_truthfulqa,
-    "mmlu": _r_mmlu,
-    "gpteacher": _r_gpteacher,
     "awesome_2026": _r_awesome_2026,
     "benign_styles": _r_benign_styles,
     "misinformation": _r_misinformation,
     "degenerate": _r_degenerate,
     "degenerate_calibration": _r_degenerate_calibration,
-    "gsm8k": _r_gsm8k,
-    "banking77": _r_banking77,
-    "clinc150": _r_clinc150,
-    "nq_open": _r_nq_open,
     "nl2bash": _r_nl2bash,
     "oasst": _r_oasst,
     "sgd": _r_sgd,
     "sgd_train": _r_sgd_train,
-    "self_instruct": _r_self_instruct,
-    "humaneval": _r_humaneval,
     "harmbench_val": _r_harmbench_val,
 }
 
