@@ -109,6 +109,21 @@ def test_an_extra_rule_folder_or_file_changes_the_cached_set(
     assert load_rules().ids() == shipped.ids()
 
 
+def test_a_change_to_the_loading_code_rebuilds_the_entry(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within one version (a development checkout), editing the engine or the schema must not
+    leave rules built by the old code in the cache."""
+    assert b"def load_rules" in compiled_cache.code("engine.py", "schema.py")
+    load_rules()
+    (entry,) = _entries(cache_home)
+    before = json.loads(entry.read_text())["key"]
+    real = compiled_cache.code
+    monkeypatch.setattr(compiled_cache, "code", lambda *m: real(*m) + b"# edited")
+    rules = load_rules()
+    assert json.loads(entry.read_text())["key"] != before and len(rules.rules) > 100
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -7,10 +7,11 @@ user's cache folder (``$XDG_CACHE_HOME/convguard``, by default ``~/.cache/convgu
 per ``name``, each holding the key it was built for.
 
 Invariants:
-- the key is a hash of every source's content (and of the cache format, convguard's version and
-  the Python version, see :func:`fingerprint`), so an entry is only ever used for exactly the
-  sources it was built from; a changed, added or removed source gives a new key, and the entry is
-  rebuilt and replaced;
+- the key is a hash of every source's content, of the code that builds the entry (:func:`code`:
+  a change to the loader rebuilds entries even within one version), and of the cache format,
+  convguard's version and the Python version (see :func:`fingerprint`), so an entry is only ever
+  used for exactly the sources and code it was built from; anything changed, added or removed
+  gives a new key, and the entry is rebuilt and replaced;
 - an entry that cannot be read, is not JSON or holds another key counts as missing: the caller
   rebuilds from the sources, which stay the truth;
 - entries are written atomically (a temporary file in the same folder, then a rename), so a
@@ -33,7 +34,7 @@ from typing import Any
 
 from convguard import __version__
 
-__all__ = ["cache_dir", "fingerprint", "read", "write"]
+__all__ = ["cache_dir", "code", "fingerprint", "read", "write"]
 
 #: Raised to change the layout of every entry at once (each caller also hashes its own format).
 FORMAT = 1
@@ -60,6 +61,20 @@ def fingerprint(*parts: str | bytes) -> str:
         digest.update(len(data).to_bytes(8, "little"))
         digest.update(data)
     return digest.hexdigest()
+
+
+def code(*modules: str) -> bytes:
+    """The source of these modules of :mod:`convguard.agent` (``"engine.py"``), for a key: what
+    they build is what is cached. A module shipped without its source counts as empty (the
+    version in the key still changes with every release)."""
+    here = Path(__file__).parent
+    out = b""
+    for module in modules:
+        try:
+            out += (here / module).read_bytes()
+        except OSError:
+            continue
+    return out
 
 
 def _path(name: str) -> Path | None:

@@ -448,7 +448,9 @@ def load_rules(folders: Iterable[str | Path] = (), *, builtin: bool = True) -> R
     names = [str(f) for f in folders]
     sources = _sources(names, builtin)
     key = compiled_cache.fingerprint(
-        _CACHE_FORMAT, *(part for source in sources for part in source)
+        _CACHE_FORMAT,
+        compiled_cache.code("engine.py", "schema.py"),
+        *(part for source in sources for part in source),
     )
     # one entry per folder list: an edited file replaces its entry instead of adding one
     slot = hashlib.sha256("\0".join([str(builtin), *names]).encode()).hexdigest()[:16]

@@ -140,7 +140,7 @@ class CommandModel:
             with resources.as_file(ref) as real:
                 return cls.load(real)
         data = Path(path).read_bytes()
-        key = compiled_cache.fingerprint(_CACHE_FORMAT, data)
+        key = compiled_cache.fingerprint(_CACHE_FORMAT, compiled_cache.code("model.py"), data)
         cached = compiled_cache.read(_CACHE_NAME, key)
         if cached is not None:
             try:

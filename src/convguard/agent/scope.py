@@ -129,7 +129,9 @@ def _validated(text: str, source: str) -> dict[str, Any]:
     """The scope file's fields as plain data, from the compiled cache when this very text was read
     before (the hook reads the scope on every tool call), else parsed and validated (YAML and
     pydantic load here only)."""
-    key = compiled_cache.fingerprint(_CACHE_FORMAT, source, text)
+    key = compiled_cache.fingerprint(
+        _CACHE_FORMAT, compiled_cache.code("scope.py", "schema.py"), source, text
+    )
     cached = compiled_cache.read(_CACHE_NAME, key)
     fields = ("hosts", "networks", "paths", "tools", "disable")
     if isinstance(cached, dict) and all(
