@@ -21,9 +21,14 @@ BUSINESS = [
     "We are aligning on the roadmap and will circle back next week.",
     "Kindly confirm receipt of this email at your earliest convenience.",
 ]
+#: The whole of the classic filler paragraph (its first sentence alone left words such as
+#: "anim", "culpa" or "minim" unseen, and long filler made of them read as harmful).
 LOREM = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
-    "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation"
+    "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco "
+    "laboris nisi ut aliquip ex ea commodo consequat duis aute irure dolor in reprehenderit in "
+    "voluptate velit esse cillum dolore eu fugiat nulla pariatur excepteur sint occaecat "
+    "cupidatat non proident sunt in culpa qui officia deserunt mollit anim id est laborum"
 ).split()
 CODE = [
     "def add(a, b):\n    return a + b\n",
@@ -66,7 +71,7 @@ def sample(rng: random.Random) -> str:
     if kind == 4:
         return "\n".join(rng.choice(CODE) for _ in range(rng.choice([1, 2, 5])))
     if kind == 5:
-        return " ".join(rng.choice(LOREM) for _ in range(rng.choice([5, 30, 120, 400])))
+        return _case(rng, " ".join(rng.choice(LOREM) for _ in range(rng.choice([5, 30, 120, 400]))))
     if kind == 6:
         return " ".join(rng.choice(BUSINESS) for _ in range(rng.choice([3, 10, 30, 60])))
     # a short message followed by laughter
