@@ -124,6 +124,15 @@ def test_stacking_with_weak_wording_evidence_lowers_a_borderline_encoder_score(
     assert assessment.categories == ()
 
 
+def test_the_first_stage_alone_cannot_decide_a_stacked_text(policy: Policy) -> None:
+    # A lexical model can be sure of odd things; clipped, its certainty moves the sum by at
+    # most weight * clip = 2 logits: logit(0.05) + 2 < 0, the flag point.
+    fast = Table("fast", {"wow": {"cbrn": 1.0}})
+    slow = Table("slow", {"wow": {"cbrn": 0.05}})
+    assessment = Cascade(policy, [fast, slow], tuning=STACK).assess("wow wow wow")
+    assert assessment.categories == ()
+
+
 def test_stacking_maps_its_flag_and_strike_points_onto_the_policys_levels() -> None:
     def harmful(encoder: float, linear: float) -> float:
         return STACK.stack({"hate": linear}, {"hate": encoder})["hate"]

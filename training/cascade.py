@@ -12,8 +12,11 @@
    the encoder sees, harmful-or-not is decided on ``logit(encoder) + weight * logit(linear)`` (each
    stage's highest category score over the text's views). The linear stage reads wording, the
    encoder meaning; measured side by side, the sum catches more at the same false-alarm rate than
-   the encoder alone. ``weight`` is the one of :data:`WEIGHTS` with the highest recall on the
-   validation split's harmful texts and HarmBench val at the flag point; the flag and strike
+   the encoder alone (the linear logit clipped to +-4, so a lexical model's odd certainties -
+   "wow wow wow" once read as cbrn 0.999 - cannot decide alone; on the linear side every
+   category but ``cyberattack``, see :data:`STACKED`). ``weight`` is the one of :data:`WEIGHTS`
+   with the highest recall on the validation split's harmful texts and HarmBench val at the flag
+   point; the flag and strike
    points are chosen exactly as the encoder's own (``training/heads.py``: at most 1 % of the
    realistic benign chat of the calibration sets' ``tune`` half flagged, source-balanced and
    pooled; strikes above every benign text whose top category is extreme).
@@ -78,6 +81,12 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.asarray(np.log(p / (1 - p)))
 
 
+def _clipped(p: np.ndarray) -> np.ndarray:
+    """The first stage's logit as the runtime stacks it (clipped to [-clip, clip])."""
+    clip = CascadeTuning().clip
+    return np.clip(_logit(p), -clip, clip)
+
+
 class Pair:
     """Both stages' scores of texts as the runtime cascade computes them for stacking: whether a
     text reaches the encoder, and each stage's highest category score over the text's views."""
@@ -134,8 +143,8 @@ def stacking(
     rows = []
     best: tuple[float, float, float, float] | None = None
     for weight in WEIGHTS:
-        pos = np.where(p_reach, _logit(p_enc) + weight * _logit(p_lin), -np.inf)
-        neg = np.where(b_reach, _logit(b_enc) + weight * _logit(b_lin), -60.0)
+        pos = np.where(p_reach, _logit(p_enc) + weight * _clipped(p_lin), -np.inf)
+        neg = np.where(b_reach, _logit(b_enc) + weight * _clipped(b_lin), -60.0)
         reach = np.where(b_extreme & b_reach, neg, -np.inf)
         flag, strike = operating_point(neg, sources, FLAG_BUDGET["unsafe"], reach)
         recall, struck = float((pos >= flag).mean()), float((pos >= strike).mean())
@@ -194,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "flag_logit": round(tuning.flag_logit, 6),
                 "strike_logit": round(tuning.strike_logit, 6),
                 "stacked": list(tuning.stacked),
+                "clip": tuning.clip,
                 "chosen_on": "validation split (seed 13), HarmBench val and the calibration "
                 "sets' tune half; training/cascade.py",
             },

@@ -83,6 +83,10 @@ class CascadeTuning:
     strike_logit: float = math.log(4.0)
     #: ``stack`` only: the categories whose first-stage scores count (all when empty).
     stacked: tuple[str, ...] = ()
+    #: ``stack`` only: the first stage's logit is clipped to ``[-clip, clip]``, so its certainty
+    #: alone (a lexical model is sure of odd things) moves the decision by at most
+    #: ``weight * clip``.
+    clip: float = 4.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high <= 1.0:
@@ -112,7 +116,7 @@ class CascadeTuning:
         probability of both stages (the later stage's share between categories is kept)."""
         top = max((later.get(c, 0.0) for c in CATEGORY_IDS), default=0.0)
         first = max((earlier.get(c, 0.0) for c in self.stacked or CATEGORY_IDS), default=0.0)
-        z = _logit(top) + self.weight * _logit(first)
+        z = _logit(top) + self.weight * min(max(_logit(first), -self.clip), self.clip)
         slope = (_logit(STRIKE_P) - _logit(FLAG_P)) / (self.strike_logit - self.flag_logit)
         harmful = _sigmoid(slope * (z - self.flag_logit) + _logit(FLAG_P))
         stacked = dict(later)
@@ -158,6 +162,7 @@ def load_tuning() -> CascadeTuning:
             flag_logit=float(data.get("flag_logit", 0.0)),
             strike_logit=float(data.get("strike_logit", math.log(4.0))),
             stacked=tuple(str(c) for c in data.get("stacked", ())),
+            clip=float(data.get("clip", 4.0)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ClassifierError(
