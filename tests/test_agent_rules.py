@@ -186,6 +186,33 @@ def test_an_operator_folder_adds_rules_beside_the_shipped_ones(tmp_path: Path) -
     )
 
 
+@pytest.mark.parametrize(
+    ("match", "hit", "miss"),
+    [
+        ("paths: '^~/secrets'", "acme-deploy $HOME/secrets/k", "acme-deploy --key=~/secrets/k"),
+        ("upstream: [tar]", "tar c docs | acme-deploy", "acme-deploy | tar x"),
+        ("downstream: [sh]", "acme-deploy | sh", "sh -c x | acme-deploy"),
+        ("{redirects: '^> /dev/null$', ends_pipe: true}", "acme-deploy >/dev/null", "acme-deploy 2>/dev/null | wc"),
+        ("stdin: 'put '", "acme-deploy <<< 'PUT x'", "acme-deploy put x"),
+        ("via: 'xargs$'", "ls | xargs acme-deploy", "acme-deploy $(ls)"),
+    ],
+)  # fmt: skip
+def test_a_rule_can_test_paths_pipes_redirections_input_and_via(
+    tmp_path: Path, match: str, hit: str, miss: str
+) -> None:
+    """Each test on what surrounds the arguments, alone beside the program (every one given
+    must hold): a home folded to ``~``, a program piped in or out, a redirection, the text on
+    standard input, how the command was reached."""
+    extra = match if not match.startswith("{") else match[1:-1].replace(", ", "\n      ")
+    text = _GOOD.replace("args: '--print-key'", extra)
+    text = text.replace("hit: ['acme-deploy --print-key']", f"hit: [{hit!r}]")
+    text = text.replace("miss: ['acme-deploy --dry-run']", f"miss: [{miss!r}]")
+    (tmp_path / "acme.yaml").write_text(text)
+    rules = load_rules([tmp_path], builtin=False)
+    [rule] = rules.rules
+    assert fires(rule, hit, rules) and not fires(rule, miss, rules)
+
+
 def test_an_operator_rule_cannot_reuse_a_shipped_id(tmp_path: Path) -> None:
     shipped = RULES.rules[0].id
     (tmp_path / "acme.yaml").write_text(_GOOD.replace("acme.deploy-key-printed", shipped))

@@ -24,7 +24,15 @@ Three kinds of rule, by what ``match`` holds:
   arguments as written) —, ``flags`` — any of these options,
   bundled short options counted letter by letter — and ``predicate``, a named Python check from
   :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
-  the scope, which may authorise them;
+  the scope, which may authorise them. What surrounds the arguments: ``paths`` (a regular
+  expression searched in each argument that is not an option, as written, ``$HOME``,
+  ``/home/NAME`` and ``/root`` folded to ``~``), ``upstream`` / ``downstream`` (any of these
+  programs pipes into the command / is piped into from it), ``ends_pipe: true`` (the command
+  pipes into nothing), ``redirects`` (searched in each
+  redirection written ``OP TARGET``: ``'^< '`` for input from a file), ``stdin`` (searched in
+  the lower-cased text fed on standard input when known: a here-document, a pipe of ``echo``)
+  and ``via`` (searched in how the command was reached: ``xargs``, ``find -exec``); every
+  test given must hold;
 - **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
   text, written files, or with ``scripts: windows`` only PowerShell and cmd scripts); every text
   rule names ``triggers``, literal words one of which any match contains, so the expression runs
@@ -53,7 +61,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from convguard.agent.findings import Finding, Level, option_flags, render
-from convguard.agent.paths import hosts_in
+from convguard.agent.paths import fold_home, hosts_in
 from convguard.agent.predicates import PREDICATES, Predicate
 from convguard.agent.shell import Command
 from convguard.errors import InvalidInput
@@ -84,6 +92,13 @@ class _StepSpec(BaseModel):
     args: str | None = None
     unless: str | None = None
     case_sensitive: bool = False
+    paths: str | None = None
+    upstream: list[str] = []
+    downstream: list[str] = []
+    ends_pipe: bool = False
+    redirects: str | None = None
+    stdin: str | None = None
+    via: str | None = None
     predicate: str | None = None
 
 
@@ -138,11 +153,27 @@ class Step:
     unless: re.Pattern[str] | None = None
     #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
     case_sensitive: bool = False
+    #: Searched in each argument that is not an option, the home folded to ``~``, as written.
+    paths: re.Pattern[str] | None = None
+    #: Some program piped into the command (``upstream``) or that it pipes into (``downstream``).
+    upstream: frozenset[str] = frozenset()
+    downstream: frozenset[str] = frozenset()
+    #: The command pipes into nothing (``yes > /dev/null``, not ``yes 2>/dev/null | head``).
+    ends_pipe: bool = False
+    #: Searched in each redirection written ``OP TARGET`` (``< /etc/passwd``, ``> /dev/null``).
+    redirects: re.Pattern[str] | None = None
+    #: Searched in the lower-cased text fed on standard input, when known (a here-document, a pipe).
+    stdin: re.Pattern[str] | None = None
+    #: Searched in how the command was reached (``xargs``, ``find -exec``, ``$(``); empty if run
+    #: as a statement of its own.
+    via: re.Pattern[str] | None = None
     predicate: Predicate | None = None
 
     def matches(self, cmd: Command, text: str | None = None) -> bool:
         """Whether ``cmd`` is this step; ``text`` is its lower-cased arguments when known."""
         if self.programs and _name(cmd) not in self.programs:
+            return False
+        if not self._surroundings(cmd):
             return False
         if self.args is not None or self.unless is not None:
             if self.case_sensitive:
@@ -154,6 +185,26 @@ class Step:
             if self.unless is not None and self.unless.search(text):
                 return False
         return self.predicate is None or self.predicate(cmd)
+
+    def _surroundings(self, cmd: Command) -> bool:
+        """The tests on what is around the arguments: paths, pipes, redirections, input, via."""
+        if self.upstream and not self.upstream.intersection(cmd.upstream):
+            return False
+        if self.downstream and not self.downstream.intersection(cmd.downstream):
+            return False
+        if self.ends_pipe and cmd.downstream:
+            return False
+        if self.paths is not None and not any(
+            self.paths.search(fold_home(a)) for a in cmd.args if not a.startswith("-")
+        ):
+            return False
+        if self.redirects is not None and not any(
+            self.redirects.search(f"{op} {target}") for op, target in cmd.redirects
+        ):
+            return False
+        if self.stdin is not None and not self.stdin.search((cmd.stdin or "").lower()):
+            return False
+        return self.via is None or bool(self.via.search(cmd.via))
 
 
 @dataclass(frozen=True)
@@ -312,11 +363,22 @@ def _predicate(name: str | None, where: str) -> Predicate | None:
 
 
 def _step(spec: _StepSpec, where: str) -> Step:
+    def pattern(name: str) -> re.Pattern[str] | None:
+        source = getattr(spec, name)
+        return _compile(source, f"{where}.{name}") if source is not None else None
+
     return Step(
         programs=frozenset(p.lower().removesuffix(".exe") for p in spec.programs),
-        args=_compile(spec.args, f"{where}.args") if spec.args is not None else None,
-        unless=_compile(spec.unless, f"{where}.unless") if spec.unless is not None else None,
+        args=pattern("args"),
+        unless=pattern("unless"),
         case_sensitive=spec.case_sensitive,
+        paths=pattern("paths"),
+        upstream=frozenset(spec.upstream),
+        downstream=frozenset(spec.downstream),
+        ends_pipe=spec.ends_pipe,
+        redirects=pattern("redirects"),
+        stdin=pattern("stdin"),
+        via=pattern("via"),
         predicate=_predicate(spec.predicate, f"{where}.predicate"),
     )
 
