@@ -1,14 +1,13 @@
 """One command judged by its targets: the checks that need code to read a path, a mode or a pipe.
 
-Deletes and permission or owner changes of system trees and homes, force-pushes to main
-branches, finds that delete or hunt for secrets and setuid programs, kills of init or security
-tools, dropped databases, netcat shells and scans, uploads of secrets, copies of secrets to other
-hosts, security services stopped, cron jobs and launch agents installed, accounts changed,
-files placed in persistence locations. :func:`command_findings` adds the checks every command
-gets (redirections into persistence locations, logs and disks, secrets among arguments,
-reverse-shell devices, history and loader variables); :func:`write_findings` judges a file write
-by its path and content. Ordinary programs with no finding are allowed: the guard lists what is
-dangerous, never what is permitted.
+Deletes and permission changes of system trees and homes (one finding per target, the first
+that applies, with the path for the scope), finds that delete or hunt for secrets and setuid
+programs, uploads of secrets, copies of secrets to other hosts, files placed in persistence
+locations. :func:`command_findings` adds the checks every command gets (redirections into
+persistence locations, logs and disks, secrets among arguments, reverse-shell devices, history
+and loader variables); :func:`write_findings` judges a file write by its path and content.
+Ordinary programs with no finding are allowed: the guard lists what is dangerous, never what
+is permitted.
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -96,15 +95,6 @@ def _rm(cmd: Command) -> list[Finding]:
     return out
 
 
-def _dd(cmd: Command) -> list[Finding]:
-    for a in cmd.args:
-        if a.startswith("of=") and (is_block_device(a[3:]) or a[3:].startswith("/dev/disk")):
-            return [Finding("destructive", "deny", f"overwrites a disk: {render(cmd)}")]
-        if a.startswith("if=") and (is_block_device(a[3:]) or a[3:] == "/dev/mem"):
-            return [Finding("credential_access", "ask", f"reads a raw disk: {render(cmd)}")]
-    return []
-
-
 def _shred(cmd: Command) -> list[Finding]:
     targets = plain_args(cmd)
     if any(is_block_device(t) or critical_target(t) for t in targets):
@@ -131,44 +121,6 @@ def _chmod(cmd: Command) -> list[Finding]:
         return [Finding("persistence_evasion", "ask", f"sets a setuid/setgid bit: {render(cmd)}")]
     if any(secret_path(t) or t.startswith("/etc/") for t in targets) and mode.endswith(("7", "6")):
         return [Finding("persistence_evasion", "ask", f"opens up a system file: {render(cmd)}")]
-    return []
-
-
-def _chown(cmd: Command) -> list[Finding]:
-    if option_flags(cmd) & {"-R", "--recursive"} and any(
-        root_level(t) for t in plain_args(cmd)[1:]
-    ):
-        return [
-            Finding(
-                "destructive", "deny", f"recursive owner change of a system tree: {render(cmd)}"
-            )
-        ]
-    return []
-
-
-def _git(cmd: Command) -> list[Finding]:
-    args = cmd.args
-    if "push" in args and (  # noqa: SIM102
-        option_flags(cmd) & {"-f", "--force", "--force-with-lease", "--mirror"}
-        or any(a.startswith("+") for a in args)
-    ):
-        if (
-            any(
-                a.lstrip("+").split(":")[-1] in ("main", "master", "trunk", "release", "production")
-                for a in args
-            )
-            or len(plain_args(cmd)) <= 2
-        ):
-            return [
-                Finding(
-                    "destructive",
-                    "ask",
-                    f"force-push to a main branch: {render(cmd)}",
-                    (),
-                    "",
-                    True,
-                )
-            ]
     return []
 
 
@@ -205,59 +157,11 @@ def _find(cmd: Command) -> list[Finding]:
     return []
 
 
-def _kill(cmd: Command) -> list[Finding]:
-    plain = plain_args(cmd)
-    if (
-        "-1" in cmd.args[1:]
-        or (plain and plain[-1] == "1" and "-0" not in cmd.args)
-        or (cmd.program == "killall" and any(p in _SECURITY for p in plain))
-    ):
-        return [
-            Finding(
-                "destructive", "ask", f"kills init, every process or a security tool: {render(cmd)}"
-            )
-        ]
-    if cmd.program in ("pkill", "killall") and any(re.search(_SECURITY_RE, p) for p in plain):
-        return [Finding("persistence_evasion", "deny", f"kills a security tool: {render(cmd)}")]
-    return []
-
-
-def _sql_client(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args) + " " + (cmd.stdin or "")
-    if re.search(r"\bdrop\s+(?:database|schema|table)\b|\btruncate\s+table\b", text, re.I):
-        return [
-            Finding("destructive", "ask", f"drops a database or table: {render(cmd)}", (), "", True)
-        ]
-    return []
-
-
-# --- credential access ------------------------------------------------------------------------
-
-
-# --- network attack, denial of service ----------------------------------------------------------
-
-
-def _netcat(cmd: Command) -> list[Finding]:
-    flags = option_flags(cmd)
-    if flags & {"-e", "-c", "--exec", "--sh-exec", "--lua-exec"}:
-        return [Finding("malware", "deny", f"remote shell with {cmd.program}: {render(cmd)}")]
-    if "-z" in flags:
-        return [
-            Finding(
-                "network_attack",
-                "ask",
-                f"port scan with {cmd.program}: {render(cmd)}",
-                tuple(hosts_in(cmd.args)),
-                cmd.program,
-            )
-        ]
-    if any(p in _SHELL_NAMES for p in cmd.upstream + cmd.downstream):
-        return [Finding("malware", "deny", f"shell piped through {cmd.program}: {render(cmd)}")]
-    return []
+# --- exfiltration -------------------------------------------------------------------------------
 
 
 def _upload(cmd: Command) -> list[Finding]:
-    """curl/wget: uploading secrets, fetching to execute, or sending to paste/tunnel services."""
+    """curl/wget: uploading secrets, or files to paste and tunnel services."""
     out: list[Finding] = []
     args = cmd.args
     hosts = tuple(hosts_in(args))
@@ -300,17 +204,6 @@ def _upload(cmd: Command) -> list[Finding]:
                         hosts,
                     )
                 )
-    if any(
-        p in _SHELL_NAMES or p in ("python", "python3", "perl", "ruby", "iex")
-        for p in cmd.downstream
-    ):
-        out.append(
-            Finding("malware", "ask", f"runs code fetched from the network: {render(cmd)}", hosts)
-        )
-    if any(h in ("169.254.169.254", "metadata.google.internal", "100.100.100.200") for h in hosts):
-        out.append(
-            Finding("credential_access", "ask", f"reads the cloud metadata service: {render(cmd)}")
-        )
     return out
 
 
@@ -332,121 +225,6 @@ def _copy_out(cmd: Command) -> list[Finding]:
 
 
 # --- persistence and defence evasion -----------------------------------------------------------
-
-_SECURITY = frozenset(
-    [
-        "auditd",
-        "apparmor",
-        "selinux",
-        "firewalld",
-        "ufw",
-        "falcon-sensor",
-        "falcond",
-        "clamd",
-        "clamav-daemon",
-        "osqueryd",
-        "sysmon",
-        "wazuh-agent",
-        "ossec",
-        "elastic-agent",
-        "filebeat",
-        "auditbeat",
-        "crowdstrike",
-        "sentinelone",
-        "MsMpEng",
-        "windefend",
-        "sense",
-        "cbagentd",
-        "carbonblack",
-        "rsyslog",
-        "syslog-ng",
-        "journald",
-        "systemd-journald",
-    ]
-)
-_SECURITY_RE = r"(?i)audit|apparmor|selinux|firewall|falcon|clam|osquery|sysmon|wazuh|ossec|defender|MsMpEng|crowdstrike|sentinel|carbonblack|syslog|journald|edr|xprotect"
-
-
-def _service_ctl(cmd: Command) -> list[Finding]:
-    args = [a.lower() for a in cmd.args]
-    verb = next(
-        (a for a in args if a in ("stop", "disable", "mask", "kill", "unload", "bootout")), None
-    )
-    if verb and any(re.search(_SECURITY_RE, a) for a in args):
-        return [
-            Finding(
-                "persistence_evasion",
-                "deny",
-                f"disables a security or logging service: {render(cmd)}",
-            )
-        ]
-    if cmd.program == "launchctl" and any(a in ("load", "bootstrap", "submit") for a in args):
-        return [
-            Finding(
-                "persistence_evasion",
-                "ask",
-                f"installs a launch agent: {render(cmd)}",
-                (),
-                "",
-                True,
-            )
-        ]
-    return []
-
-
-def _crontab(cmd: Command) -> list[Finding]:
-    plain = plain_args(cmd)
-    if option_flags(cmd) & {"-l"} and not plain:
-        return []
-    if "-r" in option_flags(cmd):
-        return [Finding("destructive", "ask", f"removes the crontab: {render(cmd)}", (), "", True)]
-    stdin = cmd.stdin or ""
-    if _REMOTE_FETCH.search(stdin) or _REVERSE.search(stdin):
-        return [
-            Finding(
-                "persistence_evasion",
-                "deny",
-                f"installs a cron job that fetches or connects remotely: {render(cmd)}",
-            )
-        ]
-    return [
-        Finding("persistence_evasion", "ask", f"installs a cron job: {render(cmd)}", (), "", True)
-    ]
-
-
-def _log_tool(cmd: Command) -> list[Finding]:
-    # matched on the arguments as written: ``-D`` (delete every rule) is not ``-d`` (delete one)
-    if re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
-        return [Finding("persistence_evasion", "deny", f"disables auditing: {render(cmd)}")]
-    return []
-
-
-#: What makes ``dscl`` write: reading (``-list``, ``-read``) is account discovery, not a change.
-_DSCL_WRITES = re.compile(r"(?:^|\s)-(?:create|append|merge|passwd|delete|change)\b")
-
-
-def _account(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if cmd.program == "dscl" and not _DSCL_WRITES.search(text):
-        return []
-    if re.search(r"(?:^|\s)-(?:o|u\s*0\b)|\b(?:sudo|wheel|root|admin)\b", text):
-        return [
-            Finding(
-                "persistence_evasion",
-                "deny",
-                f"creates or changes a privileged account: {render(cmd)}",
-            )
-        ]
-    return [
-        Finding(
-            "persistence_evasion",
-            "ask",
-            f"creates or changes an account: {render(cmd)}",
-            (),
-            "",
-            True,
-        )
-    ]
 
 
 def _touch(cmd: Command) -> list[Finding]:
@@ -496,9 +274,6 @@ def _writer(cmd: Command) -> list[Finding]:
     ):
         out.append(Finding("credential_access", "ask", f"copies secrets: {render(cmd)}"))
     return out
-
-
-_SHELL_NAMES = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "fish"})
 
 
 def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]:
@@ -636,47 +411,18 @@ def command_findings(cmd: Command) -> list[Finding]:
                     f"preloads a library into programs: {name}={value}",
                 )
             )
-    if (cmd.program == "unset" and any(a.startswith("HIST") for a in cmd.args)) or (
-        cmd.program == "set" and "+o" in cmd.args and "history" in cmd.args
-    ):
-        out.append(
-            Finding("persistence_evasion", "deny", f"turns off shell history: {render(cmd)}")
-        )
     return out
 
 
 PROGRAM_RULES: dict[str, Rule] = {
     "rm": _rm,
-    "rmdir": lambda c: [],
-    "dd": _dd,
     "shred": _shred,
     "chmod": _chmod,
-    "chown": _chown,
-    "git": _git,
     "find": _find,
-    "kill": _kill,
-    "pkill": _kill,
-    "killall": _kill,
-    "mysql": _sql_client,
-    "psql": _sql_client,
-    "sqlite3": _sql_client,
-    "nc": _netcat,
-    "ncat": _netcat,
-    "netcat": _netcat,
     "curl": _upload,
     "wget": _upload,
     "scp": _copy_out,
     "rsync": _copy_out,
-    "systemctl": _service_ctl,
-    "service": _service_ctl,
-    "launchctl": _service_ctl,
-    "crontab": _crontab,
-    "auditctl": _log_tool,
-    "useradd": _account,
-    "adduser": _account,
-    "usermod": _account,
-    "dscl": _account,
-    "sysadminctl": _account,
     "touch": _touch,
     "tee": _writer,
     "cp": _writer,
