@@ -34,7 +34,9 @@ Three kinds of rule, by what ``match`` holds:
   and ``via`` (searched in how the command was reached: ``xargs``, ``find -exec``); every
   test given must hold;
 - **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
-  text, written files, or with ``scripts: windows`` only PowerShell and cmd scripts); every text
+  text, written files; with ``scripts: windows`` only PowerShell and cmd scripts, with
+  ``scripts: interpreters`` only code for another interpreter: perl, ruby, php, lua, node …,
+  neither Python nor a shell); every text
   rule names ``triggers``, literal words one of which any match contains, so the expression runs
   only on texts that hold one (the cheap test that spares most texts most expressions);
 - **sequence** rules (``sequence``: steps, each with ``programs``/``args``/``predicate``),
@@ -107,7 +109,7 @@ class _MatchSpec(_StepSpec):
     targets: Literal["hosts"] | None = None
     text: str | None = None
     triggers: list[str] = []
-    scripts: Literal["any", "windows"] = "any"
+    scripts: Literal["any", "windows", "interpreters"] = "any"
     sequence: list[_StepSpec] = []
 
 
@@ -280,7 +282,7 @@ class RuleSet:
             by_program={k: tuple(v) for k, v in index.items()},
             text_rules={
                 s: tuple(r for r in rules if r.kind == "text" and r.scripts == s)
-                for s in ("any", "windows")
+                for s in ("any", "windows", "interpreters")
             },
             sequences=tuple(r for r in rules if r.kind == "sequence"),
         )
@@ -305,7 +307,8 @@ class RuleSet:
         return out
 
     def text_findings(self, text: str, *, scripts: str = "any") -> list[Finding]:
-        """The text rules (``scripts``: ``any`` or ``windows``) whose pattern the text matches."""
+        """The text rules (``scripts``: ``any``, ``windows`` or ``interpreters``) whose pattern
+        the text matches."""
         low = text.lower()
         # lower() keeps offsets unless a character folds to several (``İ``): then quote ``low``
         quoted = text if len(low) == len(text) else low

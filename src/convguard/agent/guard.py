@@ -57,7 +57,6 @@ from convguard.agent.checks import (
     PROGRAM_CHECKS,
     command_findings,
     content_findings,
-    interpreter_findings,
     write_findings,
 )
 from convguard.agent.code import python_report
@@ -218,8 +217,8 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
     elif language in ("powershell", "pwsh", "cmd", "bat"):
         _shell(seen, source, windows=True, depth=depth)
         seen.findings.extend(seen.rules.text_findings(source, scripts="windows"))
-    else:
-        seen.findings.extend(_tagged(interpreter_findings(language, source), "py.interpreters"))
+    elif language not in ("", "python"):  # perl, ruby, php, lua, node …
+        seen.findings.extend(seen.rules.text_findings(source, scripts="interpreters"))
     seen.findings.extend(seen.rules.text_findings(source))
     if report is None:
         seen.findings.extend(_tagged(content_findings(source), "py.commands.content"))

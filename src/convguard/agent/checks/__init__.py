@@ -2,11 +2,10 @@
 
 - :mod:`~convguard.agent.checks.commands` — one command judged by its targets: deletes and
   permission changes of system trees, writes and redirections into persistence locations, logs
-  and disks, secrets among arguments and sent over the network, uploads, services, accounts, cron;
-- :mod:`~convguard.agent.checks.programs` — the other per-program checks that loop over
-  arguments or pair a command with its pipe (:data:`PROGRAM_CHECKS`);
-- :mod:`~convguard.agent.checks.calls` — one call's commands read together (:data:`CALL_CHECKS`);
-- :mod:`~convguard.agent.checks.interpreters` — perl, ruby, php, lua or node code.
+  and disks, secrets among arguments and sent over the network, uploads of secrets;
+- :mod:`~convguard.agent.checks.programs` — the other per-program checks that pair a command's
+  sources with its destination or read the roots of a ``find`` (:data:`PROGRAM_CHECKS`);
+- :mod:`~convguard.agent.checks.calls` — one call's commands read together (:data:`CALL_CHECKS`).
 
 Their findings carry rule ids starting ``py.``. Everything here is pure: strings in, parsed
 commands and findings out; nothing is ever executed.
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 from convguard.agent.checks.calls import CALL_CHECKS
 from convguard.agent.checks.commands import command_findings, content_findings, write_findings
-from convguard.agent.checks.interpreters import interpreter_findings
 from convguard.agent.checks.programs import PROGRAM_CHECKS
 
 __all__ = [
@@ -24,6 +22,5 @@ __all__ = [
     "PROGRAM_CHECKS",
     "command_findings",
     "content_findings",
-    "interpreter_findings",
     "write_findings",
 ]
