@@ -190,6 +190,8 @@ def test_an_operator_folder_adds_rules_beside_the_shipped_ones(tmp_path: Path) -
     ("match", "hit", "miss"),
     [
         ("paths: '^~/secrets'", "acme-deploy $HOME/secrets/k", "acme-deploy --key=~/secrets/k"),
+        ("destination: '^/srv/'", "acme-deploy build /srv/app", "acme-deploy /srv/app build"),
+        ("sources: '^~/keys'", "acme-deploy $HOME/keys/a /srv/", "acme-deploy /srv/ ~/keys/a"),
         ("upstream: [tar]", "tar c docs | acme-deploy", "acme-deploy | tar x"),
         ("downstream: [sh]", "acme-deploy | sh", "sh -c x | acme-deploy"),
         ("{redirects: '^> /dev/null$', ends_pipe: true}", "acme-deploy >/dev/null", "acme-deploy 2>/dev/null | wc"),
@@ -197,12 +199,12 @@ def test_an_operator_folder_adds_rules_beside_the_shipped_ones(tmp_path: Path) -
         ("via: 'xargs$'", "ls | xargs acme-deploy", "acme-deploy $(ls)"),
     ],
 )  # fmt: skip
-def test_a_rule_can_test_paths_pipes_redirections_input_and_via(
+def test_a_rule_can_test_paths_copies_pipes_redirections_input_and_via(
     tmp_path: Path, match: str, hit: str, miss: str
 ) -> None:
     """Each test on what surrounds the arguments, alone beside the program (every one given
-    must hold): a home folded to ``~``, a program piped in or out, a redirection, the text on
-    standard input, how the command was reached."""
+    must hold): a home folded to ``~``, the destination and the sources of a copy, a program
+    piped in or out, a redirection, the text on standard input, how the command was reached."""
     extra = match if not match.startswith("{") else match[1:-1].replace(", ", "\n      ")
     text = _GOOD.replace("args: '--print-key'", extra)
     text = text.replace("hit: ['acme-deploy --print-key']", f"hit: [{hit!r}]")

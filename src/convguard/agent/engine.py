@@ -26,7 +26,9 @@ Three kinds of rule, by what ``match`` holds:
   :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
   the scope, which may authorise them. What surrounds the arguments: ``paths`` (a regular
   expression searched in each argument that is not an option, as written, ``$HOME``,
-  ``/home/NAME`` and ``/root`` folded to ``~``), ``upstream`` / ``downstream`` (any of these
+  ``/home/NAME`` and ``/root`` folded to ``~``), ``destination`` and ``sources`` (the same, in
+  the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put things — and in
+  any one before it), ``upstream`` / ``downstream`` (any of these
   programs pipes into the command / is piped into from it), ``ends_pipe: true`` (the command
   pipes into nothing), ``redirects`` (searched in each
   redirection written ``OP TARGET``: ``'^< '`` for input from a file), ``stdin`` (searched in
@@ -95,6 +97,8 @@ class _StepSpec(BaseModel):
     unless: str | None = None
     case_sensitive: bool = False
     paths: str | None = None
+    destination: str | None = None
+    sources: str | None = None
     upstream: list[str] = []
     downstream: list[str] = []
     ends_pipe: bool = False
@@ -157,6 +161,10 @@ class Step:
     case_sensitive: bool = False
     #: Searched in each argument that is not an option, the home folded to ``~``, as written.
     paths: re.Pattern[str] | None = None
+    #: Searched, the same way, in the last argument that is not an option (where ``cp``, ``mv``,
+    #: ``scp`` put things) and in each of the ones before it (what they take).
+    destination: re.Pattern[str] | None = None
+    sources: re.Pattern[str] | None = None
     #: Some program piped into the command (``upstream``) or that it pipes into (``downstream``).
     upstream: frozenset[str] = frozenset()
     downstream: frozenset[str] = frozenset()
@@ -196,10 +204,16 @@ class Step:
             return False
         if self.ends_pipe and cmd.downstream:
             return False
-        if self.paths is not None and not any(
-            self.paths.search(fold_home(a)) for a in cmd.args if not a.startswith("-")
-        ):
-            return False
+        if self.paths is not None or self.destination is not None or self.sources is not None:
+            plain = [fold_home(a) for a in cmd.args if not a.startswith("-")]
+            if self.paths is not None and not any(self.paths.search(p) for p in plain):
+                return False
+            if self.destination is not None and not (
+                len(plain) >= 2 and self.destination.search(plain[-1])
+            ):
+                return False
+            if self.sources is not None and not any(self.sources.search(p) for p in plain[:-1]):
+                return False
         if self.redirects is not None and not any(
             self.redirects.search(f"{op} {target}") for op, target in cmd.redirects
         ):
@@ -376,6 +390,8 @@ def _step(spec: _StepSpec, where: str) -> Step:
         unless=pattern("unless"),
         case_sensitive=spec.case_sensitive,
         paths=pattern("paths"),
+        destination=pattern("destination"),
+        sources=pattern("sources"),
         upstream=frozenset(spec.upstream),
         downstream=frozenset(spec.downstream),
         ends_pipe=spec.ends_pipe,

@@ -1,11 +1,8 @@
 """Checks of one command that need code, by program: what the YAML rules cannot say as a pattern
-(a pairing of a command's sources with its destination, a test of the roots a ``find`` starts
-from, a posted value read as a path).
+(the roots a ``find`` starts from, a posted value read as a path).
 
-Collection (user files staged in a temporary folder, documents gathered by ``find``, local
-folders synced to cloud storage by ``rclone``, remote copies of keys and system configuration,
-collected files posted by ``curl``), evasion (programs placed among or copied out of system
-binaries), impact (logs deleted or every file of a home shredded or encrypted by ``find``).
+Collection (documents gathered by ``find``, collected files posted by ``curl``) and impact
+(logs deleted, or every file of a home shredded or encrypted, by ``find``).
 
 :data:`PROGRAM_CHECKS` maps a program (lower case, without ``.exe``) to its checks; each returns
 the findings for one parsed command. Every check fires on a verb, a flag, a target or a pairing
@@ -18,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from convguard.agent.findings import Finding, Level, plain_args, render
+from convguard.agent.findings import Finding, Level, render
 from convguard.agent.paths import fold_home, hosts_in, log_path
 from convguard.agent.shell import Command
 
@@ -31,53 +28,7 @@ def _finding(category: str, level: Level, reason: str, cmd: Command, *, lowerabl
     return Finding(category, level, f"{reason}: {render(cmd)}", (), "", lowerable)
 
 
-_SYSTEM_BIN = re.compile(r"^/(?:usr/)?s?bin/|^/(?:usr/)?lib(?:64|32)?/|^/System/")
-
-
-_SYSTEM_PROGRAMS = re.compile(r"^/(?:usr/)?s?bin/|^/System/")
-
-
 _SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
-
-
-def _placer(cmd: Command) -> list[Finding]:
-    """cp/mv/ln/install: a program placed among system binaries, or a system program copied out
-    under another name (masquerading)."""
-    plain = plain_args(cmd)
-    if len(plain) < 2:
-        return []
-    dest, sources = plain[-1], plain[:-1]
-    name = dest.rstrip("/").rsplit("/", 1)[-1]
-    if cmd.program != "ln" and _SYSTEM_PROGRAMS.match(dest):
-        return [
-            _finding(
-                "persistence_evasion",
-                "ask",
-                "places a file among system programs",
-                cmd,
-                lowerable=True,
-            )
-        ]
-    if dest.startswith(_SCRATCH) and any(
-        re.match(
-            r"~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws)\b|/home/[^/]+/?\*?$",
-            fold_home(s),
-        )
-        for s in sources
-    ):
-        return [_finding("exfiltration", "ask", "stages user files in a temporary folder", cmd)]
-    if any(_SYSTEM_BIN.match(s) for s in sources) and (
-        dest.startswith(_SCRATCH) or name.startswith(".") or fold_home(dest).startswith("~")
-    ):
-        return [
-            _finding(
-                "persistence_evasion",
-                "ask",
-                "copies a system program elsewhere (masquerading)",
-                cmd,
-            )
-        ]
-    return []
 
 
 def _find_wipe(cmd: Command) -> list[Finding]:
@@ -123,43 +74,6 @@ _LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|::1|\[::1\]
 
 def _remote(hosts: Sequence[str]) -> bool:
     return any(not _LOOPBACK.match(h) for h in hosts)
-
-
-def _rclone(cmd: Command) -> list[Finding]:
-    """rclone copying a local folder to a remote (cloud storage)."""
-    plain = plain_args(cmd)
-    if plain[:1] and plain[0] in ("copy", "sync", "move", "copyto", "moveto") and len(plain) >= 3:
-        source, dest = plain[1], plain[-1]
-        if re.match(r"^[\w-]{2,}:", dest) and not re.match(r"^[\w-]{2,}:", source):
-            return [_finding("exfiltration", "ask", "copies files to cloud storage", cmd)]
-    return []
-
-
-_SINGLED_OUT = re.compile(
-    r"^~/(?:Documents|Desktop|Downloads|Pictures|\.ssh|\.gnupg|\.aws|\.kube|\.config|Library/(?:Keychains|Mail|Messages|Cookies))(?:/|$)"
-    r"|^/etc/?\*?$|^/var/(?:mail|lib/mysql|lib/postgresql)/?"
-)
-
-
-def _remote_copy(cmd: Command) -> list[Finding]:
-    """scp/rsync of documents, keys or system configuration to another host (a whole home
-    directory copied to a server is more often a backup)."""
-    plain = plain_args(cmd)
-    if len(plain) < 2:
-        return []
-    dest, sources = plain[-1], plain[:-1]
-    if re.match(r"^(?:[\w.-]+@)?[\w.-]+:", dest) and any(
-        _SINGLED_OUT.match(fold_home(s)) for s in sources
-    ):
-        return [
-            _finding(
-                "exfiltration",
-                "ask",
-                "copies documents, keys or system configuration to another host",
-                cmd,
-            )
-        ]
-    return []
 
 
 _DATA_FLAGS = frozenset(
@@ -229,16 +143,9 @@ def _find_destroy(cmd: Command) -> list[Finding]:
 
 #: The checks of each program (lower case, without ``.exe``), in the order they run.
 PROGRAM_CHECKS: dict[str, tuple[_Rule, ...]] = {
-    "mv": (_placer,),
-    "ln": (_placer,),
-    "install": (_placer,),
-    "cp": (_placer,),
     "find": (
         _find_collect,
         _find_destroy,
     ),
-    "rclone": (_rclone,),
-    "scp": (_remote_copy,),
-    "rsync": (_remote_copy,),
     "curl": (_post,),
 }
