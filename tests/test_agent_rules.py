@@ -215,6 +215,42 @@ def test_a_rule_can_test_paths_copies_pipes_redirections_input_and_via(
     assert fires(rule, hit, rules) and not fires(rule, miss, rules)
 
 
+_ANY_PROGRAM = """
+rules:
+  - id: acme.sudo-runs-vendor-tool
+    title: runs the vendor tool as root
+    category: malware
+    level: ask
+    match:
+      programs: ['*']
+      command: '^/opt/acme/'
+      wrappers: [sudo]
+    tests:
+      hit: ['sudo /opt/acme/run --all']
+      miss: ['/opt/acme/run --all', 'sudo ./run --all']
+  - id: acme.token-in-environment
+    title: hands the vendor token to a program
+    category: credential_access
+    level: ask
+    match:
+      programs: ['*']
+      assignments: '^ACME_TOKEN=.'
+    tests:
+      hit: ['ACME_TOKEN=abc make deploy', 'export ACME_TOKEN=abc']
+      miss: ['make deploy ACME_TOKEN', 'ACME_TOKEN= make deploy']
+"""
+
+
+def test_a_rule_for_any_program_reads_its_first_word_wrappers_and_variables(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "acme.yaml").write_text(_ANY_PROGRAM)
+    rules = load_rules([tmp_path], builtin=False)
+    for rule in rules.rules:
+        assert all(fires(rule, case, rules) for case in rule.hits), rule.id
+        assert not any(fires(rule, case, rules) for case in rule.misses), rule.id
+
+
 def test_an_operator_rule_cannot_reuse_a_shipped_id(tmp_path: Path) -> None:
     shipped = RULES.rules[0].id
     (tmp_path / "acme.yaml").write_text(_GOOD.replace("acme.deploy-key-printed", shipped))

@@ -18,23 +18,25 @@ A rule file (``rules/<platform-or-theme>/<name>.yaml``) holds ``rules:``, a list
 
 Three kinds of rule, by what ``match`` holds:
 
-- **command** rules (``programs``, optionally ``args`` — a regular expression searched in the
-  lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there
-  (a neighbouring rule's, so that only one of them fires; ``case_sensitive: true`` reads the
-  arguments as written) —, ``flags`` — any of these options,
-  bundled short options counted letter by letter — and ``predicate``, a named Python check from
-  :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
-  the scope, which may authorise them. What surrounds the arguments: ``paths`` (a regular
-  expression searched in each argument that is not an option, as written, ``$HOME``,
-  ``/home/NAME`` and ``/root`` folded to ``~``), ``destination`` and ``sources`` (the same, in
-  the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put things — and in
-  any one before it), ``upstream`` / ``downstream`` (any of these
-  programs pipes into the command / is piped into from it), ``ends_pipe: true`` (the command
-  pipes into nothing), ``redirects`` (searched in each
-  redirection written ``OP TARGET``: ``'^< '`` for input from a file), ``stdin`` (searched in
-  the lower-cased text fed on standard input when known: a here-document, a pipe of ``echo``)
-  and ``via`` (searched in how the command was reached: ``xargs``, ``find -exec``); every
-  test given must hold;
+- **command** rules (``programs`` — ``'*'`` for any program, even none, as in
+  ``HISTFILE=/dev/null`` alone —, optionally ``command`` — a regular expression searched in the
+  first word as written: ``/dev/shm/x`` —, ``wrappers`` — run through one of these: ``sudo``,
+  ``nohup`` —, ``args`` — a regular expression searched in the lower-cased arguments joined by
+  spaces —, ``unless`` — one that must not be found there (a neighbouring rule's, so that only
+  one of them fires; ``case_sensitive: true`` reads the arguments as written) —, ``flags`` —
+  any of these options, bundled short options counted letter by letter — and ``predicate``, a
+  named Python check from :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts
+  among the arguments to the scope, which may authorise them. What surrounds the arguments:
+  ``paths`` (a regular expression searched in each argument that is not an option, as written,
+  ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``), ``destination`` and ``sources`` (the
+  same, in the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put things
+  — and in any one before it), ``upstream`` / ``downstream`` (any of these programs pipes into
+  the command / is piped into from it), ``ends_pipe: true`` (the command pipes into nothing),
+  ``redirects`` (searched in each redirection written ``OP TARGET``: ``'^< '`` for input from a
+  file), ``stdin`` (searched in the lower-cased text fed on standard input when known: a
+  here-document, a pipe of ``echo``), ``via`` (searched in how the command was reached:
+  ``xargs``, ``find -exec``) and ``assignments`` (searched in each variable it sets, written
+  ``NAME=value``); every test given must hold;
 - **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
   text, written files; with ``scripts: windows`` only PowerShell and cmd scripts, with
   ``scripts: interpreters`` only code for another interpreter: perl, ruby, php, lua, node …,
@@ -93,6 +95,8 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class _StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     programs: list[str] = []
+    command: str | None = None
+    wrappers: list[str] = []
     args: str | None = None
     unless: str | None = None
     case_sensitive: bool = False
@@ -105,6 +109,7 @@ class _StepSpec(BaseModel):
     redirects: str | None = None
     stdin: str | None = None
     via: str | None = None
+    assignments: str | None = None
     predicate: str | None = None
 
 
@@ -155,6 +160,10 @@ class Step:
     """One step of a sequence rule (or the whole of a command rule's program test)."""
 
     programs: frozenset[str] = frozenset()
+    #: Searched in the command's first word as written (``/dev/shm/x``, ``./linpeas.sh``).
+    command: re.Pattern[str] | None = None
+    #: Run through one of these wrappers (``sudo``, ``nohup``, ``env`` …).
+    wrappers: frozenset[str] = frozenset()
     args: re.Pattern[str] | None = None
     unless: re.Pattern[str] | None = None
     #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
@@ -177,11 +186,21 @@ class Step:
     #: Searched in how the command was reached (``xargs``, ``find -exec``, ``$(``); empty if run
     #: as a statement of its own.
     via: re.Pattern[str] | None = None
+    #: Searched in each variable the command sets, written ``NAME=value`` as written.
+    assignments: re.Pattern[str] | None = None
     predicate: Predicate | None = None
 
     def matches(self, cmd: Command, text: str | None = None) -> bool:
         """Whether ``cmd`` is this step; ``text`` is its lower-cased arguments when known."""
-        if self.programs and _name(cmd) not in self.programs:
+        if self.programs and _name(cmd) not in self.programs and "*" not in self.programs:
+            return False
+        if self.command is not None and not (cmd.argv and self.command.search(cmd.argv[0])):
+            return False
+        if self.wrappers and not self.wrappers.intersection(cmd.wrappers):
+            return False
+        if self.assignments is not None and not any(
+            self.assignments.search(f"{name}={value}") for name, value in cmd.assignments
+        ):
             return False
         if not self._surroundings(cmd):
             return False
@@ -308,8 +327,8 @@ class RuleSet:
         return next((r for r in self.rules if r.id == rule_id), None)
 
     def command_findings(self, cmd: Command) -> list[Finding]:
-        """The command rules of this command's program that match it."""
-        rules = self.by_program.get(_name(cmd), ())
+        """The command rules of this command's program (and those of any program) that match it."""
+        rules = self.by_program.get(_name(cmd), ()) + self.by_program.get("*", ())
         if not rules:
             return []
         text = " ".join(cmd.args).lower()
@@ -386,6 +405,8 @@ def _step(spec: _StepSpec, where: str) -> Step:
 
     return Step(
         programs=frozenset(p.lower().removesuffix(".exe") for p in spec.programs),
+        command=pattern("command"),
+        wrappers=frozenset(spec.wrappers),
         args=pattern("args"),
         unless=pattern("unless"),
         case_sensitive=spec.case_sensitive,
@@ -398,6 +419,7 @@ def _step(spec: _StepSpec, where: str) -> Step:
         redirects=pattern("redirects"),
         stdin=pattern("stdin"),
         via=pattern("via"),
+        assignments=pattern("assignments"),
         predicate=_predicate(spec.predicate, f"{where}.predicate"),
     )
 
