@@ -160,6 +160,7 @@ rules:
         (("      miss: ['acme-deploy --dry-run']\n", ""), "field 'tests.miss'"),
         (("args: '--print-key'", "args: '(--print'"), "invalid regular expression"),
         (("args: '--print-key'", "predicate: no_such_check"), "unknown predicate 'no_such_check'"),
+        (("args: '--print-key'", "path_is: [secretish]"), "unknown kind of path 'secretish'"),
         (("id: acme.deploy-key-printed", "id: Acme Key"), "field 'id'"),
     ],
 )
@@ -192,6 +193,7 @@ def test_an_operator_folder_adds_rules_beside_the_shipped_ones(tmp_path: Path) -
         ("paths: '^~/secrets'", "acme-deploy $HOME/secrets/k", "acme-deploy --key=~/secrets/k"),
         ("destination: '^/srv/'", "acme-deploy build /srv/app", "acme-deploy /srv/app build"),
         ("sources: '^~/keys'", "acme-deploy $HOME/keys/a /srv/", "acme-deploy /srv/ ~/keys/a"),
+        ("{path_is: [secret], path_is_not: [log]}", "acme-deploy ~/.ssh/id_rsa", "acme-deploy ~/.ssh/id_rsa.pub"),
         ("upstream: [tar]", "tar c docs | acme-deploy", "acme-deploy | tar x"),
         ("downstream: [sh]", "acme-deploy | sh", "sh -c x | acme-deploy"),
         ("{redirects: '^> /dev/null$', ends_pipe: true}", "acme-deploy >/dev/null", "acme-deploy 2>/dev/null | wc"),
@@ -380,3 +382,18 @@ def test_the_verdict_record_names_rules_and_techniques() -> None:
         "level": "deny",
         "reason": "credential-dumping tool: mimikatz.exe",
     }
+
+
+def test_a_rule_hands_the_paths_it_read_to_the_scope_and_to_the_users_request() -> None:
+    """``targets: paths``: a recursive delete outside the project asks, unless the scope's paths
+    cover every path it deletes or the user asked to delete each of them."""
+    one, two = {"command": "rm -rf ~/old-project"}, {"command": "rm -rf ~/old-project ~/keep"}
+    alone = assess_tool_call("Bash", one, classifier=QUIET)
+    assert alone.verdict == "ask" and alone.rule_ids == ("linux.recursive-delete-outside-project",)
+    assert alone.findings[0].targets == ("~/old-project",)
+    covered = Scope.of(paths=["~/old-project"])
+    assert assess_tool_call("Bash", one, classifier=QUIET, scope=covered).verdict == "allow"
+    assert assess_tool_call("Bash", two, classifier=QUIET, scope=covered).verdict == "ask"
+    asked = ["please delete ~/old-project, it is stale"]
+    assert assess_tool_call("Bash", one, classifier=QUIET, context=asked).verdict == "allow"
+    assert assess_tool_call("Bash", two, classifier=QUIET, context=asked).verdict == "ask"

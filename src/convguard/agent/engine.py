@@ -28,7 +28,10 @@ Three kinds of rule, by what ``match`` holds:
   named Python check from :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts
   among the arguments to the scope, which may authorise them. What surrounds the arguments:
   ``paths`` (a regular expression searched in each argument that is not an option, as written,
-  ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``), ``destination`` and ``sources`` (the
+  ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``; with ``path_is`` / ``path_is_not``,
+  kinds of path that same argument is and is not: ``secret``, ``log``, ``critical`` …, see
+  :data:`~convguard.agent.predicates.PATH_KINDS`; ``targets: paths`` hands those arguments to
+  the scope and to the user's request, which may cover them), ``destination`` and ``sources`` (the
   same, in the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put things
   — and in any one before it), ``upstream`` / ``downstream`` (any of these programs pipes into
   the command / is piped into from it), ``ends_pipe: true`` (the command pipes into nothing),
@@ -68,7 +71,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from convguard.agent.findings import Finding, Level, option_flags, render
 from convguard.agent.paths import fold_home, hosts_in
-from convguard.agent.predicates import PREDICATES, Predicate
+from convguard.agent.predicates import PATH_KINDS, PREDICATES, PathTest, Predicate
 from convguard.agent.shell import Command
 from convguard.errors import InvalidInput
 
@@ -101,6 +104,8 @@ class _StepSpec(BaseModel):
     unless: str | None = None
     case_sensitive: bool = False
     paths: str | None = None
+    path_is: list[str] = []
+    path_is_not: list[str] = []
     destination: str | None = None
     sources: str | None = None
     upstream: list[str] = []
@@ -115,7 +120,7 @@ class _StepSpec(BaseModel):
 
 class _MatchSpec(_StepSpec):
     flags: list[str] = []
-    targets: Literal["hosts"] | None = None
+    targets: Literal["hosts", "paths"] | None = None
     text: str | None = None
     triggers: list[str] = []
     scripts: Literal["any", "windows", "interpreters"] = "any"
@@ -170,6 +175,9 @@ class Step:
     case_sensitive: bool = False
     #: Searched in each argument that is not an option, the home folded to ``~``, as written.
     paths: re.Pattern[str] | None = None
+    #: Kinds of path (:data:`~convguard.agent.predicates.PATH_KINDS`) that argument is, and is not.
+    path_is: tuple[PathTest, ...] = ()
+    path_is_not: tuple[PathTest, ...] = ()
     #: Searched, the same way, in the last argument that is not an option (where ``cp``, ``mv``,
     #: ``scp`` put things) and in each of the ones before it (what they take).
     destination: re.Pattern[str] | None = None
@@ -215,6 +223,21 @@ class Step:
                 return False
         return self.predicate is None or self.predicate(cmd)
 
+    def paths_of(self, cmd: Command) -> list[str]:
+        """The arguments that are not options and pass every path test: ``paths`` (on the
+        argument with its home folded), each kind of ``path_is`` and none of ``path_is_not``."""
+        out = []
+        for a in cmd.args:
+            if a.startswith("-") or not a:
+                continue
+            if self.paths is not None and not self.paths.search(fold_home(a)):
+                continue
+            if all(test(a) for test in self.path_is) and not any(
+                test(a) for test in self.path_is_not
+            ):
+                out.append(a)
+        return out
+
     def _surroundings(self, cmd: Command) -> bool:
         """The tests on what is around the arguments: paths, pipes, redirections, input, via."""
         if self.upstream and not self.upstream.intersection(cmd.upstream):
@@ -223,10 +246,10 @@ class Step:
             return False
         if self.ends_pipe and cmd.downstream:
             return False
-        if self.paths is not None or self.destination is not None or self.sources is not None:
+        if (self.paths is not None or self.path_is or self.path_is_not) and not self.paths_of(cmd):
+            return False
+        if self.destination is not None or self.sources is not None:
             plain = [fold_home(a) for a in cmd.args if not a.startswith("-")]
-            if self.paths is not None and not any(self.paths.search(p) for p in plain):
-                return False
             if self.destination is not None and not (
                 len(plain) >= 2 and self.destination.search(plain[-1])
             ):
@@ -273,7 +296,11 @@ class Rule:
             return None
         if self.flags and not option_flags(cmd) & self.flags:
             return None
-        targets = tuple(hosts_in(cmd.args)) if self.targets == "hosts" else ()
+        targets: tuple[str, ...] = ()
+        if self.targets == "hosts":
+            targets = tuple(hosts_in(cmd.args))
+        elif self.targets == "paths":
+            targets = tuple(self.step.paths_of(cmd))
         return self._finding(f"{self.title}: {render(cmd)}", targets, cmd.program)
 
     def _finding(self, reason: str, targets: tuple[str, ...] = (), program: str = "") -> Finding:
@@ -398,6 +425,14 @@ def _predicate(name: str | None, where: str) -> Predicate | None:
     return PREDICATES[name]
 
 
+def _path_kind(name: str, where: str) -> PathTest:
+    if name not in PATH_KINDS:
+        raise InvalidInput(
+            f"{where}: unknown kind of path {name!r}; the kinds are {', '.join(sorted(PATH_KINDS))}"
+        )
+    return PATH_KINDS[name]
+
+
 def _step(spec: _StepSpec, where: str) -> Step:
     def pattern(name: str) -> re.Pattern[str] | None:
         source = getattr(spec, name)
@@ -411,6 +446,8 @@ def _step(spec: _StepSpec, where: str) -> Step:
         unless=pattern("unless"),
         case_sensitive=spec.case_sensitive,
         paths=pattern("paths"),
+        path_is=tuple(_path_kind(k, f"{where}.path_is") for k in spec.path_is),
+        path_is_not=tuple(_path_kind(k, f"{where}.path_is_not") for k in spec.path_is_not),
         destination=pattern("destination"),
         sources=pattern("sources"),
         upstream=frozenset(spec.upstream),

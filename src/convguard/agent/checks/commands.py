@@ -17,8 +17,6 @@ from collections.abc import Callable
 
 from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
 from convguard.agent.paths import (
-    critical_target,
-    fold_home,
     hosts_in,
     is_block_device,
     log_path,
@@ -51,76 +49,6 @@ _REVERSE = re.compile(
 
 
 # --- destructive ------------------------------------------------------------------------------
-
-
-def _rm(cmd: Command) -> list[Finding]:
-    flags = option_flags(cmd)
-    targets = plain_args(cmd)
-    recursive = bool(flags & {"-r", "-R", "--recursive"})
-    if "--no-preserve-root" in flags:
-        return [Finding("destructive", "deny", f"deletes the whole filesystem: {render(cmd)}")]
-    out: list[Finding] = []
-    for t in targets:
-        if not t:
-            continue
-        if t in ("*", ".*") and recursive:
-            out.append(
-                Finding(
-                    "destructive",
-                    "ask",
-                    f"recursive delete of everything here: {render(cmd)}",
-                    (),
-                    "",
-                    True,
-                )
-            )
-        elif log_path(t):
-            out.append(Finding("persistence_evasion", "deny", f"deletes logs/history: {t}"))
-        elif recursive and critical_target(t):
-            out.append(Finding("destructive", "deny", f"recursive delete of {t!s}: {render(cmd)}"))
-        elif recursive and fold_home(t).startswith(("~", "/")) and not t.startswith("/tmp"):
-            out.append(
-                Finding(
-                    "destructive",
-                    "ask",
-                    f"recursive delete outside the project: {t}",
-                    (t,),
-                    "",
-                    True,
-                )
-            )
-        elif secret_path(t) or persistence_path(t):
-            out.append(Finding("destructive", "ask", f"deletes a security-relevant file: {t}"))
-    return out
-
-
-def _shred(cmd: Command) -> list[Finding]:
-    targets = plain_args(cmd)
-    if any(is_block_device(t) or critical_target(t) for t in targets):
-        return [Finding("destructive", "deny", f"shreds a disk or system tree: {render(cmd)}")]
-    if any(log_path(t) for t in targets):
-        return [Finding("persistence_evasion", "deny", f"shreds logs/history: {render(cmd)}")]
-    return []
-
-
-def _chmod(cmd: Command) -> list[Finding]:
-    flags, plain = option_flags(cmd), plain_args(cmd)
-    mode = plain[0] if plain else ""
-    targets = plain[1:]
-    if flags & {"-R", "--recursive"} and any(root_level(t) for t in targets):
-        return [
-            Finding(
-                "destructive",
-                "deny",
-                f"recursive permission change of a system tree: {render(cmd)}",
-            )
-        ]
-    # ``g+s`` alone is the everyday setgid directory; with ``x`` or for the owner it is a binary
-    if mode != "g+s" and re.fullmatch(r"[ugoa]*\+[rwxt]*s[rwxt]*|[4-7][0-7]{3}", mode):
-        return [Finding("persistence_evasion", "ask", f"sets a setuid/setgid bit: {render(cmd)}")]
-    if any(secret_path(t) or t.startswith("/etc/") for t in targets) and mode.endswith(("7", "6")):
-        return [Finding("persistence_evasion", "ask", f"opens up a system file: {render(cmd)}")]
-    return []
 
 
 def _find(cmd: Command) -> list[Finding]:
@@ -224,30 +152,6 @@ def _copy_out(cmd: Command) -> list[Finding]:
 
 
 # --- persistence and defence evasion -----------------------------------------------------------
-
-
-def _touch(cmd: Command) -> list[Finding]:
-    placed = [p for p in plain_args(cmd) if persistence_path(p)]
-    if placed:
-        return [
-            Finding(
-                "persistence_evasion",
-                "ask",
-                f"creates a file in a persistence location: {placed[0]}",
-                (),
-                "",
-                True,
-            )
-        ]
-    if option_flags(cmd) & {"-r", "-t", "-d", "--reference", "--date"} and any(
-        fold_home(p).startswith(("/bin", "/usr", "/etc", "/sbin", "/lib")) for p in plain_args(cmd)
-    ):
-        return [
-            Finding(
-                "persistence_evasion", "ask", f"changes timestamps of system files: {render(cmd)}"
-            )
-        ]
-    return []
 
 
 def _writer(cmd: Command) -> list[Finding]:
@@ -391,15 +295,11 @@ def command_findings(cmd: Command) -> list[Finding]:
 
 
 PROGRAM_RULES: dict[str, Rule] = {
-    "rm": _rm,
-    "shred": _shred,
-    "chmod": _chmod,
     "find": _find,
     "curl": _upload,
     "wget": _upload,
     "scp": _copy_out,
     "rsync": _copy_out,
-    "touch": _touch,
     "tee": _writer,
     "cp": _writer,
     "mv": _writer,
