@@ -3,8 +3,6 @@
 - :mod:`~convguard.agent.checks.commands` — one command judged by its targets: deletes and
   permission changes of system trees, writes and redirections into persistence locations, logs
   and disks, secrets among arguments and sent over the network, uploads of secrets;
-- :mod:`~convguard.agent.checks.programs` — the other per-program checks that pair a command's
-  sources with its destination or read the roots of a ``find`` (:data:`PROGRAM_CHECKS`);
 - :mod:`~convguard.agent.checks.calls` — one call's commands read together (:data:`CALL_CHECKS`).
 
 Their findings carry rule ids starting ``py.``. Everything here is pure: strings in, parsed
@@ -15,11 +13,9 @@ from __future__ import annotations
 
 from convguard.agent.checks.calls import CALL_CHECKS
 from convguard.agent.checks.commands import command_findings, content_findings, write_findings
-from convguard.agent.checks.programs import PROGRAM_CHECKS
 
 __all__ = [
     "CALL_CHECKS",
-    "PROGRAM_CHECKS",
     "command_findings",
     "content_findings",
     "write_findings",

@@ -13,12 +13,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from convguard.agent.checks.programs import _SCRATCH, _finding
-from convguard.agent.findings import Finding, option_flags, plain_args, render
+from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
 from convguard.agent.paths import fold_home, secret_path
 from convguard.agent.shell import Command
 
 __all__ = ["CALL_CHECKS"]
+
+_SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
+
+
+def _finding(category: str, level: Level, reason: str, cmd: Command) -> Finding:
+    return Finding(category, level, f"{reason}: {render(cmd)}")
 
 
 _DECODERS = frozenset(

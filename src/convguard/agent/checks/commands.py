@@ -21,7 +21,6 @@ from convguard.agent.paths import (
     is_block_device,
     log_path,
     persistence_path,
-    root_level,
     secret_path,
 )
 from convguard.agent.shell import Command
@@ -49,39 +48,6 @@ _REVERSE = re.compile(
 
 
 # --- destructive ------------------------------------------------------------------------------
-
-
-def _find(cmd: Command) -> list[Finding]:
-    roots = []
-    for a in cmd.args:
-        if a.startswith(("-", "(", "!")):
-            break
-        roots.append(a)
-    if "-delete" in cmd.args and any(root_level(r) and r not in ("~", "~/") for r in roots):
-        return [Finding("destructive", "deny", f"deletes across a system tree: {render(cmd)}")]
-    for i, a in enumerate(cmd.args[:-1]):
-        if a == "-perm" and re.fullmatch(r"[-/+]?(?:[4267]000|[ugo]=s|[ug]\+s)", cmd.args[i + 1]):
-            return [Finding("malware", "ask", f"hunts for setuid/setgid programs: {render(cmd)}")]
-    if any(
-        r in ("/", "~")
-        or r.startswith(("/home", "/root", "/Users", "/etc", "/var", "/opt", "/srv"))
-        for r in roots
-    ) and any(
-        re.search(
-            r"id_rsa|id_dsa|id_ecdsa|id_ed25519|\.pem|shadow|password|\.kdbx|wallet|credential|places\.sqlite|Bookmarks"
-            r"|Login Data|Cookies|key[34]\.db|logins\.json|\.keychain|\*\.key\b|\.p12|\.pfx|\.jks|\.keystore"
-            r"|\.ovpn|_history|\.netrc|\.pgpass|\.git-credentials|authorized_keys|\.aws|\.kube",
-            a,
-            re.I,
-        )
-        for a in cmd.args
-    ):
-        return [
-            Finding(
-                "credential_access", "ask", f"searches the filesystem for secrets: {render(cmd)}"
-            )
-        ]
-    return []
 
 
 # --- exfiltration -------------------------------------------------------------------------------
@@ -295,7 +261,6 @@ def command_findings(cmd: Command) -> list[Finding]:
 
 
 PROGRAM_RULES: dict[str, Rule] = {
-    "find": _find,
     "curl": _upload,
     "wget": _upload,
     "scp": _copy_out,
