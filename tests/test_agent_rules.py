@@ -194,6 +194,7 @@ def test_an_operator_folder_adds_rules_beside_the_shipped_ones(tmp_path: Path) -
         ("destination: '^/srv/'", "acme-deploy build /srv/app", "acme-deploy /srv/app build"),
         ("sources: '^~/keys'", "acme-deploy $HOME/keys/a /srv/", "acme-deploy /srv/ ~/keys/a"),
         ("{path_is: [secret], path_is_not: [log]}", "acme-deploy ~/.ssh/id_rsa", "acme-deploy ~/.ssh/id_rsa.pub"),
+        ("sources_are: [secret]", "acme-deploy ~/.ssh/id_rsa /srv/", "acme-deploy /srv/ ~/.ssh/id_rsa"),
         ("upstream: [tar]", "tar c docs | acme-deploy", "acme-deploy | tar x"),
         ("downstream: [sh]", "acme-deploy | sh", "sh -c x | acme-deploy"),
         ("{redirects: '^> /dev/null$', ends_pipe: true}", "acme-deploy >/dev/null", "acme-deploy 2>/dev/null | wc"),

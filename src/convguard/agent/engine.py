@@ -31,15 +31,16 @@ Three kinds of rule, by what ``match`` holds:
   ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``; with ``path_is`` / ``path_is_not``,
   kinds of path that same argument is and is not: ``secret``, ``log``, ``critical`` …, see
   :data:`~convguard.agent.predicates.PATH_KINDS`; ``targets: paths`` hands those arguments to
-  the scope and to the user's request, which may cover them), ``destination`` and ``sources`` (the
-  same, in the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put things
-  — and in any one before it), ``upstream`` / ``downstream`` (any of these programs pipes into
-  the command / is piped into from it), ``ends_pipe: true`` (the command pipes into nothing),
-  ``redirects`` (searched in each redirection written ``OP TARGET``: ``'^< '`` for input from a
-  file), ``stdin`` (searched in the lower-cased text fed on standard input when known: a
-  here-document, a pipe of ``echo``), ``via`` (searched in how the command was reached:
-  ``xargs``, ``find -exec``) and ``assignments`` (searched in each variable it sets, written
-  ``NAME=value``); every test given must hold;
+  the scope and to the user's request, which may cover them), ``destination`` and ``sources``
+  (the same, in the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put
+  things — and in any one before it; ``sources_are``: kinds of path one source is),
+  ``upstream`` / ``downstream`` (any of these programs pipes into the command / is piped into
+  from it), ``ends_pipe: true`` (the command pipes into nothing), ``redirects`` (searched in
+  each redirection written ``OP TARGET``: ``'^< '`` for input from a file), ``stdin`` (searched
+  in the lower-cased text fed on standard input when known: a here-document, a pipe of
+  ``echo``), ``via`` (searched in how the command was reached: ``xargs``, ``find -exec``) and
+  ``assignments`` (searched in each variable it sets, written ``NAME=value``); every test given
+  must hold;
 - **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
   text, written files; with ``scripts: windows`` only PowerShell and cmd scripts, with
   ``scripts: interpreters`` only code for another interpreter: perl, ruby, php, lua, node …,
@@ -108,6 +109,7 @@ class _StepSpec(BaseModel):
     path_is_not: list[str] = []
     destination: str | None = None
     sources: str | None = None
+    sources_are: list[str] = []
     upstream: list[str] = []
     downstream: list[str] = []
     ends_pipe: bool = False
@@ -182,6 +184,8 @@ class Step:
     #: ``scp`` put things) and in each of the ones before it (what they take).
     destination: re.Pattern[str] | None = None
     sources: re.Pattern[str] | None = None
+    #: Kinds of path one of those sources is (``secret``: a key copied to another host).
+    sources_are: tuple[PathTest, ...] = ()
     #: Some program piped into the command (``upstream``) or that it pipes into (``downstream``).
     upstream: frozenset[str] = frozenset()
     downstream: frozenset[str] = frozenset()
@@ -248,13 +252,18 @@ class Step:
             return False
         if (self.paths is not None or self.path_is or self.path_is_not) and not self.paths_of(cmd):
             return False
-        if self.destination is not None or self.sources is not None:
-            plain = [fold_home(a) for a in cmd.args if not a.startswith("-")]
+        if self.destination is not None or self.sources is not None or self.sources_are:
+            raw = [a for a in cmd.args if not a.startswith("-")]
+            plain = [fold_home(a) for a in raw]
             if self.destination is not None and not (
                 len(plain) >= 2 and self.destination.search(plain[-1])
             ):
                 return False
             if self.sources is not None and not any(self.sources.search(p) for p in plain[:-1]):
+                return False
+            if self.sources_are and not any(
+                all(test(a) for test in self.sources_are) for a in raw[:-1]
+            ):
                 return False
         if self.redirects is not None and not any(
             self.redirects.search(f"{op} {target}") for op, target in cmd.redirects
@@ -450,6 +459,7 @@ def _step(spec: _StepSpec, where: str) -> Step:
         path_is_not=tuple(_path_kind(k, f"{where}.path_is_not") for k in spec.path_is_not),
         destination=pattern("destination"),
         sources=pattern("sources"),
+        sources_are=tuple(_path_kind(k, f"{where}.sources_are") for k in spec.sources_are),
         upstream=frozenset(spec.upstream),
         downstream=frozenset(spec.downstream),
         ends_pipe=spec.ends_pipe,

@@ -324,33 +324,19 @@ _DISCOVERY = frozenset(
 )  # fmt: skip
 
 
-_SCRATCH_FILE = re.compile(
-    r"^(?:/tmp/|/var/tmp/|/dev/shm/|\$env:temp|%temp%|c:\\temp)|/\.[^/]+$", re.I
-)
-
-
 def _discovery_chains(commands: Sequence[Command]) -> list[Finding]:
-    """Findings over one call's commands together: reconnaissance clusters, system information
-    saved to a file."""
+    """Several discovery programs run in one call (three or more)."""
     out: list[Finding] = []
     seen: set[str] = set()
-    collected: list[str] = []
     for cmd in commands:
         prog = cmd.program.removesuffix(".exe")
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
             prog += "-l"
         if prog in _DISCOVERY:
             seen.add(prog)
-            saved = [t for op, t in cmd.redirects if op in (">", ">>", "&>", "&>>")]
-            if any(_SCRATCH_FILE.search(t) for t in saved):
-                collected.append(render(cmd))
     if len(seen) >= 3:
         names = ", ".join(sorted(seen)[:6])
         out.append(Finding("network_attack", "ask", f"chains several discovery commands: {names}"))
-    if collected:
-        out.append(
-            Finding("network_attack", "ask", f"saves system information to a file: {collected[0]}")
-        )
     return out
 
 

@@ -103,20 +103,6 @@ def _upload(cmd: Command) -> list[Finding]:
 _DROP_SITES = r"pastebin|transfer\.sh|file\.io|webhook\.site|requestbin|ngrok|anonfiles|0x0\.st|discord(?:app)?\.com/api/webhooks|pipedream|interact\.sh|oast\.|burpcollaborator|termbin"
 
 
-def _copy_out(cmd: Command) -> list[Finding]:
-    plain = plain_args(cmd)
-    if len(plain) >= 2 and ":" in plain[-1] and any(secret_path(p) for p in plain[:-1]):
-        return [
-            Finding(
-                "exfiltration",
-                "deny",
-                f"copies secrets to a remote host: {render(cmd)}",
-                tuple(hosts_in([plain[-1].split(":")[0]])),
-            )
-        ]
-    return []
-
-
 # --- persistence and defence evasion -----------------------------------------------------------
 
 
@@ -132,12 +118,6 @@ def _writer(cmd: Command) -> list[Finding]:
     out: list[Finding] = []
     for d in dests:
         out.extend(write_findings(d, cmd.stdin if cmd.program == "tee" else None, how=cmd.program))
-        if cmd.program == "ln" and log_path(d) and plain[0] == "/dev/null":
-            out.append(
-                Finding(
-                    "persistence_evasion", "deny", f"links logs/history to /dev/null: {render(cmd)}"
-                )
-            )
     if cmd.program in ("cp", "mv", "cat", "tar", "zip", "rsync") and any(
         secret_path(p) for p in plain[:-1] if cmd.program != "cat"
     ):
@@ -263,8 +243,6 @@ def command_findings(cmd: Command) -> list[Finding]:
 PROGRAM_RULES: dict[str, Rule] = {
     "curl": _upload,
     "wget": _upload,
-    "scp": _copy_out,
-    "rsync": _copy_out,
     "tee": _writer,
     "cp": _writer,
     "mv": _writer,
