@@ -22,8 +22,10 @@ __all__ = ["CALL_CHECKS"]
 _SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
 
 
-def _finding(category: str, level: Level, reason: str, cmd: Command) -> Finding:
-    return Finding(category, level, f"{reason}: {render(cmd)}")
+def _finding(
+    category: str, level: Level, reason: str, cmd: Command, rule_id: str, attack: tuple[str, ...]
+) -> Finding:
+    return Finding(category, level, f"{reason}: {render(cmd)}", rule_id=rule_id, attack=attack)
 
 
 _DECODERS = frozenset(
@@ -99,10 +101,26 @@ def _droppers_and_discovery_files(commands: Sequence[Command]) -> list[Finding]:
         if run.startswith("/dev/shm/"):
             pass  # said by the rule linux.runs-program-shared-memory
         elif "/" in run and base and (base in fetched or base in decoded):
-            out.append(_finding("malware", "ask", "runs a program it just fetched or decoded", cmd))
+            out.append(
+                _finding(
+                    "malware",
+                    "ask",
+                    "runs a program it just fetched or decoded",
+                    cmd,
+                    "py.call.runs-fetched-program",
+                    ("T1105", "T1204.002"),
+                )
+            )
         elif run.startswith(_SCRATCH) and run in executable:
             out.append(
-                _finding("malware", "ask", "makes a temporary file executable and runs it", cmd)
+                _finding(
+                    "malware",
+                    "ask",
+                    "makes a temporary file executable and runs it",
+                    cmd,
+                    "py.call.runs-temporary-executable",
+                    ("T1059.004", "T1222.002"),
+                )
             )
         for a in cmd.args:
             if _DISCOVERY_FILES.match(a):
@@ -116,6 +134,8 @@ def _droppers_and_discovery_files(commands: Sequence[Command]) -> list[Finding]:
                 "network_attack",
                 "ask",
                 f"reads several system facts: {', '.join(sorted(facts)[:4])}",
+                rule_id="py.call.reads-system-facts",
+                attack=("T1082", "T1087.001"),
             )
         )
     return out
@@ -264,6 +284,8 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
                     "ask",
                     "searches system or home files for passwords or keys",
                     cmd,
+                    "py.call.greps-found-files-for-passwords",
+                    ("T1552.001", "T1083"),
                 )
             )
         if prog in ("curl", "wget", "fetch"):
@@ -280,7 +302,14 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
             and re.search(r"\+\w*x|[0-7]?[1357][0-7]{2}$", " ".join(cmd.args[:1]))
         ):
             out.append(
-                _finding("malware", "ask", "downloads a program and makes it executable", cmd)
+                _finding(
+                    "malware",
+                    "ask",
+                    "downloads a program and makes it executable",
+                    cmd,
+                    "py.call.makes-download-executable",
+                    ("T1105", "T1222.002"),
+                )
             )
         if cmd.downstream and prog in ("echo", "printf", "cat"):
             # text fed to an editor or interpreter that names a credential store (``e /etc/shadow``)
@@ -293,6 +322,8 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
                         "ask",
                         f"feeds a credential store's path to {cmd.downstream[0]}",
                         cmd,
+                        "py.call.feeds-credential-path",
+                        ("T1552.001",),
                     )
                 )
     if len(recon) >= 3 or len(set(recon.values())) >= 2:
@@ -301,10 +332,20 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
                 "network_attack",
                 "ask",
                 f"runs discovery commands one after another: {', '.join(sorted(recon)[:5])}",
+                rule_id="py.call.discovery-pair",
+                attack=("T1082", "T1087", "T1016"),
             )
         )
     if sourced and fetching:
-        out.append(Finding("malware", "ask", "sources code fetched from the network"))
+        out.append(
+            Finding(
+                "malware",
+                "ask",
+                "sources code fetched from the network",
+                rule_id="py.call.sources-fetched-code",
+                attack=("T1105", "T1059.004"),
+            )
+        )
     return out
 
 
@@ -336,7 +377,15 @@ def _discovery_chains(commands: Sequence[Command]) -> list[Finding]:
             seen.add(prog)
     if len(seen) >= 3:
         names = ", ".join(sorted(seen)[:6])
-        out.append(Finding("network_attack", "ask", f"chains several discovery commands: {names}"))
+        out.append(
+            Finding(
+                "network_attack",
+                "ask",
+                f"chains several discovery commands: {names}",
+                rule_id="py.call.discovery-chain",
+                attack=("T1082", "T1087", "T1016"),
+            )
+        )
     return out
 
 

@@ -47,9 +47,6 @@ _REVERSE = re.compile(
 )
 
 
-# --- destructive ------------------------------------------------------------------------------
-
-
 # --- exfiltration -------------------------------------------------------------------------------
 
 
@@ -81,7 +78,14 @@ def _upload(cmd: Command) -> list[Finding]:
         path = path.split(";")[0]
         if secret_path(path) or re.search(r"/etc/passwd|\.(?:pem|key|kdbx)$|\.env$", path):
             out.append(
-                Finding("exfiltration", "deny", f"uploads a secret ({path}): {render(cmd)}", hosts)
+                Finding(
+                    "exfiltration",
+                    "deny",
+                    f"uploads a secret ({path}): {render(cmd)}",
+                    hosts,
+                    rule_id="py.command.uploads-secret",
+                    attack=("T1048", "T1552.001"),
+                )
             )
         elif (  # noqa: SIM102
             value.startswith("@")
@@ -95,6 +99,8 @@ def _upload(cmd: Command) -> list[Finding]:
                         "ask",
                         f"uploads a file to a drop site: {render(cmd)}",
                         hosts,
+                        rule_id="py.command.uploads-to-drop-site",
+                        attack=("T1567",),
                     )
                 )
     return out
@@ -121,7 +127,15 @@ def _writer(cmd: Command) -> list[Finding]:
     if cmd.program in ("cp", "mv", "cat", "tar", "zip", "rsync") and any(
         secret_path(p) for p in plain[:-1] if cmd.program != "cat"
     ):
-        out.append(Finding("credential_access", "ask", f"copies secrets: {render(cmd)}"))
+        out.append(
+            Finding(
+                "credential_access",
+                "ask",
+                f"copies secrets: {render(cmd)}",
+                rule_id="py.command.copies-secrets",
+                attack=("T1552.001",),
+            )
+        )
     return out
 
 
@@ -129,11 +143,35 @@ def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]
     """A write of ``content`` (``None``: unknown) to ``path``: persistence, logs, disks, secrets."""
     out: list[Finding] = []
     if is_block_device(path):
-        return [Finding("destructive", "deny", f"writes over a disk: {path}")]
+        return [
+            Finding(
+                "destructive",
+                "deny",
+                f"writes over a disk: {path}",
+                rule_id="py.write.overwrites-disk",
+                attack=("T1561.002",),
+            )
+        ]
     if path in ("/proc/sysrq-trigger", "/proc/sys/kernel/sysrq"):
-        return [Finding("denial_of_service", "deny", f"triggers kernel SysRq actions: {path}")]
+        return [
+            Finding(
+                "denial_of_service",
+                "deny",
+                f"triggers kernel SysRq actions: {path}",
+                rule_id="py.write.triggers-sysrq",
+                attack=("T1529",),
+            )
+        ]
     if log_path(path) and content in (None, "", "\n"):
-        return [Finding("persistence_evasion", "deny", f"empties logs/history: {path}")]
+        return [
+            Finding(
+                "persistence_evasion",
+                "deny",
+                f"empties logs/history: {path}",
+                rule_id="py.write.empties-logs",
+                attack=("T1070.002", "T1070.003"),
+            )
+        ]
     if persistence_path(path):
         hot = content is not None and bool(
             _REMOTE_FETCH.search(content) or _REVERSE.search(content)
@@ -149,11 +187,19 @@ def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]
                 (),
                 "",
                 level == "ask",
+                rule_id="py.write.persistence-location",
+                attack=("T1546", "T1037", "T1053"),
             )
         )
     elif secret_path(path):
         out.append(
-            Finding("credential_access", "ask", f"{how} overwrites a credential file: {path}")
+            Finding(
+                "credential_access",
+                "ask",
+                f"{how} overwrites a credential file: {path}",
+                rule_id="py.write.overwrites-credential-file",
+                attack=("T1552.001",),
+            )
         )
     if content:
         out.extend(content_findings(content))
@@ -164,7 +210,15 @@ def content_findings(text: str) -> list[Finding]:
     """Quick checks of written or typed text whose language is unknown."""
     out: list[Finding] = []
     if _REVERSE.search(text):
-        out.append(Finding("malware", "deny", "content opens a remote shell"))
+        out.append(
+            Finding(
+                "malware",
+                "deny",
+                "content opens a remote shell",
+                rule_id="py.content.remote-shell",
+                attack=("T1059.004", "T1095"),
+            )
+        )
     return out
 
 
@@ -194,7 +248,13 @@ def command_findings(cmd: Command) -> list[Finding]:
             and any(p in _NET_SINKS for p in (cmd.program, *cmd.downstream))
         ):
             out.append(
-                Finding("exfiltration", "deny", f"sends a secret over the network: {target}")
+                Finding(
+                    "exfiltration",
+                    "deny",
+                    f"sends a secret over the network: {target}",
+                    rule_id="py.command.sends-secret",
+                    attack=("T1048", "T1552.001"),
+                )
             )
     secrets = [
         a for a in cmd.args if a.startswith(("/", "~", "$HOME", "${HOME}", "C:")) and secret_path(a)
@@ -208,7 +268,13 @@ def command_findings(cmd: Command) -> list[Finding]:
             "socat",
         ):
             out.append(
-                Finding("exfiltration", "deny", f"sends a secret over the network: {secrets[0]}")
+                Finding(
+                    "exfiltration",
+                    "deny",
+                    f"sends a secret over the network: {secrets[0]}",
+                    rule_id="py.command.sends-secret",
+                    attack=("T1048", "T1552.001"),
+                )
             )
         elif cmd.program not in (
             "ls",
@@ -235,7 +301,13 @@ def command_findings(cmd: Command) -> list[Finding]:
                 else "ask"
             )
             out.append(
-                Finding("credential_access", level, f"reads a credential store: {secrets[0]}")
+                Finding(
+                    "credential_access",
+                    level,
+                    f"reads a credential store: {secrets[0]}",
+                    rule_id="py.command.reads-credential-store",
+                    attack=("T1552.001", "T1555"),
+                )
             )
     return out
 
