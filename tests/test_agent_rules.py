@@ -254,6 +254,50 @@ def test_a_rule_for_any_program_reads_its_first_word_wrappers_and_variables(
         assert not any(fires(rule, case, rules) for case in rule.misses), rule.id
 
 
+_CALL_RULES = """
+rules:
+  - id: acme.fetch-and-deploy
+    title: fetches a release and deploys it in one call
+    category: malware
+    level: ask
+    match:
+      within_call:
+        all_of:
+        - programs: [acme-fetch]
+        - programs: [acme-deploy]
+          args: '--now'
+    tests:
+      hit: ['acme-deploy --now; acme-fetch latest']
+      miss: ['acme-fetch latest; acme-deploy --later', 'acme-deploy --now']
+  - id: acme.three-inventories
+    title: lists three inventories in one call
+    category: network_attack
+    level: ask
+    match:
+      within_call:
+        any_of: [{programs: [acme-hosts, acme-users, acme-keys]}]
+        distinct: 3
+    tests:
+      hit: ['acme-hosts && acme-users && acme-keys']
+      miss: ['acme-hosts; acme-hosts; acme-users']
+"""
+
+
+def test_a_call_rule_reads_the_commands_of_one_call_together(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(_CALL_RULES)
+    rules = load_rules([tmp_path], builtin=False)
+    for rule in rules.rules:
+        assert rule.kind == "call"
+        assert all(fires(rule, case, rules) for case in rule.hits), rule.id
+        assert not any(fires(rule, case, rules) for case in rule.misses), rule.id
+    broken = _CALL_RULES.replace("        distinct: 3\n", "")
+    (tmp_path / "acme.yaml").write_text(broken)
+    with pytest.raises(
+        InvalidInput, match=re.escape("'acme.three-inventories': match.within_call")
+    ):
+        load_rules([tmp_path], builtin=False)
+
+
 def test_an_operator_rule_cannot_reuse_a_shipped_id(tmp_path: Path) -> None:
     shipped = RULES.rules[0].id
     (tmp_path / "acme.yaml").write_text(_GOOD.replace("acme.deploy-key-printed", shipped))

@@ -48,7 +48,11 @@ Three kinds of rule, by what ``match`` holds:
   rule names ``triggers``, literal words one of which any match contains, so the expression runs
   only on texts that hold one (the cheap test that spares most texts most expressions);
 - **sequence** rules (``sequence``: steps, each with ``programs``/``args``/``predicate``),
-  matched in order over the session's recent commands and this call's, the last step in this call.
+  matched in order over the session's recent commands and this call's, the last step in this call;
+- **call** rules (``within_call``): over the commands of this one call, in any order — every step
+  of ``all_of`` run by some command (a download and a ``source`` of what no file holds), or
+  ``distinct`` different programs among the commands that match a step of ``any_of`` (three
+  discovery programs in one call).
 
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
 run by the test suite and by ``convguard rules test``. Loading validates everything and names
@@ -87,7 +91,7 @@ __all__ = [
 
 #: The environment variable naming extra rule folders (``os.pathsep``-separated).
 RULES_ENV = "CONVGUARD_AGENT_RULES"
-RuleKind = Literal["command", "text", "sequence"]
+RuleKind = Literal["command", "text", "sequence", "call"]
 
 _ID = r"^[a-z0-9]+(?:\.[a-z0-9][a-z0-9-]*)+$"
 _ATTACK = r"^T\d{4}(?:\.\d{3})?$"
@@ -120,6 +124,13 @@ class _StepSpec(BaseModel):
     predicate: str | None = None
 
 
+class _CallSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    all_of: list[_StepSpec] = []
+    any_of: list[_StepSpec] = []
+    distinct: int = Field(default=0, ge=0)
+
+
 class _MatchSpec(_StepSpec):
     flags: list[str] = []
     targets: Literal["hosts", "paths"] | None = None
@@ -127,6 +138,7 @@ class _MatchSpec(_StepSpec):
     triggers: list[str] = []
     scripts: Literal["any", "windows", "interpreters"] = "any"
     sequence: list[_StepSpec] = []
+    within_call: _CallSpec | None = None
 
 
 class _TestsSpec(BaseModel):
@@ -295,6 +307,11 @@ class Rule:
     triggers: tuple[str, ...] = ()
     scripts: str = "any"
     sequence: tuple[Step, ...] = ()
+    #: A call rule: every step of ``all_of`` run in the call, or ``distinct`` different programs
+    #: among the commands that match a step of ``any_of``.
+    all_of: tuple[Step, ...] = ()
+    any_of: tuple[Step, ...] = ()
+    distinct: int = 0
     hits: tuple[_Case, ...] = ()
     misses: tuple[_Case, ...] = ()
     #: The rule as written (pattern sources, lists), for ``convguard rules show`` and the lint.
@@ -337,6 +354,7 @@ class RuleSet:
     by_program: dict[str, tuple[Rule, ...]]
     text_rules: dict[str, tuple[Rule, ...]]
     sequences: tuple[Rule, ...]
+    calls: tuple[Rule, ...] = ()
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -354,6 +372,7 @@ class RuleSet:
                 for s in ("any", "windows", "interpreters")
             },
             sequences=tuple(r for r in rules if r.kind == "sequence"),
+            calls=tuple(r for r in rules if r.kind == "call"),
         )
 
     def ids(self) -> frozenset[str]:
@@ -389,6 +408,21 @@ class RuleSet:
             if match:
                 found = quoted[match.start() : match.end()][:80]
                 out.append(rule._finding(f"{rule.title}: {found!r}"))
+        return out
+
+    def call_findings(self, commands: Sequence[Command]) -> list[Finding]:
+        """Call rules whose steps this call's commands make up together."""
+        out = []
+        for rule in self.calls:
+            if rule.all_of:
+                found = [next((c for c in commands if s.matches(c)), None) for s in rule.all_of]
+                last = found[-1]
+                if last is not None and all(c is not None for c in found):
+                    out.append(rule._finding(f"{rule.title}: {render(last)}"))
+            else:
+                names = {_name(c) for c in commands if any(s.matches(c) for s in rule.any_of)}
+                if len(names) >= rule.distinct:
+                    out.append(rule._finding(f"{rule.title}: {', '.join(sorted(names)[:6])}"))
         return out
 
     def sequence_findings(
@@ -475,18 +509,34 @@ def _rule(spec: _RuleSpec, source: str) -> Rule:
     where = f"{source}: rule {spec.id!r}: match"
     m = spec.match
     kinds = [
-        k for k, on in (("text", m.text), ("sequence", m.sequence), ("command", m.programs)) if on
+        k
+        for k, on in (
+            ("text", m.text),
+            ("sequence", m.sequence),
+            ("command", m.programs),
+            ("call", m.within_call),
+        )
+        if on
     ]
     if len(kinds) != 1:
         raise InvalidInput(
-            f"{where}: give exactly one of 'programs' (a command rule), 'text' (a text rule) or "
-            f"'sequence' (a sequence rule); got {kinds or 'none'}"
+            f"{where}: give exactly one of 'programs' (a command rule), 'text' (a text rule), "
+            f"'sequence' (a sequence rule) or 'within_call' (a call rule); got {kinds or 'none'}"
         )
     kind: RuleKind = kinds[0]  # type: ignore[assignment]
     if kind == "text" and not m.triggers:
         raise InvalidInput(f"{where}.triggers: a text rule needs trigger words")
     if kind == "sequence" and len(m.sequence) < 2:
         raise InvalidInput(f"{where}.sequence: a sequence needs at least two steps")
+    call = m.within_call or _CallSpec()
+    if kind == "call" and not (
+        (len(call.all_of) >= 2 and not call.any_of and not call.distinct)
+        or (call.any_of and call.distinct >= 2 and not call.all_of)
+    ):
+        raise InvalidInput(
+            f"{where}.within_call: give 'all_of' (at least two steps) or 'any_of' with "
+            "'distinct' (at least two programs)"
+        )
     return Rule(
         id=spec.id,
         title=spec.title,
@@ -505,6 +555,13 @@ def _rule(spec: _RuleSpec, source: str) -> Rule:
         triggers=tuple(t.lower() for t in m.triggers),
         scripts=m.scripts,
         sequence=tuple(_step(s, f"{where}.sequence[{i}]") for i, s in enumerate(m.sequence)),
+        all_of=tuple(
+            _step(s, f"{where}.within_call.all_of[{i}]") for i, s in enumerate(call.all_of)
+        ),
+        any_of=tuple(
+            _step(s, f"{where}.within_call.any_of[{i}]") for i, s in enumerate(call.any_of)
+        ),
+        distinct=call.distinct,
         hits=tuple(spec.tests.hit),
         misses=tuple(spec.tests.miss),
         spec=spec.model_dump(exclude_defaults=True),

@@ -540,6 +540,7 @@ def _collect(
     handler(seen, tool, arguments)
     for rule_id, check in CALL_CHECKS:
         seen.findings.extend(_tagged(check(seen.parsed), rule_id))
+    seen.findings.extend(rules.call_findings(seen.parsed))
     seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
     return seen
 

@@ -1,10 +1,11 @@
 """Checks of one tool call's commands read together: what no single command shows.
 
 A dropper's steps within one call (a file fetched or decoded, made executable, run: the same
-file name followed from step to step), several discovery commands or discovery files read
-together, code fetched and sourced, a recursive find whose results are searched for passwords,
-a credential store's path fed to another program. :data:`CALL_CHECKS` lists them, each with the
-rule id its findings carry. (What one command shows alone is a YAML rule.)
+file name followed from step to step), discovery commands of two families or discovery files
+read together, a recursive find whose results are searched for passwords, a credential store's
+path fed to another program. :data:`CALL_CHECKS` lists them, each with the rule id its findings
+carry. (What one command shows alone is a YAML rule, and so is what a call's commands show by
+being there together: ``within_call`` in :mod:`convguard.agent.engine`.)
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -253,13 +254,11 @@ _SECRET_WORDS = re.compile(r"key|secret|token|pass(?:w|\b)|pwd|credential|aws_|a
 
 def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Finding]:
     """A pair of discovery commands run one after another, a recursive find searched for
-    passwords, code fetched and sourced or made executable, a credential store's path fed to
+    passwords, a download made executable, a credential store's path fed to
     another program."""
     out: list[Finding] = []
     recon: dict[str, str] = {}
     fetched: set[str] = set()
-    fetching = False
-    sourced = False
     wide_find = False
     for cmd in commands:
         prog = cmd.program.removesuffix(".exe")
@@ -289,13 +288,10 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
                 )
             )
         if prog in ("curl", "wget", "fetch"):
-            fetching = True
             args = cmd.args
             for i, a in enumerate(args[:-1]):
                 if a in ("-o", "--output", "-O", "--output-document"):
                     fetched.add(args[i + 1])
-        if prog in ("source", ".") and not cmd.args:
-            sourced = True  # ``source <(curl …)``: the substitution left no argument
         if (
             prog == "chmod"
             and fetched & set(plain_args(cmd)[1:])
@@ -336,56 +332,6 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
                 attack=("T1082", "T1087", "T1016"),
             )
         )
-    if sourced and fetching:
-        out.append(
-            Finding(
-                "malware",
-                "ask",
-                "sources code fetched from the network",
-                rule_id="py.call.sources-fetched-code",
-                attack=("T1105", "T1059.004"),
-            )
-        )
-    return out
-
-
-_DISCOVERY = frozenset(
-    {"whoami", "id", "uname", "hostname", "ifconfig", "ip", "netstat", "ss", "arp", "route",
-     "ps", "env", "printenv", "lsmod", "kldstat", "sysctl", "system_profiler", "ioreg", "groups",
-     "dmidecode", "lsof", "who", "w", "last", "lastlog", "users", "getent", "df", "mount",
-     "locale", "sw_vers", "systeminfo", "ipconfig", "tasklist", "nbtstat", "nltest", "net",
-     "quser", "qwinsta", "get-process", "get-localuser", "get-localgroup", "get-netipconfiguration",
-     "get-wmiobject", "get-ciminstance", "get-computerinfo", "lscpu", "lsusb", "lspci", "uptime",
-     "sockstat", "smbstatus", "showmount", "dscl", "dscacheutil", "klist", "sudo-l", "crontab-l",
-     "lsb_release", "hostnamectl", "timedatectl", "localectl", "findmnt", "lsblk", "blkid", "nmcli",
-     "iwconfig", "pstree", "sestatus", "getenforce", "scutil", "networksetup", "fdesetup",
-     "lastb", "finger", "pinky", "lshw", "hwinfo", "ipcs", "ver", "query", "get-service",
-     "get-hotfix", "get-smbshare", "get-netneighbor", "get-nettcpconnection", "get-aduser",
-     "get-adcomputer", "get-adgroupmember", "get-netadapter", "get-psdrive", "wmic"}
-)  # fmt: skip
-
-
-def _discovery_chains(commands: Sequence[Command]) -> list[Finding]:
-    """Several discovery programs run in one call (three or more)."""
-    out: list[Finding] = []
-    seen: set[str] = set()
-    for cmd in commands:
-        prog = cmd.program.removesuffix(".exe")
-        if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
-            prog += "-l"
-        if prog in _DISCOVERY:
-            seen.add(prog)
-    if len(seen) >= 3:
-        names = ", ".join(sorted(seen)[:6])
-        out.append(
-            Finding(
-                "network_attack",
-                "ask",
-                f"chains several discovery commands: {names}",
-                rule_id="py.call.discovery-chain",
-                attack=("T1082", "T1087", "T1016"),
-            )
-        )
     return out
 
 
@@ -393,7 +339,6 @@ _Check = Callable[[Sequence[Command]], list[Finding]]
 
 #: ``(rule id, check)`` for each check of a whole call.
 CALL_CHECKS: tuple[tuple[str, _Check], ...] = (
-    ("py.calls.discovery-chains", _discovery_chains),
     ("py.calls.droppers-and-discovery-files", _droppers_and_discovery_files),
     ("py.calls.discovery-pairs-and-fetched-code", _discovery_pairs_and_fetched_code),
 )
