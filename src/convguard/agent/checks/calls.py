@@ -2,10 +2,10 @@
 
 A dropper's steps within one call (a file fetched or decoded, made executable, run: the same
 file name followed from step to step), discovery commands of two families or discovery files
-read together, a recursive find whose results are searched for passwords, a credential store's
-path fed to another program. :data:`CALL_CHECKS` lists them, each with the rule id its findings
-carry. (What one command shows alone is a YAML rule, and so is what a call's commands show by
-being there together: ``within_call`` in :mod:`convguard.agent.engine`.)
+read together, a credential store's path fed to another program. :data:`CALL_CHECKS` lists
+them, each with the rule id its findings carry. (What one command shows alone is a YAML rule,
+and so is what a call's commands show by being there together: ``within_call`` in
+:mod:`convguard.agent.engine`.)
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
-from convguard.agent.paths import fold_home, secret_path
+from convguard.agent.paths import secret_path
 from convguard.agent.shell import Command
 
 __all__ = ["CALL_CHECKS"]
@@ -241,25 +241,12 @@ def _recon_key(prog: str, cmd: Command) -> tuple[str, str] | None:
     return None
 
 
-_WIDE_ROOTS = ("/", "~", "/home", "/Users", "/root", "/etc", "/var", "/opt", "/srv")
-
-
-def _grep_after_find(cmd: Command) -> bool:
-    """grep run on what a find found (``find … -exec grep``, ``find … | xargs grep``)."""
-    return cmd.program in ("grep", "egrep", "fgrep") and cmd.via.endswith(("find -exec", "xargs"))
-
-
-_SECRET_WORDS = re.compile(r"key|secret|token|pass(?:w|\b)|pwd|credential|aws_|api_", re.I)
-
-
 def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Finding]:
-    """A pair of discovery commands run one after another, a recursive find searched for
-    passwords, a download made executable, a credential store's path fed to
-    another program."""
+    """A pair of discovery commands run one after another, a download made executable, a
+    credential store's path fed to another program."""
     out: list[Finding] = []
     recon: dict[str, str] = {}
     fetched: set[str] = set()
-    wide_find = False
     for cmd in commands:
         prog = cmd.program.removesuffix(".exe")
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
@@ -270,23 +257,6 @@ def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Findi
             found = _recon_key(prog, cmd)
             if found is not None:
                 recon[found[0]] = found[1]
-        if prog == "find":
-            wide_find = any(
-                fold_home(r).rstrip("/") in ("", "~") or fold_home(r).startswith(_WIDE_ROOTS[2:])
-                for r in cmd.args[:2]
-                if not r.startswith("-")
-            )
-        if wide_find and _grep_after_find(cmd) and _SECRET_WORDS.search(" ".join(plain_args(cmd))):
-            out.append(
-                _finding(
-                    "credential_access",
-                    "ask",
-                    "searches system or home files for passwords or keys",
-                    cmd,
-                    "py.call.greps-found-files-for-passwords",
-                    ("T1552.001", "T1083"),
-                )
-            )
         if prog in ("curl", "wget", "fetch"):
             args = cmd.args
             for i, a in enumerate(args[:-1]):
