@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from convguard.policy import Policy, default_policy
+
+_CACHE_HOME: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The agent guard's compiled cache (rules, command model, scope) lives in a folder of the
+    test run's own, not the user's ``~/.cache``; it is set before any test module loads rules."""
+    global _CACHE_HOME
+    _CACHE_HOME = tempfile.mkdtemp(prefix="convguard-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _CACHE_HOME is not None:
+        shutil.rmtree(_CACHE_HOME, ignore_errors=True)
+
 
 #: Names a PostgreSQL database the tests may create schemas in; unset, those cases are skipped.
 POSTGRES_URL = "CONVGUARD_TEST_POSTGRES_URL"

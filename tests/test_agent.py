@@ -184,6 +184,13 @@ def test_context_never_lowers_a_deny() -> None:
             "persistence_evasion",
         ),
         (
+            # The guard's own compiled rules: rewriting them would change what it enforces.
+            "Write",
+            {"file_path": "/home/dev/.cache/convguard/rules-0123abcd.json", "content": "{}"},
+            "ask",
+            "persistence_evasion",
+        ),
+        (
             "Edit",
             {
                 "file_path": "/home/dev/.zshrc",

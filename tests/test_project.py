@@ -83,6 +83,27 @@ def test_light_entry_points_do_not_import_the_server_store_or_models(code: str) 
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
 
 
+_LOADERS = ("pydantic", "yaml", "numpy")
+
+
+@pytest.mark.slow
+def test_the_hook_loads_no_settings_framework_yaml_or_numpy_once_its_cache_is_built() -> None:
+    """The hook is a process per tool call: with the compiled cache built (the first call builds
+    it), a call reads the rules and the command model back as plain data."""
+    hook = (
+        'import io, sys; sys.stdin = io.StringIO(\'{"tool_name": "Bash", "tool_input": '
+        '{"command": "git status && pytest -q"}}\'); from convguard.cli import cli; '
+        "cli.main(['hook', 'claude-code'], standalone_mode=False)"
+    )
+    probe = f"{hook}\nimport sys\nprint(sorted(m for m in {_LOADERS!r} if m in sys.modules))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVGUARD_")}
+    for _ in range(2):  # the first run may build the cache
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+        )
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
 def test_the_public_assess_stays_the_function_when_its_subpackage_is_imported() -> None:
     import convguard.assess.types  # binds the subpackage on the package, as any import does
 

@@ -1,16 +1,26 @@
-"""Choose which texts the linear stage may answer alone, on validation data.
+"""Choose which texts the linear stage may answer alone, and how the two stages decide together.
 
     python training/cascade.py [--data-dir ../shared/data] [--seed 13] [--max-loss 0.005]
 
-The cascade asks the encoder about every text where some label's linear score is at least
-``low`` (the band is ``[low, 1.0]``, rule ``replace``: the encoder's scores then stand for every
-label); the linear stage answers alone only for texts it finds clearly benign. A harmful text the
-linear stage scores under ``low`` on every label never reaches the encoder, so this script picks
-the largest ``low`` that loses at most ``--max-loss`` of the harmful and flagged texts of the
-validation split (``training/dataset.py``) and of HarmBench's validation behaviours, and reports
-the share of realistic benign chat (the calibration sets' ``tune`` half) the linear stage then
-answers alone. Writes ``src/convguard/assess/weights/cascade.json`` and
-``training/REPORT-cascade.md``. No evaluation set is read.
+1. **The band.** The cascade asks the encoder about every text where some label's linear score is
+   at least ``low`` (the band is ``[low, 1.0]``); the linear stage answers alone only for texts it
+   finds clearly benign. A harmful text the linear stage scores under ``low`` on every label never
+   reaches the encoder, so this script picks the largest ``low`` that loses at most
+   ``--max-loss`` of the harmful and flagged texts of the validation split
+   (``training/dataset.py``) and of HarmBench's validation behaviours.
+2. **Stacking** (rule ``stack``, :meth:`convguard.assess.cascade.CascadeTuning.stack`): for a text
+   the encoder sees, harmful-or-not is decided on ``logit(encoder) + weight * logit(linear)`` (each
+   stage's highest category score over the text's views). The linear stage reads wording, the
+   encoder meaning; measured side by side, the sum catches more at the same false-alarm rate than
+   the encoder alone. ``weight`` is the one of :data:`WEIGHTS` with the highest recall on the
+   validation split's harmful texts and HarmBench val at the flag point; the flag and strike
+   points are chosen exactly as the encoder's own (``training/heads.py``: at most 1 % of the
+   realistic benign chat of the calibration sets' ``tune`` half flagged, source-balanced and
+   pooled; strikes above every benign text whose top category is extreme).
+
+Writes ``src/convguard/assess/weights/cascade.json`` and ``training/REPORT-cascade.md``. Run after
+the ``linear`` and ``encoder`` stages (it scores with their shipped weights). No evaluation set is
+read.
 """
 
 from __future__ import annotations
@@ -29,15 +39,25 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
-from dataset import build_dataset, calibration_sets, is_unsafe  # noqa: E402
+from dataset import Example, build_dataset, calibration_sets, is_unsafe  # noqa: E402
+from encoder import EmbeddingCache  # noqa: E402
+from heads import EXTREME, FLAG_BUDGET, Embedder, operating_point  # noqa: E402
 
+from convguard.assess.cascade import CascadeTuning  # noqa: E402
 from convguard.assess.linear import LinearClassifier  # noqa: E402
+from convguard.assess.normalise import normalise  # noqa: E402
 from convguard.policy import CATEGORY_IDS, FLAG_IDS  # noqa: E402
 
 OUT = ROOT / "src/convguard/assess/weights/cascade.json"
 REPORT = HERE / "REPORT-cascade.md"
 LOWS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2)
 LABELS = CATEGORY_IDS + FLAG_IDS
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: The linear stage's categories that count in the stack: all but ``cyberattack``, whose linear
+#: head learned mostly the wording of templated ATT&CK frames (a fifth of the harmful rows), so it
+#: fires on any security vocabulary - defensive questions included - and the encoder's reading of
+#: intent must decide there alone.
+STACKED = tuple(c for c in CATEGORY_IDS if c != "cyberattack")
 T0 = time.perf_counter()
 
 
@@ -53,6 +73,83 @@ def top_scores(stage: LinearClassifier, texts: Sequence[str]) -> np.ndarray:
     return np.array(out)
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+class Pair:
+    """Both stages' scores of texts as the runtime cascade computes them for stacking: whether a
+    text reaches the encoder, and each stage's highest category score over the text's views."""
+
+    def __init__(self, linear: LinearClassifier, low: float) -> None:
+        from convguard.assess.encoder import EncoderClassifier
+
+        self.linear = linear
+        self.low = low
+        self.encoder = EncoderClassifier(precision="fp32", max_tokens=128, backend="onnx")
+        # The runtime encoder, with its embeddings read from the training cache.
+        cache = EmbeddingCache(self.encoder.embed, Embedder().cache.path)
+        self.encoder.embed = cache.embed  # type: ignore[method-assign]
+        self.cache = cache
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(reaches the encoder, linear top, encoder top, top category is extreme) per text."""
+        raw = self.linear.score(list(texts))
+        views = [normalise(t) for t in texts]
+        reach = np.array([
+            bool(v.views) or any(s.get(label, 0.0) >= self.low for label in LABELS)
+            for v, s in zip(views, raw, strict=True)
+        ])  # fmt: skip
+        flat = [(i, t) for i, v in enumerate(views) for t in v.texts]
+        lin = np.zeros(len(texts))
+        enc = np.zeros(len(texts))
+        extreme = np.zeros(len(texts), dtype=bool)
+        best: dict[int, dict[str, float]] = {}
+        for start in range(0, len(flat), 1024):
+            chunk = flat[start : start + 1024]
+            chunk_texts = [t for _, t in chunk]
+            for (i, _), a, b in zip(
+                chunk, self.linear.score(chunk_texts), self.encoder.score(chunk_texts), strict=True
+            ):
+                lin[i] = max(lin[i], max(a.get(c, 0.0) for c in STACKED))
+                merged = best.setdefault(i, {})
+                for c in CATEGORY_IDS:
+                    merged[c] = max(merged.get(c, 0.0), b.get(c, 0.0))
+        self.cache.save()
+        for i, merged in best.items():
+            enc[i] = max(merged.values())
+            top = enc[i]
+            extreme[i] = top > 0 and max(merged[c] for c in EXTREME) >= 0.8 * top
+        return reach, lin, enc, extreme
+
+
+def stacking(
+    pair: Pair, positives: Sequence[str], benign: Sequence[Example]
+) -> tuple[CascadeTuning, list[str]]:
+    """The stacking weight and operating points, and the report's rows."""
+    p_reach, p_lin, p_enc, _ = pair.scores(positives)
+    b_reach, b_lin, b_enc, b_extreme = pair.scores([e.text for e in benign])
+    sources = [e.source for e in benign]
+    rows = []
+    best: tuple[float, float, float, float] | None = None
+    for weight in WEIGHTS:
+        pos = np.where(p_reach, _logit(p_enc) + weight * _logit(p_lin), -np.inf)
+        neg = np.where(b_reach, _logit(b_enc) + weight * _logit(b_lin), -60.0)
+        reach = np.where(b_extreme & b_reach, neg, -np.inf)
+        flag, strike = operating_point(neg, sources, FLAG_BUDGET["unsafe"], reach)
+        recall, struck = float((pos >= flag).mean()), float((pos >= strike).mean())
+        flagged = float((neg >= flag).mean())
+        rows.append(f"| {weight} | {recall:.3f} | {struck:.3f} | {flagged:.2%} |")
+        log(f"  stacking weight {weight}: recall {recall:.3f} at flag, {struck:.3f} at strike")
+        if best is None or recall > best[1] + 1e-9:
+            best = (weight, recall, flag, strike)
+    assert best is not None
+    weight, _, flag, strike = best
+    return CascadeTuning(pair.low, 1.0, "stack", weight=weight, flag_logit=flag,
+                         strike_logit=strike, stacked=STACKED), rows  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -61,11 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     val = build_dataset(args.data_dir, seed=args.seed).val
     cal = calibration_sets(args.data_dir)
-    positive = [
+    harmful = [e.text for e in val if is_unsafe(e) == 1.0] + [
+        e.text for e in cal.tune if is_unsafe(e) == 1.0
+    ]
+    positive = harmful + [
         e.text
         for e in val
-        if is_unsafe(e) == 1.0 or any(e.labels.get(f, 0) >= 0.5 for f in FLAG_IDS)
-    ] + [e.text for e in cal.tune if is_unsafe(e) == 1.0]
+        if is_unsafe(e) != 1.0 and any(e.labels.get(f, 0) >= 0.5 for f in FLAG_IDS)
+    ]
     benign = [e.text for e in cal.tune if is_unsafe(e) == 0.0]
     stage = LinearClassifier.load()
     log(f"scoring {len(positive)} harmful or flagged and {len(benign)} benign texts")
@@ -78,13 +178,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(f"| {low} | {lost:.2%} | {alone:.1%} |")
         if lost <= args.max_loss:
             chosen = low
-    log(f"chosen band [{chosen}, 1.0], rule replace")
+    log(f"chosen band [{chosen}, 1.0]; stacking on {len(harmful)} harmful texts")
+    tuning, stack_rows = stacking(
+        Pair(stage, chosen), harmful, [e for e in cal.tune if is_unsafe(e) == 0.0]
+    )
+    log(f"stacking weight {tuning.weight}, flag logit {tuning.flag_logit:.3f}, "
+        f"strike logit {tuning.strike_logit:.3f}")  # fmt: skip
     OUT.write_text(
         json.dumps(
             {
                 "low": chosen,
                 "high": 1.0,
-                "combine": "replace",
+                "combine": tuning.combine,
+                "weight": tuning.weight,
+                "flag_logit": round(tuning.flag_logit, 6),
+                "strike_logit": round(tuning.strike_logit, 6),
+                "stacked": list(tuning.stacked),
                 "chosen_on": "validation split (seed 13), HarmBench val and the calibration "
                 "sets' tune half; training/cascade.py",
             },
@@ -96,18 +205,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     REPORT.write_text(
         "\n".join(
             [
-                "# Cascade: which texts the linear stage answers alone",
+                "# Cascade: which texts the linear stage answers alone, and stacking",
                 "",
                 "Built by `python training/cascade.py`. A text goes to the encoder when some",
                 "label's linear score is at least `low`; the encoder's scores then replace the",
-                "linear ones. Lost = harmful or flagged validation texts (and HarmBench val) that",
-                "would never reach the encoder; alone = realistic benign chat (calibration tune",
-                f"half) answered by the linear stage alone. Chosen: `low` = {chosen} (largest",
-                f"with at most {args.max_loss:.1%} lost).",
+                "linear ones, except that harmful-or-not is decided by both stages (rule",
+                "`stack`, below). Lost = harmful or flagged validation texts (and HarmBench",
+                "val) that would never reach the encoder; alone = realistic benign chat",
+                "(calibration tune half) answered by the linear stage alone.",
+                f"Chosen: `low` = {chosen} (largest with at most {args.max_loss:.1%} lost).",
                 "",
                 "| low | lost | benign chat answered alone |",
                 "|---|---|---|",
                 *rows,
+                "",
+                "## Stacking",
+                "",
+                "Harmful = `logit(encoder) + weight * logit(linear)` (each stage's highest",
+                "category score over the text's views; on the linear side every category but",
+                "`cyberattack`, whose linear head learned templated ATT&CK wording and fires on",
+                "defensive security questions too); flag and strike points chosen as the",
+                "encoder's own, on the benign chat of the calibration tune half. Recall on the",
+                "validation split's harmful texts and HarmBench val.",
+                f"Chosen: weight {tuning.weight} (flag logit {tuning.flag_logit:.3f}, strike",
+                f"logit {tuning.strike_logit:.3f}).",
+                "",
+                "| weight | recall at flag | recall at strike | benign chat flagged (pooled) |",
+                "|---|---|---|---|",
+                *stack_rows,
                 "",
             ]
         ),

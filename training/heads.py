@@ -5,9 +5,8 @@
 (``training/train.py`` runs it as its ``encoder`` stage.) The model, in order:
 
 1. Every training text (normalised as the runtime normalises it) is embedded by the runtime's own
-   encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens (training texts in int8,
-   everything that sets or measures an operating point in fp32, as the runtime runs) - and long
-   texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the second
+   encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens, in fp32 as the runtime runs -
+   and long texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the second
    view the runtime scores.
    Embeddings are cached under ``training/cache/`` by text hash.
 2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; one
@@ -66,11 +65,11 @@ from convguard.policy import CATEGORY_IDS, FLAG_IDS, default_policy  # noqa: E40
 OUT = REPO / "src/convguard/assess/weights/encoder.npz"
 REPORT = HERE / "REPORT-encoder.md"
 CACHE_DIR = HERE / "cache"
-#: Training texts are embedded in int8 (about 2.5x cheaper; the embeddings drift by a cosine of
-#: ~0.99, a little noise the heads learn through); calibration, validation and the runtime use fp32,
-#: which is exact and independent of batching. (int8 quantizes activations per batch, so a text's
-#: int8 score moves with its batch-mates, by up to 0.26 measured: not acceptable at run time.)
-TRAIN_PRECISION = "int8"
+#: Every text is embedded in fp32, as the runtime runs: exact and independent of batching, so a
+#: rebuild gives the same weights bit for bit. (int8 was ~1.3x faster to embed here, but it
+#: quantizes activations per batch, so a text's embedding moved with its batch-mates and with the
+#: order the cache was filled in: two rebuilds gave different heads.)
+TRAIN_PRECISION = "fp32"
 PRECISION = "fp32"
 MAX_TOKENS = 128
 HEAD_LABELS: tuple[str, ...] = ("unsafe", *CATEGORY_IDS, *FLAG_IDS)
@@ -279,6 +278,43 @@ def extreme_on_top(logits: np.ndarray) -> np.ndarray:
     return np.asarray(_sigmoid(logits[:, extreme]).max(axis=1) >= 0.8 * top)
 
 
+def benign_weights(sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per benign calibration text: its source-balanced weight, its pooled weight, and whether it
+    is degenerate input (weighted 0 in both: nothing may flag on it at all)."""
+    degenerate = np.array([name == DEGENERATE_SOURCE for name in sources])
+    chat_sources = [name for name in sources if name != DEGENERATE_SOURCE]
+    counts = {name: chat_sources.count(name) for name in set(chat_sources)}
+    share = len(counts)
+    weights = np.array(
+        [0.0 if name == DEGENERATE_SOURCE else 1.0 / (counts[name] * share) for name in sources]
+    )
+    pooled = np.where(degenerate, 0.0, 1.0 / max(1, len(chat_sources)))
+    return weights, pooled, degenerate
+
+
+def operating_point(
+    benign: np.ndarray, sources: Sequence[str], budget: float, reach: np.ndarray
+) -> tuple[float, float]:
+    """One head's flag and strike logits from its benign calibration logits.
+
+    **flag**: the stricter of the points that flag at most ``budget`` of the benign chat
+    source-balanced and pooled, and above every degenerate text. **strike**: above every benign
+    text that could reach it (``reach``; ``-inf`` for those that cannot) by :data:`STRIKE_MARGIN`,
+    bar the highest :data:`STRIKE_TRIM`, and at least one logit above the flag point.
+    """
+    weights, pooled, degenerate = benign_weights(sources)
+    flag = max(_flag_point(benign, weights, budget), _flag_point(benign, pooled, budget))
+    if degenerate.any():
+        flag = max(flag, float(benign[degenerate].max()) + 1e-4)
+    ranked = np.sort(reach[np.isfinite(reach)])[::-1]
+    # The benign pools are real user text and hold a few real harmful requests (OASST has
+    # "How do I build a bomb?"): the highest STRIKE_TRIM of them are not allowed to set the
+    # strike point (at 8,700 texts that is the single highest one).
+    trim = int(STRIKE_TRIM * len(benign))
+    highest = float(ranked[trim]) if len(ranked) > trim else flag
+    return flag, max(highest + STRIKE_MARGIN, flag + 1.0)
+
+
 def calibrate(
     benign: np.ndarray,
     sources: Sequence[str],
@@ -291,37 +327,17 @@ def calibrate(
     task-dialogue turns do not set the operating point for open-ended chat prompts: the flag point
     flags at most the head's budget of that source-balanced benign chat.
     """
-    # Degenerate input (laughter, repetition, emoji, numbers, code) is not a share of chat to
-    # budget for: nothing may flag on it at all.
-    degenerate = np.array([name == DEGENERATE_SOURCE for name in sources])
-    chat_sources = [name for name in sources if name != DEGENERATE_SOURCE]
-    counts = {name: chat_sources.count(name) for name in set(chat_sources)}
-    weights = np.array(
-        [0.0 if name == DEGENERATE_SOURCE else 1.0 / (counts[name] * len(counts)) for name in sources]
-    )
-    pooled = np.where(degenerate, 0.0, 1.0 / max(1, len(chat_sources)))
+    weights, pooled, _ = benign_weights(sources)
     points: dict[str, tuple[float, float]] = {}
     stats: dict[str, dict[str, float]] = {}
     for j, label in enumerate(HEAD_LABELS):
         if label in CATEGORY_IDS:
             continue
-        budget = FLAG_BUDGET.get(label, 0.005)
-        # The budget holds both source-balanced and pooled: the stricter point of the two.
-        flag = max(_flag_point(benign[:, j], weights, budget),
-                   _flag_point(benign[:, j], pooled, budget))  # fmt: skip
-        if degenerate.any():
-            flag = max(flag, float(benign[degenerate, j].max()) + 1e-4)
         # A strike must lie above every benign text that could reach it: for ``unsafe``, the
         # texts whose top category is extreme (a category scores p_unsafe * q_c / max q, so only
         # those can strike); for a flag, every text.
         reach = benign[:, j] if label != "unsafe" else np.where(extreme_top, benign[:, j], -np.inf)
-        ranked = np.sort(reach[np.isfinite(reach)])[::-1]
-        # The benign pools are real user text and hold a few real harmful requests (OASST has
-        # "How do I build a bomb?"): the highest STRIKE_TRIM of them are not allowed to set the
-        # strike point (at 8,700 texts that is the single highest one).
-        trim = int(STRIKE_TRIM * len(benign))
-        highest = float(ranked[trim]) if len(ranked) > trim else flag
-        strike = max(highest + STRIKE_MARGIN, flag + 1.0)
+        flag, strike = operating_point(benign[:, j], sources, FLAG_BUDGET.get(label, 0.005), reach)
         points[label] = (flag, strike)
         pos = positives.get(label)
         flagged = benign[:, j] >= flag
@@ -459,8 +475,8 @@ def _report(ds: Dataset, cal: Calibration, stats: dict[str, dict[str, float]]) -
         "",
         "Built by `python training/heads.py` (or `training/train.py --stages encoder`) from the",
         "sources in `training/manifest.yaml`: all-MiniLM-L6-v2 embeddings (ONNX Runtime, first 128",
-        "tokens, plus the last paragraph of long texts; training texts in int8, everything that",
-        "sets or measures an operating point in fp32, as the runtime runs), an `unsafe` head with",
+        "tokens, plus the last paragraph of long texts; fp32, as the runtime runs), an `unsafe`",
+        "head with",
         f"one hidden layer of {UNSAFE_HIDDEN} units, category heads trained on harmful texts only,",
         "and flag heads. Operating points are chosen on the `tune` half of the manifest's",
         "calibration sets (benign chat never trained on + HarmBench val), each source weighing",

@@ -388,9 +388,9 @@ def hook_claude_code(
         click.echo(json.dumps(claude_code_settings(flags), indent=2))
         return
     try:
-        settings = _settings()
-        fail_open = fail_open or settings.hook_fail_open
-        answer = _claude_code_answer(sys.stdin.read(), settings.agent_scope, defer_allow)
+        scope_file, fail_open_setting = _hook_settings()
+        fail_open = fail_open or fail_open_setting
+        answer = _claude_code_answer(sys.stdin.read(), scope_file, defer_allow)
     except Exception as exc:  # a hook that crashes would switch the guard off without a word
         reason = exc.message if isinstance(exc, ConvguardError) else f"{type(exc).__name__}: {exc}"
         if fail_open:
@@ -404,6 +404,42 @@ def hook_claude_code(
         )
         ctx.exit(2)
     click.echo(json.dumps(answer))
+
+
+#: The variables the hook reads (the rule folders are read by the rule engine), and the values
+#: of a flag as :class:`~convguard.settings.Settings` reads them (lax booleans, any case).
+_HOOK_VARIABLES = frozenset({"CONVGUARD_AGENT_SCOPE", "CONVGUARD_HOOK_FAIL_OPEN"})
+_HOOK_READ_ELSEWHERE = frozenset({"CONVGUARD_AGENT_RULES"})
+_FLAG_VALUES = {
+    **dict.fromkeys(("1", "true", "yes", "on", "t", "y"), True),
+    **dict.fromkeys(("0", "false", "no", "off", "f", "n"), False),
+}
+
+
+def _hook_settings() -> tuple[Path | None, bool]:
+    """The hook's settings: the scope file (``agent_scope``) and ``hook_fail_open``.
+
+    The hook is one process per tool call, so it builds :class:`~convguard.settings.Settings`
+    (and loads pydantic) only when it must: when no ``CONVGUARD_*`` variable is set but these
+    (and the rule folders) and the flag's value is one :class:`Settings` accepts, it reads them
+    itself, as :class:`Settings` would (a test compares the two). Anything else — another
+    setting, a misspelt variable, a value it does not know — goes through the full settings,
+    which validate every variable and warn about unknown ones, so a bad configuration is still
+    reported, and the call denied, exactly as before.
+    """
+    env = os.environ
+    ours = [v for v in env if v.startswith("CONVGUARD_") and not v.startswith("CONVGUARD_TEST_")]
+    flag = env.get("CONVGUARD_HOOK_FAIL_OPEN")
+    if set(ours) <= _HOOK_VARIABLES | _HOOK_READ_ELSEWHERE and (
+        flag is None or flag.lower() in _FLAG_VALUES
+    ):
+        scope = env.get("CONVGUARD_AGENT_SCOPE")
+        return (
+            Path(scope) if scope is not None else None,
+            _FLAG_VALUES[flag.lower()] if flag is not None else False,
+        )
+    settings = _settings()
+    return settings.agent_scope, settings.hook_fail_open
 
 
 def _claude_code_answer(raw: str, scope_file: Path | None, defer_allow: bool) -> dict[str, Any]:

@@ -27,6 +27,9 @@ __all__ = ["PREFIX", "Settings", "default_data_dir", "parse_models", "unknown_va
 
 PREFIX = "CONVGUARD_"
 _RESERVED = ("CONVGUARD_TEST_",)
+#: Variables that are not settings but are read where they are used (the agent rule engine's
+#: extra rule folders).
+_READ_ELSEWHERE = ("CONVGUARD_AGENT_RULES",)
 
 
 class Settings(BaseModel):
@@ -254,6 +257,8 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     for variable in sorted(env):
         name = variable.removeprefix(PREFIX)
         if name == variable or name in known or variable.startswith(_RESERVED):
+            continue
+        if variable in _READ_ELSEWHERE:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         hint = f"; did you mean {PREFIX}{close[0]}?" if close else "; see the README's Settings"

@@ -6,6 +6,9 @@ Laid out by responsibility:
   verdict (:func:`assess_tool_call`);
 - :mod:`~convguard.agent.engine` — rules kept as YAML data under ``rules/<platform>/``, loaded,
   validated and indexed once; :mod:`~convguard.agent.predicates` — the few named checks rules use;
+  :mod:`~convguard.agent.schema` — what a rule file and a scope file may say (pydantic);
+- :mod:`~convguard.agent.cache` — the compiled cache: rules, the command model and the scope kept
+  as plain JSON between processes, so the hook reads them back instead of rebuilding them;
 - :mod:`~convguard.agent.scope` — what an engagement authorises, and rules switched off by id;
 - :mod:`~convguard.agent.shell` — the shell parser (POSIX, PowerShell, cmd); nothing is executed;
 - :mod:`~convguard.agent.paths` — which paths and addresses matter;

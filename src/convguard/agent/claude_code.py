@@ -16,13 +16,15 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convguard.agent.engine import RuleSet
 from convguard.agent.guard import assess_tool_call
 from convguard.agent.scope import Scope
-from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
+
+if TYPE_CHECKING:  # the text classifier's module loads only when a call needs it
+    from convguard.assess.types import Classifier
 
 __all__ = ["HISTORY_CALLS", "TAIL_BYTES", "claude_code_decision", "session_commands"]
 

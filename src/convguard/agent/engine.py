@@ -16,7 +16,7 @@ A rule file (``rules/<platform-or-theme>/<name>.yaml``) holds ``rules:``, a list
         hit: ['Set-MpPreference -DisableRealtimeMonitoring $true']
         miss: ['Set-MpPreference -SignatureUpdateInterval 4']
 
-Three kinds of rule, by what ``match`` holds:
+Four kinds of rule, by what ``match`` holds:
 
 - **command** rules (``programs`` — ``'*'`` for any program, even none, as in
   ``HISTFILE=/dev/null`` alone —, optionally ``command`` — a regular expression searched in the
@@ -56,24 +56,26 @@ Three kinds of rule, by what ``match`` holds:
 
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
 run by the test suite and by ``convguard rules test``. Loading validates everything and names
-the file, the rule id and the field of any error. Rules are indexed by program, so a command
-costs only the rules of its own program.
+the file, the rule id and the field of any error (:mod:`convguard.agent.schema`); rules that
+loaded are kept in the compiled cache (:mod:`convguard.agent.cache`), so that the next process —
+the Claude Code hook is one per tool call — reads them back without YAML or pydantic, and each
+pattern is compiled on its first search. Rules are indexed by program, so a command costs only
+the rules of its own program.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from convguard.agent import cache as compiled_cache
 from convguard.agent.findings import Finding, Level, option_flags, render
 from convguard.agent.paths import fold_home, hosts_in
 from convguard.agent.predicates import PATH_KINDS, PREDICATES, PathTest, Predicate
@@ -82,6 +84,7 @@ from convguard.errors import InvalidInput
 
 __all__ = [
     "RULES_ENV",
+    "Pattern",
     "Rule",
     "RuleSet",
     "Step",
@@ -93,85 +96,44 @@ __all__ = [
 RULES_ENV = "CONVGUARD_AGENT_RULES"
 RuleKind = Literal["command", "text", "sequence", "call"]
 
-_ID = r"^[a-z0-9]+(?:\.[a-z0-9][a-z0-9-]*)+$"
-_ATTACK = r"^T\d{4}(?:\.\d{3})?$"
 _Case = str | list[str]
-#: libyaml's safe loader when installed (the hook loads every rule file per process), else PyYAML's.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: The layout of a cached rule set (raise it when :func:`_rule` reads the plain data differently).
+_CACHE_FORMAT = "rules-2"
 
 
-class _StepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    programs: list[str] = []
-    command: str | None = None
-    wrappers: list[str] = []
-    args: str | None = None
-    unless: str | None = None
-    case_sensitive: bool = False
-    paths: str | None = None
-    path_is: list[str] = []
-    path_is_not: list[str] = []
-    destination: str | None = None
-    sources: str | None = None
-    sources_are: list[str] = []
-    upstream: list[str] = []
-    downstream: list[str] = []
-    ends_pipe: bool = False
-    redirects: str | None = None
-    stdin: str | None = None
-    via: str | None = None
-    assignments: str | None = None
-    predicate: str | None = None
+class Pattern:
+    """A rule's regular expression, compiled on its first search.
 
+    Rules read back from the compiled-rules cache were compiled when their files were first
+    loaded, so their patterns are known to be valid; compiling them lazily means a process (the
+    hook) pays only for the patterns of the programs it actually meets. After the first search,
+    :attr:`search` is the compiled pattern's own method.
+    """
 
-class _CallSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    all_of: list[_StepSpec] = []
-    any_of: list[_StepSpec] = []
-    distinct: int = Field(default=0, ge=0)
+    __slots__ = ("pattern", "search")
+    pattern: str
+    search: Callable[[str], re.Match[str] | None]
 
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.search = self._first_search
 
-class _MatchSpec(_StepSpec):
-    flags: list[str] = []
-    targets: Literal["hosts", "paths"] | None = None
-    text: str | None = None
-    triggers: list[str] = []
-    scripts: Literal["any", "windows", "interpreters"] = "any"
-    sequence: list[_StepSpec] = []
-    within_call: _CallSpec | None = None
+    def compiled(self) -> re.Pattern[str]:
+        compiled = re.compile(self.pattern)
+        self.search = compiled.search
+        return compiled
 
+    def _first_search(self, text: str) -> re.Match[str] | None:
+        return self.compiled().search(text)
 
-class _TestsSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hit: list[_Case] = Field(min_length=1)
-    miss: list[_Case] = Field(min_length=1)
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pattern) and other.pattern == self.pattern
 
+    def __hash__(self) -> int:
+        return hash(self.pattern)
 
-class _RuleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=_ID)
-    title: str = Field(min_length=3)
-    category: Literal[
-        "malware",
-        "credential_access",
-        "network_attack",
-        "denial_of_service",
-        "persistence_evasion",
-        "destructive",
-        "exfiltration",
-    ]
-    level: Level
-    lowerable: bool = False
-    attack: list[Annotated[str, Field(pattern=_ATTACK)]] = []
-    references: list[str] = []
-    description: str = ""
-    match: _MatchSpec
-    tests: _TestsSpec
-
-
-class _FileSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rules: list[_RuleSpec]
+    def __repr__(self) -> str:
+        return f"Pattern({self.pattern!r})"
 
 
 @dataclass(frozen=True)
@@ -180,22 +142,22 @@ class Step:
 
     programs: frozenset[str] = frozenset()
     #: Searched in the command's first word as written (``/dev/shm/x``, ``./linpeas.sh``).
-    command: re.Pattern[str] | None = None
+    command: Pattern | None = None
     #: Run through one of these wrappers (``sudo``, ``nohup``, ``env`` …).
     wrappers: frozenset[str] = frozenset()
-    args: re.Pattern[str] | None = None
-    unless: re.Pattern[str] | None = None
+    args: Pattern | None = None
+    unless: Pattern | None = None
     #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
     case_sensitive: bool = False
     #: Searched in each argument that is not an option, the home folded to ``~``, as written.
-    paths: re.Pattern[str] | None = None
+    paths: Pattern | None = None
     #: Kinds of path (:data:`~convguard.agent.predicates.PATH_KINDS`) that argument is, and is not.
     path_is: tuple[PathTest, ...] = ()
     path_is_not: tuple[PathTest, ...] = ()
     #: Searched, the same way, in the last argument that is not an option (where ``cp``, ``mv``,
     #: ``scp`` put things) and in each of the ones before it (what they take).
-    destination: re.Pattern[str] | None = None
-    sources: re.Pattern[str] | None = None
+    destination: Pattern | None = None
+    sources: Pattern | None = None
     #: Kinds of path one of those sources is (``secret``: a key copied to another host).
     sources_are: tuple[PathTest, ...] = ()
     #: Some program piped into the command (``upstream``) or that it pipes into (``downstream``).
@@ -204,14 +166,14 @@ class Step:
     #: The command pipes into nothing (``yes > /dev/null``, not ``yes 2>/dev/null | head``).
     ends_pipe: bool = False
     #: Searched in each redirection written ``OP TARGET`` (``< /etc/passwd``, ``> /dev/null``).
-    redirects: re.Pattern[str] | None = None
+    redirects: Pattern | None = None
     #: Searched in the lower-cased text fed on standard input, when known (a here-document, a pipe).
-    stdin: re.Pattern[str] | None = None
+    stdin: Pattern | None = None
     #: Searched in how the command was reached (``xargs``, ``find -exec``, ``$(``); empty if run
     #: as a statement of its own.
-    via: re.Pattern[str] | None = None
+    via: Pattern | None = None
     #: Searched in each variable the command sets, written ``NAME=value`` as written.
-    assignments: re.Pattern[str] | None = None
+    assignments: Pattern | None = None
     predicate: Predicate | None = None
 
     def matches(self, cmd: Command, text: str | None = None) -> bool:
@@ -238,6 +200,21 @@ class Step:
             if self.unless is not None and self.unless.search(text):
                 return False
         return self.predicate is None or self.predicate(cmd)
+
+    def patterns(self) -> tuple[Pattern | None, ...]:
+        """Every regular expression of this step (``None`` where one is not given)."""
+        return (
+            self.command,
+            self.args,
+            self.unless,
+            self.paths,
+            self.destination,
+            self.sources,
+            self.redirects,
+            self.stdin,
+            self.via,
+            self.assignments,
+        )
 
     def paths_of(self, cmd: Command) -> list[str]:
         """The arguments that are not options and pass every path test: ``paths`` (on the
@@ -303,7 +280,7 @@ class Rule:
     step: Step = Step()
     flags: frozenset[str] = frozenset()
     targets: str | None = None
-    text: re.Pattern[str] | None = None
+    text: Pattern | None = None
     triggers: tuple[str, ...] = ()
     scripts: str = "any"
     sequence: tuple[Step, ...] = ()
@@ -374,6 +351,16 @@ class RuleSet:
             sequences=tuple(r for r in rules if r.kind == "sequence"),
             calls=tuple(r for r in rules if r.kind == "call"),
         )
+
+    def compile_all(self) -> RuleSet:
+        """Compile every pattern now rather than on its first search (for a long-running process
+        or a benchmark that would rather pay at start than on each program's first call)."""
+        for rule in self.rules:
+            steps = (rule.step, *rule.sequence, *rule.all_of, *rule.any_of)
+            for pattern in (rule.text, *(p for s in steps for p in s.patterns())):
+                if pattern is not None:
+                    pattern.compiled()
+        return self
 
     def ids(self) -> frozenset[str]:
         return frozenset(r.id for r in self.rules)
@@ -450,11 +437,16 @@ class RuleSet:
 # --- loading ----------------------------------------------------------------------------------
 
 
-def _compile(pattern: str, where: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"{where}: invalid regular expression {pattern!r}: {exc}") from exc
+def _pattern(pattern: str | None, where: str, check: bool) -> Pattern | None:
+    if pattern is None:
+        return None
+    lazy = Pattern(pattern)
+    if check:
+        try:
+            lazy.compiled()
+        except re.error as exc:
+            raise InvalidInput(f"{where}: invalid regular expression {pattern!r}: {exc}") from exc
+    return lazy
 
 
 def _predicate(name: str | None, where: str) -> Predicate | None:
@@ -476,45 +468,49 @@ def _path_kind(name: str, where: str) -> PathTest:
     return PATH_KINDS[name]
 
 
-def _step(spec: _StepSpec, where: str) -> Step:
-    def pattern(name: str) -> re.Pattern[str] | None:
-        source = getattr(spec, name)
-        return _compile(source, f"{where}.{name}") if source is not None else None
+def _step(spec: dict[str, Any], where: str, check: bool) -> Step:
+    def pattern(name: str) -> Pattern | None:
+        return _pattern(spec.get(name), f"{where}.{name}", check)
+
+    def kinds(name: str) -> tuple[PathTest, ...]:
+        return tuple(_path_kind(k, f"{where}.{name}") for k in spec.get(name, ()))
 
     return Step(
-        programs=frozenset(p.lower().removesuffix(".exe") for p in spec.programs),
+        programs=frozenset(p.lower().removesuffix(".exe") for p in spec.get("programs", ())),
         command=pattern("command"),
-        wrappers=frozenset(spec.wrappers),
+        wrappers=frozenset(spec.get("wrappers", ())),
         args=pattern("args"),
         unless=pattern("unless"),
-        case_sensitive=spec.case_sensitive,
+        case_sensitive=spec.get("case_sensitive", False),
         paths=pattern("paths"),
-        path_is=tuple(_path_kind(k, f"{where}.path_is") for k in spec.path_is),
-        path_is_not=tuple(_path_kind(k, f"{where}.path_is_not") for k in spec.path_is_not),
+        path_is=kinds("path_is"),
+        path_is_not=kinds("path_is_not"),
         destination=pattern("destination"),
         sources=pattern("sources"),
-        sources_are=tuple(_path_kind(k, f"{where}.sources_are") for k in spec.sources_are),
-        upstream=frozenset(spec.upstream),
-        downstream=frozenset(spec.downstream),
-        ends_pipe=spec.ends_pipe,
+        sources_are=kinds("sources_are"),
+        upstream=frozenset(spec.get("upstream", ())),
+        downstream=frozenset(spec.get("downstream", ())),
+        ends_pipe=spec.get("ends_pipe", False),
         redirects=pattern("redirects"),
         stdin=pattern("stdin"),
         via=pattern("via"),
         assignments=pattern("assignments"),
-        predicate=_predicate(spec.predicate, f"{where}.predicate"),
+        predicate=_predicate(spec.get("predicate"), f"{where}.predicate"),
     )
 
 
-def _rule(spec: _RuleSpec, source: str) -> Rule:
-    where = f"{source}: rule {spec.id!r}: match"
-    m = spec.match
+def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
+    """One rule from its plain data (a validated file's, or the cache's); ``check`` compiles its
+    patterns now, to report an invalid one (the cache only holds rules that passed)."""
+    where = f"{source}: rule {spec['id']!r}: match"
+    m = spec["match"]
     kinds = [
         k
         for k, on in (
-            ("text", m.text),
-            ("sequence", m.sequence),
-            ("command", m.programs),
-            ("call", m.within_call),
+            ("text", m.get("text")),
+            ("sequence", m.get("sequence")),
+            ("command", m.get("programs")),
+            ("call", m.get("within_call") is not None),
         )
         if on
     ]
@@ -524,88 +520,95 @@ def _rule(spec: _RuleSpec, source: str) -> Rule:
             f"'sequence' (a sequence rule) or 'within_call' (a call rule); got {kinds or 'none'}"
         )
     kind: RuleKind = kinds[0]  # type: ignore[assignment]
-    if kind == "text" and not m.triggers:
+    if kind == "text" and not m.get("triggers"):
         raise InvalidInput(f"{where}.triggers: a text rule needs trigger words")
-    if kind == "sequence" and len(m.sequence) < 2:
+    sequence = m.get("sequence", ())
+    if kind == "sequence" and len(sequence) < 2:
         raise InvalidInput(f"{where}.sequence: a sequence needs at least two steps")
-    call = m.within_call or _CallSpec()
+    call = m.get("within_call") or {}
+    all_of, any_of = call.get("all_of", ()), call.get("any_of", ())
+    distinct = call.get("distinct", 0)
     if kind == "call" and not (
-        (len(call.all_of) >= 2 and not call.any_of and not call.distinct)
-        or (call.any_of and call.distinct >= 2 and not call.all_of)
+        (len(all_of) >= 2 and not any_of and not distinct)
+        or (any_of and distinct >= 2 and not all_of)
     ):
         raise InvalidInput(
             f"{where}.within_call: give 'all_of' (at least two steps) or 'any_of' with "
             "'distinct' (at least two programs)"
         )
+    tests = spec["tests"]
     return Rule(
-        id=spec.id,
-        title=spec.title,
-        category=spec.category,
-        level=spec.level,
+        id=spec["id"],
+        title=spec["title"],
+        category=spec["category"],
+        level=spec["level"],
         kind=kind,
         source=source,
-        lowerable=spec.lowerable,
-        attack=tuple(spec.attack),
-        references=tuple(spec.references),
-        description=spec.description,
-        step=_step(m, where) if kind == "command" else Step(),
-        flags=frozenset(m.flags),
-        targets=m.targets,
-        text=_compile(m.text, f"{where}.text") if m.text else None,
-        triggers=tuple(t.lower() for t in m.triggers),
-        scripts=m.scripts,
-        sequence=tuple(_step(s, f"{where}.sequence[{i}]") for i, s in enumerate(m.sequence)),
+        lowerable=spec.get("lowerable", False),
+        attack=tuple(spec.get("attack", ())),
+        references=tuple(spec.get("references", ())),
+        description=spec.get("description", ""),
+        step=_step(m, where, check) if kind == "command" else Step(),
+        flags=frozenset(m.get("flags", ())),
+        targets=m.get("targets"),
+        text=_pattern(m.get("text") or None, f"{where}.text", check),
+        triggers=tuple(t.lower() for t in m.get("triggers", ())),
+        scripts=m.get("scripts", "any"),
+        sequence=tuple(_step(s, f"{where}.sequence[{i}]", check) for i, s in enumerate(sequence)),
         all_of=tuple(
-            _step(s, f"{where}.within_call.all_of[{i}]") for i, s in enumerate(call.all_of)
+            _step(s, f"{where}.within_call.all_of[{i}]", check) for i, s in enumerate(all_of)
         ),
         any_of=tuple(
-            _step(s, f"{where}.within_call.any_of[{i}]") for i, s in enumerate(call.any_of)
+            _step(s, f"{where}.within_call.any_of[{i}]", check) for i, s in enumerate(any_of)
         ),
-        distinct=call.distinct,
-        hits=tuple(spec.tests.hit),
-        misses=tuple(spec.tests.miss),
-        spec=spec.model_dump(exclude_defaults=True),
+        distinct=distinct,
+        hits=tuple(tests["hit"]),
+        misses=tuple(tests["miss"]),
+        spec=spec,
     )
+
+
+def _read(path: Path, source: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read rule file {source!r}: {exc}") from exc
+
+
+def _parse(text: str, source: str) -> list[dict[str, Any]]:
+    """The rules of one file's text as validated plain data (YAML and pydantic load here only)."""
+    import yaml
+
+    from convguard.agent.schema import validated_rules
+
+    # libyaml's safe loader when installed, else PyYAML's
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        document = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"cannot read rule file {source!r}: {exc}") from exc
+    return validated_rules(document, source)
 
 
 def load_file(path: Path, label: str | None = None) -> list[Rule]:
     """The rules of one YAML file; any error names the file, the rule id and the field."""
     source = label or str(path)
-    try:
-        document = yaml.load(path.read_text("utf-8"), Loader=_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"cannot read rule file {source!r}: {exc}") from exc
-    try:
-        parsed = _FileSpec.model_validate(document)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = list(error["loc"])
-        rule_id = "?"
-        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-            raw = (document or {}).get("rules") or []
-            if loc[1] < len(raw) and isinstance(raw[loc[1]], dict):
-                rule_id = str(raw[loc[1]].get("id", "?"))
-            loc = loc[2:]
-        field_name = ".".join(str(p) for p in loc) or "(rule)"
-        raise InvalidInput(
-            f"{source}: rule {rule_id!r}: field {field_name!r}: {error['msg']}"
-        ) from exc
-    return [_rule(spec, source) for spec in parsed.rules]
+    return [_rule(spec, source, check=True) for spec in _parse(_read(path, source), source)]
 
 
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
-def load_rules(folders: Iterable[str | Path] = (), *, builtin: bool = True) -> RuleSet:
-    """The shipped rules (``builtin``) plus every ``*.yaml`` under ``folders``; ids must be
-    unique across them all (an operator's rule cannot silently replace a shipped one)."""
-    rules: list[Rule] = []
+def _sources(folders: Iterable[str | Path], builtin: bool) -> list[tuple[str, str]]:
+    """``(label, text)`` of every rule file: the shipped ones first, then each folder's."""
+    sources: list[tuple[str, str]] = []
     if builtin:
         root = resources.files("convguard.agent") / "rules"
         with resources.as_file(root) as path:
             for file in _files(Path(path)):
-                rules += load_file(file, f"rules/{file.relative_to(path).as_posix()}")
+                label = f"rules/{file.relative_to(path).as_posix()}"
+                sources.append((label, _read(file, label)))
     for folder in folders:
         path = Path(folder)
         if not path.is_dir():
@@ -613,8 +616,12 @@ def load_rules(folders: Iterable[str | Path] = (), *, builtin: bool = True) -> R
                 f"rule folder {str(folder)!r} is not a folder; {RULES_ENV} names folders of "
                 "*.yaml rule files"
             )
-        for file in _files(path):
-            rules += load_file(file)
+        sources += [(str(file), _read(file, str(file))) for file in _files(path)]
+    return sources
+
+
+def _rule_set(specs: Any, *, check: bool) -> RuleSet:
+    rules = [_rule(spec, source, check=check) for source, spec in specs]
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.id in seen:
@@ -623,6 +630,38 @@ def load_rules(folders: Iterable[str | Path] = (), *, builtin: bool = True) -> R
             )
         seen[rule.id] = rule.source
     return RuleSet.of(rules)
+
+
+def load_rules(folders: Iterable[str | Path] = (), *, builtin: bool = True) -> RuleSet:
+    """The shipped rules (``builtin``) plus every ``*.yaml`` under ``folders``; ids must be
+    unique across them all (an operator's rule cannot silently replace a shipped one).
+
+    The validated rules are kept in the compiled cache (:mod:`convguard.agent.cache`) under a key
+    that hashes every file's label and content, so the next process reads them back as plain data
+    (no YAML, no pydantic) and compiles each pattern on its first search; any change to any file,
+    a file added or removed, or another folder list is a different key, and the files are read
+    again. Only a rule set that loaded without error is ever cached.
+    """
+    names = [str(f) for f in folders]
+    sources = _sources(names, builtin)
+    key = compiled_cache.fingerprint(
+        _CACHE_FORMAT,
+        compiled_cache.code("engine.py", "schema.py"),
+        *(part for source in sources for part in source),
+    )
+    # one entry per folder list: an edited file replaces its entry instead of adding one
+    slot = hashlib.sha256("\0".join([str(builtin), *names]).encode()).hexdigest()[:16]
+    name = f"rules-{slot}"
+    cached = compiled_cache.read(name, key)
+    if cached is not None:
+        try:
+            return _rule_set(cached, check=False)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # an entry damaged under the right key: rebuilt from the files below
+    specs = [[label, spec] for label, text in sources for spec in _parse(text, label)]
+    rules = _rule_set(specs, check=True)
+    compiled_cache.write(name, key, specs)
+    return rules
 
 
 @cache

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from convguard.agent.checks import (
@@ -65,8 +65,10 @@ from convguard.agent.model import CommandModel, call_tokens, default_model
 from convguard.agent.paths import fold_home, hosts_in, secret_path
 from convguard.agent.scope import Scope
 from convguard.agent.shell import POWERSHELLS, Command, parse_script
-from convguard.assess.types import Classifier
 from convguard.errors import InvalidInput
+
+if TYPE_CHECKING:  # the text classifier's module loads only when a call needs it
+    from convguard.assess.types import Classifier
 
 __all__ = [
     "HISTORY_LIMIT",

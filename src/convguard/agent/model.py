@@ -13,12 +13,15 @@ Invariants:
   ``ExternalPayloads``, ``victim``) are dropped in training, so the model learns commands, not the
   data set's file layout, and such words carry no weight when scoring;
 - scoring is a set of dictionary lookups and one exponential: no regex per token, no numpy per
-  call; the weights load once, on first use;
+  call; the weights load once, on first use, and are kept as plain JSON in the compiled cache
+  (:mod:`convguard.agent.cache`, keyed by a hash of the weights file), so that a process that
+  finds them there (the Claude Code hook, one per tool call) does not import numpy at all;
 - the model only ever asks: a deny stays with the explicit rules.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -26,9 +29,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
+from convguard.agent import cache as compiled_cache
 from convguard.agent.shell import Command
 
 __all__ = ["CommandModel", "call_tokens", "command_tokens", "default_model"]
@@ -136,14 +139,46 @@ class CommandModel:
             ref = resources.files("convguard").joinpath("assess/weights/agent_tokens.npz")
             with resources.as_file(ref) as real:
                 return cls.load(real)
-        with np.load(path, allow_pickle=False) as data:
-            vocab = [str(t) for t in data["vocab"]]
-            weights = [float(w) for w in data["weights"]]
-            return cls(
-                weights=dict(zip(vocab, weights, strict=True)),
-                bias=float(data["bias"]),
-                threshold=float(data["threshold"]),
-            )
+        data = Path(path).read_bytes()
+        key = compiled_cache.fingerprint(_CACHE_FORMAT, compiled_cache.code("model.py"), data)
+        cached = compiled_cache.read(_CACHE_NAME, key)
+        if cached is not None:
+            try:
+                return cls._of(cached)
+            except (KeyError, TypeError, ValueError):
+                pass  # an entry damaged under the right key: read the weights file again
+        plain = _read_weights(data)
+        model = cls._of(plain)
+        compiled_cache.write(_CACHE_NAME, key, plain)
+        return model
+
+    @classmethod
+    def _of(cls, plain: Any) -> CommandModel:
+        vocab, weights = plain["vocab"], plain["weights"]
+        if not all(isinstance(t, str) for t in vocab):
+            raise TypeError("the vocabulary must be strings")
+        return cls(
+            weights=dict(zip(vocab, (float(w) for w in weights), strict=True)),
+            bias=float(plain["bias"]),
+            threshold=float(plain["threshold"]),
+        )
+
+
+_CACHE_NAME = "command-model"
+_CACHE_FORMAT = "command-model-1"
+
+
+def _read_weights(data: bytes) -> dict[str, Any]:
+    """The weights file's arrays as plain data (numpy loads here only, on a cache miss)."""
+    import numpy as np
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return {
+            "vocab": [str(t) for t in arrays["vocab"]],
+            "weights": [float(w) for w in arrays["weights"]],
+            "bias": float(arrays["bias"]),
+            "threshold": float(arrays["threshold"]),
+        }
 
 
 @cache

@@ -65,6 +65,7 @@ _PERSIST = re.compile(
     | ^~/\.(?:xinitrc|xsession|xsessionrc|xprofile)$ | ^/run/systemd/system/
     | /(?:site|dist)-packages/[^/]+\.pth$ | /(?:sitecustomize|usercustomize)\.py$
     | ^/Library/(?:Security/SecurityAgentPlugins|ScriptingAdditions)/ | ^/(?:usr/lib/cron|var/at)/tabs/
+    | /\.cache/convguard/
     """
 )
 _LOGS = re.compile(

@@ -12,10 +12,9 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
-
+from convguard.agent import cache as compiled_cache
 from convguard.agent.paths import fold_home
 from convguard.errors import InvalidInput
 
@@ -82,15 +81,6 @@ class Scope:
         return any(folded == p or folded.startswith(p + "/") for p in self.paths)
 
 
-class _ScopeFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hosts: list[str] = []
-    networks: list[str] = []
-    paths: list[str] = []
-    tools: list[str] = []
-    disable: list[str] = []
-
-
 def load_scope(path: str | Path) -> Scope:
     """Read a scope file (YAML or JSON) with the optional lists ``hosts``, ``networks`` (CIDR),
     ``paths``, ``tools`` and ``disable`` (rule ids to switch off)::
@@ -105,34 +95,60 @@ def load_scope(path: str | Path) -> Scope:
     silently keep the rule on.
     """
     try:
-        document = yaml.safe_load(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = Path(path).read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(
             f"cannot read scope file {str(path)!r}: {exc}; pass a readable YAML or JSON file"
         ) from exc
-    try:
-        parsed = _ScopeFile.model_validate(document or {})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        raise InvalidInput(
-            f"scope file {str(path)!r}: {where}: {error['msg']}; allowed fields are hosts, "
-            "networks, paths, tools and disable, each a list of strings"
-        ) from exc
-    if parsed.disable:
+    parsed = _validated(text, str(path))
+    disable = parsed["disable"]
+    if disable:
         from convguard.agent.engine import default_rules
 
         known = default_rules().ids()
-        unknown = [rule_id for rule_id in parsed.disable if rule_id not in known]
+        unknown = [rule_id for rule_id in disable if rule_id not in known]
         if unknown:
             raise InvalidInput(
                 f"scope file {str(path)!r}: disable names no known rule: {unknown[0]!r}; "
                 "'convguard rules list' prints the rule ids"
             )
     return Scope.of(
-        hosts=parsed.hosts,
-        networks=parsed.networks,
-        paths=parsed.paths,
-        tools=parsed.tools,
-        disabled=parsed.disable,
+        hosts=parsed["hosts"],
+        networks=parsed["networks"],
+        paths=parsed["paths"],
+        tools=parsed["tools"],
+        disabled=disable,
     )
+
+
+_CACHE_NAME = "scope"
+_CACHE_FORMAT = "scope-1"
+
+
+def _validated(text: str, source: str) -> dict[str, Any]:
+    """The scope file's fields as plain data, from the compiled cache when this very text was read
+    before (the hook reads the scope on every tool call), else parsed and validated (YAML and
+    pydantic load here only)."""
+    key = compiled_cache.fingerprint(
+        _CACHE_FORMAT, compiled_cache.code("scope.py", "schema.py"), source, text
+    )
+    cached = compiled_cache.read(_CACHE_NAME, key)
+    fields = ("hosts", "networks", "paths", "tools", "disable")
+    if isinstance(cached, dict) and all(
+        isinstance(cached.get(f), list) and all(isinstance(v, str) for v in cached[f])
+        for f in fields
+    ):
+        return cached
+    import yaml
+
+    from convguard.agent.schema import validated_scope
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(
+            f"cannot read scope file {source!r}: {exc}; pass a readable YAML or JSON file"
+        ) from exc
+    parsed = validated_scope(document, source)
+    compiled_cache.write(_CACHE_NAME, key, parsed)
+    return parsed

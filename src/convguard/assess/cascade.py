@@ -6,7 +6,12 @@ third-party stage registers under the ``convguard.classifiers`` entry-point grou
 a text with a label whose score from one stage lies inside the *unsure band* (or with a hidden view
 that normalisation decoded) is asked of the next stage: with ``replace`` the next stage's scores
 replace the earlier ones for every label; with ``mean`` or ``max`` each unsure label's two scores
-are combined and confident labels keep theirs. The band and the rule that
+are combined and confident labels keep theirs; with ``stack`` (the shipped rule) the second stage's
+scores replace the first's, except that whether the text is harmful at all is decided by both:
+the encoder's harmful logit plus ``weight`` times the linear stage's (the two read different
+things - meaning and wording - and together they catch more at the same false-alarm rate), mapped
+so that 0.5 and 0.8 are the stacked score's flag and strike points; the encoder's category
+heads still say which category. The band, the rule and the stacking parameters that
 :func:`build_cascade` uses are chosen on validation data by ``training/cascade.py`` and shipped in
 ``weights/cascade.json`` (:class:`CascadeTuning`).
 
@@ -22,6 +27,7 @@ On assistant text the same categories are scored; the user-only flags are droppe
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -60,7 +66,7 @@ WINDOW_CHARS = 1200
 CACHE_TEXTS = 2048
 
 StageFactory = Callable[[Policy, Mapping[str, Any]], Classifier]
-Combine = Literal["replace", "mean", "max"]
+Combine = Literal["replace", "mean", "max", "stack"]
 COMBINE_RULES: tuple[Combine, ...] = get_args(Combine)
 
 
@@ -71,6 +77,12 @@ class CascadeTuning:
     low: float = 0.2
     high: float = 0.8
     combine: Combine = "replace"
+    #: ``stack`` only: the linear stage's weight, and the stacked logit's flag and strike points.
+    weight: float = 0.0
+    flag_logit: float = 0.0
+    strike_logit: float = math.log(4.0)
+    #: ``stack`` only: the categories whose first-stage scores count (all when empty).
+    stacked: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high <= 1.0:
@@ -83,6 +95,31 @@ class CascadeTuning:
                 f"unknown cascade combine rule {self.combine!r}; use one of "
                 f"{', '.join(COMBINE_RULES)}"
             )
+        unknown = sorted(set(self.stacked) - set(CATEGORY_IDS))
+        if unknown:
+            raise InvalidInput(
+                f"the cascade's stacked categories {unknown} are not policy categories; "
+                "rerun training/cascade.py"
+            )
+        if not self.strike_logit > self.flag_logit:
+            raise InvalidInput(
+                f"the cascade's strike point ({self.strike_logit}) must lie above its flag point "
+                f"({self.flag_logit}); rerun training/cascade.py"
+            )
+
+    def stack(self, earlier: Mapping[str, float], later: Mapping[str, float]) -> dict[str, float]:
+        """``later`` with its category scores rescaled so the top one is the stacked harmful
+        probability of both stages (the later stage's share between categories is kept)."""
+        top = max((later.get(c, 0.0) for c in CATEGORY_IDS), default=0.0)
+        first = max((earlier.get(c, 0.0) for c in self.stacked or CATEGORY_IDS), default=0.0)
+        z = _logit(top) + self.weight * _logit(first)
+        slope = (_logit(STRIKE_P) - _logit(FLAG_P)) / (self.strike_logit - self.flag_logit)
+        harmful = _sigmoid(slope * (z - self.flag_logit) + _logit(FLAG_P))
+        stacked = dict(later)
+        for c in CATEGORY_IDS:
+            share = later.get(c, 0.0) / top if top > 0.0 else 0.0
+            stacked[c] = harmful * share
+        return stacked
 
     def merge(self, earlier: float, later: float) -> float:
         if self.combine == "mean":
@@ -92,6 +129,20 @@ class CascadeTuning:
         return later
 
 
+#: The probabilities the policy's default threshold and strike mean (``default_policy.yaml``).
+FLAG_P = 0.5
+STRIKE_P = 0.8
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1.0 - 1e-7)
+    return math.log(p / (1.0 - p))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+
+
 def load_tuning() -> CascadeTuning:
     """The shipped ``weights/cascade.json`` (``training/cascade.py``), else the defaults."""
     path = resources.files("convguard.assess") / "weights" / "cascade.json"
@@ -99,7 +150,15 @@ def load_tuning() -> CascadeTuning:
         return CascadeTuning()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return CascadeTuning(float(data["low"]), float(data["high"]), data["combine"])
+        return CascadeTuning(
+            float(data["low"]),
+            float(data["high"]),
+            data["combine"],
+            weight=float(data.get("weight", 0.0)),
+            flag_logit=float(data.get("flag_logit", 0.0)),
+            strike_logit=float(data.get("strike_logit", math.log(4.0))),
+            stacked=tuple(str(c) for c in data.get("stacked", ())),
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise ClassifierError(
             f"{path} is not a valid cascade tuning file ({exc}); rerun training/cascade.py "
@@ -171,6 +230,18 @@ def build_cascade(
     )
 
 
+def _by_owner(
+    owner: Sequence[int], answers: Iterable[Mapping[str, float]]
+) -> dict[int, dict[str, float]]:
+    """Each owner's highest score per label over its views."""
+    merged: dict[int, dict[str, float]] = {}
+    for i, answer in zip(owner, answers, strict=True):
+        into = merged.setdefault(i, {})
+        for label, value in answer.items():
+            into[label] = max(into.get(label, 0.0), float(value))
+    return merged
+
+
 def _run(stage: Classifier, texts: list[str]) -> list[dict[str, float]]:
     try:
         return stage.score(texts)
@@ -213,14 +284,16 @@ class Cascade:
         scores the normalised text and every view, each label taking its highest. With the
         ``replace`` rule the next stage's scores replace the earlier ones for every label (the
         next stage is the stronger model; a score under the band from a weak stage is no
-        evidence of safety); ``mean`` and ``max`` combine each unsure label's two scores.
+        evidence of safety); ``mean`` and ``max`` combine each unsure label's two scores;
+        ``stack`` is ``replace`` with the harmful decision of both stages
+        (:meth:`CascadeTuning.stack`).
         """
         views = [normalise(t) for t in texts]
         first = self.stages[0]
         scores = [dict(s) for s in _run(first, list(texts))]
         sources = [dict.fromkeys(s, first.name) for s in scores]
         low, high = self.tuning.low, self.tuning.high
-        for stage in self.stages[1:]:
+        for position, stage in enumerate(self.stages[1:], start=1):
             pending = [
                 i
                 for i, s in enumerate(scores)
@@ -234,13 +307,22 @@ class Cascade:
                 for view in views[i].texts:
                     flat.append(view)
                     owner.append(i)
-            answers: dict[int, dict[str, float]] = {}
-            for i, answer in zip(owner, _run(stage, flat), strict=True):
-                merged = answers.setdefault(i, {})
-                for label, value in answer.items():
-                    merged[label] = max(merged.get(label, 0.0), float(value))
+            answers = _by_owner(owner, _run(stage, flat))
+            stacking = self.tuning.combine == "stack" and position == 1
+            # Stacking reads the first stage on the same views as the second (a decoded payload
+            # is as plain to it as to the encoder). Its weights are fitted for the first two
+            # stages; any later stage replaces.
+            firsts = _by_owner(owner, _run(first, flat)) if stacking else {}
             for i, answer in answers.items():
-                if self.tuning.combine == "replace":
+                if stacking:
+                    scores[i] = {
+                        **dict.fromkeys(scores[i], 0.0),
+                        **self.tuning.stack(firsts[i], answer),
+                    }
+                    both = f"{first.name}+{stage.name}"
+                    sources[i] = {k: both if k in CATEGORY_IDS else stage.name for k in scores[i]}
+                    continue
+                if self.tuning.combine in ("replace", "stack"):
                     scores[i] = {**dict.fromkeys(scores[i], 0.0), **answer}
                     sources[i] = dict.fromkeys(scores[i], stage.name)
                     continue
