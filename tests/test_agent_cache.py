@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from agent_fixtures import QUIET
 from convguard.agent import assess_tool_call, load_rules, load_scope
 from convguard.agent import cache as compiled_cache
+from convguard.agent.engine import Pattern, Step
 from convguard.agent.model import CommandModel
 from convguard.cli import _hook_settings
 from convguard.errors import InvalidInput
@@ -62,6 +64,14 @@ def test_rules_read_back_from_the_cache_are_the_rules_read_from_the_files(
     assert [r.spec for r in cached.rules] == [r.spec for r in fresh.rules]
     assert cached.by_program.keys() == fresh.by_program.keys()
     assert _entries(cache_home) == [entry]
+    # the shipped set uses every kind of rule and every field of a step, so the comparison above
+    # covers each way the plain data is read back (call rules, paths, pipes, redirections ...)
+    assert {r.kind for r in fresh.rules} == {"command", "text", "sequence", "call"}
+    assert {r.scripts for r in fresh.rules} == {"any", "windows", "interpreters"}
+    assert {r.targets for r in fresh.rules} == {None, "hosts", "paths"}
+    assert {bool(r.all_of) for r in fresh.rules if r.kind == "call"} == {True, False}
+    steps = [s for r in fresh.rules for s in (r.step, *r.sequence, *r.all_of, *r.any_of)]
+    assert [f.name for f in fields(Step) if not any(getattr(s, f.name) for s in steps)] == []
 
 
 def test_a_cached_rule_set_loads_without_yaml_or_pydantic(cache_home: Path) -> None:
@@ -179,14 +189,25 @@ def test_a_cache_folder_that_cannot_be_written_still_works(
     assert blocked.read_text() == "not a folder" and list(tmp_path.iterdir()) == [blocked]
 
 
+def _compiled(pattern: Pattern) -> bool:
+    """Whether ``pattern.search`` is the compiled expression's own method yet."""
+    return not isinstance(pattern.search.__self__, Pattern)  # type: ignore[attr-defined]
+
+
 def test_patterns_compile_on_first_search_and_all_at_once_on_request(cache_home: Path) -> None:
     load_rules()
     cached = load_rules()
     rule = next(r for r in cached.rules if r.kind == "text")
     assert rule.text is not None
     assert rule.text.search.__self__ is rule.text  # type: ignore[attr-defined]  # not compiled yet
+    # the patterns of a call rule's steps and of the tests around the arguments too
+    call = next(r for r in cached.rules if r.kind == "call" and r.all_of)
+    around = [r.step.paths for r in cached.rules if r.step.paths is not None][:1]
+    lazy = [*around, *(p for s in call.all_of for p in s.patterns() if p is not None)]
+    assert len(lazy) >= 3 and not any(_compiled(p) for p in lazy)
     cached.compile_all()
-    assert not isinstance(rule.text.search.__self__, type(rule.text))  # type: ignore[attr-defined]
+    assert not isinstance(rule.text.search.__self__, type(rule.text))
+    assert all(_compiled(p) for p in lazy)
 
 
 def test_the_command_model_is_read_back_without_numpy(cache_home: Path) -> None:

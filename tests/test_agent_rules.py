@@ -160,6 +160,7 @@ rules:
         (("      miss: ['acme-deploy --dry-run']\n", ""), "field 'tests.miss'"),
         (("args: '--print-key'", "args: '(--print'"), "invalid regular expression"),
         (("args: '--print-key'", "predicate: no_such_check"), "unknown predicate 'no_such_check'"),
+        (("args: '--print-key'", "path_is: [secretish]"), "unknown kind of path 'secretish'"),
         (("id: acme.deploy-key-printed", "id: Acme Key"), "field 'id'"),
     ],
 )
@@ -184,6 +185,117 @@ def test_an_operator_folder_adds_rules_beside_the_shipped_ones(tmp_path: Path) -
         ("acme.deploy-key-printed",),
         ("T1552.001",),
     )
+
+
+@pytest.mark.parametrize(
+    ("match", "hit", "miss"),
+    [
+        ("paths: '^~/secrets'", "acme-deploy $HOME/secrets/k", "acme-deploy --key=~/secrets/k"),
+        ("destination: '^/srv/'", "acme-deploy build /srv/app", "acme-deploy /srv/app build"),
+        ("sources: '^~/keys'", "acme-deploy $HOME/keys/a /srv/", "acme-deploy /srv/ ~/keys/a"),
+        ("{path_is: [secret], path_is_not: [log]}", "acme-deploy ~/.ssh/id_rsa", "acme-deploy ~/.ssh/id_rsa.pub"),
+        ("sources_are: [secret]", "acme-deploy ~/.ssh/id_rsa /srv/", "acme-deploy /srv/ ~/.ssh/id_rsa"),
+        ("upstream: [tar]", "tar c docs | acme-deploy", "acme-deploy | tar x"),
+        ("downstream: [sh]", "acme-deploy | sh", "sh -c x | acme-deploy"),
+        ("{redirects: '^> /dev/null$', ends_pipe: true}", "acme-deploy >/dev/null", "acme-deploy 2>/dev/null | wc"),
+        ("stdin: 'put '", "acme-deploy <<< 'PUT x'", "acme-deploy put x"),
+        ("via: 'xargs$'", "ls | xargs acme-deploy", "acme-deploy $(ls)"),
+    ],
+)  # fmt: skip
+def test_a_rule_can_test_paths_copies_pipes_redirections_input_and_via(
+    tmp_path: Path, match: str, hit: str, miss: str
+) -> None:
+    """Each test on what surrounds the arguments, alone beside the program (every one given
+    must hold): a home folded to ``~``, the destination and the sources of a copy, a program
+    piped in or out, a redirection, the text on standard input, how the command was reached."""
+    extra = match if not match.startswith("{") else match[1:-1].replace(", ", "\n      ")
+    text = _GOOD.replace("args: '--print-key'", extra)
+    text = text.replace("hit: ['acme-deploy --print-key']", f"hit: [{hit!r}]")
+    text = text.replace("miss: ['acme-deploy --dry-run']", f"miss: [{miss!r}]")
+    (tmp_path / "acme.yaml").write_text(text)
+    rules = load_rules([tmp_path], builtin=False)
+    [rule] = rules.rules
+    assert fires(rule, hit, rules) and not fires(rule, miss, rules)
+
+
+_ANY_PROGRAM = """
+rules:
+  - id: acme.sudo-runs-vendor-tool
+    title: runs the vendor tool as root
+    category: malware
+    level: ask
+    match:
+      programs: ['*']
+      command: '^/opt/acme/'
+      wrappers: [sudo]
+    tests:
+      hit: ['sudo /opt/acme/run --all']
+      miss: ['/opt/acme/run --all', 'sudo ./run --all']
+  - id: acme.token-in-environment
+    title: hands the vendor token to a program
+    category: credential_access
+    level: ask
+    match:
+      programs: ['*']
+      assignments: '^ACME_TOKEN=.'
+    tests:
+      hit: ['ACME_TOKEN=abc make deploy', 'export ACME_TOKEN=abc']
+      miss: ['make deploy ACME_TOKEN', 'ACME_TOKEN= make deploy']
+"""
+
+
+def test_a_rule_for_any_program_reads_its_first_word_wrappers_and_variables(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "acme.yaml").write_text(_ANY_PROGRAM)
+    rules = load_rules([tmp_path], builtin=False)
+    for rule in rules.rules:
+        assert all(fires(rule, case, rules) for case in rule.hits), rule.id
+        assert not any(fires(rule, case, rules) for case in rule.misses), rule.id
+
+
+_CALL_RULES = """
+rules:
+  - id: acme.fetch-and-deploy
+    title: fetches a release and deploys it in one call
+    category: malware
+    level: ask
+    match:
+      within_call:
+        all_of:
+        - programs: [acme-fetch]
+        - programs: [acme-deploy]
+          args: '--now'
+    tests:
+      hit: ['acme-deploy --now; acme-fetch latest']
+      miss: ['acme-fetch latest; acme-deploy --later', 'acme-deploy --now']
+  - id: acme.three-inventories
+    title: lists three inventories in one call
+    category: network_attack
+    level: ask
+    match:
+      within_call:
+        any_of: [{programs: [acme-hosts, acme-users, acme-keys]}]
+        distinct: 3
+    tests:
+      hit: ['acme-hosts && acme-users && acme-keys']
+      miss: ['acme-hosts; acme-hosts; acme-users']
+"""
+
+
+def test_a_call_rule_reads_the_commands_of_one_call_together(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(_CALL_RULES)
+    rules = load_rules([tmp_path], builtin=False)
+    for rule in rules.rules:
+        assert rule.kind == "call"
+        assert all(fires(rule, case, rules) for case in rule.hits), rule.id
+        assert not any(fires(rule, case, rules) for case in rule.misses), rule.id
+    broken = _CALL_RULES.replace("        distinct: 3\n", "")
+    (tmp_path / "acme.yaml").write_text(broken)
+    with pytest.raises(
+        InvalidInput, match=re.escape("'acme.three-inventories': match.within_call")
+    ):
+        load_rules([tmp_path], builtin=False)
 
 
 def test_an_operator_rule_cannot_reuse_a_shipped_id(tmp_path: Path) -> None:
@@ -315,3 +427,18 @@ def test_the_verdict_record_names_rules_and_techniques() -> None:
         "level": "deny",
         "reason": "credential-dumping tool: mimikatz.exe",
     }
+
+
+def test_a_rule_hands_the_paths_it_read_to_the_scope_and_to_the_users_request() -> None:
+    """``targets: paths``: a recursive delete outside the project asks, unless the scope's paths
+    cover every path it deletes or the user asked to delete each of them."""
+    one, two = {"command": "rm -rf ~/old-project"}, {"command": "rm -rf ~/old-project ~/keep"}
+    alone = assess_tool_call("Bash", one, classifier=QUIET)
+    assert alone.verdict == "ask" and alone.rule_ids == ("linux.recursive-delete-outside-project",)
+    assert alone.findings[0].targets == ("~/old-project",)
+    covered = Scope.of(paths=["~/old-project"])
+    assert assess_tool_call("Bash", one, classifier=QUIET, scope=covered).verdict == "allow"
+    assert assess_tool_call("Bash", two, classifier=QUIET, scope=covered).verdict == "ask"
+    asked = ["please delete ~/old-project, it is stale"]
+    assert assess_tool_call("Bash", one, classifier=QUIET, context=asked).verdict == "allow"
+    assert assess_tool_call("Bash", two, classifier=QUIET, context=asked).verdict == "ask"

@@ -124,7 +124,10 @@ def test_tool_use_is_guarded_and_tool_results_are_a_valid_history(
     reply = say(ai, [], f"[shell] {command}", tools=tools)
     kinds = [b.type for b in reply.content]
     if not kept:
+        [verdict] = reply.model_extra["convguard"]["tool_calls"]
         assert kinds == ["text"] and "I won't run the Bash call" in reply.content[0].text
+        # the refusal names the rule that denied the call, as the verdict record does
+        assert verdict["rule_ids"] and f"(rule {verdict['rule_ids'][0]})" in reply.content[0].text
         return
     assert kinds == ["tool_use"] and reply.stop_reason == "tool_use"
     use = reply.content[0]

@@ -311,6 +311,8 @@ def test_tool_calls_from_the_upstream_are_guarded_before_they_reach_the_client(
         assert not message.tool_calls
         assert "I won't run the Bash call" in (message.content or "")
         assert verdict["verdict"] == "deny" and "destructive" in verdict["categories"]
+        # the refusal names the rule that denied the call, as the verdict record does
+        assert f"(rule {verdict['rule_ids'][0]})" in (message.content or "")
 
 
 # --- clean errors for every bad input (one error shape, nothing stored) --------------------------

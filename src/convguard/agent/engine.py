@@ -16,21 +16,43 @@ A rule file (``rules/<platform-or-theme>/<name>.yaml``) holds ``rules:``, a list
         hit: ['Set-MpPreference -DisableRealtimeMonitoring $true']
         miss: ['Set-MpPreference -SignatureUpdateInterval 4']
 
-Three kinds of rule, by what ``match`` holds:
+Four kinds of rule, by what ``match`` holds:
 
-- **command** rules (``programs``, optionally ``args`` — a regular expression searched in the
-  lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there
-  (a neighbouring rule's, so that only one of them fires; ``case_sensitive: true`` reads the
-  arguments as written) —, ``flags`` — any of these options,
-  bundled short options counted letter by letter — and ``predicate``, a named Python check from
-  :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts among the arguments to
-  the scope, which may authorise them;
+- **command** rules (``programs`` — ``'*'`` for any program, even none, as in
+  ``HISTFILE=/dev/null`` alone —, optionally ``command`` — a regular expression searched in the
+  first word as written: ``/dev/shm/x`` —, ``wrappers`` — run through one of these: ``sudo``,
+  ``nohup`` —, ``args`` — a regular expression searched in the lower-cased arguments joined by
+  spaces —, ``unless`` — one that must not be found there (a neighbouring rule's, so that only
+  one of them fires; ``case_sensitive: true`` reads the arguments as written) —, ``flags`` —
+  any of these options, bundled short options counted letter by letter — and ``predicate``, a
+  named Python check from :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts
+  among the arguments to the scope, which may authorise them. What surrounds the arguments:
+  ``paths`` (a regular expression searched in each argument that is not an option, as written,
+  ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``; with ``path_is`` / ``path_is_not``,
+  kinds of path that same argument is and is not: ``secret``, ``log``, ``critical`` …, see
+  :data:`~convguard.agent.predicates.PATH_KINDS`; ``targets: paths`` hands those arguments to
+  the scope and to the user's request, which may cover them), ``destination`` and ``sources``
+  (the same, in the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put
+  things — and in any one before it; ``sources_are``: kinds of path one source is),
+  ``upstream`` / ``downstream`` (any of these programs pipes into the command / is piped into
+  from it), ``ends_pipe: true`` (the command pipes into nothing), ``redirects`` (searched in
+  each redirection written ``OP TARGET``: ``'^< '`` for input from a file), ``stdin`` (searched
+  in the lower-cased text fed on standard input when known: a here-document, a pipe of
+  ``echo``), ``via`` (searched in how the command was reached: ``xargs``, ``find -exec``) and
+  ``assignments`` (searched in each variable it sets, written ``NAME=value``); every test given
+  must hold;
 - **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
-  text, written files, or with ``scripts: windows`` only PowerShell and cmd scripts); every text
+  text, written files; with ``scripts: windows`` only PowerShell and cmd scripts, with
+  ``scripts: interpreters`` only code for another interpreter: perl, ruby, php, lua, node …,
+  neither Python nor a shell); every text
   rule names ``triggers``, literal words one of which any match contains, so the expression runs
   only on texts that hold one (the cheap test that spares most texts most expressions);
 - **sequence** rules (``sequence``: steps, each with ``programs``/``args``/``predicate``),
-  matched in order over the session's recent commands and this call's, the last step in this call.
+  matched in order over the session's recent commands and this call's, the last step in this call;
+- **call** rules (``within_call``): over the commands of this one call, in any order — every step
+  of ``all_of`` run by some command (a download and a ``source`` of what no file holds), or
+  ``distinct`` different programs among the commands that match a step of ``any_of`` (three
+  discovery programs in one call).
 
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
 run by the test suite and by ``convguard rules test``. Loading validates everything and names
@@ -55,8 +77,8 @@ from typing import Any, Literal
 
 from convguard.agent import cache as compiled_cache
 from convguard.agent.findings import Finding, Level, option_flags, render
-from convguard.agent.paths import hosts_in
-from convguard.agent.predicates import PREDICATES, Predicate
+from convguard.agent.paths import fold_home, hosts_in
+from convguard.agent.predicates import PATH_KINDS, PREDICATES, PathTest, Predicate
 from convguard.agent.shell import Command
 from convguard.errors import InvalidInput
 
@@ -72,11 +94,11 @@ __all__ = [
 
 #: The environment variable naming extra rule folders (``os.pathsep``-separated).
 RULES_ENV = "CONVGUARD_AGENT_RULES"
-RuleKind = Literal["command", "text", "sequence"]
+RuleKind = Literal["command", "text", "sequence", "call"]
 
 _Case = str | list[str]
 #: The layout of a cached rule set (raise it when :func:`_rule` reads the plain data differently).
-_CACHE_FORMAT = "rules-1"
+_CACHE_FORMAT = "rules-2"
 
 
 class Pattern:
@@ -119,15 +141,54 @@ class Step:
     """One step of a sequence rule (or the whole of a command rule's program test)."""
 
     programs: frozenset[str] = frozenset()
+    #: Searched in the command's first word as written (``/dev/shm/x``, ``./linpeas.sh``).
+    command: Pattern | None = None
+    #: Run through one of these wrappers (``sudo``, ``nohup``, ``env`` …).
+    wrappers: frozenset[str] = frozenset()
     args: Pattern | None = None
     unless: Pattern | None = None
     #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
     case_sensitive: bool = False
+    #: Searched in each argument that is not an option, the home folded to ``~``, as written.
+    paths: Pattern | None = None
+    #: Kinds of path (:data:`~convguard.agent.predicates.PATH_KINDS`) that argument is, and is not.
+    path_is: tuple[PathTest, ...] = ()
+    path_is_not: tuple[PathTest, ...] = ()
+    #: Searched, the same way, in the last argument that is not an option (where ``cp``, ``mv``,
+    #: ``scp`` put things) and in each of the ones before it (what they take).
+    destination: Pattern | None = None
+    sources: Pattern | None = None
+    #: Kinds of path one of those sources is (``secret``: a key copied to another host).
+    sources_are: tuple[PathTest, ...] = ()
+    #: Some program piped into the command (``upstream``) or that it pipes into (``downstream``).
+    upstream: frozenset[str] = frozenset()
+    downstream: frozenset[str] = frozenset()
+    #: The command pipes into nothing (``yes > /dev/null``, not ``yes 2>/dev/null | head``).
+    ends_pipe: bool = False
+    #: Searched in each redirection written ``OP TARGET`` (``< /etc/passwd``, ``> /dev/null``).
+    redirects: Pattern | None = None
+    #: Searched in the lower-cased text fed on standard input, when known (a here-document, a pipe).
+    stdin: Pattern | None = None
+    #: Searched in how the command was reached (``xargs``, ``find -exec``, ``$(``); empty if run
+    #: as a statement of its own.
+    via: Pattern | None = None
+    #: Searched in each variable the command sets, written ``NAME=value`` as written.
+    assignments: Pattern | None = None
     predicate: Predicate | None = None
 
     def matches(self, cmd: Command, text: str | None = None) -> bool:
         """Whether ``cmd`` is this step; ``text`` is its lower-cased arguments when known."""
-        if self.programs and _name(cmd) not in self.programs:
+        if self.programs and _name(cmd) not in self.programs and "*" not in self.programs:
+            return False
+        if self.command is not None and not (cmd.argv and self.command.search(cmd.argv[0])):
+            return False
+        if self.wrappers and not self.wrappers.intersection(cmd.wrappers):
+            return False
+        if self.assignments is not None and not any(
+            self.assignments.search(f"{name}={value}") for name, value in cmd.assignments
+        ):
+            return False
+        if not self._surroundings(cmd):
             return False
         if self.args is not None or self.unless is not None:
             if self.case_sensitive:
@@ -139,6 +200,67 @@ class Step:
             if self.unless is not None and self.unless.search(text):
                 return False
         return self.predicate is None or self.predicate(cmd)
+
+    def patterns(self) -> tuple[Pattern | None, ...]:
+        """Every regular expression of this step (``None`` where one is not given)."""
+        return (
+            self.command,
+            self.args,
+            self.unless,
+            self.paths,
+            self.destination,
+            self.sources,
+            self.redirects,
+            self.stdin,
+            self.via,
+            self.assignments,
+        )
+
+    def paths_of(self, cmd: Command) -> list[str]:
+        """The arguments that are not options and pass every path test: ``paths`` (on the
+        argument with its home folded), each kind of ``path_is`` and none of ``path_is_not``."""
+        out = []
+        for a in cmd.args:
+            if a.startswith("-") or not a:
+                continue
+            if self.paths is not None and not self.paths.search(fold_home(a)):
+                continue
+            if all(test(a) for test in self.path_is) and not any(
+                test(a) for test in self.path_is_not
+            ):
+                out.append(a)
+        return out
+
+    def _surroundings(self, cmd: Command) -> bool:
+        """The tests on what is around the arguments: paths, pipes, redirections, input, via."""
+        if self.upstream and not self.upstream.intersection(cmd.upstream):
+            return False
+        if self.downstream and not self.downstream.intersection(cmd.downstream):
+            return False
+        if self.ends_pipe and cmd.downstream:
+            return False
+        if (self.paths is not None or self.path_is or self.path_is_not) and not self.paths_of(cmd):
+            return False
+        if self.destination is not None or self.sources is not None or self.sources_are:
+            raw = [a for a in cmd.args if not a.startswith("-")]
+            plain = [fold_home(a) for a in raw]
+            if self.destination is not None and not (
+                len(plain) >= 2 and self.destination.search(plain[-1])
+            ):
+                return False
+            if self.sources is not None and not any(self.sources.search(p) for p in plain[:-1]):
+                return False
+            if self.sources_are and not any(
+                all(test(a) for test in self.sources_are) for a in raw[:-1]
+            ):
+                return False
+        if self.redirects is not None and not any(
+            self.redirects.search(f"{op} {target}") for op, target in cmd.redirects
+        ):
+            return False
+        if self.stdin is not None and not self.stdin.search((cmd.stdin or "").lower()):
+            return False
+        return self.via is None or bool(self.via.search(cmd.via))
 
 
 @dataclass(frozen=True)
@@ -162,6 +284,11 @@ class Rule:
     triggers: tuple[str, ...] = ()
     scripts: str = "any"
     sequence: tuple[Step, ...] = ()
+    #: A call rule: every step of ``all_of`` run in the call, or ``distinct`` different programs
+    #: among the commands that match a step of ``any_of``.
+    all_of: tuple[Step, ...] = ()
+    any_of: tuple[Step, ...] = ()
+    distinct: int = 0
     hits: tuple[_Case, ...] = ()
     misses: tuple[_Case, ...] = ()
     #: The rule as written (pattern sources, lists), for ``convguard rules show`` and the lint.
@@ -172,7 +299,11 @@ class Rule:
             return None
         if self.flags and not option_flags(cmd) & self.flags:
             return None
-        targets = tuple(hosts_in(cmd.args)) if self.targets == "hosts" else ()
+        targets: tuple[str, ...] = ()
+        if self.targets == "hosts":
+            targets = tuple(hosts_in(cmd.args))
+        elif self.targets == "paths":
+            targets = tuple(self.step.paths_of(cmd))
         return self._finding(f"{self.title}: {render(cmd)}", targets, cmd.program)
 
     def _finding(self, reason: str, targets: tuple[str, ...] = (), program: str = "") -> Finding:
@@ -200,6 +331,7 @@ class RuleSet:
     by_program: dict[str, tuple[Rule, ...]]
     text_rules: dict[str, tuple[Rule, ...]]
     sequences: tuple[Rule, ...]
+    calls: tuple[Rule, ...] = ()
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -214,17 +346,18 @@ class RuleSet:
             by_program={k: tuple(v) for k, v in index.items()},
             text_rules={
                 s: tuple(r for r in rules if r.kind == "text" and r.scripts == s)
-                for s in ("any", "windows")
+                for s in ("any", "windows", "interpreters")
             },
             sequences=tuple(r for r in rules if r.kind == "sequence"),
+            calls=tuple(r for r in rules if r.kind == "call"),
         )
 
     def compile_all(self) -> RuleSet:
         """Compile every pattern now rather than on its first search (for a long-running process
         or a benchmark that would rather pay at start than on each program's first call)."""
         for rule in self.rules:
-            steps = (rule.step, *rule.sequence)
-            for pattern in (rule.text, *(p for s in steps for p in (s.args, s.unless))):
+            steps = (rule.step, *rule.sequence, *rule.all_of, *rule.any_of)
+            for pattern in (rule.text, *(p for s in steps for p in s.patterns())):
                 if pattern is not None:
                     pattern.compiled()
         return self
@@ -236,8 +369,8 @@ class RuleSet:
         return next((r for r in self.rules if r.id == rule_id), None)
 
     def command_findings(self, cmd: Command) -> list[Finding]:
-        """The command rules of this command's program that match it."""
-        rules = self.by_program.get(_name(cmd), ())
+        """The command rules of this command's program (and those of any program) that match it."""
+        rules = self.by_program.get(_name(cmd), ()) + self.by_program.get("*", ())
         if not rules:
             return []
         text = " ".join(cmd.args).lower()
@@ -249,7 +382,8 @@ class RuleSet:
         return out
 
     def text_findings(self, text: str, *, scripts: str = "any") -> list[Finding]:
-        """The text rules (``scripts``: ``any`` or ``windows``) whose pattern the text matches."""
+        """The text rules (``scripts``: ``any``, ``windows`` or ``interpreters``) whose pattern
+        the text matches."""
         low = text.lower()
         # lower() keeps offsets unless a character folds to several (``İ``): then quote ``low``
         quoted = text if len(low) == len(text) else low
@@ -261,6 +395,21 @@ class RuleSet:
             if match:
                 found = quoted[match.start() : match.end()][:80]
                 out.append(rule._finding(f"{rule.title}: {found!r}"))
+        return out
+
+    def call_findings(self, commands: Sequence[Command]) -> list[Finding]:
+        """Call rules whose steps this call's commands make up together."""
+        out = []
+        for rule in self.calls:
+            if rule.all_of:
+                found = [next((c for c in commands if s.matches(c)), None) for s in rule.all_of]
+                last = found[-1]
+                if last is not None and all(c is not None for c in found):
+                    out.append(rule._finding(f"{rule.title}: {render(last)}"))
+            else:
+                names = {_name(c) for c in commands if any(s.matches(c) for s in rule.any_of)}
+                if len(names) >= rule.distinct:
+                    out.append(rule._finding(f"{rule.title}: {', '.join(sorted(names)[:6])}"))
         return out
 
     def sequence_findings(
@@ -311,12 +460,41 @@ def _predicate(name: str | None, where: str) -> Predicate | None:
     return PREDICATES[name]
 
 
+def _path_kind(name: str, where: str) -> PathTest:
+    if name not in PATH_KINDS:
+        raise InvalidInput(
+            f"{where}: unknown kind of path {name!r}; the kinds are {', '.join(sorted(PATH_KINDS))}"
+        )
+    return PATH_KINDS[name]
+
+
 def _step(spec: dict[str, Any], where: str, check: bool) -> Step:
+    def pattern(name: str) -> Pattern | None:
+        return _pattern(spec.get(name), f"{where}.{name}", check)
+
+    def kinds(name: str) -> tuple[PathTest, ...]:
+        return tuple(_path_kind(k, f"{where}.{name}") for k in spec.get(name, ()))
+
     return Step(
         programs=frozenset(p.lower().removesuffix(".exe") for p in spec.get("programs", ())),
-        args=_pattern(spec.get("args"), f"{where}.args", check),
-        unless=_pattern(spec.get("unless"), f"{where}.unless", check),
+        command=pattern("command"),
+        wrappers=frozenset(spec.get("wrappers", ())),
+        args=pattern("args"),
+        unless=pattern("unless"),
         case_sensitive=spec.get("case_sensitive", False),
+        paths=pattern("paths"),
+        path_is=kinds("path_is"),
+        path_is_not=kinds("path_is_not"),
+        destination=pattern("destination"),
+        sources=pattern("sources"),
+        sources_are=kinds("sources_are"),
+        upstream=frozenset(spec.get("upstream", ())),
+        downstream=frozenset(spec.get("downstream", ())),
+        ends_pipe=spec.get("ends_pipe", False),
+        redirects=pattern("redirects"),
+        stdin=pattern("stdin"),
+        via=pattern("via"),
+        assignments=pattern("assignments"),
         predicate=_predicate(spec.get("predicate"), f"{where}.predicate"),
     )
 
@@ -332,13 +510,14 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
             ("text", m.get("text")),
             ("sequence", m.get("sequence")),
             ("command", m.get("programs")),
+            ("call", m.get("within_call") is not None),
         )
         if on
     ]
     if len(kinds) != 1:
         raise InvalidInput(
-            f"{where}: give exactly one of 'programs' (a command rule), 'text' (a text rule) or "
-            f"'sequence' (a sequence rule); got {kinds or 'none'}"
+            f"{where}: give exactly one of 'programs' (a command rule), 'text' (a text rule), "
+            f"'sequence' (a sequence rule) or 'within_call' (a call rule); got {kinds or 'none'}"
         )
     kind: RuleKind = kinds[0]  # type: ignore[assignment]
     if kind == "text" and not m.get("triggers"):
@@ -346,6 +525,17 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
     sequence = m.get("sequence", ())
     if kind == "sequence" and len(sequence) < 2:
         raise InvalidInput(f"{where}.sequence: a sequence needs at least two steps")
+    call = m.get("within_call") or {}
+    all_of, any_of = call.get("all_of", ()), call.get("any_of", ())
+    distinct = call.get("distinct", 0)
+    if kind == "call" and not (
+        (len(all_of) >= 2 and not any_of and not distinct)
+        or (any_of and distinct >= 2 and not all_of)
+    ):
+        raise InvalidInput(
+            f"{where}.within_call: give 'all_of' (at least two steps) or 'any_of' with "
+            "'distinct' (at least two programs)"
+        )
     tests = spec["tests"]
     return Rule(
         id=spec["id"],
@@ -365,6 +555,13 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
         triggers=tuple(t.lower() for t in m.get("triggers", ())),
         scripts=m.get("scripts", "any"),
         sequence=tuple(_step(s, f"{where}.sequence[{i}]", check) for i, s in enumerate(sequence)),
+        all_of=tuple(
+            _step(s, f"{where}.within_call.all_of[{i}]", check) for i, s in enumerate(all_of)
+        ),
+        any_of=tuple(
+            _step(s, f"{where}.within_call.any_of[{i}]", check) for i, s in enumerate(any_of)
+        ),
+        distinct=distinct,
         hits=tuple(tests["hit"]),
         misses=tuple(tests["miss"]),
         spec=spec,

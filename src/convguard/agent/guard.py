@@ -6,10 +6,10 @@
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent.shell`) and every resulting command is judged
   by its program and arguments: the YAML rules (:mod:`convguard.agent.engine`, indexed by
-  program) and the checks that still need code (:mod:`convguard.agent.checks`: deletes and
-  permission changes judged by their targets, writes and redirections, secrets among arguments,
-  what one call's commands add up to); Windows scripts and other text are also read by the text
-  rules, and the session's earlier commands (``history``) by the sequence rules;
+  program) and the checks that still need code (:mod:`convguard.agent.checks`: writes and
+  redirections judged by path and content, secrets among arguments and uploaded, what one
+  call's commands add up to); Windows scripts and other code are also read by the text rules,
+  and the session's earlier commands (``history``) by the sequence rules;
 - a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
   (:mod:`convguard.agent.model`); a high score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
@@ -54,10 +54,8 @@ from urllib.parse import urlsplit
 
 from convguard.agent.checks import (
     CALL_CHECKS,
-    PROGRAM_CHECKS,
     command_findings,
     content_findings,
-    interpreter_findings,
     write_findings,
 )
 from convguard.agent.code import python_report
@@ -144,11 +142,6 @@ def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
     return [f if f.rule_id else dataclasses.replace(f, rule_id=rule_id) for f in findings]
 
 
-def _rule_name(rule: Callable[..., Any], program: str) -> str:
-    name = getattr(rule, "__name__", "").strip("_")
-    return program if not name or name == "<lambda>" or name == "rule" else name
-
-
 def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
     parsed = parse_script(script, windows=windows)
     seen.parsed.extend(parsed.commands)
@@ -159,9 +152,6 @@ def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -
             seen.commands.append(render(cmd))
         seen.findings.extend(_tagged(command_findings(cmd), f"py.commands.{cmd.program}"))
         seen.findings.extend(seen.rules.command_findings(cmd))
-        name = cmd.program.removesuffix(".exe")
-        for check in PROGRAM_CHECKS.get(name, ()):
-            seen.findings.extend(_tagged(check(cmd), f"py.{_rule_name(check, name)}"))
         if cmd.decoded and cmd.argv:
             seen.findings.append(
                 Finding(
@@ -220,8 +210,8 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
     elif language in ("powershell", "pwsh", "cmd", "bat"):
         _shell(seen, source, windows=True, depth=depth)
         seen.findings.extend(seen.rules.text_findings(source, scripts="windows"))
-    else:
-        seen.findings.extend(_tagged(interpreter_findings(language, source), "py.interpreters"))
+    elif language not in ("", "python"):  # perl, ruby, php, lua, node …
+        seen.findings.extend(seen.rules.text_findings(source, scripts="interpreters"))
     seen.findings.extend(seen.rules.text_findings(source))
     if report is None:
         seen.findings.extend(_tagged(content_findings(source), "py.commands.content"))
@@ -552,6 +542,7 @@ def _collect(
     handler(seen, tool, arguments)
     for rule_id, check in CALL_CHECKS:
         seen.findings.extend(_tagged(check(seen.parsed), rule_id))
+    seen.findings.extend(rules.call_findings(seen.parsed))
     seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
     return seen
 

@@ -18,6 +18,18 @@ belongs in the rule file, not here.
   (see :func:`convguard.agent.paths.log_path`);
 - ``makes_executable``: ``chmod`` grants execute (``+x``, ``755`` …) to a file in a scratch
   folder.
+
+:data:`PATH_KINDS` are tests of one path, which a rule's ``path_is`` and ``path_is_not`` apply to
+each argument that is not an option (the tables live in :mod:`convguard.agent.paths`):
+
+- ``secret``: a credential store (SSH keys, cloud credentials, browser logins, ``/etc/shadow`` …);
+- ``persistence``: a place whose content runs later or changes who may log in (shell start-up
+  files, cron, systemd units, launch agents, ``authorized_keys``, ``/etc/sudoers`` …);
+- ``log``: a log folder or file, or a shell history;
+- ``critical``: a tree whose recursive deletion or permission change wrecks a system or a home
+  (``/``, ``~``, ``/usr``, ``/var/lib``, ``C:/Windows`` …);
+- ``root_level``: ``/``, ``~`` or a top-level system folder;
+- ``block_device``: a disk (``/dev/sda``, ``/dev/nvme0n1`` …).
 """
 
 from __future__ import annotations
@@ -26,12 +38,22 @@ import re
 from collections.abc import Callable
 
 from convguard.agent.findings import plain_args
-from convguard.agent.paths import fold_home, hosts_in, log_path, secret_path
+from convguard.agent.paths import (
+    critical_target,
+    fold_home,
+    hosts_in,
+    is_block_device,
+    log_path,
+    persistence_path,
+    root_level,
+    secret_path,
+)
 from convguard.agent.shell import Command
 
-__all__ = ["PREDICATES", "Predicate"]
+__all__ = ["PATH_KINDS", "PREDICATES", "PathTest", "Predicate"]
 
 Predicate = Callable[[Command], bool]
+PathTest = Callable[[str], bool]
 
 _SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
 _LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|::1)$")
@@ -93,4 +115,13 @@ PREDICATES: dict[str, Predicate] = {
     "scratch_output": _scratch_output,
     "log_path": _log_path,
     "makes_executable": _makes_executable,
+}
+
+PATH_KINDS: dict[str, PathTest] = {
+    "secret": secret_path,
+    "persistence": persistence_path,
+    "log": log_path,
+    "critical": critical_target,
+    "root_level": root_level,
+    "block_device": is_block_device,
 }

@@ -3,7 +3,8 @@
 test`` share this).
 
 A case is a command line (run as ``PowerShell`` for a Windows rule, ``Bash`` otherwise), a text
-(for a text rule that reads any text: the code of an unknown language), or for a sequence rule a
+(for a text rule that reads any text or other interpreters' code: the code of an unknown
+language), or for a sequence rule a
 list of tool calls: the session's earlier commands, then the call judged.
 """
 
@@ -37,7 +38,7 @@ def case_fires(rule: Rule, case: str | Sequence[str], rules: RuleSet) -> bool:
     history: list[str] = []
     if not isinstance(case, str):
         *history, case = case
-    if rule.kind == "text" and rule.scripts == "any":
+    if rule.kind == "text" and rule.scripts in ("any", "interpreters"):
         tool, arguments = "code_interpreter", {"code": case, "language": "text"}
     else:
         windows = rule.id.startswith("windows.") or rule.scripts == "windows"

@@ -18,6 +18,7 @@ from convguard.agent.findings import Level
 from convguard.errors import InvalidInput
 
 __all__ = [
+    "CallSpec",
     "FileSpec",
     "MatchSpec",
     "RuleSpec",
@@ -36,19 +37,42 @@ _Case = str | list[str]
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     programs: list[str] = []
+    command: str | None = None
+    wrappers: list[str] = []
     args: str | None = None
     unless: str | None = None
     case_sensitive: bool = False
+    paths: str | None = None
+    path_is: list[str] = []
+    path_is_not: list[str] = []
+    destination: str | None = None
+    sources: str | None = None
+    sources_are: list[str] = []
+    upstream: list[str] = []
+    downstream: list[str] = []
+    ends_pipe: bool = False
+    redirects: str | None = None
+    stdin: str | None = None
+    via: str | None = None
+    assignments: str | None = None
     predicate: str | None = None
+
+
+class CallSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    all_of: list[StepSpec] = []
+    any_of: list[StepSpec] = []
+    distinct: int = Field(default=0, ge=0)
 
 
 class MatchSpec(StepSpec):
     flags: list[str] = []
-    targets: Literal["hosts"] | None = None
+    targets: Literal["hosts", "paths"] | None = None
     text: str | None = None
     triggers: list[str] = []
-    scripts: Literal["any", "windows"] = "any"
+    scripts: Literal["any", "windows", "interpreters"] = "any"
     sequence: list[StepSpec] = []
+    within_call: CallSpec | None = None
 
 
 class TestsSpec(BaseModel):

@@ -13,7 +13,7 @@ service, once:
   (:class:`~convguard.service.OutputWindows`); from the first crossing window on it is withheld
   and the reply ends with the policy's;
 - every tool call the model makes for the client is assessed by the agent guard first; a denied
-  one is replaced by text saying why.
+  one is replaced by text saying why and naming the rules that denied it.
 
 Events: :class:`Text` (send this text), :class:`Calls` (the client's tool calls),
 :class:`Replaced` (the stored reply is another), then one :class:`Done` (why the reply stopped,
@@ -26,7 +26,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from convguard.assess.types import Assessment
 from convguard.conversation import End, Guide, decision_to_dict, reply_of
@@ -36,6 +36,9 @@ from convguard.server.models import Models, upstream_for
 from convguard.service import OutputWindows, TurnResult
 from convguard.store import MessageRecord
 from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
+
+if TYPE_CHECKING:  # the agent guard is imported on the first tool call, not with the server
+    from convguard.agent import ToolVerdict
 
 __all__ = ["Calls", "Done", "Event", "ModelTurn", "Replaced", "Text"]
 
@@ -326,8 +329,7 @@ class ModelTurn:
             )
             self.tool_verdicts.append({"id": call.id, **verdict.to_dict()})
             if verdict.verdict == "deny":
-                reason = verdict.reasons[0] if verdict.reasons else "it breaks the usage policy"
-                refusals.append(f"I won't run the {call.name} call: {reason}.")
+                refusals.append(_refusal(call.name, verdict))
             else:
                 kept.append(call)
         return kept, " ".join(refusals)
@@ -345,3 +347,13 @@ class ModelTurn:
         return upstream.complete(messages, tools=self.tools, options=self.options).content or (
             "(no reply)"
         )
+
+
+def _refusal(tool: str, verdict: ToolVerdict) -> str:
+    """The text that replaces a denied tool call: why, and the ids of the rules that denied it
+    (what an operator looks up with ``convguard rules show ID`` or disables in the scope)."""
+    reason = verdict.reasons[0] if verdict.reasons else "it breaks the usage policy"
+    denying = dict.fromkeys(f.rule_id for f in verdict.findings if f.level == "deny")
+    ids = [r for r in denying if r]
+    named = f" ({'rule' if len(ids) == 1 else 'rules'} {', '.join(ids)})" if ids else ""
+    return f"I won't run the {tool} call: {reason}{named}."

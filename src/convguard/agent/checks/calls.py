@@ -1,10 +1,11 @@
 """Checks of one tool call's commands read together: what no single command shows.
 
-A dropper's steps within one call (a file fetched or decoded, made executable, run), code decoded
-into an interpreter, offensive tools run as files, several discovery commands or discovery files
-read together, a check for a virtual machine or a container, secrets looked up in the
-environment, code fetched and sourced, web shells and planted libraries written, history and
-loader variables set. :data:`CALL_CHECKS` lists them, each with the rule id its findings carry.
+A dropper's steps within one call (a file fetched or decoded, made executable, run: the same
+file name followed from step to step), discovery commands of two families or discovery files
+read together, a credential store's path fed to another program. :data:`CALL_CHECKS` lists
+them, each with the rule id its findings carry. (What one command shows alone is a YAML rule,
+and so is what a call's commands show by being there together: ``within_call`` in
+:mod:`convguard.agent.engine`.)
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -13,16 +14,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from convguard.agent.checks.programs import _SCRATCH, _finding
 from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
-from convguard.agent.paths import fold_home, secret_path
+from convguard.agent.paths import secret_path
 from convguard.agent.shell import Command
 
 __all__ = ["CALL_CHECKS"]
 
-_SHELLS = frozenset(
-    {"sh", "bash", "zsh", "dash", "ksh", "ash", "python", "python3", "perl", "ruby", "php", "node"}
-)
+_SCRATCH = ("/tmp/", "/var/tmp/", "/dev/shm/", "/private/tmp/")
+
+
+def _finding(
+    category: str, level: Level, reason: str, cmd: Command, rule_id: str, attack: tuple[str, ...]
+) -> Finding:
+    return Finding(category, level, f"{reason}: {render(cmd)}", rule_id=rule_id, attack=attack)
 
 
 _DECODERS = frozenset(
@@ -48,18 +52,9 @@ _DISCOVERY_FILES = re.compile(
 )
 
 
-# (LD_PRELOAD of a scratch folder is the program rules' business; one in the project is a test)
-_KERNEL_OR_LOGGING = re.compile(
-    r"^/proc/sys/|^/sys/kernel/|^/sys/fs/selinux/|^/etc/(?:audit/|rsyslog|syslog|systemd/journald\.conf|audisp/|selinux/config|apparmor)"
-)
-
-
 _ACCOUNT_LISTS = re.compile(
     r"^(?:getent (?:passwd|group|shadow)|dscl \. -?list /(?:Users|Groups)|dscacheutil -q (?:user|group)|lastlog|last)\b"
 )
-
-
-_VARS = frozenset({"HISTCONTROL", "HISTIGNORE", "PROMPT_COMMAND", "LD_AUDIT"})
 
 
 def _outputs(cmd: Command) -> list[str]:
@@ -79,8 +74,8 @@ def _outputs(cmd: Command) -> list[str]:
 
 
 def _droppers_and_discovery_files(commands: Sequence[Command]) -> list[Finding]:
-    """A dropper's steps within one call (a file fetched or decoded, made executable, run), code
-    decoded into an interpreter, discovery files read together, and history/loader variables."""
+    """A dropper's steps within one call (a file fetched or decoded, made executable, run) and
+    discovery files read together."""
     out: list[Finding] = []
     fetched: set[str] = set()
     decoded: set[str] = set()
@@ -105,52 +100,43 @@ def _droppers_and_discovery_files(commands: Sequence[Command]) -> list[Finding]:
         run = cmd.argv[0] if cmd.argv else ""
         base = run.rsplit("/", 1)[-1]
         if run.startswith("/dev/shm/"):
-            out.append(_finding("malware", "ask", "runs a program from shared memory", cmd))
+            pass  # said by the rule linux.runs-program-shared-memory
         elif "/" in run and base and (base in fetched or base in decoded):
-            out.append(_finding("malware", "ask", "runs a program it just fetched or decoded", cmd))
+            out.append(
+                _finding(
+                    "malware",
+                    "ask",
+                    "runs a program it just fetched or decoded",
+                    cmd,
+                    "py.call.runs-fetched-program",
+                    ("T1105", "T1204.002"),
+                )
+            )
         elif run.startswith(_SCRATCH) and run in executable:
             out.append(
-                _finding("malware", "ask", "makes a temporary file executable and runs it", cmd)
+                _finding(
+                    "malware",
+                    "ask",
+                    "makes a temporary file executable and runs it",
+                    cmd,
+                    "py.call.runs-temporary-executable",
+                    ("T1059.004", "T1222.002"),
+                )
             )
-        if (
-            prog in _SHELLS
-            and not plain_args(cmd)
-            and cmd.upstream
-            and any(p in _DECODERS for p in cmd.upstream)
-        ):
-            out.append(_finding("persistence_evasion", "ask", "runs code decoded from text", cmd))
         for a in cmd.args:
             if _DISCOVERY_FILES.match(a):
                 facts.add(a)
         listing = _ACCOUNT_LISTS.match(" ".join(cmd.argv))
         if listing:
             facts.add(listing.group())
-        written = [t for op, t in cmd.redirects if op in (">", ">>", ">|")]
-        if prog == "tee" or (prog == "sed" and "-i" in option_flags(cmd)):
-            written += plain_args(cmd)
-        hit = next((w for w in written if _KERNEL_OR_LOGGING.match(w)), None)
-        if hit is not None:
-            out.append(
-                _finding(
-                    "persistence_evasion", "ask", f"changes kernel or logging settings ({hit})", cmd
-                )
-            )
-        for name, value in cmd.assignments:
-            if name in _VARS and value:
-                level: Level = "ask"
-                out.append(
-                    Finding(
-                        "persistence_evasion",
-                        level,
-                        f"sets {name} (history, logging or library loading): {name}={value[:60]}",
-                    )
-                )
     if len(facts) >= 2:
         out.append(
             Finding(
                 "network_attack",
                 "ask",
                 f"reads several system facts: {', '.join(sorted(facts)[:4])}",
+                rule_id="py.call.reads-system-facts",
+                attack=("T1082", "T1087.001"),
             )
         )
     return out
@@ -255,77 +241,12 @@ def _recon_key(prog: str, cmd: Command) -> tuple[str, str] | None:
     return None
 
 
-_PLANTED = re.compile(
-    r"\.app/Contents/(?:Frameworks|MacOS|PlugIns)/\S*\.dylib$|^/Library/Frameworks/\S*\.dylib$"
-    r"|/(?:google-chrome|chromium|BraveSoftware/Brave-Browser|Google/Chrome)/[^/]+/Extensions/|/External Extensions/"
-)
-
-
-_NAMERS = frozenset({"cp", "mv", "ln", "install", "touch"})
-
-
-_TRAILING = re.compile(r"\.\w{1,5} +$")
-
-
-_SYSTEM_LIB = re.compile(r"^/(?:usr/(?:local/)?)?lib(?:32|64)?/|^/opt/")
-
-
-_WIDE_ROOTS = ("/", "~", "/home", "/Users", "/root", "/etc", "/var", "/opt", "/srv")
-
-
-def _grep_after_find(cmd: Command) -> bool:
-    """grep run on what a find found (``find … -exec grep``, ``find … | xargs grep``)."""
-    return cmd.program in ("grep", "egrep", "fgrep") and cmd.via.endswith(("find -exec", "xargs"))
-
-
-_EVERY_HOME = re.compile(
-    r"^/(?:home|Users)/\*/\.(?:ssh|aws|gnupg|kube|config|\w*_history|netrc|git-credentials)"
-)
-
-
-_CONTAINER_FILES = re.compile(
-    r"^/proc/(?:1|self)/(?:cgroup|mountinfo|status)$|^/\.dockerenv$|^/run/\.containerenv$"
-)
-
-
-_SECRET_WORDS = re.compile(r"key|secret|token|pass(?:w|\b)|pwd|credential|aws_|api_", re.I)
-
-
-_WEB_ROOT = re.compile(
-    r"^(?:/var/www|/srv/www|/usr/share/nginx/html|/usr/local/apache2/htdocs|/opt/lampp/htdocs|/var/lib/tomcat\d*/webapps|/usr/share/tomcat\d*/webapps)/"
-)
-
-
-_WEB_SCRIPT = re.compile(r"\.(?:php\d?|phtml|jspx?|aspx?|ashx|asmx|cgi)$", re.I)
-
-
-_COPIERS = frozenset({"tee", "cp", "mv", "install", "ln"})
-
-
-_WEB_PARENTS = ("/var/", "/srv/", "/usr/", "/opt/")
-
-
-def _written(cmd: Command) -> list[str]:
-    out = [t for op, t in cmd.redirects if op in (">", ">>", ">|", "&>", "&>>")]
-    if cmd.program in _COPIERS:
-        plain = plain_args(cmd)
-        if cmd.program == "tee":
-            out += plain
-        elif len(plain) >= 2:
-            out.append(plain[-1])
-    return out
-
-
-def _chains_and_planted_files(commands: Sequence[Command]) -> list[Finding]:
-    """A pair of discovery commands run one after another, container checks, secrets looked up in
-    the environment, code fetched and sourced or made executable, and web shells written."""
+def _discovery_pairs_and_fetched_code(commands: Sequence[Command]) -> list[Finding]:
+    """A pair of discovery commands run one after another, a download made executable, a
+    credential store's path fed to another program."""
     out: list[Finding] = []
     recon: dict[str, str] = {}
     fetched: set[str] = set()
-    fetching = False
-    sourced = False
-    container = False
-    wide_find = False
     for cmd in commands:
         prog = cmd.program.removesuffix(".exe")
         if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
@@ -336,115 +257,26 @@ def _chains_and_planted_files(commands: Sequence[Command]) -> list[Finding]:
             found = _recon_key(prog, cmd)
             if found is not None:
                 recon[found[0]] = found[1]
-        named = (*plain_args(cmd), *cmd.writes()) if prog in _NAMERS else cmd.writes()
-        if any(a.endswith(" ") and _TRAILING.search(a) for a in named):
-            out.append(
-                _finding(
-                    "persistence_evasion",
-                    "ask",
-                    "names a file with a trailing space (masquerading)",
-                    cmd,
-                )
-            )
-        for name, value in cmd.assignments:
-            if name == "LD_PRELOAD" and value.startswith("/") and not _SYSTEM_LIB.match(value):
-                out.append(
-                    Finding(
-                        "persistence_evasion",
-                        "ask",
-                        f"preloads a library into programs: {name}={value[:60]}",
-                    )
-                )
-        if prog == "find":
-            wide_find = any(
-                fold_home(r).rstrip("/") in ("", "~") or fold_home(r).startswith(_WIDE_ROOTS[2:])
-                for r in cmd.args[:2]
-                if not r.startswith("-")
-            )
-        if wide_find and _grep_after_find(cmd) and _SECRET_WORDS.search(" ".join(plain_args(cmd))):
-            out.append(
-                _finding(
-                    "credential_access",
-                    "ask",
-                    "searches system or home files for passwords or keys",
-                    cmd,
-                )
-            )
-        if any(a.startswith(("/home/*/", "/Users/*/")) and _EVERY_HOME.match(a) for a in cmd.args):
-            out.append(
-                _finding("credential_access", "ask", "looks into every user's keys or history", cmd)
-            )
         if prog in ("curl", "wget", "fetch"):
-            fetching = True
             args = cmd.args
             for i, a in enumerate(args[:-1]):
                 if a in ("-o", "--output", "-O", "--output-document"):
                     fetched.add(args[i + 1])
-        if prog in ("source", ".") and not cmd.args:
-            sourced = True  # ``source <(curl …)``: the substitution left no argument
         if (
             prog == "chmod"
             and fetched & set(plain_args(cmd)[1:])
             and re.search(r"\+\w*x|[0-7]?[1357][0-7]{2}$", " ".join(cmd.args[:1]))
         ):
             out.append(
-                _finding("malware", "ask", "downloads a program and makes it executable", cmd)
+                _finding(
+                    "malware",
+                    "ask",
+                    "downloads a program and makes it executable",
+                    cmd,
+                    "py.call.makes-download-executable",
+                    ("T1105", "T1222.002"),
+                )
             )
-        if any(
-            a.startswith(("/proc/", "/.", "/run/.")) and _CONTAINER_FILES.match(a) for a in cmd.args
-        ):
-            container = True
-        # (a bare ``env`` is read as a wrapper with no command: its name upstream is empty)
-        if prog == "grep" and set(cmd.upstream) & {
-            "env",
-            "printenv",
-            "set",
-            "export",
-            "history",
-            "",
-        }:
-            patterns = " ".join(plain_args(cmd))
-            if _SECRET_WORDS.search(patterns):
-                out.append(
-                    _finding(
-                        "credential_access",
-                        "ask",
-                        "looks for secrets in environment variables or history",
-                        cmd,
-                    )
-                )
-        for target in _written(cmd) if cmd.redirects or prog in _COPIERS else ():
-            if _PLANTED.search(target):
-                out.append(
-                    _finding(
-                        "persistence_evasion",
-                        "ask",
-                        f"plants a library or extension where an application loads it: {target}",
-                        cmd,
-                    )
-                )
-            if target.endswith(("/release_agent", "/notify_on_release")):
-                out.append(
-                    _finding(
-                        "malware",
-                        "deny",
-                        f"sets a cgroup release agent (container escape): {target}",
-                        cmd,
-                    )
-                )
-            if not target.startswith(_WEB_PARENTS):
-                continue
-            if _WEB_ROOT.match(target) and (
-                _WEB_SCRIPT.search(target) or prog in ("echo", "printf")
-            ):
-                out.append(
-                    _finding(
-                        "malware",
-                        "ask",
-                        f"writes into a web server's folder (web shell or defacement): {target}",
-                        cmd,
-                    )
-                )
         if cmd.downstream and prog in ("echo", "printf", "cat"):
             # text fed to an editor or interpreter that names a credential store (``e /etc/shadow``)
             words = " ".join(cmd.args).split()
@@ -456,6 +288,8 @@ def _chains_and_planted_files(commands: Sequence[Command]) -> list[Finding]:
                         "ask",
                         f"feeds a credential store's path to {cmd.downstream[0]}",
                         cmd,
+                        "py.call.feeds-credential-path",
+                        ("T1552.001",),
                     )
                 )
     if len(recon) >= 3 or len(set(recon.values())) >= 2:
@@ -464,101 +298,10 @@ def _chains_and_planted_files(commands: Sequence[Command]) -> list[Finding]:
                 "network_attack",
                 "ask",
                 f"runs discovery commands one after another: {', '.join(sorted(recon)[:5])}",
+                rule_id="py.call.discovery-pair",
+                attack=("T1082", "T1087", "T1016"),
             )
         )
-    if sourced and fetching:
-        out.append(Finding("malware", "ask", "sources code fetched from the network"))
-    if container:
-        out.append(Finding("malware", "ask", "checks whether it runs in a container"))
-    return out
-
-
-_DISCOVERY = frozenset(
-    {"whoami", "id", "uname", "hostname", "ifconfig", "ip", "netstat", "ss", "arp", "route",
-     "ps", "env", "printenv", "lsmod", "kldstat", "sysctl", "system_profiler", "ioreg", "groups",
-     "dmidecode", "lsof", "who", "w", "last", "lastlog", "users", "getent", "df", "mount",
-     "locale", "sw_vers", "systeminfo", "ipconfig", "tasklist", "nbtstat", "nltest", "net",
-     "quser", "qwinsta", "get-process", "get-localuser", "get-localgroup", "get-netipconfiguration",
-     "get-wmiobject", "get-ciminstance", "get-computerinfo", "lscpu", "lsusb", "lspci", "uptime",
-     "sockstat", "smbstatus", "showmount", "dscl", "dscacheutil", "klist", "sudo-l", "crontab-l",
-     "lsb_release", "hostnamectl", "timedatectl", "localectl", "findmnt", "lsblk", "blkid", "nmcli",
-     "iwconfig", "pstree", "sestatus", "getenforce", "scutil", "networksetup", "fdesetup",
-     "lastb", "finger", "pinky", "lshw", "hwinfo", "ipcs", "ver", "query", "get-service",
-     "get-hotfix", "get-smbshare", "get-netneighbor", "get-nettcpconnection", "get-aduser",
-     "get-adcomputer", "get-adgroupmember", "get-netadapter", "get-psdrive", "wmic"}
-)  # fmt: skip
-
-
-_SCRATCH_FILE = re.compile(
-    r"^(?:/tmp/|/var/tmp/|/dev/shm/|\$env:temp|%temp%|c:\\temp)|/\.[^/]+$", re.I
-)
-
-
-_VM_WORDS = re.compile(r"virtualbox|vbox|vmware|vmw_|parallels|qemu|xen-|hv_vmbus|hypervisor|vmm\b")
-
-
-# Offensive scripts and tools run as a file (``bash linpeas.sh``, ``python3 laZagne.py``).
-_TOOL_FILES = re.compile(
-    r"(?:^|[/\\])(?:linpeas|linenum|lse|autosuid|linux-exploit-suggester\S*|les|pspy\d*|mimipenguin"
-    r"|lazagne|dumpert|nanodump|sharphound|powerup|powerview|winpeas\w*|invoke-mimikatz|rubeus"
-    r"|seatbelt|sharpup|certify|kerbrute|chisel|ligolo\S*|pwncat|swaks)(?:\.\w+)?$",
-    re.I,
-)
-
-
-_SCRATCH_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/")
-
-
-def _command_file_findings(cmd: Command) -> list[Finding]:
-    out: list[Finding] = []
-    tool = next((a for a in cmd.argv[:3] if _TOOL_FILES.search(a)), None)
-    if tool is not None:
-        out.append(Finding("malware", "deny", f"runs an offensive tool: {render(cmd)}"))
-    elif "sudo" in cmd.wrappers and cmd.argv and cmd.argv[0].startswith(_SCRATCH_DIRS):
-        out.append(
-            Finding(
-                "malware", "ask", f"runs a program from a temporary folder as root: {render(cmd)}"
-            )
-        )
-    if any(a.startswith("--remote-debugging-port") for a in cmd.args) and re.search(
-        r"chrome|chromium|edge|brave|msedge", " ".join(cmd.argv).lower()
-    ):
-        out.append(
-            Finding("credential_access", "ask", f"opens a browser's debugging port: {render(cmd)}")
-        )
-    return out
-
-
-def _tool_files_and_discovery(commands: Sequence[Command]) -> list[Finding]:
-    """Findings over one call's commands together: offensive tools run as files, reconnaissance
-    clusters, VM checks."""
-    out: list[Finding] = []
-    seen: set[str] = set()
-    collected: list[str] = []
-    vm = False
-    for cmd in commands:
-        out.extend(_command_file_findings(cmd))
-        prog = cmd.program.removesuffix(".exe")
-        if prog in ("sudo", "crontab") and cmd.args[:1] == ("-l",):
-            prog += "-l"
-        if prog in _DISCOVERY:
-            seen.add(prog)
-            saved = [t for op, t in cmd.redirects if op in (">", ">>", "&>", "&>>")]
-            if any(_SCRATCH_FILE.search(t) for t in saved):
-                collected.append(render(cmd))
-        if prog in ("grep", "egrep", "findstr", "select-string") and any(
-            _VM_WORDS.search(a.lower()) for a in cmd.args
-        ):
-            vm = True
-    if len(seen) >= 3:
-        names = ", ".join(sorted(seen)[:6])
-        out.append(Finding("network_attack", "ask", f"chains several discovery commands: {names}"))
-    if collected:
-        out.append(
-            Finding("network_attack", "ask", f"saves system information to a file: {collected[0]}")
-        )
-    if vm:
-        out.append(Finding("malware", "ask", "checks whether it runs in a virtual machine"))
     return out
 
 
@@ -566,7 +309,6 @@ _Check = Callable[[Sequence[Command]], list[Finding]]
 
 #: ``(rule id, check)`` for each check of a whole call.
 CALL_CHECKS: tuple[tuple[str, _Check], ...] = (
-    ("py.calls.tool-files-and-discovery", _tool_files_and_discovery),
     ("py.calls.droppers-and-discovery-files", _droppers_and_discovery_files),
-    ("py.calls.chains-and-planted-files", _chains_and_planted_files),
+    ("py.calls.discovery-pairs-and-fetched-code", _discovery_pairs_and_fetched_code),
 )

@@ -1,14 +1,12 @@
 """One command judged by its targets: the checks that need code to read a path, a mode or a pipe.
 
-Deletes and permission or owner changes of system trees and homes, force-pushes to main
-branches, finds that delete or hunt for secrets and setuid programs, kills of init or security
-tools, dropped databases, netcat shells and scans, uploads of secrets, copies of secrets to other
-hosts, security services stopped, cron jobs and launch agents installed, accounts changed,
-files placed in persistence locations. :func:`command_findings` adds the checks every command
-gets (redirections into persistence locations, logs and disks, secrets among arguments,
-reverse-shell devices, history and loader variables); :func:`write_findings` judges a file write
-by its path and content. Ordinary programs with no finding are allowed: the guard lists what is
-dangerous, never what is permitted.
+Deletes and permission changes of system trees and homes (one finding per target, the first
+that applies, with the path for the scope), finds that delete or hunt for secrets and setuid
+programs, uploads of secrets, copies of secrets to other hosts, files placed in persistence
+locations. :func:`command_findings` adds the checks every command gets (redirections into
+persistence locations, logs and disks, secrets among arguments and sent over the network);
+:func:`write_findings` judges a file write by its path and content. Ordinary programs with no
+finding are allowed: the guard lists what is dangerous, never what is permitted.
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -19,13 +17,10 @@ from collections.abc import Callable
 
 from convguard.agent.findings import Finding, Level, option_flags, plain_args, render
 from convguard.agent.paths import (
-    critical_target,
-    fold_home,
     hosts_in,
     is_block_device,
     log_path,
     persistence_path,
-    root_level,
     secret_path,
 )
 from convguard.agent.shell import Command
@@ -52,212 +47,11 @@ _REVERSE = re.compile(
 )
 
 
-# --- destructive ------------------------------------------------------------------------------
-
-
-def _rm(cmd: Command) -> list[Finding]:
-    flags = option_flags(cmd)
-    targets = plain_args(cmd)
-    recursive = bool(flags & {"-r", "-R", "--recursive"})
-    if "--no-preserve-root" in flags:
-        return [Finding("destructive", "deny", f"deletes the whole filesystem: {render(cmd)}")]
-    out: list[Finding] = []
-    for t in targets:
-        if not t:
-            continue
-        if t in ("*", ".*") and recursive:
-            out.append(
-                Finding(
-                    "destructive",
-                    "ask",
-                    f"recursive delete of everything here: {render(cmd)}",
-                    (),
-                    "",
-                    True,
-                )
-            )
-        elif log_path(t):
-            out.append(Finding("persistence_evasion", "deny", f"deletes logs/history: {t}"))
-        elif recursive and critical_target(t):
-            out.append(Finding("destructive", "deny", f"recursive delete of {t!s}: {render(cmd)}"))
-        elif recursive and fold_home(t).startswith(("~", "/")) and not t.startswith("/tmp"):
-            out.append(
-                Finding(
-                    "destructive",
-                    "ask",
-                    f"recursive delete outside the project: {t}",
-                    (t,),
-                    "",
-                    True,
-                )
-            )
-        elif secret_path(t) or persistence_path(t):
-            out.append(Finding("destructive", "ask", f"deletes a security-relevant file: {t}"))
-    return out
-
-
-def _dd(cmd: Command) -> list[Finding]:
-    for a in cmd.args:
-        if a.startswith("of=") and (is_block_device(a[3:]) or a[3:].startswith("/dev/disk")):
-            return [Finding("destructive", "deny", f"overwrites a disk: {render(cmd)}")]
-        if a.startswith("if=") and (is_block_device(a[3:]) or a[3:] == "/dev/mem"):
-            return [Finding("credential_access", "ask", f"reads a raw disk: {render(cmd)}")]
-    return []
-
-
-def _shred(cmd: Command) -> list[Finding]:
-    targets = plain_args(cmd)
-    if any(is_block_device(t) or critical_target(t) for t in targets):
-        return [Finding("destructive", "deny", f"shreds a disk or system tree: {render(cmd)}")]
-    if any(log_path(t) for t in targets):
-        return [Finding("persistence_evasion", "deny", f"shreds logs/history: {render(cmd)}")]
-    return []
-
-
-def _chmod(cmd: Command) -> list[Finding]:
-    flags, plain = option_flags(cmd), plain_args(cmd)
-    mode = plain[0] if plain else ""
-    targets = plain[1:]
-    if flags & {"-R", "--recursive"} and any(root_level(t) for t in targets):
-        return [
-            Finding(
-                "destructive",
-                "deny",
-                f"recursive permission change of a system tree: {render(cmd)}",
-            )
-        ]
-    # ``g+s`` alone is the everyday setgid directory; with ``x`` or for the owner it is a binary
-    if mode != "g+s" and re.fullmatch(r"[ugoa]*\+[rwxt]*s[rwxt]*|[4-7][0-7]{3}", mode):
-        return [Finding("persistence_evasion", "ask", f"sets a setuid/setgid bit: {render(cmd)}")]
-    if any(secret_path(t) or t.startswith("/etc/") for t in targets) and mode.endswith(("7", "6")):
-        return [Finding("persistence_evasion", "ask", f"opens up a system file: {render(cmd)}")]
-    return []
-
-
-def _chown(cmd: Command) -> list[Finding]:
-    if option_flags(cmd) & {"-R", "--recursive"} and any(
-        root_level(t) for t in plain_args(cmd)[1:]
-    ):
-        return [
-            Finding(
-                "destructive", "deny", f"recursive owner change of a system tree: {render(cmd)}"
-            )
-        ]
-    return []
-
-
-def _git(cmd: Command) -> list[Finding]:
-    args = cmd.args
-    if "push" in args and (  # noqa: SIM102
-        option_flags(cmd) & {"-f", "--force", "--force-with-lease", "--mirror"}
-        or any(a.startswith("+") for a in args)
-    ):
-        if (
-            any(
-                a.lstrip("+").split(":")[-1] in ("main", "master", "trunk", "release", "production")
-                for a in args
-            )
-            or len(plain_args(cmd)) <= 2
-        ):
-            return [
-                Finding(
-                    "destructive",
-                    "ask",
-                    f"force-push to a main branch: {render(cmd)}",
-                    (),
-                    "",
-                    True,
-                )
-            ]
-    return []
-
-
-def _find(cmd: Command) -> list[Finding]:
-    roots = []
-    for a in cmd.args:
-        if a.startswith(("-", "(", "!")):
-            break
-        roots.append(a)
-    if "-delete" in cmd.args and any(root_level(r) and r not in ("~", "~/") for r in roots):
-        return [Finding("destructive", "deny", f"deletes across a system tree: {render(cmd)}")]
-    for i, a in enumerate(cmd.args[:-1]):
-        if a == "-perm" and re.fullmatch(r"[-/+]?(?:[4267]000|[ugo]=s|[ug]\+s)", cmd.args[i + 1]):
-            return [Finding("malware", "ask", f"hunts for setuid/setgid programs: {render(cmd)}")]
-    if any(
-        r in ("/", "~")
-        or r.startswith(("/home", "/root", "/Users", "/etc", "/var", "/opt", "/srv"))
-        for r in roots
-    ) and any(
-        re.search(
-            r"id_rsa|id_dsa|id_ecdsa|id_ed25519|\.pem|shadow|password|\.kdbx|wallet|credential|places\.sqlite|Bookmarks"
-            r"|Login Data|Cookies|key[34]\.db|logins\.json|\.keychain|\*\.key\b|\.p12|\.pfx|\.jks|\.keystore"
-            r"|\.ovpn|_history|\.netrc|\.pgpass|\.git-credentials|authorized_keys|\.aws|\.kube",
-            a,
-            re.I,
-        )
-        for a in cmd.args
-    ):
-        return [
-            Finding(
-                "credential_access", "ask", f"searches the filesystem for secrets: {render(cmd)}"
-            )
-        ]
-    return []
-
-
-def _kill(cmd: Command) -> list[Finding]:
-    plain = plain_args(cmd)
-    if (
-        "-1" in cmd.args[1:]
-        or (plain and plain[-1] == "1" and "-0" not in cmd.args)
-        or (cmd.program == "killall" and any(p in _SECURITY for p in plain))
-    ):
-        return [
-            Finding(
-                "destructive", "ask", f"kills init, every process or a security tool: {render(cmd)}"
-            )
-        ]
-    if cmd.program in ("pkill", "killall") and any(re.search(_SECURITY_RE, p) for p in plain):
-        return [Finding("persistence_evasion", "deny", f"kills a security tool: {render(cmd)}")]
-    return []
-
-
-def _sql_client(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args) + " " + (cmd.stdin or "")
-    if re.search(r"\bdrop\s+(?:database|schema|table)\b|\btruncate\s+table\b", text, re.I):
-        return [
-            Finding("destructive", "ask", f"drops a database or table: {render(cmd)}", (), "", True)
-        ]
-    return []
-
-
-# --- credential access ------------------------------------------------------------------------
-
-
-# --- network attack, denial of service ----------------------------------------------------------
-
-
-def _netcat(cmd: Command) -> list[Finding]:
-    flags = option_flags(cmd)
-    if flags & {"-e", "-c", "--exec", "--sh-exec", "--lua-exec"}:
-        return [Finding("malware", "deny", f"remote shell with {cmd.program}: {render(cmd)}")]
-    if "-z" in flags:
-        return [
-            Finding(
-                "network_attack",
-                "ask",
-                f"port scan with {cmd.program}: {render(cmd)}",
-                tuple(hosts_in(cmd.args)),
-                cmd.program,
-            )
-        ]
-    if any(p in _SHELL_NAMES for p in cmd.upstream + cmd.downstream):
-        return [Finding("malware", "deny", f"shell piped through {cmd.program}: {render(cmd)}")]
-    return []
+# --- exfiltration -------------------------------------------------------------------------------
 
 
 def _upload(cmd: Command) -> list[Finding]:
-    """curl/wget: uploading secrets, fetching to execute, or sending to paste/tunnel services."""
+    """curl/wget: uploading secrets, or files to paste and tunnel services."""
     out: list[Finding] = []
     args = cmd.args
     hosts = tuple(hosts_in(args))
@@ -284,7 +78,14 @@ def _upload(cmd: Command) -> list[Finding]:
         path = path.split(";")[0]
         if secret_path(path) or re.search(r"/etc/passwd|\.(?:pem|key|kdbx)$|\.env$", path):
             out.append(
-                Finding("exfiltration", "deny", f"uploads a secret ({path}): {render(cmd)}", hosts)
+                Finding(
+                    "exfiltration",
+                    "deny",
+                    f"uploads a secret ({path}): {render(cmd)}",
+                    hosts,
+                    rule_id="py.command.uploads-secret",
+                    attack=("T1048", "T1552.001"),
+                )
             )
         elif (  # noqa: SIM102
             value.startswith("@")
@@ -298,179 +99,17 @@ def _upload(cmd: Command) -> list[Finding]:
                         "ask",
                         f"uploads a file to a drop site: {render(cmd)}",
                         hosts,
+                        rule_id="py.command.uploads-to-drop-site",
+                        attack=("T1567",),
                     )
                 )
-    if any(
-        p in _SHELL_NAMES or p in ("python", "python3", "perl", "ruby", "iex")
-        for p in cmd.downstream
-    ):
-        out.append(
-            Finding("malware", "ask", f"runs code fetched from the network: {render(cmd)}", hosts)
-        )
-    if any(h in ("169.254.169.254", "metadata.google.internal", "100.100.100.200") for h in hosts):
-        out.append(
-            Finding("credential_access", "ask", f"reads the cloud metadata service: {render(cmd)}")
-        )
     return out
 
 
 _DROP_SITES = r"pastebin|transfer\.sh|file\.io|webhook\.site|requestbin|ngrok|anonfiles|0x0\.st|discord(?:app)?\.com/api/webhooks|pipedream|interact\.sh|oast\.|burpcollaborator|termbin"
 
 
-def _copy_out(cmd: Command) -> list[Finding]:
-    plain = plain_args(cmd)
-    if len(plain) >= 2 and ":" in plain[-1] and any(secret_path(p) for p in plain[:-1]):
-        return [
-            Finding(
-                "exfiltration",
-                "deny",
-                f"copies secrets to a remote host: {render(cmd)}",
-                tuple(hosts_in([plain[-1].split(":")[0]])),
-            )
-        ]
-    return []
-
-
 # --- persistence and defence evasion -----------------------------------------------------------
-
-_SECURITY = frozenset(
-    [
-        "auditd",
-        "apparmor",
-        "selinux",
-        "firewalld",
-        "ufw",
-        "falcon-sensor",
-        "falcond",
-        "clamd",
-        "clamav-daemon",
-        "osqueryd",
-        "sysmon",
-        "wazuh-agent",
-        "ossec",
-        "elastic-agent",
-        "filebeat",
-        "auditbeat",
-        "crowdstrike",
-        "sentinelone",
-        "MsMpEng",
-        "windefend",
-        "sense",
-        "cbagentd",
-        "carbonblack",
-        "rsyslog",
-        "syslog-ng",
-        "journald",
-        "systemd-journald",
-    ]
-)
-_SECURITY_RE = r"(?i)audit|apparmor|selinux|firewall|falcon|clam|osquery|sysmon|wazuh|ossec|defender|MsMpEng|crowdstrike|sentinel|carbonblack|syslog|journald|edr|xprotect"
-
-
-def _service_ctl(cmd: Command) -> list[Finding]:
-    args = [a.lower() for a in cmd.args]
-    verb = next(
-        (a for a in args if a in ("stop", "disable", "mask", "kill", "unload", "bootout")), None
-    )
-    if verb and any(re.search(_SECURITY_RE, a) for a in args):
-        return [
-            Finding(
-                "persistence_evasion",
-                "deny",
-                f"disables a security or logging service: {render(cmd)}",
-            )
-        ]
-    if cmd.program == "launchctl" and any(a in ("load", "bootstrap", "submit") for a in args):
-        return [
-            Finding(
-                "persistence_evasion",
-                "ask",
-                f"installs a launch agent: {render(cmd)}",
-                (),
-                "",
-                True,
-            )
-        ]
-    return []
-
-
-def _crontab(cmd: Command) -> list[Finding]:
-    plain = plain_args(cmd)
-    if option_flags(cmd) & {"-l"} and not plain:
-        return []
-    if "-r" in option_flags(cmd):
-        return [Finding("destructive", "ask", f"removes the crontab: {render(cmd)}", (), "", True)]
-    stdin = cmd.stdin or ""
-    if _REMOTE_FETCH.search(stdin) or _REVERSE.search(stdin):
-        return [
-            Finding(
-                "persistence_evasion",
-                "deny",
-                f"installs a cron job that fetches or connects remotely: {render(cmd)}",
-            )
-        ]
-    return [
-        Finding("persistence_evasion", "ask", f"installs a cron job: {render(cmd)}", (), "", True)
-    ]
-
-
-def _log_tool(cmd: Command) -> list[Finding]:
-    # matched on the arguments as written: ``-D`` (delete every rule) is not ``-d`` (delete one)
-    if re.search(r"(?:^|\s)-(?:D|e\s*0)\b", " ".join(cmd.args)):
-        return [Finding("persistence_evasion", "deny", f"disables auditing: {render(cmd)}")]
-    return []
-
-
-#: What makes ``dscl`` write: reading (``-list``, ``-read``) is account discovery, not a change.
-_DSCL_WRITES = re.compile(r"(?:^|\s)-(?:create|append|merge|passwd|delete|change)\b")
-
-
-def _account(cmd: Command) -> list[Finding]:
-    text = " ".join(cmd.args)
-    if cmd.program == "dscl" and not _DSCL_WRITES.search(text):
-        return []
-    if re.search(r"(?:^|\s)-(?:o|u\s*0\b)|\b(?:sudo|wheel|root|admin)\b", text):
-        return [
-            Finding(
-                "persistence_evasion",
-                "deny",
-                f"creates or changes a privileged account: {render(cmd)}",
-            )
-        ]
-    return [
-        Finding(
-            "persistence_evasion",
-            "ask",
-            f"creates or changes an account: {render(cmd)}",
-            (),
-            "",
-            True,
-        )
-    ]
-
-
-def _touch(cmd: Command) -> list[Finding]:
-    placed = [p for p in plain_args(cmd) if persistence_path(p)]
-    if placed:
-        return [
-            Finding(
-                "persistence_evasion",
-                "ask",
-                f"creates a file in a persistence location: {placed[0]}",
-                (),
-                "",
-                True,
-            )
-        ]
-    if option_flags(cmd) & {"-r", "-t", "-d", "--reference", "--date"} and any(
-        fold_home(p).startswith(("/bin", "/usr", "/etc", "/sbin", "/lib")) for p in plain_args(cmd)
-    ):
-        return [
-            Finding(
-                "persistence_evasion", "ask", f"changes timestamps of system files: {render(cmd)}"
-            )
-        ]
-    return []
 
 
 def _writer(cmd: Command) -> list[Finding]:
@@ -485,31 +124,54 @@ def _writer(cmd: Command) -> list[Finding]:
     out: list[Finding] = []
     for d in dests:
         out.extend(write_findings(d, cmd.stdin if cmd.program == "tee" else None, how=cmd.program))
-        if cmd.program == "ln" and log_path(d) and plain[0] == "/dev/null":
-            out.append(
-                Finding(
-                    "persistence_evasion", "deny", f"links logs/history to /dev/null: {render(cmd)}"
-                )
-            )
     if cmd.program in ("cp", "mv", "cat", "tar", "zip", "rsync") and any(
         secret_path(p) for p in plain[:-1] if cmd.program != "cat"
     ):
-        out.append(Finding("credential_access", "ask", f"copies secrets: {render(cmd)}"))
+        out.append(
+            Finding(
+                "credential_access",
+                "ask",
+                f"copies secrets: {render(cmd)}",
+                rule_id="py.command.copies-secrets",
+                attack=("T1552.001",),
+            )
+        )
     return out
-
-
-_SHELL_NAMES = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "fish"})
 
 
 def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]:
     """A write of ``content`` (``None``: unknown) to ``path``: persistence, logs, disks, secrets."""
     out: list[Finding] = []
     if is_block_device(path):
-        return [Finding("destructive", "deny", f"writes over a disk: {path}")]
+        return [
+            Finding(
+                "destructive",
+                "deny",
+                f"writes over a disk: {path}",
+                rule_id="py.write.overwrites-disk",
+                attack=("T1561.002",),
+            )
+        ]
     if path in ("/proc/sysrq-trigger", "/proc/sys/kernel/sysrq"):
-        return [Finding("denial_of_service", "deny", f"triggers kernel SysRq actions: {path}")]
+        return [
+            Finding(
+                "denial_of_service",
+                "deny",
+                f"triggers kernel SysRq actions: {path}",
+                rule_id="py.write.triggers-sysrq",
+                attack=("T1529",),
+            )
+        ]
     if log_path(path) and content in (None, "", "\n"):
-        return [Finding("persistence_evasion", "deny", f"empties logs/history: {path}")]
+        return [
+            Finding(
+                "persistence_evasion",
+                "deny",
+                f"empties logs/history: {path}",
+                rule_id="py.write.empties-logs",
+                attack=("T1070.002", "T1070.003"),
+            )
+        ]
     if persistence_path(path):
         hot = content is not None and bool(
             _REMOTE_FETCH.search(content) or _REVERSE.search(content)
@@ -525,11 +187,19 @@ def write_findings(path: str, content: str | None, *, how: str) -> list[Finding]
                 (),
                 "",
                 level == "ask",
+                rule_id="py.write.persistence-location",
+                attack=("T1546", "T1037", "T1053"),
             )
         )
     elif secret_path(path):
         out.append(
-            Finding("credential_access", "ask", f"{how} overwrites a credential file: {path}")
+            Finding(
+                "credential_access",
+                "ask",
+                f"{how} overwrites a credential file: {path}",
+                rule_id="py.write.overwrites-credential-file",
+                attack=("T1552.001",),
+            )
         )
     if content:
         out.extend(content_findings(content))
@@ -540,7 +210,15 @@ def content_findings(text: str) -> list[Finding]:
     """Quick checks of written or typed text whose language is unknown."""
     out: list[Finding] = []
     if _REVERSE.search(text):
-        out.append(Finding("malware", "deny", "content opens a remote shell"))
+        out.append(
+            Finding(
+                "malware",
+                "deny",
+                "content opens a remote shell",
+                rule_id="py.content.remote-shell",
+                attack=("T1059.004", "T1095"),
+            )
+        )
     return out
 
 
@@ -554,14 +232,8 @@ def command_findings(cmd: Command) -> list[Finding]:
         out.extend(rule(cmd))
     for op, target in cmd.redirects:
         if "/dev/tcp/" in target or "/dev/udp/" in target:
-            out.append(
-                Finding(
-                    "malware",
-                    "deny",
-                    f"redirects a shell to a network socket: {render(cmd)} {op} {target}",
-                )
-            )
-        elif op in (">", ">>", ">|", "&>", "&>>"):
+            continue  # a network socket, not a file: linux.redirects-to-network-socket
+        if op in (">", ">>", ">|", "&>", "&>>"):
             content = None
             if cmd.program in ("echo", "printf"):
                 content = " ".join(cmd.args)
@@ -576,10 +248,14 @@ def command_findings(cmd: Command) -> list[Finding]:
             and any(p in _NET_SINKS for p in (cmd.program, *cmd.downstream))
         ):
             out.append(
-                Finding("exfiltration", "deny", f"sends a secret over the network: {target}")
+                Finding(
+                    "exfiltration",
+                    "deny",
+                    f"sends a secret over the network: {target}",
+                    rule_id="py.command.sends-secret",
+                    attack=("T1048", "T1552.001"),
+                )
             )
-    if any("/dev/tcp/" in a or "/dev/udp/" in a for a in cmd.args):
-        out.append(Finding("malware", "deny", f"opens a raw network socket: {render(cmd)}"))
     secrets = [
         a for a in cmd.args if a.startswith(("/", "~", "$HOME", "${HOME}", "C:")) and secret_path(a)
     ]
@@ -592,7 +268,13 @@ def command_findings(cmd: Command) -> list[Finding]:
             "socat",
         ):
             out.append(
-                Finding("exfiltration", "deny", f"sends a secret over the network: {secrets[0]}")
+                Finding(
+                    "exfiltration",
+                    "deny",
+                    f"sends a secret over the network: {secrets[0]}",
+                    rule_id="py.command.sends-secret",
+                    attack=("T1048", "T1552.001"),
+                )
             )
         elif cmd.program not in (
             "ls",
@@ -619,65 +301,20 @@ def command_findings(cmd: Command) -> list[Finding]:
                 else "ask"
             )
             out.append(
-                Finding("credential_access", level, f"reads a credential store: {secrets[0]}")
-            )
-    for name, value in cmd.assignments:
-        if name in ("HISTFILE", "HISTSIZE", "HISTFILESIZE") and value in ("/dev/null", "0", ""):
-            out.append(
-                Finding("persistence_evasion", "deny", f"turns off shell history: {name}={value}")
-            )
-        elif name == "DYLD_INSERT_LIBRARIES" or (
-            name == "LD_PRELOAD" and value.startswith(("/tmp", "/dev/shm", "/var/tmp", "$"))
-        ):
-            out.append(
                 Finding(
-                    "persistence_evasion",
-                    "ask",
-                    f"preloads a library into programs: {name}={value}",
+                    "credential_access",
+                    level,
+                    f"reads a credential store: {secrets[0]}",
+                    rule_id="py.command.reads-credential-store",
+                    attack=("T1552.001", "T1555"),
                 )
             )
-    if (cmd.program == "unset" and any(a.startswith("HIST") for a in cmd.args)) or (
-        cmd.program == "set" and "+o" in cmd.args and "history" in cmd.args
-    ):
-        out.append(
-            Finding("persistence_evasion", "deny", f"turns off shell history: {render(cmd)}")
-        )
     return out
 
 
 PROGRAM_RULES: dict[str, Rule] = {
-    "rm": _rm,
-    "rmdir": lambda c: [],
-    "dd": _dd,
-    "shred": _shred,
-    "chmod": _chmod,
-    "chown": _chown,
-    "git": _git,
-    "find": _find,
-    "kill": _kill,
-    "pkill": _kill,
-    "killall": _kill,
-    "mysql": _sql_client,
-    "psql": _sql_client,
-    "sqlite3": _sql_client,
-    "nc": _netcat,
-    "ncat": _netcat,
-    "netcat": _netcat,
     "curl": _upload,
     "wget": _upload,
-    "scp": _copy_out,
-    "rsync": _copy_out,
-    "systemctl": _service_ctl,
-    "service": _service_ctl,
-    "launchctl": _service_ctl,
-    "crontab": _crontab,
-    "auditctl": _log_tool,
-    "useradd": _account,
-    "adduser": _account,
-    "usermod": _account,
-    "dscl": _account,
-    "sysadminctl": _account,
-    "touch": _touch,
     "tee": _writer,
     "cp": _writer,
     "mv": _writer,
