@@ -4,10 +4,13 @@
 
 1. **The band.** The cascade asks the encoder about every text where some label's linear score is
    at least ``low`` (the band is ``[low, 1.0]``); the linear stage answers alone only for texts it
-   finds clearly benign. A harmful text the linear stage scores under ``low`` on every label never
+   finds clearly benign. A text the linear stage scores under ``low`` on every label never
    reaches the encoder, so this script picks the largest ``low`` that loses at most
    ``--max-loss`` of the harmful and flagged texts of the validation split
-   (``training/dataset.py``) and of HarmBench's validation behaviours.
+   (``training/dataset.py``) and of HarmBench's validation behaviours: a harmful text is lost
+   when the stack (2.) would flag it if the encoder saw everything and it does not reach the
+   encoder (one the linear stage finds this unlikely the stack rarely flags anyway), a text with
+   a flag (only the encoder scores flags) when it does not reach the encoder.
 2. **Stacking** (rule ``stack``, :meth:`convguard.assess.cascade.CascadeTuning.stack`): for a text
    the encoder sees, harmful-or-not is decided on ``logit(encoder) + weight * logit(linear)`` (each
    stage's highest category score over the text's views). The linear stage reads wording, the
@@ -33,6 +36,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
-from dataset import Example, build_dataset, calibration_sets, is_unsafe  # noqa: E402
+from dataset import build_dataset, calibration_sets, is_unsafe  # noqa: E402
 from encoder import EmbeddingCache  # noqa: E402
 from heads import EXTREME, FLAG_BUDGET, Embedder, operating_point  # noqa: E402
 
@@ -68,14 +72,6 @@ def log(message: str) -> None:
     print(f"[cascade {time.perf_counter() - T0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def top_scores(stage: LinearClassifier, texts: Sequence[str]) -> np.ndarray:
-    out = []
-    for start in range(0, len(texts), 512):
-        for scores in stage.score(list(texts[start : start + 512])):
-            out.append(max(scores.get(label, 0.0) for label in LABELS))
-    return np.array(out)
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-7, 1 - 1e-7)
     return np.asarray(np.log(p / (1 - p)))
@@ -88,28 +84,21 @@ def _clipped(p: np.ndarray) -> np.ndarray:
 
 
 class Pair:
-    """Both stages' scores of texts as the runtime cascade computes them for stacking: whether a
-    text reaches the encoder, and each stage's highest category score over the text's views."""
+    """Both stages' scores of texts as the runtime cascade computes them for stacking."""
 
-    def __init__(self, linear: LinearClassifier, low: float) -> None:
+    def __init__(self, linear: LinearClassifier) -> None:
         from convguard.assess.encoder import EncoderClassifier
 
         self.linear = linear
-        self.low = low
         self.encoder = EncoderClassifier(precision="fp32", max_tokens=128, backend="onnx")
         # The runtime encoder, with its embeddings read from the training cache.
         cache = EmbeddingCache(self.encoder.embed, Embedder().cache.path)
         self.encoder.embed = cache.embed  # type: ignore[method-assign]
         self.cache = cache
 
-    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(reaches the encoder, linear top, encoder top, top category is extreme) per text."""
+    def scores(self, texts: Sequence[str]) -> Scored:
         raw = self.linear.score(list(texts))
         views = [normalise(t) for t in texts]
-        reach = np.array([
-            bool(v.views) or any(s.get(label, 0.0) >= self.low for label in LABELS)
-            for v, s in zip(views, raw, strict=True)
-        ])  # fmt: skip
         flat = [(i, t) for i, v in enumerate(views) for t in v.texts]
         lin = np.zeros(len(texts))
         enc = np.zeros(len(texts))
@@ -130,32 +119,56 @@ class Pair:
             enc[i] = max(merged.values())
             top = enc[i]
             extreme[i] = top > 0 and max(merged[c] for c in EXTREME) >= 0.8 * top
-        return reach, lin, enc, extreme
+        return Scored(
+            views=np.array([bool(v.views) for v in views]),
+            first=np.array([max(s.get(label, 0.0) for label in LABELS) for s in raw]),
+            lin=lin,
+            enc=enc,
+            extreme=extreme,
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per text: a hidden view found, the linear stage's top label on the raw text (which sends
+    it on), its top stacked category over the views, the encoder's top category, and whether
+    that is (close to) an extreme one."""
+
+    views: np.ndarray
+    first: np.ndarray
+    lin: np.ndarray
+    enc: np.ndarray
+    extreme: np.ndarray
+
+    def reach(self, low: float) -> np.ndarray:
+        return np.asarray(self.views | (self.first >= low))
+
+    def stacked(self, weight: float) -> np.ndarray:
+        return np.asarray(_logit(self.enc) + weight * _clipped(self.lin))
 
 
 def stacking(
-    pair: Pair, positives: Sequence[str], benign: Sequence[Example]
+    low: float, harmful: Scored, benign: Scored, sources: Sequence[str]
 ) -> tuple[CascadeTuning, list[str]]:
-    """The stacking weight and operating points, and the report's rows."""
-    p_reach, p_lin, p_enc, _ = pair.scores(positives)
-    b_reach, b_lin, b_enc, b_extreme = pair.scores([e.text for e in benign])
-    sources = [e.source for e in benign]
+    """The stacking weight and operating points when texts under ``low`` stay with the linear
+    stage, and the report's rows."""
     rows = []
     best: tuple[float, float, float, float] | None = None
     for weight in WEIGHTS:
-        pos = np.where(p_reach, _logit(p_enc) + weight * _clipped(p_lin), -np.inf)
-        neg = np.where(b_reach, _logit(b_enc) + weight * _clipped(b_lin), -60.0)
-        reach = np.where(b_extreme & b_reach, neg, -np.inf)
+        pos = np.where(harmful.reach(low), harmful.stacked(weight), -np.inf)
+        neg = np.where(benign.reach(low), benign.stacked(weight), -60.0)
+        reach = np.where(benign.extreme & benign.reach(low), neg, -np.inf)
         flag, strike = operating_point(neg, sources, FLAG_BUDGET["unsafe"], reach)
         recall, struck = float((pos >= flag).mean()), float((pos >= strike).mean())
         flagged = float((neg >= flag).mean())
         rows.append(f"| {weight} | {recall:.3f} | {struck:.3f} | {flagged:.2%} |")
-        log(f"  stacking weight {weight}: recall {recall:.3f} at flag, {struck:.3f} at strike")
+        log(f"  band [{low}, 1.0], stacking weight {weight}: recall {recall:.3f} at flag, "
+            f"{struck:.3f} at strike")  # fmt: skip
         if best is None or recall > best[1] + 1e-9:
             best = (weight, recall, flag, strike)
     assert best is not None
     weight, _, flag, strike = best
-    return CascadeTuning(pair.low, 1.0, "stack", weight=weight, flag_logit=flag,
+    return CascadeTuning(low, 1.0, "stack", weight=weight, flag_logit=flag,
                          strike_logit=strike, stacked=STACKED), rows  # fmt: skip
 
 
@@ -167,30 +180,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     val = build_dataset(args.data_dir, seed=args.seed).val
     cal = calibration_sets(args.data_dir)
-    harmful = [e.text for e in val if is_unsafe(e) == 1.0] + [
+    harmful_texts = [e.text for e in val if is_unsafe(e) == 1.0] + [
         e.text for e in cal.tune if is_unsafe(e) == 1.0
     ]
-    positive = harmful + [
+    flagged_texts = [
         e.text
         for e in val
         if is_unsafe(e) != 1.0 and any(e.labels.get(f, 0) >= 0.5 for f in FLAG_IDS)
     ]
-    benign = [e.text for e in cal.tune if is_unsafe(e) == 0.0]
-    stage = LinearClassifier.load()
-    log(f"scoring {len(positive)} harmful or flagged and {len(benign)} benign texts")
-    pos, neg = top_scores(stage, positive), top_scores(stage, benign)
+    benign_examples = [e for e in cal.tune if is_unsafe(e) == 0.0]
+    sources = [e.source for e in benign_examples]
+    pair = Pair(LinearClassifier.load())
+    log(f"scoring {len(harmful_texts)} harmful, {len(flagged_texts)} flagged and "
+        f"{len(benign_examples)} benign texts with both stages")  # fmt: skip
+    harmful = pair.scores(harmful_texts)
+    flagged = pair.scores(flagged_texts)
+    benign = pair.scores([e.text for e in benign_examples])
+    # What the stack catches when the encoder sees (nearly) everything ...
+    everything, _ = stacking(LOWS[0], harmful, benign, sources)
+    caught = harmful.reach(LOWS[0]) & (harmful.stacked(everything.weight) >= everything.flag_logit)
     rows = []
     chosen = LOWS[0]
     for low in LOWS:
-        lost = float((pos < low).mean())
-        alone = float((neg < low).mean())
+        # ... and what a band loses of it: harmful texts the stack would flag that never reach
+        # the encoder, and texts with a flag (which only the encoder scores) that never reach it.
+        lost = float(
+            ((caught & ~harmful.reach(low)).sum() + (~flagged.reach(low)).sum())
+            / (len(harmful_texts) + len(flagged_texts))
+        )
+        alone = float((~benign.reach(low)).mean())
         rows.append(f"| {low} | {lost:.2%} | {alone:.1%} |")
         if lost <= args.max_loss:
             chosen = low
-    log(f"chosen band [{chosen}, 1.0]; stacking on {len(harmful)} harmful texts")
-    tuning, stack_rows = stacking(
-        Pair(stage, chosen), harmful, [e for e in cal.tune if is_unsafe(e) == 0.0]
-    )
+    log(f"chosen band [{chosen}, 1.0]")
+    tuning, stack_rows = stacking(chosen, harmful, benign, sources)
     log(f"stacking weight {tuning.weight}, flag logit {tuning.flag_logit:.3f}, "
         f"strike logit {tuning.strike_logit:.3f}")  # fmt: skip
     OUT.write_text(
@@ -220,8 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "Built by `python training/cascade.py`. A text goes to the encoder when some",
                 "label's linear score is at least `low`; the encoder's scores then replace the",
                 "linear ones, except that harmful-or-not is decided by both stages (rule",
-                "`stack`, below). Lost = harmful or flagged validation texts (and HarmBench",
-                "val) that would never reach the encoder; alone = realistic benign chat",
+                "`stack`, below). Lost = harmful validation texts (and HarmBench val) that the",
+                "stack flags when the encoder sees everything but that never reach the encoder,",
+                "and texts with a flag that never reach it; alone = realistic benign chat",
                 "(calibration tune half) answered by the linear stage alone.",
                 f"Chosen: `low` = {chosen} (largest with at most {args.max_loss:.1%} lost).",
                 "",
