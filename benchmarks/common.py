@@ -187,7 +187,8 @@ def fmt(value: float | int | None, unit: str = "ratio") -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if unit == "ratio":
-        return f"{value:.3f}"
+        # Rates of 1 in 10,000 (the strike target) need more places than 0.000.
+        return f"{value:.5f}" if 0 < abs(value) < 0.001 else f"{value:.3f}"
     if unit == "ms":
         return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
     if unit == "per_s":
