@@ -95,3 +95,72 @@ def test_sampling_options_are_sent_in_each_wire_format() -> None:
     )
     assert (to_anthropic["temperature"], to_anthropic["max_tokens"]) == (0.3, 20)
     assert to_anthropic["stop_sequences"] == ["END"]
+
+
+def test_tool_calls_and_their_results_reach_an_anthropic_upstream() -> None:
+    seen: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"content": [{"type": "text", "text": "ok"}]})
+
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+    }
+    anthropic(httpx.MockTransport(answer)).complete(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": "Use metric units."},
+            {"role": "user", "content": "Weather in Oslo and Bergen?"},
+            {"role": "assistant", "content": "Let me look.", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "4 °C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "7 °C"},
+            {"role": "user", "content": "And tomorrow?"},
+        ]
+    )
+    (body,) = seen
+    assert body["system"] == "Be brief.\n\nUse metric units."
+    assert body["messages"] == [
+        {"role": "user", "content": "Weather in Oslo and Bergen?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}},
+            ],
+        },
+        {
+            # Results of one turn's calls and the next user text are one user turn: the
+            # Messages API wants user and assistant turns to alternate.
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "4 °C"},
+                {"type": "tool_result", "tool_use_id": "call_2", "content": "7 °C"},
+                {"type": "text", "text": "And tomorrow?"},
+            ],
+        },
+    ]
+
+
+def test_unreadable_tool_arguments_reach_an_anthropic_upstream_as_text() -> None:
+    seen: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"content": [{"type": "text", "text": "ok"}]})
+
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}
+    anthropic(httpx.MockTransport(answer)).complete(
+        [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c", "content": "done"},
+        ]
+    )
+    (body,) = seen
+    blocks = body["messages"][1]["content"]  # type: ignore[index]
+    assert blocks == [
+        {"type": "tool_use", "id": "c", "name": "f", "input": {"arguments": "{not json"}}
+    ]

@@ -352,6 +352,63 @@ class OpenAIUpstream(_HTTPUpstream):
         )
 
 
+def _tool_input(arguments: Any) -> dict[str, Any]:
+    """An OpenAI tool call's JSON-text arguments as an Anthropic ``tool_use`` input object."""
+    try:
+        value = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"arguments": arguments}
+
+
+def _anthropic_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI chat messages as Messages API turns: an assistant's ``tool_calls`` become
+    ``tool_use`` blocks, ``tool`` messages ``tool_result`` blocks in a user turn, and turns of
+    one role in a row merge (the API wants user and assistant to alternate). A turn of one text
+    block is sent as a plain string."""
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
+    for m in messages:
+        role = m["role"]
+        blocks: list[dict[str, Any]] = []
+        if role == "tool":
+            role = "user"
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": str(m.get("tool_call_id") or ""),
+                    "content": str(m.get("content") or ""),
+                }
+            )
+        elif role in ("user", "assistant"):
+            if m.get("content"):
+                blocks.append({"type": "text", "text": str(m["content"])})
+            for call in m.get("tool_calls") or () if role == "assistant" else ():
+                function = call.get("function") or {}
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": str(call.get("id") or ""),
+                        "name": str(function.get("name") or ""),
+                        "input": _tool_input(function.get("arguments")),
+                    }
+                )
+        if not blocks:
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
+        else:
+            turns.append((role, blocks))
+    return [
+        {
+            "role": role,
+            "content": blocks[0]["text"]
+            if len(blocks) == 1 and blocks[0]["type"] == "text"
+            else blocks,
+        }
+        for role, blocks in turns
+    ]
+
+
 class AnthropicUpstream(_HTTPUpstream):
     """The Anthropic Messages API, spoken to in OpenAI terms by the rest of convguard."""
 
@@ -383,12 +440,12 @@ class AnthropicUpstream(_HTTPUpstream):
         stream: bool,
         options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        system = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "system")
-        turns = [
-            {"role": m["role"], "content": str(m.get("content") or "")}
+        system = "\n\n".join(
+            str(m["content"])
             for m in messages
-            if m["role"] in ("user", "assistant") and m.get("content")
-        ]
+            if m["role"] in ("system", "developer") and m.get("content")
+        )
+        turns = _anthropic_turns(messages)
         given = dict(options or {})
         body: dict[str, Any] = {
             "model": self.model,
