@@ -409,11 +409,15 @@ async def test_an_unexpected_failure_is_a_500_in_the_error_shape(
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         response = await client.post(
-            "/v1/assess", json={"text": "hi"}, headers=auth(api_keys["alice"])
+            "/v1/assess",
+            json={"text": "hi"},
+            headers={**auth(api_keys["alice"]), "X-Request-Id": "trace-42"},
         )
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "internal_error"
     assert "ZeroDivisionError" in response.json()["error"]["message"]
+    # The id an operator greps the logs for is echoed on failures too.
+    assert response.headers["x-request-id"] == "trace-42"
 
 
 async def test_a_new_message_never_chains_under_a_user_message_still_waiting_for_its_reply(

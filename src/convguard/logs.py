@@ -183,6 +183,10 @@ def request_scope(request_id: str) -> Iterator[dict[str, Any]]:
         _request.reset(token)
 
 
+#: Where :class:`RequestLog` leaves the request id in the ASGI scope.
+REQUEST_ID_SCOPE_KEY = "convguard.request_id"
+
+
 class RequestLog:
     """ASGI middleware: accepts or makes the request id, echoes it in ``X-Request-Id``, and logs
     one ``request`` line when the response is done (streamed responses included)."""
@@ -198,6 +202,9 @@ class RequestLog:
         request_id = request_id_from(header.decode("latin-1") if header else None)
         status = 500
         started = time.perf_counter()
+        # Kept in the scope too: an unexpected error is answered by the server's outermost
+        # handler, after this middleware has returned, and must echo the same id.
+        scope[REQUEST_ID_SCOPE_KEY] = request_id
 
         async def send_with_id(message: Any) -> None:
             nonlocal status

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from convguard import __version__
 from convguard.assess.types import Assessor
 from convguard.errors import ConvguardError, RateLimited
-from convguard.logs import RequestLog, configure, error_event
+from convguard.logs import REQUEST_ID_SCOPE_KEY, RequestLog, configure, error_event
 from convguard.server.admin import router as admin_router
 from convguard.server.anthropic import router as anthropic_router
 from convguard.server.docs import mount_docs
@@ -118,7 +118,9 @@ def create_app(
             f"the gateway failed unexpectedly ({type(exc).__name__}); retry, and report it if "
             "it persists"
         )
-        return answer(request, 500, "internal_error", message)
+        request_id = request.scope.get(REQUEST_ID_SCOPE_KEY)
+        headers = {"X-Request-Id": request_id} if isinstance(request_id, str) else None
+        return answer(request, 500, "internal_error", message, headers)
 
     app.include_router(rest_router)
     app.include_router(openai_router)
