@@ -52,6 +52,7 @@ from common import (
 )
 
 from convguard.assess.cascade import Cascade, load_tuning
+from convguard.assess.normalise import normalise
 from convguard.assess.types import Classifier
 from convguard.policy import default_policy
 
@@ -322,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: dict[str, tuple[Latency, float | None, str]] = {}
     observed: dict[str, tuple[float, str]] = {}
+    log("normalise: latency")
+    rows["normalise alone (every message, before any stage)"] = (
+        latency(lambda i: normalise(texts[i]), len(texts), args.budget),
+        None,
+        "",
+    )
     for name, stage in loaded.items():
         log(f"{name}: latency and throughput")
         lat = latency(lambda i, s=stage: s.score([texts[i]]), len(texts), args.budget)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import time
 
 import pytest
 
@@ -103,15 +102,10 @@ def test_texts_lists_the_main_text_first() -> None:
     assert norm.texts == ("h4ck", "hack")
 
 
-def test_ordinary_short_text_is_fast() -> None:
+def test_ordinary_text_has_no_extra_views() -> None:
+    # Its cost per message is measured in benchmarks/speed.py ("normalise alone").
     text = "Can you recommend a good book about the history of Rome for a beginner?"
-    normalise(text)
-    n = 2000
-    start = time.perf_counter()
-    for _ in range(n):
-        normalise(text)
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 100e-6
+    assert normalise(text).texts == (text,)
 
 
 @pytest.mark.parametrize(
