@@ -5,7 +5,8 @@ Laid out by responsibility:
 - :mod:`~convguard.agent.guard` — collect what a call would run, resolve scope and context, the
   verdict (:func:`assess_tool_call`);
 - :mod:`~convguard.agent.engine` — rules kept as YAML data under ``rules/<platform>/``, loaded,
-  validated and indexed once; :mod:`~convguard.agent.predicates` — the few named checks rules use;
+  validated and indexed once (command, write, text, sequence and call rules; no detection
+  knowledge is kept in Python); :mod:`~convguard.agent.predicates` — the few named checks rules use;
   :mod:`~convguard.agent.schema` — what a rule file and a scope file may say (pydantic);
 - :mod:`~convguard.agent.cache` — the compiled cache: rules, the command model and the scope kept
   as plain JSON between processes, so the hook reads them back instead of rebuilding them;
