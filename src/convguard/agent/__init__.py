@@ -13,6 +13,7 @@ Laid out by responsibility:
 - :mod:`~convguard.agent.scope` — what an engagement authorises, and rules switched off by id;
 - :mod:`~convguard.agent.shell` — the shell parser (POSIX, PowerShell, cmd); nothing is executed;
 - :mod:`~convguard.agent.paths` — which paths and addresses matter;
+- :mod:`~convguard.agent.files` — the files a command writes, and what it writes there;
 - :mod:`~convguard.agent.code` — the Python-code walker;
 - :mod:`~convguard.agent.model` — the command-token model for calls no rule flags;
 - :mod:`~convguard.agent.findings` — :class:`Finding`, which names the rule that fired;

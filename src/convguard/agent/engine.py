@@ -53,10 +53,11 @@ Five kinds of rule, by what ``match`` holds:
 - **write** rules (``write``): each file written — by the Write tool, or by a command: an output
   redirection (what ``echo`` or ``printf`` print, a here-document fed to ``cat``), ``tee``,
   ``sed -i``, the destination of ``cp``, ``mv``, ``install``, ``ln``, ``tar``, ``zip`` (see
-  :func:`file_writes`) — tested on its ``path`` (searched, the home folded to ``~``), the kinds of
-  path it is (``path_is``), its ``content`` (searched as written; an unknown content never
-  matches) and ``content_unless``, and ``emptied: true`` (nothing written, or what is written is
-  not known: ``> ~/.bash_history``); ``unless_rules`` makes a write rule a fallback the same way;
+  :func:`~convguard.agent.files.file_writes`) — tested on its ``path`` (searched, the home
+  folded to ``~``), the kinds of path it is (``path_is``), its ``content`` (searched as written;
+  an unknown content never matches) and ``content_unless``, and ``emptied: true`` (nothing
+  written, or what is written is not known: ``> ~/.bash_history``); ``unless_rules`` makes a
+  write rule a fallback the same way;
 - **text** rules (``text``, a regular expression searched in the lower-cased text — as written
   with ``case_sensitive: true`` — of code, typed text, written files; with ``scripts: windows``
   only PowerShell and cmd scripts, with ``scripts: interpreters`` only code for another
@@ -101,6 +102,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from convguard.agent import cache as compiled_cache
+from convguard.agent.files import file_writes, outputs
 from convguard.agent.findings import Finding, Level, option_flags, render
 from convguard.agent.paths import fold_home, hosts_in
 from convguard.agent.predicates import PATH_KINDS, PREDICATES, PathTest, Predicate
@@ -386,41 +388,6 @@ class Step:
         return self.via is None or bool(self.via.search(cmd.via))
 
 
-#: What the redirection operators that write a file look like.
-_WRITE_OPS = frozenset({">", ">>", ">|", "&>", "&>>"})
-#: Programs that write the file named by their last argument (of at least two that are not
-#: options): ``cp``, ``mv`` … put things there (what they write is not known).
-_COPIERS = frozenset({"cp", "mv", "install", "ln", "tar", "zip"})
-
-
-def file_writes(cmd: Command) -> list[tuple[str, str | None, str]]:
-    """The files a command writes, as ``(path, content, how)``; ``content`` is ``None`` when not
-    known. Its output redirections (the text of ``echo``/``printf``, a here-document fed to
-    ``cat``, nothing at all for a bare ``> file``), ``tee``'s files (what is piped in),
-    ``sed -i``'s files and the destination of ``cp``, ``mv``, ``install``, ``ln``, ``tar``,
-    ``zip``. A redirection to ``/dev/tcp/…`` is a network socket, not a file."""
-    out: list[tuple[str, str | None, str]] = []
-    plain = [a for a in cmd.args if not a.startswith("-")]
-    if cmd.program == "tee":
-        out += [(p, cmd.stdin, "tee") for p in plain]
-    elif cmd.program == "sed" and "-i" in option_flags(cmd):
-        out += [(p, None, "sed") for p in plain[1:]]
-    elif cmd.program in _COPIERS and len(plain) >= 2:
-        out.append((plain[-1], None, cmd.program))
-    for op, target in cmd.redirects:
-        if op not in _WRITE_OPS or "/dev/tcp/" in target or "/dev/udp/" in target:
-            continue
-        content: str | None = None
-        if cmd.program in ("echo", "printf"):
-            content = " ".join(cmd.args)
-        elif cmd.program == "cat" and cmd.stdin is not None:
-            content = cmd.stdin
-        elif not cmd.argv:
-            content = ""
-        out.append((target, content, cmd.program or "redirect"))
-    return out
-
-
 @dataclass(frozen=True)
 class WriteTest:
     """A write rule's test of one write: the path written and what is written there."""
@@ -472,7 +439,7 @@ class Follow:
         elif self.files == "values":
             found = step.values(cmd)
         else:
-            found = _outputs(cmd)
+            found = outputs(cmd)
         return [f.rsplit("/", 1)[-1] for f in found] if self.same == "name" else found
 
     def used(self, cmd: Command) -> list[str]:
@@ -481,20 +448,6 @@ class Follow:
         else:
             used = [a for a in cmd.args if not a.startswith("-")]
         return [u.rsplit("/", 1)[-1] for u in used] if self.same == "name" else used
-
-
-def _outputs(cmd: Command) -> list[str]:
-    """Files a command writes that a later command may run: output redirections and downloads."""
-    out = list(cmd.writes())
-    args = cmd.args
-    for i, a in enumerate(args[:-1]):
-        if (cmd.program == "curl" and a in ("-o", "--output")) or (
-            cmd.program == "wget" and a in ("-O", "--output-document")
-        ):
-            out.append(args[i + 1])
-    if cmd.program == "wget" or (cmd.program == "curl" and "-O" in option_flags(cmd)):
-        out += [a.rsplit("/", 1)[-1] for a in args if "://" in a]
-    return out
 
 
 @dataclass(frozen=True)
