@@ -17,7 +17,7 @@ import pytest
 from agent_fixtures import QUIET
 from convguard.agent import assess_tool_call, load_rules, load_scope
 from convguard.agent import cache as compiled_cache
-from convguard.agent.engine import Pattern, Step
+from convguard.agent.engine import Pattern, Step, WriteTest
 from convguard.agent.model import CommandModel
 from convguard.cli import _hook_settings
 from convguard.errors import InvalidInput
@@ -66,12 +66,25 @@ def test_rules_read_back_from_the_cache_are_the_rules_read_from_the_files(
     assert _entries(cache_home) == [entry]
     # the shipped set uses every kind of rule and every field of a step, so the comparison above
     # covers each way the plain data is read back (call rules, paths, pipes, redirections ...)
-    assert {r.kind for r in fresh.rules} == {"command", "text", "sequence", "call"}
-    assert {r.scripts for r in fresh.rules} == {"any", "windows", "interpreters"}
+    assert {r.kind for r in fresh.rules} == {"command", "text", "sequence", "call", "write"}
+    assert {r.scripts for r in fresh.rules} == {"any", "windows", "interpreters", "unparsed"}
     assert {r.targets for r in fresh.rules} == {None, "hosts", "paths"}
     assert {bool(r.all_of) for r in fresh.rules if r.kind == "call"} == {True, False}
+    assert {r.case_sensitive for r in fresh.rules if r.kind == "text"} == {True, False}
+    assert {bool(r.unless_rules) for r in fresh.rules if r.kind == "write"} == {True, False}
+    assert {bool(r.unless_rules) for r in fresh.rules if r.kind == "command"} == {True, False}
+    assert any(r.families for r in fresh.rules)
+    follows = [r.follow for r in fresh.rules if r.follow is not None]
+    assert {(f.files, f.used_as, f.same) for f in follows} >= {
+        ("outputs", "run", "name"),
+        ("paths", "run", "path"),
+        ("values", "argument", "path"),
+    }
     steps = [s for r in fresh.rules for s in (r.step, *r.sequence, *r.all_of, *r.any_of)]
+    steps += [s for f in follows for s in (*f.made_by, f.then)]
     assert [f.name for f in fields(Step) if not any(getattr(s, f.name) for s in steps)] == []
+    writes = [r.write for r in fresh.rules if r.write is not None]
+    assert [f.name for f in fields(WriteTest) if not any(getattr(w, f.name) for w in writes)] == []
 
 
 def test_a_cached_rule_set_loads_without_yaml_or_pydantic(cache_home: Path) -> None:

@@ -298,6 +298,106 @@ def test_a_call_rule_reads_the_commands_of_one_call_together(tmp_path: Path) -> 
         load_rules([tmp_path], builtin=False)
 
 
+_WRITE_AND_FOLLOW_RULES = """
+rules:
+  - id: acme.writes-deploy-config
+    title: rewrites the deploy configuration
+    category: persistence_evasion
+    level: ask
+    match:
+      write: {path: '^/etc/acme/deploy\\.conf$', content: 'hook='}
+    tests:
+      hit: ["echo 'hook=/tmp/x' > /etc/acme/deploy.conf", "echo hook=x | tee /etc/acme/deploy.conf"]
+      miss: ["echo 'mode=fast' > /etc/acme/deploy.conf", "echo 'hook=x' > deploy.conf"]
+  - id: acme.empties-deploy-config
+    title: empties the deploy configuration
+    category: destructive
+    level: ask
+    match:
+      write: {path: '^/etc/acme/', emptied: true}
+      unless_rules: [acme.writes-deploy-config]
+    tests:
+      hit: ['> /etc/acme/deploy.conf', 'cp notes /etc/acme/']
+      miss: ["echo 'mode=fast' > /etc/acme/deploy.conf"]
+  - id: acme.runs-fetched-release
+    title: runs a release it just fetched
+    category: malware
+    level: ask
+    match:
+      within_call:
+        follow:
+          made_by: [{programs: [acme-fetch], values_of: [--into]}]
+          files: values
+          then: {programs: ['*']}
+          used_as: run
+          same: name
+    tests:
+      hit: ['acme-fetch --into=/opt/r/rel; ./rel', 'acme-fetch --into rel && /opt/rel']
+      miss: ['./rel; acme-fetch --into rel', 'acme-fetch --into rel; ./other']
+  - id: acme.surveys-two-families
+    title: surveys hosts and users
+    category: network_attack
+    level: ask
+    match:
+      within_call:
+        families: 2
+        any_of:
+        - {programs: [acme-hosts], family: hosts, alone: true, pipes_not_into: [grep]}
+        - {programs: [acme-users], family: users, alone: true}
+    tests:
+      hit: ['acme-hosts; acme-users']
+      miss: ['acme-hosts | grep web; acme-users', 'acme-hosts; acme-hosts -v', 'echo $(acme-hosts); acme-users']
+  - id: acme.uploads-key
+    title: uploads a key
+    category: exfiltration
+    level: deny
+    match:
+      programs: [acme-put]
+      values_of: [-f, --file]
+      value_file_is: [secret]
+    tests:
+      hit: ["acme-put -f 'k=@/home/u/.ssh/id_rsa;type=x'", 'acme-put --file=/home/u/.aws/credentials']
+      miss: ['acme-put -f notes.txt', 'acme-put /home/u/.ssh/id_rsa']
+  - id: acme.reads-key
+    title: reads a key
+    category: credential_access
+    level: ask
+    match:
+      programs: ['*']
+      not_programs: [ls]
+      inputs_are: [secret]
+      unless_rules: [acme.uploads-key]
+    tests:
+      hit: ['wc < ~/.ssh/id_rsa']
+      miss: ['ls < ~/.ssh/id_rsa', 'acme-put -f ~/.ssh/id_rsa < ~/.ssh/id_rsa', 'wc < notes.txt']
+"""
+
+
+def test_write_follow_count_and_fallback_rules_of_an_operator(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(_WRITE_AND_FOLLOW_RULES)
+    rules = load_rules([tmp_path], builtin=False)
+    assert {r.kind for r in rules.rules} == {"write", "call", "command"}
+    for rule in rules.rules:
+        assert all(fires(rule, case, rules) for case in rule.hits), rule.id
+        assert not any(fires(rule, case, rules) for case in rule.misses), rule.id
+    # the Write tool's writes go through the same write rules
+    verdict = assess_tool_call(
+        "Write",
+        {"file_path": "/etc/acme/deploy.conf", "content": "hook=/tmp/x"},
+        rules=rules,
+        classifier=QUIET,
+    )
+    assert verdict.rule_ids == ("acme.writes-deploy-config",)
+    # a fallback must name rules that exist
+    (tmp_path / "acme.yaml").write_text(
+        _WRITE_AND_FOLLOW_RULES.replace(
+            "unless_rules: [acme.uploads-key]", "unless_rules: [acme.x]"
+        )
+    )
+    with pytest.raises(InvalidInput, match=re.escape("unknown rule id 'acme.x'")):
+        load_rules([tmp_path], builtin=False)
+
+
 def test_an_operator_rule_cannot_reuse_a_shipped_id(tmp_path: Path) -> None:
     shipped = RULES.rules[0].id
     (tmp_path / "acme.yaml").write_text(_GOOD.replace("acme.deploy-key-printed", shipped))

@@ -1,5 +1,5 @@
-"""The agent guard's tactic rules (YAML rules and :mod:`convguard.agent.checks`): each one catches an
-attacker's command and lets a close everyday neighbour through. Nothing is ever executed."""
+"""The agent guard's tactic rules (the YAML rules of :mod:`convguard.agent.engine`): each one catches
+an attacker's command and lets a close everyday neighbour through. Nothing is ever executed."""
 
 from __future__ import annotations
 

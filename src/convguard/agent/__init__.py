@@ -5,13 +5,15 @@ Laid out by responsibility:
 - :mod:`~convguard.agent.guard` — collect what a call would run, resolve scope and context, the
   verdict (:func:`assess_tool_call`);
 - :mod:`~convguard.agent.engine` — rules kept as YAML data under ``rules/<platform>/``, loaded,
-  validated and indexed once; :mod:`~convguard.agent.predicates` — the few named checks rules use;
+  validated and indexed once (command, write, text, sequence and call rules; no detection
+  knowledge is kept in Python); :mod:`~convguard.agent.predicates` — the few named checks rules use;
   :mod:`~convguard.agent.schema` — what a rule file and a scope file may say (pydantic);
 - :mod:`~convguard.agent.cache` — the compiled cache: rules, the command model and the scope kept
   as plain JSON between processes, so the hook reads them back instead of rebuilding them;
 - :mod:`~convguard.agent.scope` — what an engagement authorises, and rules switched off by id;
 - :mod:`~convguard.agent.shell` — the shell parser (POSIX, PowerShell, cmd); nothing is executed;
 - :mod:`~convguard.agent.paths` — which paths and addresses matter;
+- :mod:`~convguard.agent.files` — the files a command writes, and what it writes there;
 - :mod:`~convguard.agent.code` — the Python-code walker;
 - :mod:`~convguard.agent.model` — the command-token model for calls no rule flags;
 - :mod:`~convguard.agent.findings` — :class:`Finding`, which names the rule that fired;

@@ -16,43 +16,69 @@ A rule file (``rules/<platform-or-theme>/<name>.yaml``) holds ``rules:``, a list
         hit: ['Set-MpPreference -DisableRealtimeMonitoring $true']
         miss: ['Set-MpPreference -SignatureUpdateInterval 4']
 
-Four kinds of rule, by what ``match`` holds:
+Five kinds of rule, by what ``match`` holds:
 
 - **command** rules (``programs`` — ``'*'`` for any program, even none, as in
-  ``HISTFILE=/dev/null`` alone —, optionally ``command`` — a regular expression searched in the
-  first word as written: ``/dev/shm/x`` —, ``wrappers`` — run through one of these: ``sudo``,
-  ``nohup`` —, ``args`` — a regular expression searched in the lower-cased arguments joined by
-  spaces —, ``unless`` — one that must not be found there (a neighbouring rule's, so that only
-  one of them fires; ``case_sensitive: true`` reads the arguments as written) —, ``flags`` —
-  any of these options, bundled short options counted letter by letter — and ``predicate``, a
-  named Python check from :mod:`convguard.agent.predicates`); ``targets: hosts`` hands the hosts
-  among the arguments to the scope, which may authorise them. What surrounds the arguments:
-  ``paths`` (a regular expression searched in each argument that is not an option, as written,
-  ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``; with ``path_is`` / ``path_is_not``,
-  kinds of path that same argument is and is not: ``secret``, ``log``, ``critical`` …, see
-  :data:`~convguard.agent.predicates.PATH_KINDS`; ``targets: paths`` hands those arguments to
-  the scope and to the user's request, which may cover them), ``destination`` and ``sources``
-  (the same, in the last such argument of at least two — where ``cp``, ``mv`` or ``scp`` put
-  things — and in any one before it; ``sources_are``: kinds of path one source is),
-  ``upstream`` / ``downstream`` (any of these programs pipes into the command / is piped into
-  from it), ``ends_pipe: true`` (the command pipes into nothing), ``redirects`` (searched in
-  each redirection written ``OP TARGET``: ``'^< '`` for input from a file), ``stdin`` (searched
-  in the lower-cased text fed on standard input when known: a here-document, a pipe of
-  ``echo``), ``via`` (searched in how the command was reached: ``xargs``, ``find -exec``) and
-  ``assignments`` (searched in each variable it sets, written ``NAME=value``); every test given
-  must hold;
-- **text** rules (``text``, a regular expression searched in the lower-cased text of code, typed
-  text, written files; with ``scripts: windows`` only PowerShell and cmd scripts, with
-  ``scripts: interpreters`` only code for another interpreter: perl, ruby, php, lua, node …,
-  neither Python nor a shell); every text
-  rule names ``triggers``, literal words one of which any match contains, so the expression runs
-  only on texts that hold one (the cheap test that spares most texts most expressions);
+  ``HISTFILE=/dev/null`` alone; ``not_programs`` leaves some out —, optionally ``command`` — a
+  regular expression searched in the first word as written: ``/dev/shm/x`` —, ``wrappers`` — run
+  through one of these: ``sudo``, ``nohup`` —, ``args`` — a regular expression searched in the
+  lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there (a
+  neighbouring rule's, so that only one of them fires; ``case_sensitive: true`` reads the
+  arguments as written) —, ``flags`` — any of these options, bundled short options counted letter
+  by letter — and ``predicate``, a named Python check from :mod:`convguard.agent.predicates`);
+  ``targets: hosts`` hands the hosts among the arguments to the scope, which may authorise them.
+  What surrounds the arguments: ``paths`` (a regular expression searched in each argument that is
+  not an option, as written, ``$HOME``, ``/home/NAME`` and ``/root`` folded to ``~``; with
+  ``path_is`` / ``path_is_not``, kinds of path that same argument is and is not: ``secret``,
+  ``log``, ``critical`` …, see :data:`~convguard.agent.predicates.PATH_KINDS`; ``targets:
+  paths`` hands those arguments to the scope and to the user's request, which may cover them),
+  ``destination`` and ``sources`` (the same, in the last such argument of at least two — where
+  ``cp``, ``mv`` or ``scp`` put things — and in any one before it; ``sources_are``: kinds of
+  path one source is), ``values_of`` (the values of these options, ``-d VALUE`` or
+  ``--data=VALUE``: ``value`` searched in one as written, ``value_file`` and ``value_file_is`` /
+  ``value_file_is_not`` on the file it names — after an ``@``, before a ``;``, as curl's
+  ``-F 'f=@path;type=…'`` writes it), ``upstream`` / ``downstream`` (any of these programs pipes
+  into the command / is piped into from it; ``'*'``: any), ``ends_pipe: true`` (the command pipes
+  into nothing), ``alone: true`` (run as a statement of its own: not inside ``$( )``, ``xargs`` or
+  ``find -exec``, nothing piped into it), ``pipes_not_into`` (the program it pipes into directly
+  is none of these), ``redirects`` (searched in each redirection written ``OP TARGET``: ``'^< '``
+  for input from a file), ``inputs`` / ``inputs_are`` (an input redirection's target, and the
+  kinds of path it is), ``stdin`` (searched in the lower-cased text fed on standard input when
+  known: a here-document, a pipe of ``echo``), ``words`` / ``words_are`` (a word of the arguments
+  split on white space, and its kinds: a path inside text fed to an editor), ``via`` (searched in
+  how the command was reached: ``xargs``, ``find -exec``) and ``assignments`` (searched in each
+  variable it sets, written ``NAME=value``); every test given must hold. A command rule with
+  ``unless_rules`` is a fallback: it is tried after the others (and the command's write rules),
+  and fires only when none of the rules it names fired on the command;
+- **write** rules (``write``): each file written — by the Write tool, or by a command: an output
+  redirection (what ``echo`` or ``printf`` print, a here-document fed to ``cat``), ``tee``,
+  ``sed -i``, the destination of ``cp``, ``mv``, ``install``, ``ln``, ``tar``, ``zip`` (see
+  :func:`~convguard.agent.files.file_writes`) — tested on its ``path`` (searched, the home
+  folded to ``~``), the kinds of path it is (``path_is``), its ``content`` (searched as written;
+  an unknown content never matches) and ``content_unless``, and ``emptied: true`` (nothing
+  written, or what is written is not known: ``> ~/.bash_history``); ``unless_rules`` makes a
+  write rule a fallback the same way;
+- **text** rules (``text``, a regular expression searched in the lower-cased text — as written
+  with ``case_sensitive: true`` — of code, typed text, written files; with ``scripts: windows``
+  only PowerShell and cmd scripts, with ``scripts: interpreters`` only code for another
+  interpreter: perl, ruby, php, lua, node …, neither Python nor a shell, with ``scripts:
+  unparsed`` any code no syntax tree was read for: another language, Python that does not parse);
+  every text rule names ``triggers``, literal words one of which any match contains, so the
+  expression runs only on texts that hold one (the cheap test that spares most texts most
+  expressions);
 - **sequence** rules (``sequence``: steps, each with ``programs``/``args``/``predicate``),
   matched in order over the session's recent commands and this call's, the last step in this call;
-- **call** rules (``within_call``): over the commands of this one call, in any order — every step
-  of ``all_of`` run by some command (a download and a ``source`` of what no file holds), or
-  ``distinct`` different programs among the commands that match a step of ``any_of`` (three
-  discovery programs in one call).
+- **call** rules (``within_call``): over the commands of this one call — every step of ``all_of``
+  run by some command, in any order (a download and a ``source`` of what no file holds); or the
+  commands that match a step of ``any_of``, counted by ``key`` (``program``, by default; ``match``,
+  the text ``args`` matched; ``path``, each argument ``paths`` matched; several parts are joined)
+  and by ``family`` (a step's label): ``distinct`` different keys or ``families`` different
+  families (three discovery programs, or two of different kinds); or ``follow``: a file made by a
+  command matching one of ``made_by`` — its ``outputs`` (output redirections, ``curl -o``, what
+  ``wget`` or ``curl -O`` download), the ``paths`` its step matched, or the ``values`` of its
+  step's ``values_of`` — then used by a later command matching ``then``, as the program it runs
+  (``used_as: run``) or as an argument (``argument``), compared by ``same: name`` (the last part
+  of the path) or ``same: path``.
 
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
 run by the test suite and by ``convguard rules test``. Loading validates everything and names
@@ -76,6 +102,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from convguard.agent import cache as compiled_cache
+from convguard.agent.files import file_writes, outputs
 from convguard.agent.findings import Finding, Level, option_flags, render
 from convguard.agent.paths import fold_home, hosts_in
 from convguard.agent.predicates import PATH_KINDS, PREDICATES, PathTest, Predicate
@@ -94,11 +121,11 @@ __all__ = [
 
 #: The environment variable naming extra rule folders (``os.pathsep``-separated).
 RULES_ENV = "CONVGUARD_AGENT_RULES"
-RuleKind = Literal["command", "text", "sequence", "call"]
+RuleKind = Literal["command", "text", "sequence", "call", "write"]
 
 _Case = str | list[str]
 #: The layout of a cached rule set (raise it when :func:`_rule` reads the plain data differently).
-_CACHE_FORMAT = "rules-2"
+_CACHE_FORMAT = "rules-3"
 
 
 class Pattern:
@@ -175,10 +202,40 @@ class Step:
     #: Searched in each variable the command sets, written ``NAME=value`` as written.
     assignments: Pattern | None = None
     predicate: Predicate | None = None
+    #: Programs the command must not be (with ``programs: ['*']``: any program but these).
+    not_programs: frozenset[str] = frozenset()
+    #: Run as a statement of its own: not reached through ``$( )``, ``xargs`` or ``find -exec``,
+    #: and nothing piped into it.
+    alone: bool = False
+    #: The program it pipes into directly is none of these (``ps aux | grep node`` is a lookup).
+    pipes_not_into: frozenset[str] = frozenset()
+    #: Searched in each input redirection's target (``< FILE``), and kinds of path one such
+    #: target is.
+    inputs: Pattern | None = None
+    inputs_are: tuple[PathTest, ...] = ()
+    #: Searched in each word of the arguments split on white space (text fed to another
+    #: program: ``echo 'e /etc/shadow' | ed``), and kinds of path one such word is.
+    words: Pattern | None = None
+    words_are: tuple[PathTest, ...] = ()
+    #: The values of these options (the next argument, or after ``=`` in ``--opt=value``):
+    #: ``value`` is searched in a value as written, ``value_file`` in the file it names (what
+    #: follows an ``@``, before a ``;``: curl's ``-F 'f=@path;type=text/plain'``), and
+    #: ``value_file_is`` / ``value_file_is_not`` are kinds of path that file is and is not.
+    values_of: frozenset[str] = frozenset()
+    value: Pattern | None = None
+    value_file: Pattern | None = None
+    value_file_is: tuple[PathTest, ...] = ()
+    value_file_is_not: tuple[PathTest, ...] = ()
+    #: In a call rule's ``any_of``: what a matching command counts as (``program``; ``match``,
+    #: the text ``args`` matched; ``path``, each argument ``paths`` matched), and its family.
+    key: tuple[str, ...] = ("program",)
+    family: str = ""
 
     def matches(self, cmd: Command, text: str | None = None) -> bool:
         """Whether ``cmd`` is this step; ``text`` is its lower-cased arguments when known."""
         if self.programs and _name(cmd) not in self.programs and "*" not in self.programs:
+            return False
+        if self.not_programs and _name(cmd) in self.not_programs:
             return False
         if self.command is not None and not (cmd.argv and self.command.search(cmd.argv[0])):
             return False
@@ -214,6 +271,10 @@ class Step:
             self.stdin,
             self.via,
             self.assignments,
+            self.inputs,
+            self.words,
+            self.value,
+            self.value_file,
         )
 
     def paths_of(self, cmd: Command) -> list[str]:
@@ -231,11 +292,75 @@ class Step:
                 out.append(a)
         return out
 
+    def values(self, cmd: Command) -> list[str]:
+        """The values of the options named by ``values_of`` that pass the value tests."""
+        out = []
+        args = cmd.args
+        for i, a in enumerate(args):
+            if a in self.values_of and i + 1 < len(args):
+                value = args[i + 1]
+            elif a.startswith("--") and a.split("=", 1)[0] in self.values_of and "=" in a:
+                value = a.split("=", 1)[1]
+            else:
+                continue
+            if self.value is not None and not self.value.search(value):
+                continue
+            named = (
+                value.split("@", 1)[1] if "@" in value and not value.startswith("http") else value
+            )
+            named = named.split(";")[0]
+            if self.value_file is not None and not self.value_file.search(named):
+                continue
+            if all(test(named) for test in self.value_file_is) and not any(
+                test(named) for test in self.value_file_is_not
+            ):
+                out.append(value)
+        return out
+
+    def keys(self, cmd: Command, text: str | None = None) -> list[str]:
+        """What a command that matches this step counts as in a call rule's ``any_of``."""
+        parts: list[list[str]] = []
+        for part in self.key:
+            if part == "program":
+                parts.append([_name(cmd)])
+            elif part == "match":
+                args = " ".join(cmd.args) if self.case_sensitive else " ".join(cmd.args).lower()
+                found = self.args.search(args) if self.args is not None else None
+                parts.append([found.group()] if found else [])
+            else:
+                parts.append(self.paths_of(cmd))
+        keys = [""]
+        for options in parts:
+            keys = [f"{k} {o}".strip() for k in keys for o in options]
+        return keys
+
     def _surroundings(self, cmd: Command) -> bool:
         """The tests on what is around the arguments: paths, pipes, redirections, input, via."""
         if self.upstream and not self.upstream.intersection(cmd.upstream):
             return False
-        if self.downstream and not self.downstream.intersection(cmd.downstream):
+        if self.downstream and not (
+            self.downstream.intersection(cmd.downstream)
+            or ("*" in self.downstream and cmd.downstream)
+        ):
+            return False
+        if self.alone and (cmd.via or cmd.upstream):
+            return False
+        if self.pipes_not_into and cmd.downstream[:1] and cmd.downstream[0] in self.pipes_not_into:
+            return False
+        if (self.inputs is not None or self.inputs_are) and not any(
+            (self.inputs is None or self.inputs.search(target))
+            and all(test(target) for test in self.inputs_are)
+            for op, target in cmd.redirects
+            if op == "<"
+        ):
+            return False
+        if (self.words is not None or self.words_are) and not any(
+            (self.words is None or self.words.search(word))
+            and all(test(word) for test in self.words_are)
+            for word in " ".join(cmd.args).split()
+        ):
+            return False
+        if self.values_of and not self.values(cmd):
             return False
         if self.ends_pipe and cmd.downstream:
             return False
@@ -264,6 +389,68 @@ class Step:
 
 
 @dataclass(frozen=True)
+class WriteTest:
+    """A write rule's test of one write: the path written and what is written there."""
+
+    #: Searched in the path, the home folded to ``~``; kinds of path it is.
+    path: Pattern | None = None
+    path_is: tuple[PathTest, ...] = ()
+    #: Searched in the content as written (never matches unknown content), and must not be.
+    content: Pattern | None = None
+    content_unless: Pattern | None = None
+    #: The content is nothing, a lone newline, or not known (``> file``, ``ls > ~/.bash_history``).
+    emptied: bool = False
+
+    def matches(self, path: str, content: str | None) -> bool:
+        if self.path is not None and not self.path.search(fold_home(path)):
+            return False
+        if not all(t(path) for t in self.path_is):
+            return False
+        if self.emptied and content not in (None, "", "\n"):
+            return False
+        if self.content is not None and not (content and self.content.search(content)):
+            return False
+        return not (
+            self.content_unless is not None and content and self.content_unless.search(content)
+        )
+
+    def patterns(self) -> tuple[Pattern | None, ...]:
+        return (self.path, self.content, self.content_unless)
+
+
+@dataclass(frozen=True)
+class Follow:
+    """A call rule that follows a file from the command that makes it to the one that uses it."""
+
+    #: Commands that make files: any of these steps; the files are their ``outputs`` (output
+    #: redirections, ``curl -o``/``-O``, ``wget``'s downloads), their ``paths`` (the arguments
+    #: the step's ``paths`` matched) or their ``values`` (of the step's ``values_of`` options).
+    made_by: tuple[Step, ...]
+    files: str
+    #: A later command matching ``then`` uses one as its program (``run``) or an argument
+    #: (``argument``), compared by ``name`` (the last part of the path) or whole ``path``.
+    then: Step
+    used_as: str
+    same: str
+
+    def made(self, step: Step, cmd: Command) -> list[str]:
+        if self.files == "paths":
+            found = step.paths_of(cmd)
+        elif self.files == "values":
+            found = step.values(cmd)
+        else:
+            found = outputs(cmd)
+        return [f.rsplit("/", 1)[-1] for f in found] if self.same == "name" else found
+
+    def used(self, cmd: Command) -> list[str]:
+        if self.used_as == "run":
+            used = list(cmd.argv[:1])
+        else:
+            used = [a for a in cmd.args if not a.startswith("-")]
+        return [u.rsplit("/", 1)[-1] for u in used] if self.same == "name" else used
+
+
+@dataclass(frozen=True)
 class Rule:
     """One rule, compiled. ``source`` is the file it came from (for messages and listings)."""
 
@@ -289,6 +476,16 @@ class Rule:
     all_of: tuple[Step, ...] = ()
     any_of: tuple[Step, ...] = ()
     distinct: int = 0
+    #: ``any_of``: or this many different families (``family``) among the matching commands.
+    families: int = 0
+    follow: Follow | None = None
+    #: A write rule's test of each file written (the Write tool's, or a command's).
+    write: WriteTest | None = None
+    #: A fallback: a command or write rule that fires only when none of these rules fired on the
+    #: same command (or write) before it (a secret merely read, when nothing said it was sent).
+    unless_rules: frozenset[str] = frozenset()
+    #: A text rule that reads the text as written, not lower-cased.
+    case_sensitive: bool = False
     hits: tuple[_Case, ...] = ()
     misses: tuple[_Case, ...] = ()
     #: The rule as written (pattern sources, lists), for ``convguard rules show`` and the lint.
@@ -332,6 +529,7 @@ class RuleSet:
     text_rules: dict[str, tuple[Rule, ...]]
     sequences: tuple[Rule, ...]
     calls: tuple[Rule, ...] = ()
+    writes: tuple[Rule, ...] = ()
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -346,10 +544,11 @@ class RuleSet:
             by_program={k: tuple(v) for k, v in index.items()},
             text_rules={
                 s: tuple(r for r in rules if r.kind == "text" and r.scripts == s)
-                for s in ("any", "windows", "interpreters")
+                for s in ("any", "windows", "interpreters", "unparsed")
             },
             sequences=tuple(r for r in rules if r.kind == "sequence"),
             calls=tuple(r for r in rules if r.kind == "call"),
+            writes=tuple(r for r in rules if r.kind == "write"),
         )
 
     def compile_all(self) -> RuleSet:
@@ -357,7 +556,10 @@ class RuleSet:
         or a benchmark that would rather pay at start than on each program's first call)."""
         for rule in self.rules:
             steps = (rule.step, *rule.sequence, *rule.all_of, *rule.any_of)
-            for pattern in (rule.text, *(p for s in steps for p in s.patterns())):
+            if rule.follow is not None:
+                steps += (*rule.follow.made_by, rule.follow.then)
+            extra = rule.write.patterns() if rule.write is not None else ()
+            for pattern in (rule.text, *extra, *(p for s in steps for p in s.patterns())):
                 if pattern is not None:
                     pattern.compiled()
         return self
@@ -369,21 +571,47 @@ class RuleSet:
         return next((r for r in self.rules if r.id == rule_id), None)
 
     def command_findings(self, cmd: Command) -> list[Finding]:
-        """The command rules of this command's program (and those of any program) that match it."""
+        """The command rules of this command's program (and those of any program) that match it,
+        the write rules on each file it writes, then the fallbacks (``unless_rules``) that what
+        was found leaves to say."""
         rules = self.by_program.get(_name(cmd), ()) + self.by_program.get("*", ())
-        if not rules:
+        writes = file_writes(cmd) if self.writes else []
+        if not rules and not writes:
             return []
         text = " ".join(cmd.args).lower()
         out = []
         for rule in rules:
+            if rule.unless_rules:
+                continue
             found = rule.command_finding(cmd, text)
             if found is not None:
                 out.append(found)
+        for path, content, how in writes:
+            out += self.write_findings(path, content, how=how)
+        for rule in rules:
+            if rule.unless_rules and not any(f.rule_id in rule.unless_rules for f in out):
+                found = rule.command_finding(cmd, text)
+                if found is not None:
+                    out.append(found)
+        return out
+
+    def write_findings(self, path: str, content: str | None, *, how: str) -> list[Finding]:
+        """The write rules that a write of ``content`` (``None``: not known) to ``path`` matches:
+        first those that are not fallbacks, then each fallback none of whose rules fired."""
+        out: list[Finding] = []
+        for fallbacks in (False, True):
+            for rule in self.writes:
+                if bool(rule.unless_rules) != fallbacks or rule.write is None:
+                    continue
+                if any(f.rule_id in rule.unless_rules for f in out):
+                    continue
+                if rule.write.matches(path, content):
+                    out.append(rule._finding(f"{rule.title} ({how}): {path}"))
         return out
 
     def text_findings(self, text: str, *, scripts: str = "any") -> list[Finding]:
-        """The text rules (``scripts``: ``any``, ``windows`` or ``interpreters``) whose pattern
-        the text matches."""
+        """The text rules (``scripts``: ``any``, ``windows``, ``interpreters`` or ``unparsed``)
+        whose pattern the text matches."""
         low = text.lower()
         # lower() keeps offsets unless a character folds to several (``İ``): then quote ``low``
         quoted = text if len(low) == len(text) else low
@@ -391,9 +619,9 @@ class RuleSet:
         for rule in self.text_rules.get(scripts, ()):
             if rule.text is None or not any(t in low for t in rule.triggers):
                 continue
-            match = rule.text.search(low)
+            match = rule.text.search(text if rule.case_sensitive else low)
             if match:
-                found = quoted[match.start() : match.end()][:80]
+                found = (text if rule.case_sensitive else quoted)[match.start() : match.end()][:80]
                 out.append(rule._finding(f"{rule.title}: {found!r}"))
         return out
 
@@ -406,10 +634,30 @@ class RuleSet:
                 last = found[-1]
                 if last is not None and all(c is not None for c in found):
                     out.append(rule._finding(f"{rule.title}: {render(last)}"))
+            elif rule.follow is not None:
+                out += self._followed(rule, rule.follow, commands)
             else:
-                names = {_name(c) for c in commands if any(s.matches(c) for s in rule.any_of)}
-                if len(names) >= rule.distinct:
-                    out.append(rule._finding(f"{rule.title}: {', '.join(sorted(names)[:6])}"))
+                keys: dict[str, str] = {}
+                for c in commands:
+                    for s in rule.any_of:
+                        if s.matches(c):
+                            keys.update(dict.fromkeys(s.keys(c), s.family))
+                if (rule.distinct and len(keys) >= rule.distinct) or (
+                    rule.families and len(set(keys.values())) >= rule.families
+                ):
+                    out.append(rule._finding(f"{rule.title}: {', '.join(sorted(keys)[:6])}"))
+        return out
+
+    @staticmethod
+    def _followed(rule: Rule, follow: Follow, commands: Sequence[Command]) -> list[Finding]:
+        made: set[str] = set()
+        out = []
+        for c in commands:
+            for s in follow.made_by:
+                if s.matches(c):
+                    made.update(follow.made(s, c))
+            if made and follow.then.matches(c) and made.intersection(follow.used(c)):
+                out.append(rule._finding(f"{rule.title}: {render(c)}"))
         return out
 
     def sequence_findings(
@@ -496,6 +744,36 @@ def _step(spec: dict[str, Any], where: str, check: bool) -> Step:
         via=pattern("via"),
         assignments=pattern("assignments"),
         predicate=_predicate(spec.get("predicate"), f"{where}.predicate"),
+        not_programs=frozenset(p.lower() for p in spec.get("not_programs", ())),
+        alone=spec.get("alone", False),
+        pipes_not_into=frozenset(spec.get("pipes_not_into", ())),
+        inputs=pattern("inputs"),
+        inputs_are=kinds("inputs_are"),
+        words=pattern("words"),
+        words_are=kinds("words_are"),
+        values_of=frozenset(spec.get("values_of", ())),
+        value=pattern("value"),
+        value_file=pattern("value_file"),
+        value_file_is=kinds("value_file_is"),
+        value_file_is_not=kinds("value_file_is_not"),
+        key=tuple(spec.get("key", ("program",))),
+        family=spec.get("family", ""),
+    )
+
+
+def _write_test(spec: dict[str, Any], where: str, check: bool) -> WriteTest:
+    def pattern(name: str) -> Pattern | None:
+        return _pattern(spec.get(name), f"{where}.{name}", check)
+
+    def kinds(name: str) -> tuple[PathTest, ...]:
+        return tuple(_path_kind(k, f"{where}.{name}") for k in spec.get(name, ()))
+
+    return WriteTest(
+        path=pattern("path"),
+        path_is=kinds("path_is"),
+        content=pattern("content"),
+        content_unless=pattern("content_unless"),
+        emptied=spec.get("emptied", False),
     )
 
 
@@ -511,13 +789,15 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
             ("sequence", m.get("sequence")),
             ("command", m.get("programs")),
             ("call", m.get("within_call") is not None),
+            ("write", m.get("write") is not None),
         )
         if on
     ]
     if len(kinds) != 1:
         raise InvalidInput(
             f"{where}: give exactly one of 'programs' (a command rule), 'text' (a text rule), "
-            f"'sequence' (a sequence rule) or 'within_call' (a call rule); got {kinds or 'none'}"
+            f"'sequence' (a sequence rule), 'within_call' (a call rule) or 'write' (a write "
+            f"rule); got {kinds or 'none'}"
         )
     kind: RuleKind = kinds[0]  # type: ignore[assignment]
     if kind == "text" and not m.get("triggers"):
@@ -527,14 +807,20 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
         raise InvalidInput(f"{where}.sequence: a sequence needs at least two steps")
     call = m.get("within_call") or {}
     all_of, any_of = call.get("all_of", ()), call.get("any_of", ())
-    distinct = call.get("distinct", 0)
+    distinct, families = call.get("distinct", 0), call.get("families", 0)
+    follow = call.get("follow")
     if kind == "call" and not (
-        (len(all_of) >= 2 and not any_of and not distinct)
-        or (any_of and distinct >= 2 and not all_of)
+        (len(all_of) >= 2 and not any_of and not distinct and not families and not follow)
+        or (any_of and (distinct >= 2 or families >= 2) and not all_of and not follow)
+        or (follow and not any_of and not all_of and not distinct and not families)
     ):
         raise InvalidInput(
-            f"{where}.within_call: give 'all_of' (at least two steps) or 'any_of' with "
-            "'distinct' (at least two programs)"
+            f"{where}.within_call: give 'all_of' (at least two steps), 'any_of' with "
+            "'distinct' (at least two keys) or 'families' (at least two), or 'follow'"
+        )
+    if m.get("unless_rules") and kind not in ("command", "write"):
+        raise InvalidInput(
+            f"{where}.unless_rules: only a command or a write rule can be a fallback"
         )
     tests = spec["tests"]
     return Rule(
@@ -562,6 +848,22 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
             _step(s, f"{where}.within_call.any_of[{i}]", check) for i, s in enumerate(any_of)
         ),
         distinct=distinct,
+        families=families,
+        follow=None
+        if not follow
+        else Follow(
+            made_by=tuple(
+                _step(s, f"{where}.within_call.follow.made_by[{i}]", check)
+                for i, s in enumerate(follow["made_by"])
+            ),
+            files=follow.get("files", "outputs"),
+            then=_step(follow["then"], f"{where}.within_call.follow.then", check),
+            used_as=follow.get("used_as", "run"),
+            same=follow.get("same", "name"),
+        ),
+        write=_write_test(m["write"], f"{where}.write", check) if kind == "write" else None,
+        unless_rules=frozenset(m.get("unless_rules", ())),
+        case_sensitive=kind == "text" and m.get("case_sensitive", False),
         hits=tuple(tests["hit"]),
         misses=tuple(tests["miss"]),
         spec=spec,
@@ -629,6 +931,13 @@ def _rule_set(specs: Any, *, check: bool) -> RuleSet:
                 f"{rule.source}: rule {rule.id!r}: field 'id': already defined in {seen[rule.id]}"
             )
         seen[rule.id] = rule.source
+    for rule in rules:
+        unknown = sorted(rule.unless_rules - seen.keys())
+        if unknown:
+            raise InvalidInput(
+                f"{rule.source}: rule {rule.id!r}: field 'match.unless_rules': unknown rule "
+                f"id {unknown[0]!r}"
+            )
     return RuleSet.of(rules)
 
 

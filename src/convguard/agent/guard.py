@@ -6,24 +6,24 @@
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent.shell`) and every resulting command is judged
   by its program and arguments: the YAML rules (:mod:`convguard.agent.engine`, indexed by
-  program) and the checks that still need code (:mod:`convguard.agent.checks`: writes and
-  redirections judged by path and content, secrets among arguments and uploaded, what one
-  call's commands add up to); Windows scripts and other code are also read by the text rules,
-  and the session's earlier commands (``history``) by the sequence rules;
+  program), the write rules on every file a command writes (redirections, ``tee``, ``cp`` …),
+  and the call rules on what one call's commands add up to; Windows scripts and other code are
+  also read by the text rules, and the session's earlier commands (``history``) by the sequence
+  rules;
 - a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
   (:mod:`convguard.agent.model`); a high score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
   syntax tree when it is Python, and through attack indicators otherwise;
-- file writes and edits are judged on their path (persistence locations, credential stores, logs,
-  disks) and on their content as code;
+- file writes and edits are judged by the write rules on their path (persistence locations,
+  credential stores, logs, disks) and content, and their content as code;
 - addresses (``WebFetch``, URLs typed by a computer-use agent) on their scheme and host;
 - computer-use actions (Anthropic's ``computer`` tool) on what they type and the keys they press.
 
 Categories: ``malware``, ``credential_access``, ``network_attack``, ``denial_of_service``,
 ``persistence_evasion``, ``destructive``, ``exfiltration``. Every finding names its rule
-(``rule_id``: a YAML rule's id, ``py.<module>.<check>`` for a check in code, ``shell.*``,
-``address.*``, ``code.python``, ``classifier.cyberattack``, ``model.command-tokens``); a rule id
-in the scope's ``disabled`` set drops its findings.
+(``rule_id``: a YAML rule's id, ``shell.*``, ``address.*``, ``code.python``,
+``classifier.cyberattack``, ``model.command-tokens``); a rule id in the scope's ``disabled`` set
+drops its findings.
 
 Invariants:
 - the verdict is the most severe level among the findings that remain after scope and context;
@@ -52,12 +52,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from convguard.agent.checks import (
-    CALL_CHECKS,
-    command_findings,
-    content_findings,
-    write_findings,
-)
 from convguard.agent.code import python_report
 from convguard.agent.engine import RuleSet, default_rules
 from convguard.agent.findings import CATEGORIES, Finding, render
@@ -150,7 +144,6 @@ def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -
     for cmd in parsed.commands:
         if cmd.argv:
             seen.commands.append(render(cmd))
-        seen.findings.extend(_tagged(command_findings(cmd), f"py.commands.{cmd.program}"))
         seen.findings.extend(seen.rules.command_findings(cmd))
         if cmd.decoded and cmd.argv:
             seen.findings.append(
@@ -214,7 +207,7 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
         seen.findings.extend(seen.rules.text_findings(source, scripts="interpreters"))
     seen.findings.extend(seen.rules.text_findings(source))
     if report is None:
-        seen.findings.extend(_tagged(content_findings(source), "py.commands.content"))
+        seen.findings.extend(seen.rules.text_findings(source, scripts="unparsed"))
     if report is None and language not in ("sh", "bash", "shell", "zsh"):
         seen.texts.append(source)
 
@@ -279,9 +272,7 @@ def _typed(seen: _Seen, text: str) -> None:
 
 
 def _write(seen: _Seen, path: str, content: str) -> None:
-    seen.findings.extend(
-        _tagged(write_findings(path, content or None, how="write"), "py.commands.write")
-    )
+    seen.findings.extend(seen.rules.write_findings(path, content or None, how="write"))
     if path.endswith((".py", ".pyw")):
         _code(seen, content, language="python")
     elif path.endswith((".sh", ".bash", ".zsh")) or content.startswith("#!"):
@@ -540,8 +531,6 @@ def _collect(
     if tool.lower().startswith("mcp__") and handler is _tool_other:
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
     handler(seen, tool, arguments)
-    for rule_id, check in CALL_CHECKS:
-        seen.findings.extend(_tagged(check(seen.parsed), rule_id))
     seen.findings.extend(rules.call_findings(seen.parsed))
     seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
     return seen

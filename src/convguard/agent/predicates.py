@@ -2,7 +2,11 @@
 
 A rule names one with ``predicate: <name>``; each takes the parsed command and answers yes or no.
 They are few on purpose: a check that a regular expression over the arguments can express
-belongs in the rule file, not here.
+belongs in the rule file, not here. What rules need that is procedural but general — the files a
+command writes and what it writes there (write rules), a file followed from the command that
+made it to the one that runs it, discovery counted by key and family (call rules), option
+values and the files they name, fallbacks that speak only when named rules did not — are
+fields of the engine (:mod:`convguard.agent.engine`), not predicates.
 
 - ``secret_path``: an argument is a credential store (SSH keys, cloud credentials, browser
   logins, ``/etc/shadow`` …; see :func:`convguard.agent.paths.secret_path`);

@@ -38,7 +38,7 @@ def case_fires(rule: Rule, case: str | Sequence[str], rules: RuleSet) -> bool:
     history: list[str] = []
     if not isinstance(case, str):
         *history, case = case
-    if rule.kind == "text" and rule.scripts in ("any", "interpreters"):
+    if rule.kind == "text" and rule.scripts in ("any", "interpreters", "unparsed"):
         tool, arguments = "code_interpreter", {"code": case, "language": "text"}
     else:
         windows = rule.id.startswith("windows.") or rule.scripts == "windows"

@@ -20,11 +20,13 @@ from convguard.errors import InvalidInput
 __all__ = [
     "CallSpec",
     "FileSpec",
+    "FollowSpec",
     "MatchSpec",
     "RuleSpec",
     "ScopeFile",
     "StepSpec",
     "TestsSpec",
+    "WriteSpec",
     "validated_rules",
     "validated_scope",
 ]
@@ -56,6 +58,38 @@ class StepSpec(BaseModel):
     via: str | None = None
     assignments: str | None = None
     predicate: str | None = None
+    not_programs: list[str] = []
+    alone: bool = False
+    pipes_not_into: list[str] = []
+    inputs: str | None = None
+    inputs_are: list[str] = []
+    words: str | None = None
+    words_are: list[str] = []
+    values_of: list[str] = []
+    value: str | None = None
+    value_file: str | None = None
+    value_file_is: list[str] = []
+    value_file_is_not: list[str] = []
+    key: list[Literal["program", "match", "path"]] = ["program"]
+    family: str = ""
+
+
+class FollowSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    made_by: list[StepSpec] = Field(min_length=1)
+    files: Literal["outputs", "paths", "values"] = "outputs"
+    then: StepSpec
+    used_as: Literal["run", "argument"] = "run"
+    same: Literal["name", "path"] = "name"
+
+
+class WriteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    path_is: list[str] = []
+    content: str | None = None
+    content_unless: str | None = None
+    emptied: bool = False
 
 
 class CallSpec(BaseModel):
@@ -63,6 +97,8 @@ class CallSpec(BaseModel):
     all_of: list[StepSpec] = []
     any_of: list[StepSpec] = []
     distinct: int = Field(default=0, ge=0)
+    families: int = Field(default=0, ge=0)
+    follow: FollowSpec | None = None
 
 
 class MatchSpec(StepSpec):
@@ -70,9 +106,11 @@ class MatchSpec(StepSpec):
     targets: Literal["hosts", "paths"] | None = None
     text: str | None = None
     triggers: list[str] = []
-    scripts: Literal["any", "windows", "interpreters"] = "any"
+    scripts: Literal["any", "windows", "interpreters", "unparsed"] = "any"
     sequence: list[StepSpec] = []
     within_call: CallSpec | None = None
+    write: WriteSpec | None = None
+    unless_rules: list[Annotated[str, Field(pattern=_ID)]] = []
 
 
 class TestsSpec(BaseModel):
