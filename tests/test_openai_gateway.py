@@ -631,7 +631,9 @@ def test_regenerate_is_a_new_reply_beside_the_stored_one(
 def test_regenerated_replies_beside_one_message_are_bounded(
     tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], upstream: FakeUpstream
 ) -> None:
-    app = app_for(tmp_path, store, policy, upstream_url=upstream.url, max_branches=2)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("max_branches: 2\n", encoding="utf-8")
+    app = app_for(tmp_path, store, policy, upstream_url=upstream.url, policy_file=policy_file)
     with Running(app) as running:
         ai = client(running, api_keys["alice"])
         _, history = chat(ai, [], "first")
@@ -644,7 +646,7 @@ def test_regenerated_replies_beside_one_message_are_bounded(
             )
             codes.append(response.status_code)
     assert codes == [200, 200, 409]
-    assert "the limit is 2" in response.json()["error"]["message"]
+    assert "the limit is 2 (the policy's max_branches)" in response.json()["error"]["message"]
     assert response.headers["x-should-retry"] == "false"
 
 

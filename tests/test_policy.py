@@ -91,6 +91,12 @@ def test_user_yaml_overrides_any_part_and_keeps_the_rest() -> None:
     )
 
 
+def test_how_many_branches_one_message_may_get_is_a_policy_setting(policy: Policy) -> None:
+    assert policy.max_branches == 32
+    assert parse_policy("max_branches: 4").max_branches == 4
+    assert parse_policy("max_branches: 4").version != policy.version
+
+
 def test_version_is_a_content_hash() -> None:
     assert parse_policy("").version == default_policy().version
     assert parse_policy("ending: {mode: enforce}").version == default_policy().version
@@ -114,6 +120,7 @@ def test_version_is_a_content_hash() -> None:
         ("flags: {spam: {description: s, threshold: 0.5}}", ["'spam'", "jailbreak"]),
         ("ending: {redirect_count: 2}", ["ending.redirect_count", "unknown field"]),
         ("on_classifier_error: ignore", ["on_classifier_error", "'ignore'", "'allow'"]),
+        ("max_branches: 0", ["max_branches", "0"]),
         ("crisis_resources: {international: []}", ["crisis_resources", "international"]),
         ("- a\n- b", ["mapping"]),
         ("ending: [", ["not valid YAML"]),

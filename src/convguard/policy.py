@@ -147,6 +147,7 @@ class Policy:
     ending: EndingRules
     on_classifier_error: ClassifierFailure
     guide_ratio: float
+    max_branches: int
     default_locale: str
     crisis_resources: Mapping[str, tuple[CrisisResource, ...]]
     replies: Mapping[str, str]
@@ -255,6 +256,7 @@ class _PolicyFile(_Strict):
     ending: _EndingFile
     on_classifier_error: ClassifierFailure
     guide_ratio: float = Field(default=0.6, gt=0.0, le=1.0)
+    max_branches: int = Field(default=32, ge=1, le=10_000)
     default_locale: str
     crisis_resources: dict[str, list[_ResourceFile]]
     replies: dict[str, str]
@@ -405,6 +407,7 @@ def _build(parsed: _PolicyFile) -> Policy:
         ending=EndingRules(**parsed.ending.model_dump()),
         on_classifier_error=parsed.on_classifier_error,
         guide_ratio=parsed.guide_ratio,
+        max_branches=parsed.max_branches,
         default_locale=parsed.default_locale,
         crisis_resources={
             locale: tuple(CrisisResource(r.name, r.contact, r.url) for r in items)

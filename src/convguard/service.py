@@ -209,7 +209,6 @@ class Service:
         responder: Responder | None = None,
         clock: Callable[[], datetime] = _utcnow,
         locale: str | None = None,
-        max_branches: int | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -217,7 +216,6 @@ class Service:
         self.responder = responder or NoModelResponder()
         self.clock = clock
         self.locale = locale
-        self.max_branches = max_branches
         self._answering = _Answering()
 
     # --- conversations ---------------------------------------------------------------------
@@ -374,7 +372,7 @@ class Service:
             message_id=message_id,
             reply=NewMessage("assistant", text),
             now=self.clock(),
-            max_branches=self.max_branches,
+            max_branches=self.policy.max_branches,
         )
 
     def model_end(self, account: str, conversation_id: str, leaf_id: str) -> Decision:
@@ -551,7 +549,7 @@ class Service:
             reply=lead,
             user_turns=pending,
             now=self.clock(),
-            max_branches=self.max_branches,
+            max_branches=self.policy.max_branches,
         )
         for user_message, turn, reply in pending:
             log_decision(
@@ -617,7 +615,7 @@ class Service:
                 message_id=beside,
                 reply=message,
                 now=self.clock(),
-                max_branches=self.max_branches,
+                max_branches=self.policy.max_branches,
             )
         except MessageExists as exc:
             return self.store.message(result.conversation_id, exc.message_id)
@@ -711,7 +709,7 @@ class Service:
                 decision=record,
                 reply=reply,
                 now=self.clock(),
-                max_branches=self.max_branches,
+                max_branches=self.policy.max_branches,
             )
         else:
             user, answer = self.store.append_turn(

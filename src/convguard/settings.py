@@ -126,14 +126,6 @@ class Settings(BaseModel):
             "history turns one request can assess and store."
         ),
     )
-    max_branches: int = Field(
-        default=32,
-        ge=1,
-        description=(
-            "Most answers (edits, retries, regenerated replies) one message may get; past it a "
-            "new branch there is refused with 409."
-        ),
-    )
     client_system_prompts: Literal["assess", "refuse"] = Field(
         default="assess",
         description=(

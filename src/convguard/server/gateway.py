@@ -148,7 +148,6 @@ class Gateway:
             assessor=self.assessor,
             responder=UpstreamResponder(self.upstream) if self.upstream else NoModelResponder(),
             locale=settings.locale,
-            max_branches=settings.max_branches,
         )
         self.metrics = Metrics()
         self.scope: Scope | None = (

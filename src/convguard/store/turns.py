@@ -217,7 +217,7 @@ def claim_sibling(
         where = "the conversation's first message" if parent_id is None else repr(parent_id)
         raise LeafConflict(
             f"{where} already has {count - 1} branches; the limit is {max_branches} "
-            "(CONVGUARD_MAX_BRANCHES). Continue on one of the existing branches"
+            "(the policy's max_branches). Continue on one of the existing branches"
         )
     return Slot(parent_id, count - 1)
 
