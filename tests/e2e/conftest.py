@@ -67,7 +67,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     why = _missing()
     for item in items:
         if "e2e" in item.path.parts:
+            # A real server and a real Chromium per journey: seconds each, so not in the fast set.
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
             if why:
                 item.add_marker(pytest.mark.skip(reason=why))
 
