@@ -133,7 +133,7 @@ def margin(scores: Mapping[str, float], measures: str, policy: Policy) -> float:
             for x in (*labels, "abuse_toward_assistant")
         )
     if measures in (UNSAFE, UNSAFE_OR_JAILBREAK):
-        labels = CATEGORY_IDS + ("imminent_risk",)
+        labels = (*CATEGORY_IDS, "imminent_risk")
         labels += ("jailbreak",) if measures == UNSAFE_OR_JAILBREAK else ()
     else:
         labels = (measures,)
@@ -201,9 +201,7 @@ def sample(texts: list[str], labels: list[int], limit: int) -> tuple[list[str], 
 def measure_sets(
     data: Path, cascades: Mapping[str, Cascade], policy: Policy, limit: int, max_benign: int
 ) -> list[Row]:
-    from dataset import eval_sets
-
-    from dataset import EvalSet, calibration_sets, is_unsafe
+    from dataset import EvalSet, calibration_sets, eval_sets, is_unsafe
 
     chat = [e.text for e in calibration_sets(data).test if is_unsafe(e) == 0.0]
     realistic = EvalSet(REALISTIC_CHAT, chat, [0] * len(chat), UNSAFE, "", "eval")

@@ -30,12 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DEFAULT_DATA, DEFAULT_OUT, log, markdown_table  # noqa: E402
+from common import DEFAULT_DATA, DEFAULT_OUT, log, markdown_table
 
-from convguard.assess.cascade import Cascade, build_cascade  # noqa: E402
-from convguard.assess.types import Assessment  # noqa: E402
-from convguard.policy import CATEGORY_IDS, Policy, default_policy  # noqa: E402
-from convguard.robustness import OBFUSCATIONS, degenerate_text, obfuscate  # noqa: E402
+from convguard.assess.cascade import Cascade, build_cascade
+from convguard.assess.types import Assessment
+from convguard.policy import CATEGORY_IDS, Policy, default_policy
+from convguard.robustness import OBFUSCATIONS, degenerate_text, obfuscate
 
 BATCH = 128
 
@@ -76,7 +76,7 @@ def assess_many(cascade: Cascade, texts: Sequence[str], what: str) -> list[Asses
     out: list[Assessment] = []
     started = time.perf_counter()
     for start in range(0, len(texts), BATCH):
-        scores, evidence = cascade.score(texts[start : start + BATCH])
+        scores, _ = cascade.score(texts[start : start + BATCH])
         out += [
             Assessment.from_scores(cascade.policy, {k: min(1.0, max(0.0, v)) for k, v in s.items()})
             for s in scores

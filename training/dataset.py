@@ -62,6 +62,7 @@ LABEL_IDS: tuple[str, ...] = CATEGORY_IDS + FLAG_IDS
 HERE = Path(__file__).resolve().parent
 OWN_DATA = HERE / "data"
 
+
 @dataclass(frozen=True)
 class Example:
     text: str
@@ -1088,7 +1089,8 @@ def _r_handwritten(d: Path, spec: Source) -> Iterator[Example]:
 
 
 def _r_column(d: Path, spec: Source) -> Iterator[Example]:
-    """Benign rows: the manifest's ``text`` column of ``file``, where its ``where`` columns match."""
+    """Benign rows: the manifest's ``text`` column of ``file``, where its ``where`` columns
+    match."""
     where = spec.where or {}
     for r in _rows(d / spec.folder / str(spec.file)):
         if all(str(r.get(column)) == str(value) for column, value in where.items()):

@@ -23,19 +23,20 @@ BUSINESS = [
 ]
 #: The whole of the classic filler paragraph (its first sentence alone left words such as
 #: "anim", "culpa" or "minim" unseen, and long filler made of them read as harmful).
-LOREM = (
+_FILLER = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
     "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco "
     "laboris nisi ut aliquip ex ea commodo consequat duis aute irure dolor in reprehenderit in "
     "voluptate velit esse cillum dolore eu fugiat nulla pariatur excepteur sint occaecat "
     "cupidatat non proident sunt in culpa qui officia deserunt mollit anim id est laborum"
-).split()
+)
+LOREM = _FILLER.split()
 CODE = [
     "def add(a, b):\n    return a + b\n",
     "for i in range(10):\n    print(i)\n",
     "SELECT id, name FROM users WHERE active = 1 ORDER BY name;",
     "const x = [1, 2, 3].map(n => n * 2);\nconsole.log(x);",
-    "#include <stdio.h>\nint main(void) { printf(\"hi\\n\"); return 0; }",
+    '#include <stdio.h>\nint main(void) { printf("hi\\n"); return 0; }',
     "git commit -m 'fix typo' && git push origin main",
     '{"name": "widget", "price": 9.99, "tags": ["a", "b"]}',
 ]

@@ -6,8 +6,8 @@
 
 1. Every training text (normalised as the runtime normalises it) is embedded by the runtime's own
    encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens, in fp32 as the runtime runs -
-   and long texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the second
-   view the runtime scores.
+   and long texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the
+   second view the runtime scores.
    Embeddings are cached under ``training/cache/`` by text hash.
 2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; one
    hidden layer of :data:`UNSAFE_HIDDEN` units, trained with torch) decides whether a text is
@@ -183,7 +183,9 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> tuple[np.ndar
         yy = y[keep, j]
         # class balance on top of the source weights
         pos_w, neg_w = sw[yy == 1].sum(), sw[yy == 0].sum()
-        sw = np.where(yy == 1, sw * (pos_w + neg_w) / (2 * pos_w), sw * (pos_w + neg_w) / (2 * neg_w))
+        sw = np.where(
+            yy == 1, sw * (pos_w + neg_w) / (2 * pos_w), sw * (pos_w + neg_w) / (2 * neg_w)
+        )
         model = LogisticRegression(C=C, max_iter=3000, random_state=seed)
         model.fit(x[keep], yy, sample_weight=sw)
         weight[j] = model.coef_[0]
@@ -214,7 +216,9 @@ def fit_unsafe_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> Ml
     yt = torch.from_numpy(yy.astype(np.float32))
     wt = torch.from_numpy(sw.astype(np.float32))
     model = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], UNSAFE_HIDDEN), torch.nn.ReLU(), torch.nn.Linear(UNSAFE_HIDDEN, 1)
+        torch.nn.Linear(x.shape[1], UNSAFE_HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(UNSAFE_HIDDEN, 1),
     )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=MLP_DECAY)
     for _ in range(MLP_EPOCHS):
@@ -350,9 +354,7 @@ def calibrate(
             "benign_struck": float(struck.sum()),
             "positives": float(len(pos)) if pos is not None else 0.0,
             "recall_flag": float((pos >= flag).mean()) if pos is not None and len(pos) else 0.0,
-            "recall_strike": float((pos >= strike).mean())
-            if pos is not None and len(pos)
-            else 0.0,
+            "recall_strike": float((pos >= strike).mean()) if pos is not None and len(pos) else 0.0,
         }
         log(
             f"  {label}: flag at raw {_sigmoid(np.array(flag)):.4f} (benign flagged "
@@ -429,9 +431,7 @@ def train(data_dir: Path, seed: int = 13, dataset: Dataset | None = None) -> str
             mask = np.array([e.labels.get(label, 0) >= 0.5 for e in ds.val])
             positives[label] = va[mask, j]
     log(f"calibrating on {len(tune_benign)} benign chat texts and {len(tune_harm)} HarmBench val")
-    points, stats = calibrate(
-        tb, [e.source for e in tune_benign], positives, extreme_on_top(tb)
-    )
+    points, stats = calibrate(tb, [e.source for e in tune_benign], positives, extreme_on_top(tb))
     weight, bias, mlp = apply_calibration(weight, bias, mlp, points)
     _save(weight, bias, mlp, points, seed)
     return _report(ds, cal, stats)
@@ -447,8 +447,9 @@ def _save(
     meta = {
         "trained_by": "training/heads.py",
         "seed": seed,
-        "operating_points": {k: {"flag_logit": v[0], "strike_logit": v[1]} for k, v in
-                             points.items()},  # fmt: skip
+        "operating_points": {
+            k: {"flag_logit": v[0], "strike_logit": v[1]} for k, v in points.items()
+        },
     }
     extra: dict[str, np.ndarray] = {}
     if mlp is not None:
