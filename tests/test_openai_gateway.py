@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import openai
 import pytest
 
 from convguard.policy import Policy
+from convguard.server.gateway import HashedIds
 from convguard.store import Store, open_store
 from convguard.testing import LEAK_TEXT, FakeUpstream
 from gateway_fixtures import Running, app_for, keys
@@ -820,6 +822,7 @@ def test_identical_turns_on_two_workers_both_answer_with_the_one_stored_reply(
         with workers[0] as one, workers[1] as two:
             for worker in (one, two):
                 warm(worker, api_keys["alice"])
+            calls = len(slow.requests)
             body = {"model": "m", "messages": [{"role": "user", "content": "both"}]}
             results: list[httpx.Response] = []
             threads = [
@@ -834,5 +837,77 @@ def test_identical_turns_on_two_workers_both_answer_with_the_one_stored_reply(
                 thread.join(30)
     assert [r.status_code for r in results] == [200] * 4
     assert {r.json()["choices"][0]["message"]["content"] for r in results} == {"Echo: both"}
+    assert len(slow.requests) == calls + 1  # one worker's claim in the store: one model call
     cid = results[0].headers["X-Convguard-Conversation"]
     assert [m.role for m in store.messages(cid)] == ["user", "assistant"]
+
+
+SCOPE = {"X-Convguard-Conversation": "claims"}
+CLAIM_TTL = timedelta(minutes=5)
+
+
+def next_turn(gateway: Running, key: str, store: Store, text: str) -> tuple[dict[str, Any], str]:
+    """A conversation with one answered turn: the request body of its next user turn, ``text``,
+    and that turn's hashed id (the key of its claim), known before the request is sent."""
+    first = [{"role": "user", "content": "first"}]
+    response = post_chat(gateway, key, {"model": "m", "messages": first}, **SCOPE)
+    assert response.status_code == 200
+    reply = store.messages(response.headers["X-Convguard-Conversation"])[-1]
+    body = {
+        "model": "m",
+        "messages": [
+            *first,
+            {"role": "assistant", "content": reply.content},
+            {"role": "user", "content": text},
+        ],
+    }
+    return body, HashedIds(reply.conversation_id).user(reply.id, text)
+
+
+def test_a_turn_another_worker_is_answering_waits_and_is_answered_once_that_claim_is_released(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    body, user_id = next_turn(gateway, api_keys["alice"], store, "second")
+    token = store.claim_turn(user_id, now=datetime.now(UTC), ttl=CLAIM_TTL)  # another worker's
+    assert token is not None
+    calls = len(upstream.requests)
+    results: list[httpx.Response] = []
+    waiting = threading.Thread(
+        target=lambda: results.append(post_chat(gateway, api_keys["alice"], body, **SCOPE))
+    )
+    waiting.start()
+    time.sleep(0.5)
+    assert (
+        waiting.is_alive() and len(upstream.requests) == calls
+    )  # it waits, the model is not asked
+    store.release_turn(user_id, token)  # the other worker's call failed: no reply stored
+    waiting.join(10)
+    assert [r.status_code for r in results] == [200]
+    assert results[0].json()["choices"][0]["message"]["content"] == "Echo: second"
+    assert len(upstream.requests) == calls + 1
+
+
+def test_a_claim_left_by_a_worker_killed_mid_call_is_taken_over_after_its_ttl(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    body, user_id = next_turn(gateway, api_keys["alice"], store, "second")
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)  # ttl: 2 x the upstream timeout + 5 s
+    assert store.claim_turn(user_id, now=an_hour_ago, ttl=CLAIM_TTL) is not None
+    calls = len(upstream.requests)
+    response = post_chat(gateway, api_keys["alice"], body, **SCOPE)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "Echo: second"
+    assert len(upstream.requests) == calls + 1
+    assert store.claim_turn(user_id, now=datetime.now(UTC), ttl=CLAIM_TTL) is not None  # released
+
+
+@pytest.mark.parametrize(
+    ("marker", "stream"), [("[fail]", False), ("[cut]", True)], ids=["whole", "streamed"]
+)
+def test_a_failed_model_call_releases_the_turns_claim(
+    gateway: Running, api_keys: dict[str, str], store: Store, marker: str, stream: bool
+) -> None:
+    body, user_id = next_turn(gateway, api_keys["alice"], store, f"second {marker}")
+    response = post_chat(gateway, api_keys["alice"], {**body, "stream": stream}, **SCOPE)
+    assert "upstream_error" in response.text
+    assert store.claim_turn(user_id, now=datetime.now(UTC), ttl=CLAIM_TTL) is not None

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -285,3 +285,65 @@ def test_output_windows_send_everything_when_nothing_crosses() -> None:
     sent = "".join(windows.feed(BENIGN[i : i + 13]) for i in range(0, len(BENIGN), 13))
     assert sent + windows.finish() == BENIGN and windows.flagged is None
     assert windows.windows >= len(BENIGN) // windows.step
+
+
+# --- answering: one worker of all asks the model for a pending turn ---------------------------
+
+TTL = timedelta(minutes=2)
+
+
+@pytest.fixture
+def shared_store(store_url: str) -> Iterator[Store]:
+    """One database, on SQLite and PostgreSQL, for services standing in for two workers."""
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+def worker(store: Store, at: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> Service:
+    policy = default_policy()
+    return Service(
+        policy=policy, store=store, assessor=ScriptedAssessor(policy, SCRIPT), clock=lambda: at
+    )
+
+
+def test_a_turn_one_worker_answers_is_elsewhere_for_another_until_it_finishes(
+    shared_store: Store,
+) -> None:
+    one, two = worker(shared_store), worker(shared_store)
+    with one.answering("turn-1", ttl=TTL) as claim:
+        assert claim is None  # the first asks the model
+        with one.answering("turn-1", ttl=TTL) as same_process:
+            assert same_process is not None and same_process != "elsewhere"
+            assert not same_process.is_set()  # waits for the first, in this process
+        with two.answering("turn-1", ttl=TTL) as other_worker:
+            assert other_worker == "elsewhere"  # polls the store instead
+        with two.answering("turn-2", ttl=TTL) as other_turn:
+            assert other_turn is None
+    with two.answering("turn-1", ttl=TTL) as after:
+        assert after is None
+
+
+def test_a_failed_answer_lets_the_turn_go_in_the_process_and_in_the_store(
+    shared_store: Store,
+) -> None:
+    one, two = worker(shared_store), worker(shared_store)
+
+    def answer_and_fail() -> None:
+        with one.answering("turn-1", ttl=TTL) as claim:
+            assert claim is None
+            raise RuntimeError("the model call failed")
+
+    with pytest.raises(RuntimeError, match="model call failed"):
+        answer_and_fail()
+    with one.answering("turn-1", ttl=TTL) as again, two.answering("turn-1", ttl=TTL) as other:
+        assert again is None and other == "elsewhere"
+
+
+def test_a_worker_whose_clock_is_past_the_ttl_takes_the_turn_over(shared_store: Store) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    stuck, late = worker(shared_store, start), worker(shared_store, start + TTL * 2)
+    with stuck.answering("turn-1", ttl=TTL) as held:
+        assert held is None
+        with late.answering("turn-1", ttl=TTL) as taken:
+            assert taken is None  # the stuck worker's claim has expired by the late one's clock

@@ -920,6 +920,68 @@ def test_of_concurrent_appends_to_one_leaf_from_threads_exactly_one_lands(
     assert len(store.path(conversation.id, leaf.id)) == len(m) + 2
 
 
+# --- turn claims: one worker of all asks the model for a turn --------------------------------
+
+TTL = timedelta(minutes=2)
+
+
+def test_a_turn_claim_holds_the_turn_until_it_is_released(store: Store) -> None:
+    token = store.claim_turn("turn-1", now=NOW, ttl=TTL)
+    assert token is not None
+    assert store.claim_turn("turn-1", now=NOW + TTL, ttl=TTL) is None  # not older than the ttl
+    assert store.claim_turn("turn-2", now=NOW, ttl=TTL) is not None  # one claim per turn
+    store.release_turn("turn-1", token)
+    again = store.claim_turn("turn-1", now=NOW + timedelta(seconds=1), ttl=TTL)
+    assert again is not None and again != token
+
+
+def test_a_turn_claim_older_than_the_ttl_is_taken_over_and_its_late_release_is_ignored(
+    store: Store,
+) -> None:
+    stale = store.claim_turn("turn-1", now=NOW, ttl=TTL)
+    later = NOW + TTL + timedelta(seconds=1)
+    taken = store.claim_turn("turn-1", now=later, ttl=TTL)
+    assert stale is not None and taken is not None and taken != stale
+    store.release_turn("turn-1", stale)  # the worker given up on finishes after all
+    assert store.claim_turn("turn-1", now=later, ttl=TTL) is None  # the new claim stands
+    store.release_turn("turn-1", taken)
+    assert store.claim_turn("turn-1", now=later, ttl=TTL) is not None
+
+
+def test_a_turn_claim_needs_a_positive_ttl(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="ttl must be positive"):
+        store.claim_turn("turn-1", now=NOW, ttl=timedelta(0))
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["unclaimed turn", "expired claim"])
+def test_of_concurrent_turn_claims_from_threads_exactly_one_wins(
+    store: Store, store_url: str, held: bool
+) -> None:
+    if held:
+        assert store.claim_turn("turn-1", now=NOW - 2 * TTL, ttl=TTL) is not None
+    claimers = 8
+    # a store each, as workers have: on SQLite they then meet in the database, not on one lock
+    stores = [open_store(store_url) for _ in range(claimers)]
+    barrier = threading.Barrier(claimers)
+    tokens: list[str | None] = []
+
+    def claim(own: Store) -> None:
+        barrier.wait()
+        tokens.append(own.claim_turn("turn-1", now=NOW, ttl=TTL))
+
+    threads = [threading.Thread(target=claim, args=(own,)) for own in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for own in stores:
+            own.close()
+    assert len(tokens) == claimers
+    assert len([token for token in tokens if token is not None]) == 1
+
+
 def child(
     store_url: str, conversation: ConversationRecord, leaf: str, mode: str, *files: Path
 ) -> subprocess.Popen[str]:

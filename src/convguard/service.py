@@ -10,8 +10,8 @@ is the same turn again (a resend): its stored decision and reply stand, and noth
 stored or generated twice. What is new is assessed, decided and written in one transaction, so
 a request that fails stores nothing. A concurrent request that stored the same turn first is the
 same turn too (:class:`~convguard.errors.MessageExists` means "read it back"), and
-:meth:`Service.answering` lets one request of a process call the model for a pending turn while
-the others wait for its reply.
+:meth:`Service.answering` lets one request of all the workers on a database call the model for a
+pending turn while the others wait for its reply.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from convguard.assess.confirm import confirms_end
@@ -575,18 +575,33 @@ class Service:
         )
 
     @contextmanager
-    def answering(self, user_id: str) -> Iterator[threading.Event | None]:
-        """Claim the model call for the pending user turn ``user_id`` within this process.
+    def answering(
+        self, user_id: str, *, ttl: timedelta
+    ) -> Iterator[threading.Event | Literal["elsewhere"] | None]:
+        """Claim the model call for the pending user turn ``user_id``: in this process, then in
+        the store, so that of every worker on the database one asks the model for it.
 
-        Yields None when this caller answers it (the claim ends with the block), else the event
-        that is set once the request answering it has finished (stored a reply or failed).
+        Yields None when this caller answers it (both claims end with the block; the store's is
+        taken over by another worker once older than ``ttl``, so a worker killed mid-call does
+        not hold the turn for good), the event that is set once the request of this process
+        answering it has finished, or ``"elsewhere"`` when another worker holds the store's
+        claim (this process's claim is then let go at once: poll the store for the reply).
         """
         event = self._answering.claim(user_id)
-        try:
+        if event is not None:
             yield event
+            return
+        try:
+            token = self.store.claim_turn(user_id, now=self.clock(), ttl=ttl)
+            if token is None:
+                yield "elsewhere"
+                return
+            try:
+                yield None
+            finally:
+                self.store.release_turn(user_id, token)
         finally:
-            if event is None:
-                self._answering.release(user_id)
+            self._answering.release(user_id)
 
     def store_answer(
         self,

@@ -5,8 +5,8 @@ Both chat protocols (OpenAI chat completions, Anthropic messages) translate thei
 service, once:
 
 - the stored reply stands (a resend), or the policy's; the model is asked only for a turn without
-  one (or to regenerate it), by one request of the process at a time, while identical concurrent
-  requests wait for its reply (:meth:`Service.answering`);
+  one (or to regenerate it), by one request of all the workers on the database at a time, while
+  identical concurrent requests wait for its reply (:meth:`Service.answering`);
 - the model is offered ``end_conversation``; a call is honoured only where the rule allows it
   (:meth:`Service.would_end`, :meth:`Service.model_end`), otherwise the model is asked to go on;
 - the model's text is released only once an output window covering it has passed
@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from convguard.assess.types import Assessment
@@ -43,6 +45,11 @@ if TYPE_CHECKING:  # the agent guard is imported on the first tool call, not wit
 __all__ = ["Calls", "Done", "Event", "ModelTurn", "Replaced", "Text"]
 
 Finish = Literal["stop", "length", "tool_calls"]
+
+#: How long a request waiting for another worker's reply sleeps between looks at the store: the
+#: first sleep, doubled after each look up to the last.
+_FIRST_POLL_S = 0.05
+_LAST_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -132,13 +139,15 @@ class ModelTurn:
         if stored is not None:
             yield from self._whole(stored.content)
             return
-        for landed in self._claimed():
-            if landed is not None:
-                yield from self._whole(landed.content)
-            elif self.gateway.upstream is None:
-                yield from self._whole(self._store(self.gateway.placeholder()).content)
-            else:
-                yield from self._model(stream=stream)
+        # closed here, so the claims end with the block even when the model call fails
+        with closing(self._claimed()) as claimed:
+            for landed in claimed:
+                if landed is not None:
+                    yield from self._whole(landed.content)
+                elif self.gateway.upstream is None:
+                    yield from self._whole(self._store(self.gateway.placeholder()).content)
+                else:
+                    yield from self._model(stream=stream)
 
     def _whole(self, text: str) -> Iterator[Event]:
         yield Text(text)
@@ -163,16 +172,30 @@ class ModelTurn:
         fresh = [m for m in replies if m.id != seen] if self.regenerate else replies
         return fresh[-1] if fresh else None
 
-    def _claimed(self) -> Iterator[MessageRecord | None]:
+    def _claimed(self) -> Generator[MessageRecord | None, None, None]:
         """Yields once: None when this request is to ask the model (holding the claim while the
-        caller's block runs), else the reply another request stored for the same turn."""
-        deadline = time.monotonic() + 2 * self.gateway.settings.upstream_timeout + 5
+        caller's block runs), else the reply another request stored for the same turn.
+
+        A request of this process that answers wakes the ones waiting on it; another worker's
+        reply is polled for in the store, with short sleeps, until it lands, that worker's
+        claim expires (this request then takes it over and answers) or the deadline passes.
+        """
+        patience = 2 * self.gateway.settings.upstream_timeout + 5  # a call, and one more after
+        deadline = time.monotonic() + patience
+        poll = _FIRST_POLL_S
         while True:
-            with self.service.answering(self.result.user.id) as other:
+            with self.service.answering(
+                self.result.user.id, ttl=timedelta(seconds=patience)
+            ) as other:
                 if other is None:
                     yield self._newest_reply()
                     return
-            other.wait(max(0.0, deadline - time.monotonic()))
+            left = max(0.0, deadline - time.monotonic())
+            if other == "elsewhere":
+                time.sleep(min(poll, left))
+                poll = min(2 * poll, _LAST_POLL_S)
+            else:
+                other.wait(left)
             landed = self._newest_reply()
             if landed is not None:
                 yield landed

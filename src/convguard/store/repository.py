@@ -12,6 +12,8 @@ Invariants:
 - an edit (a sibling of a user message) or a retry (a sibling of an assistant message) starts a new
   open branch, except that the reply that ended a branch cannot be retried;
 - a conversation of another account reads as not found, with the same message as a missing one;
+- of concurrent :meth:`Store.claim_turn` calls on one turn exactly one gets it, until it is
+  released or grows older than the caller's ttl;
 - an API key is returned in plaintext once, by :meth:`Store.create_api_key`, and stored only as
   its SHA-256 (:mod:`convguard.store.keys`);
 - every read is one transaction in one snapshot (REPEATABLE READ on PostgreSQL; SQLite reads
@@ -26,11 +28,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, get_args
 
 import alembic.util
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 
 from convguard.errors import (
@@ -502,6 +505,40 @@ class Store:
             )
             return [rows.decision_record(row) for row in result]
 
+    # --- turn claims ------------------------------------------------------------------------------
+
+    def claim_turn(self, user_id: str, *, now: datetime, ttl: timedelta) -> str | None:
+        """Claim the model call for the user turn ``user_id`` across workers: the claim's token
+        (give it to :meth:`release_turn`), or None while another claim younger than ``ttl``
+        holds the turn. One statement (insert, or on the unique key take over a claim older
+        than ``ttl``), so of concurrent claims exactly one wins, on SQLite and PostgreSQL."""
+        if ttl <= timedelta(0):
+            raise InvalidInput(f"a turn claim's ttl must be positive, not {ttl!r}")
+        now = turns.utc(now)
+        token = rows.new_id()
+        upsert = _dialect_insert(self._engine.dialect.name)(t.turn_claims).values(
+            message_id=user_id, token=token, claimed_at=now
+        )
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[t.turn_claims.c.message_id],
+            set_={"token": upsert.excluded.token, "claimed_at": upsert.excluded.claimed_at},
+            where=t.turn_claims.c.claimed_at < now - ttl,
+        )
+        with self._write("claiming a turn") as conn:
+            # a row comes back only where this claim was inserted or took the turn over
+            won: str | None = conn.execute(upsert.returning(t.turn_claims.c.token)).scalar()
+        return won
+
+    def release_turn(self, user_id: str, token: str) -> None:
+        """End the claim ``token`` on ``user_id`` (the reply is stored, or the call failed);
+        a claim another worker has since taken over is left alone."""
+        with self._write("releasing a turn") as conn:
+            conn.execute(
+                sa.delete(t.turn_claims).where(
+                    t.turn_claims.c.message_id == user_id, t.turn_claims.c.token == token
+                )
+            )
+
     # --- endings, feedback, review ----------------------------------------------------------------
 
     def endings(self, conversation_id: str) -> list[EndingRecord]:
@@ -562,6 +599,15 @@ class Store:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` (both dialects spell it alike)."""
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise StoreError(f"turn claims need SQLite or PostgreSQL, not {dialect!r}")
 
 
 def _name(name: str) -> str:

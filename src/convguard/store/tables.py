@@ -1,5 +1,5 @@
 """The schema: accounts and their API keys, conversations, messages (the tree), decisions, endings,
-feedback.
+feedback, and the claims of workers answering a turn.
 
 Portable SQLAlchemy Core (SQLite and PostgreSQL); the Alembic migrations create exactly these
 tables, and a test checks that a migrated database matches this metadata.
@@ -14,7 +14,9 @@ Invariants the schema carries:
 - ``ended`` is set only on a message with ``child_count = 0``, and appends check it in the same
   transaction, so an ended leaf never gets a child;
 - one ending per ended message (``UNIQUE(message_id)`` on endings);
-- an API key is stored only as the SHA-256 of the key (``key_hash``, unique), never in plaintext.
+- an API key is stored only as the SHA-256 of the key (``key_hash``, unique), never in plaintext;
+- at most one claim per user turn (``UNIQUE(message_id)`` on turn_claims): the worker that holds
+  it is the one asking the model for that turn's reply.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "feedback",
     "messages",
     "metadata",
+    "turn_claims",
     "turn_reports",
 ]
 
@@ -247,4 +250,16 @@ turn_reports = sa.Table(
     sa.Column("comment", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.CheckConstraint("rating IS NULL OR rating IN ('agree', 'disagree')", name="rating"),
+)
+
+#: Which worker (its random ``token``) is asking the model for a user turn's reply, since when: one
+#: row per turn while the call runs, deleted when it ends; a claim older than the caller's time to
+#: live (a worker killed mid-call) may be taken over. No foreign key: a claim is a lock, not data.
+turn_claims = sa.Table(
+    "turn_claims",
+    metadata,
+    _pk(),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("token", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
 )
