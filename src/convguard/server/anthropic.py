@@ -20,9 +20,18 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge
-from convguard.server.chat import Calls, Done, ModelTurn, Replaced, Text
-from convguard.server.gateway import HashedIds, conversation_key, request_locale
+from convguard.errors import ConvguardError
+from convguard.server.chat import (
+    Calls,
+    Done,
+    ModelTurn,
+    Replaced,
+    Text,
+    check_conversation_header,
+    check_message_count,
+    sync_conversation,
+)
+from convguard.server.gateway import request_locale
 from convguard.server.models import Models
 from convguard.server.openai import (
     ChatMessage,
@@ -159,36 +168,18 @@ def messages(
     caller = gateway.caller(bearer, address=address_of(request))
     model = _requested_model(gateway.settings, body.model)
     Models.of(gateway.settings).upstream_name(model)  # an unknown model: 404, nothing stored
-    limit = gateway.settings.max_request_messages
-    if len(body.messages) > limit:
-        raise PayloadTooLarge(
-            f"'messages' has {len(body.messages)} items; the limit is {limit} per request "
-            "(CONVGUARD_MAX_REQUEST_MESSAGES)"
-        )
-    if scope_header is not None and (
-        not scope_header.strip() or not scope_header.isprintable() or len(scope_header) > 256
-    ):
-        raise InvalidInput(
-            f"header X-Convguard-Conversation is {scope_header[:40]!r}; send a printable "
-            "conversation name of at most 256 characters"
-        )
+    check_message_count(gateway, len(body.messages))
+    check_conversation_header(scope_header)
     chat = to_chat_messages(body)
-    history = history_of(chat, system_prompts=gateway.settings.client_system_prompts)
-    user = body.metadata.user_id if body.metadata else None
-    scope = scope_header or user or f"first:{history[0].content}"
     metadata = body.metadata.model_dump() if body.metadata else None
-    conversation = gateway.get_or_create_conversation(
+    result, ids = sync_conversation(
+        gateway,
         caller,
-        conversation_key(caller.account_id, scope),
-        title=history[0].content[:80],
+        history_of(chat, system_prompts=gateway.settings.client_system_prompts),
+        scope_header=scope_header,
+        user=body.metadata.user_id if body.metadata else None,
         locale=request_locale(locale_header, {"metadata": metadata}),
     )
-    ids = HashedIds(conversation.id)
-    result = gateway.service.sync_history(
-        caller.account, conversation.id, history, ids=ids, owned=conversation
-    )
-    if not result.resent:
-        gateway.record(result)
     tools = [
         {
             "type": "function",

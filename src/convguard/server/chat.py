@@ -32,17 +32,27 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from convguard.assess.types import Assessment
 from convguard.conversation import End, Guide, decision_to_dict, reply_of
-from convguard.errors import UpstreamError
-from convguard.server.gateway import Caller, Gateway, HashedIds
+from convguard.errors import InvalidInput, PayloadTooLarge, UpstreamError
+from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
 from convguard.server.models import Models, upstream_for
-from convguard.service import OutputWindows, TurnResult
+from convguard.service import HistoryTurn, OutputWindows, TurnResult
 from convguard.store import MessageRecord
 from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
 
 if TYPE_CHECKING:  # the agent guard is imported on the first tool call, not with the server
     from convguard.agent import ToolVerdict
 
-__all__ = ["Calls", "Done", "Event", "ModelTurn", "Replaced", "Text"]
+__all__ = [
+    "Calls",
+    "Done",
+    "Event",
+    "ModelTurn",
+    "Replaced",
+    "Text",
+    "check_conversation_header",
+    "check_message_count",
+    "sync_conversation",
+]
 
 Finish = Literal["stop", "length", "tool_calls"]
 
@@ -50,6 +60,57 @@ Finish = Literal["stop", "length", "tool_calls"]
 #: first sleep, doubled after each look up to the last.
 _FIRST_POLL_S = 0.05
 _LAST_POLL_S = 0.5
+
+
+def check_message_count(gateway: Gateway, count: int) -> None:
+    """A request may carry at most ``max_request_messages`` messages (else 413)."""
+    limit = gateway.settings.max_request_messages
+    if count > limit:
+        raise PayloadTooLarge(
+            f"'messages' has {count} items; the limit is {limit} per request "
+            "(CONVGUARD_MAX_REQUEST_MESSAGES)"
+        )
+
+
+def check_conversation_header(scope_header: str | None) -> None:
+    """``X-Convguard-Conversation``, when sent, is a printable name of at most 256 characters."""
+    if scope_header is not None and (
+        not scope_header.strip() or not scope_header.isprintable() or len(scope_header) > 256
+    ):
+        raise InvalidInput(
+            f"header X-Convguard-Conversation is {scope_header[:40]!r}; send a printable "
+            "conversation name of at most 256 characters"
+        )
+
+
+def sync_conversation(
+    gateway: Gateway,
+    caller: Caller,
+    history: Sequence[HistoryTurn],
+    *,
+    scope_header: str | None,
+    user: str | None,
+    locale: str | None,
+) -> tuple[TurnResult, HashedIds]:
+    """The client's history mapped onto its conversation's tree, whichever protocol it spoke.
+
+    The conversation is the one named by the header, else by the client's user, else by the
+    history's first message; a turn that is not a resend is counted in the metrics.
+    """
+    scope = scope_header or user or f"first:{history[0].content}"
+    conversation = gateway.get_or_create_conversation(
+        caller,
+        conversation_key(caller.account_id, scope),
+        title=history[0].content[:80],
+        locale=locale,
+    )
+    ids = HashedIds(conversation.id)
+    result = gateway.service.sync_history(
+        caller.account, conversation.id, history, ids=ids, owned=conversation
+    )
+    if not result.resent:  # a resend was counted when it was decided
+        gateway.record(result)
+    return result, ids
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from convguard.assess.cascade import Cascade
 from convguard.assess.types import Assessment
-from convguard.errors import ConvguardError, InvalidInput, PayloadTooLarge
-from convguard.server.chat import Calls, Done, ModelTurn, Replaced, Text
-from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key, request_locale
+from convguard.errors import ConvguardError, InvalidInput
+from convguard.server.chat import (
+    Calls,
+    Done,
+    ModelTurn,
+    Replaced,
+    Text,
+    check_conversation_header,
+    check_message_count,
+    sync_conversation,
+)
+from convguard.server.gateway import Caller, Gateway, HashedIds, request_locale
 from convguard.server.models import Models
 from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, error_body
@@ -203,42 +212,25 @@ def chat_completions(
     gateway = gateway_of(request)
     caller = gateway.caller(authorization, address=address_of(request))
     Models.of(gateway.settings).upstream_name(body.model)  # an unknown model: 404, nothing stored
-    limit = gateway.settings.max_request_messages
-    if len(body.messages) > limit:
-        raise PayloadTooLarge(
-            f"'messages' has {len(body.messages)} items; the limit is {limit} per request "
-            "(CONVGUARD_MAX_REQUEST_MESSAGES)"
-        )
+    check_message_count(gateway, len(body.messages))
     if body.n != 1:
         raise InvalidInput(
             f"'n' is {body.n}: this gateway answers with one choice per request; "
             "send n=1 or leave it out (and send the request again for another answer)"
         )
-    if scope_header is not None and (
-        not scope_header.strip() or not scope_header.isprintable() or len(scope_header) > 256
-    ):
-        raise InvalidInput(
-            f"header X-Convguard-Conversation is {scope_header[:40]!r}; send a printable "
-            "conversation name of at most 256 characters"
-        )
+    check_conversation_header(scope_header)
     if regenerate not in (None, "true", "false"):
         raise InvalidInput(
             f"header X-Convguard-Regenerate is {regenerate!r}; send 'true' or leave it out"
         )
-    history = history_of(body.messages, system_prompts=gateway.settings.client_system_prompts)
-    scope = scope_header or body.user or f"first:{history[0].content}"
-    conversation = gateway.get_or_create_conversation(
+    result, ids = sync_conversation(
+        gateway,
         caller,
-        conversation_key(caller.account_id, scope),
-        title=history[0].content[:80],
+        history_of(body.messages, system_prompts=gateway.settings.client_system_prompts),
+        scope_header=scope_header,
+        user=body.user,
         locale=request_locale(locale_header, body.model_extra),
     )
-    ids = HashedIds(conversation.id)
-    result = gateway.service.sync_history(
-        caller.account, conversation.id, history, ids=ids, owned=conversation
-    )
-    if not result.resent:  # a resend was counted when it was decided
-        gateway.record(result)
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
     chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")
     if body.stream:
