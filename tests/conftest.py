@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from convguard.policy import Policy, default_policy
+from convguard.store import Store
 
 _CACHE_HOME: str | None = None
 
@@ -71,3 +72,21 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A store on :func:`store_url` (a module with a store of its own overrides this one)."""
+    from convguard.store import open_store
+
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def api_keys(store: Store) -> dict[str, str]:
+    """Keys for the accounts ``alice`` and ``bob`` and the admin ``ops``, in ``store``."""
+    from gateway_fixtures import keys
+
+    return keys(store)

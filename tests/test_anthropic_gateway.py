@@ -12,27 +12,15 @@ import httpx
 import pytest
 
 from convguard.policy import Policy
-from convguard.store import Store, open_store
+from convguard.store import Store
 from convguard.testing import FakeUpstream
-from gateway_fixtures import Running, app_for, keys
+from gateway_fixtures import Running, app_for
 
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream() as fake:
         yield fake
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = open_store(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api_keys(store: Store) -> dict[str, str]:
-    return keys(store)
 
 
 @pytest.fixture

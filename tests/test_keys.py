@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from convguard.cli import cli
 from convguard.policy import Policy
 from convguard.store import Store, open_store
-from gateway_fixtures import app_for, keys
+from gateway_fixtures import app_for
 
 pytestmark = pytest.mark.anyio
 
@@ -25,18 +25,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = open_store(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api_keys(store: Store) -> dict[str, str]:
-    return keys(store)
 
 
 def auth(key: str) -> dict[str, str]:

@@ -17,27 +17,15 @@ import pytest
 
 from convguard.policy import Policy
 from convguard.server.gateway import HashedIds
-from convguard.store import Store, open_store
+from convguard.store import Store
 from convguard.testing import LEAK_TEXT, FakeUpstream
-from gateway_fixtures import Running, app_for, keys
+from gateway_fixtures import Running, app_for
 
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream(slow_seconds=3.0) as fake:
         yield fake
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = open_store(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api_keys(store: Store) -> dict[str, str]:
-    return keys(store)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from convguard.policy import Policy
 from convguard.store import Store, open_store
-from gateway_fixtures import app_for, keys
+from gateway_fixtures import app_for
 
 pytestmark = pytest.mark.anyio
 
@@ -30,11 +30,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     store = open_store(f"sqlite:///{tmp_path / 'surface.db'}")
     yield store
     store.close()
-
-
-@pytest.fixture
-def api_keys(store: Store) -> dict[str, str]:
-    return keys(store)
 
 
 async def _client(app: Any) -> httpx.AsyncClient:

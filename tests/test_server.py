@@ -14,8 +14,8 @@ import pytest
 from convguard.assess.types import Assessment
 from convguard.conversation import Allow
 from convguard.policy import Policy
-from convguard.store import NewMessage, Store, TurnDecision, open_store
-from gateway_fixtures import app_for, keys
+from convguard.store import NewMessage, Store, TurnDecision
+from gateway_fixtures import app_for
 
 pytestmark = pytest.mark.anyio
 
@@ -23,18 +23,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def store(store_url: str) -> Any:
-    store = open_store(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api_keys(store: Store) -> dict[str, str]:
-    return keys(store)
 
 
 async def client_for(app: Any) -> httpx.AsyncClient:

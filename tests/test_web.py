@@ -15,10 +15,10 @@ import pytest
 from convguard.policy import Policy
 from convguard.server.web.session import COOKIE, SESSION_LABEL
 from convguard.server.web.stats import statistics
-from convguard.store import Store, open_store
+from convguard.store import Store
 from convguard.store.review import DecisionRow
 from convguard.testing import FakeUpstream
-from gateway_fixtures import app_for, keys
+from gateway_fixtures import app_for
 
 pytestmark = pytest.mark.anyio
 CSRF = {"X-Convguard-CSRF": "1"}
@@ -27,18 +27,6 @@ CSRF = {"X-Convguard-CSRF": "1"}
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def store(store_url: str) -> Any:
-    store = open_store(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api_keys(store: Store) -> dict[str, str]:
-    return keys(store)
 
 
 @pytest.fixture
