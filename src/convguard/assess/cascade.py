@@ -38,7 +38,7 @@ from importlib.metadata import entry_points
 from typing import Any, Literal, get_args
 
 from convguard.assess.normalise import normalise
-from convguard.assess.types import Assessment, Classifier, Evidence, Role
+from convguard.assess.types import Assessment, Classifier, Evidence, Role, highest_by_owner
 from convguard.errors import ClassifierError, ConvguardError, InvalidInput
 from convguard.policy import CATEGORY_IDS, FLAG_IDS, Policy
 
@@ -235,18 +235,6 @@ def build_cascade(
     )
 
 
-def _by_owner(
-    owner: Sequence[int], answers: Iterable[Mapping[str, float]]
-) -> dict[int, dict[str, float]]:
-    """Each owner's highest score per label over its views."""
-    merged: dict[int, dict[str, float]] = {}
-    for i, answer in zip(owner, answers, strict=True):
-        into = merged.setdefault(i, {})
-        for label, value in answer.items():
-            into[label] = max(into.get(label, 0.0), float(value))
-    return merged
-
-
 def _run(stage: Classifier, texts: list[str]) -> list[dict[str, float]]:
     try:
         return stage.score(texts)
@@ -312,12 +300,12 @@ class Cascade:
                 for view in views[i].texts:
                     flat.append(view)
                     owner.append(i)
-            answers = _by_owner(owner, _run(stage, flat))
+            answers = highest_by_owner(owner, _run(stage, flat))
             stacking = self.tuning.combine == "stack" and position == 1
             # Stacking reads the first stage on the same views as the second (a decoded payload
             # is as plain to it as to the encoder). Its weights are fitted for the first two
             # stages; any later stage replaces.
-            firsts = _by_owner(owner, _run(first, flat)) if stacking else {}
+            firsts = highest_by_owner(owner, _run(first, flat)) if stacking else {}
             for i, answer in answers.items():
                 if stacking:
                     scores[i] = {

@@ -57,6 +57,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from convguard.assess.types import highest_by_owner
 from convguard.errors import ClassifierError
 from convguard.policy import CATEGORY_IDS, FLAG_IDS
 
@@ -575,10 +576,5 @@ class EncoderClassifier:
             if tail is not None:
                 views.append(tail)
                 owner.append(i)
-        scored = self.score_embeddings(self.embed(views))
-        out: list[dict[str, float]] = [{} for _ in texts]
-        for i, scores in zip(owner, scored, strict=True):
-            merged = out[i]
-            for label, value in scores.items():
-                merged[label] = max(merged.get(label, 0.0), value)
-        return out
+        merged = highest_by_owner(owner, self.score_embeddings(self.embed(views)))
+        return [merged[i] for i in range(len(texts))]

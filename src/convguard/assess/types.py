@@ -24,10 +24,23 @@ __all__ = [
     "Role",
     "ScriptedAssessor",
     "check_labels",
+    "highest_by_owner",
 ]
 
 Role = Literal["user", "assistant", "tool"]
 KNOWN_LABELS: tuple[str, ...] = CATEGORY_IDS + FLAG_IDS + OUTPUT_FLAG_IDS
+
+
+def highest_by_owner(
+    owner: Sequence[int], scores: Iterable[Mapping[str, float]]
+) -> dict[int, dict[str, float]]:
+    """Each owner's highest score per label over its views (``owner[i]`` owns ``scores[i]``)."""
+    merged: dict[int, dict[str, float]] = {}
+    for i, answer in zip(owner, scores, strict=True):
+        into = merged.setdefault(i, {})
+        for label, value in answer.items():
+            into[label] = max(into.get(label, 0.0), float(value))
+    return merged
 
 
 @dataclass(frozen=True)
