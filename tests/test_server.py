@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from convguard.assess.types import Assessment
 from convguard.conversation import Allow
 from convguard.policy import Policy
 from convguard.store import NewMessage, Store, TurnDecision
+from convguard.testing import FakeClock
+from convguard.upstream import Completion, TextDelta
 from gateway_fixtures import app_for
 
 pytestmark = pytest.mark.anyio
@@ -486,3 +489,67 @@ def test_server_modules_form_a_one_way_graph_and_routes_never_import_the_app() -
             if isinstance(node, ast.ImportFrom) and node.module
         }
         assert "convguard.server.app" not in imported, module.name
+
+
+class LongStream:
+    """An upstream whose streamed reply takes three turn-claim ttls by the gateway's clock; before
+    each piece another worker tries to take the turn's claim over."""
+
+    model = "fake-model"
+    words = ("a ", "reply ", "that ", "takes ", "very ", "long")
+
+    def __init__(self, store: Store, clock: FakeClock, ttl: timedelta) -> None:
+        self.store, self.clock, self.ttl = store, clock, ttl
+        self.takeovers: list[str | None] = []
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> Iterator[TextDelta | Completion]:
+        from convguard.store import tables
+
+        for word in self.words:
+            self.clock.advance(self.ttl / 2)
+            with self.store.engine.connect() as conn:
+                (turn,) = conn.execute(sa.select(tables.turn_claims.c.message_id)).scalars()
+            self.takeovers.append(self.store.claim_turn(turn, now=self.clock(), ttl=self.ttl))
+            yield TextDelta(word)
+        yield Completion("".join(self.words), model=self.model)
+
+    def complete(self, *args: Any, **kwargs: Any) -> Completion:
+        raise AssertionError("only streamed here")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_stream_that_outlives_the_claims_ttl_keeps_its_turn_while_it_makes_progress(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    from convguard.server.app import create_app
+    from convguard.settings import Settings
+    from convguard.testing import KeywordAssessor
+
+    settings = Settings(data_dir=tmp_path, classifier="scripted")
+    ttl = timedelta(seconds=2 * settings.upstream_timeout + 5)  # what the gateway claims with
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    upstream = LongStream(store, clock, ttl)
+    app = create_app(settings, store=store, upstream=upstream, assessor=KeywordAssessor(policy, {}))
+    app.state.gateway.service.clock = clock
+    async with await client_for(app) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "fake-model",
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            headers=auth(api_keys["alice"]),
+        )
+    assert response.status_code == 200 and "[DONE]" in response.text
+    assert upstream.takeovers == [None] * len(upstream.words)  # renewed: never taken over
+    with store.engine.connect() as conn:  # and released once the reply was stored
+        assert conn.execute(sa.text("SELECT count(*) FROM turn_claims")).scalar() == 0

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,9 +10,9 @@ from convguard.assess.types import Assessment, Role, ScriptedAssessor
 from convguard.conversation import End, Warn
 from convguard.errors import ClassifierError, ConversationEnded, InvalidInput, NotFound
 from convguard.policy import Policy, default_policy, parse_policy
-from convguard.service import OutputWindows, Service
+from convguard.service import OutputWindows, Service, TurnClaim
 from convguard.store import Store, open_store
-from convguard.testing import KeywordAssessor
+from convguard.testing import FakeClock, KeywordAssessor
 from convguard.upstream import NoModelResponder
 
 ACCOUNT = "alice"
@@ -300,10 +300,14 @@ def shared_store(store_url: str) -> Iterator[Store]:
     store.close()
 
 
-def worker(store: Store, at: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> Service:
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def worker(store: Store, at: datetime | Callable[[], datetime] = START) -> Service:
     policy = default_policy()
+    clock = at if callable(at) else lambda: at
     return Service(
-        policy=policy, store=store, assessor=ScriptedAssessor(policy, SCRIPT), clock=lambda: at
+        policy=policy, store=store, assessor=ScriptedAssessor(policy, SCRIPT), clock=clock
     )
 
 
@@ -312,16 +316,16 @@ def test_a_turn_one_worker_answers_is_elsewhere_for_another_until_it_finishes(
 ) -> None:
     one, two = worker(shared_store), worker(shared_store)
     with one.answering("turn-1", ttl=TTL) as claim:
-        assert claim is None  # the first asks the model
+        assert isinstance(claim, TurnClaim)  # the first asks the model
         with one.answering("turn-1", ttl=TTL) as same_process:
             assert same_process is not None and same_process != "elsewhere"
             assert not same_process.is_set()  # waits for the first, in this process
         with two.answering("turn-1", ttl=TTL) as other_worker:
             assert other_worker == "elsewhere"  # polls the store instead
         with two.answering("turn-2", ttl=TTL) as other_turn:
-            assert other_turn is None
+            assert isinstance(other_turn, TurnClaim)
     with two.answering("turn-1", ttl=TTL) as after:
-        assert after is None
+        assert isinstance(after, TurnClaim)
 
 
 def test_a_failed_answer_lets_the_turn_go_in_the_process_and_in_the_store(
@@ -331,19 +335,63 @@ def test_a_failed_answer_lets_the_turn_go_in_the_process_and_in_the_store(
 
     def answer_and_fail() -> None:
         with one.answering("turn-1", ttl=TTL) as claim:
-            assert claim is None
+            assert isinstance(claim, TurnClaim)
             raise RuntimeError("the model call failed")
 
     with pytest.raises(RuntimeError, match="model call failed"):
         answer_and_fail()
     with one.answering("turn-1", ttl=TTL) as again, two.answering("turn-1", ttl=TTL) as other:
-        assert again is None and other == "elsewhere"
+        assert isinstance(again, TurnClaim) and other == "elsewhere"
 
 
 def test_a_worker_whose_clock_is_past_the_ttl_takes_the_turn_over(shared_store: Store) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     stuck, late = worker(shared_store, start), worker(shared_store, start + TTL * 2)
     with stuck.answering("turn-1", ttl=TTL) as held:
-        assert held is None
+        assert isinstance(held, TurnClaim)
         with late.answering("turn-1", ttl=TTL) as taken:
-            assert taken is None  # the stuck worker's claim has expired by the late one's clock
+            # the stuck worker's claim has expired by the late one's clock
+            assert isinstance(taken, TurnClaim)
+
+
+def test_a_holder_that_renews_keeps_the_turn_past_the_ttl_and_loses_it_once_it_stops(
+    shared_store: Store,
+) -> None:
+    clock = FakeClock(START)  # both workers read one clock: only the renewals differ
+    holder, other = worker(shared_store, clock), worker(shared_store, clock)
+    with holder.answering("turn-1", ttl=TTL) as claim:
+        assert isinstance(claim, TurnClaim)
+        for _ in range(6):  # a stream three ttls long, renewed as it goes
+            clock.advance(TTL / 2)
+            assert claim.renew() is True
+            with other.answering("turn-1", ttl=TTL) as meanwhile:
+                assert meanwhile == "elsewhere"
+        clock.advance(TTL + timedelta(seconds=1))  # the holder stalls: no renewal
+        with other.answering("turn-1", ttl=TTL) as taken:
+            assert isinstance(taken, TurnClaim)
+            assert claim.renew() is False  # taken over: the holder learns it, takes nothing back
+            with worker(shared_store, clock).answering("turn-1", ttl=TTL) as third:
+                assert third == "elsewhere"  # the new holder's claim stands
+
+
+def test_a_claim_is_renewed_at_most_every_third_of_its_ttl(shared_store: Store) -> None:
+    clock = FakeClock(START)
+    holder, other = worker(shared_store, clock), worker(shared_store, clock)
+    with holder.answering("turn-1", ttl=TTL) as claim:
+        assert isinstance(claim, TurnClaim)
+        clock.advance(TTL / 4)
+        assert claim.renew() is True  # too soon to write: the claim still dates from the start
+        clock.advance(TTL)
+        with other.answering("turn-1", ttl=TTL) as taken:
+            assert isinstance(taken, TurnClaim)
+
+
+def test_a_released_claim_is_not_renewed(shared_store: Store) -> None:
+    clock = FakeClock(START)
+    holder, other = worker(shared_store, clock), worker(shared_store, clock)
+    with holder.answering("turn-1", ttl=TTL) as claim:
+        assert isinstance(claim, TurnClaim)
+    clock.advance(TTL / 2)
+    assert claim.renew() is False
+    with other.answering("turn-1", ttl=TTL) as after:
+        assert isinstance(after, TurnClaim)  # nothing was claimed again by the late renewal

@@ -940,6 +940,30 @@ def test_a_turn_claim_older_than_the_ttl_is_taken_over_and_its_late_release_is_i
     assert store.claim_turn("turn-1", now=later, ttl=TTL) is not None
 
 
+def test_a_renewed_turn_claim_outlives_its_ttl_and_is_taken_over_once_renewals_stop(
+    store: Store,
+) -> None:
+    token = store.claim_turn("turn-1", now=NOW, ttl=TTL)
+    assert token is not None
+    renewed = NOW + TTL  # the holder is still answering: it renews before the ttl runs out
+    assert store.renew_turn("turn-1", token, now=renewed) is True
+    assert store.claim_turn("turn-1", now=NOW + TTL + timedelta(seconds=1), ttl=TTL) is None
+    # the holder dies: no renewal comes, and one ttl after the last the turn is taken over
+    taken = store.claim_turn("turn-1", now=renewed + TTL + timedelta(seconds=1), ttl=TTL)
+    assert taken is not None
+    # a renewal by the holder given up on does not take the turn back
+    assert store.renew_turn("turn-1", token, now=renewed + 2 * TTL) is False
+    assert store.claim_turn("turn-1", now=renewed + 2 * TTL, ttl=TTL) is None
+
+
+def test_a_released_turn_claim_is_not_renewed(store: Store) -> None:
+    token = store.claim_turn("turn-1", now=NOW, ttl=TTL)
+    assert token is not None
+    store.release_turn("turn-1", token)
+    assert store.renew_turn("turn-1", token, now=NOW + timedelta(seconds=1)) is False
+    assert store.claim_turn("turn-1", now=NOW + timedelta(seconds=1), ttl=TTL) is not None
+
+
 def test_a_turn_claim_needs_a_positive_ttl(store: Store) -> None:
     with pytest.raises(InvalidInput, match="ttl must be positive"):
         store.claim_turn("turn-1", now=NOW, ttl=timedelta(0))

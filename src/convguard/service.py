@@ -60,7 +60,7 @@ from convguard.store import (
 )
 from convguard.upstream import NoModelResponder, Responder
 
-__all__ = ["HistoryTurn", "MessageIds", "OutputWindows", "Service", "TurnResult"]
+__all__ = ["HistoryTurn", "MessageIds", "OutputWindows", "Service", "TurnClaim", "TurnResult"]
 
 #: How many earlier user turns are assessed together with the new one (the window, B8).
 CONTEXT_TURNS = 3
@@ -175,6 +175,49 @@ class OutputWindows:
 
 def steps_of(path: Sequence[MessageRecord]) -> list[Step]:
     return [m.as_step() for m in path]
+
+
+class TurnClaim:
+    """The store's claim on a user turn, held by the request asking the model for its reply
+    (:meth:`Service.answering`). The holder calls :meth:`renew` as the model makes progress,
+    so that a reply that takes longer than the ttl is not taken over while it is still coming;
+    a holder that dies stops renewing, and the claim is taken over a ttl after its last renewal.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        user_id: str,
+        token: str,
+        *,
+        ttl: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.user_id = user_id
+        self.token = token
+        self.ttl = ttl
+        self._clock = clock
+        self._renewed = clock()
+        self._held = True
+
+    def renew(self) -> bool:
+        """Whether this request still holds the turn. Writes to the store at most once every
+        third of the ttl (so a fast stream costs a few UPDATEs, and a missed one or two still
+        leave the claim alive); False once released or taken over (the holder may finish: the
+        turn keeps the first reply stored, :meth:`Service.store_answer`)."""
+        if not self._held:
+            return False
+        now = self._clock()
+        if now - self._renewed < self.ttl / 3:
+            return True
+        self._held = self.store.renew_turn(self.user_id, self.token, now=now)
+        self._renewed = now
+        return self._held
+
+    def release(self) -> None:
+        self._held = False
+        self.store.release_turn(self.user_id, self.token)
 
 
 class _Answering:
@@ -577,15 +620,16 @@ class Service:
     @contextmanager
     def answering(
         self, user_id: str, *, ttl: timedelta
-    ) -> Iterator[threading.Event | Literal["elsewhere"] | None]:
+    ) -> Iterator[TurnClaim | threading.Event | Literal["elsewhere"]]:
         """Claim the model call for the pending user turn ``user_id``: in this process, then in
         the store, so that of every worker on the database one asks the model for it.
 
-        Yields None when this caller answers it (both claims end with the block; the store's is
-        taken over by another worker once older than ``ttl``, so a worker killed mid-call does
-        not hold the turn for good), the event that is set once the request of this process
-        answering it has finished, or ``"elsewhere"`` when another worker holds the store's
-        claim (this process's claim is then let go at once: poll the store for the reply).
+        Yields the :class:`TurnClaim` when this caller answers it (both claims end with the
+        block; the caller renews the store's as the model answers, and another worker takes it
+        over once it goes ``ttl`` without renewal, so a worker killed mid-call does not hold the
+        turn for good), the event that is set once the request of this process answering it
+        has finished, or ``"elsewhere"`` when another worker holds the store's claim (this
+        process's claim is then let go at once: poll the store for the reply).
         """
         event = self._answering.claim(user_id)
         if event is not None:
@@ -596,10 +640,11 @@ class Service:
             if token is None:
                 yield "elsewhere"
                 return
+            claim = TurnClaim(self.store, user_id, token, ttl=ttl, clock=self.clock)
             try:
-                yield None
+                yield claim
             finally:
-                self.store.release_turn(user_id, token)
+                claim.release()
         finally:
             self._answering.release(user_id)
 

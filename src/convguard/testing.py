@@ -1,6 +1,7 @@
 """Fakes shipped with convguard, for tests, demos and benchmarks (no network, no model weights).
 
 - :class:`KeywordAssessor` labels a text by the keywords it contains;
+- :class:`FakeClock` is a clock (``Service(clock=...)``) that moves only when told to;
 - :class:`FakeUpstream` is a real OpenAI-compatible HTTP server on 127.0.0.1 (whole and streamed
   chat completions) whose answers follow simple markers in the last user message:
   ``[end]`` makes it call ``end_conversation``, ``[leak]`` makes it write :data:`LEAK_TEXT`,
@@ -18,19 +19,35 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from convguard.assess.types import Assessment, Role, check_labels
 from convguard.policy import CATEGORY_IDS, Policy
 
-__all__ = ["BENIGN_TEXT", "LEAK_TEXT", "FakeUpstream", "KeywordAssessor"]
+__all__ = ["BENIGN_TEXT", "LEAK_TEXT", "FakeClock", "FakeUpstream", "KeywordAssessor"]
 
 LEAK_TEXT = "Sure. UNSAFE-OUTPUT follows in detail."
 BENIGN_TEXT = (
     "Here is a long and friendly answer about gardens, with notes on soil, water, light and "
     "the seasons, and on which flowers grow well together in a small plot. "
 ) * 2
+
+
+class FakeClock:
+    """A clock for :class:`~convguard.service.Service`: reads ``now``, which only
+    :meth:`advance` moves, so that time-outs are tested without sleeping."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> datetime:
+        self.now += by
+        return self.now
 
 
 class KeywordAssessor:

@@ -35,7 +35,7 @@ from convguard.conversation import End, Guide, decision_to_dict, reply_of
 from convguard.errors import InvalidInput, PayloadTooLarge, UpstreamError
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
 from convguard.server.models import Models, upstream_for
-from convguard.service import HistoryTurn, OutputWindows, TurnResult
+from convguard.service import HistoryTurn, OutputWindows, TurnClaim, TurnResult
 from convguard.store import MessageRecord
 from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
 
@@ -203,12 +203,12 @@ class ModelTurn:
         # closed here, so the claims end with the block even when the model call fails
         with closing(self._claimed()) as claimed:
             for landed in claimed:
-                if landed is not None:
+                if isinstance(landed, MessageRecord):
                     yield from self._whole(landed.content)
                 elif self.gateway.upstream is None:
                     yield from self._whole(self._store(self.gateway.placeholder()).content)
                 else:
-                    yield from self._model(stream=stream)
+                    yield from self._model(landed, stream=stream)
 
     def _whole(self, text: str) -> Iterator[Event]:
         yield Text(text)
@@ -233,9 +233,10 @@ class ModelTurn:
         fresh = [m for m in replies if m.id != seen] if self.regenerate else replies
         return fresh[-1] if fresh else None
 
-    def _claimed(self) -> Generator[MessageRecord | None, None, None]:
-        """Yields once: None when this request is to ask the model (holding the claim while the
-        caller's block runs), else the reply another request stored for the same turn.
+    def _claimed(self) -> Generator[MessageRecord | TurnClaim, None, None]:
+        """Yields once: the claim when this request is to ask the model (held while the
+        caller's block runs, which renews it as the model answers), else the reply another
+        request stored for the same turn.
 
         A request of this process that answers wakes the ones waiting on it; another worker's
         reply is polled for in the store, with short sleeps, until it lands, that worker's
@@ -248,8 +249,9 @@ class ModelTurn:
             with self.service.answering(
                 self.result.user.id, ttl=timedelta(seconds=patience)
             ) as other:
-                if other is None:
-                    yield self._newest_reply()
+                if isinstance(other, TurnClaim):
+                    landed = self._newest_reply()
+                    yield other if landed is None else landed
                     return
             left = max(0.0, deadline - time.monotonic())
             if other == "elsewhere":
@@ -291,9 +293,11 @@ class ModelTurn:
         name = Models.of(self.gateway.settings).upstream_name(self.model)
         return upstream_for(self.gateway.require_upstream(), name)
 
-    def _model(self, *, stream: bool) -> Iterator[Event]:
+    def _model(self, claim: TurnClaim, *, stream: bool) -> Iterator[Event]:
         # Text is held back until a window covering it has passed, so text from the first
         # window that crosses a threshold on is never sent: the reply ends with the policy's.
+        # Each piece the model sends renews the turn's claim (a cheap no-op most times), so a
+        # reply longer than the claim's ttl is not taken over by another worker meanwhile.
         upstream = self._upstream()
         windows = OutputWindows(self.gateway.assessor)
         sent: list[str] = []
@@ -312,6 +316,7 @@ class ModelTurn:
                 events = iter([TextDelta(whole.content), whole])
             try:
                 for event in events:
+                    claim.renew()
                     if not isinstance(event, TextDelta):
                         completion = event
                         continue
@@ -342,7 +347,7 @@ class ModelTurn:
             completion = Completion("".join(sent), (), "stop", upstream.model)
         if completion is None:
             raise UpstreamError("the upstream stream ended without a reply; retry the turn")
-        yield from self._settle(completion, "".join(sent), usage)
+        yield from self._settle(claim, completion, "".join(sent), usage)
 
     def _withheld_reply(self, windows: OutputWindows, flagged: Assessment) -> str:
         self.withheld = windows.assessment()
@@ -351,7 +356,7 @@ class ModelTurn:
         return self.gateway.policy.reply("redirect", label=label)
 
     def _settle(
-        self, completion: Completion, sent: str, usage: Mapping[str, int]
+        self, claim: TurnClaim, completion: Completion, sent: str, usage: Mapping[str, int]
     ) -> Iterator[Event]:
         """After the model finished: guard its tool calls, answer an end call, store the reply."""
         ends = [c for c in completion.tool_calls if c.name == END_TOOL_NAME]
@@ -360,6 +365,7 @@ class ModelTurn:
         honoured = bool(ends) and self.service.would_end(self.result)
         if ends and not honoured and not (sent or extra) and not calls:
             # refused: the model's turn continues, so it is asked once more, without the tool
+            claim.renew()
             extra = self._continue_after_refusal()
         stored = sent + extra
         if not stored:

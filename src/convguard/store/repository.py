@@ -13,7 +13,7 @@ Invariants:
   open branch, except that the reply that ended a branch cannot be retried;
 - a conversation of another account reads as not found, with the same message as a missing one;
 - of concurrent :meth:`Store.claim_turn` calls on one turn exactly one gets it, until it is
-  released or grows older than the caller's ttl;
+  released or goes a ttl (the caller's) without being renewed (:meth:`Store.renew_turn`);
 - an API key is returned in plaintext once, by :meth:`Store.create_api_key`, and stored only as
   its SHA-256 (:mod:`convguard.store.keys`);
 - every read is one transaction in one snapshot (REPEATABLE READ on PostgreSQL; SQLite reads
@@ -509,9 +509,10 @@ class Store:
 
     def claim_turn(self, user_id: str, *, now: datetime, ttl: timedelta) -> str | None:
         """Claim the model call for the user turn ``user_id`` across workers: the claim's token
-        (give it to :meth:`release_turn`), or None while another claim younger than ``ttl``
-        holds the turn. One statement (insert, or on the unique key take over a claim older
-        than ``ttl``), so of concurrent claims exactly one wins, on SQLite and PostgreSQL."""
+        (give it to :meth:`renew_turn` and :meth:`release_turn`), or None while another claim
+        renewed within ``ttl`` holds the turn. One statement (insert, or on the unique key take
+        over a claim older than ``ttl``), so of concurrent claims exactly one wins, on SQLite
+        and PostgreSQL."""
         if ttl <= timedelta(0):
             raise InvalidInput(f"a turn claim's ttl must be positive, not {ttl!r}")
         now = turns.utc(now)
@@ -528,6 +529,20 @@ class Store:
             # a row comes back only where this claim was inserted or took the turn over
             won: str | None = conn.execute(upsert.returning(t.turn_claims.c.token)).scalar()
         return won
+
+    def renew_turn(self, user_id: str, token: str, *, now: datetime) -> bool:
+        """Renew the claim ``token`` on ``user_id`` as of ``now`` (its holder is still answering:
+        the claim is taken over only a ttl after its last renewal). False when the claim is no
+        longer this token's (released, or taken over after it expired): nothing is claimed
+        again."""
+        now = turns.utc(now)
+        with self._write("renewing a turn claim") as conn:
+            renewed = conn.execute(
+                sa.update(t.turn_claims)
+                .where(t.turn_claims.c.message_id == user_id, t.turn_claims.c.token == token)
+                .values(claimed_at=now)
+            ).rowcount
+        return renewed == 1
 
     def release_turn(self, user_id: str, token: str) -> None:
         """End the claim ``token`` on ``user_id`` (the reply is stored, or the call failed);
