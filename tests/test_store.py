@@ -964,6 +964,67 @@ def test_a_released_turn_claim_is_not_renewed(store: Store) -> None:
     assert store.claim_turn("turn-1", now=NOW + timedelta(seconds=1), ttl=TTL) is not None
 
 
+def claim_rows(store: Store) -> set[str]:
+    from convguard.store import tables
+
+    with store.engine.connect() as conn:
+        return set(conn.execute(sa.select(tables.turn_claims.c.message_id)).scalars())
+
+
+def test_expired_turn_claims_are_swept_when_a_turn_is_claimed(store: Store) -> None:
+    # claims a worker killed mid-call left behind: nobody claims these turns again
+    for turn in ("killed-1", "killed-2"):
+        assert store.claim_turn(turn, now=NOW, ttl=TTL) is not None
+    assert store.claim_turn("live", now=NOW + TTL, ttl=TTL) is not None
+    assert claim_rows(store) == {"killed-1", "killed-2", "live"}
+    assert store.claim_turn("next", now=NOW + TTL + timedelta(seconds=1), ttl=TTL) is not None
+    assert claim_rows(store) == {"live", "next"}  # the expired ones are gone, the live one stays
+
+
+def test_a_claim_sweeps_a_bounded_batch_of_expired_claims(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convguard.store import repository
+
+    monkeypatch.setattr(repository, "EXPIRED_CLAIMS_PER_SWEEP", 2)
+    for i in range(5):
+        assert store.claim_turn(f"killed-{i}", now=NOW, ttl=TTL) is not None
+    later = NOW + TTL + timedelta(seconds=1)
+    assert store.claim_turn("next-1", now=later, ttl=TTL) is not None
+    assert len(claim_rows(store) - {"next-1"}) == 3  # two swept by this claim
+    assert store.claim_turn("next-2", now=later, ttl=TTL) is not None
+    assert store.claim_turn("next-3", now=later, ttl=TTL) is not None
+    assert claim_rows(store) == {"next-1", "next-2", "next-3"}
+
+
+def test_concurrent_claims_of_other_turns_sweep_the_same_expired_claims_without_failing(
+    store: Store, store_url: str
+) -> None:
+    for i in range(20):
+        assert store.claim_turn(f"killed-{i}", now=NOW, ttl=TTL) is not None
+    claimers = 6
+    stores = [open_store(store_url) for _ in range(claimers)]
+    barrier = threading.Barrier(claimers)
+    tokens: list[str | None] = []
+    later = NOW + TTL + timedelta(seconds=1)
+
+    def claim(i: int, own: Store) -> None:
+        barrier.wait()
+        tokens.append(own.claim_turn(f"turn-{i}", now=later, ttl=TTL))
+
+    threads = [threading.Thread(target=claim, args=pair) for pair in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for own in stores:
+            own.close()
+    assert len(tokens) == claimers and None not in tokens
+    assert claim_rows(store) == {f"turn-{i}" for i in range(claimers)}
+
+
 def test_a_turn_claim_needs_a_positive_ttl(store: Store) -> None:
     with pytest.raises(InvalidInput, match="ttl must be positive"):
         store.claim_turn("turn-1", now=NOW, ttl=timedelta(0))

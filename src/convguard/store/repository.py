@@ -14,6 +14,7 @@ Invariants:
 - a conversation of another account reads as not found, with the same message as a missing one;
 - of concurrent :meth:`Store.claim_turn` calls on one turn exactly one gets it, until it is
   released or goes a ttl (the caller's) without being renewed (:meth:`Store.renew_turn`);
+  expired claims are deleted by later claims, a bounded batch each;
 - an API key is returned in plaintext once, by :meth:`Store.create_api_key`, and stored only as
   its SHA-256 (:mod:`convguard.store.keys`);
 - every read is one transaction in one snapshot (REPEATABLE READ on PostgreSQL; SQLite reads
@@ -512,7 +513,12 @@ class Store:
         (give it to :meth:`renew_turn` and :meth:`release_turn`), or None while another claim
         renewed within ``ttl`` holds the turn. One statement (insert, or on the unique key take
         over a claim older than ``ttl``), so of concurrent claims exactly one wins, on SQLite
-        and PostgreSQL."""
+        and PostgreSQL.
+
+        The same transaction deletes up to :data:`EXPIRED_CLAIMS_PER_SWEEP` other claims older
+        than ``ttl`` (left by workers killed mid-call, on turns nobody asks for again), so they
+        do not pile up. Rows another transaction holds are skipped on PostgreSQL, so the sweep
+        never waits on, or deadlocks with, another worker's claim."""
         if ttl <= timedelta(0):
             raise InvalidInput(f"a turn claim's ttl must be positive, not {ttl!r}")
         now = turns.utc(now)
@@ -525,9 +531,17 @@ class Store:
             set_={"token": upsert.excluded.token, "claimed_at": upsert.excluded.claimed_at},
             where=t.turn_claims.c.claimed_at < now - ttl,
         )
+        expired = (
+            sa.select(t.turn_claims.c.pk)
+            .where(t.turn_claims.c.claimed_at < now - ttl, t.turn_claims.c.message_id != user_id)
+            .order_by(t.turn_claims.c.pk)
+            .limit(EXPIRED_CLAIMS_PER_SWEEP)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
+        )
         with self._write("claiming a turn") as conn:
             # a row comes back only where this claim was inserted or took the turn over
             won: str | None = conn.execute(upsert.returning(t.turn_claims.c.token)).scalar()
+            conn.execute(sa.delete(t.turn_claims).where(t.turn_claims.c.pk.in_(expired)))
         return won
 
     def renew_turn(self, user_id: str, token: str, *, now: datetime) -> bool:
@@ -614,6 +628,10 @@ class Store:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+#: How many expired turn claims one :meth:`Store.claim_turn` deletes at most (a claim is rarely
+#: left behind: only by a worker killed mid-call), so a sweep stays a small part of a claim.
+EXPIRED_CLAIMS_PER_SWEEP = 100
 
 
 def _dialect_insert(dialect: str) -> Any:

@@ -255,8 +255,8 @@ turn_reports = sa.Table(
 #: Which worker (its random ``token``) is asking the model for a user turn's reply: one row per
 #: turn while the call runs, deleted when it ends. ``claimed_at`` is when it was taken or last
 #: renewed (the holder renews it while the model answers); a claim not renewed within the
-#: caller's time to live (a worker killed mid-call) may be taken over. No foreign
-#: key: a claim is a lock, not data.
+#: caller's time to live (a worker killed mid-call) may be taken over, and is deleted by a
+#: later claim. No foreign key: a claim is a lock, not data.
 turn_claims = sa.Table(
     "turn_claims",
     metadata,
