@@ -132,6 +132,39 @@ def test_tool_use_is_guarded_and_tool_results_are_a_valid_history(
     assert after.stop_reason in ("end_turn", "tool_use")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ('{"q": "Oslo"}', {"q": "Oslo"}),
+        ("", {}),
+        ("Oslo, tomorrow", {"arguments": "Oslo, tomorrow"}),  # not JSON
+        ('["Oslo", "Bergen"]', {"arguments": '["Oslo", "Bergen"]'}),  # JSON, not an object
+        ('"Oslo"', {"arguments": '"Oslo"'}),
+    ],
+    ids=["object", "empty", "not json", "array", "string"],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_tool_use_input_is_always_an_object_whatever_the_models_arguments(
+    gateway: Running, api_keys: dict[str, str], arguments: str, expected: Any, stream: bool
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    tools = [{"name": "lookup", "description": "look it up", "input_schema": {"type": "object"}}]
+    text = f"[tool-args] {arguments}"
+    if stream:
+        with ai.messages.stream(
+            model="claude-test",
+            max_tokens=100,
+            messages=[{"role": "user", "content": text}],
+            tools=tools,  # type: ignore[list-item]
+        ) as events:
+            reply = events.get_final_message()
+    else:
+        reply = say(ai, [], text, tools=tools)
+    [use] = reply.content
+    assert use.type == "tool_use" and use.name == "lookup"
+    assert use.input == expected
+
+
 def test_the_key_may_come_as_x_api_key_or_bearer_and_errors_are_in_anthropics_shape(
     gateway: Running, api_keys: dict[str, str]
 ) -> None:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
 
 from convguard.errors import UpstreamError
-from convguard.upstream import AnthropicUpstream, Completion, OpenAIUpstream, TextDelta, Upstream
+from convguard.upstream import (
+    AnthropicUpstream,
+    Completion,
+    OpenAIUpstream,
+    TextDelta,
+    Upstream,
+    tool_input,
+)
 
 
 def sse(*events: str, kind: str = "text/event-stream") -> httpx.MockTransport:
@@ -144,23 +152,46 @@ def test_tool_calls_and_their_results_reach_an_anthropic_upstream() -> None:
     ]
 
 
-def test_unreadable_tool_arguments_reach_an_anthropic_upstream_as_text() -> None:
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ('{"city": "Oslo"}', {"city": "Oslo"}),
+        ({"city": "Oslo"}, {"city": "Oslo"}),  # a client that sent an object, not JSON text
+        ("", {}),
+        (None, {}),
+        ("{not json", {"arguments": "{not json"}),
+        ("[1, 2]", {"arguments": "[1, 2]"}),  # JSON, but not an object
+        ([1, 2], {"arguments": "[1, 2]"}),
+        ("42", {"arguments": "42"}),
+    ],
+)
+def test_tool_input_is_always_an_object(arguments: object, expected: dict[str, Any]) -> None:
+    assert tool_input(arguments) == expected
+
+
+def test_tool_arguments_that_are_not_an_object_reach_an_anthropic_upstream_wrapped() -> None:
     seen: list[dict[str, object]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(json.loads(request.content))
         return httpx.Response(200, json={"content": [{"type": "text", "text": "ok"}]})
 
-    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}
+    calls = [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}},
+        {"id": "d", "type": "function", "function": {"name": "g", "arguments": [1, 2]}},
+        {"id": "e", "type": "function", "function": {"name": "h"}},
+    ]
     anthropic(httpx.MockTransport(answer)).complete(
         [
             {"role": "user", "content": "go"},
-            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "assistant", "content": None, "tool_calls": calls},
             {"role": "tool", "tool_call_id": "c", "content": "done"},
         ]
     )
     (body,) = seen
     blocks = body["messages"][1]["content"]  # type: ignore[index]
-    assert blocks == [
-        {"type": "tool_use", "id": "c", "name": "f", "input": {"arguments": "{not json"}}
+    assert [block["input"] for block in blocks] == [
+        {"arguments": "{not json"},
+        {"arguments": "[1, 2]"},
+        {},
     ]

@@ -9,7 +9,8 @@
   ``[fail]`` answers HTTP 500,
   ``[cut]`` breaks a stream off before ``[DONE]``, ``[json]`` answers a stream with plain JSON,
   ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
-  client's ``Bash`` tool with ``CMD``; anything else is echoed back.
+  client's ``Bash`` tool with ``CMD``, ``[tool-args] TEXT`` calls the client's ``lookup`` tool
+  with ``TEXT`` as its arguments, verbatim (JSON or not); anything else is echoed back.
   ``GET /models`` lists its ``models`` (none: 404).
 """
 
@@ -167,6 +168,15 @@ class FakeUpstream:
                     "id": "call_shell",
                     "type": "function",
                     "function": {"name": "Bash", "arguments": json.dumps({"command": command})},
+                }
+            ]
+        elif "[tool-args] " in last:
+            content = ""
+            tool_calls = [
+                {
+                    "id": "call_lookup",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": last.split("[tool-args] ", 1)[1]},
                 }
             ]
         elif "[vary]" in last:

@@ -10,6 +10,10 @@ Two levels:
   :class:`Completion`. :class:`OpenAIUpstream` speaks to any OpenAI-compatible
   ``/chat/completions``; :class:`AnthropicUpstream` to the Anthropic Messages API.
 
+A tool call's arguments travel as JSON text in OpenAI terms and as an object (``input``) in
+Anthropic's; :func:`tool_input` turns the one into the other, for requests to an Anthropic
+upstream and for replies to Anthropic clients alike.
+
 The upstream is offered :data:`END_TOOL`, an ``end_conversation`` function; a call to it comes
 back as a :class:`ToolCall` like any other, and the gateway decides whether to honour it (B7).
 Failures become :class:`~convguard.errors.UpstreamError` (502) or
@@ -41,6 +45,7 @@ __all__ = [
     "ToolCall",
     "Upstream",
     "UpstreamResponder",
+    "tool_input",
 ]
 
 END_TOOL_NAME = "end_conversation"
@@ -352,13 +357,23 @@ class OpenAIUpstream(_HTTPUpstream):
         )
 
 
-def _tool_input(arguments: Any) -> dict[str, Any]:
-    """An OpenAI tool call's JSON-text arguments as an Anthropic ``tool_use`` input object."""
+def tool_input(arguments: object) -> dict[str, Any]:
+    """An OpenAI tool call's arguments (JSON text) as an Anthropic ``tool_use`` input, which is
+    always an object: a JSON object as it is; no arguments (missing or blank text) as ``{}``;
+    anything else (text that is not JSON, a JSON array, string or number) as
+    ``{"arguments": TEXT}``, the arguments as the model wrote them, so nothing is lost and a
+    client is never handed an input that is not an object. Arguments a client sent as a value
+    instead of JSON text are read as that value's JSON."""
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
     try:
-        value = json.loads(arguments) if isinstance(arguments, str) else arguments
+        value = json.loads(text)
     except ValueError:
-        value = None
-    return value if isinstance(value, dict) else {"arguments": arguments}
+        return {"arguments": text}
+    return value if isinstance(value, dict) else {"arguments": text}
 
 
 def _anthropic_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -389,7 +404,7 @@ def _anthropic_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, An
                         "type": "tool_use",
                         "id": str(call.get("id") or ""),
                         "name": str(function.get("name") or ""),
-                        "input": _tool_input(function.get("arguments")),
+                        "input": tool_input(function.get("arguments")),
                     }
                 )
         if not blocks:

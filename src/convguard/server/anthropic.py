@@ -44,6 +44,7 @@ from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, anthropic_error_body
 from convguard.server.streaming import closing_stream
 from convguard.settings import Settings
+from convguard.upstream import ToolCall, tool_input
 
 __all__ = ["router", "to_chat_messages"]
 
@@ -225,16 +226,12 @@ def _requested_model(settings: Settings, model: str) -> str | None:
     return None
 
 
-def _tool_use(call: Any) -> dict[str, Any]:
-    try:
-        arguments = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError:
-        arguments = {"text": call.arguments}
+def _tool_use(call: ToolCall) -> dict[str, Any]:
     return {
         "type": "tool_use",
         "id": call.id or "toolu_convguard",
         "name": call.name,
-        "input": arguments,
+        "input": tool_input(call.arguments),
     }
 
 

@@ -22,7 +22,6 @@ and the upstream's token counts).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -37,7 +36,15 @@ from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_ke
 from convguard.server.models import Models, upstream_for
 from convguard.service import HistoryTurn, OutputWindows, TurnClaim, TurnResult
 from convguard.store import MessageRecord
-from convguard.upstream import END_TOOL, END_TOOL_NAME, Completion, TextDelta, ToolCall, Upstream
+from convguard.upstream import (
+    END_TOOL,
+    END_TOOL_NAME,
+    Completion,
+    TextDelta,
+    ToolCall,
+    Upstream,
+    tool_input,
+)
 
 if TYPE_CHECKING:  # the agent guard is imported on the first tool call, not with the server
     from convguard.agent import ToolVerdict
@@ -408,14 +415,11 @@ class ModelTurn:
         kept: list[ToolCall] = []
         refusals: list[str] = []
         for call in calls:
-            try:
-                arguments = json.loads(call.arguments or "{}")
-            except json.JSONDecodeError:
-                arguments = {"text": call.arguments}
-            if not isinstance(arguments, dict):
-                arguments = {"text": json.dumps(arguments)}
             verdict = assess_tool_call(
-                call.name, arguments, scope=self.gateway.scope, context=self.context
+                call.name,
+                tool_input(call.arguments),  # the object an Anthropic client is given
+                scope=self.gateway.scope,
+                context=self.context,
             )
             self.tool_verdicts.append({"id": call.id, **verdict.to_dict()})
             if verdict.verdict == "deny":
