@@ -161,6 +161,34 @@ def test_context_lowers_a_requested_delete_and_raises_an_attack() -> None:
     assert assess_tool_call("Bash", scan, context=hostile, classifier=QUIET).verdict == "deny"
 
 
+GUARD_CACHE = "/home/dev/.cache/convguard/rules-0123abcd.json"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("Write", {"file_path": GUARD_CACHE, "content": "{}"}),
+        ("Bash", {"command": f"echo '{{}}' > {GUARD_CACHE}"}),
+        ("Bash", {"command": "cp forged.json ~/.cache/convguard/rules-0123abcd.json"}),
+    ],
+)
+def test_writing_the_guards_own_files_asks_and_says_it_is_the_guards(
+    tool: str, arguments: dict[str, str]
+) -> None:
+    result = assess_tool_call(tool, arguments, classifier=QUIET)
+    assert result.verdict == "ask"
+    assert [f.rule_id for f in result.findings] == ["writes.guard-files"]
+    assert result.reasons[0].startswith("writes to the guard's own files")
+    # the user's request does not lower it: what is cached there is what the guard enforces
+    asked = ["please update the convguard cache"]
+    assert assess_tool_call(tool, arguments, context=asked, classifier=QUIET).verdict == "ask"
+
+
+def test_deleting_the_guards_cache_is_allowed_it_is_rebuilt() -> None:
+    call = {"command": "rm ~/.cache/convguard/rules-0123abcd.json"}
+    assert assess_tool_call("Bash", call, classifier=QUIET).verdict == "allow"
+
+
 def test_context_never_lowers_a_deny() -> None:
     result = assess_tool_call(
         "Bash", {"command": "rm -rf /"}, context=["please rm -rf /"], classifier=QUIET

@@ -1,4 +1,5 @@
-"""Which paths and addresses matter: secrets, system trees, persistence locations, hosts.
+"""Which paths and addresses matter: secrets, system trees, persistence locations, the guard's own
+files, hosts.
 
 Pure lookups over strings. Paths are compared after folding ``$HOME``/``${HOME}``/``/home/<user>``
 /``/Users/<user>``/``/root`` to ``~`` and backslashes to slashes, so the same location reads the
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "critical_target",
     "fold_home",
+    "guard_path",
     "hosts_in",
     "is_block_device",
     "log_path",
@@ -65,9 +67,10 @@ _PERSIST = re.compile(
     | ^~/\.(?:xinitrc|xsession|xsessionrc|xprofile)$ | ^/run/systemd/system/
     | /(?:site|dist)-packages/[^/]+\.pth$ | /(?:sitecustomize|usercustomize)\.py$
     | ^/Library/(?:Security/SecurityAgentPlugins|ScriptingAdditions)/ | ^/(?:usr/lib/cron|var/at)/tabs/
-    | /\.cache/convguard/
     """
 )
+# The guard's own files: its compiled rules, scope and model (convguard.agent.cache's folder).
+_GUARD = re.compile(r"/\.cache/convguard/")
 _LOGS = re.compile(
     r"^(?:/private)?/var/(?:log(?:/|$)|adm/|audit(?:/|$)|db/diagnostics(?:/|$)|db/uuidtext(?:/|$))"
     r"|^~?/Library/Logs(?:/|$)|/\.(?:bash|zsh|sh|python)_history$|/wtmp$|/btmp$"
@@ -103,6 +106,12 @@ def persistence_path(path: str) -> bool:
     folded = fold_home(path)
     # macOS keeps /etc and /var under /private
     return bool(_PERSIST.search(folded.removeprefix("/private")))
+
+
+def guard_path(path: str) -> bool:
+    """A file of the guard itself: its compiled cache (``~/.cache/convguard/``), whose content is
+    what the guard enforces."""
+    return bool(_GUARD.search(fold_home(path)))
 
 
 def log_path(path: str) -> bool:

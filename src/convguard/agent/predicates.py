@@ -29,6 +29,7 @@ each argument that is not an option (the tables live in :mod:`convguard.agent.pa
 - ``secret``: a credential store (SSH keys, cloud credentials, browser logins, ``/etc/shadow`` …);
 - ``persistence``: a place whose content runs later or changes who may log in (shell start-up
   files, cron, systemd units, launch agents, ``authorized_keys``, ``/etc/sudoers`` …);
+- ``guard``: a file of the guard itself (its compiled cache, ``~/.cache/convguard/``);
 - ``log``: a log folder or file, or a shell history;
 - ``critical``: a tree whose recursive deletion or permission change wrecks a system or a home
   (``/``, ``~``, ``/usr``, ``/var/lib``, ``C:/Windows`` …);
@@ -45,6 +46,7 @@ from convguard.agent.findings import plain_args
 from convguard.agent.paths import (
     critical_target,
     fold_home,
+    guard_path,
     hosts_in,
     is_block_device,
     log_path,
@@ -124,6 +126,7 @@ PREDICATES: dict[str, Predicate] = {
 PATH_KINDS: dict[str, PathTest] = {
     "secret": secret_path,
     "persistence": persistence_path,
+    "guard": guard_path,
     "log": log_path,
     "critical": critical_target,
     "root_level": root_level,
