@@ -248,3 +248,44 @@ def test_the_locale_header_is_kept_with_the_conversation(
         f"{gateway.url}/messages", json=body, headers={**headers, "X-Convguard-Locale": "not a tag"}
     )
     assert wrong.status_code == 422 and wrong.json()["error"]["type"] == "invalid_request_error"
+
+
+def conversation_of(reply: Any) -> str:
+    return str(reply.model_extra["convguard"]["conversation_id"])
+
+
+def test_two_chats_opening_with_the_same_message_are_two_conversations(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])  # sends neither the conversation header nor a user
+    one, two = (say(ai, [], "Hi [vary]") for _ in range(2))  # the fake numbers its answers
+    assert conversation_of(one) != conversation_of(two)
+    assert [one.content[0].text, two.content[0].text] == ["Answer number 1", "Answer number 2"]
+    for opened, text in ((one, "tell me about cats"), (two, "and dogs?")):
+        history = [
+            {"role": "user", "content": "Hi [vary]"},
+            {"role": "assistant", "content": opened.content[0].text},
+        ]
+        after = say(ai, history, text)
+        assert conversation_of(after) == conversation_of(opened)
+        assert after.content[0].text == f"Echo: {text}"
+        roles = [m.role for m in store.messages(conversation_of(opened))]
+        assert roles == ["user", "assistant"] * 2
+
+
+def test_an_sdk_retry_of_an_opening_returns_the_stored_reply_without_asking_the_model(
+    gateway: Running, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    first, again = (
+        httpx.post(
+            f"{gateway.url}/messages",
+            json=body,
+            headers={"x-api-key": api_keys["alice"], "x-stainless-retry-count": tries},
+        )
+        for tries in ("0", "1")
+    )
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]  # the same message
+    assert again.json()["content"] == first.json()["content"]
+    assert len(upstream.requests) == 1

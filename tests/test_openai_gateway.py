@@ -560,12 +560,25 @@ def test_sampling_options_are_forwarded_upstream(
 # --- a chat turn is safe to send again ----------------------------------------------------------
 
 
+#: How a client marks an opening it sends again: the headers of the first try and of the resend.
+RESENDS = {
+    "SDK retry": ({"x-stainless-retry-count": "0"}, {"x-stainless-retry-count": "1"}),
+    "idempotency key": ({"Idempotency-Key": "opening-1"}, {"Idempotency-Key": "opening-1"}),
+}
+
+
+@pytest.mark.parametrize("marks", RESENDS.values(), ids=RESENDS.keys())
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_a_resent_turn_returns_the_stored_reply_without_asking_the_model(
-    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream, stream: bool
+def test_a_resent_opening_marked_as_a_resend_returns_the_stored_reply_without_asking_the_model(
+    gateway: Running,
+    api_keys: dict[str, str],
+    store: Store,
+    upstream: FakeUpstream,
+    stream: bool,
+    marks: tuple[dict[str, str], dict[str, str]],
 ) -> None:
     body = {"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hello"}]}
-    first, again = (post_chat(gateway, api_keys["alice"], body) for _ in range(2))
+    first, again = (post_chat(gateway, api_keys["alice"], body, **headers) for headers in marks)
     assert first.status_code == again.status_code == 200
     if stream:
         assert "[DONE]" in again.text and "Echo: hello" in again.text
@@ -608,7 +621,8 @@ def test_regenerate_is_a_new_reply_beside_the_stored_one(
     assert [r.content for r in replies] == texts  # two sibling replies of the one user message
     assert {r.parent_id for r in replies} == {user.id}
     # a resend now returns the newest reply; a history with the first one goes on from there
-    assert post_chat(gateway, api_keys["alice"], body).json()["choices"] == again.json()["choices"]
+    resent = post_chat(gateway, api_keys["alice"], body, **{"x-stainless-retry-count": "1"})
+    assert resent.json()["choices"] == again.json()["choices"]
     on_first, _ = chat(
         client(gateway, api_keys["alice"]),
         [body["messages"][0], {"role": "assistant", "content": texts[0]}],  # type: ignore[index]
@@ -640,20 +654,107 @@ def test_regenerated_replies_beside_one_message_are_bounded(
     assert response.headers["x-should-retry"] == "false"
 
 
-def test_two_chats_opening_with_the_same_message_both_get_correct_replies(
+def test_a_resent_later_turn_returns_its_stored_reply_without_any_mark(
+    gateway: Running, api_keys: dict[str, str], upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    _, history = chat(ai, [], "hello")
+    first, _ = chat(ai, history, "and then?")
+    again, _ = chat(ai, history, "and then?")  # found by its opening and the reply to it
+    assert again.choices == first.choices and meta(again) == meta(first)
+    assert len(upstream.requests) == 2
+
+
+def test_two_chats_opening_with_the_same_message_are_two_conversations(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])  # sends neither the conversation header nor user
+    one, history_one = chat(ai, [], "Hi [vary]")  # (the fake model numbers its answers)
+    two, history_two = chat(ai, [], "Hi [vary]")  # another chat, opening the same way
+    first, second = meta(one)["conversation_id"], meta(two)["conversation_id"]
+    assert first != second
+    assert [one.choices[0].message.content, two.choices[0].message.content] == [
+        "Answer number 1",
+        "Answer number 2",
+    ]  # each opening was answered for its own chat
+    # each goes on in its own conversation, with its own state
+    a, _ = chat(ai, history_one, "tell me about cats")
+    b, history = chat(ai, history_two, "how do I build a bomb")
+    assert (meta(a)["conversation_id"], meta(b)["conversation_id"]) == (first, second)
+    assert a.choices[0].message.content == "Echo: tell me about cats"
+    assert meta(a)["action"] == "allow" and meta(b)["action"] in ("redirect", "warn")
+    for cid in (first, second):
+        assert [m.role for m in store.messages(cid)] == ["user", "assistant"] * 2
+    while not meta(b)["ended"]:  # the second chat goes on until the policy ends it
+        assert len(history) < 20
+        b, history = chat(ai, history, "the bomb, now, you idiot")
+    assert meta(b)["conversation_id"] == second
+    [ended] = store.ended_for_review()  # the review queue sees the second chat alone, ended
+    assert ended.conversation.id == second
+    assert [c.id for c in store.list_conversations(ended.conversation.account_id)] == [
+        second,
+        first,
+    ]
+    c, _ = chat(ai, history_one, "and dogs?")  # the first chat is still open
+    assert meta(c)["conversation_id"] == first and meta(c)["ended"] is False
+
+
+def test_chats_whose_openings_got_the_same_reply_go_on_in_the_newest(
     gateway: Running, api_keys: dict[str, str], store: Store
 ) -> None:
     ai = client(gateway, api_keys["alice"])
-    one, history_one = chat(ai, [], "Hi")
-    two, history_two = chat(ai, [], "Hi")  # another chat, same opening, no header, no user
-    assert one.choices[0].message.content == two.choices[0].message.content == "Echo: Hi"
-    # they go on differently: each history is its own branch, each with its own state
-    a, _ = chat(ai, history_one, "tell me about cats")
-    b, _ = chat(ai, history_two, "how do I build a bomb")
-    assert a.choices[0].message.content == "Echo: tell me about cats"
+    _, history = chat(ai, [], "Hi")
+    newest, _ = chat(ai, [], "Hi")  # the same reply: the histories are the same so far
+    a, _ = chat(ai, history, "tell me about cats")
+    b, _ = chat(ai, history, "how do I build a bomb")
+    cid = meta(newest)["conversation_id"]
+    assert meta(a)["conversation_id"] == meta(b)["conversation_id"] == cid
     assert meta(a)["action"] == "allow" and meta(b)["action"] in ("redirect", "warn")
-    assert meta(a)["conversation_id"] == meta(b)["conversation_id"]
-    assert len(store.leaves(meta(a)["conversation_id"])) == 2
+    assert len(store.leaves(cid)) == 2  # each its own branch, with its own state
+
+
+def test_histories_with_replies_the_gateway_never_gave_share_one_conversation_per_opening(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    opened, _ = chat(ai, [], "Hi")
+    built = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
+    one, _ = chat(ai, built, "a question")  # a history the client built itself
+    other = [built[0], {"role": "assistant", "content": "Good day"}]
+    two, _ = chat(ai, other, "another question")
+    shared = meta(one)["conversation_id"]
+    assert meta(two)["conversation_id"] == shared != meta(opened)["conversation_id"]
+    assert [one.choices[0].message.content, two.choices[0].message.content] == [
+        "Echo: a question",
+        "Echo: another question",
+    ]
+    assert len(store.leaves(shared)) == 2  # two branches below the one opening
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({"x-stainless-retry-count": "once"}, "header x-stainless-retry-count is 'once'"),
+        ({"x-stainless-retry-count": "-1"}, "header x-stainless-retry-count is '-1'"),
+        ({"x-stainless-retry-count": "9" * 5000}, "header x-stainless-retry-count is '9999"),
+        ({"Idempotency-Key": "a\tb"}, "header Idempotency-Key is 'a\\tb'"),
+        ({"Idempotency-Key": "k" * 257}, "header Idempotency-Key is 'kkkk"),
+    ],
+    ids=[
+        "retry count not a number",
+        "retry count negative",
+        "retry count too long",
+        "unprintable key",
+        "key too long",
+    ],
+)
+def test_a_bad_resend_header_is_a_named_error_and_stores_nothing(
+    gateway: Running, api_keys: dict[str, str], store: Store, headers: dict[str, str], words: str
+) -> None:
+    response = post_chat(gateway, api_keys["alice"], {"messages": [USER]}, **headers)
+    assert response.status_code == 422, response.text
+    assert words in response.json()["error"]["message"]
+    assert stored_messages(store) == 0
 
 
 def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
@@ -684,6 +785,39 @@ def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
     assert len(slow.requests) == 1 + 3  # the warm-up, then one call per distinct turn
     for text in ("one", "two", "three"):
         assert sum(f"Echo: {text}" in r.text for r in results) == 8
+
+
+def test_an_opening_sent_while_the_same_one_waits_joins_it_unless_its_idempotency_key_is_new(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+    with FakeUpstream(delay=0.5) as slow:
+        app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
+        with Running(app) as running:
+            warm(running, api_keys["alice"])
+            results: dict[str, httpx.Response] = {}
+
+            def send(name: str, **headers: str) -> threading.Thread:
+                thread = threading.Thread(
+                    target=lambda: results.update(
+                        {name: post_chat(running, api_keys["alice"], body, **headers)}
+                    )
+                )
+                thread.start()
+                time.sleep(0.2)  # each sent while the first still waits for the model
+                return thread
+
+            threads = [
+                send("first"),
+                send("again"),
+                send("keyed", **{"Idempotency-Key": "another-chat"}),
+            ]
+            for thread in threads:
+                thread.join(10)
+    cid = {name: r.headers["X-Convguard-Conversation"] for name, r in results.items()}
+    assert cid["again"] == cid["first"] != cid["keyed"]
+    assert {r.json()["choices"][0]["message"]["content"] for r in results.values()} == {"Echo: Hi"}
+    assert len(slow.requests) == 1 + 2  # the warm-up, then one call for each conversation
 
 
 def test_a_second_turn_sent_while_the_first_is_pending_keeps_the_first_answer(

@@ -912,6 +912,52 @@ def test_of_concurrent_appends_to_one_leaf_from_threads_exactly_one_lands(
     assert len(store.path(conversation.id, leaf.id)) == len(m) + 2
 
 
+# --- openings: which conversation a chat that names none is -----------------------------------
+
+
+def test_the_newest_conversation_begun_with_an_opening_is_found_by_its_text_key_or_reply(
+    store: Store,
+) -> None:
+    ada = store.create_account("ada", now=NOW)
+    one, two = (store.create_conversation(ada.id, now=NOW) for _ in range(2))
+    store.record_opening(ada.id, one.id, "Hi", idempotency_key="key-1", now=NOW)
+    store.record_opening(ada.id, two.id, "Hi", idempotency_key=None, now=NOW)
+    latest = store.find_opening(ada.id, "Hi")
+    assert latest is not None and latest.conversation_id == two.id
+    assert latest.created_at == NOW and latest.answered is False
+    assert store.find_opening(ada.id, "Hi", idempotency_key="key-1") == replace(
+        latest, conversation_id=one.id
+    )
+    assert store.find_opening(ada.id, "Hi", idempotency_key="key-2") is None
+    assert store.find_opening(ada.id, "Hello") is None
+    store.record_opening_reply(one.id, "Hello!", now=NOW)
+    found = store.find_opening(ada.id, "Hi", reply="Hello!")
+    assert found is not None and found.conversation_id == one.id and found.answered
+    assert store.find_opening(ada.id, "Hi", reply="Hey") is None
+    assert store.find_opening(ada.id, "Hi") == latest  # the newest is still unanswered
+    store.record_opening_reply(two.id, "Hello!", now=NOW)
+    store.record_opening_reply(two.id, "Hello!", now=NOW)  # recorded once, however often said
+    found = store.find_opening(ada.id, "Hi", reply="Hello!")
+    assert found is not None and found.conversation_id == two.id  # the newest of the two
+    newest = store.find_opening(ada.id, "Hi")
+    assert newest is not None and newest.conversation_id == two.id and newest.answered
+
+
+def test_openings_are_the_accounts_own_and_only_of_conversations_begun_with_one(
+    store: Store,
+) -> None:
+    ada, bob = (store.create_account(name, now=NOW) for name in ("ada", "bob"))
+    begun, named = (store.create_conversation(ada.id, now=NOW) for _ in range(2))
+    store.record_opening(ada.id, begun.id, "Hi", idempotency_key="key-1", now=NOW)
+    store.record_opening(ada.id, begun.id, "Hi", idempotency_key="key-1", now=NOW)  # once
+    store.record_opening_reply(named.id, "Hello!", now=NOW)  # no opening: nothing to record
+    assert store.find_opening(bob.id, "Hi") is None
+    assert store.find_opening(bob.id, "Hi", idempotency_key="key-1") is None
+    assert store.find_opening(ada.id, "Hi", reply="Hello!") is None
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM openings")).scalar_one() == 1
+
+
 # --- turn claims: one worker of all asks the model for a turn --------------------------------
 
 TTL = timedelta(minutes=2)

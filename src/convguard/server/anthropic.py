@@ -40,6 +40,7 @@ from convguard.server.openai import (
     history_of,
     text_of,
 )
+from convguard.server.openings import resend_of
 from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, anthropic_error_body
 from convguard.server.streaming import closing_stream
@@ -162,6 +163,8 @@ def messages(
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
     locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
+    retry_count: Annotated[str | None, Header(alias="x-stainless-retry-count")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
@@ -171,6 +174,7 @@ def messages(
     Models.of(gateway.settings).upstream_name(model)  # an unknown model: 404, nothing stored
     check_message_count(gateway, len(body.messages))
     check_conversation_header(scope_header)
+    resend = resend_of(retry_count, idempotency_key)
     chat = to_chat_messages(body)
     metadata = body.metadata.model_dump() if body.metadata else None
     result, ids = sync_conversation(
@@ -180,6 +184,7 @@ def messages(
         scope_header=scope_header,
         user=body.metadata.user_id if body.metadata else None,
         locale=request_locale(locale_header, {"metadata": metadata}),
+        resend=resend,
     )
     tools = [
         {

@@ -34,6 +34,7 @@ from convguard.conversation import End, Guide, decision_to_dict, reply_of
 from convguard.errors import InvalidInput, PayloadTooLarge, UpstreamError
 from convguard.server.gateway import Caller, Gateway, HashedIds, conversation_key
 from convguard.server.models import Models, upstream_for
+from convguard.server.openings import Resend, conversation_of, remember_reply
 from convguard.service import HistoryTurn, OutputWindows, TurnClaim, TurnResult
 from convguard.store import MessageRecord
 from convguard.upstream import (
@@ -98,25 +99,33 @@ def sync_conversation(
     scope_header: str | None,
     user: str | None,
     locale: str | None,
+    resend: Resend | None = None,
 ) -> tuple[TurnResult, HashedIds]:
     """The client's history mapped onto its conversation's tree, whichever protocol it spoke.
 
-    The conversation is the one named by the header, else by the client's user, else by the
-    history's first message; a turn that is not a resend is counted in the metrics.
+    The conversation is the one named by the header, else by the client's user, else the one
+    the history's opening and first reply lead to (:mod:`convguard.server.openings`, where
+    ``resend`` tells a new chat from an opening sent again); a turn that is not a resend is
+    counted in the metrics.
     """
-    scope = scope_header or user or f"first:{history[0].content}"
-    conversation = gateway.get_or_create_conversation(
-        caller,
-        conversation_key(caller.account_id, scope),
-        title=history[0].content[:80],
-        locale=locale,
-    )
+    scope = scope_header or user
+    if scope:
+        conversation = gateway.get_or_create_conversation(
+            caller,
+            conversation_key(caller.account_id, scope),
+            title=history[0].content[:80],
+            locale=locale,
+        )
+    else:
+        conversation = conversation_of(gateway, caller, history, resend or Resend(), locale=locale)
     ids = HashedIds(conversation.id)
     result = gateway.service.sync_history(
         caller.account, conversation.id, history, ids=ids, owned=conversation
     )
     if not result.resent:  # a resend was counted when it was decided
         gateway.record(result)
+        if result.reply is not None:  # the policy's reply, stored with the turn
+            remember_reply(gateway, result, result.reply)
     return result, ids
 
 
@@ -278,13 +287,15 @@ class ModelTurn:
 
     def _store(self, text: str) -> MessageRecord:
         beside = self.result.reply.id if self.regenerate and self.result.reply else None
-        return self.service.store_answer(
+        reply = self.service.store_answer(
             self.result,
             text,
             reply_id=self.ids.reply(self.result.user.id, text),
             beside=beside,
             assessment=self.withheld,
         )
+        remember_reply(self.gateway, self.result, reply)
+        return reply
 
     # -- the model's part ---------------------------------------------------------------------
 

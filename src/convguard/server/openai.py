@@ -7,10 +7,14 @@ content-hashed ids. What the model reads on the user's side (system, developer a
 is part of the user turn it precedes, so it is assessed with it; a deployment may refuse client
 system prompts instead (``CONVGUARD_CLIENT_SYSTEM_PROMPTS=refuse``).
 
-Conversations: the ``X-Convguard-Conversation`` header names one, else the ``user`` field, else
-the first message's content. So without either, two chats that open with the same message share a
-conversation, and each history is its own branch: identical histories are the same turn (a
-resend), and a history that differs anywhere branches off where it differs, with its own state.
+Conversations: the ``X-Convguard-Conversation`` header names one, else the ``user`` field. Without
+either, a history that is only the opening starts a new conversation unless it is that opening
+sent again (``x-stainless-retry-count`` of 1 or more, ``X-Convguard-Regenerate``, an
+``Idempotency-Key`` seen before, or the same opening still waiting for its reply), and a longer
+history goes to the conversation whose opening got its first reply
+(:mod:`convguard.server.openings`). Within a conversation each history is its own branch:
+identical histories are the same turn (a resend), and a history that differs anywhere branches
+off where it differs, with its own state.
 
 A resend of a turn that has a reply returns that reply (no model call); a pending turn is answered
 by one request of the process while identical concurrent ones wait for its reply;
@@ -48,6 +52,7 @@ from convguard.server.chat import (
 )
 from convguard.server.gateway import Caller, Gateway, HashedIds, request_locale
 from convguard.server.models import Models
+from convguard.server.openings import resend_of
 from convguard.server.rest import address_of, checked_path, gateway_of
 from convguard.server.schemas import CheckedBody, error_body
 from convguard.server.streaming import closing_stream
@@ -207,6 +212,8 @@ def chat_completions(
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
     regenerate: Annotated[str | None, Header(alias="X-Convguard-Regenerate")] = None,
     locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
+    retry_count: Annotated[str | None, Header(alias="x-stainless-retry-count")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     started = time.perf_counter()
     gateway = gateway_of(request)
@@ -223,6 +230,7 @@ def chat_completions(
         raise InvalidInput(
             f"header X-Convguard-Regenerate is {regenerate!r}; send 'true' or leave it out"
         )
+    resend = resend_of(retry_count, idempotency_key, regenerate=regenerate == "true")
     result, ids = sync_conversation(
         gateway,
         caller,
@@ -230,6 +238,7 @@ def chat_completions(
         scope_header=scope_header,
         user=body.user,
         locale=request_locale(locale_header, body.model_extra),
+        resend=resend,
     )
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
     chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")

@@ -21,6 +21,7 @@ from convguard.store.records import (
     FeedbackRecord,
     MessageRecord,
     NewMessage,
+    OpeningRecord,
     ReviewItem,
     TurnDecision,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "FeedbackRecord",
     "MessageRecord",
     "NewMessage",
+    "OpeningRecord",
     "ReviewItem",
     "Store",
     "TurnDecision",

@@ -35,6 +35,7 @@ __all__ = [
     "MessageRecord",
     "MessageRole",
     "NewMessage",
+    "OpeningRecord",
     "Rating",
     "ReviewItem",
     "TurnDecision",
@@ -118,6 +119,16 @@ class ConversationRecord:
     updated_at: datetime
     #: Messages stored in the whole tree (every branch), kept by each write.
     message_count: int = 0
+
+
+@dataclass(frozen=True)
+class OpeningRecord:
+    """A conversation begun by a chat's opening (a client that named no conversation)."""
+
+    conversation_id: str
+    created_at: datetime
+    #: Whether a reply to the opening has been recorded (:meth:`Store.record_opening_reply`).
+    answered: bool
 
 
 @dataclass(frozen=True)

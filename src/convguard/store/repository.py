@@ -15,6 +15,8 @@ Invariants:
 - of concurrent :meth:`Store.claim_turn` calls on one turn exactly one gets it, until it is
   released or goes a ttl (the caller's) without being renewed (:meth:`Store.renew_turn`);
   expired claims are deleted by later claims, a bounded batch each;
+- an opening and each reply to it are recorded once (:mod:`convguard.store.openings`), and
+  looked up through an index;
 - an API key is returned in plaintext once, by :meth:`Store.create_api_key`, and stored only as
   its SHA-256 (:mod:`convguard.store.keys`);
 - every read is one transaction in one snapshot (REPEATABLE READ on PostgreSQL; SQLite reads
@@ -45,7 +47,7 @@ from convguard.errors import (
     StoreError,
 )
 from convguard.store import engine as engines
-from convguard.store import keys, reads, rows, turns
+from convguard.store import keys, openings, reads, rows, turns
 from convguard.store import tables as t
 from convguard.store.records import (
     AccountRecord,
@@ -56,6 +58,7 @@ from convguard.store.records import (
     FeedbackRecord,
     MessageRecord,
     NewMessage,
+    OpeningRecord,
     Rating,
     ReviewItem,
     TurnDecision,
@@ -297,6 +300,61 @@ class Store:
                 .offset(offset)
             )
             return [rows.conversation_record(row) for row in result]
+
+    # --- openings: which conversation a chat that names none is ---------------------------------
+
+    def record_opening(
+        self,
+        account_id: str,
+        conversation_id: str,
+        opening: str,
+        *,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> None:
+        """Record that the conversation began with the user turn ``opening``, sent with
+        ``idempotency_key`` (if any); recording it again changes nothing."""
+        now = turns.utc(now)
+        insert = _dialect_insert(self._engine.dialect.name)
+        with self._write("recording an opening") as conn:
+            openings.insert_opening(
+                conn,
+                insert,
+                account_id=account_id,
+                conversation_id=conversation_id,
+                opening=opening,
+                idempotency_key=idempotency_key,
+                now=now,
+            )
+
+    def record_opening_reply(self, conversation_id: str, reply: str, *, now: datetime) -> None:
+        """Record ``reply`` as given to the opening the conversation began with, so that a
+        history going on from it finds the conversation; nothing where it began otherwise."""
+        now = turns.utc(now)
+        insert = _dialect_insert(self._engine.dialect.name)
+        with self._write("recording a reply to an opening") as conn:
+            openings.insert_reply(
+                conn, insert, conversation_id=conversation_id, reply=reply, now=now
+            )
+
+    def find_opening(
+        self,
+        account_id: str,
+        opening: str,
+        *,
+        reply: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> OpeningRecord | None:
+        """The account's newest conversation begun with ``opening``: of those whose opening was
+        answered with ``reply``, or sent with ``idempotency_key``, where given."""
+        with self._read("finding an opening") as conn:
+            return openings.find_opening(
+                conn,
+                account_id=account_id,
+                opening=opening,
+                reply=reply,
+                idempotency_key=idempotency_key,
+            )
 
     # --- the tree ---------------------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ Invariants the schema carries:
 - one ending per ended message (``UNIQUE(message_id)`` on endings);
 - an API key is stored only as the SHA-256 of the key (``key_hash``, unique), never in plaintext;
 - at most one claim per user turn (``UNIQUE(message_id)`` on turn_claims): the worker that holds
-  it is the one asking the model for that turn's reply.
+  it is the one asking the model for that turn's reply;
+- an opening is recorded once per conversation, and each reply to it once
+  (``UNIQUE(conversation_id, reply)`` on openings).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "feedback",
     "messages",
     "metadata",
+    "openings",
     "turn_claims",
     "turn_reports",
 ]
@@ -264,4 +267,26 @@ turn_claims = sa.Table(
     sa.Column("message_id", sa.String(ID_LENGTH), nullable=False, unique=True),
     sa.Column("token", sa.String(ID_LENGTH), nullable=False),
     sa.Column("claimed_at", UTCDateTime(), nullable=False),
+)
+
+#: Which conversation a chat that names none is (the rule: :mod:`convguard.server.openings`): a
+#: row when a conversation begins with an opening (``reply`` empty; with the Idempotency-Key the
+#: request came with, if any), and one for each reply given to that opening, so that a longer
+#: history finds its conversation by its first two messages. ``opening``, ``reply`` and
+#: ``idempotency_key`` are SHA-256 hex digests of the texts.
+openings = sa.Table(
+    "openings",
+    metadata,
+    _pk(),
+    sa.Column("account_id", sa.String(ID_LENGTH), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("opening", sa.String(64), nullable=False),
+    sa.Column("reply", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=True),
+    sa.Column(
+        "conversation_id", sa.String(ID_LENGTH), sa.ForeignKey("conversations.id"), nullable=False
+    ),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("conversation_id", "reply"),
+    sa.Index("ix_openings_account_opening_reply", "account_id", "opening", "reply", "pk"),
+    sa.Index("ix_openings_account_idempotency_key", "account_id", "idempotency_key"),
 )
