@@ -431,11 +431,13 @@ def test_a_dropper_spread_over_three_calls_is_seen_on_the_third() -> None:
     assert "linux.sequence.fetch-chmod-run" in chained.rule_ids and chained.verdict == "ask"
 
 
-
 def test_a_survey_spread_over_calls_is_seen_on_the_third_different_program() -> None:
     rule = "linux.sequence.surveys-machine-across-calls"
     surveyed = assess_tool_call(
-        "Bash", {"command": "ifconfig"}, classifier=QUIET, history=["whoami", "git status", "uname -a"]
+        "Bash",
+        {"command": "ifconfig"},
+        classifier=QUIET,
+        history=["whoami", "git status", "uname -a"],
     )
     repeated = assess_tool_call(
         "Bash", {"command": "uname -r"}, classifier=QUIET, history=["uname -a", "uname -m"]
@@ -452,6 +454,7 @@ def test_distinct_programs_is_only_for_sequences(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidInput, match="distinct_programs"):
         load_rules([tmp_path])
+
 
 # --- the shell parser's properties ------------------------------------------------------------
 
