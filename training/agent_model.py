@@ -2,9 +2,10 @@
 
 Positives: Atomic Red Team sh/bash attack tests of the *train* techniques; negatives: NL2Bash
 commands of the *train* half plus :data:`BENIGN_DEV`, a short hand-written list of a coding
-agent's everyday commands (builds, tests, containers), which NL2Bash lacks. The halves are the
-ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of the command), so nothing
-of the evaluation half is seen here.
+agent's everyday commands (builds, tests, containers), and :data:`BENIGN_MACOS`, everyday macOS
+administration and development (``sysctl``, ``defaults``, ``~/Library``), which NL2Bash lacks.
+The halves are the ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of the
+command), so nothing of the evaluation half is seen here.
 
 Each tool call is parsed exactly as :func:`convguard.agent.assess_tool_call` parses it and turned
 into the set of its command tokens (:func:`convguard.agent.model.command_tokens`); a
