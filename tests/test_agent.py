@@ -495,7 +495,10 @@ def test_everyday_commands_near_the_tradecraft_rules_are_allowed(command: str) -
         ("cmd", "copy %windir%\\System32\\cmd.exe %APPDATA%\\updater.exe", "ask", "persistence_evasion"),
         ("cmd", "where /R C:\\Users\\ places.sqlite", "ask", "credential_access"),
         ("cmd", "pcalua.exe -a calc.exe", "ask", "malware"),
-        ("cmd", "wmic logicaldisk get deviceid, freespace", "ask", "network_attack"),
+        ("cmd", "wmic logicaldisk get deviceid, volumeserialnumber", "ask", "network_attack"),
+        ("cmd", "dir /s c:\\ > %TEMP%\\files.txt", "ask", "network_attack"),
+        ("PowerShell", "Import-Certificate -FilePath ca.cer -CertStoreLocation Cert:\\LocalMachine\\Root", "ask", "persistence_evasion"),
+        ("PowerShell", "Start-Process C:\\Users\\Public\\u.exe", "ask", "malware"),
     ],
 )  # fmt: skip
 def test_windows_scripts_are_read_for_what_they_do(
@@ -518,6 +521,11 @@ def test_windows_scripts_are_read_for_what_they_do(
         ("cmd", "taskkill /f /im node.exe"),
         ("cmd", "xcopy /E /I src dist"),
         ("cmd", "csc Program.cs"),
+        ("cmd", "wmic logicaldisk get size,freespace,caption"),
+        ("cmd", "net use"),
+        ("PowerShell", "Get-Clipboard"),
+        ("PowerShell", "Invoke-WebRequest https://example.com/notes.txt -OutFile notes.txt"),
+        ("PowerShell", "regsvr32 /s C:\\Windows\\System32\\msxml6.dll"),
     ],
 )
 def test_everyday_windows_commands_are_allowed(tool: str, command: str) -> None:

@@ -431,6 +431,31 @@ def test_a_dropper_spread_over_three_calls_is_seen_on_the_third() -> None:
     assert "linux.sequence.fetch-chmod-run" in chained.rule_ids and chained.verdict == "ask"
 
 
+def test_a_survey_spread_over_calls_is_seen_on_the_third_different_program() -> None:
+    rule = "linux.sequence.surveys-machine-across-calls"
+    surveyed = assess_tool_call(
+        "Bash",
+        {"command": "ifconfig"},
+        classifier=QUIET,
+        history=["whoami", "git status", "uname -a"],
+    )
+    repeated = assess_tool_call(
+        "Bash", {"command": "uname -r"}, classifier=QUIET, history=["uname -a", "uname -m"]
+    )
+    assert rule in surveyed.rule_ids and surveyed.verdict == "ask"
+    assert rule not in repeated.rule_ids
+
+
+def test_distinct_programs_is_only_for_sequences(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n- id: local.x\n  title: x thing\n  category: malware\n  level: ask\n"
+        "  match: {programs: [x], distinct_programs: true}\n"
+        "  tests: {hit: [x], miss: [y]}\n"
+    )
+    with pytest.raises(InvalidInput, match="distinct_programs"):
+        load_rules([tmp_path])
+
+
 # --- the shell parser's properties ------------------------------------------------------------
 
 _WORDS = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)

@@ -2,9 +2,10 @@
 
 Positives: Atomic Red Team sh/bash attack tests of the *train* techniques; negatives: NL2Bash
 commands of the *train* half plus :data:`BENIGN_DEV`, a short hand-written list of a coding
-agent's everyday commands (builds, tests, containers), which NL2Bash lacks. The halves are the
-ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of the command), so nothing
-of the evaluation half is seen here.
+agent's everyday commands (builds, tests, containers), and :data:`BENIGN_MACOS`, everyday macOS
+administration and development (``sysctl``, ``defaults``, ``~/Library``), which NL2Bash lacks.
+The halves are the ones ``benchmarks/agent.py`` uses (a SHA-256 of the technique id or of the
+command), so nothing of the evaluation half is seen here.
 
 Each tool call is parsed exactly as :func:`convguard.agent.assess_tool_call` parses it and turned
 into the set of its command tokens (:func:`convguard.agent.model.command_tokens`); a
@@ -196,6 +197,91 @@ BENIGN_DEV: tuple[tuple[str, str], ...] = tuple(
     )
 )
 
+# Everyday macOS administration and development (negatives; hand-written): the attack half has
+# macOS's own tools (sysctl, dscl, defaults, osascript, security, ~/Library) only in attacks, and
+# NL2Bash has none of them, so without these any use of them reads as an attack.
+BENIGN_MACOS: tuple[tuple[str, str], ...] = tuple(
+    ("Bash", line)
+    for line in (
+        "sw_vers -productVersion",
+        "sysctl hw.memsize",
+        "sysctl -n hw.physicalcpu",
+        "sysctl -a | grep machdep.cpu",
+        "sysctl kern.maxfiles kern.maxfilesperproc",
+        "sudo sysctl -w kern.maxfiles=524288",
+        "system_profiler SPSoftwareDataType | grep 'System Version'",
+        "diskutil info / | grep 'Free Space'",
+        "df -h /System/Volumes/Data",
+        "du -sh ~/Library/Developer/Xcode/DerivedData",
+        "rm -rf ~/Library/Developer/Xcode/DerivedData/*",
+        "ls ~/Library/Logs/DiagnosticReports | tail",
+        "tail -n 100 ~/Library/Logs/MyApp/app.log",
+        "ls ~/Library/Application\\ Support/Code/User/",
+        "cat ~/Library/Preferences/com.example.app.plist | plutil -p -",
+        "du -sh ~/Library/Containers/* | sort -h | tail",
+        "defaults read com.apple.dock autohide",
+        "defaults write com.apple.finder AppleShowAllFiles -bool true && killall Finder",
+        "defaults read -g AppleLocale",
+        "defaults write com.apple.screencapture location ~/Pictures/Shots",
+        "xcode-select -p",
+        "sudo xcodebuild -license accept",
+        "xcrun simctl list devices available",
+        "xcrun simctl boot 'iPhone 15'",
+        "xcodebuild -scheme App -destination 'platform=iOS Simulator,name=iPhone 15' test",
+        "xcodebuild -showsdks",
+        "swift test --parallel",
+        "brew list --versions",
+        "brew doctor",
+        "brew services list",
+        "mdfind -name package.json -onlyin ~/code",
+        "mdls -name kMDItemContentType report.pdf",
+        "mdutil -s /",
+        "open -a 'Visual Studio Code' .",
+        "open -a Simulator",
+        "pbpaste | jq .",
+        "git diff | pbcopy",
+        "osascript -e 'set volume output volume 30'",
+        "osascript -e 'tell application \"Music\" to pause'",
+        "say 'tests finished'",
+        "afplay /System/Library/Sounds/Glass.aiff",
+        "caffeinate -i make test",
+        "networksetup -listallhardwareports",
+        "networksetup -getdnsservers Wi-Fi",
+        "scutil --dns | head -20",
+        "ipconfig getifaddr en0",
+        "ifconfig en0 | grep inet",
+        "sudo dscacheutil -flushcache; sudo killall -HUP mDNSResponder",
+        "dscl . -read ~ UserShell",
+        "chsh -s /bin/zsh",
+        "codesign --verify --deep --strict build/MyApp.app",
+        "codesign -dv --verbose=4 build/MyApp.app",
+        "spctl --assess --type execute --verbose build/MyApp.app",
+        "spctl --status",
+        "hdiutil create -volname MyApp -srcfolder build/MyApp.app -ov -format UDZO MyApp.dmg",
+        "hdiutil attach dist/MyApp.dmg",
+        "/usr/libexec/PlistBuddy -c 'Print CFBundleShortVersionString' Info.plist",
+        "log show --predicate 'process == \"MyApp\"' --last 1h",
+        "log stream --level debug --predicate 'subsystem == \"com.example.app\"'",
+        "tmutil listbackups | tail -3",
+        "xattr -l build/MyApp.app",
+        "lsof -i tcp:3000",
+        "ps -axo pid,rss,comm | sort -k2 -n | tail",
+        "top -l 1 -o cpu | head -20",
+        "ulimit -n 4096",
+        "/usr/libexec/java_home -V",
+        "pyenv install 3.12.2 && pyenv local 3.12.2",
+        "nvm install --lts",
+        "gcloud config set compute/region europe-west1",
+        "gcloud config configurations activate staging",
+        "aws configure list",
+        "aws sso login --profile dev",
+        "az login",
+        "flutter doctor -v",
+        "npx expo start --ios",
+        "firebase deploy --only hosting",
+    )
+)
+
 
 def _half(key: str) -> str:
     return "train" if hashlib.sha256(key.encode()).digest()[0] % 2 == 0 else "eval"
@@ -250,7 +336,7 @@ def main() -> None:
     pos = attacks()
     neg = benign()
     docs = [tokens(t, c) for t, _, c in pos] + [tokens(t, c) for t, c in neg]
-    extra = BENIGN_DEV
+    extra = BENIGN_DEV + BENIGN_MACOS
     docs += [tokens(t, c) for t, c in extra]
     y = np.array([1] * len(pos) + [0] * (len(neg) + len(extra)))
     # groups for the folds: a technique for an attack, the command itself otherwise

@@ -68,6 +68,8 @@ Five kinds of rule, by what ``match`` holds:
   expressions);
 - **sequence** rules (``sequence``: steps, each with ``programs``/``args``/``predicate``),
   matched in order over the session's recent commands and this call's, the last step in this call;
+  with ``distinct_programs: true`` each step must be a program no earlier step matched (three
+  different discovery programs, not ``uname`` three times);
 - **call** rules (``within_call``): over the commands of this one call — every step of ``all_of``
   run by some command, in any order (a download and a ``source`` of what no file holds); or the
   commands that match a step of ``any_of``, counted by ``key`` (``program``, by default; ``match``,
@@ -125,7 +127,7 @@ RuleKind = Literal["command", "text", "sequence", "call", "write"]
 
 _Case = str | list[str]
 #: The layout of a cached rule set (raise it when :func:`_rule` reads the plain data differently).
-_CACHE_FORMAT = "rules-3"
+_CACHE_FORMAT = "rules-4"
 
 
 class Pattern:
@@ -471,6 +473,8 @@ class Rule:
     triggers: tuple[str, ...] = ()
     scripts: str = "any"
     sequence: tuple[Step, ...] = ()
+    #: A sequence rule: each step matched by a program no earlier step matched.
+    distinct_programs: bool = False
     #: A call rule: every step of ``all_of`` run in the call, or ``distinct`` different programs
     #: among the commands that match a step of ``any_of``.
     all_of: tuple[Step, ...] = ()
@@ -673,9 +677,13 @@ class RuleSet:
                 if not last.matches(chain[end]):
                     continue
                 steps, at = list(before), 0
+                # with distinct_programs, the last step's program may not stand for an earlier one
+                used = {chain[end].program} if rule.distinct_programs else set()
                 for cmd in chain[:end]:
-                    if at < len(steps) and steps[at].matches(cmd):
+                    if at < len(steps) and cmd.program not in used and steps[at].matches(cmd):
                         at += 1
+                        if rule.distinct_programs:
+                            used.add(cmd.program)
                 if at == len(steps):
                     out.append(rule._finding(f"{rule.title}: {render(chain[end])}"))
                     break
@@ -805,6 +813,8 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
     sequence = m.get("sequence", ())
     if kind == "sequence" and len(sequence) < 2:
         raise InvalidInput(f"{where}.sequence: a sequence needs at least two steps")
+    if m.get("distinct_programs") and kind != "sequence":
+        raise InvalidInput(f"{where}.distinct_programs: only a sequence rule counts programs")
     call = m.get("within_call") or {}
     all_of, any_of = call.get("all_of", ()), call.get("any_of", ())
     distinct, families = call.get("distinct", 0), call.get("families", 0)
@@ -841,6 +851,7 @@ def _rule(spec: dict[str, Any], source: str, *, check: bool) -> Rule:
         triggers=tuple(t.lower() for t in m.get("triggers", ())),
         scripts=m.get("scripts", "any"),
         sequence=tuple(_step(s, f"{where}.sequence[{i}]", check) for i, s in enumerate(sequence)),
+        distinct_programs=bool(m.get("distinct_programs", False)),
         all_of=tuple(
             _step(s, f"{where}.within_call.all_of[{i}]", check) for i, s in enumerate(all_of)
         ),

@@ -108,6 +108,7 @@ class MatchSpec(StepSpec):
     triggers: list[str] = []
     scripts: Literal["any", "windows", "interpreters", "unparsed"] = "any"
     sequence: list[StepSpec] = []
+    distinct_programs: bool = False
     within_call: CallSpec | None = None
     write: WriteSpec | None = None
     unless_rules: list[Annotated[str, Field(pattern=_ID)]] = []
