@@ -108,36 +108,86 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-class Embedder:
-    """Runtime embeddings (128 tokens) of normalised texts, cached by text hash."""
+def view_texts(texts: Sequence[str]) -> tuple[list[str], list[int], np.ndarray]:
+    """Every text normalised as the runtime normalises it, and the tail view of long ones;
+    ``owner[i]`` is the text row ``i`` belongs to; ``is_tail`` marks the tail rows."""
+    flat: list[str] = []
+    owner: list[int] = []
+    tails: list[bool] = []
+    for i, text in enumerate(texts):
+        norm = normalise(text).text
+        flat.append(norm)
+        owner.append(i)
+        tails.append(False)
+        tail = tail_view(norm)
+        if tail is not None:
+            flat.append(tail)
+            owner.append(i)
+            tails.append(True)
+    return flat, owner, np.array(tails)
 
-    def __init__(self, precision: str = PRECISION) -> None:
+
+Delta = dict[str, np.ndarray]
+
+
+def shipped_delta() -> Delta:
+    """The fine-tuned encoder delta the shipped heads file carries (empty: the base encoder)."""
+    if not OUT.is_file():
+        return {}
+    with np.load(OUT, allow_pickle=False) as z:
+        return {k.removeprefix("delta."): z[k] for k in z.files if k.startswith("delta.")}
+
+
+def write_delta_file(delta: Delta, path: Path) -> Path:
+    """A heads file holding only ``delta`` (zero heads): what the embedder loads to run the
+    fine-tuned encoder exactly as the runtime will."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        labels=np.array(HEAD_LABELS),
+        weight=np.zeros((len(HEAD_LABELS), 384), dtype=np.float32),
+        bias=np.zeros(len(HEAD_LABELS), dtype=np.float32),
+        precision=np.array(PRECISION),
+        max_tokens=np.array(MAX_TOKENS),
+        **{f"delta.{k}": v for k, v in sorted(delta.items())},
+    )
+    tmp.replace(path)
+    return path
+
+
+def delta_digest(delta: Delta) -> str:
+    h = hashlib.sha256()
+    for key in sorted(delta):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(delta[key]).tobytes())
+    return h.hexdigest()
+
+
+class Embedder:
+    """Runtime embeddings (128 tokens) of normalised texts, cached by text hash; with a delta,
+    those of the fine-tuned encoder (cached apart, by the delta's digest)."""
+
+    def __init__(self, precision: str = PRECISION, delta: Delta | None = None) -> None:
+        heads_path = None
+        tag = ""
+        if delta:
+            tag = "-ft" + delta_digest(delta)[:12]
+            heads_path = write_delta_file(delta, CACHE_DIR / f"delta{tag}.npz")
         self.encoder = EncoderClassifier(
+            heads_path=heads_path,
             precision="int8" if precision == "int8" else "fp32",
             max_tokens=MAX_TOKENS,
             backend="onnx",
         )
         base = hashlib.sha256((base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
-        path = CACHE_DIR / f"emb-{precision}-{MAX_TOKENS}-{base[:12]}.npz"
+        path = CACHE_DIR / f"emb-{precision}-{MAX_TOKENS}-{base[:12]}{tag}.npz"
         self.cache = EmbeddingCache(self.encoder.embed, path)
 
     def views(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray]:
-        """Embeddings of every text and of the tail views of long ones; ``owner[i]`` is the text
-        row ``i`` belongs to; ``is_tail`` marks the tail rows."""
-        flat: list[str] = []
-        owner: list[int] = []
-        tails: list[bool] = []
-        for i, text in enumerate(texts):
-            norm = normalise(text).text
-            flat.append(norm)
-            owner.append(i)
-            tails.append(False)
-            tail = tail_view(norm)
-            if tail is not None:
-                flat.append(tail)
-                owner.append(i)
-                tails.append(True)
-        return self.cache.embed(flat), owner, np.array(tails)
+        """Embeddings of every text and of the tail views of long ones (see :func:`view_texts`)."""
+        flat, owner, tails = view_texts(texts)
+        return self.cache.embed(flat), owner, tails
 
 
 def _rows(examples: Sequence[Example], emb: np.ndarray, owner: list[int], tails: np.ndarray) -> Any:
@@ -397,11 +447,18 @@ def write_graphs() -> None:
     log("wrote the encoder graphs (fp32 and int8)")
 
 
-def train(data_dir: Path, seed: int = 13, dataset: Dataset | None = None) -> str:
+def train(
+    data_dir: Path, seed: int = 13, dataset: Dataset | None = None, delta: Delta | None = None
+) -> str:
+    """Fit and calibrate the heads on the encoder plus ``delta`` (the fine-tuned top layers from
+    ``training/finetune.py``; by default the delta the shipped heads file already carries)."""
     write_graphs()
+    if delta is None:
+        delta = shipped_delta()
     ds = dataset or build_dataset(data_dir, seed=seed)
     cal: Calibration = calibration_sets(data_dir)
-    embedder = Embedder(TRAIN_PRECISION)
+    log(f"encoder: {'fine-tuned, ' + str(len(delta)) + ' tensors changed' if delta else 'base'}")
+    embedder = Embedder(TRAIN_PRECISION, delta)
     log(f"embedding {len(ds.train)} train, {len(ds.val)} val, {len(cal.tune)} + {len(cal.test)} "
         "calibration texts")  # fmt: skip
     tr = embedder.views([e.text for e in ds.train])
@@ -409,7 +466,7 @@ def train(data_dir: Path, seed: int = 13, dataset: Dataset | None = None) -> str
     log("fitting heads")
     weight, bias = fit(x, y, w, seed)
     mlp = fit_unsafe_mlp(x, y, w, seed)
-    embedder = Embedder(PRECISION)
+    embedder = Embedder(PRECISION, delta)
 
     def logits(emb: np.ndarray) -> np.ndarray:
         return head_logits(emb, weight, bias, mlp)
@@ -433,7 +490,7 @@ def train(data_dir: Path, seed: int = 13, dataset: Dataset | None = None) -> str
     log(f"calibrating on {len(tune_benign)} benign chat texts and {len(tune_harm)} HarmBench val")
     points, stats = calibrate(tb, [e.source for e in tune_benign], positives, extreme_on_top(tb))
     weight, bias, mlp = apply_calibration(weight, bias, mlp, points)
-    _save(weight, bias, mlp, points, seed)
+    _save(weight, bias, mlp, points, seed, delta)
     return _report(ds, cal, stats)
 
 
@@ -443,6 +500,7 @@ def _save(
     mlp: Mlp | None,
     points: dict[str, tuple[float, float]],
     seed: int,
+    delta: Delta,
 ) -> None:
     meta = {
         "trained_by": "training/heads.py",
@@ -454,6 +512,9 @@ def _save(
     extra: dict[str, np.ndarray] = {}
     if mlp is not None:
         extra = {"mlp.w1": mlp[0], "mlp.b1": mlp[1], "mlp.w2": mlp[2], "mlp.b2": np.array(mlp[3])}
+    if delta:
+        meta["encoder"] = f"fine-tuned, delta {delta_digest(delta)[:12]}"
+        extra |= {f"delta.{k}": v for k, v in sorted(delta.items())}
     tmp = OUT.with_suffix(".tmp.npz")
     np.savez(
         tmp,
