@@ -289,3 +289,31 @@ def test_an_sdk_retry_of_an_opening_returns_the_stored_reply_without_asking_the_
     assert again.json()["id"] == first.json()["id"]  # the same message
     assert again.json()["content"] == first.json()["content"]
     assert len(upstream.requests) == 1
+
+
+def test_regenerate_is_a_new_reply_beside_the_stored_one_as_on_the_openai_endpoint(
+    gateway: Running, api_keys: dict[str, str], store: Store, upstream: FakeUpstream
+) -> None:
+    ai = client(gateway, api_keys["alice"])
+    history = [{"role": "user", "content": "a poem please [vary]"}]
+    first = say(ai, [], "a poem please [vary]", extra_headers={"X-Convguard-Conversation": "p"})
+    again = say(
+        ai,
+        [],
+        "a poem please [vary]",
+        extra_headers={"X-Convguard-Conversation": "p", "X-Convguard-Regenerate": "true"},
+    )
+    assert [first.content[0].text, again.content[0].text] == ["Answer number 1", "Answer number 2"]
+    assert len(upstream.requests) == 2
+    user, *replies = store.messages(conversation_of(first))
+    assert [r.content for r in replies] == ["Answer number 1", "Answer number 2"]
+    assert {r.parent_id for r in replies} == {user.id}
+    bad = httpx.post(
+        f"{gateway.url}/messages",
+        json={"model": "m", "max_tokens": 10, "messages": history},
+        headers={"x-api-key": api_keys["alice"], "X-Convguard-Regenerate": "yes"},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["type"] == "invalid_request_error"
+    assert "X-Convguard-Regenerate" in bad.json()["error"]["message"]
+    assert len(upstream.requests) == 2

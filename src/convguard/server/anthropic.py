@@ -29,6 +29,7 @@ from convguard.server.chat import (
     Text,
     check_conversation_header,
     check_message_count,
+    regenerate_asked,
     sync_conversation,
 )
 from convguard.server.gateway import request_locale
@@ -163,6 +164,7 @@ def messages(
     authorization: Annotated[str | None, Header(alias="Authorization")] = None,
     scope_header: Annotated[str | None, Header(alias="X-Convguard-Conversation")] = None,
     locale_header: Annotated[str | None, Header(alias="X-Convguard-Locale")] = None,
+    regenerate: Annotated[str | None, Header(alias="X-Convguard-Regenerate")] = None,
     retry_count: Annotated[str | None, Header(alias="x-stainless-retry-count")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
@@ -174,7 +176,8 @@ def messages(
     Models.of(gateway.settings).upstream_name(model)  # an unknown model: 404, nothing stored
     check_message_count(gateway, len(body.messages))
     check_conversation_header(scope_header)
-    resend = resend_of(retry_count, idempotency_key)
+    again = regenerate_asked(regenerate)
+    resend = resend_of(retry_count, idempotency_key, regenerate=again)
     chat = to_chat_messages(body)
     metadata = body.metadata.model_dump() if body.metadata else None
     result, ids = sync_conversation(
@@ -207,6 +210,7 @@ def messages(
         options=body.options(),
         context=[text_of(m) for m in chat if m.role == "user"],
         model=model,
+        regenerate=again,
     )
     reply = _Reply(turn, f"msg_{result.user.id[:24]}", body.model)
     headers = {

@@ -80,6 +80,15 @@ def check_message_count(gateway: Gateway, count: int) -> None:
         )
 
 
+def regenerate_asked(header: str | None) -> bool:
+    """``X-Convguard-Regenerate``: ``true`` asks for a new reply beside the stored one."""
+    if header not in (None, "true", "false"):
+        raise InvalidInput(
+            f"header X-Convguard-Regenerate is {header!r}; send 'true' or leave it out"
+        )
+    return header == "true"
+
+
 def check_conversation_header(scope_header: str | None) -> None:
     """``X-Convguard-Conversation``, when sent, is a printable name of at most 256 characters."""
     if scope_header is not None and (

@@ -48,6 +48,7 @@ from convguard.server.chat import (
     Text,
     check_conversation_header,
     check_message_count,
+    regenerate_asked,
     sync_conversation,
 )
 from convguard.server.gateway import Caller, Gateway, HashedIds, request_locale
@@ -226,11 +227,8 @@ def chat_completions(
             "send n=1 or leave it out (and send the request again for another answer)"
         )
     check_conversation_header(scope_header)
-    if regenerate not in (None, "true", "false"):
-        raise InvalidInput(
-            f"header X-Convguard-Regenerate is {regenerate!r}; send 'true' or leave it out"
-        )
-    resend = resend_of(retry_count, idempotency_key, regenerate=regenerate == "true")
+    again = regenerate_asked(regenerate)
+    resend = resend_of(retry_count, idempotency_key, regenerate=again)
     result, ids = sync_conversation(
         gateway,
         caller,
@@ -241,7 +239,7 @@ def chat_completions(
         resend=resend,
     )
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")
-    chat = _Chat(gateway, caller, body, result, ids, model, started, regenerate == "true")
+    chat = _Chat(gateway, caller, body, result, ids, model, started, again)
     if body.stream:
         return StreamingResponse(
             closing_stream(chat.stream()), media_type="text/event-stream", headers=chat.headers()
