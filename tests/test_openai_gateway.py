@@ -305,6 +305,27 @@ def test_tool_calls_from_the_upstream_are_guarded_before_they_reach_the_client(
         assert f"(rule {verdict['rule_ids'][0]})" in (message.content or "")
 
 
+@pytest.mark.parametrize("arguments", ['{"command": ["ls"]}', '{"command": 7}', "ls -la"])
+def test_a_tool_call_the_guard_cannot_read_is_refused_not_blamed_on_the_client(
+    gateway: Running, api_keys: dict[str, str], arguments: str
+) -> None:
+    """The model's malformed call is the model's mistake: the client gets a 200 with the call
+    withheld (it could not be checked, so it is not run), never a 422 about its own request."""
+    ai = client(gateway, api_keys["alice"])
+    tools = [{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}]
+    reply = ai.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": f"[bash-args] {arguments}"}],
+        tools=tools,  # type: ignore[arg-type,list-item]
+    )
+    message = reply.choices[0].message
+    [verdict] = meta(reply)["tool_calls"]
+    assert not message.tool_calls
+    assert verdict["verdict"] == "deny" and verdict["tool"] == "Bash"
+    assert "could not be checked" in verdict["reasons"][0]
+    assert "I won't run the Bash call: " in (message.content or "")
+
+
 # --- clean errors for every bad input (one error shape, nothing stored) --------------------------
 
 

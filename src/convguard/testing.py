@@ -10,7 +10,8 @@
   ``[cut]`` breaks a stream off before ``[DONE]``, ``[json]`` answers a stream with plain JSON,
   ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
   client's ``Bash`` tool with ``CMD``, ``[tool-args] TEXT`` calls the client's ``lookup`` tool
-  with ``TEXT`` as its arguments, verbatim (JSON or not); anything else is echoed back.
+  with ``TEXT`` as its arguments, verbatim (JSON or not), ``[bash-args] TEXT`` the client's
+  ``Bash`` tool the same way; anything else is echoed back.
   ``GET /models`` lists its ``models`` (none: 404).
 """
 
@@ -170,13 +171,16 @@ class FakeUpstream:
                     "function": {"name": "Bash", "arguments": json.dumps({"command": command})},
                 }
             ]
-        elif "[tool-args] " in last:
+        elif "[tool-args] " in last or "[bash-args] " in last:
             content = ""
+            name, marker = (
+                ("Bash", "[bash-args] ") if "[bash-args] " in last else ("lookup", "[tool-args] ")
+            )
             tool_calls = [
                 {
-                    "id": "call_lookup",
+                    "id": f"call_{name.lower()}",
                     "type": "function",
-                    "function": {"name": "lookup", "arguments": last.split("[tool-args] ", 1)[1]},
+                    "function": {"name": name, "arguments": last.split(marker, 1)[1]},
                 }
             ]
         elif "[vary]" in last:

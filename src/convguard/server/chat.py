@@ -430,17 +430,25 @@ class ModelTurn:
     def _guard(self, calls: list[ToolCall]) -> tuple[list[ToolCall], str]:
         """Assess the client's tool calls before returning them (B9): denied ones are replaced
         by a refusal the client can show; every verdict goes into the metadata."""
-        from convguard.agent import assess_tool_call
+        from convguard.agent import ToolVerdict, assess_tool_call
 
         kept: list[ToolCall] = []
         refusals: list[str] = []
         for call in calls:
-            verdict = assess_tool_call(
-                call.name,
-                tool_input(call.arguments),  # the object an Anthropic client is given
-                scope=self.gateway.scope,
-                context=self.context,
-            )
+            try:
+                verdict = assess_tool_call(
+                    call.name,
+                    tool_input(call.arguments),  # the object an Anthropic client is given
+                    scope=self.gateway.scope,
+                    context=self.context,
+                )
+            except InvalidInput as exc:  # the model's mistake, not the client's: not run
+                verdict = ToolVerdict(
+                    verdict="deny",
+                    reasons=(f"its arguments could not be checked ({exc})",),
+                    categories=(),
+                    tool=call.name,
+                )
             self.tool_verdicts.append({"id": call.id, **verdict.to_dict()})
             if verdict.verdict == "deny":
                 refusals.append(_refusal(call.name, verdict))
