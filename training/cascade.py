@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dataset import build_dataset, calibration_sets, is_unsafe  # noqa: E402
 from encoder import EmbeddingCache  # noqa: E402
-from heads import EXTREME, FLAG_BUDGET, Embedder, operating_point  # noqa: E402
+from heads import EXTREME, FLAG_BUDGET, Embedder, operating_point, shipped_delta  # noqa: E402
 
 from convguard.assess.cascade import CascadeTuning  # noqa: E402
 from convguard.assess.linear import LinearClassifier  # noqa: E402
@@ -91,8 +91,10 @@ class Pair:
 
         self.linear = linear
         self.encoder = EncoderClassifier(precision="fp32", max_tokens=128, backend="onnx")
-        # The runtime encoder, with its embeddings read from the training cache.
-        cache = EmbeddingCache(self.encoder.embed, Embedder().cache.path)
+        # The runtime encoder, with its embeddings read from the training cache of the encoder
+        # it runs (the shipped delta's, if any: a fine-tuned encoder's embeddings must never
+        # land in the base encoder's cache).
+        cache = EmbeddingCache(self.encoder.embed, Embedder(delta=shipped_delta()).cache.path)
         self.encoder.embed = cache.embed  # type: ignore[method-assign]
         self.cache = cache
 
