@@ -65,8 +65,9 @@ from convguard.policy import CATEGORY_IDS, FLAG_IDS, default_policy  # noqa: E40
 OUT = REPO / "src/convguard/assess/weights/encoder.npz"
 REPORT = HERE / "REPORT-encoder.md"
 CACHE_DIR = HERE / "cache"
-#: Every text is embedded in fp32, as the runtime runs: exact and independent of batching, so a
-#: rebuild gives the same weights bit for bit. (int8 was ~1.3x faster to embed here, but it
+#: Every text is embedded in fp32, as the runtime runs: independent of batching to ~3e-8, and a
+#: rebuild fills a cold cache in the same order, so it gives the same weights bit for bit (the
+#: shipped ones are a cold-cache rebuild's). (int8 was ~1.3x faster to embed here, but it
 #: quantizes activations per batch, so a text's embedding moved with its batch-mates and with the
 #: order the cache was filled in: two rebuilds gave different heads.)
 TRAIN_PRECISION = "fp32"
