@@ -985,6 +985,47 @@ def test_identical_turns_on_two_workers_both_answer_with_the_one_stored_reply(
     assert [m.role for m in store.messages(cid)] == ["user", "assistant"]
 
 
+@pytest.mark.slow
+def test_a_request_waits_for_another_workers_reply_for_as_long_as_that_worker_makes_progress(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    """The answering worker's stream outlasts the waiting time a silent claim gets (twice the
+    upstream timeout plus 5 s: here 6 s); since it renews its claim as the words come, the other
+    worker waits on and answers with the one stored reply instead of giving up with a 502."""
+    text = "[drip] " + " ".join(f"w{i}" for i in range(14))  # ~7.5 s at 0.5 s a word
+    with FakeUpstream(drip_seconds=0.5) as upstream:
+        workers = [
+            Running(
+                app_for(tmp_path, store, policy, upstream_url=upstream.url, upstream_timeout=0.5)
+            )
+            for _ in range(2)
+        ]
+        with workers[0] as one, workers[1] as two:
+            for worker in (one, two):
+                warm(worker, api_keys["alice"])
+            calls = len(upstream.requests)
+            body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+            results: dict[str, httpx.Response] = {}
+
+            def send(name: str, worker: Running, extra: dict[str, Any]) -> None:
+                results[name] = httpx.post(
+                    f"{worker.url}/chat/completions",
+                    json={**body, **extra},
+                    headers={"Authorization": f"Bearer {api_keys['alice']}", **SCOPE},
+                    timeout=30,
+                )
+
+            first = threading.Thread(target=send, args=("streamed", one, {"stream": True}))
+            first.start()
+            time.sleep(0.5)  # the first worker holds the turn's claim and is streaming
+            send("waited", two, {})
+            first.join(30)
+    assert results["streamed"].status_code == 200 and "[DONE]" in results["streamed"].text
+    assert results["waited"].status_code == 200, results["waited"].text
+    assert results["waited"].json()["choices"][0]["message"]["content"] == f"Echo: {text}"
+    assert len(upstream.requests) == calls + 1  # one model call for the turn
+
+
 SCOPE = {"X-Convguard-Conversation": "claims"}
 CLAIM_TTL = timedelta(minutes=5)
 

@@ -8,7 +8,8 @@
   ``[late-leak]`` writes it after a few hundred benign characters, ``[vary]`` numbers its answers,
   ``[fail]`` answers HTTP 500,
   ``[cut]`` breaks a stream off before ``[DONE]``, ``[json]`` answers a stream with plain JSON,
-  ``[slow]`` waits ``slow_seconds``, ``[shell] CMD`` calls the
+  ``[slow]`` waits ``slow_seconds``, ``[drip]`` streams its words ``drip_seconds`` apart,
+  ``[shell] CMD`` calls the
   client's ``Bash`` tool with ``CMD``, ``[tool-args] TEXT`` calls the client's ``lookup`` tool
   with ``TEXT`` as its arguments, verbatim (JSON or not), ``[bash-args] TEXT`` the client's
   ``Bash`` tool the same way; anything else is echoed back.
@@ -83,12 +84,14 @@ class FakeUpstream:
         self,
         *,
         slow_seconds: float = 2.0,
+        drip_seconds: float = 0.5,
         delay: float = 0.0,
         models: Sequence[str] = ("fake-model", "fake-model-large"),
     ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.models = tuple(models)
         self.slow_seconds = slow_seconds
+        self.drip_seconds = drip_seconds
         self.delay = delay
         fake = self
 
@@ -240,7 +243,10 @@ class FakeUpstream:
         try:
             emit({"role": "assistant", "content": ""})
             words = content.split(" ")
+            drip = self.drip_seconds if "[drip]" in content else 0.0
             for i, word in enumerate(words):
+                if drip and i:
+                    time.sleep(drip)
                 emit({"content": word + (" " if i < len(words) - 1 else "")})
             for i, call in enumerate(tool_calls):
                 emit({"tool_calls": [{"index": i, **call}]})

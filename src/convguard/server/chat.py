@@ -264,35 +264,28 @@ class ModelTurn:
         request stored for the same turn.
 
         A request of this process that answers wakes the ones waiting on it; another worker's
-        reply is polled for in the store, with short sleeps, until it lands, that worker's
-        claim expires (this request then takes it over and answers) or the deadline passes.
+        reply is polled for in the store, with short sleeps. The wait lasts as long as the
+        answering request makes progress: its claim is renewed as the model's words come (a
+        claim that goes a ttl without renewal is taken over, and this request answers), and a
+        request of this process is bounded by the upstream's own timeouts.
         """
-        patience = 2 * self.gateway.settings.upstream_timeout + 5  # a call, and one more after
-        deadline = time.monotonic() + patience
+        ttl = timedelta(seconds=2 * self.gateway.settings.upstream_timeout + 5)
         poll = _FIRST_POLL_S
         while True:
-            with self.service.answering(
-                self.result.user.id, ttl=timedelta(seconds=patience)
-            ) as other:
+            with self.service.answering(self.result.user.id, ttl=ttl) as other:
                 if isinstance(other, TurnClaim):
                     landed = self._newest_reply()
                     yield other if landed is None else landed
                     return
-            left = max(0.0, deadline - time.monotonic())
             if other == "elsewhere":
-                time.sleep(min(poll, left))
+                time.sleep(poll)
                 poll = min(2 * poll, _LAST_POLL_S)
             else:
-                other.wait(left)
+                other.wait(ttl.total_seconds())
             landed = self._newest_reply()
             if landed is not None:
                 yield landed
                 return
-            if time.monotonic() > deadline:
-                raise UpstreamError(
-                    "another request for this same turn is still waiting for the model; "
-                    "send it again later"
-                )
 
     def _store(self, text: str) -> MessageRecord:
         beside = self.result.reply.id if self.regenerate and self.result.reply else None
