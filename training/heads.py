@@ -58,7 +58,11 @@ from dataset import (  # noqa: E402
 )
 from encoder import EmbeddingCache  # noqa: E402
 
-from convguard.assess.encoder import EncoderClassifier, base_model_dir, tail_view  # noqa: E402
+from convguard.assess.encoder import (  # noqa: E402
+    EncoderClassifier,
+    base_model_dir,
+    with_tail_views,
+)
 from convguard.assess.normalise import normalise  # noqa: E402
 from convguard.policy import CATEGORY_IDS, FLAG_IDS, default_policy  # noqa: E402
 
@@ -110,22 +114,12 @@ def _logit(p: float) -> float:
 
 
 def view_texts(texts: Sequence[str]) -> tuple[list[str], list[int], np.ndarray]:
-    """Every text normalised as the runtime normalises it, and the tail view of long ones;
-    ``owner[i]`` is the text row ``i`` belongs to; ``is_tail`` marks the tail rows."""
-    flat: list[str] = []
-    owner: list[int] = []
-    tails: list[bool] = []
-    for i, text in enumerate(texts):
-        norm = normalise(text).text
-        flat.append(norm)
-        owner.append(i)
-        tails.append(False)
-        tail = tail_view(norm)
-        if tail is not None:
-            flat.append(tail)
-            owner.append(i)
-            tails.append(True)
-    return flat, owner, np.array(tails)
+    """Every text normalised as the runtime normalises it, and the tail view of long ones, as
+    the runtime scores them; ``owner[i]`` is the text row ``i`` belongs to; ``is_tail`` marks
+    the tail rows."""
+    flat, owner = with_tail_views([normalise(text).text for text in texts])
+    tails = np.array([r > 0 and owner[r] == owner[r - 1] for r in range(len(owner))], dtype=bool)
+    return flat, owner, tails
 
 
 Delta = dict[str, np.ndarray]

@@ -146,6 +146,21 @@ def tail_view(text: str) -> str | None:
     return tail if tail and tail != stripped else None
 
 
+def with_tail_views(texts: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Each text, followed by its :func:`tail_view` when it has one: the rows the encoder
+    scores; ``owner[i]`` is the index of the text row ``i`` belongs to."""
+    views: list[str] = []
+    owner: list[int] = []
+    for i, text in enumerate(texts):
+        views.append(text)
+        owner.append(i)
+        tail = tail_view(text)
+        if tail is not None:
+            views.append(tail)
+            owner.append(i)
+    return views, owner
+
+
 def _f32(a: Any) -> F32:
     return np.asarray(a, dtype=np.float32)
 
@@ -567,14 +582,6 @@ class EncoderClassifier:
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Scores of each text: every label's highest over the text and its :func:`tail_view`."""
-        views: list[str] = []
-        owner: list[int] = []
-        for i, text in enumerate(texts):
-            views.append(text)
-            owner.append(i)
-            tail = tail_view(text)
-            if tail is not None:
-                views.append(tail)
-                owner.append(i)
+        views, owner = with_tail_views(texts)
         merged = highest_by_owner(owner, self.score_embeddings(self.embed(views)))
         return [merged[i] for i in range(len(texts))]
