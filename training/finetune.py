@@ -309,7 +309,8 @@ def finetune(
             opt.step()
             sched.step()
             step += 1
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            value = float(loss.detach())
+            running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0 or step == steps:
                 el = time.perf_counter() - start
                 _log(
