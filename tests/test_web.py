@@ -123,6 +123,21 @@ async def test_an_old_session_is_revoked_on_its_next_use(
     assert store.authenticate(old) is None
 
 
+async def test_signing_in_deletes_expired_and_signed_out_session_keys_so_none_pile_up(
+    client: httpx.AsyncClient, api_keys: dict[str, str], store: Store
+) -> None:
+    for _ in range(3):  # sessions left to expire (a browser closed without signing out)
+        store.create_api_key("alice", now=datetime(2020, 1, 1, tzinfo=UTC), label=SESSION_LABEL)
+    await signed_in(client, api_keys["alice"])
+    await client.delete("/web/session", headers=CSRF)  # signed out: revoked
+    live = await signed_in(client, api_keys["alice"])
+    labels = [(k.label, k.revoked_at is None) for k in store.list_api_keys("alice")]
+    assert labels.count((SESSION_LABEL, True)) == 1  # the live session alone is left
+    assert labels.count((SESSION_LABEL, False)) == 0
+    assert store.authenticate(live) is not None
+    assert store.authenticate(api_keys["alice"]) is not None  # ordinary keys are never swept
+
+
 @pytest.mark.parametrize(
     ("headers", "why"),
     [

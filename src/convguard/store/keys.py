@@ -98,6 +98,19 @@ def keys_of(conn: Connection, account_id: str) -> list[ApiKeyRecord]:
     return [rows.api_key_record(row) for row in result]
 
 
+def sweep_keys(conn: Connection, label: str, created_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` keys labelled ``label`` that are revoked or were created before
+    ``created_before``; how many went."""
+    k = t.api_keys.c
+    doomed = (
+        sa.select(k.pk)
+        .where(k.label == label, sa.or_(k.revoked_at.is_not(None), k.created_at < created_before))
+        .limit(limit)
+        .scalar_subquery()
+    )
+    return conn.execute(sa.delete(t.api_keys).where(k.pk.in_(doomed))).rowcount
+
+
 def revoke_key(conn: Connection, key_id: str, now: datetime) -> ApiKeyRecord:
     """Revoke the key ``key_id`` (a revoked key stays revoked as it was); its record."""
     found = conn.execute(sa.select(t.api_keys.c.pk).where(t.api_keys.c.id == key_id)).first()

@@ -223,6 +223,12 @@ class Store:
         with self._write("revoking an API key") as conn:
             return keys.revoke_key(conn, key_id, now)
 
+    def sweep_api_keys(self, label: str, *, created_before: datetime, limit: int = 100) -> int:
+        """Delete up to ``limit`` keys labelled ``label`` that are revoked or older than
+        ``created_before`` (short-lived keys such as web sessions); how many went."""
+        with self._write("deleting expired keys") as conn:
+            return keys.sweep_keys(conn, label, turns.utc(created_before), limit)
+
     def list_api_keys(self, account_name: str) -> list[ApiKeyRecord]:
         """The account's keys, revoked ones included, oldest first."""
         account = self.account(account_name)

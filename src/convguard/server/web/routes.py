@@ -20,7 +20,13 @@ from convguard.errors import InvalidInput, Unauthorized
 from convguard.server.gateway import Gateway
 from convguard.server.rest import address_of, checked_path
 from convguard.server.schemas import conversation_json, decision_json, message_json
-from convguard.server.web.session import SESSION_LABEL, cookie_header, forbidden, session_key
+from convguard.server.web.session import (
+    SESSION_LABEL,
+    SESSION_SECONDS,
+    cookie_header,
+    forbidden,
+    session_key,
+)
 from convguard.server.web.stats import Bucket, statistics
 from convguard.store import review as reads
 
@@ -77,8 +83,14 @@ def sign_in(
             "that API key is unknown or revoked; create one with "
             "`convguard keys create --account NAME`"
         )
+    now = gateway.service.clock()
+    # Sessions signed out or left to expire are deleted here, a bounded batch at a time, so
+    # session keys do not pile up in the database.
+    gateway.store.sweep_api_keys(
+        SESSION_LABEL, created_before=now - timedelta(seconds=SESSION_SECONDS)
+    )
     key, _ = gateway.store.create_api_key(
-        record.account_name, now=gateway.service.clock(), admin=record.admin, label=SESSION_LABEL
+        record.account_name, now=now, admin=record.admin, label=SESSION_LABEL
     )
     response = JSONResponse({"account": record.account_name, "admin": record.admin}, 201)
     secure = request.url.scheme == "https"

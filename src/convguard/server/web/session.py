@@ -4,8 +4,9 @@ Signing in (``POST /web/session`` with ``{"key": ...}``) checks the key and crea
 key* for the same account (same admin right, labelled :data:`SESSION_LABEL`); the browser keeps
 only that, in an ``httpOnly``, ``SameSite=Strict`` cookie that page scripts cannot read. The key
 the person typed is kept nowhere. Signing out revokes the session key; a session key older than
-:data:`SESSION_SECONDS` is revoked on its next use. Session keys are ordinary revocable keys, so
-several server processes on one database share them.
+:data:`SESSION_SECONDS` is revoked on its next use, and signing in deletes revoked and expired
+session keys (a bounded batch), so they do not pile up. Session keys are ordinary revocable keys,
+so several server processes on one database share them.
 
 :class:`SessionCookies` turns the cookie into the ``Authorization`` header the REST routes read,
 for requests without one. Cookie-authenticated requests must carry ``X-Convguard-CSRF: 1`` (a
