@@ -16,7 +16,7 @@ from convguard.assess.types import Assessment
 from convguard.conversation import Allow
 from convguard.policy import Policy
 from convguard.store import NewMessage, Store, TurnDecision
-from convguard.testing import FakeClock
+from convguard.testing import FakeClock, FakeUpstream
 from convguard.upstream import Completion, TextDelta
 from gateway_fixtures import app_for
 
@@ -161,6 +161,33 @@ async def test_retry_makes_a_new_reply_branch(
     )
     assert response.status_code == 200
     assert response.json()["reply"]["parent_id"] == turn["message"]["id"]
+
+
+async def test_a_whole_rest_reply_is_assessed_in_windows_like_a_streamed_one(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    """Harmful text after a long benign start is withheld from a non-streamed REST reply and its
+    retry too, and the stored reply carries the crossing window's assessment."""
+    key = api_keys["alice"]
+    with FakeUpstream() as upstream:
+        app = app_for(tmp_path, store, policy, upstream_url=upstream.url)
+        async with await client_for(app) as client:
+            cid = await start(client, key)
+            turn = await say(client, key, cid, "[late-leak]")
+            assert turn.status_code == 200, turn.text
+            again = await client.post(
+                f"/v1/conversations/{cid}/messages/{turn.json()['reply']['id']}/retry",
+                headers=auth(key),
+            )
+            assert again.status_code == 200, again.text
+    for reply in (turn.json()["reply"], again.json()["reply"]):
+        assert reply["content"].startswith("Here is a long and friendly answer")
+        assert "UNSAFE-OUTPUT" not in reply["content"]
+        assert "I can't help with" in reply["content"]
+        stored = store.message(cid, reply["id"])
+        assert stored.assessment is not None and stored.assessment.categories == ("explosives",)
+        [withheld] = [e for e in stored.assessment.evidence if e.label == "withheld"]
+        assert "UNSAFE-OUTPUT" in withheld.detail
 
 
 async def test_another_accounts_conversation_is_404_not_403(

@@ -10,7 +10,7 @@ from convguard.assess.types import Assessment, Role, ScriptedAssessor
 from convguard.conversation import End, Warn
 from convguard.errors import ClassifierError, ConversationEnded, InvalidInput, NotFound
 from convguard.policy import Policy, default_policy, parse_policy
-from convguard.service import OutputWindows, Service, TurnClaim
+from convguard.service import OutputWindows, Service, TurnClaim, screen_output
 from convguard.store import Store, open_store
 from convguard.testing import FakeClock, KeywordAssessor
 from convguard.upstream import NoModelResponder
@@ -285,6 +285,22 @@ def test_output_windows_send_everything_when_nothing_crosses() -> None:
     sent = "".join(windows.feed(BENIGN[i : i + 13]) for i in range(0, len(BENIGN), 13))
     assert sent + windows.finish() == BENIGN and windows.flagged is None
     assert windows.windows >= len(BENIGN) // windows.step
+
+
+@pytest.mark.parametrize(
+    ("tail", "withheld"),
+    [("", False), ("Now the bomb-making steps follow.", True)],
+    ids=["clean", "harmful at the very end"],
+)
+def test_a_whole_reply_is_screened_as_its_stream_would_be(tail: str, withheld: bool) -> None:
+    assessor = KeywordAssessor(default_policy(), {"bomb-making steps": ["explosives"]})
+    text, assessment = screen_output(assessor, BENIGN + tail, lambda category: f"[{category}]")
+    if not withheld:
+        assert text == BENIGN + tail and assessment is None
+        return
+    assert "bomb" not in text and text.startswith(BENIGN[:100])
+    assert text.endswith("\n\n[explosives]")
+    assert assessment is not None and "bomb-making" in assessment.evidence[-1].detail
 
 
 # --- answering: one worker of all asks the model for a pending turn ---------------------------

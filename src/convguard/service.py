@@ -110,6 +110,22 @@ class HistoryTurn:
     content: str
 
 
+def screen_output(
+    assessor: Assessor, text: str, withheld_reply: Callable[[str], str]
+) -> tuple[str, Assessment | None]:
+    """A whole reply as a stream of it would be released (:class:`OutputWindows`): the text up
+    to the first window that crosses a threshold, then ``withheld_reply(category)``; and that
+    window's assessment with the withheld text as evidence (None when nothing was withheld)."""
+    windows = OutputWindows(assessor)
+    cleared = windows.feed(text)
+    if windows.flagged is None:
+        cleared += windows.finish()  # the last windows, which may cross a threshold too
+    if windows.flagged is None:
+        return cleared, None
+    replacement = withheld_reply(windows.flagged.categories[0])
+    return cleared + ("\n\n" if cleared else "") + replacement, windows.assessment()
+
+
 class OutputWindows:
     """Assistant text assessed in short overlapping windows as it arrives (B8).
 
@@ -378,20 +394,31 @@ class Service:
         text: str,
         *,
         reply_id: str | None = None,
+        assessment: Assessment | None = None,
     ) -> MessageRecord:
-        """The model's reply to a user turn stored with ``defer_model_reply``."""
+        """The model's reply to a user turn stored with ``defer_model_reply`` (``assessment``:
+        its output assessment, when part of it was withheld)."""
         self.conversation(account, conversation_id)
         return self.store.add_reply(
             conversation_id,
             user_message_id=user_message_id,
-            reply=NewMessage("assistant", text, id=reply_id),
+            reply=NewMessage("assistant", text, assessment=assessment, id=reply_id),
             now=self.clock(),
         )
 
     def retry(
-        self, account: str, conversation_id: str, message_id: str, *, model_reply: str | None = None
+        self,
+        account: str,
+        conversation_id: str,
+        message_id: str,
+        *,
+        model_reply: str | None = None,
+        screen: Callable[[str], tuple[str, Assessment | None]] | None = None,
     ) -> MessageRecord:
-        """A new branch: the reply ``message_id`` produced again from the path above it."""
+        """A new branch: the reply ``message_id`` produced again from the path above it.
+
+        ``screen`` assesses a reply the model wrote (not one the policy writes) before it is
+        stored: it returns the text to store and, when part was withheld, the assessment."""
         self.conversation(account, conversation_id)
         path = self.store.path(conversation_id, message_id)
         if path[-1].role != "assistant":
@@ -410,10 +437,13 @@ class Service:
             text = self._reply(messages, decision, model_reply)
         else:
             text = model_reply or self.responder.reply(messages)
+        assessment = None
+        if screen is not None and (decision is None or reply_of(decision) is None):
+            text, assessment = screen(text)
         return self.store.retry_reply(
             conversation_id,
             message_id=message_id,
-            reply=NewMessage("assistant", text),
+            reply=NewMessage("assistant", text, assessment=assessment),
             now=self.clock(),
             max_branches=self.policy.max_branches,
         )

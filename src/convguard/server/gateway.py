@@ -33,7 +33,7 @@ from convguard.policy import Policy, load_policy
 from convguard.server.limits import Limiter, RateLimiter, SharedRateLimiter
 from convguard.server.metrics import Metrics
 from convguard.server.schemas import text_problem
-from convguard.service import Service, TurnResult
+from convguard.service import Service, TurnResult, screen_output
 from convguard.settings import Settings
 from convguard.store import (
     ApiKeyRecord,
@@ -250,13 +250,28 @@ class Gateway:
         if result.reply is not None:
             return result.reply
         guidance = result.decision.guidance if isinstance(result.decision, Guide) else None
-        text = self.complete(result.path, guidance)
+        text, withheld = self.screened(self.complete(result.path, guidance))
         return self.store.add_reply(  # the conversation was checked when the turn was stored
             result.conversation_id,
             user_message_id=result.user.id,
-            reply=NewMessage("assistant", text),
+            reply=NewMessage("assistant", text, assessment=withheld),
             now=self.service.clock(),
         )
+
+    def screened(self, text: str) -> tuple[str, Assessment | None]:
+        """A whole model reply assessed in output windows, as the streamed paths assess it: the
+        text, withheld from the first window that crosses a threshold (the policy's reply
+        instead), and that window's assessment when something was withheld."""
+        if self.upstream is None:
+            return text, None  # the labelled placeholder
+
+        def reply(category: str) -> str:
+            return self.policy.reply("redirect", label=self.policy.categories[category].label)
+
+        text, withheld = screen_output(self.assessor, text, reply)
+        if withheld is not None:
+            self.metrics.withheld.inc()
+        return text, withheld
 
     def complete(self, path: Sequence[MessageRecord], guidance: str | None) -> str:
         if self.upstream is None:
@@ -338,9 +353,13 @@ class Gateway:
             decision = message.decision
             written = reply_of(decision) if decision else None
             guidance = decision.guidance if isinstance(decision, Guide) else None
-            text = written if written is not None else self.complete(path, guidance)
-            return self.service.add_reply(caller.account, conversation_id, message_id, text)
-        return self.service.retry(caller.account, conversation_id, message_id)
+            if written is not None:
+                return self.service.add_reply(caller.account, conversation_id, message_id, written)
+            text, withheld = self.screened(self.complete(path, guidance))
+            return self.service.add_reply(
+                caller.account, conversation_id, message_id, text, assessment=withheld
+            )
+        return self.service.retry(caller.account, conversation_id, message_id, screen=self.screened)
 
     def get_or_create_conversation(
         self,
