@@ -11,16 +11,16 @@ or paths a scope may cover) and ``lowerable`` (a user who asked for exactly this
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from convguard.agent.shell import Command
 
-__all__ = ["CATEGORIES", "Finding", "Level", "option_flags", "plain_args", "render"]
+__all__ = ["CATEGORIES", "Category", "Finding", "Level", "option_flags", "plain_args", "render"]
 
 Level = Literal["ask", "deny"]
 
 #: The closed set of categories a finding (and a rule) may name.
-CATEGORIES: tuple[str, ...] = (
+Category = Literal[
     "malware",
     "credential_access",
     "network_attack",
@@ -28,7 +28,8 @@ CATEGORIES: tuple[str, ...] = (
     "persistence_evasion",
     "destructive",
     "exfiltration",
-)
+]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 
 
 @dataclass(frozen=True)

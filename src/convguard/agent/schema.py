@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from convguard.agent.findings import Level
+from convguard.agent.findings import Category, Level
 from convguard.errors import InvalidInput
 
 __all__ = [
@@ -124,15 +124,7 @@ class RuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=_ID)
     title: str = Field(min_length=3)
-    category: Literal[
-        "malware",
-        "credential_access",
-        "network_attack",
-        "denial_of_service",
-        "persistence_evasion",
-        "destructive",
-        "exfiltration",
-    ]
+    category: Category
     level: Level
     lowerable: bool = False
     attack: list[Annotated[str, Field(pattern=_ATTACK)]] = []

@@ -26,7 +26,6 @@ import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from convguard.assess.types import Assessment
@@ -269,7 +268,7 @@ class ModelTurn:
         claim that goes a ttl without renewal is taken over, and this request answers), and a
         request of this process is bounded by the upstream's own timeouts.
         """
-        ttl = timedelta(seconds=2 * self.gateway.settings.upstream_timeout + 5)
+        ttl = self.gateway.claim_ttl
         poll = _FIRST_POLL_S
         while True:
             with self.service.answering(self.result.user.id, ttl=ttl) as other:
@@ -371,9 +370,7 @@ class ModelTurn:
 
     def _withheld_reply(self, windows: OutputWindows, flagged: Assessment) -> str:
         self.withheld = windows.assessment()
-        self.gateway.metrics.withheld.inc()
-        label = self.gateway.policy.categories[flagged.categories[0]].label
-        return self.gateway.policy.reply("redirect", label=label)
+        return self.gateway.withheld_reply(flagged.categories[0])
 
     def _settle(
         self, claim: TurnClaim, completion: Completion, sent: str, usage: Mapping[str, int]

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from convguard.agent import Scope, load_scope
@@ -264,14 +265,19 @@ class Gateway:
         instead), and that window's assessment when something was withheld."""
         if self.upstream is None:
             return text, None  # the labelled placeholder
+        return screen_output(self.assessor, text, self.withheld_reply)
 
-        def reply(category: str) -> str:
-            return self.policy.reply("redirect", label=self.policy.categories[category].label)
+    def withheld_reply(self, category: str) -> str:
+        """What replaces a model reply from the output window that crossed ``category``'s
+        threshold on (every path that screens output counts it here)."""
+        self.metrics.withheld.inc()
+        return self.policy.reply("redirect", label=self.policy.categories[category].label)
 
-        text, withheld = screen_output(self.assessor, text, reply)
-        if withheld is not None:
-            self.metrics.withheld.inc()
-        return text, withheld
+    @property
+    def claim_ttl(self) -> timedelta:
+        """How long a request's claim on a turn lives without renewal, which is also how long
+        an unanswered turn counts as still waiting for its reply: a model call, and one more."""
+        return timedelta(seconds=2 * self.settings.upstream_timeout + 5)
 
     def complete(self, path: Sequence[MessageRecord], guidance: str | None) -> str:
         if self.upstream is None:

@@ -119,6 +119,5 @@ def _waiting(gateway: Gateway, opening: OpeningRecord) -> bool:
     """Whether the opening still waits for its first reply: unanswered, and younger than a
     request waits for another's reply to the same turn (in
     :class:`~convguard.server.chat.ModelTurn`)."""
-    patience = 2 * gateway.settings.upstream_timeout + 5
     age = gateway.service.clock() - opening.created_at
-    return not opening.answered and age.total_seconds() < patience
+    return not opening.answered and age < gateway.claim_ttl

@@ -128,6 +128,4 @@ def _model_reply(gateway: Gateway, result: TurnResult) -> Iterator[str]:
     if windows.last is not None:
         gateway.metrics.output(windows.last)
     if windows.flagged is not None:
-        gateway.metrics.withheld.inc()
-        label = gateway.policy.categories[windows.flagged.categories[0]].label
-        yield ("\n\n" if sent else "") + gateway.policy.reply("redirect", label=label)
+        yield ("\n\n" if sent else "") + gateway.withheld_reply(windows.flagged.categories[0])
