@@ -59,6 +59,7 @@ from dataset import (  # noqa: E402
 from encoder import EmbeddingCache  # noqa: E402
 
 from convguard.assess.encoder import (  # noqa: E402
+    HIDDEN,
     EncoderClassifier,
     base_model_dir,
     with_tail_views,
@@ -141,7 +142,7 @@ def write_delta_file(delta: Delta, path: Path) -> Path:
     np.savez(
         tmp,
         labels=np.array(HEAD_LABELS),
-        weight=np.zeros((len(HEAD_LABELS), 384), dtype=np.float32),
+        weight=np.zeros((len(HEAD_LABELS), HIDDEN), dtype=np.float32),
         bias=np.zeros(len(HEAD_LABELS), dtype=np.float32),
         precision=np.array(PRECISION),
         max_tokens=np.array(MAX_TOKENS),
