@@ -190,6 +190,65 @@ async def test_a_whole_rest_reply_is_assessed_in_windows_like_a_streamed_one(
         assert "UNSAFE-OUTPUT" in withheld.detail
 
 
+async def test_a_streamed_rest_reply_is_stored_with_the_withheld_windows_assessment(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    """A streamed REST reply cut by an output window keeps, like the other paths, the crossing
+    window's assessment and the withheld text as evidence with the stored reply."""
+    key = api_keys["alice"]
+    with FakeUpstream() as upstream:
+        app = app_for(tmp_path, store, policy, upstream_url=upstream.url)
+        async with await client_for(app) as client:
+            cid = await start(client, key)
+            response = await client.post(
+                f"/v1/conversations/{cid}/messages?stream=true",
+                json={"content": "[late-leak]"},
+                headers=auth(key),
+            )
+        app.state.gateway.upstream.close()
+    assert response.status_code == 200, response.text
+    assert "UNSAFE-OUTPUT" not in response.text
+    done = [block for block in response.text.split("\n\n") if block.startswith("event: done")]
+    reply = json.loads(done[0].split("data: ", 1)[1])["reply"]
+    stored = store.message(cid, reply["id"])
+    assert "I can't help with" in stored.content
+    assert stored.assessment is not None and stored.assessment.categories == ("explosives",)
+    [withheld] = [e for e in stored.assessment.evidence if e.label == "withheld"]
+    assert "UNSAFE-OUTPUT" in withheld.detail
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_every_rest_reply_feeds_the_output_welfare_metric(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str], stream: bool
+) -> None:
+    """The model's words of distress count in ``convguard_welfare_signals`` whether its reply was
+    streamed or screened whole (the fake model echoes the user's words)."""
+    from convguard.server.app import create_app
+    from convguard.settings import Settings
+    from convguard.testing import KeywordAssessor
+    from convguard.upstream import OpenAIUpstream
+
+    key = api_keys["alice"]
+    with FakeUpstream() as upstream:
+        app = create_app(
+            Settings(data_dir=tmp_path, classifier="scripted"),
+            store=store,
+            upstream=OpenAIUpstream(url=upstream.url, model="fake-model", timeout=5.0),
+            assessor=KeywordAssessor(policy, {"i am suffering": ["distress"]}),
+        )
+        async with await client_for(app) as client:
+            cid = await start(client, key)
+            response = await client.post(
+                f"/v1/conversations/{cid}/messages" + ("?stream=true" if stream else ""),
+                json={"content": "say: I am suffering"},
+                headers=auth(key),
+            )
+            assert response.status_code == 200, response.text
+            metrics = (await client.get("/metrics")).text
+        app.state.gateway.upstream.close()
+    assert 'convguard_welfare_signals_total{signal="distress"} 1.0' in metrics
+
+
 async def test_another_accounts_conversation_is_404_not_403(
     client: httpx.AsyncClient, api_keys: dict[str, str]
 ) -> None:

@@ -294,7 +294,10 @@ def test_output_windows_send_everything_when_nothing_crosses() -> None:
 )
 def test_a_whole_reply_is_screened_as_its_stream_would_be(tail: str, withheld: bool) -> None:
     assessor = KeywordAssessor(default_policy(), {"bomb-making steps": ["explosives"]})
-    text, assessment = screen_output(assessor, BENIGN + tail, lambda category: f"[{category}]")
+    windows = OutputWindows(assessor)
+    text = screen_output(windows, BENIGN + tail, lambda category: f"[{category}]")
+    assessment = windows.assessment()
+    assert windows.last is not None
     if not withheld:
         assert text == BENIGN + tail and assessment is None
         return

@@ -110,20 +110,18 @@ class HistoryTurn:
     content: str
 
 
-def screen_output(
-    assessor: Assessor, text: str, withheld_reply: Callable[[str], str]
-) -> tuple[str, Assessment | None]:
-    """A whole reply as a stream of it would be released (:class:`OutputWindows`): the text up
-    to the first window that crosses a threshold, then ``withheld_reply(category)``; and that
-    window's assessment with the withheld text as evidence (None when nothing was withheld)."""
-    windows = OutputWindows(assessor)
+def screen_output(windows: OutputWindows, text: str, withheld_reply: Callable[[str], str]) -> str:
+    """A whole reply as a stream of it would be released through ``windows`` (fresh): the text
+    up to the first window that crosses a threshold, then ``withheld_reply(category)``.
+    ``windows`` is left holding what the stream would (:meth:`OutputWindows.assessment`: the
+    crossing window's, with the withheld text as evidence; :attr:`OutputWindows.last`)."""
     cleared = windows.feed(text)
     if windows.flagged is None:
         cleared += windows.finish()  # the last windows, which may cross a threshold too
     if windows.flagged is None:
-        return cleared, None
+        return cleared
     replacement = withheld_reply(windows.flagged.categories[0])
-    return cleared + ("\n\n" if cleared else "") + replacement, windows.assessment()
+    return cleared + ("\n\n" if cleared else "") + replacement
 
 
 class OutputWindows:

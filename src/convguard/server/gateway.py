@@ -34,7 +34,7 @@ from convguard.policy import Policy, load_policy
 from convguard.server.limits import Limiter, RateLimiter, SharedRateLimiter
 from convguard.server.metrics import Metrics
 from convguard.server.schemas import text_problem
-from convguard.service import Service, TurnResult, screen_output
+from convguard.service import OutputWindows, Service, TurnResult, screen_output
 from convguard.settings import Settings
 from convguard.store import (
     ApiKeyRecord,
@@ -265,7 +265,11 @@ class Gateway:
         instead), and that window's assessment when something was withheld."""
         if self.upstream is None:
             return text, None  # the labelled placeholder
-        return screen_output(self.assessor, text, self.withheld_reply)
+        windows = OutputWindows(self.assessor)
+        text = screen_output(windows, text, self.withheld_reply)
+        if windows.last is not None:
+            self.metrics.output(windows.last)
+        return text, windows.assessment()
 
     def withheld_reply(self, category: str) -> str:
         """What replaces a model reply from the output window that crossed ``category``'s

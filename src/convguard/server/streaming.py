@@ -76,13 +76,15 @@ def turn_events(gateway: Gateway, caller: Caller, result: TurnResult) -> Generat
             reply = result.reply
         else:
             pieces: list[str] = []
-            for piece in _model_reply(gateway, result):
+            windows = OutputWindows(gateway.assessor)
+            for piece in _model_reply(gateway, result, windows):
                 pieces.append(piece)
                 yield _event("delta", {"text": piece})
+            text = "".join(pieces) or "(empty reply)"
             reply = gateway.store.add_reply(
                 result.conversation_id,
                 user_message_id=result.user.id,
-                reply=NewMessage("assistant", "".join(pieces) or "(empty reply)"),
+                reply=NewMessage("assistant", text, assessment=windows.assessment()),
                 now=gateway.service.clock(),
             )
     except ConvguardError as exc:
@@ -95,15 +97,15 @@ def turn_events(gateway: Gateway, caller: Caller, result: TurnResult) -> Generat
     yield _event("done", turn_body(result, reply))
 
 
-def _model_reply(gateway: Gateway, result: TurnResult) -> Iterator[str]:
+def _model_reply(gateway: Gateway, result: TurnResult, windows: OutputWindows) -> Iterator[str]:
+    """The reply's text as it is cleared to send. Text is released only once an output window
+    covering it has passed (as on the chat protocols, :class:`~convguard.service.OutputWindows`);
+    from the first window that crosses a threshold on, nothing more is sent and the reply ends
+    with the policy's (``windows`` then holds that window's assessment, to store)."""
     if gateway.upstream is None:
         yield NoModelResponder.TEXT
         return
     guidance = result.decision.guidance if isinstance(result.decision, Guide) else None
-    # Text is released only once an output window covering it has passed (as on the chat
-    # protocols, :class:`~convguard.service.OutputWindows`); from the first window that crosses
-    # a threshold on, nothing more is sent and the reply ends with the policy's.
-    windows = OutputWindows(gateway.assessor)
     sent = False
     events = gateway.upstream.stream(gateway.model_messages(result.path, guidance))
     try:
