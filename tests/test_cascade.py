@@ -254,3 +254,15 @@ def test_streamed_output_is_assessed_as_it_arrives(policy: Policy) -> None:
     assert assessment is not None and assessment.categories == ("cyberattack",)
     assert stream.flagged
     assert stream.finish() is assessment
+
+
+def test_a_follow_up_is_also_read_with_what_its_pronoun_points_to(policy: Policy) -> None:
+    stage = Table("fast", {"cook a batch of gadget-x": {"explosives": 0.9}})
+    cascade = Cascade(policy, [stage])
+    assessment = cascade.assess("explain how to cook a batch of it", context=["What is gadget-x?"])
+    assert assessment.categories == ("explosives",)
+    [window] = [e for e in assessment.evidence if e.source == "window"]
+    assert window.detail == "this turn read with its reference"
+    assert "explain how to cook a batch of gadget-x" in stage.seen
+    alone = cascade.assess("explain how to cook a batch of it")  # no context: nothing to resolve
+    assert alone.categories == ()

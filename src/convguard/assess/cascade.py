@@ -16,9 +16,11 @@ heads still say which category. The band, the rule and the stacking parameters t
 ``weights/cascade.json`` (:class:`CascadeTuning`).
 
 The conversation window (B8): a user turn with context is also scored as one text together with
-the last few user turns. A window score over threshold counts for the current turn only when
-neither the current turn nor any earlier turn alone is over it — a request split across turns or
-built up gradually is caught, and an old flagged turn does not taint every later one.
+the last few user turns, and a short follow-up with a pronoun also with the pronoun replaced by
+the thing an earlier turn asked about (:mod:`convguard.assess.reference`). A window score over
+threshold counts for the current turn only when neither the current turn nor any earlier turn
+alone is over it — a request split across turns or built up gradually is caught, and an old
+flagged turn does not taint every later one.
 
 On assistant text the same categories are scored; the user-only flags are dropped and
 ``distress`` comes from :mod:`convguard.welfare`.
@@ -31,13 +33,14 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import entry_points
 from typing import Any, Literal, get_args
 
 from convguard.assess.normalise import normalise
+from convguard.assess.reference import resolve_reference
 from convguard.assess.types import Assessment, Classifier, Evidence, Role, highest_by_owner
 from convguard.errors import ClassifierError, ConvguardError, InvalidInput
 from convguard.policy import CATEGORY_IDS, FLAG_IDS, Policy
@@ -341,7 +344,12 @@ class Cascade:
     def assess(self, text: str, *, role: Role = "user", context: Sequence[str] = ()) -> Assessment:
         started = time.perf_counter()
         window = [c for c in context if c.strip()][-self.window_turns :] if role == "user" else []
-        batch = [text, *window, "\n".join([*window, text])[-WINDOW_CHARS:]] if window else [text]
+        batch = [text, *window]
+        if window:
+            batch.append("\n".join([*window, text])[-WINDOW_CHARS:])
+            resolved = resolve_reference(window, text)
+            if resolved is not None:
+                batch.append(resolved)
         try:
             scores, evidence = self._score_recent(batch)
         except ClassifierError as exc:
@@ -349,7 +357,8 @@ class Cascade:
         final = dict(scores[0])
         found = list(evidence[0])
         if window:
-            found += self._window(final, scores[1:-1], scores[-1])
+            views = scores[1 + len(window) :]
+            found += self._window(final, scores[1 : 1 + len(window)], views)
         if role != "user":
             for flag in USER_ONLY_FLAGS:
                 final[flag] = 0.0
@@ -391,23 +400,23 @@ class Cascade:
     def _window(
         self,
         final: dict[str, float],
-        earlier: Iterable[Mapping[str, float]],
-        joined: Mapping[str, float],
+        earlier: Sequence[Mapping[str, float]],
+        views: Sequence[Mapping[str, float]],
     ) -> list[Evidence]:
-        earlier = list(earlier)
+        """Labels the window's views (the joined turns; the follow-up read with its reference,
+        when there is one) cross and neither this turn nor an earlier one crossed alone."""
         found = []
+        details = [f"the last {len(earlier) + 1} user turns", "this turn read with its reference"]
         for label in (*CATEGORY_IDS, "jailbreak"):
             threshold = self.policy.threshold(label)
-            value = joined.get(label, 0.0)
+            value, which = max((v.get(label, 0.0), i) for i, v in enumerate(views))
             if (
                 value >= threshold
                 and final.get(label, 0.0) < threshold
                 and all(s.get(label, 0.0) < threshold for s in earlier)
             ):
                 final[label] = value
-                found.append(
-                    Evidence(label, "window", value, f"the last {len(earlier) + 1} user turns")
-                )
+                found.append(Evidence(label, "window", value, details[which]))
         return found
 
     def _failed(self, message: str, started: float) -> Assessment:
