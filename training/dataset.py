@@ -1213,15 +1213,19 @@ def _r_oasst(d: Path, spec: Source) -> Iterator[Example]:
             yield _ex(r["text"], spec.name)
 
 
-def _sgd_turns(d: Path, train: bool) -> Iterator[str]:
-    """User turns of the Schema-Guided dialogues, split by dialogue: 40 % train, 60 % calibrate."""
+def sgd_dialogues(d: Path, train: bool) -> Iterator[list[str]]:
+    """The user turns of each Schema-Guided dialogue, split by dialogue: 40 % train, 60 %
+    calibrate (and the benchmark's benign multi-turn set)."""
     for r in _rows(d / "sgd_dialogues/sgd_test_dialogues.jsonl.gz"):
         if (_bucket("sgd:" + r["dialogue_id"]) < 40) != train:
             continue
         dialogue = r["turns"] if isinstance(r["turns"], list) else ast.literal_eval(r["turns"])
-        for turn in dialogue:
-            if turn["speaker"] == "USER":
-                yield turn["utterance"]
+        yield [turn["utterance"] for turn in dialogue if turn["speaker"] == "USER"]
+
+
+def _sgd_turns(d: Path, train: bool) -> Iterator[str]:
+    for users in sgd_dialogues(d, train):
+        yield from users
 
 
 def _r_sgd(d: Path, spec: Source) -> Iterator[Example]:
