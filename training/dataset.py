@@ -832,7 +832,9 @@ def _log(message: str) -> None:
 MANIFEST = HERE / "manifest.yaml"
 ROLES = ("train", "calibrate", "eval")
 _SOURCE_KEYS = {"name", "folder", "licence", "role", "reader", "cap", "weight", "map", "half",
-                "attribution", "file", "text", "where"}  # fmt: skip
+                "attribution", "file", "text", "where", "stages"}  # fmt: skip
+#: The learned stages a `train` source's rows can be limited to (its `stages` field).
+LEARNED_STAGES = ("linear", "encoder")
 #: Categories a source may name coarsely: when the words of a request name an extreme category,
 #: that category replaces the coarse one (CatQA "Illegal Activity" about a bomb is explosives).
 _COARSE = {"illicit", "violence", "weapons", "harassment"}
@@ -857,6 +859,20 @@ class Source:
     file: str | None = None
     text: str | None = None
     where: Mapping[str, Any] | None = None
+    #: The learned stages trained on these rows (None: every one, :data:`LEARNED_STAGES`).
+    stages: tuple[str, ...] | None = None
+
+
+def for_stage(ds: Dataset, stage: str, path: Path = MANIFEST) -> Dataset:
+    """``ds`` without the rows of sources whose ``stages`` leave ``stage`` out."""
+    left_out = {s.name for s in load_manifest(path) if s.stages and stage not in s.stages}
+    if not left_out:
+        return ds
+    return replace(
+        ds,
+        train=[e for e in ds.train if e.source not in left_out],
+        val=[e for e in ds.val if e.source not in left_out],
+    )
 
 
 def load_manifest(path: Path = MANIFEST) -> list[Source]:
@@ -896,6 +912,14 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
             raise ValueError(f"{path}: source {name!r}: the column reader needs 'file' and 'text'")
         if entry.get("half") not in (None, "first", "second"):
             raise ValueError(f"{path}: source {name!r}: half must be 'first' or 'second'")
+        stages = entry.get("stages")
+        if stages is not None:
+            if not stages or not set(stages) <= set(LEARNED_STAGES):
+                raise ValueError(
+                    f"{path}: source {name!r}: stages {stages!r} must be a non-empty list of "
+                    f"{', '.join(LEARNED_STAGES)}"
+                )
+            entry = {**entry, "stages": tuple(stages)}
         out.append(Source(**entry))
     return out
 
@@ -1195,6 +1219,25 @@ def _r_intent_pairs(d: Path, spec: Source) -> Iterator[Example]:
                         yield replace(ex, split=split)
 
 
+def _r_everyday_pairs(d: Path, spec: Source) -> Iterator[Example]:
+    """The harmful frames' verbs with everyday things, and bare follow-ups, all benign: the
+    counterpart of :func:`_r_intent_pairs` that keeps the verbs from carrying the label."""
+    t = _templates()["everyday"]
+    window_first = _templates()["window"]["first"]
+    for name in t["names"]:
+        for i, frame in enumerate(t["frames"]):
+            split = "val" if _held_out("everyday", i, name) else None
+            yield replace(_spec(frame.format(x=name), [], spec.name), split=split)
+        for i, first in enumerate(window_first):
+            for j, nxt in enumerate(t["next"]):
+                if (i + j + len(name)) % 3:  # a third of the combinations, as for the agents
+                    continue
+                split = "val" if _held_out("everyday_next", j, name) else None
+                yield replace(_spec(first.format(x=name) + "\n" + nxt, [], spec.name), split=split)
+    for j, nxt in enumerate(t["next"]):
+        yield replace(_spec(nxt, [], spec.name), split="val" if j % 4 == 3 else None)
+
+
 def _r_misinformation(d: Path, spec: Source) -> Iterator[Example]:
     t = _templates()["misinformation"]
     for claim in t["claims"]:
@@ -1266,6 +1309,7 @@ READERS: dict[str, Any] = {
     "gptfuzz": _r_gptfuzz,
     "coconot_unsafe": _r_coconot_unsafe,
     "intent_pairs": _r_intent_pairs,
+    "everyday_pairs": _r_everyday_pairs,
     "harmful_goals": _r_harmful_goals,
     "cyber_templates": _r_cyber_templates,
     "jailbreak_llms": _r_jailbreak_llms,
@@ -1312,18 +1356,25 @@ SOURCES: dict[str, tuple[str, str]] = {}
 
 def build_dataset(data_dir: Path, *, seed: int = 13) -> Dataset:
     """Every ``train`` source of the manifest, capped and weighted, minus evaluation leaks;
-    10 % of each source (by text hash) is validation, and held-out templates always are."""
+    10 % of each source (by text hash) is validation, and held-out templates always are.
+
+    Sources limited to some stages (``stages``) come last and stay out of the framing pools,
+    so the rows every stage trains on, and their order, do not depend on them."""
     data_dir = Path(data_dir)
     manifest = load_manifest()
     SOURCES.update(_sources_table(manifest))
     rng = random.Random(seed)
     harmful: list[Example] = []
     everything: list[Example] = []
+    limited: list[Example] = []
     for spec in manifest:
         if spec.role != "train":
             continue
         rows = _read(data_dir, spec, seed)
         _log(f"{spec.name}: {len(rows)} rows")
+        if spec.stages is not None:
+            limited.extend(rows)
+            continue
         everything.extend(rows)
         harmful.extend(
             e for e in rows if e.harmful and e.split is None and spec.reader != "intent_pairs"
@@ -1337,22 +1388,31 @@ def build_dataset(data_dir: Path, *, seed: int = 13) -> Dataset:
     everything.extend(_framed(clean, benign, rng))
     everything.extend(_cyber_framed(clean, rng))
     seen: set[str] = set()
-    train: list[Example] = []
-    val: list[Example] = []
     dropped: Counter[str] = Counter()
     own = {"handwritten", "intent_pairs", "misinformation_templates", "degenerate"}
-    for ex in everything:
-        key = " ".join(_norm_words(ex.text)) or ex.text
-        if key in seen:
-            dropped[ex.source + " (duplicate)"] += 1
-            continue
-        seen.add(key)
-        if ex.source not in own and index.leaks(ex.text):
-            dropped[ex.source] += 1
-            continue
-        held = ex.split == "val" or (ex.split is None and _bucket(f"{seed}:{key}") < 10)
-        (val if held else train).append(ex)
+
+    def split(examples: Iterable[Example]) -> tuple[list[Example], list[Example]]:
+        train: list[Example] = []
+        val: list[Example] = []
+        for ex in examples:
+            key = " ".join(_norm_words(ex.text)) or ex.text
+            if key in seen:
+                dropped[ex.source + " (duplicate)"] += 1
+                continue
+            seen.add(key)
+            if ex.source not in own and index.leaks(ex.text):
+                dropped[ex.source] += 1
+                continue
+            held = ex.split == "val" or (ex.split is None and _bucket(f"{seed}:{key}") < 10)
+            (val if held else train).append(ex)
+        return train, val
+
+    train, val = split(everything)
     rng.shuffle(train)
+    more_train, more_val = split(limited)
+    random.Random(f"{seed}:limited").shuffle(more_train)
+    train += more_train
+    val += more_val
     _log(f"train {len(train)}, val {len(val)}; dropped {dict(dropped)}")
     return Dataset(train=train, val=val, dropped=dict(dropped))
 

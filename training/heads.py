@@ -9,8 +9,9 @@
    and long texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the
    second view the runtime scores.
    Embeddings are cached under ``training/cache/`` by text hash.
-2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; one
-   hidden layer of :data:`UNSAFE_HIDDEN` units, trained with torch) decides whether a text is
+2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; the
+   mean of :data:`UNSAFE_BAG` MLPs with one hidden layer of :data:`UNSAFE_HIDDEN` units, trained
+   with torch from consecutive seeds) decides whether a text is
    flagged; one head per category, trained on harmful texts only, says which
    category; one head per flag. Logistic regression, class-balanced, with the manifest's weights.
    The last-paragraph view of a benign long text is a benign example too (it must not flag), and
@@ -84,6 +85,10 @@ C = 4.0
 #: The ``unsafe`` head: one hidden layer (ReLU) of this width, or 0 for a logistic head like the
 #: others. Measured side by side on the same embeddings (training/REPORT-encoder.md).
 UNSAFE_HIDDEN = 256
+#: The ``unsafe`` MLP is this many, trained from consecutive seeds, with their logits averaged
+#: (stored as one MLP of ``UNSAFE_BAG * UNSAFE_HIDDEN`` units): one MLP's verdict on borderline
+#: sets moved by several points with the order of its training rows.
+UNSAFE_BAG = 5
 MLP_DECAY = 1e-2
 MLP_EPOCHS = 10
 #: Share of benign calibration chat that may be flagged, per head (the target is 1 % pooled).
@@ -244,15 +249,14 @@ Mlp = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def fit_unsafe_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> Mlp | None:
-    """A one-hidden-layer ``unsafe`` head (class-balanced, source weights), or None if disabled.
-
-    Trained with torch (CPU, one thread, fixed seed: reproducible); the runtime needs only numpy.
-    """
+    """The ``unsafe`` head: :data:`UNSAFE_BAG` one-hidden-layer MLPs (class-balanced, source
+    weights; seeds ``seed``, ``seed + 1``, ...) as one wider MLP whose logit is their mean; or
+    None if disabled. Trained with torch (CPU, one thread, fixed seeds: reproducible); the
+    runtime needs only numpy."""
     if not UNSAFE_HIDDEN:
         return None
     import torch
 
-    torch.manual_seed(seed)
     torch.set_num_threads(1)
     keep = w[:, 0] > 0
     yy, sw = y[keep, 0], w[keep, 0].astype(np.float64)
@@ -261,30 +265,41 @@ def fit_unsafe_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> Ml
     xt = torch.from_numpy(np.ascontiguousarray(x[keep], dtype=np.float32))
     yt = torch.from_numpy(yy.astype(np.float32))
     wt = torch.from_numpy(sw.astype(np.float32))
-    model = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], UNSAFE_HIDDEN),
-        torch.nn.ReLU(),
-        torch.nn.Linear(UNSAFE_HIDDEN, 1),
-    )
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=MLP_DECAY)
-    for _ in range(MLP_EPOCHS):
-        order = torch.randperm(len(xt))
-        for start in range(0, len(xt), 256):
-            batch = order[start : start + 256]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                model(xt[batch])[:, 0], yt[batch], reduction="none"
+    parts = []
+    for k in range(UNSAFE_BAG):
+        torch.manual_seed(seed + k)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], UNSAFE_HIDDEN),
+            torch.nn.ReLU(),
+            torch.nn.Linear(UNSAFE_HIDDEN, 1),
+        )
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=MLP_DECAY)
+        for _ in range(MLP_EPOCHS):
+            order = torch.randperm(len(xt))
+            for start in range(0, len(xt), 256):
+                batch = order[start : start + 256]
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    model(xt[batch])[:, 0], yt[batch], reduction="none"
+                )
+                loss = (loss * wt[batch]).sum() / wt[batch].sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        first, last = model[0], model[2]
+        parts.append(
+            (
+                first.weight.detach().numpy().T.copy(),
+                first.bias.detach().numpy().copy(),
+                last.weight.detach().numpy()[0].copy(),
+                float(last.bias.detach().numpy()[0]),
             )
-            loss = (loss * wt[batch]).sum() / wt[batch].sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    log(f"  unsafe: MLP ({UNSAFE_HIDDEN} hidden units, {MLP_EPOCHS} epochs) fitted")
-    first, last = model[0], model[2]
+        )
+    log(f"  unsafe: {UNSAFE_BAG} MLPs ({UNSAFE_HIDDEN} hidden units, {MLP_EPOCHS} epochs) fitted")
     return (
-        first.weight.detach().numpy().T.copy(),
-        first.bias.detach().numpy().copy(),
-        last.weight.detach().numpy()[0].copy(),
-        np.float32(last.bias.detach().numpy()[0]),
+        np.concatenate([p[0] for p in parts], axis=1),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]) / UNSAFE_BAG,
+        np.float32(np.mean([p[3] for p in parts])),
     )
 
 
@@ -534,7 +549,8 @@ def _report(ds: Dataset, cal: Calibration, stats: dict[str, dict[str, float]]) -
         "Built by `python training/heads.py` (or `training/train.py --stages encoder`) from the",
         "sources in `training/manifest.yaml`: all-MiniLM-L6-v2 embeddings (ONNX Runtime, first 128",
         "tokens, plus the last paragraph of long texts; fp32, as the runtime runs), an `unsafe`",
-        f"head with one hidden layer of {UNSAFE_HIDDEN} units, category heads trained on harmful",
+        f"head averaging {UNSAFE_BAG} MLPs with one hidden layer of {UNSAFE_HIDDEN} units each,",
+        "category heads trained on harmful",
         "texts only, and flag heads. Operating points are chosen on the `tune` half of the",
         "manifest's calibration sets (benign chat never trained on + HarmBench val), each source",
         "weighing",

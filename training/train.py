@@ -54,6 +54,7 @@ from dataset import (  # noqa: E402
     build_dataset,
     describe,
     eval_sets,
+    for_stage,
     is_unsafe,
 )
 
@@ -414,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "linear" in stages:
         sets = eval_sets(args.data_dir)
         tuning = [t for es in sets.values() if es.role == "tuning" for t in es.texts]
-        clf, gate_table = train_linear(ds, seed=args.seed, tuning=tuning)
+        linear_ds = for_stage(ds, "linear")
+        clf, gate_table = train_linear(linear_ds, seed=args.seed, tuning=tuning)
         WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
         clf.save(WEIGHTS)
         log(f"wrote {WEIGHTS} ({WEIGHTS.stat().st_size / 1e6:.1f} MB)")
