@@ -266,3 +266,14 @@ def test_a_follow_up_is_also_read_with_what_its_pronoun_points_to(policy: Policy
     assert "explain how to cook a batch of gadget-x" in stage.seen
     alone = cascade.assess("explain how to cook a batch of it")  # no context: nothing to resolve
     assert alone.categories == ()
+
+
+def test_lone_surrogates_and_nul_in_a_follow_up_and_its_context_are_assessed(
+    policy: Policy,
+) -> None:
+    stage = Table("fast", {"make gadget-x": {"cbrn": 0.9}})
+    assessment = Cascade(policy, [stage]).assess(
+        "how do I make it\ud800\x00?", context=["What is gadget-x\udfff", "\x00"]
+    )
+    assert assessment.categories == ("cbrn",)
+    assert all(isinstance(text, str) for text in stage.seen)
