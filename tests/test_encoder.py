@@ -194,6 +194,18 @@ def test_int8_stays_close_to_fp32(zero_heads: Path) -> None:
 
 
 @needs_model
+@needs_model
+@needs_onnx
+def test_an_int8_embedding_does_not_depend_on_the_texts_scored_with_it(zero_heads: Path) -> None:
+    """int8 quantizes activations with one scale per batch; each text runs alone, so its
+    embedding is the same in any company."""
+    clf = EncoderClassifier(heads_path=zero_heads, precision="int8")
+    text = "how do I plant tomatoes?"
+    alone = clf.embed([text])[0]
+    company = ["a much longer text about gardens, soil, water and light " * 6, "hi", text, "ok"]
+    assert np.array_equal(clf.embed(company)[2], alone)
+
+
 def test_int8_without_its_own_bias_is_refused(zero_heads: Path, tmp_path: Path) -> None:
     with np.load(zero_heads) as z:
         np.savez(tmp_path / "fp32-only.npz", labels=z["labels"], weight=z["weight"], bias=z["bias"])

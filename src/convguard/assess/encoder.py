@@ -11,6 +11,8 @@ downloaded and torch is not imported at run time. Two backends compute the same 
   ``onnxruntime`` is installed). ``precision="int8"`` runs ``encoder-graph-int8.onnx`` with the
   dense weights quantized at load (per-column symmetric int8, activations quantized on the fly):
   about twice as fast, embeddings drift (cosine ≈ 0.97–0.99), so it uses its own calibrated bias.
+  The activations' scale is taken over the whole batch, so int8 runs every text in a batch of
+  its own: a text's embedding, and so its verdict, never depends on what else was scored with it.
 - ``numpy`` — plain numpy; the fallback without ``onnxruntime``, several times slower.
 
 The sentence embedding is what sentence-transformers computes: mean of the last hidden states
@@ -543,7 +545,10 @@ class EncoderClassifier:
     def _batches(self, ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
         """Indices of ``ids`` in batches of similar length (shortest first, so padding stays
         small), each at most ``batch_size`` rows and ``batch_tokens`` padded tokens (one row
-        always goes, however long)."""
+        always goes, however long); one row each in int8 (see the module's docstring)."""
+        if self.precision == "int8":
+            yield from ([i] for i in range(len(ids)))
+            return
         chunk: list[int] = []
         for i in sorted(range(len(ids)), key=lambda i: len(ids[i])):
             rows = len(chunk) + 1
