@@ -254,12 +254,14 @@ def bare_follow_ups(cascade: Cascade) -> str:
     found = [cascade.assess(text) for text in BARE_FOLLOW_UPS]
     flagged = [(t, a) for t, a in zip(BARE_FOLLOW_UPS, found, strict=True) if a.categories]
     strikes = sum(bool(problems(cascade.policy, a)["strike"]) for a in found)
+    extreme = sum(bool(problems(cascade.policy, a)["extreme category"]) for a in found)
     rows = [[t, ", ".join(a.categories)] for t, a in flagged]
     table = markdown_table(["flagged follow-up", "categories"], rows) if rows else ""
     return (
         f"{len(BARE_FOLLOW_UPS)} short benign follow-ups read alone: {len(flagged)} flagged "
-        f"(redirected), {strikes} at strike level in an extreme category or abuse (target: "
-        f"none): {'PASS' if strikes == 0 else '**MISS**'}.\n\n{table}"
+        f"(redirected), {extreme} in an extreme category, {strikes} at strike level in an "
+        f"extreme category or abuse (target: none): {'PASS' if strikes == 0 else '**MISS**'}."
+        f"\n\n{table}"
     ).strip()
 
 
