@@ -155,10 +155,12 @@ def score_texts(cascade: Cascade, texts: Sequence[str], what: str) -> list[dict[
 
 
 def extra_sets(data: Path) -> dict[str, object]:
-    """Benign test splits that ``eval_sets`` leaves out, read with its own reader."""
+    """Test sets that ``eval_sets`` leaves out (so they never reach its leak index, and the
+    training rows stay as they are), read with its own reader."""
     from dataset import _rows, _set
 
     clinc = _rows(data / "clinc150/clinc150_full.jsonl.gz")
+    wiki = data / "wiki_toxicity_identity"
     return {
         s.name: s
         for s in (
@@ -180,6 +182,17 @@ def extra_sets(data: Path) -> dict[str, object]:
             _set(
                 "gsm8k_test",
                 ((r["question"], 0) for r in _rows(data / "gsm8k/test.jsonl.gz")),
+                UNSAFE,
+                "",
+            ),
+            # Wikipedia talk comments that name identities (gay, muslim, black, women ...):
+            # the non-toxic ones are identity-term false alarms, the toxic ones harassment.
+            _set(
+                "wiki_toxicity_identity",
+                (
+                    (r["text"], int(r["toxic"]))
+                    for r in _rows(wiki / "wiki_toxicity_identity_testset.jsonl.gz")
+                ),
                 UNSAFE,
                 "",
             ),
