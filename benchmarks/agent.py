@@ -14,7 +14,10 @@ Sets (read from ``../shared/data``; nothing is ever executed, every command is o
   binary out of context), by function.
 - ordinary Windows and macOS commands (``benchmarks/data/benign_windows_macos.tsv``, written for
   this benchmark: administration, development and CI scripts), for false-alarm rates on those
-  platforms as NL2Bash is for Linux.
+  platforms as NL2Bash is for Linux. Some rules were narrowed after looking at its flagged lines,
+  so its rate is optimistic; ``benchmarks/data/benign_windows_macos_heldout.tsv`` is a second set
+  written without looking at the rules, reported on its own rows and never used to tune them
+  (not counted in the per-rule table, nor in the latency rows).
 
 Every finding names its rule, so the results also count, per rule id and per ATT&CK technique,
 the attack tests it caught and the benign commands it flagged (``--write`` puts the full table in
@@ -44,6 +47,7 @@ from convguard.agent import ToolVerdict, assess_tool_call, default_rules
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "agent.md"
 BENIGN = Path(__file__).resolve().parent / "data" / "benign_windows_macos.tsv"
+BENIGN_HELDOUT = BENIGN.with_name("benign_windows_macos_heldout.tsv")
 _TOOLS = {"sh": "Bash", "bash": "Bash", "powershell": "PowerShell", "command_prompt": "cmd"}
 
 
@@ -95,10 +99,11 @@ def gtfobins() -> list[tuple[str, str]]:
     ]
 
 
-def benign_windows_macos() -> list[tuple[str, str, str]]:
-    """``(platform, tool, command)`` of the benign Windows and macOS set."""
+def benign_windows_macos(path: Path = BENIGN) -> list[tuple[str, str, str]]:
+    """``(platform, tool, command)`` of a benign Windows and macOS set (``BENIGN_HELDOUT``: the
+    held-out one)."""
     out = []
-    for line in BENIGN.read_text("utf-8").splitlines():
+    for line in path.read_text("utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             platform, tool, command = line.split("\t")
             out.append((platform, tool, command))
@@ -269,6 +274,18 @@ def run(split: str, misses: int, counts: RuleCounts) -> tuple[list[tuple[str, st
     for platform in ("windows", "macos"):
         c = platforms[platform]
         line(f"benign {platform} set", c, "<= 3% ask/deny", flagged(c) <= 0.03)
+
+    # the held-out set: its own rows, outside the per-rule counts and the latency rows
+    heldout: dict[str, Counter[str]] = defaultdict(Counter)
+    for platform, tool, command in benign_windows_macos(BENIGN_HELDOUT):
+        v = call(tool, {"command": command}, [])
+        heldout[platform][v.verdict] += 1
+        if v.verdict != "allow":
+            why = ", ".join(v.rule_ids) or v.reasons[0][:80]
+            false_alarms.append(f"{v.verdict} ({platform}, held-out): {command[:140]!r} <- {why}")
+    for platform in ("windows", "macos"):
+        c = heldout[platform]
+        line(f"benign {platform} held-out set", c, "<= 3% ask/deny", flagged(c) <= 0.03)
 
     gtfo: dict[str, Counter[str]] = defaultdict(Counter)
     for function, code in gtfobins():
