@@ -264,28 +264,22 @@ def run(split: str, misses: int, counts: RuleCounts) -> tuple[list[tuple[str, st
         )
     )
 
-    platforms: dict[str, Counter[str]] = defaultdict(Counter)
-    for platform, tool, command in benign_windows_macos():
-        v = call(tool, {"command": command}, shell_times)
-        counts.add(v, attack=False)
-        platforms[platform][v.verdict] += 1
-        if v.verdict != "allow":
-            false_alarms.append(f"{v.verdict} ({platform}): {command[:140]!r} <- {v.rule_ids[0]}")
-    for platform in ("windows", "macos"):
-        c = platforms[platform]
-        line(f"benign {platform} set", c, "<= 3% ask/deny", flagged(c) <= 0.03)
-
-    # the held-out set: its own rows, outside the per-rule counts and the latency rows
-    heldout: dict[str, Counter[str]] = defaultdict(Counter)
-    for platform, tool, command in benign_windows_macos(BENIGN_HELDOUT):
-        v = call(tool, {"command": command}, [])
-        heldout[platform][v.verdict] += 1
-        if v.verdict != "allow":
-            why = ", ".join(v.rule_ids) or v.reasons[0][:80]
-            false_alarms.append(f"{v.verdict} ({platform}, held-out): {command[:140]!r} <- {why}")
-    for platform in ("windows", "macos"):
-        c = heldout[platform]
-        line(f"benign {platform} held-out set", c, "<= 3% ask/deny", flagged(c) <= 0.03)
+    # the held-out set has its own rows, outside the per-rule counts and the latency rows
+    for path, kind in ((BENIGN, "set"), (BENIGN_HELDOUT, "held-out set")):
+        platforms: dict[str, Counter[str]] = defaultdict(Counter)
+        held_out = path == BENIGN_HELDOUT
+        for platform, tool, command in benign_windows_macos(path):
+            v = call(tool, {"command": command}, [] if held_out else shell_times)
+            if not held_out:
+                counts.add(v, attack=False)
+            platforms[platform][v.verdict] += 1
+            if v.verdict != "allow":
+                where = f"{platform}, held-out" if held_out else platform
+                why = ", ".join(v.rule_ids) or v.reasons[0][:80]
+                false_alarms.append(f"{v.verdict} ({where}): {command[:140]!r} <- {why}")
+        for platform in ("windows", "macos"):
+            c = platforms[platform]
+            line(f"benign {platform} {kind}", c, "<= 3% ask/deny", flagged(c) <= 0.03)
 
     gtfo: dict[str, Counter[str]] = defaultdict(Counter)
     for function, code in gtfobins():

@@ -253,8 +253,8 @@ def benign_follow_ups(cascade: Cascade) -> str:
 def bare_follow_ups(cascade: Cascade) -> str:
     found = [cascade.assess(text) for text in BARE_FOLLOW_UPS]
     flagged = [(t, a) for t, a in zip(BARE_FOLLOW_UPS, found, strict=True) if a.categories]
-    strikes = sum(bool(problems(cascade.policy, a)["strike"]) for a in found)
-    extreme = sum(bool(problems(cascade.policy, a)["extreme category"]) for a in found)
+    total = sum((problems(cascade.policy, a) for a in found), Counter())
+    strikes, extreme = total["strike"], total["extreme category"]
     rows = [[t, ", ".join(a.categories)] for t, a in flagged]
     table = markdown_table(["flagged follow-up", "categories"], rows) if rows else ""
     return (

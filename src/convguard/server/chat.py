@@ -356,8 +356,7 @@ class ModelTurn:
             if rest:
                 sent.append(rest)
                 yield Text(rest)
-        if windows.last is not None:
-            self.gateway.metrics.output(windows.last)
+        self.gateway.metrics.output(windows.last)
         usage = dict(completion.usage) if completion is not None else {}
         if windows.flagged is not None:
             replacement = ("\n\n" if sent else "") + self._withheld_reply(windows, windows.flagged)

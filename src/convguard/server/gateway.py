@@ -267,8 +267,7 @@ class Gateway:
             return text, None  # the labelled placeholder
         windows = OutputWindows(self.assessor)
         text = screen_output(windows, text, self.withheld_reply)
-        if windows.last is not None:
-            self.metrics.output(windows.last)
+        self.metrics.output(windows.last)
         return text, windows.assessment()
 
     def withheld_reply(self, category: str) -> str:

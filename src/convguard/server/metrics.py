@@ -71,8 +71,9 @@ class Metrics:
         self._ends += 1
         self.end_rate.set(self._ends / self._turns if self._turns else 0.0)
 
-    def output(self, assessment: Assessment) -> None:
-        if "distress" in assessment.flags:
+    def output(self, assessment: Assessment | None) -> None:
+        """Signals in a reply's last output window (None: no window was assessed)."""
+        if assessment is not None and "distress" in assessment.flags:
             self.welfare.labels("distress").inc()
 
     def render(self) -> bytes:

@@ -127,7 +127,6 @@ def _model_reply(gateway: Gateway, result: TurnResult, windows: OutputWindows) -
         if rest:
             sent = True
             yield rest
-    if windows.last is not None:
-        gateway.metrics.output(windows.last)
+    gateway.metrics.output(windows.last)
     if windows.flagged is not None:
         yield ("\n\n" if sent else "") + gateway.withheld_reply(windows.flagged.categories[0])
