@@ -114,6 +114,20 @@ def test_windows_paths_keep_their_backslashes() -> None:
     assert [c.argv for c in parsed.commands] == [("copy", "C:\\Users\\me\\a.txt", "D:\\b c\\d")]
 
 
+@pytest.mark.parametrize(
+    ("script", "started"),
+    [
+        ('Start-Process "C:\\t\\a.exe"', ("C:\\t\\a.exe",)),
+        ("Start-Process -FilePath b.exe -ArgumentList '/s /q'", ("b.exe", "/s", "/q")),
+        ('start "" /b c.exe -x', ("c.exe", "-x")),
+        ("saps -WindowStyle Hidden d.exe", ("d.exe",)),
+    ],
+)
+def test_start_process_runs_the_program_it_names(script: str, started: tuple[str, ...]) -> None:
+    parsed = parse_script(script, windows=True)
+    assert [c.argv for c in parsed.commands][1:] == [started]
+
+
 def test_indicators_match_whatever_the_case_and_quote_the_text() -> None:
     result = assess_tool_call("PowerShell", {"command": "Invoke-Mimikatz -DumpCreds"})
     assert result.verdict == "deny"

@@ -79,7 +79,8 @@ Five kinds of rule, by what ``match`` holds:
   command matching one of ``made_by`` — its ``outputs`` (output redirections, ``curl -o``, what
   ``wget`` or ``curl -O`` download), the ``paths`` its step matched, or the ``values`` of its
   step's ``values_of`` — then used by a later command matching ``then``, as the program it runs
-  (``used_as: run``) or as an argument (``argument``), compared by ``same: name`` (the last part
+  (``used_as: run``), as an argument (``argument``) or as the first argument that is not an option
+  (``script``: what a shell or an interpreter runs), compared by ``same: name`` (the last part
   of the path) or ``same: path``.
 
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
@@ -429,8 +430,10 @@ class Follow:
     #: the step's ``paths`` matched) or their ``values`` (of the step's ``values_of`` options).
     made_by: tuple[Step, ...]
     files: str
-    #: A later command matching ``then`` uses one as its program (``run``) or an argument
-    #: (``argument``), compared by ``name`` (the last part of the path) or whole ``path``.
+    #: A later command matching ``then`` uses one as its program (``run``), an argument
+    #: (``argument``) or its first argument that is not an option (``script``: what a shell or
+    #: an interpreter is given to run), compared by ``name`` (the last part of the path) or
+    #: whole ``path``.
     then: Step
     used_as: str
     same: str
@@ -449,6 +452,8 @@ class Follow:
             used = list(cmd.argv[:1])
         else:
             used = [a for a in cmd.args if not a.startswith("-")]
+            if self.used_as == "script":
+                used = used[:1]
         return [u.rsplit("/", 1)[-1] for u in used] if self.same == "name" else used
 
 

@@ -36,6 +36,7 @@ _SECRETS = re.compile(
     | /\.aws/credentials | /\.netrc$ | /\.pgpass$ | /\.git-credentials$ | /\.docker/config\.json
     | /\.config/gcloud/ | /\.azure/ | /\.kube/config | /\.gnupg/ | /\.password-store
     | /(?:Login\ Data|Cookies|Web\ Data|Local\ State)(?:$|\?) | /key[34]\.db$ | /logins\.json$
+    | (?i:(?:/appdata/(?:roaming|local)|%(?:local)?appdata%|\$env:(?:local)?appdata)/microsoft/(?:credentials|vault|protect)(?:/|$))
     | /Library/Keychains | \.keychain(?:-db)?$ | /var/db/(?:dslocal|shadow)
     | /etc/krb5\.keytab | \.kirbi$ | \bntds\.dit$ | /config/(?:SAM|SECURITY|SYSTEM)$
     | ^/proc/[^/]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$

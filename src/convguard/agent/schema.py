@@ -79,7 +79,7 @@ class FollowSpec(BaseModel):
     made_by: list[StepSpec] = Field(min_length=1)
     files: Literal["outputs", "paths", "values"] = "outputs"
     then: StepSpec
-    used_as: Literal["run", "argument"] = "run"
+    used_as: Literal["run", "argument", "script"] = "run"
     same: Literal["name", "path"] = "name"
 
 

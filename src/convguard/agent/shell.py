@@ -623,6 +623,10 @@ class _Parser:
             rest = [a for a in args if a.lower() not in ("/c", "/k", "/q")]
             if rest:
                 nested.append((" ".join(rest), "cmd /c"))
+        elif prog in _STARTERS:
+            started = _started_command(args)
+            if started:
+                nested.append((started, prog))
         elif prog == "ssh":
             remote = _ssh_command(args)
             if remote:
@@ -689,6 +693,53 @@ def _skip_options(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
     while i < len(args) and args[i].startswith("-"):
         i += 2 if args[i] in valued else 1
     return list(args[i:])
+
+
+# PowerShell's Start-Process (and its aliases) and cmd's ``start`` run the program they name
+_STARTERS = frozenset({"start-process", "saps", "start"})
+_START_VALUED = frozenset(
+    {
+        "-filepath",
+        "-argumentlist",
+        "-args",
+        "-workingdirectory",
+        "-verb",
+        "-windowstyle",
+        "-credential",
+        "-redirectstandardoutput",
+        "-redirectstandarderror",
+        "-redirectstandardinput",
+        "/d",
+    }
+)
+_START_SWITCHES = frozenset(
+    {"-passthru", "-wait", "-nonewwindow", "-usenewenvironment", "/b", "/wait", "/min", "/max"}
+)
+
+
+def _started_command(args: tuple[str, ...]) -> str | None:
+    """The command line ``Start-Process``/``start`` runs: ``-FilePath`` (or the first other word
+    that is not cmd's empty window title), then ``-ArgumentList`` and the words left over."""
+    named: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        low = args[i].lower()
+        if low in _START_VALUED and i + 1 < len(args):
+            named[low] = args[i + 1]
+            i += 2
+            continue
+        if low not in _START_SWITCHES and (args[i] or rest):
+            rest.append(args[i])
+        i += 1
+    if "-filepath" not in named and rest:
+        named["-filepath"] = rest.pop(0)
+    path = named.get("-filepath", "")
+    if not path:
+        return None
+    words = " ".join(_quote(a) for a in rest)
+    listed = named.get("-argumentlist") or named.get("-args") or ""
+    return " ".join(w for w in (_quote(path), listed, words) if w)
 
 
 def _ssh_command(args: tuple[str, ...]) -> str | None:
