@@ -75,10 +75,10 @@ CACHE_DIR = HERE / "cache"
 #: rebuild fills a cold cache in the same order, so on the same CPU it gives the same weights bit
 #: for bit (the shipped ones are a cold-cache rebuild's). Another CPU's float kernels differ in
 #: the last bits: a cold-cache rebuild on a different machine moved the stacked flag logit by
-#: 0.005 and validation recalls by at most 0.005 (measured once). int8 (each text in a batch of its own, so batch-mates
-#: no longer move it; ~2x faster per text) was measured with heads trained and calibrated on its
-#: own embeddings and lost on validation: unsafe recall 0.778 against 0.805 at the flag point,
-#: 0.396 against 0.535 at the strike point.
+#: 0.005 and validation recalls by at most 0.005 (measured once). int8 (each text in a batch of
+#: its own, so batch-mates no longer move it; ~2x faster per text) was measured with heads trained
+#: and calibrated on its own embeddings and lost on validation: unsafe recall 0.778 against
+#: 0.805 at the flag point, 0.396 against 0.535 at the strike point.
 TRAIN_PRECISION = "fp32"
 PRECISION = "fp32"
 MAX_TOKENS = 128
