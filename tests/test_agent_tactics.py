@@ -9,12 +9,15 @@ from agent_fixtures import QUIET
 from convguard.agent import assess_tool_call
 from convguard.agent.model import CommandModel
 
-# the rules alone: the shipped command model has its own (measured) false alarms
+# the rules alone: the shipped command models have their own (measured) false alarms
 SILENT = CommandModel(weights={}, bias=-10.0, threshold=0.5)
 
 
 def _judge(tool: str, command: str) -> tuple[str, tuple[str, ...]]:
-    v = assess_tool_call(tool, {"command": command}, classifier=QUIET, command_model=SILENT)
+    v = assess_tool_call(
+        tool, {"command": command}, classifier=QUIET, command_model=SILENT,
+        windows_command_model=SILENT,
+    )  # fmt: skip
     return v.verdict, v.categories
 
 

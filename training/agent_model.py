@@ -1,4 +1,6 @@
-"""Train the agent guard's command model: ``src/convguard/assess/weights/agent_tokens.npz``.
+"""Train the agent guard's command models: ``src/convguard/assess/weights/agent_tokens*.npz``.
+
+``--platform posix`` (the default) builds ``agent_tokens.npz``, the model of POSIX shell calls:
 
 Positives: Atomic Red Team sh/bash attack tests of the *train* techniques; negatives: NL2Bash
 commands of the *train* half plus :data:`BENIGN_DEV`, a short hand-written list of a coding
@@ -14,11 +16,18 @@ in at least two calls. The ask threshold is set on out-of-fold scores of the tra
 grouped by technique): the score above which at most ``--max-ask`` of the NL2Bash train commands
 fall, but never below ``--min-threshold``. The floor is what keeps a coding agent's everyday
 commands (``kubectl get pods``, ``docker run``, a venv) allowed: NL2Bash has none of them, so its
-quantile alone sets the bar too low for them. The model is trained on POSIX shells only (no benign
-Windows command set exists to contrast PowerShell and cmd with); Windows calls rely on rules.
+quantile alone sets the bar too low for them.
 
-Run: ``.venv/bin/python training/agent_model.py`` (needs ``../shared/data`` and scikit-learn;
-the package itself needs neither).
+``--platform windows`` builds ``agent_tokens_windows.npz``, the model of PowerShell and cmd calls,
+the same way: positives are Atomic Red Team's PowerShell and cmd tests of the train techniques,
+negatives ``training/data/benign_windows_commands.txt`` (hand-written everyday Windows commands of
+a developer, an administrator or a CI script; never the benchmark's benign Windows sets). Its ask
+threshold is the out-of-fold score above which at most ``--max-ask`` of that list falls, but never
+below ``--min-threshold`` nor below what a call of unknown tokens alone scores (the bias) plus
+``--min-margin``: a Windows command the list never saw must not be asked for being unfamiliar.
+
+Run: ``.venv/bin/python training/agent_model.py [--platform windows]`` (needs ``../shared/data``
+and scikit-learn; the package itself needs neither).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,13 +47,18 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 from sklearn.model_selection import GroupKFold  # type: ignore[import-untyped]
 
 from convguard.agent import parsed_commands
-from convguard.agent.model import call_tokens
+from convguard.agent.model import Platform, call_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-OUT = ROOT / "src" / "convguard" / "assess" / "weights" / "agent_tokens.npz"
+WEIGHTS = ROOT / "src" / "convguard" / "assess" / "weights"
+OUT = {"posix": WEIGHTS / "agent_tokens.npz", "windows": WEIGHTS / "agent_tokens_windows.npz"}
+BENIGN_WINDOWS = ROOT / "training" / "data" / "benign_windows_commands.txt"
 SEED = 20240605
 _TOOLS = {"sh": "Bash", "bash": "Bash", "powershell": "PowerShell", "command_prompt": "cmd"}
+_EXECUTORS = {"posix": ("sh", "bash"), "windows": ("powershell", "command_prompt")}
+#: Per platform: (--max-ask, --min-threshold), the defaults the shipped weights were built with.
+_DEFAULTS = {"posix": (0.015, 0.25), "windows": (0.02, 0.5)}
 
 # Everyday commands of a coding agent on Linux or macOS (negatives; hand-written). NL2Bash is
 # one-liners about files and text; without these, a build or a test run would be a stranger.
@@ -293,11 +308,11 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def attacks() -> list[tuple[str, str, str]]:
-    """``(tool, technique, command)`` of the train techniques."""
+def attacks(platform: Platform = "posix") -> list[tuple[str, str, str]]:
+    """``(tool, technique, command)`` of the train techniques, for one platform's executors."""
     out = []
     for row in _jsonl(DATA / "atomic_red_team" / "atomic_tests.jsonl.gz"):
-        if row["executor"] not in ("sh", "bash") or not row["command"].strip():
+        if row["executor"] not in _EXECUTORS[platform] or not (row["command"] or "").strip():
             continue
         technique = row["technique_id"].split(".")[0]
         if _half(technique) != "train":
@@ -320,24 +335,61 @@ def benign() -> list[tuple[str, str]]:
     return out
 
 
-def tokens(tool: str, command: str) -> set[str]:
-    return call_tokens(parsed_commands(tool, {"command": command}), drop_scaffold=True)
+def benign_windows(path: Path = BENIGN_WINDOWS) -> list[tuple[str, str]]:
+    """``(tool, command)`` of the hand-written everyday Windows commands."""
+    out = []
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            tool, command = line.split(" ", 1)
+            if tool not in ("PowerShell", "cmd"):
+                raise ValueError(f"{path.name}: unknown tool {tool!r} in {line!r}")
+            out.append((tool, command))
+    return out
+
+
+# Windows path parts that name where the system keeps its own programs (a drive, ``C:\Windows``,
+# ``System32``): attack tests spell such paths out and everyday one-liners seldom do, so these
+# would learn the style; left out of the Windows vocabulary, they carry no weight when scoring.
+_WINDOWS_STYLE = re.compile(r"^c:(?:[a-z]:|windows|system32|syswow64|%windir%|%systemroot%)$")
+
+
+def tokens(tool: str, command: str, platform: Platform = "posix") -> set[str]:
+    commands = parsed_commands(tool, {"command": command}, platform=platform)
+    out = call_tokens(commands, drop_scaffold=True)
+    if platform == "windows":
+        out = {t for t in out if not _WINDOWS_STYLE.match(t)}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--max-ask", type=float, default=0.015)
+    parser.add_argument("--platform", choices=sorted(_DEFAULTS), default="posix")
+    parser.add_argument(
+        "--max-ask", type=float, help="share of the benign calls asked (0.015 / 0.02)"
+    )
     parser.add_argument("--c", type=float, default=0.5, help="inverse L2 strength")
     parser.add_argument("--min-count", type=int, default=2)
-    parser.add_argument("--min-threshold", type=float, default=0.25)
+    parser.add_argument("--min-threshold", type=float, help="the threshold's floor (0.25 / 0.5)")
+    parser.add_argument("--min-margin", type=float, default=0.1, help="windows: above the bias")
     parser.add_argument("--pos-weight", type=float, default=1.0, help="weight of an attack call")
+    parser.add_argument("--out", type=Path, help="where to write the weights (default: shipped)")
     ns = parser.parse_args()
+    platform: Platform = ns.platform
+    max_ask, min_threshold = _DEFAULTS[platform]
+    max_ask = max_ask if ns.max_ask is None else ns.max_ask
+    min_threshold = min_threshold if ns.min_threshold is None else ns.min_threshold
+    out_path: Path = ns.out or OUT[platform]
 
-    pos = attacks()
-    neg = benign()
-    docs = [tokens(t, c) for t, _, c in pos] + [tokens(t, c) for t, c in neg]
-    extra = BENIGN_DEV + BENIGN_MACOS
-    docs += [tokens(t, c) for t, c in extra]
+    pos = attacks(platform)
+    if platform == "posix":
+        # the threshold is set on NL2Bash; the everyday lists are negatives it is not set on
+        neg = benign()
+        extra = BENIGN_DEV + BENIGN_MACOS
+    else:
+        neg = benign_windows()
+        extra = ()
+    docs = [tokens(t, c, platform) for t, _, c in pos] + [tokens(t, c, platform) for t, c in neg]
+    docs += [tokens(t, c, platform) for t, c in extra]
     y = np.array([1] * len(pos) + [0] * (len(neg) + len(extra)))
     # groups for the folds: a technique for an attack, the command itself otherwise
     groups = [tech for _, tech, _ in pos] + [f"n{i}" for i in range(len(docs) - len(pos))]
@@ -366,44 +418,52 @@ def main() -> None:
     oof = np.zeros(len(docs))
     for fit, held in GroupKFold(n_splits=5).split(x, y, groups):
         oof[held] = model().fit(x[fit], y[fit]).predict_proba(x[held])[:, 1]
+    final = model().fit(x, y)
     nl = oof[len(pos) : len(pos) + len(neg)]
-    threshold = float(np.quantile(nl, 1 - ns.max_ask))
-    threshold = max(threshold, ns.min_threshold)
+    threshold = float(np.quantile(nl, 1 - max_ask))
+    threshold = max(threshold, min_threshold)
+    unknown = float(1 / (1 + np.exp(-final.intercept_[0])))
+    if platform == "windows":
+        threshold = max(threshold, unknown + ns.min_margin)
     recall = float((oof[: len(pos)] >= threshold).mean())
-    unix = np.array([t == "Bash" for t, _, _ in pos])
-    recall_unix = float((oof[: len(pos)][unix] >= threshold).mean())
     asked = float((nl >= threshold).mean())
 
-    final = model().fit(x, y)
     weights = final.coef_[0].astype(np.float32)
     keep = np.abs(weights) >= 1e-3
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        OUT,
+        out_path,
         vocab=np.array([t for t, k in zip(vocab, keep, strict=True) if k], dtype=np.str_),
         weights=weights[keep],
         bias=np.float32(final.intercept_[0]),
         threshold=np.float32(threshold),
     )
+    negatives = "NL2Bash" if platform == "posix" else "everyday Windows"
     print(
-        f"{len(pos)} attack calls, {len(neg)} NL2Bash + {len(extra)} everyday benign; "
-        f"{int(keep.sum())} tokens; threshold {threshold:.3f}; out-of-fold (train half): "
-        f"attack recall {recall:.1%} (sh/bash {recall_unix:.1%}), NL2Bash asked {asked:.2%}"
+        f"{len(pos)} attack calls, {len(neg)} {negatives} + {len(extra)} everyday benign; "
+        f"{int(keep.sum())} tokens; threshold {threshold:.3f} (unknown tokens score "
+        f"{unknown:.3f}); out-of-fold (train half): attack recall {recall:.1%}, "
+        f"{negatives} asked {asked:.2%}"
     )
+    for tool in sorted({t for t, _, _ in pos}):
+        of_tool = np.array([t == tool for t, _, _ in pos])
+        print(f"  {tool}: recall {(oof[: len(pos)][of_tool] >= threshold).mean():.1%}")
+    print(f"out-of-fold sweep: threshold, attack recall, {negatives} asked, everyday asked")
     dev = oof[len(pos) + len(neg) :]
-    print("out-of-fold sweep: threshold, attack recall, NL2Bash asked, everyday asked")
-    for t in (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+    for t in (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8):
         print(
             f"  {t:.2f}  {(oof[: len(pos)] >= t).mean():6.1%}  {(nl >= t).mean():6.2%}  "
             f"{int((dev >= t).sum())}/{len(dev)}"
         )
-    print(f"everyday commands asked (out-of-fold): {int((dev >= threshold).sum())}/{len(dev)}")
-    for (_, line), score in zip(extra, dev, strict=True):
-        if score >= threshold:
-            print(f"  {score:.2f} {line}")
+    flagged = [(s, line) for (_, line), s in zip(neg if platform == "windows" else extra,
+                nl if platform == "windows" else dev, strict=True) if s >= threshold]  # fmt: skip
+    print(f"{negatives if platform == 'windows' else 'everyday'} commands asked (out-of-fold): "
+          f"{len(flagged)}")  # fmt: skip
+    for score, line in flagged:
+        print(f"  {score:.2f} {line}")
     top = np.argsort(-weights)[:25]
     print("top tokens:", ", ".join(f"{vocab[i]} {weights[i]:.2f}" for i in top))
-    print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes)")
+    print(f"wrote {out_path} ({out_path.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

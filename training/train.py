@@ -15,8 +15,10 @@ this order (``finetune`` runs only when named: its measured result is not shippe
   ``encoder``. Without it, ``encoder`` keeps the delta the shipped file already carries.
 - ``encoder``: the encoder stage's heads and operating points, ``training/heads.py``
   → ``weights/encoder.npz`` and ``training/REPORT-encoder.md``.
-- ``agent``: the agent guard's command model, ``training/agent_model.py``
-  → ``weights/agent_tokens.npz`` (Atomic Red Team and NL2Bash train halves).
+- ``agent``: the agent guard's command models, ``training/agent_model.py``
+  → ``weights/agent_tokens.npz`` (Atomic Red Team and NL2Bash train halves) and
+  ``weights/agent_tokens_windows.npz`` (its PowerShell and cmd train half against
+  ``training/data/benign_windows_commands.txt``).
 - ``cascade``: the cascade's unsure band and combine rule, chosen on the validation split by
   ``training/cascade.py`` → ``weights/cascade.json`` and ``training/REPORT-cascade.md`` (after
   ``linear``, whose shipped weights it scores with).
@@ -452,7 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("agent guard command model (training/agent_model.py)")
         if args.data_dir.resolve() != (ROOT.parent / "shared" / "data").resolve():
             parser.error("the agent stage reads ../shared/data only; run it from this checkout")
-        subprocess.run([sys.executable, str(HERE / "agent_model.py")], check=True)
+        for platform in ("posix", "windows"):
+            script = [sys.executable, str(HERE / "agent_model.py"), "--platform", platform]
+            subprocess.run(script, check=True)
     if "cascade" in stages:
         import cascade  # training/cascade.py
 

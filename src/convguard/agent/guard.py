@@ -10,8 +10,9 @@
   and the call rules on what one call's commands add up to; Windows scripts and other code are
   also read by the text rules, and the session's earlier commands (``history``) by the sequence
   rules;
-- a POSIX shell call that no rule flags is scored by a small learned model over its command tokens
-  (:mod:`convguard.agent.model`); a high score asks, never denies;
+- a shell call that no rule flags is scored by a small learned model over its command tokens
+  (:mod:`convguard.agent.model`: one model for POSIX shells, one for PowerShell and cmd); a high
+  score asks, never denies;
 - code (``python -c``, a code-interpreter tool, a script written to disk) is read through its
   syntax tree when it is Python, and through attack indicators otherwise;
 - file writes and edits are judged by the write rules on their path (persistence locations,
@@ -55,7 +56,13 @@ from urllib.parse import urlsplit
 from convguard.agent.code import python_report
 from convguard.agent.engine import RuleSet, default_rules
 from convguard.agent.findings import CATEGORIES, Finding, render
-from convguard.agent.model import CommandModel, call_tokens, default_model
+from convguard.agent.model import (
+    CommandModel,
+    Platform,
+    call_tokens,
+    default_model,
+    default_windows_model,
+)
 from convguard.agent.paths import fold_home, hosts_in, secret_path
 from convguard.agent.scope import Scope
 from convguard.agent.shell import POWERSHELLS, Command, parse_script
@@ -125,10 +132,11 @@ class _Seen:
     commands: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: Every parsed command (for the call-level rules), and those parsed as POSIX shell (for the
-    #: command model, which learned from POSIX shells only).
+    #: Every parsed command (for the call-level rules), and those parsed as POSIX shell or as
+    #: PowerShell/cmd (for the command model of that platform).
     parsed: list[Command] = field(default_factory=list)
     posix: list[Command] = field(default_factory=list)
+    windows: list[Command] = field(default_factory=list)
 
 
 def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
@@ -139,8 +147,7 @@ def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
 def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
     parsed = parse_script(script, windows=windows)
     seen.parsed.extend(parsed.commands)
-    if not windows:
-        seen.posix.extend(parsed.commands)
+    (seen.windows if windows else seen.posix).extend(parsed.commands)
     for cmd in parsed.commands:
         if cmd.argv:
             seen.commands.append(render(cmd))
@@ -536,35 +543,49 @@ def _collect(
     return seen
 
 
-def parsed_commands(tool: str, arguments: Mapping[str, Any]) -> list[Command]:
-    """The POSIX shell commands a tool call would run, unpacked exactly as the guard unpacks
-    them (what the command model reads; the training script builds its examples with it)."""
-    return _collect(tool, arguments, default_rules()).posix
+def parsed_commands(
+    tool: str, arguments: Mapping[str, Any], *, platform: Platform = "posix"
+) -> list[Command]:
+    """The commands of one platform's shells (POSIX, or PowerShell and cmd) that a tool call would
+    run, unpacked exactly as the guard unpacks them (what that platform's command model reads; the
+    training script builds its examples with it)."""
+    seen = _collect(tool, arguments, default_rules())
+    return seen.windows if platform == "windows" else seen.posix
 
 
-def _model_findings(seen: _Seen, model: CommandModel | None) -> list[Finding]:
-    """The command model's finding: an ``ask`` when the commands read like an attack technique.
+def _model_findings(
+    seen: _Seen, posix: CommandModel | None, windows: CommandModel | None
+) -> list[Finding]:
+    """The command models' finding: an ``ask`` when the commands read like an attack technique.
 
-    Only where the explicit rules found nothing: a rule's finding, and what scope and context made
-    of it (an authorised scan, a delete the user asked for), is never second-guessed by the model.
-    Added after scope and context: the model never denies, and context never raises it to deny.
+    Each platform's commands are scored by that platform's model (``posix`` or ``windows``; the
+    shipped ones when ``None``). Only where the explicit rules found nothing: a rule's finding, and
+    what scope and context made of it (an authorised scan, a delete the user asked for), is never
+    second-guessed by a model. Added after scope and context: a model never denies, and context
+    never raises it to deny.
     """
-    if not seen.posix or seen.findings:
+    if seen.findings:
         return []
-    model = model or default_model()
-    tokens = call_tokens(seen.posix)
-    score = model.score(tokens)
-    if score < model.threshold:
-        return []
-    hint = ", ".join(model.top(tokens))
-    return [
-        Finding(
-            "malware",
-            "ask",
-            f"command model: reads like an attack technique {score:.2f} ({hint})",
-            rule_id="model.command-tokens",
-        )
-    ]
+    for commands, model, load in (
+        (seen.posix, posix, default_model),
+        (seen.windows, windows, default_windows_model),
+    ):
+        if not commands:
+            continue
+        model = model or load()
+        tokens = call_tokens(commands)
+        score = model.score(tokens)
+        if score >= model.threshold:
+            hint = ", ".join(model.top(tokens))
+            return [
+                Finding(
+                    "malware",
+                    "ask",
+                    f"command model: reads like an attack technique {score:.2f} ({hint})",
+                    rule_id="model.command-tokens",
+                )
+            ]
+    return []
 
 
 def assess_tool_call(
@@ -575,6 +596,7 @@ def assess_tool_call(
     context: Sequence[str] | None = None,
     classifier: Classifier | None = None,
     command_model: CommandModel | None = None,
+    windows_command_model: CommandModel | None = None,
     history: Sequence[str] = (),
     rules: RuleSet | None = None,
 ) -> ToolVerdict:
@@ -584,7 +606,8 @@ def assess_tool_call(
     without case; unknown tools are read for a ``command``, ``code`` or ``url`` argument, then as
     text). ``context`` is the recent user turns, oldest first. ``classifier`` replaces the shipped
     linear model used for free text (a scripted fake in tests); ``command_model`` replaces the
-    shipped command-token model. ``history`` is the session's earlier shell commands, oldest
+    shipped command-token model of POSIX shells, ``windows_command_model`` that of PowerShell and
+    cmd. ``history`` is the session's earlier shell commands, oldest
     first (only sequence rules read them). ``rules`` replaces the loaded rule set
     (:func:`~convguard.agent.engine.default_rules`); rules whose id the scope disables are
     dropped.
@@ -596,7 +619,7 @@ def assess_tool_call(
     if scope is not None and scope.disabled:
         seen.findings = [f for f in seen.findings if f.rule_id not in scope.disabled]
     findings, notes = _resolve(seen, scope, tuple(context or ()), classifier)
-    findings.extend(_model_findings(seen, command_model))
+    findings.extend(_model_findings(seen, command_model, windows_command_model))
     verdict: Verdict = "allow"
     for f in findings:
         if _RANK[f.level] > _RANK[verdict]:

@@ -4,8 +4,13 @@
 tokens — its program, each flag of that program, its first word (``defaults write``), the words
 and path parts of its arguments (``/etc/passwd``, ``.ssh``, ``-perm``, ``lsass``) — and
 :class:`CommandModel` scores the set of tokens of one tool call against weights trained by
-``training/agent_model.py`` (Atomic Red Team attack tests against NL2Bash commands, train halves
-only) and shipped as ``assess/weights/agent_tokens.npz`` (string and float arrays, no pickle).
+``training/agent_model.py`` on the train halves only, one model per platform (string and float
+arrays, no pickle):
+
+- ``posix`` (``assess/weights/agent_tokens.npz``): Atomic Red Team's sh/bash tests against NL2Bash
+  and everyday Linux and macOS commands;
+- ``windows`` (``assess/weights/agent_tokens_windows.npz``): its PowerShell and cmd tests against
+  everyday Windows commands (``training/data/benign_windows_commands.txt``).
 
 Invariants:
 - the same :func:`command_tokens` is used to train and to score, so the two cannot drift;
@@ -13,9 +18,10 @@ Invariants:
   ``ExternalPayloads``, ``victim``) are dropped in training, so the model learns commands, not the
   data set's file layout, and such words carry no weight when scoring;
 - scoring is a set of dictionary lookups and one exponential: no regex per token, no numpy per
-  call; the weights load once, on first use, and are kept as plain JSON in the compiled cache
-  (:mod:`convguard.agent.cache`, keyed by a hash of the weights file), so that a process that
-  finds them there (the Claude Code hook, one per tool call) does not import numpy at all;
+  call; each platform's weights load once, on first use (a POSIX call never loads the Windows
+  model), and are kept as plain JSON in the compiled cache (:mod:`convguard.agent.cache`, one
+  entry per platform, keyed by a hash of the weights file), so that a process that finds them
+  there (the Claude Code hook, one per tool call) does not import numpy at all;
 - the model only ever asks: a deny stays with the explicit rules.
 """
 
@@ -29,12 +35,26 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from convguard.agent import cache as compiled_cache
 from convguard.agent.shell import Command
 
-__all__ = ["CommandModel", "call_tokens", "command_tokens", "default_model"]
+__all__ = [
+    "CommandModel",
+    "Platform",
+    "call_tokens",
+    "command_tokens",
+    "default_model",
+    "default_windows_model",
+]
+
+#: The shells a command model was trained on: POSIX shells, or PowerShell and cmd.
+Platform = Literal["posix", "windows"]
+_WEIGHTS: dict[Platform, str] = {
+    "posix": "assess/weights/agent_tokens.npz",
+    "windows": "assess/weights/agent_tokens_windows.npz",
+}
 
 _MAX_ARGS = 16
 _MAX_LEN = 40
@@ -43,11 +63,13 @@ _MAX_LEN = 40
 _SCAFFOLD = re.compile(
     r"atomic|externalpayloads|\bt1\d{3}|^#\{|\bart\b|art[-_.]|redcanary|victim|adversary|evil", re.I
 )
-# Script plumbing, not intent: tests, jumps, messages (``echo``; what it writes where is the rules'
-# business) and discarded output read the same in any script, and
+# Script plumbing, not intent: tests, jumps, messages (``echo``, ``Write-Host``; what it writes
+# where is the rules' business), pauses and discarded output read the same in any script, and
 # the attack set is scripts while the benign set is one-liners, so these would only learn the style.
 _PLUMBING = frozenset(
     {"[", "[[", "test", "true", "false", "exit", "cd", "sleep", "read", "return", "echo", "printf"}
+    | {"write-host", "write-output", "write-verbose", "write-warning", "out-null", "out-host"}
+    | {"start-sleep", "set-location", "clear-host", "cls", "pause", "rem"}
 )
 _SINKS = frozenset({"/dev/null", "nul", "$null", "&1", "&2", "/dev/stdout", "/dev/stderr"})
 _WORD = re.compile(r"^[a-z0-9_.:+@%$-]{2,40}$")
@@ -134,14 +156,17 @@ class CommandModel:
         return [t.split(":", 1)[1] for w, t in weighted[:n] if w > 0]
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> CommandModel:
+    def load(cls, path: str | Path | None = None, *, platform: Platform = "posix") -> CommandModel:
+        """The model in ``path``, or the shipped model of ``platform`` (which also names its
+        entry in the compiled cache)."""
         if path is None:
-            ref = resources.files("convguard").joinpath("assess/weights/agent_tokens.npz")
+            ref = resources.files("convguard").joinpath(_WEIGHTS[platform])
             with resources.as_file(ref) as real:
-                return cls.load(real)
+                return cls.load(real, platform=platform)
         data = Path(path).read_bytes()
         key = compiled_cache.fingerprint(_CACHE_FORMAT, compiled_cache.code("model.py"), data)
-        cached = compiled_cache.read(_CACHE_NAME, key)
+        name = _CACHE_NAME if platform == "posix" else f"{_CACHE_NAME}-{platform}"
+        cached = compiled_cache.read(name, key)
         if cached is not None:
             try:
                 return cls._of(cached)
@@ -149,7 +174,7 @@ class CommandModel:
                 pass  # an entry damaged under the right key: read the weights file again
         plain = _read_weights(data)
         model = cls._of(plain)
-        compiled_cache.write(_CACHE_NAME, key, plain)
+        compiled_cache.write(name, key, plain)
         return model
 
     @classmethod
@@ -183,4 +208,11 @@ def _read_weights(data: bytes) -> dict[str, Any]:
 
 @cache
 def default_model() -> CommandModel:
+    """The shipped model of POSIX shell calls."""
     return CommandModel.load()
+
+
+@cache
+def default_windows_model() -> CommandModel:
+    """The shipped model of PowerShell and cmd calls."""
+    return CommandModel.load(platform="windows")
