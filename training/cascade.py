@@ -47,7 +47,6 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 from dataset import build_dataset, calibration_sets, is_unsafe  # noqa: E402
-from encoder import EmbeddingCache  # noqa: E402
 from heads import EXTREME, FLAG_BUDGET, Embedder, operating_point, shipped_delta  # noqa: E402
 
 from convguard.assess.cascade import CascadeTuning  # noqa: E402
@@ -91,12 +90,10 @@ class Pair:
 
         self.linear = linear
         self.encoder = EncoderClassifier(precision="fp32", max_tokens=128, backend="onnx")
-        # The runtime encoder, with its embeddings read from the training cache of the encoder
-        # it runs (the shipped delta's, if any: a fine-tuned encoder's embeddings must never
-        # land in the base encoder's cache).
-        cache = EmbeddingCache(self.encoder.embed, Embedder(delta=shipped_delta()).cache.path)
-        self.encoder.embed = cache.embed  # type: ignore[method-assign]
-        self.cache = cache
+        # The runtime encoder, with its embeddings and token states read from the training cache
+        # of the encoder it runs (the shipped delta's, if any: a fine-tuned encoder's states
+        # must never land in the base encoder's cache); the cache saves what it adds.
+        self.encoder.encode = Embedder(delta=shipped_delta()).states.encode  # type: ignore[method-assign]
 
     def scores(self, texts: Sequence[str]) -> Scored:
         raw = self.linear.score(list(texts))
@@ -116,7 +113,6 @@ class Pair:
                 merged = best.setdefault(i, {})
                 for c in CATEGORY_IDS:
                     merged[c] = max(merged.get(c, 0.0), b.get(c, 0.0))
-        self.cache.save()
         for i, merged in best.items():
             enc[i] = max(merged.values())
             top = enc[i]

@@ -446,7 +446,8 @@ def measure_speed(
 def build_graph(
     path: Path, *, int8: bool = False, layers: int = 6, hidden: int = HIDDEN, heads: int = 12
 ) -> None:
-    """Write the MiniLM forward pass (pooling and L2 norm included) as an ONNX graph.
+    """Write the MiniLM forward pass (pooling and L2 norm included) as an ONNX graph, with the
+    last layer's token states as a second output (``states``) for the attention head.
 
     Every weight is an *external* initializer that points nowhere: the runtime hands ONNX
     Runtime the arrays it prepared from the packaged safetensors (``add_external_initializers``),
@@ -563,6 +564,7 @@ def build_graph(
             axis=-1,
             epsilon=1e-12,
         )
+    nodes.append(helper.make_node("Identity", [x], ["states"]))
     mask3 = op("Unsqueeze", ["attention_mask", const("axis2", np.array([2], np.int64))])
     summed = op("ReduceSum", [op("Mul", [x, mask3]), "axis1"], keepdims=0)
     tokens = op("ReduceSum", ["attention_mask", "axis1"], keepdims=1)
@@ -578,7 +580,10 @@ def build_graph(
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"]),
         ],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
+        [
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden]),
+            helper.make_tensor_value_info("states", TensorProto.FLOAT, ["batch", "tokens", hidden]),
+        ],
         inits,
     )
     model = helper.make_model(

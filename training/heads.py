@@ -8,12 +8,14 @@
    encoder - all-MiniLM-L6-v2 on ONNX Runtime, first 128 tokens, in fp32 as the runtime runs -
    and long texts also by their last paragraph (:func:`convguard.assess.encoder.tail_view`), the
    second view the runtime scores.
-   Embeddings are cached under ``training/cache/`` by text hash.
-2. A binary ``unsafe`` head (every harmful request of every source against the benign pool; the
-   mean of :data:`UNSAFE_BAG` MLPs with one hidden layer of :data:`UNSAFE_HIDDEN` units, trained
-   with torch from consecutive seeds) decides whether a text is
-   flagged; one head per category, trained on harmful texts only, says which
-   category; one head per flag. Logistic regression, class-balanced, with the manifest's weights.
+   Embeddings and token states (float16) are cached under ``training/cache/`` by text hash.
+2. A binary ``unsafe`` head (every harmful request of every source against the benign pool)
+   decides whether a text is flagged: the mean of :data:`UNSAFE_BAG` small nets over the token
+   states (:class:`convguard.assess.encoder.AttentionHead`: :data:`ATTENTION_QUERIES` learned
+   attention pools of the last layer's states and the sentence embedding, one hidden layer of
+   :data:`UNSAFE_HIDDEN` units), trained with torch from consecutive seeds; one head per
+   category, trained on harmful texts only, says which category; one head per flag (logistic
+   regression, class-balanced, with the manifest's weights).
    The last-paragraph view of a benign long text is a benign example too (it must not flag), and
    that of a harmful text is left out (its last paragraph may be the harmless part).
 3. Operating points are chosen where users are: on the ``tune`` half of the manifest's calibration
@@ -61,6 +63,7 @@ from encoder import EmbeddingCache  # noqa: E402
 
 from convguard.assess.encoder import (  # noqa: E402
     HIDDEN,
+    AttentionHead,
     EncoderClassifier,
     base_model_dir,
     with_tail_views,
@@ -85,12 +88,16 @@ MAX_TOKENS = 128
 HEAD_LABELS: tuple[str, ...] = ("unsafe", *CATEGORY_IDS, *FLAG_IDS)
 EXTREME = frozenset(c for c in CATEGORY_IDS if default_policy().tier(c) == "extreme")
 C = 4.0
-#: The ``unsafe`` head: one hidden layer (ReLU) of this width, or 0 for a logistic head like the
-#: others. Measured side by side on the same embeddings (training/REPORT-encoder.md).
+#: The ``unsafe`` head's nets: one hidden layer (ReLU) of this width over
+#: :data:`ATTENTION_QUERIES` attention pools of the token states and the sentence embedding.
+#: Measured side by side on validation (same rows, same calibration, 3 nets each): the pools lift
+#: recall at the flag point from 0.815 to 0.897 and at the strike point from 0.527 to 0.746 over
+#: the same nets on the sentence embedding alone (mean pooling averages the few words that carry
+#: the intent away over a long sentence).
 UNSAFE_HIDDEN = 256
-#: The ``unsafe`` MLP is this many, trained from consecutive seeds, with their logits averaged
-#: (stored as one MLP of ``UNSAFE_BAG * UNSAFE_HIDDEN`` units): one MLP's verdict on borderline
-#: sets moved by several points with the order of its training rows.
+ATTENTION_QUERIES = 4
+#: The ``unsafe`` nets are this many, trained from consecutive seeds, with their logits averaged:
+#: one net's verdict on borderline sets moved by several points with the order of its rows.
 UNSAFE_BAG = 5
 MLP_DECAY = 1e-2
 MLP_EPOCHS = 10
@@ -187,11 +194,68 @@ class Embedder:
         base = hashlib.sha256((base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
         path = CACHE_DIR / f"emb-{precision}-{MAX_TOKENS}-{base[:12]}{tag}.npz"
         self.cache = EmbeddingCache(self.encoder.embed, path)
+        self.states = StateCache(self.encoder.encode, path.with_name("states-" + path.name))
 
     def views(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray]:
         """Embeddings of every text and of the tail views of long ones (see :func:`view_texts`)."""
         flat, owner, tails = view_texts(texts)
         return self.cache.embed(flat), owner, tails
+
+    def encoded(self, texts: Sequence[str]) -> tuple[Encoded, list[int], np.ndarray]:
+        """:meth:`views` with each view's token states too."""
+        flat, owner, tails = view_texts(texts)
+        return self.states.encode(flat), owner, tails
+
+
+Encoded = tuple[np.ndarray, list[np.ndarray]]
+
+
+class StateCache:
+    """Sentence embeddings and float16 token states of texts by SHA-1, in one ``.npz`` (no
+    pickle): ``keys``, ``lengths``, ``emb`` (texts × 384) and ``states`` (all tokens × 384)."""
+
+    def __init__(self, encode: Any, path: Path) -> None:
+        self._encode = encode
+        self.path = path
+        self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                ends = np.cumsum(z["lengths"])
+                states, emb = z["states"], z["emb"]
+                for i, key in enumerate(z["keys"]):
+                    start = ends[i] - z["lengths"][i]
+                    self._rows[str(key)] = (emb[i], states[start : ends[i]])
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        keys = [EmbeddingCache.key(t) for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._rows))
+        if missing:
+            by_key = dict(zip(keys, texts, strict=True))
+            log(f"encoding {len(missing)} new texts ({len(texts) - len(missing)} cached)")
+            start, step = time.perf_counter(), 2048
+            for i in range(0, len(missing), step):
+                part = missing[i : i + step]
+                emb, states = self._encode([by_key[k] for k in part])
+                for k, e, h in zip(part, emb, states, strict=True):
+                    self._rows[k] = (e, h.astype(np.float16))
+                done = i + len(part)
+                log(f"  {done}/{len(missing)} ({done / (time.perf_counter() - start):.0f} texts/s)")
+            self.save()
+        rows = [self._rows[k] for k in keys]
+        return np.stack([r[0] for r in rows]).astype(np.float32), [r[1] for r in rows]
+
+    def save(self) -> None:
+        keys = list(self._rows)
+        tmp = self.path.with_suffix(".tmp.npz")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            tmp,
+            keys=np.array(keys),
+            lengths=np.array([len(self._rows[k][1]) for k in keys], dtype=np.int64),
+            emb=np.stack([self._rows[k][0] for k in keys]),
+            states=np.concatenate([self._rows[k][1] for k in keys]),
+        )
+        tmp.replace(self.path)
 
 
 def _rows(examples: Sequence[Example], emb: np.ndarray, owner: list[int], tails: np.ndarray) -> Any:
@@ -248,72 +312,82 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> tuple[np.ndar
     return weight, bias
 
 
-Mlp = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def fit_unsafe_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> Mlp | None:
-    """The ``unsafe`` head: :data:`UNSAFE_BAG` one-hidden-layer MLPs (class-balanced, source
-    weights; seeds ``seed``, ``seed + 1``, ...) as one wider MLP whose logit is their mean; or
-    None if disabled. Trained with torch (CPU, one thread, fixed seeds: reproducible); the
-    runtime needs only numpy."""
-    if not UNSAFE_HIDDEN:
-        return None
+def fit_unsafe_attention(
+    encoded: Encoded, y: np.ndarray, w: np.ndarray, seed: int
+) -> AttentionHead:
+    """The ``unsafe`` head: :data:`UNSAFE_BAG` attention nets (class-balanced, source weights;
+    seeds ``seed``, ``seed + 1``, ...) whose logits the runtime averages. Trained with torch (CPU,
+    two threads, fixed seeds: the same weights on the same machine); the runtime needs only numpy.
+    """
     import torch
 
-    torch.set_num_threads(1)
-    keep = w[:, 0] > 0
+    torch.set_num_threads(2)
+    emb, states = encoded
+    keep = np.flatnonzero(w[:, 0] > 0)
     yy, sw = y[keep, 0], w[keep, 0].astype(np.float64)
     pos_w, neg_w = sw[yy == 1].sum(), sw[yy == 0].sum()
     sw = np.where(yy == 1, sw * (pos_w + neg_w) / (2 * pos_w), sw * (pos_w + neg_w) / (2 * neg_w))
-    xt = torch.from_numpy(np.ascontiguousarray(x[keep], dtype=np.float32))
     yt = torch.from_numpy(yy.astype(np.float32))
     wt = torch.from_numpy(sw.astype(np.float32))
+    k = ATTENTION_QUERIES
+
+    def batch(rows: np.ndarray) -> tuple[Any, Any, Any]:
+        longest = max(len(states[r]) for r in rows)
+        h = np.zeros((len(rows), longest, HIDDEN), dtype=np.float32)
+        mask = np.zeros((len(rows), longest), dtype=bool)
+        for i, r in enumerate(rows):
+            h[i, : len(states[r])] = states[r]
+            mask[i, : len(states[r])] = True
+        return torch.from_numpy(emb[rows]), torch.from_numpy(h), torch.from_numpy(mask)
+
     parts = []
-    for k in range(UNSAFE_BAG):
-        torch.manual_seed(seed + k)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(x.shape[1], UNSAFE_HIDDEN),
+    for b in range(UNSAFE_BAG):
+        torch.manual_seed(seed + b)
+        queries = torch.nn.Linear(HIDDEN, k)
+        mlp = torch.nn.Sequential(
+            torch.nn.Linear((k + 1) * HIDDEN, UNSAFE_HIDDEN),
             torch.nn.ReLU(),
             torch.nn.Linear(UNSAFE_HIDDEN, 1),
         )
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=MLP_DECAY)
+        params = [*queries.parameters(), *mlp.parameters()]
+        opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=MLP_DECAY)
         for _ in range(MLP_EPOCHS):
-            order = torch.randperm(len(xt))
-            for start in range(0, len(xt), 256):
-                batch = order[start : start + 256]
+            order = torch.randperm(len(keep)).numpy()
+            for start in range(0, len(order), 256):
+                at = order[start : start + 256]
+                e, h, mask = batch(keep[at])
+                att = queries(h).masked_fill(~mask[:, :, None], -1e9).softmax(dim=1)
+                pooled = torch.einsum("blk,bld->bkd", att, h).reshape(len(at), k * HIDDEN)
+                logit = mlp(torch.cat([pooled, e], dim=1))[:, 0]
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                    model(xt[batch])[:, 0], yt[batch], reduction="none"
+                    logit, yt[at], reduction="none"
                 )
-                loss = (loss * wt[batch]).sum() / wt[batch].sum()
+                loss = (loss * wt[at]).sum() / wt[at].sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        first, last = model[0], model[2]
         parts.append(
-            (
-                first.weight.detach().numpy().T.copy(),
-                first.bias.detach().numpy().copy(),
-                last.weight.detach().numpy()[0].copy(),
-                float(last.bias.detach().numpy()[0]),
-            )
+            [
+                queries.weight.detach().numpy().copy(),
+                queries.bias.detach().numpy().copy(),
+                mlp[0].weight.detach().numpy().T.copy(),
+                mlp[0].bias.detach().numpy().copy(),
+                mlp[2].weight.detach().numpy()[0].copy(),
+                mlp[2].bias.detach().numpy().copy()[0],
+            ]
         )
-    log(f"  unsafe: {UNSAFE_BAG} MLPs ({UNSAFE_HIDDEN} hidden units, {MLP_EPOCHS} epochs) fitted")
-    return (
-        np.concatenate([p[0] for p in parts], axis=1),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]) / UNSAFE_BAG,
-        np.float32(np.mean([p[3] for p in parts])),
-    )
+        log(f"  unsafe: attention net {b + 1} of {UNSAFE_BAG} fitted")
+    return AttentionHead(*(np.stack([p[i] for p in parts]).astype(np.float32) for i in range(6)))
 
 
 def head_logits(
-    emb: np.ndarray, weight: np.ndarray, bias: np.ndarray, mlp: Mlp | None
+    encoded: Encoded, weight: np.ndarray, bias: np.ndarray, head: AttentionHead | None
 ) -> np.ndarray:
     """Raw logits of every head, as the runtime computes them."""
+    emb, states = encoded
     logits = emb @ weight.T + bias
-    if mlp is not None:
-        w1, b1, w2, b2 = mlp
-        logits[:, 0] = np.maximum(emb @ w1 + b1, 0.0) @ w2 + b2
+    if head is not None:
+        logits[:, 0] = head.logits(emb, states)
     return logits
 
 
@@ -433,9 +507,9 @@ def calibrate(
 def apply_calibration(
     weight: np.ndarray,
     bias: np.ndarray,
-    mlp: Mlp | None,
+    head: AttentionHead | None,
     points: dict[str, tuple[float, float]],
-) -> tuple[np.ndarray, np.ndarray, Mlp | None]:
+) -> tuple[np.ndarray, np.ndarray, AttentionHead | None]:
     """Map each calibrated head's logit affinely: flag point → logit(0.5), strike → logit(0.8)."""
     weight, bias = weight.copy(), bias.copy()
     for j, label in enumerate(HEAD_LABELS):
@@ -445,10 +519,12 @@ def apply_calibration(
         a = (_logit(STRIKE_P) - _logit(FLAG_P)) / (strike - flag)
         weight[j] *= a
         bias[j] = a * (bias[j] - flag) + _logit(FLAG_P)
-        if label == "unsafe" and mlp is not None:
-            w1, b1, w2, b2 = mlp
-            mlp = (w1, b1, (w2 * a).astype(np.float32), np.float32(a * (b2 - flag)))
-    return weight, bias, mlp
+        if label == "unsafe" and head is not None:
+            # each net's logit moves alike, so their mean does
+            w2 = (head.w2 * a).astype(np.float32)
+            b2 = (a * (head.b2 - flag) + _logit(FLAG_P)).astype(np.float32)
+            head = AttentionHead(head.q_w, head.q_b, head.w1, head.b1, w2, b2)
+    return weight, bias, head
 
 
 def write_graphs() -> None:
@@ -475,24 +551,25 @@ def train(
     embedder = Embedder(TRAIN_PRECISION, delta)
     log(f"embedding {len(ds.train)} train, {len(ds.val)} val, {len(cal.tune)} + {len(cal.test)} "
         "calibration texts")  # fmt: skip
-    tr = embedder.views([e.text for e in ds.train])
-    x, y, w = _rows(ds.train, *tr)
+    tr_encoded, tr_owner, tr_tails = embedder.encoded([e.text for e in ds.train])
+    x, y, w = _rows(ds.train, tr_encoded[0], tr_owner, tr_tails)
     log("fitting heads")
     weight, bias = fit(x, y, w, seed)
-    mlp = fit_unsafe_mlp(x, y, w, seed)
+    head = fit_unsafe_attention(tr_encoded, y, w, seed)
+    del tr_encoded
     embedder = Embedder(PRECISION, delta)
 
-    def logits(emb: np.ndarray) -> np.ndarray:
-        return head_logits(emb, weight, bias, mlp)
+    def logits(encoded: Encoded) -> np.ndarray:
+        return head_logits(encoded, weight, bias, head)
 
-    va_emb, va_owner, _ = embedder.views([e.text for e in ds.val])
-    va = text_scores(logits(va_emb), va_owner, len(ds.val))
+    va_enc, va_owner, _ = embedder.encoded([e.text for e in ds.val])
+    va = text_scores(logits(va_enc), va_owner, len(ds.val))
     tune_benign = [e for e in cal.tune if is_unsafe(e) == 0.0]
     tune_harm = [e for e in cal.tune if is_unsafe(e) == 1.0]
-    tb_emb, tb_owner, _ = embedder.views([e.text for e in tune_benign])
-    tb = text_scores(logits(tb_emb), tb_owner, len(tune_benign))
-    th_emb, th_owner, _ = embedder.views([e.text for e in tune_harm])
-    th = text_scores(logits(th_emb), th_owner, len(tune_harm))
+    tb_enc, tb_owner, _ = embedder.encoded([e.text for e in tune_benign])
+    tb = text_scores(logits(tb_enc), tb_owner, len(tune_benign))
+    th_enc, th_owner, _ = embedder.encoded([e.text for e in tune_harm])
+    th = text_scores(logits(th_enc), th_owner, len(tune_harm))
     positives: dict[str, np.ndarray] = {}
     for j, label in enumerate(HEAD_LABELS):
         if label == "unsafe":
@@ -503,15 +580,15 @@ def train(
             positives[label] = va[mask, j]
     log(f"calibrating on {len(tune_benign)} benign chat texts and {len(tune_harm)} HarmBench val")
     points, stats = calibrate(tb, [e.source for e in tune_benign], positives, extreme_on_top(tb))
-    weight, bias, mlp = apply_calibration(weight, bias, mlp, points)
-    _save(weight, bias, mlp, points, seed, delta)
+    weight, bias, head = apply_calibration(weight, bias, head, points)
+    _save(weight, bias, head, points, seed, delta)
     return _report(ds, cal, stats)
 
 
 def _save(
     weight: np.ndarray,
     bias: np.ndarray,
-    mlp: Mlp | None,
+    head: AttentionHead | None,
     points: dict[str, tuple[float, float]],
     seed: int,
     delta: Delta,
@@ -524,8 +601,8 @@ def _save(
         },
     }
     extra: dict[str, np.ndarray] = {}
-    if mlp is not None:
-        extra = {"mlp.w1": mlp[0], "mlp.b1": mlp[1], "mlp.w2": mlp[2], "mlp.b2": np.array(mlp[3])}
+    if head is not None:
+        extra = {f"attn.{key}": getattr(head, key) for key in AttentionHead.KEYS}
     if delta:
         meta["encoder"] = f"fine-tuned, delta {delta_digest(delta)[:12]}"
         extra |= {f"delta.{k}": v for k, v in sorted(delta.items())}
@@ -552,7 +629,8 @@ def _report(ds: Dataset, cal: Calibration, stats: dict[str, dict[str, float]]) -
         "Built by `python training/heads.py` (or `training/train.py --stages encoder`) from the",
         "sources in `training/manifest.yaml`: all-MiniLM-L6-v2 embeddings (ONNX Runtime, first 128",
         "tokens, plus the last paragraph of long texts; fp32, as the runtime runs), an `unsafe`",
-        f"head averaging {UNSAFE_BAG} MLPs with one hidden layer of {UNSAFE_HIDDEN} units each,",
+        f"head averaging {UNSAFE_BAG} nets over the token states ({ATTENTION_QUERIES} attention",
+        f"pools and the sentence embedding, one hidden layer of {UNSAFE_HIDDEN} units each),",
         "category heads trained on harmful",
         "texts only, and flag heads. Operating points are chosen on the `tune` half of the",
         "manifest's calibration sets (benign chat never trained on + HarmBench val), each source",

