@@ -176,8 +176,8 @@ def delta_digest(delta: Delta) -> str:
 
 
 class Embedder:
-    """Runtime embeddings (128 tokens) of normalised texts, cached by text hash; with a delta,
-    those of the fine-tuned encoder (cached apart, by the delta's digest)."""
+    """Runtime embeddings and token states (128 tokens) of normalised texts, cached by text hash;
+    with a delta, those of the fine-tuned encoder (cached apart, by the delta's digest)."""
 
     def __init__(self, precision: str = PRECISION, delta: Delta | None = None) -> None:
         heads_path = None
@@ -192,17 +192,12 @@ class Embedder:
             backend="onnx",
         )
         base = hashlib.sha256((base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
-        path = CACHE_DIR / f"emb-{precision}-{MAX_TOKENS}-{base[:12]}{tag}.npz"
-        self.cache = EmbeddingCache(self.encoder.embed, path)
-        self.states = StateCache(self.encoder.encode, path.with_name("states-" + path.name))
-
-    def views(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray]:
-        """Embeddings of every text and of the tail views of long ones (see :func:`view_texts`)."""
-        flat, owner, tails = view_texts(texts)
-        return self.cache.embed(flat), owner, tails
+        path = CACHE_DIR / f"states-emb-{precision}-{MAX_TOKENS}-{base[:12]}{tag}.npz"
+        self.states = StateCache(self.encoder.encode, path)
 
     def encoded(self, texts: Sequence[str]) -> tuple[Encoded, list[int], np.ndarray]:
-        """:meth:`views` with each view's token states too."""
+        """Embeddings and token states of every text and of the tail views of long ones (see
+        :func:`view_texts`)."""
         flat, owner, tails = view_texts(texts)
         return self.states.encode(flat), owner, tails
 
@@ -557,7 +552,8 @@ def train(
     weight, bias = fit(x, y, w, seed)
     head = fit_unsafe_attention(tr_encoded, y, w, seed)
     del tr_encoded
-    embedder = Embedder(PRECISION, delta)
+    if PRECISION != TRAIN_PRECISION:  # else the same cache, already loaded
+        embedder = Embedder(PRECISION, delta)
 
     def logits(encoded: Encoded) -> np.ndarray:
         return head_logits(encoded, weight, bias, head)
