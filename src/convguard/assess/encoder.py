@@ -507,9 +507,13 @@ class EncoderClassifier:
             labels = tuple(str(x) for x in heads["labels"])
             if "attn.q_w" in heads.files:
                 missing = [k for k in AttentionHead.KEYS if f"attn.{k}" not in heads.files]
-                arrays = [_f32(heads[f"attn.{k}"]) for k in AttentionHead.KEYS if not missing]
-                attention = AttentionHead(*arrays) if arrays else None
-                problem = attention.check() if attention else f"attn.{missing[0]} is missing"
+                attention = None
+                if missing:
+                    problem: str | None = f"attn.{missing[0]} is missing"
+                else:
+                    arrays = (_f32(heads[f"attn.{key}"]) for key in AttentionHead.KEYS)
+                    attention = AttentionHead(*arrays)
+                    problem = attention.check()
                 if problem or "unsafe" not in labels:
                     raise ClassifierError(
                         f"{str(heads_path)!r} has a malformed 'unsafe' attention head "
