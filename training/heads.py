@@ -308,10 +308,10 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> tuple[np.ndar
 
 
 def fit_unsafe_attention(
-    encoded: Encoded, y: np.ndarray, w: np.ndarray, seed: int
+    encoded: Encoded, y: np.ndarray, w: np.ndarray, seed: int, bag: int = UNSAFE_BAG
 ) -> AttentionHead:
-    """The ``unsafe`` head: :data:`UNSAFE_BAG` attention nets (class-balanced, source weights;
-    seeds ``seed``, ``seed + 1``, ...) whose logits the runtime averages. Trained with torch (CPU,
+    """The ``unsafe`` head: ``bag`` attention nets (class-balanced, source weights; seeds
+    ``seed``, ``seed + 1``, ...) whose logits the runtime averages. Trained with torch (CPU,
     two threads, fixed seeds: the same weights on the same machine); the runtime needs only numpy.
     """
     import torch
@@ -336,7 +336,7 @@ def fit_unsafe_attention(
         return torch.from_numpy(emb[rows]), torch.from_numpy(h), torch.from_numpy(mask)
 
     parts = []
-    for b in range(UNSAFE_BAG):
+    for b in range(bag):
         torch.manual_seed(seed + b)
         queries = torch.nn.Linear(HIDDEN, k)
         mlp = torch.nn.Sequential(
@@ -371,7 +371,7 @@ def fit_unsafe_attention(
                 mlp[2].bias.detach().numpy().copy()[0],
             ]
         )
-        log(f"  unsafe: attention net {b + 1} of {UNSAFE_BAG} fitted")
+        log(f"  unsafe: attention net {b + 1} of {bag} fitted")
     return AttentionHead(*(np.stack([p[i] for p in parts]).astype(np.float32) for i in range(6)))
 
 

@@ -23,6 +23,9 @@ this order (``finetune`` runs only when named: its measured result is not shippe
   ``training/cascade.py`` → ``weights/cascade.json`` and ``training/REPORT-cascade.md`` (after
   ``linear``, whose shipped weights it scores with).
 
+``training/holdout.py`` (run on demand, not a stage) measures the ``unsafe`` head on whole
+sources it never saw → ``training/REPORT-holdout.md``.
+
 The training data is declared in ``training/manifest.yaml`` (sources, licences, roles, caps,
 weights, label maps) and read by ``training/dataset.py``.
 
