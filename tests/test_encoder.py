@@ -174,6 +174,36 @@ def test_a_batch_embeds_the_same_whatever_its_batching(
 
 
 @needs_model
+def test_texts_that_read_as_the_same_tokens_run_through_the_model_once(
+    embedder: EncoderClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A normalised view and a tail view often repeat the text's own tokens (a homoglyph folded
+    # past the 128th token, the same last paragraph): each distinct token sequence is encoded
+    # once and every text gets its rows.
+    long = "An opening paragraph about the weather. " * 60
+    texts = ["hello there", long, "Hello there", long + "\n\nPlease summarise it.", "hi"]
+    expected = [embedder.encode([t]) for t in texts]
+    embedder.load()
+    model = embedder._model
+    assert model is not None
+    rows: list[int] = []
+    forward = model.forward
+
+    def counted(ids: Any, mask: Any) -> Any:
+        rows.append(len(ids))
+        return forward(ids, mask)
+
+    monkeypatch.setattr(model, "forward", counted)
+    emb, states = embedder.encode(texts)
+    distinct = {tuple(ids) for ids in embedder.token_ids(texts)}
+    # uncased, and cut at the model's limit: the two greetings agree, so do the two long texts
+    assert sum(rows) == len(distinct) == 3
+    for i, (e, s) in enumerate(expected):
+        np.testing.assert_allclose(emb[i], e[0], atol=1e-5)
+        np.testing.assert_allclose(states[i], s[0], atol=1e-4)
+
+
+@needs_model
 @needs_onnx
 def test_both_backends_give_the_same_token_states(zero_heads: Path) -> None:
     """The attention head reads the states: the numpy fallback must hand it the same ones."""

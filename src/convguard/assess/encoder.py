@@ -605,24 +605,33 @@ class EncoderClassifier:
 
     def encode(self, texts: Sequence[str]) -> tuple[F32, list[F32]]:
         """Sentence embeddings (as :meth:`embed`) and each text's last-layer token states
-        (tokens × 384, its real tokens only)."""
+        (tokens × 384, its real tokens only). Texts that read as the same tokens (a view that
+        repeats its text up to the model's limit, a repeated message) run through the model once
+        and share their rows' values (each text gets its own embedding row; the states arrays
+        are shared, read them only)."""
         model, _, _ = self._ready()
         out = np.zeros((len(texts), HIDDEN), dtype=np.float32)
         states: list[F32] = [out[:0]] * len(texts)
         if not texts:
             return out, states
-        ids = self.token_ids(texts)
-        for chunk in self._batches(ids):
-            longest = len(ids[chunk[-1]])
+        first: dict[tuple[int, ...], int] = {}
+        same = [first.setdefault(tuple(t), i) for i, t in enumerate(self.token_ids(texts))]
+        distinct, where = list(first), list(first.values())
+        for chunk in self._batches(distinct):
+            longest = len(distinct[chunk[-1]])
             batch = np.zeros((len(chunk), longest), dtype=np.int64)
             mask = np.zeros((len(chunk), longest), dtype=np.float32)
             for row, i in enumerate(chunk):
-                batch[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1.0
+                batch[row, : len(distinct[i])] = distinct[i]
+                mask[row, : len(distinct[i])] = 1.0
             pooled, hidden = model.forward(batch, mask)
-            out[chunk] = pooled
             for row, i in enumerate(chunk):
-                states[i] = hidden[row, : len(ids[i])].copy()
+                out[where[i]] = pooled[row]
+                states[where[i]] = hidden[row, : len(distinct[i])].copy()
+        for i, at in enumerate(same):
+            if at != i:
+                out[i] = out[at]
+                states[i] = states[at]
         return out, states
 
     def _batches(self, ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
