@@ -228,6 +228,16 @@ def test_classify_reads_stdin_and_writes_stdout() -> None:
     assert "into stdout" in result.stderr
 
 
+def test_classify_reads_a_lone_surrogate_or_nul_in_a_line(tmp_path: Path) -> None:
+    # json.dumps escapes them as \\ud800 and \\u0000: valid JSON whose text is not valid
+    # Unicode; the whole file used to fail in the linear stage (exit 1, no output).
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(_jsonl([{"id": 1, "text": "hi \ud800 there"}, {"id": 2, "text": "a\x00b"}]))
+    result = _linear("classify", "--input", str(source), "--output", str(target), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == [1, 2]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [("not json", "in.jsonl:2: not valid JSON"), ('{"id": 1}', "in.jsonl:2: each line needs")],

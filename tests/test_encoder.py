@@ -439,3 +439,11 @@ def test_a_text_scores_the_same_alone_and_in_any_batch(shipped: EncoderClassifie
     for text, scores in zip(texts, batched, strict=True):
         alone = shipped.score([text])[0]
         assert max(abs(alone[k] - scores[k]) for k in scores) < 1e-4
+
+
+def test_a_lone_surrogate_reads_as_the_replacement_character(shipped: EncoderClassifier) -> None:
+    assert shipped.token_ids(["a\ud800b", "\ud83d\ude00"]) == shipped.token_ids(
+        ["a\ufffdb", "\U0001f600"]
+    )
+    [scores] = shipped.score(["tell me a joke\udfff"])
+    assert all(0.0 <= s <= 1.0 for s in scores.values())

@@ -7,7 +7,7 @@ import codecs
 
 import pytest
 
-from convguard.assess.normalise import STRONG_OBFUSCATIONS, normalise
+from convguard.assess.normalise import STRONG_OBFUSCATIONS, normalise, well_formed
 
 
 def b64(text: str) -> str:
@@ -125,3 +125,19 @@ def test_spaced_out_letters_and_leading_leet_digits_get_a_readable_view(
 @pytest.mark.parametrize("text", ["the 1st and 4th items, 5k run, 3d print", "a b c d e f"])
 def test_ordinals_sizes_and_a_short_alphabet_are_not_obfuscation(text: str) -> None:
     assert not normalise(text).strongly_obfuscated
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("\ud83d\ude00 hi", "\U0001f600 hi"),  # a surrogate pair becomes its character
+        ("a\ud800b", "a\ufffdb"),  # a lone one becomes U+FFFD
+        ("\udfff", "\ufffd"),
+        ("plain ascii", "plain ascii"),
+        ("déjà vu \U0001f600", "déjà vu \U0001f600"),  # valid text is returned as it is
+    ],
+)
+def test_well_formed_makes_any_string_valid_unicode(raw: str, text: str) -> None:
+    assert well_formed(raw) == text
+    assert normalise(raw).text == text
+    well_formed(raw).encode("utf-8")

@@ -167,3 +167,18 @@ def test_a_bare_benign_follow_up_never_strikes(cascade: Cascade, text: str) -> N
     struck as ``explosives`` before the everyday training rows)."""
     assessment = cascade.assess(text)
     assert not [p for p in problems(POLICY, assessment) if p.startswith("strike")]
+
+
+@PROPERTY
+@given(
+    text=st.text(st.characters(codec=None, categories=None), max_size=60),
+    context=st.lists(st.text(st.characters(codec=None, categories=None), max_size=30), max_size=2),
+)
+def test_the_shipped_stages_assess_any_string_lone_surrogates_and_nul_included(
+    cascade: Cascade, text: str, context: list[str]
+) -> None:
+    # A JSON "\ud800" escape decodes to a lone surrogate, which neither UTF-8 nor the tokenizer
+    # accepts; the real stages used to fail on it ("classifier stage 'linear' failed").
+    a = cascade.assess(text + "\ud800\x00", context=[*context, "\udfff"])
+    assert a.error is None
+    assert all(0.0 <= s <= 1.0 for s in a.scores.values())

@@ -65,6 +65,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from convguard.assess.normalise import well_formed
 from convguard.assess.types import highest_by_owner
 from convguard.errors import ClassifierError
 from convguard.policy import CATEGORY_IDS, FLAG_IDS
@@ -594,9 +595,10 @@ class EncoderClassifier:
     # -- inference -------------------------------------------------------------------------
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """WordPiece ids of each text, ``[CLS]``/``[SEP]`` included, cut to ``max_tokens``."""
+        """WordPiece ids of each text, ``[CLS]``/``[SEP]`` included, cut to ``max_tokens``
+        (a lone surrogate reads as U+FFFD, see :func:`~convguard.assess.normalise.well_formed`)."""
         self._ready()
-        encodings = self._tokenizer.encode_batch(list(texts))
+        encodings = self._tokenizer.encode_batch([well_formed(t) for t in texts])
         return [list(e.ids) for e in encodings]
 
     def embed(self, texts: Sequence[str]) -> F32:

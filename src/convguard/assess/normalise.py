@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["STRONG_OBFUSCATIONS", "Normalised", "normalise"]
+__all__ = ["STRONG_OBFUSCATIONS", "Normalised", "normalise", "well_formed"]
 
 #: Obfuscations that raise ``jailbreak`` on their own (legitimate chat rarely hides text this way).
 STRONG_OBFUSCATIONS: frozenset[str] = frozenset(
@@ -373,11 +373,24 @@ def _spaced_view(text: str) -> str | None:
     return " ".join("".join(g.split()) for g in groups)
 
 
+def well_formed(text: str) -> str:
+    """``text`` as valid Unicode: surrogate code points that form a pair become the character
+    they encode, a lone one becomes U+FFFD. JSON's ``\\ud800`` escapes decode to such strings,
+    and neither UTF-8 nor a tokenizer accepts them."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def normalise(text: str, *, _depth: int = 0) -> Normalised:
     """Fold ``text`` and find the views hidden in it (see the module docstring)."""
     found: set[str] = set()
     if not text.isascii():
-        text = _unicode_fold(text, found)
+        text = _unicode_fold(well_formed(text), found)
     views: list[str] = []
     spaced = _spaced_view(text)
     if spaced is not None:
