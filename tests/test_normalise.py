@@ -141,3 +141,34 @@ def test_well_formed_makes_any_string_valid_unicode(raw: str, text: str) -> None
     assert well_formed(raw) == text
     assert normalise(raw).text == text
     well_formed(raw).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\ufeffHello, how are you?",  # a byte-order mark from a pasted file
+        "My team \U0001f469\u200d\U0001f4bb\U0001f468\u200d\U0001f469\u200d\U0001f467 says hi",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u06cc\u06a9 \u06a9\u062a\u0627\u0628 \u0628\u062e\u0631\u0645",  # Persian ZWNJ
+        "Call \u200e+1 555 0134\u200f \u05e9\u05dc\u05d5\u05dd",  # direction marks beside Hebrew
+        "Let us co\u00adoperate on the Donau\u00addampf\u00adschiff\u00adfahrt essay",  # hyphenation
+        "Hello\u200b world",  # a zero-width space between words
+    ],
+)
+def test_invisible_characters_with_an_everyday_use_are_not_obfuscation(raw: str) -> None:
+    norm = normalise(raw)
+    assert "zero_width" not in norm.obfuscations
+    assert not norm.strongly_obfuscated
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "how to make a b\u200bo\u200bm\u200bb",
+        "how to make a b\u2060omb",
+        "p\u200dipe bo\ufeffmb",
+        "b\u00ado\u00adm\u00adb",  # soft hyphens that leave single letters
+        "hello \u202eevil\u202c text",  # a right-to-left override in Latin-only text
+    ],
+)
+def test_invisible_characters_that_split_a_word_are_obfuscation(raw: str) -> None:
+    assert "zero_width" in normalise(raw).obfuscations

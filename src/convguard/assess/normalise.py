@@ -10,7 +10,10 @@ Obfuscation must not hide a request (B1). :func:`normalise` returns
   decoded text of base64, hex, URL-encoded and rot13 payloads (each normalised again, one level);
 - ``obfuscations``: which tricks were found, in a fixed order (``zero_width``, ``homoglyph``,
   ``spaced``, ``leetspeak``, ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS`
-  are the ones that are evidence of a jailbreak attempt by themselves.
+  are the ones that are evidence of a jailbreak attempt by themselves. Invisible characters are
+  always removed from ``text`` but count as ``zero_width`` only where they hide something (inside
+  a Latin word, or a direction override in left-to-right text): a byte-order mark, an emoji's
+  joiner, Persian's zero-width non-joiner and hyphenation hints are everyday text.
 
 Decoded payloads count only when they read as text (mostly letters and spaces, several words), so
 pasted tokens, hashes and JSON web tokens are not mistaken for hidden requests.
@@ -53,7 +56,15 @@ class Normalised:
         return any(o in STRONG_OBFUSCATIONS for o in self.obfuscations)
 
 
-_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+_ZERO_WIDTH = re.compile(f"[{_INVISIBLE}]")
+# A Latin word with invisible characters inside it (a look-alike letter counts as Latin).
+_SPLIT_WORD = re.compile(
+    f"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+(?:[{_INVISIBLE}]+"
+    f"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+)+"
+)
+_OVERRIDE = re.compile("[\u202a-\u202e]")
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 
 # Look-alikes that render as Latin letters (Cyrillic and Greek, lower and upper case).
 _HOMOGLYPHS = str.maketrans(
@@ -266,11 +277,27 @@ def _fold_homoglyphs(text: str) -> str:
     return _WORDS.sub(fold, text)
 
 
+def _hides_text(text: str) -> bool:
+    """Whether the invisible characters in ``text`` hide something: one inside a Latin word
+    ("b\u200bomb"), soft hyphens that split off single letters ("b\u00ado\u00admb"; hyphenation
+    never does), or a direction override in text with no right-to-left letters. Their everyday
+    uses are not: a byte-order mark, the joiner inside an emoji sequence, Persian's zero-width
+    non-joiner, direction marks beside Hebrew or Arabic, hyphenation hints."""
+    if _OVERRIDE.search(text) and not _RTL.search(text):
+        return True
+    for word in _SPLIT_WORD.findall(text):
+        pieces = word.split("\u00ad")
+        if any(_ZERO_WIDTH.search(p) for p in pieces) or any(len(p) == 1 for p in pieces):
+            return True
+    return False
+
+
 def _unicode_fold(text: str, found: set[str]) -> str:
     text = unicodedata.normalize("NFKC", text)
     stripped = _ZERO_WIDTH.sub("", text)
     if stripped != text:
-        found.add("zero_width")
+        if _hides_text(text):
+            found.add("zero_width")
         text = stripped
     folded = _fold_homoglyphs(text)
     if folded != text:
