@@ -25,6 +25,8 @@ __all__ = [
     "secret_path",
 ]
 
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+_DRIVE = re.compile(r"^[A-Za-z]:$")
 _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
 
 # Secrets: credential stores whose reading is credential access (not `.pub` keys, not /etc/passwd).
@@ -95,7 +97,34 @@ _FILE_EXT = re.compile(
 def fold_home(path: str) -> str:
     path = path.replace("\\", "/") if "\\" in path and "/" not in path else path
     path = _HOME.sub("~", path.strip("\"'"))
-    return path
+    return _resolve_dots(path)
+
+
+def _resolve_dots(path: str) -> str:
+    """``path`` with its ``.`` and ``..`` segments resolved as written ("~/src/../.ssh/id_rsa" →
+    "~/.ssh/id_rsa"): the file a tool opens, so that a detour cannot hide a secret or a startup
+    file. ``..`` never climbs above ``/``, a drive or ``~``, and stays at the front of a relative
+    path; a trailing slash is kept; URLs and options are left alone."""
+    if "://" in path or not _DOT_SEGMENT.search(path):
+        return path
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment != "..":
+            parts.append(segment)
+        elif not parts:
+            if not rooted:
+                parts.append("..")
+        elif parts[-1] in ("..", "~"):
+            parts.append("..")
+        elif not _DRIVE.match(parts[-1]):
+            parts.pop()
+    out = ("/" if rooted else "") + "/".join(parts)
+    if path.endswith("/") and not out.endswith("/"):
+        out += "/"
+    return out or "."
 
 
 def secret_path(path: str) -> bool:
