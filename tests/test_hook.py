@@ -262,3 +262,13 @@ def test_a_missing_transcript_only_means_no_history(tmp_path: Path) -> None:
     event["transcript_path"] = str(tmp_path / "gone.jsonl")
     code, out, _ = _run(json.dumps(event))
     assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "allow"
+
+
+@pytest.mark.parametrize("bad", ["\ud800.jsonl", "session\x00.jsonl", "", "/"])
+def test_a_transcript_path_no_file_can_have_only_means_no_history(tmp_path: Path, bad: str) -> None:
+    # A lone surrogate or a NUL cannot be in a file name: no history, the call is still judged
+    # (it used to deny every call: "the guard cannot run: ValueError: embedded null byte").
+    event = json.loads(_event("Bash", {"command": "git status"}))
+    event["transcript_path"] = bad
+    code, out, _ = _run(json.dumps(event))
+    assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "allow"

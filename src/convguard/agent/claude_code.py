@@ -45,7 +45,7 @@ def session_commands(transcript_path: str | Path, *, limit: int = HISTORY_CALLS)
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - TAIL_BYTES))
             tail = handle.read()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL or a lone surrogate in the path
         return []
     commands: list[str] = []
     for line in tail.decode("utf-8", "replace").splitlines():
