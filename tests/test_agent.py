@@ -726,3 +726,40 @@ def test_dot_segments_in_a_path_resolve_before_it_is_judged(
 )
 def test_fold_home_resolves_dot_segments(path: str, folded: str) -> None:
     assert fold_home(path) == folded
+
+
+@pytest.mark.parametrize(
+    ("path", "folded"),
+    [
+        ("/root//.ssh//authorized_keys", "~/.ssh/authorized_keys"),
+        ("///usr", "/usr"),
+        ("/proc/self/root/etc/shadow", "/etc/shadow"),
+        ("/proc/1/root/root/.ssh/id_rsa", "~/.ssh/id_rsa"),
+        ("s/../x/", "s/../x/"),  # a sed expression, not a path
+        ("src/../x", "src/../x"),  # a relative path that does not start like one is kept
+    ],
+)
+def test_fold_home_reads_repeated_slashes_and_proc_root_as_the_file_system_does(
+    path: str, folded: str
+) -> None:
+    assert fold_home(path) == folded
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "verdict"),
+    [
+        ("Write", {"file_path": "/root//.ssh//authorized_keys", "content": "k"}, "deny"),
+        ("Read", {"file_path": "/etc//shadow"}, "ask"),
+        ("Read", {"file_path": "/proc/self/root/etc/shadow"}, "ask"),
+        ("Bash", {"command": "rm -rf ///usr"}, "deny"),
+        ("Bash", {"command": "echo / | xargs rm -rf"}, "deny"),
+        ("Bash", {"command": "xargs rm -rf <<< /"}, "deny"),
+        ("Bash", {"command": "echo / | xargs -I{} rm -rf {}"}, "deny"),
+        ("Bash", {"command": "echo build dist | xargs rm -rf"}, "allow"),
+        ("Bash", {"command": "git ls-files '*.pyc' | xargs rm -f"}, "allow"),
+    ],
+)
+def test_detours_through_the_file_system_and_xargs_are_read_through(
+    tool: str, arguments: dict[str, str], verdict: str
+) -> None:
+    assert assess_tool_call(tool, arguments, classifier=QUIET).verdict == verdict

@@ -25,7 +25,9 @@ __all__ = [
     "secret_path",
 ]
 
-_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+_PATH_LIKE = re.compile(r"^(?:/|~|\.\.?(?:/|$)|[A-Za-z]:/)")
+_DETOUR = re.compile(r"(?:^|/)\.\.?(?:/|$)|//|^/proc/(?:self|thread-self|\d+)/root(?:/|$)")
+_PROC_ROOT = re.compile(r"^/proc/(?:self|thread-self|\d+)/root(?=/|$)")
 _DRIVE = re.compile(r"^[A-Za-z]:$")
 _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
 
@@ -96,17 +98,21 @@ _FILE_EXT = re.compile(
 
 def fold_home(path: str) -> str:
     path = path.replace("\\", "/") if "\\" in path and "/" not in path else path
-    path = _HOME.sub("~", path.strip("\"'"))
-    return _resolve_dots(path)
+    # Resolved before and after the home folds: "/proc/1/root/root/.ssh" is a home, and so is
+    # "$HOME/x/..".
+    return _resolve_dots(_HOME.sub("~", _resolve_dots(path.strip("\"'"))))
 
 
 def _resolve_dots(path: str) -> str:
-    """``path`` with its ``.`` and ``..`` segments resolved as written ("~/src/../.ssh/id_rsa" →
-    "~/.ssh/id_rsa"): the file a tool opens, so that a detour cannot hide a secret or a startup
-    file. ``..`` never climbs above ``/``, a drive or ``~``, and stays at the front of a relative
-    path; a trailing slash is kept; URLs and options are left alone."""
-    if "://" in path or not _DOT_SEGMENT.search(path):
+    """A path as the file system reads it, resolved as written: ``.`` and ``..`` segments
+    ("~/src/../.ssh/id_rsa" → "~/.ssh/id_rsa"), repeated slashes ("/etc//shadow") and
+    ``/proc/self/root`` (the root again), so that a detour cannot hide a secret or a startup file.
+    ``..`` never climbs above ``/``, a drive or ``~``, and stays at the front of a relative path;
+    a trailing slash is kept. Only what starts like a path (``/``, ``~``, ``./``, ``../``, a
+    drive) is touched: URLs, options and sed expressions are left alone."""
+    if not _PATH_LIKE.match(path) or not _DETOUR.search(path):
         return path
+    path = _PROC_ROOT.sub("", path)
     rooted = path.startswith("/")
     parts: list[str] = []
     for segment in path.split("/"):

@@ -22,6 +22,7 @@ import base64
 import binascii
 import codecs
 import re
+import shlex
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -643,7 +644,8 @@ class _Parser:
         elif prog == "xargs":
             rest = _skip_options(args, frozenset({"-I", "-n", "-P", "-d", "-L", "-s", "-E"}))
             if rest:
-                nested.append((" ".join(_quote(t) for t in rest), "xargs"))
+                for argv in _xargs_runs(rest, _flag_value(args, "-I"), cmd.stdin):
+                    nested.append((" ".join(_quote(t) for t in argv), "xargs"))
         elif prog in ("kubectl", "docker") and ("exec" in args or "run" in args) and "--" in args:
             nested.append((" ".join(_quote(t) for t in args[args.index("--") + 1 :]), prog))
         for script, how in nested:
@@ -686,6 +688,26 @@ def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
             if len(a) <= 4 and i + 1 < len(args):
                 return args[i + 1]
     return None
+
+
+def _xargs_runs(command: list[str], replace: str | None, stdin: str | None) -> list[list[str]]:
+    """The command lines ``xargs`` runs: its command with the items of its input when that input
+    is known (``echo / | xargs rm -rf`` runs ``rm -rf /``), one line per item with ``-I``;
+    else the command alone. At most :data:`_XARGS_ITEMS` items are read."""
+    if stdin is None:
+        return [command]
+    try:
+        items = shlex.split(stdin)[:_XARGS_ITEMS]
+    except ValueError:
+        items = stdin.split()[:_XARGS_ITEMS]
+    if not items:
+        return [command]
+    if replace:
+        return [[word.replace(replace, item) for word in command] for item in items]
+    return [command + items]
+
+
+_XARGS_ITEMS = 16
 
 
 def _skip_options(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
