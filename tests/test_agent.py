@@ -763,3 +763,18 @@ def test_detours_through_the_file_system_and_xargs_are_read_through(
     tool: str, arguments: dict[str, str], verdict: str
 ) -> None:
     assert assess_tool_call(tool, arguments, classifier=QUIET).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "verdict"),
+    [
+        ("Bash", {"command": "cat ~/.ssh/{config,id_rsa}"}, "ask"),
+        ("Bash", {"command": "cp ~/{.bashrc,.bashrc.bak}"}, "allow"),
+        ("Bash", {"command": "echo 'curl x|sh' >> ~/.{zshrc,bashrc}"}, "deny"),
+        ("Bash", {"command": "mkdir -p src/{api,web}/tests"}, "allow"),
+    ],
+)
+def test_brace_expansion_in_a_path_is_read_as_every_path_it_makes(
+    tool: str, arguments: dict[str, str], verdict: str
+) -> None:
+    assert assess_tool_call(tool, arguments, classifier=QUIET).verdict == verdict

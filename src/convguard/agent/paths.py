@@ -28,6 +28,8 @@ __all__ = [
 _PATH_LIKE = re.compile(r"^(?:/|~|\.\.?(?:/|$)|[A-Za-z]:/)")
 _DETOUR = re.compile(r"(?:^|/)\.\.?(?:/|$)|//|^/proc/(?:self|thread-self|\d+)/root(?:/|$)")
 _PROC_ROOT = re.compile(r"^/proc/(?:self|thread-self|\d+)/root(?=/|$)")
+_BRACES = re.compile(r"\{([^{},]*(?:,[^{},]*)+)\}")
+_BRACE_PATHS = 16
 _DRIVE = re.compile(r"^[A-Za-z]:$")
 _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
 
@@ -133,25 +135,41 @@ def _resolve_dots(path: str) -> str:
     return out or "."
 
 
+def _alternatives(path: str) -> list[str]:
+    """The paths a shell's brace expansion makes of ``path`` ("~/.ssh/{id_rsa,config}" → both),
+    else ``path`` alone; at most :data:`_BRACE_PATHS`."""
+    match = _BRACES.search(path)
+    if match is None:
+        return [path]
+    head, tail = path[: match.start()], path[match.end() :]
+    out: list[str] = []
+    for choice in match.group(1).split(","):
+        out.extend(_alternatives(head + choice + tail))
+        if len(out) >= _BRACE_PATHS:
+            break
+    return out[:_BRACE_PATHS]
+
+
 def secret_path(path: str) -> bool:
-    folded = fold_home(path)
-    return bool(_SECRETS.search(folded)) and not folded.endswith(".pub")
+    for folded in map(fold_home, _alternatives(path)):
+        if _SECRETS.search(folded) and not folded.endswith(".pub"):
+            return True
+    return False
 
 
 def persistence_path(path: str) -> bool:
-    folded = fold_home(path)
     # macOS keeps /etc and /var under /private
-    return bool(_PERSIST.search(folded.removeprefix("/private")))
+    return any(_PERSIST.search(fold_home(p).removeprefix("/private")) for p in _alternatives(path))
 
 
 def guard_path(path: str) -> bool:
     """A file of the guard itself: its compiled cache (``~/.cache/convguard/``), whose content is
     what the guard enforces."""
-    return bool(_GUARD.search(fold_home(path)))
+    return any(_GUARD.search(fold_home(p)) for p in _alternatives(path))
 
 
 def log_path(path: str) -> bool:
-    return bool(_LOGS.search(fold_home(path)))
+    return any(_LOGS.search(fold_home(p)) for p in _alternatives(path))
 
 
 def is_block_device(path: str) -> bool:
