@@ -8,7 +8,9 @@ Hypothesis tests in ``tests/test_robustness.py`` and measured at scale by
   numbers, code, lorem ipsum, long repetitive business text, in mixed case and spacing - is never
   scored in an extreme category, never at a strike level, and never as imminent risk;
 - **an obfuscated copy** (:func:`obfuscate`: base64, leetspeak, homoglyphs, zero-width characters,
-  letters spaced out) of a request that is flagged in plain text is flagged in the same category.
+  letters spaced out; struck-through or "zalgo" letters, small capitals, upside-down text,
+  reversed text, letters joined by dots or dashes, regional-indicator letters) of a request that
+  is flagged in plain text is flagged in the same category.
 
 Pure: every function takes the :class:`random.Random` it draws from.
 """
@@ -184,7 +186,19 @@ def degenerate_text(rng: random.Random, kind: DegenerateKind | None = None) -> s
     return _cased(rng, _spaced(rng, pieces))
 
 
-Obfuscation = Literal["base64", "leetspeak", "homoglyph", "zero_width", "spaced"]
+Obfuscation = Literal[
+    "base64",
+    "leetspeak",
+    "homoglyph",
+    "zero_width",
+    "spaced",
+    "combining",
+    "small_caps",
+    "upside_down",
+    "reversed",
+    "separated",
+    "regional",
+]
 OBFUSCATIONS: tuple[Obfuscation, ...] = get_args(Obfuscation)
 
 _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
@@ -210,12 +224,47 @@ def _spaced_letters(rng: random.Random, text: str) -> str:
     return "  ".join(" ".join(word) for word in text.split())
 
 
+def _combining(rng: random.Random, text: str) -> str:
+    """Struck through (U+0336 on every letter) or "zalgo" (one to three random marks)."""
+    if rng.random() < 0.5:
+        return "".join(c + "\u0336" if c.isalpha() else c for c in text)
+    return "".join(
+        c + "".join(chr(rng.randrange(0x300, 0x370)) for _ in range(rng.randint(1, 3)))
+        if c.isalpha()
+        else c
+        for c in text
+    )
+
+
+_SMALL_CAPS = str.maketrans("abcdefghijklmnopqrstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ")
+_FLIP = str.maketrans("abcdefghijklmnopqrstuvwxyz?!.", "ɐqɔpǝɟƃɥᴉɾʞlɯuodbɹsʇnʌʍxʎz¿¡˙")
+
+
+def _separated(rng: random.Random, text: str) -> str:
+    mark = rng.choice(".-*_")
+    return " ".join(mark.join(word) for word in text.split())
+
+
+def _regional(rng: random.Random, text: str) -> str:
+    # A zero-width non-joiner between letters keeps two of them from rendering as a flag.
+    return " ".join(
+        "\u200c".join(chr(0x1F1E6 + ord(c) - 97) if "a" <= c <= "z" else c for c in word)
+        for word in text.lower().split()
+    )
+
+
 _OBFUSCATORS: dict[Obfuscation, Callable[[random.Random, str], str]] = {
     "base64": lambda rng, t: base64.b64encode(t.encode("utf-8")).decode("ascii"),
     "leetspeak": lambda rng, t: t.translate(_LEET),
     "homoglyph": _homoglyph,
     "zero_width": _zero_width,
     "spaced": _spaced_letters,
+    "combining": _combining,
+    "small_caps": lambda rng, t: t.lower().translate(_SMALL_CAPS),
+    "upside_down": lambda rng, t: t.lower().translate(_FLIP)[::-1],
+    "reversed": lambda rng, t: t[::-1],
+    "separated": _separated,
+    "regional": _regional,
 }
 
 

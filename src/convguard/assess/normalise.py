@@ -3,13 +3,17 @@
 Obfuscation must not hide a request (B1). :func:`normalise` returns
 
 - ``text``: Unicode NFKC, zero-width and soft-hyphen characters removed, Cyrillic/Greek look-alike
-  letters folded to Latin inside words that mix scripts (or in mostly-Latin text). Case, digits and
+  letters folded to Latin inside words that mix scripts (or in mostly-Latin text), small capitals
+  and regional-indicator letters folded to Latin, strike-through and underline marks removed, and
+  every combining mark when they are stacked on the letters ("zalgo"). Case, digits and
   punctuation are kept, so ordinary text ("B2B", "mp3", "404") reads as written;
-- ``views``: extra texts to assess as well — letters spaced out joined again ("b o m b" →
-  "bomb"), a leetspeak-folded view ("h4ck" → "hack"), and the
+- ``views``: extra texts to assess as well — letters spaced out or joined by dots, dashes or stars
+  joined again ("b o m b", "b.o.m.b" → "bomb"), a leetspeak-folded view ("h4ck" → "hack"),
+  upside-down text read upright, text written back to front read forwards, and the
   decoded text of base64, hex, URL-encoded and rot13 payloads (each normalised again, one level);
 - ``obfuscations``: which tricks were found, in a fixed order (``zero_width``, ``homoglyph``,
-  ``spaced``, ``leetspeak``, ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS`
+  ``combining``, ``spaced``, ``leetspeak``, ``upside_down``, ``reversed``, ``base64``, ``hex``,
+  ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS`
   are the ones that are evidence of a jailbreak attempt by themselves. Invisible characters are
   always removed from ``text`` but count as ``zero_width`` only where they hide something (inside
   a Latin word, or a direction override in left-to-right text): a byte-order mark, an emoji's
@@ -37,7 +41,19 @@ __all__ = ["STRONG_OBFUSCATIONS", "Normalised", "normalise", "well_formed"]
 STRONG_OBFUSCATIONS: frozenset[str] = frozenset(
     {"zero_width", "homoglyph", "base64", "hex", "rot13"}
 )
-_ORDER = ("zero_width", "homoglyph", "spaced", "leetspeak", "base64", "hex", "url", "rot13")
+_ORDER = (
+    "zero_width",
+    "homoglyph",
+    "combining",
+    "spaced",
+    "leetspeak",
+    "upside_down",
+    "reversed",
+    "base64",
+    "hex",
+    "url",
+    "rot13",
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,40 @@ _HOMOGLYPHS = str.maketrans(
 _CONFUSABLE = frozenset(chr(k) for k in _HOMOGLYPHS)
 _WORDS = re.compile(r"\w+")
 _LATIN = re.compile(r"[A-Za-z]")
+
+# Latin letters in another dress, folded as NFKC folds mathematical letters: small capitals
+# ("ʜᴏᴡ") and regional indicators (the letters of flag emoji, "🇭🇴🇼").
+_DRESSED = str.maketrans(
+    {
+        **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
+        **{chr(0x1F1E6 + i): chr(0x41 + i) for i in range(26)},
+    }
+)
+_DRESSED_HINT = re.compile("[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ\U0001f1e6-\U0001f1ff]")
+# Marks drawn over or under a letter (strike-through, underline, enclosing circles): never part
+# of a word's spelling.
+_OVERLAY = re.compile("[\u0332-\u0338\u20d0-\u20f0]")
+# Combining marks of the Latin blocks; "zalgo" text stacks them on every letter.
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f]")
+# Upside-down text: letters turned over (the ones with no upright twin are the hint), read back
+# to front.
+_TURNED = "ɐǝɥɯɹʇʎʍɔɟƃᴉʞɾʌ"
+_TURNED_HINT = re.compile(f"[{_TURNED}]")
+_UPRIGHT = str.maketrans(
+    {
+        **dict(zip(_TURNED, "aehmrtywcfgikjv", strict=True)),
+        **dict(zip("qpdbnu¿¡˙", "bdpqun?!.", strict=True)),
+    }
+)
+# Reversed English has these, forwards English almost never does.
+_REVERSED_PLAIN = re.compile(
+    r"\b(?:eht|dna|ot|fo|si|era|uoy|ti|ni|rof|tahw|woh|em|ym|taht|ro|htiw|yb|morf|siht|ruoy"
+    r"|tuoba|otni|rieht|nac|dluow|lliw|nehw|erehw|yhw|tuohtiw|emos|eno)\b",
+    re.I,
+)
+# Letters joined by dots, dashes, stars or underscores, one at a time ("b.o.m.b", "b-o-m-b").
+_JOINED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z](?:[-.*_~+|]{1,3}[A-Za-z](?![A-Za-z0-9]))+")
+_JOIN_MARKS = re.compile(r"[-.*_~+|]")
 
 _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
@@ -299,10 +349,29 @@ def _unicode_fold(text: str, found: set[str]) -> str:
         if _hides_text(text):
             found.add("zero_width")
         text = stripped
+    if _DRESSED_HINT.search(text):
+        text = text.translate(_DRESSED)
+    if _OVERLAY.search(text) or _MARKS.search(text):
+        text = _strip_marks(text, found)
     folded = _fold_homoglyphs(text)
     if folded != text:
         found.add("homoglyph")
     return folded
+
+
+def _strip_marks(text: str, found: set[str]) -> str:
+    """Without strike-through and underline marks, and without every combining mark when they are
+    stacked on the letters ("zalgo": at least one per Latin letter; Vietnamese, the most marked
+    Latin script, has about one for every two)."""
+    stripped = _OVERLAY.sub("", text)
+    decomposed = unicodedata.normalize("NFD", stripped)
+    letters = len(_LATIN.findall(decomposed))
+    if letters >= 4 and len(_MARKS.findall(decomposed)) >= letters:
+        stripped = _MARKS.sub("", decomposed)
+    if stripped != text:
+        found.add("combining")
+        return unicodedata.normalize("NFC", stripped)
+    return text
 
 
 def _payloads(text: str, found: set[str]) -> list[str]:
@@ -400,6 +469,36 @@ def _spaced_view(text: str) -> str | None:
     return " ".join("".join(g.split()) for g in groups)
 
 
+def _joined_view(text: str) -> str | None:
+    """``"b.o.m.b"`` / ``"b-o-m-b"`` → ``"bomb"``, when most words are written so (an acronym
+    such as "U.S." or an "A-B test" in an ordinary sentence is not)."""
+    if "." not in text and "-" not in text and "*" not in text and "_" not in text:
+        return None
+    joined = _JOINED.findall(text)
+    words = text.split()
+    if len(joined) < 3 or len(joined) * 2 < len(words):
+        return None
+    return _JOINED.sub(lambda m: _JOIN_MARKS.sub("", m.group()), text)
+
+
+def _upside_down_view(text: str) -> str | None:
+    """``"¿ǝɯoɥ ʇɐ qɯoq"`` → ``"bomb at home?"``: turned letters, read upright."""
+    if len(set(_TURNED_HINT.findall(text))) < 3:
+        return None
+    return text[::-1].translate(_UPRIGHT)
+
+
+def _reversed_view(text: str) -> str | None:
+    """Text written back to front, when it reads as English only that way round."""
+    if len(text) > 2000 or not _REVERSED_PLAIN.search(text):
+        return None
+    backwards = text[::-1]
+    common = sum(w.lower() in _COMMON for w in _WORDS.findall(backwards))
+    if common >= 2 and _common_ratio(backwards) >= max(0.2, _common_ratio(text) + 0.15):
+        return backwards
+    return None
+
+
 def well_formed(text: str) -> str:
     """``text`` as valid Unicode: surrogate code points that form a pair become the character
     they encode, a lone one becomes U+FFFD. JSON's ``\\ud800`` escapes decode to such strings,
@@ -423,6 +522,16 @@ def normalise(text: str, *, _depth: int = 0) -> Normalised:
     if spaced is not None:
         views.append(spaced)
         found.add("spaced")
+    if spaced is None:
+        spaced = _joined_view(text)
+        if spaced is not None:
+            views.append(spaced)
+            found.add("spaced")
+    turned = (("upside_down", _upside_down_view(text)), ("reversed", _reversed_view(text)))
+    for name, view in turned:
+        if view is not None:
+            views.append(view)
+            found.add(name)
     leet = _leet_view(spaced or text)
     if leet is not None:
         views.append(leet)
