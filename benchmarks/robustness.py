@@ -11,6 +11,10 @@
   cascade flags in plain text, each hidden eleven ways (:data:`convguard.robustness.OBFUSCATIONS`);
   counted as caught when the copy is flagged in a category the plain text was flagged in.
   Target: ≥ 95 %.
+- **Requests hidden in long text**: the same plainly flagged requests, each set between two long
+  benign user texts (the realistic benign chat of the accuracy benchmark, 400-3,000 characters,
+  drawn with a fixed seed); caught when flagged in a category the plain text was flagged in. The
+  same long benign texts alone, read with and without passages, give the false-alarm cost.
 - **Split requests**: the README's window example and ten more, written here (requests only: a
   named thing in one turn, the intent in the next); caught when the last turn, assessed with the
   earlier ones as context, is flagged in the expected category. Target: all.
@@ -141,11 +145,13 @@ def problems(policy: Policy, a: Assessment) -> Counter[str]:
     return found
 
 
-def assess_many(cascade: Cascade, texts: Sequence[str], what: str) -> list[Assessment]:
+def assess_many(
+    cascade: Cascade, texts: Sequence[str], what: str, *, passages: bool = True
+) -> list[Assessment]:
     out: list[Assessment] = []
     started = time.perf_counter()
     for start in range(0, len(texts), BATCH):
-        scores, _ = cascade.score(texts[start : start + BATCH])
+        scores, _ = cascade.score(texts[start : start + BATCH], passages=passages)
         out += [
             Assessment.from_scores(cascade.policy, {k: min(1.0, max(0.0, v)) for k, v in s.items()})
             for s in scores
@@ -202,6 +208,47 @@ def obfuscated(cascade: Cascade, data: Path, limit: int) -> str:
         row += ["", ""]
     note = f"{len(flagged)} of {len(requests)} sampled requests are flagged in plain text."
     header = ["obfuscation", "flagged requests", "same category", "target", ""]
+    return note + "\n\n" + markdown_table(header, rows)
+
+
+def long_benign_texts(data: Path) -> list[str]:
+    """The accuracy benchmark's realistic benign chat (never trained on) longer than a passage."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from dataset import calibration_sets, is_unsafe
+
+    chat = [e.text for e in calibration_sets(data).test if is_unsafe(e) == 0.0]
+    return [t for t in chat if 400 < len(t.strip()) <= 3000]
+
+
+def hidden_in_long_text(cascade: Cascade, data: Path, limit: int) -> str:
+    requests = plain_requests(data, limit)
+    plain = assess_many(cascade, requests, "plain requests")
+    flagged = [(t, set(a.categories)) for t, a in zip(requests, plain, strict=True) if a.categories]
+    filler = long_benign_texts(data)
+    rng = random.Random("hidden in long text")
+    hidden = []
+    for request, _ in flagged:
+        before, after = rng.sample(filler, 2)
+        hidden.append(f"{before}\n\n{request}\n\n{after}")
+    rows = []
+    for passages in (False, True):
+        how = "read in passages" if passages else "read whole"
+        got = assess_many(cascade, hidden, f"hidden, {how}", passages=passages)
+        hit = sum(bool(c & set(a.categories)) for (_, c), a in zip(flagged, got, strict=True))
+        struck = sum(
+            any(cascade.policy.strikes(a.scores, c) for c in cats)
+            for (_, cats), a in zip(flagged, got, strict=True)
+        )
+        alone = assess_many(cascade, filler, f"long benign, {how}", passages=passages)
+        benign = sum(bool(a.categories) for a in alone)
+        share = f"{benign} of {len(filler)} ({benign / max(1, len(filler)):.1%})"
+        rows.append([how, f"{hit / max(1, len(flagged)):.1%}", f"{struck}", share])
+    note = (
+        f"{len(flagged)} of {len(requests)} sampled requests are flagged in plain text; each is "
+        "set between two long benign texts."
+    )
+    header = ["cascade", "hidden request flagged (same category)", "at strike level",
+              "the long benign texts alone, flagged"]  # fmt: skip
     return note + "\n\n" + markdown_table(header, rows)
 
 
@@ -287,7 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts += ["## Degenerate benign input", table]
     if args.data.is_dir():
         parts += ["## Obfuscated copies of plainly flagged requests",
-                  obfuscated(cascade, args.data, args.requests)]  # fmt: skip
+                  obfuscated(cascade, args.data, args.requests),
+                  "## Requests hidden in the middle of long benign text",
+                  hidden_in_long_text(cascade, args.data, args.requests)]  # fmt: skip
     else:
         parts += [f"(no obfuscation table: {args.data} not found)"]
     parts.append(f"{time.perf_counter() - started:.0f} s.")

@@ -182,3 +182,22 @@ def test_the_shipped_stages_assess_any_string_lone_surrogates_and_nul_included(
     a = cascade.assess(text + "\ud800\x00", context=[*context, "\udfff"])
     assert a.error is None
     assert all(0.0 <= s <= 1.0 for s in a.scores.values())
+
+
+MEETING = (
+    "Our quarterly planning meeting covered the roadmap for the next two releases, the hiring "
+    "plan for the support team, and the budget for the customer conference in the spring. "
+    "Everyone agreed to send their notes by Friday so that the summary can go out early next week."
+)
+
+
+@pytest.mark.parametrize(("text", "category"), PLAIN_REQUESTS[:2])
+def test_a_request_hidden_in_the_middle_of_long_benign_text_is_flagged(
+    cascade: Cascade, text: str, category: str
+) -> None:
+    hidden = "\n\n".join([MEETING] * 3 + [text] + [MEETING] * 3)
+    a = cascade.assess(hidden)
+    assert category in a.categories, a.scores
+    assert not POLICY.strikes(a.scores, category)  # read out of context: a flag, not a strike
+    assert any(e.source == "passage" for e in a.evidence)
+    assert cascade.assess("\n\n".join([MEETING] * 6)).categories == ()

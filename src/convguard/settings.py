@@ -111,6 +111,13 @@ class Settings(BaseModel):
     judge_model: str | None = Field(default=None, description="Model name sent to the judge.")
     judge_api_key: str | None = Field(default=None, description="API key for the judge.")
     judge_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the judge.")
+    read_passages: bool = Field(
+        default=True,
+        description=(
+            "Read long user texts passage by passage too, so that a request hidden in the "
+            "middle of long text is found (costs a few ms on long texts)."
+        ),
+    )
     agent_scope: Path | None = Field(
         default=None,
         description=(
@@ -204,6 +211,7 @@ class Settings(BaseModel):
             "judge_model": self.judge_model,
             "judge_api_key": self.judge_api_key,
             "judge_timeout": self.judge_timeout,
+            "read_passages": self.read_passages,
         }
 
     @property

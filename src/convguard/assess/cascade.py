@@ -40,6 +40,7 @@ from importlib.metadata import entry_points
 from typing import Any, Literal, get_args
 
 from convguard.assess.normalise import normalise
+from convguard.assess.passages import passages as passages_of
 from convguard.assess.reference import resolve_reference
 from convguard.assess.types import Assessment, Classifier, Evidence, Role, highest_by_owner
 from convguard.errors import ClassifierError, ConvguardError, InvalidInput
@@ -67,6 +68,21 @@ WINDOW_TURNS = 3
 WINDOW_CHARS = 1200
 #: Scores of recent texts kept per cascade: a turn's context was assessed on the earlier turns.
 CACHE_TEXTS = 2048
+#: Of a long user text's passages (:mod:`convguard.assess.passages`), the first stage screens
+#: all and this many of the most suspicious (some category at the band's low end or over) are
+#: read again through the whole cascade.
+PASSAGES_READ = 2
+#: A passage is suspicious when the first stage scores some category at least this. Above the
+#: band's low end (0.10) so that fewer are read again: on the robustness benchmark's hidden
+#: requests 85.2 % were caught at 0.3 against 86.3 % at 0.10, for a third less added time.
+PASSAGE_SCREEN = 0.3
+#: The categories a passage read alone can raise: all but hate and harassment, whose reading
+#: depends most on the text around a sentence (one that names an identity or quotes an insult).
+#: Measured on the robustness benchmark's hidden requests and Wikipedia identity comments:
+#: with them, 89.3 % caught and 12 more comments flagged (of 1,244); without, 86.3 % and 3.
+PASSAGE_CATEGORIES: tuple[str, ...] = tuple(
+    c for c in CATEGORY_IDS if c not in ("hate", "harassment")
+)
 
 StageFactory = Callable[[Policy, Mapping[str, Any]], Classifier]
 Combine = Literal["replace", "mean", "max", "stack"]
@@ -233,8 +249,12 @@ def build_cascade(
                 f"unknown classifier stage {name!r} (CONVGUARD_CLASSIFIER); "
                 f"available: {', '.join(sorted(known))}"
             )
+    options = options or {}
     return Cascade(
-        policy, [known[name](policy, options or {}) for name in chosen], tuning=load_tuning()
+        policy,
+        [known[name](policy, options) for name in chosen],
+        tuning=load_tuning(),
+        read_passages=bool(options.get("read_passages", True)),
     )
 
 
@@ -259,6 +279,7 @@ class Cascade:
         *,
         tuning: CascadeTuning | None = None,
         window_turns: int = WINDOW_TURNS,
+        read_passages: bool = True,
     ) -> None:
         if not stages:
             raise InvalidInput("a cascade needs at least one stage")
@@ -266,13 +287,17 @@ class Cascade:
         self.stages = tuple(stages)
         self.tuning = tuning or CascadeTuning()
         self.window_turns = window_turns
+        #: Whether long user texts are also read passage by passage (:meth:`read_passages`).
+        self.passages = read_passages
         self.labels = CATEGORY_IDS + FLAG_IDS
         self._cache: OrderedDict[str, tuple[dict[str, float], list[Evidence]]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # --- scoring many texts through the stages -------------------------------------------------
 
-    def score(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[list[Evidence]]]:
+    def score(
+        self, texts: Sequence[str], *, passages: bool | None = None
+    ) -> tuple[list[dict[str, float]], list[list[Evidence]]]:
         """Scores of every text after the cascade, and which stage gave each label its score.
 
         A text goes on to the next stage when some label's score lies in the unsure band, or when
@@ -283,6 +308,10 @@ class Cascade:
         evidence of safety); ``mean`` and ``max`` combine each unsure label's two scores;
         ``stack`` is ``replace`` with the harmful decision of both stages
         (:meth:`CascadeTuning.stack`).
+
+        With ``passages`` (by default the cascade's ``read_passages``; as for user input,
+        :meth:`assess` reads assistant replies without), a long text is also read passage by
+        passage: see :meth:`read_passages`.
         """
         views = [normalise(t) for t in texts]
         first = self.stages[0]
@@ -337,7 +366,61 @@ class Cascade:
             [Evidence(label, sources[i][label], s[label]) for label in s if s[label] >= 0.5]
             for i, s in enumerate(scores)
         ]
+        if self.passages if passages is None else passages:
+            self.read_passages([v.text for v in views], scores, evidence)
         return scores, evidence
+
+    def read_passages(
+        self,
+        texts: Sequence[str],
+        scores: Sequence[dict[str, float]],
+        evidence: Sequence[list[Evidence]],
+    ) -> None:
+        """Raise, in place, the categories a passage of a long text asks for on its own (B1).
+
+        A request in the middle of long benign text is lost when the text is read whole. The
+        first stage screens every passage (:func:`~convguard.assess.passages.passages`: each
+        sentence, and each pair of short neighbouring sentences) and the :data:`PASSAGES_READ`
+        most suspicious (over :data:`PASSAGE_SCREEN`) go through the whole cascade. A passage
+        read out of context is easily misread, so it counts only when it reaches a category's
+        strike point (one of :data:`PASSAGE_CATEGORIES`), and then raises the text only to the
+        flag point: declined and redirected, never counted toward a warning or an end. The
+        evidence names the passage. A text already flagged in one of those categories is not
+        read again.
+        """
+        first = self.stages[0]
+        flat: list[str] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            if any(scores[i].get(c, 0.0) >= self.policy.threshold(c) for c in PASSAGE_CATEGORIES):
+                continue
+            for passage in passages_of(text):
+                flat.append(passage)
+                owner.append(i)
+        if not flat:
+            return
+        suspicious: dict[int, list[tuple[float, str]]] = {}
+        for passage, i, screened in zip(flat, owner, _run(first, flat), strict=True):
+            top = max((screened.get(c, 0.0) for c in CATEGORY_IDS), default=0.0)
+            if top >= PASSAGE_SCREEN:
+                suspicious.setdefault(i, []).append((top, passage))
+        chosen = [
+            (i, passage)
+            for i, found in suspicious.items()
+            for _, passage in sorted(found, reverse=True)[:PASSAGES_READ]
+        ]
+        if not chosen:
+            return
+        read, _ = self.score([passage for _, passage in chosen], passages=False)
+        for (i, passage), alone in zip(chosen, read, strict=True):
+            for label in PASSAGE_CATEGORIES:
+                flag = self.policy.threshold(label)
+                if self.policy.strikes(alone, label) and scores[i].get(label, 0.0) < flag:
+                    scores[i][label] = flag
+                    shown = passage if len(passage) <= 80 else passage[:77] + "..."
+                    evidence[i].append(
+                        Evidence(label, "passage", alone[label], f"read alone: {shown!r}")
+                    )
 
     # --- the Assessor protocol -----------------------------------------------------------------
 
@@ -352,10 +435,12 @@ class Cascade:
                 batch.append(resolved)
         try:
             scores, evidence = self._score_recent(batch)
+            final = dict(scores[0])
+            found = list(evidence[0])
+            if role == "user" and self.passages:
+                self.read_passages([normalise(text).text], [final], [found])
         except ClassifierError as exc:
             return self._failed(str(exc), started)
-        final = dict(scores[0])
-        found = list(evidence[0])
         if window:
             views = scores[1 + len(window) :]
             found += self._window(final, scores[1 : 1 + len(window)], views)
@@ -388,7 +473,7 @@ class Cascade:
                 self._cache.move_to_end(t)
         missing = list(dict.fromkeys(t for t in texts if t not in hits))
         if missing:
-            scores, evidence = self.score(missing)
+            scores, evidence = self.score(missing, passages=False)
             fresh = dict(zip(missing, zip(scores, evidence, strict=True), strict=True))
             hits.update(fresh)
             with self._cache_lock:
