@@ -9,8 +9,8 @@ Hypothesis tests in ``tests/test_robustness.py`` and measured at scale by
   scored in an extreme category, never at a strike level, and never as imminent risk;
 - **an obfuscated copy** (:func:`obfuscate`: base64, leetspeak, homoglyphs, zero-width characters,
   letters spaced out; struck-through or "zalgo" letters, small capitals, upside-down text,
-  reversed text, letters joined by dots or dashes, regional-indicator letters) of a request that
-  is flagged in plain text is flagged in the same category.
+  reversed text, letters joined by dots or dashes, regional-indicator letters, accented vowels, a
+  JSON wrapper) of a request that is flagged in plain text is flagged in the same category.
 
 Pure: every function takes the :class:`random.Random` it draws from.
 """
@@ -18,6 +18,7 @@ Pure: every function takes the :class:`random.Random` it draws from.
 from __future__ import annotations
 
 import base64
+import json
 import random
 from collections.abc import Callable
 from typing import Literal, get_args
@@ -198,6 +199,8 @@ Obfuscation = Literal[
     "reversed",
     "separated",
     "regional",
+    "accents",
+    "json",
 ]
 OBFUSCATIONS: tuple[Obfuscation, ...] = get_args(Obfuscation)
 
@@ -236,6 +239,7 @@ def _combining(rng: random.Random, text: str) -> str:
     )
 
 
+_ACCENTED = str.maketrans("aeiouyAEIOUY", "áéíóúýÁÉÍÓÚÝ")
 _SMALL_CAPS = str.maketrans("abcdefghijklmnopqrstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ")
 _FLIP = str.maketrans("abcdefghijklmnopqrstuvwxyz?!.", "ɐqɔpǝɟƃɥᴉɾʞlɯuodbɹsʇnʌʍxʎz¿¡˙")
 
@@ -265,6 +269,8 @@ _OBFUSCATORS: dict[Obfuscation, Callable[[random.Random, str], str]] = {
     "reversed": lambda rng, t: t[::-1],
     "separated": _separated,
     "regional": _regional,
+    "accents": lambda rng, t: t.translate(_ACCENTED),
+    "json": lambda rng, t: json.dumps({"task": t, "format": rng.choice(["steps", "list"])}),
 }
 
 

@@ -9,15 +9,16 @@ Obfuscation must not hide a request (B1). :func:`normalise` returns
   punctuation are kept, so ordinary text ("B2B", "mp3", "404") reads as written;
 - ``views``: extra texts to assess as well — letters spaced out or joined by dots, dashes or stars
   joined again ("b o m b", "b.o.m.b" → "bomb"), a leetspeak-folded view ("h4ck" → "hack"),
-  upside-down text read upright, text written back to front read forwards, and the
+  upside-down text read upright, text written back to front read forwards, text with an accent
+  on most letters read without them, the keys and strings of a JSON object or array, and the
   decoded text of base64, hex, URL-encoded and rot13 payloads (each normalised again, one level);
 - ``obfuscations``: which tricks were found, in a fixed order (``zero_width``, ``homoglyph``,
-  ``combining``, ``spaced``, ``leetspeak``, ``upside_down``, ``reversed``, ``base64``, ``hex``,
-  ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS`
-  are the ones that are evidence of a jailbreak attempt by themselves. Invisible characters are
-  always removed from ``text`` but count as ``zero_width`` only where they hide something (inside
-  a Latin word, or a direction override in left-to-right text): a byte-order mark, an emoji's
-  joiner, Persian's zero-width non-joiner and hyphenation hints are everyday text.
+  ``combining``, ``accents``, ``spaced``, ``leetspeak``, ``upside_down``, ``reversed``, ``json``,
+  ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS` are the ones that are
+  evidence of a jailbreak attempt by themselves. Invisible characters are always removed from
+  ``text`` but count as ``zero_width`` only where they hide something (inside a Latin word, or a
+  direction override in left-to-right text): a byte-order mark, an emoji's joiner, Persian's
+  zero-width non-joiner and hyphenation hints are everyday text.
 
 Decoded payloads count only when they read as text (mostly letters and spaces, several words), so
 pasted tokens, hashes and JSON web tokens are not mistaken for hidden requests.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -45,10 +47,12 @@ _ORDER = (
     "zero_width",
     "homoglyph",
     "combining",
+    "accents",
     "spaced",
     "leetspeak",
     "upside_down",
     "reversed",
+    "json",
     "base64",
     "hex",
     "url",
@@ -114,6 +118,7 @@ _DRESSED_HINT = re.compile("[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱ�
 _OVERLAY = re.compile("[\u0332-\u0338\u20d0-\u20f0]")
 # Combining marks of the Latin blocks; "zalgo" text stacks them on every letter.
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f]")
+_MARKED_LATIN = re.compile("[A-Za-z][\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f]")
 # Upside-down text: letters turned over (the ones with no upright twin are the hint), read back
 # to front.
 _TURNED = "ɐǝɥɯɹʇʎʍɔɟƃᴉʞɾʌ"
@@ -481,6 +486,48 @@ def _joined_view(text: str) -> str | None:
     return _JOINED.sub(lambda m: _JOIN_MARKS.sub("", m.group()), text)
 
 
+def _accent_view(text: str) -> str | None:
+    """``"hów dó Í máké"`` → ``"how do I make"``: an accent on most letters (at least one for
+    every three Latin letters; French has about one in twenty), read without them. Stacked marks
+    ("zalgo") are already removed from the text itself."""
+    if text.isascii():
+        return None
+    decomposed = unicodedata.normalize("NFD", text)
+    marked = len(_MARKED_LATIN.findall(decomposed))  # Greek or Cyrillic marks are not counted
+    if marked < 4 or marked * 3 < len(_LATIN.findall(decomposed)):
+        return None
+    return unicodedata.normalize("NFC", _MARKS.sub("", decomposed))
+
+
+def _json_view(text: str) -> str | None:
+    """The keys and string values of a text that is a JSON object or array, one a line, when
+    they read as words (a request wrapped in ``{"task": "..."}`` reads differently)."""
+    stripped = text.strip()
+    if len(stripped) < 8 or stripped[0] not in "{[" or len(stripped) > _JSON_CHARS:
+        return None
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return None
+    strings: list[str] = []
+    pending = [data]
+    while pending and len(strings) < _JSON_STRINGS:
+        item = pending.pop()
+        if isinstance(item, str):
+            strings.append(item)
+        elif isinstance(item, dict):
+            for key, value in reversed(list(item.items())):
+                pending += [value, key]
+        elif isinstance(item, list):
+            pending += reversed(item)
+    joined = "\n".join(s for s in strings if s.strip())
+    return joined if len(joined.split()) >= 4 else None
+
+
+_JSON_CHARS = 20_000
+_JSON_STRINGS = 200
+
+
 def _upside_down_view(text: str) -> str | None:
     """``"¿ǝɯoɥ ʇɐ qɯoq"`` → ``"bomb at home?"``: turned letters, read upright."""
     if len(set(_TURNED_HINT.findall(text))) < 3:
@@ -527,7 +574,11 @@ def normalise(text: str, *, _depth: int = 0) -> Normalised:
         if spaced is not None:
             views.append(spaced)
             found.add("spaced")
-    turned = (("upside_down", _upside_down_view(text)), ("reversed", _reversed_view(text)))
+    turned = (
+        ("upside_down", _upside_down_view(text)),
+        ("reversed", _reversed_view(text)),
+        ("accents", _accent_view(text)),
+    )
     for name, view in turned:
         if view is not None:
             views.append(view)
@@ -537,7 +588,10 @@ def normalise(text: str, *, _depth: int = 0) -> Normalised:
         views.append(leet)
         if sum(a != b for a, b in zip(leet, text, strict=False)) >= 2:
             found.add("leetspeak")
-    for payload in _payloads(text, found):
+    structured = _json_view(text)
+    if structured is not None:
+        found.add("json")
+    for payload in ([structured] if structured else []) + _payloads(text, found):
         if _depth < 1:
             inner = normalise(payload, _depth=_depth + 1)
             views.extend(inner.texts)
