@@ -700,6 +700,8 @@ def test_everyday_windows_commands_are_not_asked_by_the_model(tool: str, command
         ("Bash", {"command": "rm -rf /usr/local/.."}, "deny", "destructive"),
         ("Bash", {"command": "rm -rf /tmp/build/../cache"}, "allow", None),
         ("Bash", {"command": "cat ../README.md ./docs/../setup.py"}, "allow", None),
+        ("Bash", {"command": "rm `find ./ -name '.DS_Store'` -rf"}, "allow", None),
+        ("Bash", {"command": "rm -rf ./"}, "allow", None),
     ],
 )  # fmt: skip
 def test_dot_segments_in_a_path_resolve_before_it_is_judged(
@@ -722,6 +724,9 @@ def test_dot_segments_in_a_path_resolve_before_it_is_judged(
         ("~/..", "~/.."),
         ("https://x.example.com/a/../b", "https://x.example.com/a/../b"),  # a URL is left alone
         ("-o./out", "-o./out"),
+        ("./", "./"),  # here, not the root
+        ("./.", "."),
+        ("/.", "/"),
     ],
 )
 def test_fold_home_resolves_dot_segments(path: str, folded: str) -> None:
@@ -778,3 +783,33 @@ def test_brace_expansion_in_a_path_is_read_as_every_path_it_makes(
     tool: str, arguments: dict[str, str], verdict: str
 ) -> None:
     assert assess_tool_call(tool, arguments, classifier=QUIET).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("command", "verdict"),
+    [
+        ("rm${IFS}-rf${IFS}/", "deny"),  # an unset IFS splits at white space
+        ("busybox rm -rf /", "deny"),
+        ("busybox sh -c 'rm -rf /'", "deny"),
+        ("perl -e 'system(\"rm -rf /\")'", "deny"),
+        ("ruby -e 'system(\"rm -rf /\")'", "deny"),
+        ("node -e \"require('child_process').execSync('rm -rf /')\"", "deny"),
+        ("awk 'BEGIN{system(\"rm -rf /\")}'", "deny"),
+        ("find / -maxdepth 0 -exec rm -rf {} +", "deny"),
+        ("git -c core.pager='rm -rf /' log", "deny"),
+        ("git -c alias.x='!rm -rf /' x", "deny"),
+        ("parallel rm -rf ::: /", "deny"),
+        # their everyday neighbours
+        ("echo a${IFS}b", "allow"),
+        ("busybox ls -la", "allow"),
+        ("perl -e 'print \"hello\\n\"'", "allow"),
+        ("awk '{print $1}' access.log", "allow"),
+        ("find . -name '*.pyc' -exec rm -f {} +", "allow"),
+        ("find build -maxdepth 1 -exec ls -ld {} +", "allow"),
+        ("git -c core.pager=less log", "allow"),
+        ("git -c user.name=dev commit -m wip", "allow"),
+        ("parallel gzip ::: a.log b.log", "allow"),
+    ],
+)
+def test_commands_run_by_other_programs_are_read_through(command: str, verdict: str) -> None:
+    assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict

@@ -129,10 +129,10 @@ def _resolve_dots(path: str) -> str:
             parts.append("..")
         elif not _DRIVE.match(parts[-1]):
             parts.pop()
-    out = ("/" if rooted else "") + "/".join(parts)
+    out = ("/" if rooted else "") + "/".join(parts) or "."  # "./" is here, not the root
     if path.endswith("/") and not out.endswith("/"):
         out += "/"
-    return out or "."
+    return out
 
 
 def _alternatives(path: str) -> list[str]:

@@ -32,7 +32,8 @@ __all__ = ["MAX_COMMANDS", "MAX_DEPTH", "Command", "Parsed", "parse_script"]
 MAX_DEPTH = 5
 MAX_COMMANDS = 400
 
-SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish", "busybox"})
+SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish"})
+_DEFAULT_IFS = " \t\n"
 INTERPRETERS = {
     "python": "-c",
     "python2": "-c",
@@ -52,6 +53,9 @@ WRAPPERS: dict[str, frozenset[str]] = {
     "doas": frozenset({"-u", "-C"}),
     "env": frozenset({"-u", "-C", "-S"}),
     "nohup": frozenset(),
+    # Multi-call binaries: "busybox rm -rf /" runs rm, "busybox sh -c ..." a shell.
+    "busybox": frozenset(),
+    "toybox": frozenset(),
     "nice": frozenset({"-n"}),
     "ionice": frozenset({"-c", "-n", "-p"}),
     "timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
@@ -478,6 +482,7 @@ class _Parser:
 
     def _expand(self, word: _Word, depth: int) -> list[str]:
         fields: list[str] = [""]
+        broken: set[int] = set()  # fields begun by splitting (dropped if nothing follows)
         for part in word:
             if isinstance(part, str):
                 fields[-1] += part
@@ -485,17 +490,26 @@ class _Parser:
             if isinstance(part, _Var):
                 value = self.env.get(part.name, part.default)
                 if value is None:
-                    value = "$" + part.name
+                    value = _DEFAULT_IFS if part.name == "IFS" else "$" + part.name
             else:
                 out = self.parse(part.text, depth=depth + 1, via="$(...)", decoded=False)
                 value = out.rstrip("\n") if out is not None else "$(" + part.text + ")"
             if part.quoted:
                 fields[-1] += value
-            else:
-                pieces = value.split()
-                if pieces:
-                    fields[-1] += pieces[0]
-                    fields.extend(pieces[1:])
+                continue
+            # Unquoted, the value is split at white space, which also ends the field before it
+            # and starts one after it ("rm${IFS}-rf${IFS}/" is three words).
+            pieces = value.split()
+            if value[:1].isspace() and fields[-1]:
+                fields.append("")
+                broken.add(len(fields) - 1)
+            if pieces:
+                fields[-1] += pieces[0]
+                fields.extend(pieces[1:])
+            if value[-1:].isspace() and fields[-1]:
+                fields.append("")
+                broken.add(len(fields) - 1)
+        fields = [f for i, f in enumerate(fields) if f or i not in broken]
         return fields if fields != [""] or word else []
 
     def _pipeline(
@@ -618,6 +632,22 @@ class _Parser:
                 source = cmd.stdin
             if source is not None:
                 self.result.code.append((prog.rstrip("0123456789"), source))
+                if not prog.startswith("python"):
+                    nested += [(line, f"{prog} system()") for line in _shelled_strings(source)]
+        elif prog in _AWKS:
+            program = _skip_options(args, frozenset({"-F", "-v", "-f"}))
+            if program:
+                nested += [(line, f"{prog} system()") for line in _shelled_strings(program[0])]
+        elif prog == "git":
+            nested += [(line, "git -c") for line in _git_config_commands(args)]
+        elif prog == "parallel" and ":::" in args:
+            command = _skip_options(args[: args.index(":::")], frozenset({"-j", "-P", "-S"}))
+            items = [a for a in args[args.index(":::") + 1 :] if a not in (":::", "::::")]
+            for item in items[:_XARGS_ITEMS]:
+                line = [w.replace("{}", item) for w in command]
+                if not any("{}" in w for w in command):
+                    line.append(item)
+                nested.append((" ".join(_quote(t) for t in line), "parallel"))
         elif prog in POWERSHELLS:
             self._powershell(args)
         elif prog in ("cmd", "cmd.exe"):
@@ -641,6 +671,13 @@ class _Parser:
                             break
                         tail.append(b)
                     nested.append((" ".join(_quote(t) for t in tail), "find -exec"))
+                    # Without a test (-name, -type, ...), find hands on every path under its
+                    # start points, the start points first: "find / -exec rm -rf {} +" is rm -rf /.
+                    starts = _find_starts(args)
+                    if starts and "{}" in tail and not _find_tests(args):
+                        for start in starts[:_XARGS_ITEMS]:
+                            line = [w.replace("{}", start) for w in tail]
+                            nested.append((" ".join(_quote(t) for t in line), "find -exec"))
         elif prog == "xargs":
             rest = _skip_options(args, frozenset({"-I", "-n", "-P", "-d", "-L", "-s", "-E"}))
             if rest:
@@ -688,6 +725,63 @@ def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
             if len(a) <= 4 and i + 1 < len(args):
                 return args[i + 1]
     return None
+
+
+_AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
+# A string handed to a shell by an interpreter: system("..."), exec(...), popen, backticks.
+_SHELLED = re.compile(
+    r"""(?:\b(?:system|exec|execSync|spawnSync|popen|shell_exec|passthru|proc_open|do\s+shell\s+script)"""
+    r"""\s*\(?\s*|%x\{|`)(["'`]?)((?:(?!\1).){2,400})\1"""
+)
+# find's options that are not tests: with only these, find matches every path.
+_FIND_PLAIN = frozenset({
+    "-maxdepth", "-mindepth", "-depth", "-xdev", "-mount", "-follow", "-L", "-H", "-P",
+    "-noleaf", "-ignore_readdir_race", "-d", "-x",
+})  # fmt: skip
+_FIND_ACTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-delete", "-print", "-print0"})
+_GIT_RUNS = frozenset({
+    "core.pager", "core.editor", "core.sshcommand", "core.fsmonitor", "sequence.editor",
+    "diff.external", "core.askpass", "credential.helper", "gpg.program",
+})  # fmt: skip
+
+
+def _shelled_strings(source: str) -> list[str]:
+    """The command lines a script in another language hands to a shell (``system("...")``)."""
+    found = [m.group(2) for m in _SHELLED.finditer(source[:20_000])]
+    return found[:_XARGS_ITEMS]
+
+
+def _find_starts(args: tuple[str, ...]) -> list[str]:
+    starts = []
+    for a in args:
+        if a.startswith("-") or a in ("(", "!", ")"):
+            break
+        starts.append(a)
+    return starts
+
+
+def _find_tests(args: tuple[str, ...]) -> bool:
+    """Whether find's expression has a test that narrows what it matches."""
+    for a in args:
+        if a in _FIND_ACTIONS:
+            break
+        if a.startswith("-") and a not in _FIND_PLAIN:
+            return True
+    return False
+
+
+def _git_config_commands(args: tuple[str, ...]) -> list[str]:
+    """Commands git would run from ``-c key=value`` settings (a pager, an editor, an ssh
+    command, a ``!`` alias)."""
+    out = []
+    for i, a in enumerate(args[:-1]):
+        if a != "-c":
+            continue
+        key, _, value = args[i + 1].partition("=")
+        key = key.lower()
+        if key in _GIT_RUNS or (key.startswith("alias.") and value.startswith("!")):
+            out.append(value.removeprefix("!"))
+    return out
 
 
 def _xargs_runs(command: list[str], replace: str | None, stdin: str | None) -> list[list[str]]:
