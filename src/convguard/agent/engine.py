@@ -94,6 +94,8 @@ the rules of its own program.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import hashlib
 import os
 import re
@@ -525,6 +527,11 @@ class Rule:
         )
 
 
+#: A program name with glob characters is read as each program it can name, up to this many.
+GLOB_PROGRAMS = 8
+_GLOB = re.compile(r"[?*\[]")
+
+
 def _name(cmd: Command) -> str:
     return cmd.program.removesuffix(".exe")
 
@@ -583,7 +590,19 @@ class RuleSet:
         """The command rules of this command's program (and those of any program) that match it,
         the write rules on each file it writes, then the fallbacks (``unless_rules``) that what
         was found leaves to say."""
-        rules = self.by_program.get(_name(cmd), ()) + self.by_program.get("*", ())
+        name = _name(cmd)
+        if name not in self.by_program and _GLOB.search(name):
+            # "/bin/r? -rf /" runs rm: read it as each program the pattern can name.
+            named = fnmatch.filter((k for k in self.by_program if k != "*"), name)
+            if 0 < len(named) <= GLOB_PROGRAMS:
+                return [
+                    f
+                    for k in named
+                    for f in self.command_findings(dataclasses.replace(cmd, argv=(k, *cmd.args)))
+                ]
+        rules = (self.by_program.get(name, ()) if name != "*" else ()) + self.by_program.get(
+            "*", ()
+        )
         writes = file_writes(cmd) if self.writes else []
         if not rules and not writes:
             return []
