@@ -818,3 +818,20 @@ def test_brace_expansion_in_a_path_is_read_as_every_path_it_makes(
 )
 def test_commands_run_by_other_programs_are_read_through(command: str, verdict: str) -> None:
     assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("command", "verdict"),
+    [
+        ('f(){ rm -rf "$1"; }; f /', "deny"),
+        ('wipe() { rm -rf "$@"; }; wipe /tmp/x /', "deny"),
+        ("function f { rm -rf $1; }; f /", "deny"),
+        ("clean() { rm -rf build dist; }; clean", "allow"),
+        ("g(){ g; }; g", "allow"),  # a function calling itself is read once
+        ('echo $1 "$@"', "allow"),
+    ],
+)
+def test_a_shell_function_is_read_with_the_arguments_of_its_call(
+    command: str, verdict: str
+) -> None:
+    assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict

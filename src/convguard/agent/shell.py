@@ -334,7 +334,10 @@ class _Tokenizer:
         if name:
             self.i = name.end()
             return _Var(name.group(), None, quoted)
-        if nxt and nxt in "?$#@*!-0123456789":  # a special parameter: ``$?``, ``$$``, ``$1``
+        if nxt and nxt in "@*123456789":  # a function's arguments: ``$1``, ``$@``
+            self.i += 2
+            return _Var(nxt, None, quoted and nxt != "@")  # "$@" is one word per argument
+        if nxt and nxt in "?$#!-0":  # another special parameter: ``$?``, ``$$``
             self.i += 2
             return "$" + nxt
         # a ``$`` before anything else is itself (``^cron$``, ``"cost: $"``): the next character,
@@ -446,6 +449,9 @@ class _Parser:
         self.windows = windows
         self.env: dict[str, str] = {}
         self.aliases: dict[str, str] = {}
+        #: Shell functions defined so far: name → body (read again, with its arguments, where
+        #: the function is called).
+        self.functions: dict[str, str] = {}
 
     def parse(self, text: str, *, depth: int, via: str, decoded: bool) -> str | None:
         """Parse ``text``; return the static output of its last pipeline (for ``$( … )``)."""
@@ -454,6 +460,9 @@ class _Parser:
             return None
         if "()" in text and _FORK_BOMB.search(text):  # the literal gate skips the costly search
             self.result.notes.append("fork bomb")
+        if "{" in text:
+            for match in _FUNCTION.finditer(text):
+                self.functions[match.group(1) or match.group(2)] = match.group(3)
         tokens = _Tokenizer(text, windows=self.windows).tokens()
         last: str | None = None
         pipeline: list[tuple[list[_Word], list[_Redirect]]] = []
@@ -462,6 +471,13 @@ class _Parser:
         tokens.append(_Op(";"))
         for index, token in enumerate(tokens):
             if isinstance(token, _Op):
+                if (
+                    token.op == "("
+                    and len(words) == 1
+                    and tokens[index + 1 : index + 2] == [_Op(")")]
+                ):
+                    words = []  # "name()": a function's definition, not a call
+                    continue
                 if token.op == ")" and tokens[index + 1 : index + 2] == [_Op("|")]:
                     continue  # ( a; b ) | c: the group's output feeds c
                 if token.op == "|":
@@ -678,6 +694,17 @@ class _Parser:
                         for start in starts[:_XARGS_ITEMS]:
                             line = [w.replace("{}", start) for w in tail]
                             nested.append((" ".join(_quote(t) for t in line), "find -exec"))
+        elif prog in self.functions and cmd.argv[0] == prog:
+            # A call of a shell function: its body, with $1, $2, ... and $@ set to the arguments.
+            saved = dict(self.env)
+            self.env.update({str(i): a for i, a in enumerate(args[:9], start=1)})
+            self.env["@"] = self.env["*"] = " ".join(args)
+            body = self.functions.pop(prog)  # a function calling itself is read once
+            try:
+                self.parse(body, depth=depth + 1, via=f"function {prog}", decoded=cmd.decoded)
+            finally:
+                self.functions[prog] = body
+                self.env = saved
         elif prog == "xargs":
             rest = _skip_options(args, frozenset({"-I", "-n", "-P", "-d", "-L", "-s", "-E"}))
             if rest:
@@ -727,6 +754,11 @@ def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
     return None
 
 
+# A function definition: "name() { body; }" or "function name { body; }" (bodies without braces).
+_FUNCTION = re.compile(
+    r"(?:^|[;&|\s])(?:function\s+([A-Za-z_][\w-]*)\s*(?:\(\s*\))?|([A-Za-z_][\w-]*)\s*\(\s*\))"
+    r"\s*\{([^{}]{1,2000})\}"
+)
 _AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 # A string handed to a shell by an interpreter: system("..."), exec(...), popen, backticks.
 _SHELLED = re.compile(
