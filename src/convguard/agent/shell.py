@@ -452,6 +452,9 @@ class _Parser:
         #: Shell functions defined so far: name → body (read again, with its arguments, where
         #: the function is called).
         self.functions: dict[str, str] = {}
+        #: Files this script wrote with text the parser knows (``echo ... > run.sh``): read
+        #: again where the script runs them (``bash run.sh``, ``./run.sh``, ``. run.sh``).
+        self.files: dict[str, str] = {}
 
     def parse(self, text: str, *, depth: int, via: str, decoded: bool) -> str | None:
         """Parse ``text``; return the static output of its last pipeline (for ``$( … )``)."""
@@ -560,6 +563,7 @@ class _Parser:
             )
             self._emit(cmd, depth=depth, decoded_input=was_decoded)
             text, step_decoded = _output(cmd, stdin)
+            self._remember_writes(cmd, text, stdin)
             was_decoded = was_decoded or step_decoded
         return text
 
@@ -626,6 +630,32 @@ class _Parser:
             wrappers=wrappers,
         )
 
+    def _remember_writes(self, cmd: Command, text: str | None, stdin: str | None) -> None:
+        """Record the files ``cmd`` writes with known text (its output redirected, or ``tee``)."""
+        if text is not None:
+            for op, target in cmd.redirects:
+                if op in (">", ">>", ">|", "&>") and target and len(self.files) < _SCRIPTS:
+                    key = _script_key(target)
+                    earlier = self.files.get(key, "") if op == ">>" else ""
+                    self.files[key] = (earlier + text)[:_SCRIPT_CHARS]
+        if cmd.program == "tee" and stdin is not None:
+            for target in (a for a in cmd.args if not a.startswith("-")):
+                if len(self.files) < _SCRIPTS:
+                    self.files[_script_key(target)] = stdin[:_SCRIPT_CHARS]
+
+    def _written_script(self, cmd: Command) -> str | None:
+        """The known text of a script this call wrote and ``cmd`` now runs, if any."""
+        if not self.files or not cmd.argv:
+            return None
+        own = self.files.get(_script_key(cmd.argv[0]))
+        if own is not None:
+            return own
+        if cmd.program in SHELLS or cmd.program in ("source", "."):
+            rest = [a for a in cmd.args if not a.startswith("-")]
+            if rest:
+                return self.files.get(_script_key(rest[0]))
+        return None
+
     def _emit(self, cmd: Command, *, depth: int, decoded_input: bool) -> None:
         if len(self.result.commands) >= MAX_COMMANDS:
             if "too many commands" not in self.result.notes:
@@ -634,6 +664,9 @@ class _Parser:
         self.result.commands.append(cmd)
         prog, args = cmd.program, cmd.args
         nested: list[tuple[str, str]] = []
+        written = self._written_script(cmd)
+        if written is not None:
+            nested.append((written, f"runs {cmd.argv[0] if prog not in SHELLS else args[-1]}"))
         if prog in SHELLS or prog in ("su", "eval"):
             script = _flag_value(args, "-c")
             if prog == "eval":
@@ -775,6 +808,15 @@ _GIT_RUNS = frozenset({
     "core.pager", "core.editor", "core.sshcommand", "core.fsmonitor", "sequence.editor",
     "diff.external", "core.askpass", "credential.helper", "gpg.program",
 })  # fmt: skip
+
+
+#: At most this many written files are remembered, each up to this many characters.
+_SCRIPTS = 16
+_SCRIPT_CHARS = 20_000
+
+
+def _script_key(path: str) -> str:
+    return path.strip("\"'").removeprefix("./")
 
 
 def _shelled_strings(source: str) -> list[str]:
