@@ -852,3 +852,22 @@ def test_a_shell_function_is_read_with_the_arguments_of_its_call(
 )  # fmt: skip
 def test_a_script_the_call_writes_is_read_where_it_runs(command: str, verdict: str) -> None:
     assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("command", "verdict"),
+    [
+        ("tar -cf /dev/null /etc --checkpoint=1 --checkpoint-action=exec='rm -rf /'", "deny"),
+        ("tar -xf a.tar --to-command='rm -rf /'", "deny"),
+        ("rsync -e 'sh -c \"rm -rf /\"' x y:", "deny"),
+        ("ssh -o ProxyCommand='rm -rf /' host", "deny"),
+        ('flock /tmp/l -c "rm -rf /"', "deny"),
+        ("tar -czf out.tgz src", "allow"),
+        ("tar -I zstd -cf out.tar.zst src", "allow"),
+        ("rsync -e ssh -av src/ host:dst/", "allow"),
+        ("ssh -o StrictHostKeyChecking=no host uptime", "allow"),
+        ('flock /tmp/l -c "make build"', "allow"),
+    ],
+)
+def test_an_option_whose_value_is_a_command_is_read_as_one(command: str, verdict: str) -> None:
+    assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict

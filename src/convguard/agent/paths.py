@@ -100,9 +100,15 @@ _FILE_EXT = re.compile(
 
 def fold_home(path: str) -> str:
     path = path.replace("\\", "/") if "\\" in path and "/" not in path else path
+    path = path.strip("\"'")
     # Resolved before and after the home folds: "/proc/1/root/root/.ssh" is a home, and so is
-    # "$HOME/x/..".
-    return _resolve_dots(_HOME.sub("~", _resolve_dots(path.strip("\"'"))))
+    # "$HOME/x/..". Most arguments have no detour: a few substring tests say so.
+    if "/." in path or "//" in path or path[:1] == "." or path.startswith("/proc/"):
+        path = _resolve_dots(path)
+    folded = _HOME.sub("~", path)
+    if folded != path and ("/." in folded or "//" in folded):
+        folded = _resolve_dots(folded)
+    return folded
 
 
 def _resolve_dots(path: str) -> str:

@@ -689,6 +689,8 @@ class _Parser:
                 nested += [(line, f"{prog} system()") for line in _shelled_strings(program[0])]
         elif prog == "git":
             nested += [(line, "git -c") for line in _git_config_commands(args)]
+        elif prog in _RUNS_OPTION:
+            nested += [(line, f"{prog} option") for line in _option_commands(prog, args)]
         elif prog == "parallel" and ":::" in args:
             command = _skip_options(args[: args.index(":::")], frozenset({"-j", "-P", "-S"}))
             items = [a for a in args[args.index(":::") + 1 :] if a not in (":::", "::::")]
@@ -808,6 +810,37 @@ _GIT_RUNS = frozenset({
     "core.pager", "core.editor", "core.sshcommand", "core.fsmonitor", "sequence.editor",
     "diff.external", "core.askpass", "credential.helper", "gpg.program",
 })  # fmt: skip
+
+
+# Options whose value is a command the program runs (GTFOBins' shell escapes): ``--opt=CMD`` or
+# ``--opt CMD``; tar's ``--checkpoint-action`` takes ``exec=CMD``.
+_RUNS_OPTION: dict[str, tuple[str, ...]] = {
+    "tar": ("--checkpoint-action", "--to-command", "--use-compress-program", "-I", "--rsh-command"),
+    "rsync": ("-e", "--rsh", "--rsync-path"),
+    "ssh": ("ProxyCommand", "LocalCommand"),
+    "scp": ("ProxyCommand", "-S"),
+    "zip": ("-TT", "--unzip-command"),
+    "flock": ("-c", "--command"),
+    "script": ("-c", "--command"),
+}
+
+
+def _option_commands(prog: str, args: tuple[str, ...]) -> list[str]:
+    """The commands ``prog`` runs from its options (``tar --checkpoint-action=exec=...``)."""
+    names = _RUNS_OPTION[prog]
+    out = []
+    for i, a in enumerate(args):
+        if a in ("-o",) and i + 1 < len(args):  # ssh -o ProxyCommand=...
+            a = args[i + 1]
+        for name in names:
+            value = None
+            if a.startswith(name + "="):
+                value = a[len(name) + 1 :]
+            elif a == name and i + 1 < len(args):
+                value = args[i + 1]
+            if value:
+                out.append(value.removeprefix("exec="))
+    return out[:_XARGS_ITEMS]
 
 
 #: At most this many written files are remembered, each up to this many characters.
