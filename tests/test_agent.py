@@ -861,6 +861,8 @@ def test_a_script_the_call_writes_is_read_where_it_runs(command: str, verdict: s
         ("tar -xf a.tar --to-command='rm -rf /'", "deny"),
         ("rsync -e 'sh -c \"rm -rf /\"' x y:", "deny"),
         ("ssh -o ProxyCommand='rm -rf /' host", "deny"),
+        ("ssh -o StrictHostKeyChecking=no host 'rm -rf /'", "deny"),  # the remote command too
+        ("ssh host 'rm -rf /'", "deny"),
         ('flock /tmp/l -c "rm -rf /"', "deny"),
         ("tar -czf out.tgz src", "allow"),
         ("tar -I zstd -cf out.tar.zst src", "allow"),

@@ -667,6 +667,8 @@ class _Parser:
         written = self._written_script(cmd)
         if written is not None:
             nested.append((written, f"runs {cmd.argv[0] if prog not in SHELLS else args[-1]}"))
+        if prog in _RUNS_OPTION:  # beside, not instead of, what the program runs otherwise
+            nested += [(line, f"{prog} option") for line in _option_commands(prog, args)]
         if prog in SHELLS or prog in ("su", "eval"):
             script = _flag_value(args, "-c")
             if prog == "eval":
@@ -689,8 +691,6 @@ class _Parser:
                 nested += [(line, f"{prog} system()") for line in _shelled_strings(program[0])]
         elif prog == "git":
             nested += [(line, "git -c") for line in _git_config_commands(args)]
-        elif prog in _RUNS_OPTION:
-            nested += [(line, f"{prog} option") for line in _option_commands(prog, args)]
         elif prog == "parallel" and ":::" in args:
             command = _skip_options(args[: args.index(":::")], frozenset({"-j", "-P", "-S"}))
             items = [a for a in args[args.index(":::") + 1 :] if a not in (":::", "::::")]
