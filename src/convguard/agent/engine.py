@@ -600,9 +600,8 @@ class RuleSet:
                     for k in named
                     for f in self.command_findings(dataclasses.replace(cmd, argv=(k, *cmd.args)))
                 ]
-        rules = (self.by_program.get(name, ()) if name != "*" else ()) + self.by_program.get(
-            "*", ()
-        )
+        own = () if name == "*" else self.by_program.get(name, ())
+        rules = own + self.by_program.get("*", ())
         writes = file_writes(cmd) if self.writes else []
         if not rules and not writes:
             return []

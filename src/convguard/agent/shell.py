@@ -643,18 +643,17 @@ class _Parser:
                 if len(self.files) < _SCRIPTS:
                     self.files[_script_key(target)] = stdin[:_SCRIPT_CHARS]
 
-    def _written_script(self, cmd: Command) -> str | None:
-        """The known text of a script this call wrote and ``cmd`` now runs, if any."""
+    def _written_script(self, cmd: Command) -> tuple[str, str] | None:
+        """The path and known text of a script this call wrote and ``cmd`` now runs, if any."""
         if not self.files or not cmd.argv:
             return None
-        own = self.files.get(_script_key(cmd.argv[0]))
-        if own is not None:
-            return own
-        if cmd.program in SHELLS or cmd.program in ("source", "."):
-            rest = [a for a in cmd.args if not a.startswith("-")]
-            if rest:
-                return self.files.get(_script_key(rest[0]))
-        return None
+        path = cmd.argv[0]
+        if _script_key(path) not in self.files and (
+            cmd.program in SHELLS or cmd.program in ("source", ".")
+        ):
+            path = next((a for a in cmd.args if not a.startswith("-")), "")
+        script = self.files.get(_script_key(path))
+        return None if script is None else (path, script)
 
     def _emit(self, cmd: Command, *, depth: int, decoded_input: bool) -> None:
         if len(self.result.commands) >= MAX_COMMANDS:
@@ -666,7 +665,8 @@ class _Parser:
         nested: list[tuple[str, str]] = []
         written = self._written_script(cmd)
         if written is not None:
-            nested.append((written, f"runs {cmd.argv[0] if prog not in SHELLS else args[-1]}"))
+            path, text = written
+            nested.append((text, f"runs {path}"))
         if prog in _RUNS_OPTION:  # beside, not instead of, what the program runs otherwise
             nested += [(line, f"{prog} option") for line in _option_commands(prog, args)]
         if prog in SHELLS or prog in ("su", "eval"):
@@ -694,11 +694,7 @@ class _Parser:
         elif prog == "parallel" and ":::" in args:
             command = _skip_options(args[: args.index(":::")], frozenset({"-j", "-P", "-S"}))
             items = [a for a in args[args.index(":::") + 1 :] if a not in (":::", "::::")]
-            for item in items[:_XARGS_ITEMS]:
-                line = [w.replace("{}", item) for w in command]
-                if not any("{}" in w for w in command):
-                    line.append(item)
-                nested.append((" ".join(_quote(t) for t in line), "parallel"))
+            nested += [(line, "parallel") for line in _each_item(command, items)]
         elif prog in POWERSHELLS:
             self._powershell(args)
         elif prog in ("cmd", "cmd.exe"):
@@ -724,11 +720,9 @@ class _Parser:
                     nested.append((" ".join(_quote(t) for t in tail), "find -exec"))
                     # Without a test (-name, -type, ...), find hands on every path under its
                     # start points, the start points first: "find / -exec rm -rf {} +" is rm -rf /.
-                    starts = _find_starts(args)
-                    if starts and "{}" in tail and not _find_tests(args):
-                        for start in starts[:_XARGS_ITEMS]:
-                            line = [w.replace("{}", start) for w in tail]
-                            nested.append((" ".join(_quote(t) for t in line), "find -exec"))
+                    if "{}" in tail and not _find_tests(args):
+                        runs = _each_item(tail, _find_starts(args))
+                        nested += [(line, "find -exec") for line in runs]
         elif prog in self.functions and cmd.argv[0] == prog:
             # A call of a shell function: its body, with $1, $2, ... and $@ set to the arguments.
             saved = dict(self.env)
@@ -830,7 +824,7 @@ def _option_commands(prog: str, args: tuple[str, ...]) -> list[str]:
     names = _RUNS_OPTION[prog]
     out = []
     for i, a in enumerate(args):
-        if a in ("-o",) and i + 1 < len(args):  # ssh -o ProxyCommand=...
+        if a == "-o" and i + 1 < len(args):  # ssh -o ProxyCommand=...
             a = args[i + 1]
         for name in names:
             value = None
@@ -854,8 +848,20 @@ def _script_key(path: str) -> str:
 
 def _shelled_strings(source: str) -> list[str]:
     """The command lines a script in another language hands to a shell (``system("...")``)."""
-    found = [m.group(2) for m in _SHELLED.finditer(source[:20_000])]
+    found = [m.group(2) for m in _SHELLED.finditer(source[:_SCRIPT_CHARS])]
     return found[:_XARGS_ITEMS]
+
+
+def _each_item(command: list[str], items: list[str]) -> list[str]:
+    """The command line run once per item (at most :data:`_XARGS_ITEMS`): the item in place of
+    ``{}``, or after the command when it has none (GNU parallel, ``find -exec``)."""
+    lines = []
+    for item in items[:_XARGS_ITEMS]:
+        line = [w.replace("{}", item) for w in command]
+        if not any("{}" in w for w in command):
+            line.append(item)
+        lines.append(" ".join(_quote(t) for t in line))
+    return lines
 
 
 def _find_starts(args: tuple[str, ...]) -> list[str]:

@@ -69,8 +69,8 @@ WINDOW_CHARS = 1200
 #: Scores of recent texts kept per cascade: a turn's context was assessed on the earlier turns.
 CACHE_TEXTS = 2048
 #: Of a long user text's passages (:mod:`convguard.assess.passages`), the first stage screens
-#: all and this many of the most suspicious (some category at the band's low end or over) are
-#: read again through the whole cascade.
+#: all and this many of the most suspicious (some category at :data:`PASSAGE_SCREEN` or over)
+#: are read again through the whole cascade.
 PASSAGES_READ = 2
 #: A passage is suspicious when the first stage scores some category at least this. Above the
 #: band's low end (0.10) so that fewer are read again: on the robustness benchmark's hidden

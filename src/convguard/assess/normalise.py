@@ -79,10 +79,8 @@ class Normalised:
 _INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
 _ZERO_WIDTH = re.compile(f"[{_INVISIBLE}]")
 # A Latin word with invisible characters inside it (a look-alike letter counts as Latin).
-_SPLIT_WORD = re.compile(
-    f"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+(?:[{_INVISIBLE}]+"
-    f"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+)+"
-)
+_WORD_LETTERS = "[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]"
+_SPLIT_WORD = re.compile(f"{_WORD_LETTERS}+(?:[{_INVISIBLE}]+{_WORD_LETTERS}+)+")
 _OVERRIDE = re.compile("[\u202a-\u202e]")
 _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 
@@ -117,8 +115,9 @@ _DRESSED_HINT = re.compile("[ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱ�
 # of a word's spelling.
 _OVERLAY = re.compile("[\u0332-\u0338\u20d0-\u20f0]")
 # Combining marks of the Latin blocks; "zalgo" text stacks them on every letter.
-_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f]")
-_MARKED_LATIN = re.compile("[A-Za-z][\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f]")
+_MARK_CHARS = "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\ufe20-\ufe2f]"
+_MARKS = re.compile(_MARK_CHARS)
+_MARKED_LATIN = re.compile("[A-Za-z]" + _MARK_CHARS)
 # Upside-down text: letters turned over (the ones with no upright twin are the hint), read back
 # to front.
 _TURNED = "ɐǝɥɯɹʇʎʍɔɟƃᴉʞɾʌ"
