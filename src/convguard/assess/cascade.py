@@ -80,6 +80,9 @@ PASSAGE_SCREEN = 0.3
 #: depends most on the text around a sentence (one that names an identity or quotes an insult).
 #: Measured on the robustness benchmark's hidden requests and Wikipedia identity comments:
 #: with them, 89.3 % caught and 12 more comments flagged (of 1,244); without, 86.3 % and 3.
+#: Passages are still screened on every category: screening on these alone caught 82.6 % of the
+#: hidden requests against 83.7 % (a passage the first stage reads as hate can hold a request
+#: the whole cascade reads as another category).
 PASSAGE_CATEGORIES: tuple[str, ...] = tuple(
     c for c in CATEGORY_IDS if c not in ("hate", "harassment")
 )
@@ -337,7 +340,14 @@ class Cascade:
             # Stacking reads the first stage on the same views as the second (a decoded payload
             # is as plain to it as to the encoder). Its weights are fitted for the first two
             # stages; any later stage replaces.
-            firsts = highest_by_owner(owner, _run(first, flat)) if stacking else {}
+            firsts: dict[int, dict[str, float]] = {}
+            if stacking:
+                # A text without views is its normalised text, which the first stage has read.
+                again = [(view, i) for view, i in zip(flat, owner, strict=True) if views[i].views]
+                firsts = {i: scores[i] for i in pending if not views[i].views}
+                if again:
+                    reread = _run(first, [view for view, _ in again])
+                    firsts |= highest_by_owner([i for _, i in again], reread)
             for i, answer in answers.items():
                 if stacking:
                     scores[i] = {
