@@ -8,7 +8,7 @@
   extreme category, any strike (an extreme category or abuse toward the assistant at its strike
   level), ``imminent_risk``. Target: 0 of each.
 - **Obfuscated copies**: the HarmBench test behaviours (without context) and AdvBench goals that the
-  cascade flags in plain text, each hidden thirteen ways
+  cascade flags in plain text, each hidden fourteen ways
   (:data:`convguard.robustness.OBFUSCATIONS`);
   counted as caught when the copy is flagged in a category the plain text was flagged in.
   Target: ≥ 95 %.

@@ -1,11 +1,15 @@
 """Build every shipped classifier weight file from ``../shared/data``, reproducibly.
 
     python training/train.py [--data-dir ../shared/data]
-                             [--stages linear,finetune,encoder,agent,cascade] [--seed 13]
+                             [--stages words,linear,finetune,encoder,agent,cascade] [--seed 13]
 
-Builds every shipped weight file; by default the stages linear, encoder, agent and cascade, in
-this order (``finetune`` runs only when named: its measured result is not shipped, see
+Builds every shipped weight file; by default the stages words, linear, encoder, agent and cascade,
+in this order (``finetune`` runs only when named: its measured result is not shipped, see
 ``training/REPORT-finetune.md``):
+
+- ``words``: the training split's most frequent words, ``training/words.py``
+  → ``src/convguard/assess/weights/words.txt.gz``, with which normalisation splits words run
+  together ("howdoimake...").
 
 - ``linear``: hashed n-gram one-vs-rest logistic regression (scikit-learn at training time only)
   → ``src/convguard/assess/weights/linear.npz``; its section of ``training/REPORT.md``.
@@ -69,8 +73,8 @@ from convguard.policy import CATEGORY_IDS  # noqa: E402
 
 WEIGHTS = ROOT / "src/convguard/assess/weights/linear.npz"
 REPORT = HERE / "REPORT.md"
-STAGES = ("linear", "finetune", "encoder", "agent", "cascade")
-DEFAULT_STAGES = ("linear", "encoder", "agent", "cascade")
+STAGES = ("words", "linear", "finetune", "encoder", "agent", "cascade")
+DEFAULT_STAGES = ("words", "linear", "encoder", "agent", "cascade")
 BITS = 17
 C = 4.0
 T0 = time.perf_counter()
@@ -417,6 +421,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"building dataset from {args.data_dir}")
     ds = build_dataset(args.data_dir, seed=args.seed)
     extra: list[str] = []
+    if "words" in stages:
+        import words  # training/words.py
+
+        words.write(words.ranked(words.count_words(e.text for e in ds.train)))
+        log(f"wrote {words.OUT.relative_to(ROOT)}")
     if "linear" in stages:
         sets = eval_sets(args.data_dir)
         tuning = [t for es in sets.values() if es.role == "tuning" for t in es.texts]

@@ -201,6 +201,7 @@ Obfuscation = Literal[
     "regional",
     "accents",
     "json",
+    "unspaced",
 ]
 OBFUSCATIONS: tuple[Obfuscation, ...] = get_args(Obfuscation)
 
@@ -271,6 +272,7 @@ _OBFUSCATORS: dict[Obfuscation, Callable[[random.Random, str], str]] = {
     "regional": _regional,
     "accents": lambda rng, t: t.translate(_ACCENTED),
     "json": lambda rng, t: json.dumps({"task": t, "format": rng.choice(["steps", "list"])}),
+    "unspaced": lambda rng, t: "".join(t.split()),
 }
 
 

@@ -31,10 +31,14 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import gzip
 import json
+import math
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
+from importlib import resources
 from urllib.parse import unquote
 
 __all__ = ["STRONG_OBFUSCATIONS", "Normalised", "normalise", "well_formed"]
@@ -49,6 +53,7 @@ _ORDER = (
     "combining",
     "accents",
     "spaced",
+    "unspaced",
     "leetspeak",
     "upside_down",
     "reversed",
@@ -485,6 +490,91 @@ def _joined_view(text: str) -> str | None:
     return _JOINED.sub(lambda m: _JOIN_MARKS.sub("", m.group()), text)
 
 
+#: Runs of letters that are not words: split in text run together as a whole from this length,
+#: in other text from the next. Text is run together with fewer than one space per
+#: ``_TOGETHER_LETTERS`` characters (English has one per five or six).
+_RUN_LETTERS = 10
+_RUN_WORDS_LETTERS = 16
+_TOGETHER_LETTERS = 15
+_RUN = re.compile(f"[A-Za-z]{{{_RUN_LETTERS},}}")
+_LONG_RUN = re.compile(f"[A-Za-z]{{{_RUN_WORDS_LETTERS},}}")
+#: The longest word the split tries.
+_LONGEST_WORD = 24
+_word_costs: dict[str, float] | None = None
+_word_lock = threading.Lock()
+
+
+def _costs() -> dict[str, float]:
+    """Each known word's cost, ``log(rank * log(words))`` (Zipf's law: a word's probability is
+    about ``1 / (rank * log(words))``), from ``weights/words.txt.gz`` (``training/words.py``:
+    the training split's most frequent words, most frequent first); read once, on first need."""
+    global _word_costs
+    with _word_lock:
+        if _word_costs is None:
+            packed = resources.files("convguard.assess") / "weights" / "words.txt.gz"
+            words = gzip.decompress(packed.read_bytes()).decode("ascii").split()
+            scale = math.log(max(len(words), 2))
+            _word_costs = {w: math.log((rank + 1) * scale) for rank, w in enumerate(words)}
+        return _word_costs
+
+
+def _split_run(run: str, costs: dict[str, float]) -> list[str] | None:
+    """The cheapest split of ``run`` (lower case) into known words, or None when there is none."""
+    n = len(run)
+    best = [0.0] + [math.inf] * n
+    back = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - _LONGEST_WORD), end):
+            cost = costs.get(run[start:end])
+            if cost is not None and best[start] + cost < best[end]:
+                best[end] = best[start] + cost
+                back[end] = start
+    if best[n] == math.inf:
+        return None
+    words: list[str] = []
+    while n:
+        words.append(run[back[n] : n])
+        n = back[n]
+    return words[::-1]
+
+
+def _unspaced_view(text: str) -> str | None:
+    """``"howdoImakeapipebomb"`` → ``"how do i make a pipe bomb"``: words run together so that
+    no model reads them.
+
+    A run of letters that is not itself a known word (``training/words.py``) is split into the
+    most common known words when the split reads as words: at least four, at most half of them
+    of one or two letters, and the run at least :data:`_RUN_WORDS_LETTERS` long (most long words
+    the list lacks, "electroencephalogram", "hydroxychloroquine", do not split into known words
+    at all; some do, "dimethyl form am ide", and the view is read as well). In text that is run
+    together as a whole (fewer than one space per :data:`_TOGETHER_LETTERS` characters), runs of
+    :data:`_RUN_LETTERS` letters or more split into three words or more suffice. The view has
+    every such run split; None when none is."""
+    together = len(text) >= _TOGETHER_LETTERS and text.count(" ") * _TOGETHER_LETTERS < len(text)
+    runs = _RUN if together else _LONG_RUN
+    shortest = _RUN_LETTERS if together else _RUN_WORDS_LETTERS
+    # Splitting on white space is several times faster than the pattern's scan of long text.
+    if max(map(len, text.split()), default=0) < shortest or runs.search(text) is None:
+        return None
+    least = 3 if together else 4
+    costs = _costs()
+    changed = False
+
+    def split(match: re.Match[str]) -> str:
+        nonlocal changed
+        run = match.group().lower()
+        if run in costs:
+            return match.group()
+        words = _split_run(run, costs)
+        if words is None or len(words) < least or sum(len(w) <= 2 for w in words) * 2 > len(words):
+            return match.group()
+        changed = True
+        return " ".join(words)
+
+    view = runs.sub(split, text)
+    return view if changed else None
+
+
 def _accent_view(text: str) -> str | None:
     """``"hów dó Í máké"`` → ``"how do I make"``: an accent on most letters (at least one for
     every three Latin letters; French has about one in twenty), read without them. Stacked marks
@@ -573,6 +663,10 @@ def normalise(text: str, *, _depth: int = 0) -> Normalised:
         if spaced is not None:
             views.append(spaced)
             found.add("spaced")
+    unspaced = _unspaced_view(spaced or text)
+    if unspaced is not None:
+        views.append(unspaced)
+        found.add("unspaced")
     turned = (
         ("upside_down", _upside_down_view(text)),
         ("reversed", _reversed_view(text)),
