@@ -322,6 +322,11 @@ def _common_ratio(text: str) -> float:
     return sum(w in _COMMON for w in words) / len(words)
 
 
+#: Latin letters of the phonetic alphabet that read as a plain letter: folded with the look-alikes,
+#: but never evidence of hiding on their own (a transcription such as /ɡoʊ/ uses them).
+_IPA_LETTERS = str.maketrans({"ɡ": "g"})
+
+
 def _fold_homoglyphs(text: str) -> str:
     if not any(c in _CONFUSABLE for c in text):
         return text
@@ -363,7 +368,7 @@ def _unicode_fold(text: str, found: set[str]) -> str:
     if _OVERLAY.search(text) or _MARKS.search(text):
         text = _strip_marks(text, found)
     folded = _fold_homoglyphs(text)
-    if folded != text:
+    if folded != text and folded != text.translate(_IPA_LETTERS):
         found.add("homoglyph")
     return folded
 
