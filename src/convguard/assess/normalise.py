@@ -4,21 +4,24 @@ Obfuscation must not hide a request (B1). :func:`normalise` returns
 
 - ``text``: Unicode NFKC, zero-width and soft-hyphen characters removed, Cyrillic/Greek look-alike
   letters folded to Latin inside words that mix scripts (or in mostly-Latin text), small capitals
-  and regional-indicator letters folded to Latin, strike-through and underline marks removed, and
-  every combining mark when they are stacked on the letters ("zalgo"). Case, digits and
-  punctuation are kept, so ordinary text ("B2B", "mp3", "404") reads as written;
-- ``views``: extra texts to assess as well — letters spaced out or joined by dots, dashes or stars
-  joined again ("b o m b", "b.o.m.b" → "bomb"), a leetspeak-folded view ("h4ck" → "hack"),
-  upside-down text read upright, text written back to front read forwards, text with an accent
-  on most letters read without them, the keys and strings of a JSON object or array, and the
-  decoded text of base64, hex, URL-encoded and rot13 payloads (each normalised again, one level);
+  and regional-indicator letters folded to Latin, strike-through and underline marks removed,
+  every combining mark when they are stacked on the letters ("zalgo"), and letters joined by
+  dots, dashes, stars or underscores joined again when most words are written so ("b.o.m.b" →
+  "bomb"; the marks read as censored swearing to every model). Case, digits and punctuation are
+  otherwise kept, so ordinary text ("B2B", "mp3", "404", "U.S.") reads as written;
+- ``views``: extra texts to assess as well — letters spaced out joined again ("b o m b" →
+  "bomb"), words run together split apart ("howdoimake" → "how do i make"), a leetspeak-folded
+  view ("h4ck" → "hack"), upside-down text read upright, text written back to front read
+  forwards, text with an accent on most letters read without them, the keys and strings of a
+  JSON object or array, and the decoded text of base64, hex, URL-encoded and rot13 payloads
+  (each normalised again, one level);
 - ``obfuscations``: which tricks were found, in a fixed order (``zero_width``, ``homoglyph``,
-  ``combining``, ``accents``, ``spaced``, ``leetspeak``, ``upside_down``, ``reversed``, ``json``,
-  ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS` are the ones that are
-  evidence of a jailbreak attempt by themselves. Invisible characters are always removed from
-  ``text`` but count as ``zero_width`` only where they hide something (inside a Latin word, or a
-  direction override in left-to-right text): a byte-order mark, an emoji's joiner, Persian's
-  zero-width non-joiner and hyphenation hints are everyday text.
+  ``combining``, ``accents``, ``spaced``, ``unspaced``, ``leetspeak``, ``upside_down``,
+  ``reversed``, ``json``, ``base64``, ``hex``, ``url``, ``rot13``). :data:`STRONG_OBFUSCATIONS`
+  are the ones that are evidence of a jailbreak attempt by themselves. Invisible characters are
+  always removed from ``text`` but count as ``zero_width`` only where they hide something
+  (inside a Latin word, or a direction override in left-to-right text): a byte-order mark, an
+  emoji's joiner, Persian's zero-width non-joiner and hyphenation hints are everyday text.
 
 Decoded payloads count only when they read as text (mostly letters and spaces, several words), so
 pasted tokens, hashes and JSON web tokens are not mistaken for hidden requests.
@@ -663,11 +666,12 @@ def normalise(text: str, *, _depth: int = 0) -> Normalised:
     if spaced is not None:
         views.append(spaced)
         found.add("spaced")
-    if spaced is None:
-        spaced = _joined_view(text)
-        if spaced is not None:
-            views.append(spaced)
-            found.add("spaced")
+    joined = _joined_view(text) if spaced is None else None
+    if joined is not None:
+        # Letters joined by marks read as censored swearing ("f*ck") to every model, so the text
+        # itself is the joined reading: "C*a*n y*o*u h*e*l*p" is no insult.
+        text = joined
+        found.add("spaced")
     unspaced = _unspaced_view(spaced or text)
     if unspaced is not None:
         views.append(unspaced)
