@@ -5,8 +5,10 @@ redirections, here-documents), splits pipelines and lists (``|``, ``&&``, ``||``
 newlines, ``( … )``), expands variables it has seen assigned (``X=rm; $X -rf /``) and aliases,
 strips wrappers (``sudo``, ``env``, ``nohup``, ``timeout`` …), and unpacks what a shell would run
 indirectly: ``bash -c``/``sh -c``/``su -c``/``eval``/``ssh host cmd``/``find -exec``/``xargs``,
-``$( … )`` and backticks, here-documents fed to a shell, and payloads decoded by a pipeline
-(``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static.
+``docker run``'s command (a path under a host folder it mounts named by its host path), the jobs
+of a crontab installed from known text, ``$( … )`` and backticks, here-documents fed to a shell,
+and payloads decoded by a pipeline (``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr``
+rot13) when their output is static.
 
 Invariants:
 - every unpacked command is returned, with ``via`` naming how it was reached and ``decoded`` set
@@ -655,6 +657,25 @@ class _Parser:
         script = self.files.get(_script_key(path))
         return None if script is None else (path, script)
 
+    def _new_crontab(self, cmd: Command) -> str | None:
+        """The crontab ``crontab`` installs, when its text is known: fed on standard input
+        (``echo ... | crontab -``) or a file this call wrote (``crontab jobs.txt``). ``None`` when
+        it lists, edits or removes one (``-l``, ``-e``, ``-r``) or the text is unknown."""
+        files: list[str] = []
+        args = cmd.args
+        i = 0
+        while i < len(args):
+            if args[i] == "-u":  # another user's crontab: still installed from the same text
+                i += 2
+                continue
+            if args[i].startswith("-") and args[i] != "-":
+                return None
+            files.append(args[i])
+            i += 1
+        if not files or files == ["-"]:
+            return cmd.stdin
+        return self.files.get(_script_key(files[0])) if len(files) == 1 else None
+
     def _emit(self, cmd: Command, *, depth: int, decoded_input: bool) -> None:
         if len(self.result.commands) >= MAX_COMMANDS:
             if "too many commands" not in self.result.notes:
@@ -739,6 +760,10 @@ class _Parser:
             if rest:
                 for argv in _xargs_runs(rest, _flag_value(args, "-I"), cmd.stdin):
                     nested.append((" ".join(_quote(t) for t in argv), "xargs"))
+        elif prog in _CONTAINER_ENGINES and (inside := _container_command(args)) is not None:
+            nested.append((inside, f"{prog} run"))
+        elif prog == "crontab":
+            nested += [(line, "crontab") for line in _cron_commands(self._new_crontab(cmd))]
         elif prog in ("kubectl", "docker") and ("exec" in args or "run" in args) and "--" in args:
             nested.append((" ".join(_quote(t) for t in args[args.index("--") + 1 :]), prog))
         for script, how in nested:
@@ -969,6 +994,127 @@ def _started_command(args: tuple[str, ...]) -> str | None:
     words = " ".join(_quote(a) for a in rest)
     listed = named.get("-argumentlist") or named.get("-args") or ""
     return " ".join(w for w in (_quote(path), listed, words) if w)
+
+
+# A crontab line that sets a variable (``PATH=...``, ``MAILTO=""``) rather than schedules a job.
+_CRON_VARIABLE = re.compile(r"^[A-Za-z_]\w*\s*=")
+_CRON_PERCENT = re.compile(r"(?<!\\)%")
+
+
+def _cron_commands(table: str | None) -> list[str]:
+    """The command each job of a crontab runs (at most :data:`_XARGS_ITEMS`): what follows its
+    five time fields, or its ``@reboot``-like nickname, up to a ``%`` (the rest is the
+    command's standard input, ``\\%`` a literal one)."""
+    out: list[str] = []
+    for line in (table or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or _CRON_VARIABLE.match(line):
+            continue
+        times = 1 if line.startswith("@") else 5
+        fields = line.split(None, times)
+        if len(fields) > times:
+            out.append(_CRON_PERCENT.split(fields[times], maxsplit=1)[0].replace("\\%", "%"))
+    return out[:_XARGS_ITEMS]
+
+
+# Container engines whose ``run`` starts the command written after the image.
+_CONTAINER_ENGINES = frozenset({"docker", "podman", "nerdctl"})
+# Their global options and ``run``'s options that take a value (long names, then short letters).
+_CONTAINER_VALUED = frozenset({
+    # global
+    "host", "context", "config", "log-level", "tlscacert", "tlscert", "tlskey", "connection",
+    "url", "identity", "root", "runroot", "storage-driver", "cgroup-manager", "tmpdir",
+    "namespace", "address", "module",
+    # run (docker, podman, nerdctl)
+    "attach", "add-host", "annotation", "arch", "authfile", "blkio-weight",
+    "blkio-weight-device", "cap-add", "cap-drop", "cert-dir", "cgroup-conf", "cgroup-parent",
+    "cgroupns", "cgroups", "cidfile", "conmon-pidfile", "cpu-count", "cpu-percent",
+    "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime", "cpu-shares", "cpus",
+    "cpuset-cpus", "cpuset-mems", "creds", "decryption-key", "detach-keys", "device",
+    "device-cgroup-rule", "device-read-bps", "device-read-iops", "device-write-bps",
+    "device-write-iops", "dns", "dns-opt", "dns-option", "dns-search", "domainname",
+    "entrypoint", "env", "env-file", "expose", "gidmap", "gpus", "group-add", "group-entry",
+    "health-cmd", "health-interval", "health-retries", "health-start-interval",
+    "health-start-period", "health-timeout", "hostname", "hostuser", "init-path", "ip", "ip6",
+    "ipc", "isolation", "kernel-memory", "label", "label-file", "link", "link-local-ip",
+    "log-driver", "log-opt", "mac-address", "memory", "memory-reservation", "memory-swap",
+    "memory-swappiness", "mount", "name", "net", "net-alias", "network", "network-alias",
+    "oom-score-adj", "os", "passwd-entry", "personality", "pid", "pidfile", "pids-limit",
+    "platform", "pod", "pod-id-file", "preserve-fds", "publish", "pull", "requires", "restart",
+    "retry", "retry-delay", "runtime", "sdnotify", "seccomp-policy", "secret", "security-opt",
+    "shm-size", "stop-signal", "stop-timeout", "storage-opt", "subgidname", "subuidname",
+    "sysctl", "systemd", "timeout", "tmpfs", "tz", "uidmap", "ulimit", "umask", "unsetenv",
+    "user", "userns", "uts", "variant", "volume", "volume-driver", "volumes-from", "workdir",
+})  # fmt: skip
+_CONTAINER_SHORT_VALUED = "Hacehlmpuvw"
+# ``-v SOURCE:TARGET[:OPTIONS]`` (a Windows source keeps its drive's colon).
+_VOLUME = re.compile(r"^((?:[A-Za-z]:)?[^:]*):(/[^:]*)")
+# A source that is a folder of the host (not a named volume): absolute, relative, home, variable.
+_HOST_SOURCE = re.compile(r"^(?:[/.~$]|[A-Za-z]:[\\/])")
+
+
+def _container_command(args: tuple[str, ...]) -> str | None:
+    """The command line a container engine's ``run`` starts, read as what it does to the host:
+    each path under a folder of the host mounted into the container (``-v``/``--volume``,
+    ``--mount type=bind``) named by its host path, so ``docker run -v /:/host alpine rm -rf
+    /host`` reads as ``rm -rf /``. ``None`` when the call is not a ``run`` with a command, or
+    mounts no folder of the host: then what the command names is the container's own."""
+    mounts: dict[str, str] = {}  # path in the container -> path on the host
+    entrypoint = ""
+    positional: list[str] = []
+    i = 0
+    while i < len(args) and len(positional) < 2 + (positional[:1] == ["container"]):
+        a = args[i]
+        i += 1
+        name, value = "", ""
+        if a == "--":
+            positional.extend(args[i : i + 1])
+            i += 1
+            continue
+        if a.startswith("--"):
+            name, eq, value = a[2:].partition("=")
+            if not eq and name in _CONTAINER_VALUED and i < len(args):
+                value, i = args[i], i + 1
+        elif a.startswith("-") and len(a) > 1:
+            letters = a[1:]
+            for j, letter in enumerate(letters):
+                if letter in _CONTAINER_SHORT_VALUED:
+                    name, value = letter, letters[j + 1 :].removeprefix("=")
+                    if not value and i < len(args):
+                        value, i = args[i], i + 1
+                    break
+        else:
+            positional.append(a)
+            continue
+        if name in ("v", "volume"):
+            volume = _VOLUME.match(value)
+            if volume and _HOST_SOURCE.match(volume.group(1)):
+                mounts[volume.group(2)] = volume.group(1)
+        elif name == "mount":
+            spec = {k: v for k, _, v in (part.partition("=") for part in value.split(","))}
+            source = spec.get("source") or spec.get("src") or ""
+            target = spec.get("target") or spec.get("destination") or spec.get("dst") or ""
+            if spec.get("type") == "bind" and source and target.startswith("/"):
+                mounts[target] = source
+        elif name == "entrypoint":
+            entrypoint = value
+    if positional[: len(positional) - 1] not in (["run"], ["container", "run"]):
+        return None
+    command = ([entrypoint] if entrypoint else []) + list(args[i:])
+    mounts = {t.rstrip("/"): s for t, s in mounts.items() if t.rstrip("/")}
+    if not command or not mounts:
+        return None
+    under_mount = re.compile(
+        r"(?<![\w.~$/-])("
+        + "|".join(re.escape(t) for t in sorted(mounts, key=len, reverse=True))
+        + r")(?=[/\s'\"`;|&()<>:]|$)"
+    )
+
+    def host(match: re.Match[str]) -> str:
+        source = mounts[match.group(1)]
+        return source.rstrip("/") if match.string.startswith("/", match.end()) else source
+
+    return " ".join(_quote(under_mount.sub(host, word)) for word in command)
 
 
 def _ssh_command(args: tuple[str, ...]) -> str | None:
