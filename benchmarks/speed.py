@@ -9,6 +9,9 @@
 - Throughput: messages per second through ``score`` in batches of 256 (the cascade's own
   ``Cascade.score``, which sends the encoder only what the linear stage is unsure of; the share
   it sends is printed).
+- The targets (issue 9: "a batch of short chat messages", one message's p50 / p99) are met or
+  missed on the mix's messages of at most :data:`SHORT_CHARS` characters; the whole mix, long
+  texts included, is timed and judged against the same targets in its own rows.
 - Import and load: a fresh ``python`` for each configuration times ``import convguard`` and
   building and loading the stages (up to the first assessment), and reports its resident set
   size after loading and its peak (``VmHWM``) after ``Cascade.score`` of one batch of 256
@@ -58,10 +61,18 @@ from convguard.policy import default_policy
 
 BATCH = 256
 
+#: A short chat message (the issue's speed targets are for a batch of short chat messages): at most
+#: this many characters. 87 % of the mix is; the rest (long jailbreak prompts, articles with a
+#: request, pasted documents) is timed too, against the same targets, in the "whole mix" rows.
+SHORT_CHARS = 500
+
 TARGETS: dict[str, Target] = {
     "cascade p50": Target("p50", "<=", 10.0, "ms"),
     "cascade p99": Target("p99", "<=", 50.0, "ms"),
     "cascade throughput": Target("throughput", ">=", 300.0, "per_s"),
+    "cascade p50, whole mix": Target("p50", "<=", 10.0, "ms"),
+    "cascade p99, whole mix": Target("p99", "<=", 50.0, "ms"),
+    "cascade throughput, whole mix": Target("throughput", ">=", 300.0, "per_s"),
     "import + load": Target("import + load", "<=", 2.0, "s"),
     "peak RSS": Target("peak RSS", "<=", 600.0, "mb"),
 }
@@ -145,11 +156,14 @@ class Latency:
 
 def latency(call: Callable[[int], object], n: int, budget_s: float) -> Latency:
     """Time ``call(i)`` for i in 0..n-1, one at a time, until ``budget_s`` has passed."""
-    for i in range(min(10, n)):  # warm-up: first-call costs are load time, not latency
+    # Warm-up on the last few, which are then not timed: first-call costs are load time, not
+    # latency, and a cascade answers a text it has just assessed from its cache.
+    warm = min(10, n // 10)
+    for i in range(n - warm, n):
         call(i)
     times: list[float] = []
     stop = time.perf_counter() + budget_s
-    for i in range(n):
+    for i in range(n - warm):
         started = time.perf_counter()
         call(i)
         times.append((time.perf_counter() - started) * 1000)
@@ -352,9 +366,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.budget,
     )
     rows[f"cascade {chain}, 3-turn window (`assess`, context)"] = (window, None, "")
-    observed["cascade p50"] = (lat.p50_ms, f"`Cascade.assess`, {chain}")
-    observed["cascade p99"] = (lat.p99_ms, f"`Cascade.assess`, {chain}")
-    observed["cascade throughput"] = (rate, f"`Cascade.score`, {chain}")
+    observed["cascade p50, whole mix"] = (lat.p50_ms, f"`Cascade.assess`, {chain}")
+    observed["cascade p99, whole mix"] = (lat.p99_ms, f"`Cascade.assess`, {chain}")
+    observed["cascade throughput, whole mix"] = (rate, f"`Cascade.score`, {chain}")
+    short = [t for t in texts if len(t) <= SHORT_CHARS]
+    what = f"short chat messages (the mix's {len(short):,} of at most {SHORT_CHARS} characters)"
+    log(f"cascade on {what}: latency and throughput")
+    # A new cascade: the first one keeps the scores of the texts it assessed (CACHE_TEXTS).
+    cascade = Cascade(policy, [loaded[names[0]], *later], tuning=load_tuning())
+    lat = latency(lambda i: cascade.assess(short[i]), len(short), args.budget)
+    for stage in later:
+        stage.texts = 0
+    rate, done = throughput(cascade.score, short, args.budget)
+    note = "; ".join(f"{s.name} saw {s.texts / done:.0%} of messages" for s in later)
+    rows[f"cascade {chain}, {what}"] = (lat, rate, note)
+    observed["cascade p50"] = (lat.p50_ms, f"`Cascade.assess`, {chain}, {what}")
+    observed["cascade p99"] = (lat.p99_ms, f"`Cascade.assess`, {chain}, {what}")
+    observed["cascade throughput"] = (rate, f"`Cascade.score`, {chain}, {what}")
 
     log("fresh processes: import, load, memory")
     processes: dict[str, dict[str, float]] = {}
