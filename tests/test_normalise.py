@@ -61,6 +61,7 @@ def test_hidden_text_becomes_a_view(raw: str, view: str) -> None:
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",  # a JWT
         "sha256 e3b0c44298fc1c149afbfb4c8996fb92427ae41e4649b934ca495991b7852b855",
         "The covid19 report uses x86 builds and rot13 is a cipher.",
+        "python vs julia",  # rot13 reads "clguba if whyvn": one common word is chance
     ],
 )
 def test_ordinary_text_has_no_views_or_strong_obfuscation(raw: str) -> None:

@@ -413,7 +413,9 @@ def _payloads(text: str, found: set[str]) -> list[str]:
     hinted = ("rot" in text or "ROT" in text or "Rot" in text) and _ROT13_HINT.search(text)
     if hinted or (" " in text and len(text) < 2000 and not _PLAIN.search(text)):
         rotated = codecs.decode(text, "rot13")
-        if _common_ratio(rotated) >= max(0.25, _common_ratio(text) + 0.15):
+        # Two common words at least: one alone is chance ("python vs julia" reads "if").
+        common = sum(w.lower() in _COMMON for w in _WORDS.findall(rotated))
+        if common >= 2 and _common_ratio(rotated) >= max(0.25, _common_ratio(text) + 0.15):
             found.add("rot13")
             out.append(rotated)
     return out
