@@ -46,8 +46,10 @@ Five kinds of rule, by what ``match`` holds:
   kinds of path it is), ``stdin`` (searched in the lower-cased text fed on standard input when
   known: a here-document, a pipe of ``echo``), ``words`` / ``words_are`` (a word of the arguments
   split on white space, and its kinds: a path inside text fed to an editor), ``via`` (searched in
-  how the command was reached: ``xargs``, ``find -exec``, ``crontab`` for a job of a crontab the
-  call installs, ``docker run`` for a container's command) and ``assignments`` (searched in each
+  how the command was reached, each step after a ``>``: ``xargs``, ``find -exec``, ``$(...)``,
+  ``docker run`` for a container's command; for a job the call schedules, its scheduler:
+  ``crontab`` for a crontab it installs, ``cron`` for a cron table it writes, ``at``,
+  ``batch``, ``systemd-run timer``) and ``assignments`` (searched in each
   variable it sets, written ``NAME=value``); every test given must hold. A command rule with
   ``unless_rules`` is a fallback: it is tried after the others (and the command's write rules),
   and fires only when none of the rules it names fired on the command;

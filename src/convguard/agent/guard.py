@@ -65,7 +65,7 @@ from convguard.agent.model import (
 )
 from convguard.agent.paths import fold_home, hosts_in, secret_path
 from convguard.agent.scope import Scope
-from convguard.agent.shell import POWERSHELLS, Command, parse_script
+from convguard.agent.shell import POWERSHELLS, Command, Parsed, parse_script, parse_written
 from convguard.errors import InvalidInput
 
 if TYPE_CHECKING:  # the text classifier's module loads only when a call needs it
@@ -145,7 +145,12 @@ def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
 
 
 def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
-    parsed = parse_script(script, windows=windows)
+    _parsed(seen, parse_script(script, windows=windows), windows=windows, depth=depth)
+
+
+def _parsed(seen: _Seen, parsed: Parsed, *, windows: bool = False, depth: int = 0) -> None:
+    """Judge what a parsed script runs: each command, the notes of what could not be unpacked,
+    and the code it hands to other interpreters."""
     seen.parsed.extend(parsed.commands)
     (seen.windows if windows else seen.posix).extend(parsed.commands)
     for cmd in parsed.commands:
@@ -280,7 +285,10 @@ def _typed(seen: _Seen, text: str) -> None:
 
 def _write(seen: _Seen, path: str, content: str) -> None:
     seen.findings.extend(seen.rules.write_findings(path, content or None, how="write"))
-    if path.endswith((".py", ".pyw")):
+    scheduled = parse_written(path, content)  # a cron table's jobs, as a shell write reads them
+    if scheduled.commands:
+        _parsed(seen, scheduled)
+    elif path.endswith((".py", ".pyw")):
         _code(seen, content, language="python")
     elif path.endswith((".sh", ".bash", ".zsh")) or content.startswith("#!"):
         _shell(seen, content)

@@ -4,11 +4,13 @@ The parser never executes anything. It tokenizes (quotes, ``$'…'``, escapes, c
 redirections, here-documents), splits pipelines and lists (``|``, ``&&``, ``||``, ``;``, ``&``,
 newlines, ``( … )``), expands variables it has seen assigned (``X=rm; $X -rf /``) and aliases,
 strips wrappers (``sudo``, ``env``, ``nohup``, ``timeout`` …), and unpacks what a shell would run
-indirectly: ``bash -c``/``sh -c``/``su -c``/``eval``/``ssh host cmd``/``find -exec``/``xargs``,
-``docker run``'s command (a path under a host folder it mounts named by its host path), the jobs
-of a crontab installed from known text, ``$( … )`` and backticks, here-documents fed to a shell,
-and payloads decoded by a pipeline (``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr``
-rot13) when their output is static.
+indirectly: ``bash -c``/``sh -c``/``su -c``/``eval``/``ssh host cmd``/``find -exec``/``xargs``
+(``bash -c "$(curl URL)"`` read as ``curl URL | bash``), ``docker run``'s command when it mounts
+host folders (read as the host sees it: a path under a mount named by its host path, a path of
+the container's own left out), the jobs a call schedules from known text (a crontab it
+installs, a cron table it writes, ``at``/``batch`` fed a script, ``systemd-run``'s command),
+``$( … )`` and backticks, here-documents fed to a shell, and payloads decoded by a pipeline
+(``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static.
 
 Invariants:
 - every unpacked command is returned, with ``via`` naming how it was reached and ``decoded`` set
@@ -23,13 +25,15 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import dataclasses
+import posixpath
 import re
 import shlex
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
-__all__ = ["MAX_COMMANDS", "MAX_DEPTH", "Command", "Parsed", "parse_script"]
+__all__ = ["MAX_COMMANDS", "MAX_DEPTH", "Command", "Parsed", "parse_script", "parse_written"]
 
 MAX_DEPTH = 5
 MAX_COMMANDS = 400
@@ -457,6 +461,8 @@ class _Parser:
         #: Files this script wrote with text the parser knows (``echo ... > run.sh``): read
         #: again where the script runs them (``bash run.sh``, ``./run.sh``, ``. run.sh``).
         self.files: dict[str, str] = {}
+        #: While a container's command is read: how the host sees the paths it names.
+        self.container: _Container | None = None
 
     def parse(self, text: str, *, depth: int, via: str, decoded: bool) -> str | None:
         """Parse ``text``; return the static output of its last pipeline (for ``$( … )``)."""
@@ -501,7 +507,9 @@ class _Parser:
                 words.append(token)
         return last
 
-    def _expand(self, word: _Word, depth: int) -> list[str]:
+    def _expand(self, word: _Word, depth: int, via: str = "") -> list[str]:
+        """The fields ``word`` expands to; a ``$( … )`` in it is parsed (its commands reached
+        through ``via``, then ``$(...)``) and replaced by its output when that is static."""
         fields: list[str] = [""]
         broken: set[int] = set()  # fields begun by splitting (dropped if nothing follows)
         for part in word:
@@ -513,7 +521,8 @@ class _Parser:
                 if value is None:
                     value = _DEFAULT_IFS if part.name == "IFS" else "$" + part.name
             else:
-                out = self.parse(part.text, depth=depth + 1, via="$(...)", decoded=False)
+                how = f"{via} > $(...)" if via else "$(...)"
+                out = self.parse(part.text, depth=depth + 1, via=how, decoded=False)
                 value = out.rstrip("\n") if out is not None else "$(" + part.text + ")"
             if part.quoted:
                 fields[-1] += value
@@ -565,7 +574,7 @@ class _Parser:
             )
             self._emit(cmd, depth=depth, decoded_input=was_decoded)
             text, step_decoded = _output(cmd, stdin)
-            self._remember_writes(cmd, text, stdin)
+            self._remember_writes(cmd, text, stdin, depth=depth)
             was_decoded = was_decoded or step_decoded
         return text
 
@@ -585,9 +594,10 @@ class _Parser:
                 match = _ASSIGN.match(word[0])
                 if match:
                     rest: _Word = (word[0][match.end() :], *word[1:])
-                    assignments.append((match.group(1), " ".join(self._expand(rest, depth))))
+                    value = " ".join(self._expand(rest, depth, via))
+                    assignments.append((match.group(1), value))
                     continue
-            argv.extend(self._expand(word, depth))
+            argv.extend(self._expand(word, depth, via))
         while argv and argv[0] in _KEYWORDS:
             argv.pop(0)
         if argv and argv[0] in _ENDERS:
@@ -615,10 +625,10 @@ class _Parser:
                 stdin = red.target.body
                 reds.append(("<<", red.target.body))
             elif red.op == "<<<":
-                stdin = " ".join(self._expand(red.target, depth)) + "\n"
+                stdin = " ".join(self._expand(red.target, depth, via)) + "\n"
                 reds.append(("<<<", stdin))
             elif red.op != "dup":
-                reds.append((red.op, " ".join(self._expand(red.target, depth))))
+                reds.append((red.op, " ".join(self._expand(red.target, depth, via))))
         if not argv and not reds and not assignments:
             return None
         argv, wrappers = _unwrap(argv)
@@ -632,18 +642,47 @@ class _Parser:
             wrappers=wrappers,
         )
 
-    def _remember_writes(self, cmd: Command, text: str | None, stdin: str | None) -> None:
-        """Record the files ``cmd`` writes with known text (its output redirected, or ``tee``)."""
+    def _remember_writes(
+        self, cmd: Command, text: str | None, stdin: str | None, *, depth: int
+    ) -> None:
+        """Record the files ``cmd`` writes with known text (its output redirected, or ``tee``),
+        and read the jobs of a cron table among them."""
+        written: list[tuple[str, str]] = []
         if text is not None:
             for op, target in cmd.redirects:
-                if op in (">", ">>", ">|", "&>") and target and len(self.files) < _SCRIPTS:
-                    key = _script_key(target)
-                    earlier = self.files.get(key, "") if op == ">>" else ""
-                    self.files[key] = (earlier + text)[:_SCRIPT_CHARS]
+                if op in (">", ">>", ">|", "&>") and target:
+                    written.append((target, text))
+                    if len(self.files) < _SCRIPTS:
+                        key = _script_key(target)
+                        earlier = self.files.get(key, "") if op == ">>" else ""
+                        self.files[key] = (earlier + text)[:_SCRIPT_CHARS]
         if cmd.program == "tee" and stdin is not None:
             for target in (a for a in cmd.args if not a.startswith("-")):
+                written.append((target, stdin))
                 if len(self.files) < _SCRIPTS:
                     self.files[_script_key(target)] = stdin[:_SCRIPT_CHARS]
+        for target, content in written:
+            # what a container writes is the host's only under a mount (a host path, or none)
+            where = self.container.host_words(target)[:1] if self.container else [target]
+            for path in where:
+                self._read_cron_table(path, content, via=cmd.via, depth=depth, decoded=cmd.decoded)
+
+    def _read_cron_table(
+        self, path: str, table: str, *, via: str, depth: int, decoded: bool
+    ) -> None:
+        """Read the jobs of ``table`` written at ``path``, when that is a table cron reads, as
+        commands reached through ``cron``."""
+        system = _cron_table(path)
+        if system is None:
+            return
+        how = f"{via} > cron" if via else "cron"
+        # the host's cron runs them: their paths are the host's, even when a container wrote them
+        saved, self.container = self.container, None
+        try:
+            for line in _cron_commands(table, user_field=system):
+                self.parse(line, depth=depth + 1, via=how, decoded=decoded)
+        finally:
+            self.container = saved
 
     def _written_script(self, cmd: Command) -> tuple[str, str] | None:
         """The path and known text of a script this call wrote and ``cmd`` now runs, if any."""
@@ -676,13 +715,41 @@ class _Parser:
             return cmd.stdin
         return self.files.get(_script_key(files[0])) if len(files) == 1 else None
 
+    def _at_job(self, cmd: Command) -> str | None:
+        """The script ``at`` or ``batch`` schedules, when its text is known: fed on standard
+        input (``echo CMD | at now + 1 hour``, a here-document) or a file this call wrote
+        (``-f FILE``). ``None`` when it lists, removes or prints jobs (``-l``, ``-r``, ``-d``,
+        ``-c``) or the text is unknown."""
+        args = cmd.args
+        script = cmd.stdin
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in ("-f", "-q", "-t") and i + 1 < len(args):
+                if a == "-f":
+                    script = self.files.get(_script_key(args[i + 1]))
+                i += 2
+                continue
+            if a.startswith("-") and set(a[1:]) & set("lrdcV"):
+                return None
+            i += 1
+        return script
+
     def _emit(self, cmd: Command, *, depth: int, decoded_input: bool) -> None:
         if len(self.result.commands) >= MAX_COMMANDS:
             if "too many commands" not in self.result.notes:
                 self.result.notes.append("too many commands")
             return
-        self.result.commands.append(cmd)
         prog, args = cmd.program, cmd.args
+        run = _container_run(args) if prog in _CONTAINER_ENGINES else None
+        if run is not None and not run.view.mounts:
+            run = None  # no folder of the host: what the command names is the container's own
+        shown = cmd
+        if run is not None:  # the engine's own words; its command is read below, as the host's
+            shown = dataclasses.replace(cmd, argv=(*cmd.argv[:1], *run.engine))
+        if self.container is not None:
+            shown = self.container.host_command(shown)
+        self.result.commands.append(shown)
         nested: list[tuple[str, str]] = []
         written = self._written_script(cmd)
         if written is not None:
@@ -695,14 +762,18 @@ class _Parser:
             if prog == "eval":
                 script = " ".join(args)
             if script is not None:
-                nested.append((script, f"{prog} -c"))
+                fetched = _substituted(script) if prog != "su" else None
+                # ``bash -c "$(curl URL)"`` runs what curl prints: read as ``curl URL | bash``
+                nested.append((f"{fetched} | {prog}" if fetched else script, f"{prog} -c"))
             elif cmd.stdin is not None and prog != "su":
                 nested.append((cmd.stdin, f"stdin of {prog}"))
         elif prog in INTERPRETERS:
             source = _flag_value(args, INTERPRETERS[prog])
             if source is None and cmd.stdin is not None:
                 source = cmd.stdin
-            if source is not None:
+            if source is not None and (fetched := _substituted(source)) is not None:
+                nested.append((f"{fetched} | {prog}", f"{prog} {INTERPRETERS[prog]}"))
+            elif source is not None:
                 self.result.code.append((prog.rstrip("0123456789"), source))
                 if not prog.startswith("python"):
                     nested += [(line, f"{prog} system()") for line in _shelled_strings(source)]
@@ -760,10 +831,16 @@ class _Parser:
             if rest:
                 for argv in _xargs_runs(rest, _flag_value(args, "-I"), cmd.stdin):
                     nested.append((" ".join(_quote(t) for t in argv), "xargs"))
-        elif prog in _CONTAINER_ENGINES and (inside := _container_command(args)) is not None:
-            nested.append((inside, f"{prog} run"))
+        elif run is not None:
+            pass  # its command is read last, with the container's paths as the host sees them
         elif prog == "crontab":
             nested += [(line, "crontab") for line in _cron_commands(self._new_crontab(cmd))]
+        elif prog in ("at", "batch"):
+            job = self._at_job(cmd)
+            if job:
+                nested.append((job, prog))
+        elif prog == "systemd-run" and (unit := _systemd_run(args)) is not None:
+            nested.append(unit)
         elif prog in ("kubectl", "docker") and ("exec" in args or "run" in args) and "--" in args:
             nested.append((" ".join(_quote(t) for t in args[args.index("--") + 1 :]), prog))
         for script, how in nested:
@@ -773,6 +850,18 @@ class _Parser:
                 via=how if not cmd.via else f"{cmd.via} > {how}",
                 decoded=cmd.decoded or (decoded_input and how.startswith("stdin")),
             )
+        if run is not None:
+            how = f"{prog} run"
+            outside, self.container = self.container, run.view
+            try:
+                self.parse(
+                    " ".join(_quote(w) for w in run.command),
+                    depth=depth + 1,
+                    via=how if not cmd.via else f"{cmd.via} > {how}",
+                    decoded=cmd.decoded,
+                )
+            finally:
+                self.container = outside
 
     def _powershell(self, args: tuple[str, ...]) -> None:
         lowered = [a.lower() for a in args]
@@ -996,21 +1085,40 @@ def _started_command(args: tuple[str, ...]) -> str | None:
     return " ".join(w for w in (_quote(path), listed, words) if w)
 
 
-# A crontab line that sets a variable (``PATH=...``, ``MAILTO=""``) rather than schedules a job.
-_CRON_VARIABLE = re.compile(r"^[A-Za-z_]\w*\s*=")
+# A job's schedule: ``@daily``-like, or minutes and hours written in digits, ``*``, ``,``, ``-``
+# and ``/`` (what is not is no job: cron refuses the line).
+_CRON_SCHEDULE = re.compile(r"^(?:@[a-z]+\s|[\d*,/-]+\s+[\d*,/-]+\s)")
 _CRON_PERCENT = re.compile(r"(?<!\\)%")
 
 
-def _cron_commands(table: str | None) -> list[str]:
+# Tables cron reads its jobs from: the system's, whose lines name a user after the times, and
+# each user's (what ``crontab`` installs; Debian, Red Hat, SUSE, BSD and macOS folders).
+_CRON_SYSTEM_TABLE = re.compile(r"^/etc/(?:crontab|cron\.d/[^/]+)$")
+_CRON_USER_TABLE = re.compile(
+    r"^/(?:var/spool/cron/(?:crontabs/|tabs/)?|var/cron/tabs/|usr/lib/cron/tabs/|var/at/tabs/)"
+    r"[^/]+$"
+)
+
+
+def _cron_table(path: str) -> bool | None:
+    """Whether ``path`` is a system cron table (``True``: a user field follows the times), a
+    user's (``False``), or no cron table (``None``)."""
+    path = path.strip("\"'").removeprefix("/private")
+    if _CRON_SYSTEM_TABLE.match(path):
+        return True
+    return False if _CRON_USER_TABLE.match(path) else None
+
+
+def _cron_commands(table: str | None, *, user_field: bool = False) -> list[str]:
     """The command each job of a crontab runs (at most :data:`_XARGS_ITEMS`): what follows its
-    five time fields, or its ``@reboot``-like nickname, up to a ``%`` (the rest is the
-    command's standard input, ``\\%`` a literal one)."""
+    five time fields, or its ``@reboot``-like nickname (and the user, in a system table), up to
+    a ``%`` (the rest is the command's standard input, ``\\%`` a literal one)."""
     out: list[str] = []
     for line in (table or "").splitlines():
         line = line.strip()
-        if not line or line.startswith("#") or _CRON_VARIABLE.match(line):
+        if not _CRON_SCHEDULE.match(line):  # a comment, a variable (``MAILTO=``), no job
             continue
-        times = 1 if line.startswith("@") else 5
+        times = (1 if line.startswith("@") else 5) + user_field
         fields = line.split(None, times)
         if len(fields) > times:
             out.append(_CRON_PERCENT.split(fields[times], maxsplit=1)[0].replace("\\%", "%"))
@@ -1053,14 +1161,110 @@ _VOLUME = re.compile(r"^((?:[A-Za-z]:)?[^:]*):(/[^:]*)")
 _HOST_SOURCE = re.compile(r"^(?:[/.~$]|[A-Za-z]:[\\/])")
 
 
-def _container_command(args: tuple[str, ...]) -> str | None:
-    """The command line a container engine's ``run`` starts, read as what it does to the host:
-    each path under a folder of the host mounted into the container (``-v``/``--volume``,
-    ``--mount type=bind``) named by its host path, so ``docker run -v /:/host alpine rm -rf
-    /host`` reads as ``rm -rf /``. ``None`` when the call is not a ``run`` with a command, or
-    mounts no folder of the host: then what the command names is the container's own."""
+# A word that names a path, after an option's or a setting's name (``--output=``, ``of=``).
+_OPTION_VALUE = re.compile(r"^(?:--?[\w-]+|[A-Za-z_]\w*)=")
+
+
+@dataclass(frozen=True)
+class _Container:
+    """How the host sees what a container's command names.
+
+    ``mounts`` holds, longest first, each folder of the container that a folder of the host is
+    mounted on, with that host folder; ``workdir`` is the container's working folder when the
+    call sets it (``-w``), else ``""``. Every other path is the container's own, nothing to the
+    host: ``docker run -v "$PWD":/src alpine cat /etc/shadow`` reads the image's file.
+    """
+
+    mounts: tuple[tuple[str, str], ...]
+    workdir: str = ""
+
+    def host_command(self, cmd: Command) -> Command:
+        """``cmd`` as the host sees it: each word as :meth:`host_words` reads it, and each
+        redirection to a file of the container's own left out."""
+        argv = [w for i, word in enumerate(cmd.argv) for w in self.host_words(word, program=not i)]
+        redirects = []
+        for op, target in cmd.redirects:
+            host = [target] if op in ("<<", "<<<") else self.host_words(target)
+            if host:
+                redirects.append((op, host[0]))
+        return dataclasses.replace(cmd, argv=tuple(argv), redirects=tuple(redirects))
+
+    def host_words(self, word: str, *, program: bool = False) -> list[str]:
+        """What the host sees of one word. A path under a mount is its host path (``/host/etc``
+        is ``/etc`` for ``-v /:/host``); a folder above mounts, the host folders it reaches
+        there (``/`` is ``$PWD`` for ``-v "$PWD":/src``); a path of the container's own is
+        nothing (left out; the program keeps its name). A relative path written as one (``.``,
+        ``./x``, ``../x``, ``*``) is read from the working folder when the call sets it (and
+        stays relative when that folder is the host's working folder mounted), ``~`` as root's
+        home; an option's value after ``=`` is read the same; other words are kept."""
+        option, value = "", word
+        if not program and (named := _OPTION_VALUE.match(word)) is not None:
+            option, value = named.group(), word[named.end() :]
+        if not value or ":" in value or any(c.isspace() for c in value):
+            return [word]
+        if value.startswith("/"):
+            path = value
+        elif value == "~" or value.startswith("~/"):
+            path = "/root" + value[1:]
+        elif value in (".", "..") or value.startswith(("./", "../", "*")):
+            if not self.workdir:
+                return [word]  # relative to a folder the call does not name
+            workdir = self._under(self.workdir) or ""  # "" when the container's own
+            here = _HERE.match(workdir)
+            if here is not None:  # "-v $PWD:/src -w /src": the host's own working folder
+                inside = workdir[here.end() :].lstrip("/")
+                return [option + posixpath.normpath(posixpath.join(inside, value))]
+            path = f"{self.workdir}/{value}"
+        else:
+            return [word]
+        path = posixpath.normpath(path)
+        if program:  # a program of the container's own keeps its name
+            return [self._under(path) or value.rsplit("/", 1)[-1]]
+        return [option + h for h in self._host(path)] or ([option] if option else [])
+
+    def _host(self, path: str) -> list[str]:
+        """The host paths an absolute path of the container names: its host path under a mount,
+        or the host folders mounted below it (``/``, ``/h*``); none for the container's own."""
+        under = self._under(path)
+        if under is not None:
+            return [under]
+        above = _glob_base(path).rstrip("/") + "/"
+        return [source for target, source in self.mounts if target.startswith(above)]
+
+    def _under(self, path: str) -> str | None:
+        """The host path of an absolute path under a mount, else ``None``."""
+        for target, source in self.mounts:
+            if path == target or path.startswith(target + "/"):
+                return (source.rstrip("/") + path[len(target) :]) or "/"
+        return None
+
+
+# A host path that is the host's working folder, as a mount's source names it.
+_HERE = re.compile(r"^(?:\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`|\.)(?=/|$)")
+
+
+def _glob_base(path: str) -> str:
+    """The folder a path's first wildcard is in (``/h*`` → ``/``), or the path itself."""
+    cut = min((path.find(c) for c in "*?[" if c in path), default=-1)
+    return path if cut < 0 else (path[:cut].rsplit("/", 1)[0] or "/")
+
+
+@dataclass(frozen=True)
+class _ContainerRun:
+    """A container engine's ``run`` with a command: the engine's own words (global options,
+    ``run``, its options and the image), the command it starts, and how the host sees it."""
+
+    engine: tuple[str, ...]
+    command: tuple[str, ...]
+    view: _Container
+
+
+def _container_run(args: tuple[str, ...]) -> _ContainerRun | None:
+    """The command a container engine's ``run`` starts (the entrypoint first when set) and the
+    folders of the host it mounts (``-v``/``--volume``, ``--mount type=bind``). ``None`` when
+    the call is not a ``run`` with a command."""
     mounts: dict[str, str] = {}  # path in the container -> path on the host
-    entrypoint = ""
+    entrypoint = workdir = ""
     positional: list[str] = []
     i = 0
     while i < len(args) and len(positional) < 2 + (positional[:1] == ["container"]):
@@ -1098,23 +1302,54 @@ def _container_command(args: tuple[str, ...]) -> str | None:
                 mounts[target] = source
         elif name == "entrypoint":
             entrypoint = value
+        elif name in ("w", "workdir") and value.startswith("/"):
+            workdir = posixpath.normpath(value)
     if positional[: len(positional) - 1] not in (["run"], ["container", "run"]):
         return None
     command = ([entrypoint] if entrypoint else []) + list(args[i:])
-    mounts = {t.rstrip("/"): s for t, s in mounts.items() if t.rstrip("/")}
-    if not command or not mounts:
+    if not command:
         return None
-    under_mount = re.compile(
-        r"(?<![\w.~$/-])("
-        + "|".join(re.escape(t) for t in sorted(mounts, key=len, reverse=True))
-        + r")(?=[/\s'\"`;|&()<>:]|$)"
-    )
+    folders = {posixpath.normpath(t): s for t, s in mounts.items() if t.rstrip("/")}
+    view = _Container(tuple(sorted(folders.items(), key=lambda m: -len(m[0]))), workdir)
+    return _ContainerRun(args[:i], tuple(command), view)
 
-    def host(match: re.Match[str]) -> str:
-        source = mounts[match.group(1)]
-        return source.rstrip("/") if match.string.startswith("/", match.end()) else source
 
-    return " ".join(_quote(under_mount.sub(host, word)) for word in command)
+# systemd-run's options that take a value; an ``--on-…`` option makes it a timer.
+_SYSTEMD_RUN_VALUED = frozenset({
+    "-p", "--property", "-u", "--unit", "--description", "--slice", "-E", "--setenv", "--uid",
+    "--gid", "--nice", "--working-directory", "-H", "--host", "-M", "--machine", "--on-active",
+    "--on-boot", "--on-startup", "--on-unit-active", "--on-unit-inactive", "--on-calendar",
+    "--timer-property", "--path-property", "--socket-property", "--service-type",
+})  # fmt: skip
+
+
+def _systemd_run(args: tuple[str, ...]) -> tuple[str, str] | None:
+    """The command line ``systemd-run`` starts (what follows its options) and how it is
+    reached: ``systemd-run timer`` when an ``--on-…`` option schedules it, else
+    ``systemd-run``."""
+    timer = False
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name, eq, _ = args[i].partition("=")
+        timer = timer or name.startswith("--on-")
+        i += 1
+        if name == "--":
+            break
+        if not eq and name in _SYSTEMD_RUN_VALUED:
+            i += 1
+    if i >= len(args):
+        return None
+    line = " ".join(_quote(a) for a in args[i:])
+    return line, "systemd-run timer" if timer else "systemd-run"
+
+
+def _substituted(script: str) -> str | None:
+    """The command of ``script`` when it is one ``$( … )`` whose output is not known: what a
+    shell given it runs is what that command prints (``bash -c "$(curl -fsSL URL)"``)."""
+    whole = script.startswith("$(") and _matching(script, 1) == len(script) - 1
+    if not whole or script.startswith("$(("):  # ``$(( … ))`` is arithmetic
+        return None
+    return script[2:-1].strip() or None
 
 
 def _ssh_command(args: tuple[str, ...]) -> str | None:
@@ -1175,4 +1410,13 @@ def parse_script(text: str, *, windows: bool = False) -> Parsed:
     """Parse a shell script (``windows``: backslashes are path separators, not escapes)."""
     result = Parsed()
     _Parser(result, windows=windows).parse(text, depth=0, via="", decoded=False)
+    return result
+
+
+def parse_written(path: str, text: str) -> Parsed:
+    """What a file written with ``text`` will run, read now: the jobs of a cron table
+    (``/etc/cron.d/*``, ``/etc/crontab``, ``/var/spool/cron/*``), each a command reached through
+    ``cron``, as a shell write of the same text reads them. Nothing for any other file."""
+    result = Parsed()
+    _Parser(result, windows=False)._read_cron_table(path, text, via="", depth=0, decoded=False)
     return result
