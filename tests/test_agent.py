@@ -8,7 +8,7 @@ from agent_fixtures import QUIET
 from convguard.agent import Scope, assess_tool_call, load_scope, parsed_commands
 from convguard.agent.model import CommandModel, Platform, call_tokens, command_tokens
 from convguard.agent.paths import fold_home
-from convguard.agent.shell import parse_script
+from convguard.agent.shell import Dialect, parse_script
 from convguard.errors import InvalidInput
 
 LAB = Scope.of(networks=["10.0.0.0/24"], hosts=["lab.example.com"])
@@ -112,7 +112,7 @@ def test_shell_scripts_are_unpacked(script: str, expected: list[tuple[str, ...]]
 
 
 def test_windows_paths_keep_their_backslashes() -> None:
-    parsed = parse_script('copy C:\\Users\\me\\a.txt "D:\\b c\\d"', windows=True)
+    parsed = parse_script('copy C:\\Users\\me\\a.txt "D:\\b c\\d"', dialect="windows")
     assert [c.argv for c in parsed.commands] == [("copy", "C:\\Users\\me\\a.txt", "D:\\b c\\d")]
 
 
@@ -126,8 +126,127 @@ def test_windows_paths_keep_their_backslashes() -> None:
     ],
 )
 def test_start_process_runs_the_program_it_names(script: str, started: tuple[str, ...]) -> None:
-    parsed = parse_script(script, windows=True)
+    parsed = parse_script(script, dialect="windows")
     assert [c.argv for c in parsed.commands][1:] == [started]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "script", "expected"),
+    [
+        # cmd: a caret outside double quotes escapes the next character, ^^ is a caret
+        ("cmd", "c^m^d /c who^ami", [("cmd", "/c", "whoami"), ("whoami",)]),
+        ("cmd", 'echo "a^b" ^^ ^& x', [("echo", "a^b", "^", "&", "x")]),
+        ("cmd", "echo ^<b^> > out.html", [("echo", "<b>")]),
+        ("cmd", "npm run build ^\r\n  --prod", [("npm", "run", "build", "--prod")]),
+        # what cmd /c runs is read by cmd again: a caret kept by quotes is folded there
+        (
+            "cmd",
+            'cmd /c "de^l /s /q C:\\Windows\\System32"',
+            [
+                ("cmd", "/c", "de^l /s /q C:\\Windows\\System32"),
+                ("del", "/s", "/q", "C:\\Windows\\System32"),
+            ],
+        ),
+        (
+            "cmd",
+            "%ComSpec% /d /c who^^ami",
+            [("C:\\Windows\\system32\\cmd.exe", "/d", "/c", "who^ami"), ("whoami",)],
+        ),
+        ("posix", "cmd.exe /C who^ami", [("cmd.exe", "/C", "who^ami"), ("whoami",)]),
+        ("powershell", "CMD.EXE /k who^ami", [("CMD.EXE", "/k", "who^ami"), ("whoami",)]),
+        # PowerShell: a backtick escapes; inside double quotes `n and `t are what they stand for
+        ("powershell", "i`e`x $payload", [("iex", "$payload")]),
+        ("powershell", 'Write-Host "a`tb`""', [("Write-Host", 'a\tb"')]),
+        ("powershell", "Get-ChildItem `\n  -Recurse", [("Get-ChildItem", "-Recurse")]),
+        # carets are cmd's only: literal in POSIX shells and PowerShell, and %COMSPEC% too
+        ("posix", "grep ^root /etc/passwd", [("grep", "^root", "/etc/passwd")]),
+        ("powershell", "Select-String ^err log.txt", [("Select-String", "^err", "log.txt")]),
+        ("powershell", "%COMSPEC% /c who^ami", [("%COMSPEC%", "/c", "who^ami")]),
+        ("cmd", 'findstr /r "^import" app.py', [("findstr", "/r", "^import", "app.py")]),
+    ],
+)
+def test_escape_characters_are_read_as_each_shell_reads_them(
+    dialect: Dialect, script: str, expected: list[tuple[str, ...]]
+) -> None:
+    assert [c.argv for c in parse_script(script, dialect=dialect).commands] == expected
+
+
+@pytest.mark.parametrize(
+    ("tool", "escaped", "plain", "verdict"),
+    [
+        ("cmd", "vss^admin delete shadows /all /quiet", "vssadmin delete shadows /all /quiet", "deny"),
+        ("cmd", "c^m^d /c vss^^admin delete shadows /all", "cmd /c vssadmin delete shadows /all", "deny"),
+        ("cmd", "%COMSPEC% /c vssadmin delete shadows /all", "cmd /c vssadmin delete shadows /all", "deny"),
+        ("cmd", "%ComSpec% /c whoami", "cmd /c whoami", "ask"),
+        ("cmd", "c^m^d /c who^ami", "cmd /c whoami", "ask"),
+        ("cmd", 'cmd /c "de^l /s /q C:\\Windows\\System32"', 'cmd /c "del /s /q C:\\Windows\\System32"', "ask"),
+        ("cmd", "r^eg a^dd HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run /v x /d C:\\x.exe /f", "reg add HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run /v x /d C:\\x.exe /f", "deny"),
+        ("PowerShell", "cmd /c vss^admin delete shadows /all", "cmd /c vssadmin delete shadows /all", "deny"),
+        ("PowerShell", "vss`admin delete shadows /all /quiet", "vssadmin delete shadows /all /quiet", "deny"),
+        ("Bash", "cmd.exe /c vss^admin delete shadows /all", "cmd.exe /c vssadmin delete shadows /all", "deny"),
+    ],
+)  # fmt: skip
+def test_escaped_commands_are_judged_as_their_plain_forms(
+    tool: str, escaped: str, plain: str, verdict: str
+) -> None:
+    judged = assess_tool_call(tool, {"command": escaped}, classifier=QUIET)
+    assert judged.verdict == assess_tool_call(tool, {"command": plain}, classifier=QUIET).verdict
+    assert judged.verdict == verdict, judged
+
+
+@pytest.mark.parametrize(
+    ("tool", "command"),
+    [
+        ("cmd", "echo ^<html^> > index.html"),
+        ("cmd", "echo Build ^& test done"),
+        ("cmd", 'findstr /r "^import" src\\app.py'),
+        ("cmd", "npm run build ^\r\n  --prod"),
+        ("cmd", "ping -n 1 127.0.0.1 ^> nul"),
+        ("cmd", "cmd /c npm run build"),
+        ("PowerShell", "Get-ChildItem -Recurse `\n  -Filter *.log"),
+        ("PowerShell", 'Write-Host "done`n"'),
+        ("PowerShell", "Select-String -Pattern ^err log.txt"),
+        ("Bash", "git log --grep '^fix'"),
+        ("Bash", "exec -a myapp ./server"),
+        ("Bash", "exec ./server --port 8080"),
+    ],
+)
+def test_everyday_escapes_and_exec_are_allowed(tool: str, command: str) -> None:
+    result = assess_tool_call(tool, {"command": command}, classifier=QUIET)
+    assert result.verdict == "allow", result
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "process_name"),
+    [
+        ("exec -a '[kworker/0:1]' /tmp/.x/agent -q", ("/tmp/.x/agent", "-q"), "[kworker/0:1]"),
+        ("exec -cla sshd ./miner", ("./miner",), "sshd"),
+        ("exec ./server", ("./server",), ""),
+        ("exec -l bash", ("bash",), ""),
+    ],
+)
+def test_exec_runs_its_program_under_the_name_it_gives(
+    script: str, argv: tuple[str, ...], process_name: str
+) -> None:
+    (command,) = parse_script(script).commands
+    assert (command.argv, command.wrappers, command.process_name) == (argv, ("exec",), process_name)
+
+
+@pytest.mark.parametrize(
+    ("command", "verdict"),
+    [
+        ("exec -a '[kworker/0:1]' /tmp/.x/agent", "ask"),
+        ("exec -a sshd ./miner", "ask"),
+        ("exec -a '/usr/sbin/cron -f' /dev/shm/x", "ask"),
+        ("exec -a myapp ./server", "allow"),
+        ("exec -a sshd /usr/sbin/sshd -D", "allow"),
+    ],
+)
+def test_a_program_started_under_a_system_name_is_asked_about(command: str, verdict: str) -> None:
+    result = assess_tool_call("Bash", {"command": command}, classifier=QUIET)
+    assert result.verdict == verdict, result
+    if verdict == "ask":
+        assert "persistence_evasion" in result.categories
 
 
 def test_indicators_match_whatever_the_case_and_quote_the_text() -> None:

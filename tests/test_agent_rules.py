@@ -464,8 +464,8 @@ _WORDS = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_the_parser_never_crashes_on_any_text(script: str) -> None:
-    parse_script(script)
-    parse_script(script, windows=True)
+    for dialect in ("posix", "windows", "powershell", "cmd"):
+        parse_script(script, dialect=dialect)
 
 
 @settings(max_examples=200, deadline=None)

@@ -21,7 +21,9 @@ Five kinds of rule, by what ``match`` holds:
 - **command** rules (``programs`` — ``'*'`` for any program, even none, as in
   ``HISTFILE=/dev/null`` alone; ``not_programs`` leaves some out —, optionally ``command`` — a
   regular expression searched in the first word as written: ``/dev/shm/x`` —, ``wrappers`` — run
-  through one of these: ``sudo``, ``nohup`` —, ``args`` — a regular expression searched in the
+  through one of these: ``sudo``, ``nohup`` —, ``process_name`` — searched in the name a wrapper
+  starts the program under: ``exec -a '[kworker/0:1]' ./x`` —, ``args`` — a regular expression
+  searched in the
   lower-cased arguments joined by spaces —, ``unless`` — one that must not be found there (a
   neighbouring rule's, so that only one of them fires; ``case_sensitive: true`` reads the
   arguments as written) —, ``flags`` — any of these options, bundled short options counted letter
@@ -180,6 +182,9 @@ class Step:
     command: Pattern | None = None
     #: Run through one of these wrappers (``sudo``, ``nohup``, ``env`` …).
     wrappers: frozenset[str] = frozenset()
+    #: Searched in the name a wrapper starts the program under (``exec -a NAME``), as written;
+    #: a command started under none never matches.
+    process_name: Pattern | None = None
     args: Pattern | None = None
     unless: Pattern | None = None
     #: Match the arguments as written (``-D`` is not ``-d``), not lower-cased.
@@ -245,6 +250,10 @@ class Step:
             return False
         if self.not_programs and _name(cmd) in self.not_programs:
             return False
+        if self.process_name is not None and not (
+            cmd.process_name and self.process_name.search(cmd.process_name)
+        ):
+            return False
         if self.command is not None and not (cmd.argv and self.command.search(cmd.argv[0])):
             return False
         if self.wrappers and not self.wrappers.intersection(cmd.wrappers):
@@ -270,6 +279,7 @@ class Step:
         """Every regular expression of this step (``None`` where one is not given)."""
         return (
             self.command,
+            self.process_name,
             self.args,
             self.unless,
             self.paths,
@@ -761,6 +771,7 @@ def _step(spec: dict[str, Any], where: str, check: bool) -> Step:
         programs=frozenset(p.lower().removesuffix(".exe") for p in spec.get("programs", ())),
         command=pattern("command"),
         wrappers=frozenset(spec.get("wrappers", ())),
+        process_name=pattern("process_name"),
         args=pattern("args"),
         unless=pattern("unless"),
         case_sensitive=spec.get("case_sensitive", False),

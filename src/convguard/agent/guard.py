@@ -2,7 +2,9 @@
 
 :func:`assess_tool_call` reads what a tool call would *do* and rules on that:
 
-- shell commands (``Bash``, ``shell``, ``PowerShell`` …) are parsed, not matched as flat strings:
+- shell commands (``Bash``, ``shell``, ``PowerShell``, ``cmd`` …; each tool's text read as its
+  shell reads it, with PowerShell's backtick or cmd's caret escapes) are parsed, not matched as
+  flat strings:
   pipelines, lists, subshells, ``bash -c``, ``eval``, here-documents, variables and decoded
   payloads are unpacked (:mod:`convguard.agent.shell`) and every resulting command is judged
   by its program and arguments: the YAML rules (:mod:`convguard.agent.engine`, indexed by
@@ -65,7 +67,14 @@ from convguard.agent.model import (
 )
 from convguard.agent.paths import fold_home, hosts_in, secret_path
 from convguard.agent.scope import Scope
-from convguard.agent.shell import POWERSHELLS, Command, Parsed, parse_script, parse_written
+from convguard.agent.shell import (
+    POWERSHELLS,
+    Command,
+    Dialect,
+    Parsed,
+    parse_script,
+    parse_written,
+)
 from convguard.errors import InvalidInput
 
 if TYPE_CHECKING:  # the text classifier's module loads only when a call needs it
@@ -144,8 +153,9 @@ def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
     return [f if f.rule_id else dataclasses.replace(f, rule_id=rule_id) for f in findings]
 
 
-def _shell(seen: _Seen, script: str, *, windows: bool = False, depth: int = 0) -> None:
-    _parsed(seen, parse_script(script, windows=windows), windows=windows, depth=depth)
+def _shell(seen: _Seen, script: str, *, dialect: Dialect = "posix", depth: int = 0) -> None:
+    parsed = parse_script(script, dialect=dialect)
+    _parsed(seen, parsed, windows=dialect != "posix", depth=depth)
 
 
 def _parsed(seen: _Seen, parsed: Parsed, *, windows: bool = False, depth: int = 0) -> None:
@@ -213,7 +223,8 @@ def _code(seen: _Seen, source: str, *, language: str = "", depth: int = 0) -> No
     elif language in ("sh", "bash", "shell", "zsh"):
         _shell(seen, source, depth=depth)
     elif language in ("powershell", "pwsh", "cmd", "bat"):
-        _shell(seen, source, windows=True, depth=depth)
+        dialect: Dialect = "cmd" if language in ("cmd", "bat") else "powershell"
+        _shell(seen, source, dialect=dialect, depth=depth)
         seen.findings.extend(seen.rules.text_findings(source, scripts="windows"))
     elif language not in ("", "python"):  # perl, ruby, php, lua, node …
         seen.findings.extend(seen.rules.text_findings(source, scripts="interpreters"))
@@ -293,7 +304,7 @@ def _write(seen: _Seen, path: str, content: str) -> None:
     elif path.endswith((".sh", ".bash", ".zsh")) or content.startswith("#!"):
         _shell(seen, content)
     elif path.endswith((".ps1", ".bat", ".cmd")):
-        _shell(seen, content, windows=True)
+        _shell(seen, content, dialect="powershell" if path.endswith(".ps1") else "cmd")
     else:
         seen.findings.extend(seen.rules.text_findings(content))
 
@@ -306,13 +317,21 @@ def _str(arguments: Mapping[str, Any], *keys: str) -> str | None:
     return None
 
 
+# The shell a tool's commands are read by: cmd's tool, PowerShell's, or a Windows shell not named.
+_TOOL_DIALECTS: dict[str, Dialect] = {
+    **dict.fromkeys(POWERSHELLS, "powershell"),
+    "cmd": "cmd",
+    "windows_shell": "windows",
+}
+
+
 def _tool_shell(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     command = _str(arguments, "command", "cmd", "script", "input")
     if command is None:
         raise InvalidInput(f"tool {tool!r} needs a string 'command' argument; got {arguments!r}")
-    windows = tool.lower() in POWERSHELLS or tool.lower() in ("cmd", "powershell", "windows_shell")
-    _shell(seen, command, windows=windows)
-    if windows:
+    dialect = _TOOL_DIALECTS.get(tool.lower(), "posix")
+    _shell(seen, command, dialect=dialect)
+    if dialect != "posix":
         seen.findings.extend(seen.rules.text_findings(command))
         seen.findings.extend(seen.rules.text_findings(command, scripts="windows"))
 

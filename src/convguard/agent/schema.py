@@ -41,6 +41,7 @@ class StepSpec(BaseModel):
     programs: list[str] = []
     command: str | None = None
     wrappers: list[str] = []
+    process_name: str | None = None
     args: str | None = None
     unless: str | None = None
     case_sensitive: bool = False

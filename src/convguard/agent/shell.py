@@ -11,6 +11,10 @@ the container's own left out), the jobs a call schedules from known text (a cron
 installs, a cron table it writes, ``at``/``batch`` fed a script, ``systemd-run``'s command),
 ``$( … )`` and backticks, here-documents fed to a shell, and payloads decoded by a pipeline
 (``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static.
+Each text is read with its shell's escape character (:data:`Dialect`): cmd's caret (``c^m^d /c
+who^ami``, also in what ``cmd /c``/``%COMSPEC% /c`` runs), PowerShell's backtick (``i`e`x``);
+``exec -a NAME`` is unwrapped to the program it runs, the name kept in
+:attr:`Command.process_name`.
 
 Invariants:
 - every unpacked command is returned, with ``via`` naming how it was reached and ``decoded`` set
@@ -32,11 +36,28 @@ import shlex
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Literal
 
-__all__ = ["MAX_COMMANDS", "MAX_DEPTH", "Command", "Parsed", "parse_script", "parse_written"]
+__all__ = [
+    "MAX_COMMANDS",
+    "MAX_DEPTH",
+    "Command",
+    "Dialect",
+    "Parsed",
+    "parse_script",
+    "parse_written",
+]
 
 MAX_DEPTH = 5
 MAX_COMMANDS = 400
+
+#: The shell that reads a script: a POSIX shell (a backslash escapes the next character),
+#: PowerShell (a backtick does), cmd.exe (a caret does, outside double quotes), or a Windows shell
+#: not known which (``windows``: backslashes are path separators and no character escapes).
+Dialect = Literal["posix", "windows", "powershell", "cmd"]
+_ESCAPE: dict[Dialect, str] = {"posix": "\\", "windows": "", "powershell": "`", "cmd": "^"}
+# What cmd expands ``%COMSPEC%`` to (the variable is set on every Windows system).
+_COMSPEC = "C:\\Windows\\system32\\cmd.exe"
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish"})
 _DEFAULT_IFS = " \t\n"
@@ -91,6 +112,16 @@ _META = frozenset(" \t\n;&|()<>")
 # step, so long scripts do not pay a Python loop iteration per character.
 _PLAIN_RUN = re.compile(r"[^ \t\n;&|()<>'\"\\$`]+")
 _PLAIN_RUN_WINDOWS = re.compile(r"[^ \t\n;&|()<>'\"$`]+")  # a backslash is a path separator
+_PLAIN_RUN_CMD = re.compile(r"[^ \t\n;&|()<>'\"$`^]+")
+_PLAIN_RUNS: dict[Dialect, re.Pattern[str]] = {
+    "posix": _PLAIN_RUN,
+    "windows": _PLAIN_RUN_WINDOWS,
+    "powershell": _PLAIN_RUN_WINDOWS,
+    "cmd": _PLAIN_RUN_CMD,
+}
+# PowerShell's escape sequences inside double quotes (`` `n ``); any other escaped character is
+# itself (outside quotes always: ``i`e`x`` is ``iex``).
+_POWERSHELL_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 _QUOTED_RUN = re.compile(r'[^"\\$`]+')
 
 
@@ -148,6 +179,9 @@ class Command:
     via: str = ""
     decoded: bool = False
     wrappers: tuple[str, ...] = ()
+    #: The name a wrapper starts the program under, in place of its path (``exec -a NAME``):
+    #: what ``ps`` shows for it; ``""`` when none is given.
+    process_name: str = ""
 
     @cached_property
     def program(self) -> str:
@@ -176,10 +210,11 @@ class Parsed:
 
 
 class _Tokenizer:
-    def __init__(self, text: str, *, windows: bool) -> None:
+    def __init__(self, text: str, *, dialect: Dialect) -> None:
         self.s = text
         self.i = 0
-        self.windows = windows
+        self.escape = _ESCAPE[dialect]
+        self.plain = _PLAIN_RUNS[dialect]
         self.pending: list[_Heredoc] = []
 
     def tokens(self) -> list[_Token]:
@@ -192,6 +227,8 @@ class _Tokenizer:
                 self.i += 1
             elif c == "\\" and s.startswith("\\\n", self.i):
                 self.i += 2
+            elif c == self.escape != "\\" and s.startswith(("\n", "\r\n"), self.i + 1):
+                self.i = s.index("\n", self.i) + 1  # PowerShell's or cmd's line continued
             elif c == "#":
                 end = s.find("\n", self.i)
                 self.i = n if end < 0 else end
@@ -278,6 +315,10 @@ class _Tokenizer:
                     if run is not None:
                         buf.append(run.group())
                         self.i = run.end()
+                    elif d == "`" == self.escape:  # PowerShell: `n is a newline, `" a quote
+                        escaped = s[self.i + 1 : self.i + 2]
+                        buf.append(_POWERSHELL_ESCAPES.get(escaped, escaped))
+                        self.i += 2
                     elif d == "\\" and self.i + 1 < n and s[self.i + 1] in '$`"\\\n':
                         buf.append(s[self.i + 1])
                         self.i += 2
@@ -288,8 +329,15 @@ class _Tokenizer:
                         buf.append(d)
                         self.i += 1
                 self.i += 1
-            elif c == "\\" and not self.windows:
+            elif c == "\\" == self.escape:
                 buf.append(s[self.i + 1 : self.i + 2])
+                self.i += 2
+            elif c == self.escape:  # PowerShell's backtick, cmd's caret: the next character as is
+                escaped = s[self.i + 1 : self.i + 2]
+                if escaped == "\r" and s.startswith("\n", self.i + 2):
+                    escaped, self.i = "\n", self.i + 1
+                if escaped not in ("", "\n"):  # else the text ends, or the line goes on
+                    buf.append(escaped)
                 self.i += 2
             elif c == "$" and s.startswith("$'", self.i):
                 end = self.i + 2
@@ -301,7 +349,7 @@ class _Tokenizer:
                 flush()
                 parts.append(self._dollar(quoted=False))
             else:
-                run = (_PLAIN_RUN_WINDOWS if self.windows else _PLAIN_RUN).match(s, self.i)
+                run = self.plain.match(s, self.i)
                 end = self.i + 1 if run is None else run.end()
                 buf.append(s[self.i : end])
                 self.i = end
@@ -450,9 +498,10 @@ def _output(cmd: Command, stdin: str | None) -> tuple[str | None, bool]:
 
 
 class _Parser:
-    def __init__(self, result: Parsed, *, windows: bool) -> None:
+    def __init__(self, result: Parsed, *, dialect: Dialect) -> None:
         self.result = result
-        self.windows = windows
+        #: The shell reading the text parsed now (cmd's for what ``cmd /c`` runs).
+        self.dialect = dialect
         self.env: dict[str, str] = {}
         self.aliases: dict[str, str] = {}
         #: Shell functions defined so far: name → body (read again, with its arguments, where
@@ -464,8 +513,17 @@ class _Parser:
         #: While a container's command is read: how the host sees the paths it names.
         self.container: _Container | None = None
 
-    def parse(self, text: str, *, depth: int, via: str, decoded: bool) -> str | None:
-        """Parse ``text``; return the static output of its last pipeline (for ``$( … )``)."""
+    def parse(
+        self, text: str, *, depth: int, via: str, decoded: bool, dialect: Dialect | None = None
+    ) -> str | None:
+        """Parse ``text`` as ``dialect``'s shell reads it (by default the shell of the text
+        around it); return the static output of its last pipeline (for ``$( … )``)."""
+        if dialect is not None and dialect != self.dialect:
+            outer, self.dialect = self.dialect, dialect
+            try:
+                return self.parse(text, depth=depth, via=via, decoded=decoded)
+            finally:
+                self.dialect = outer
         if depth > MAX_DEPTH:
             self.result.notes.append("nesting too deep to unpack")
             return None
@@ -474,7 +532,7 @@ class _Parser:
         if "{" in text:
             for match in _FUNCTION.finditer(text):
                 self.functions[match.group(1) or match.group(2)] = match.group(3)
-        tokens = _Tokenizer(text, windows=self.windows).tokens()
+        tokens = _Tokenizer(text, dialect=self.dialect).tokens()
         last: str | None = None
         pipeline: list[tuple[list[_Word], list[_Redirect]]] = []
         words: list[_Word] = []
@@ -571,6 +629,7 @@ class _Parser:
                 cmd.via,
                 cmd.decoded,
                 cmd.wrappers,
+                cmd.process_name,
             )
             self._emit(cmd, depth=depth, decoded_input=was_decoded)
             text, step_decoded = _output(cmd, stdin)
@@ -598,6 +657,8 @@ class _Parser:
                     assignments.append((match.group(1), value))
                     continue
             argv.extend(self._expand(word, depth, via))
+        if self.dialect == "cmd" and argv and argv[0].lower() == "%comspec%":
+            argv[0] = _COMSPEC
         while argv and argv[0] in _KEYWORDS:
             argv.pop(0)
         if argv and argv[0] in _ENDERS:
@@ -631,7 +692,7 @@ class _Parser:
                 reds.append((red.op, " ".join(self._expand(red.target, depth, via))))
         if not argv and not reds and not assignments:
             return None
-        argv, wrappers = _unwrap(argv)
+        argv, wrappers, process_name = _unwrap(argv)
         return Command(
             tuple(argv),
             tuple(reds),
@@ -640,6 +701,7 @@ class _Parser:
             via=via,
             decoded=decoded,
             wrappers=wrappers,
+            process_name=process_name,
         )
 
     def _remember_writes(
@@ -790,9 +852,9 @@ class _Parser:
         elif prog in POWERSHELLS:
             self._powershell(args)
         elif prog in ("cmd", "cmd.exe"):
-            rest = [a for a in args if a.lower() not in ("/c", "/k", "/q")]
-            if rest:
-                nested.append((" ".join(rest), "cmd /c"))
+            line = _cmd_line(args)
+            if line:
+                nested.append((line, "cmd /c"))
         elif prog in _STARTERS:
             started = _started_command(args)
             if started:
@@ -843,12 +905,16 @@ class _Parser:
             nested.append(unit)
         elif prog in ("kubectl", "docker") and ("exec" in args or "run" in args) and "--" in args:
             nested.append((" ".join(_quote(t) for t in args[args.index("--") + 1 :]), prog))
+        # What cmd runs is read as cmd reads it; what another program runs, with no escape
+        # character of PowerShell or cmd.
+        windows: Dialect = "windows" if self.dialect in ("powershell", "cmd") else self.dialect
         for script, how in nested:
             self.parse(
                 script,
                 depth=depth + 1,
                 via=how if not cmd.via else f"{cmd.via} > {how}",
                 decoded=cmd.decoded or (decoded_input and how.startswith("stdin")),
+                dialect="cmd" if how == "cmd /c" else windows,
             )
         if run is not None:
             how = f"{prog} run"
@@ -1381,8 +1447,11 @@ def _ssh_command(args: tuple[str, ...]) -> str | None:
     return " ".join(rest[1:]) if len(rest) > 1 else None
 
 
-def _unwrap(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
+def _unwrap(argv: list[str]) -> tuple[list[str], tuple[str, ...], str]:
+    """The command the wrappers at the front of ``argv`` run, the wrappers, and the name
+    ``exec -a NAME`` starts it under (``""`` when none)."""
     wrappers: list[str] = []
+    process_name = ""
     while argv:
         name = argv[0].rsplit("/", 1)[-1]
         if name not in WRAPPERS:
@@ -1394,7 +1463,10 @@ def _unwrap(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
         i = 0
         while i < len(rest):
             a = rest[i]
-            if a.startswith("-") and a != "-":
+            if name == "exec" and _EXEC_NAMED.match(a) and i + 1 < len(rest):
+                process_name = rest[i + 1]  # ``-a NAME``, bundled as bash allows: ``-la NAME``
+                i += 2
+            elif a.startswith("-") and a != "-":
                 i += 2 if a in WRAPPERS[name] else 1
             elif (name == "env" and "=" in a) or (
                 name in ("timeout", "watch") and i == 0 and a[:1].isdigit()
@@ -1403,13 +1475,30 @@ def _unwrap(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
             else:
                 break
         argv = rest[i:]
-    return argv, tuple(wrappers)
+    return argv, tuple(wrappers), process_name
 
 
-def parse_script(text: str, *, windows: bool = False) -> Parsed:
-    """Parse a shell script (``windows``: backslashes are path separators, not escapes)."""
+_EXEC_NAMED = re.compile(r"^-[cl]*a$")
+
+
+def _cmd_line(args: tuple[str, ...]) -> str:
+    """The command line ``cmd`` runs: what follows its ``/c`` or ``/k`` (``/r`` is ``/c``; the
+    switch may be glued to it, ``/cwhoami``), the switches before it left out; without one, its
+    words but ``/q``. The words are joined as they came, their quotes gone: cmd reads them again."""
+    for i, a in enumerate(args):
+        switch = a[:2].lower()
+        if switch in ("/c", "/k", "/r"):
+            return " ".join((a[2:], *args[i + 1 :])).strip()
+    return " ".join(a for a in args if a.lower() != "/q")
+
+
+def parse_script(text: str, *, dialect: Dialect = "posix") -> Parsed:
+    """Parse a shell script as ``dialect``'s shell reads it (see :data:`Dialect`): in PowerShell
+    and cmd, backslashes are path separators, and a backtick (PowerShell) or a caret outside double
+    quotes (cmd: ``c^m^d``, ``^^`` a caret) escapes the next character. cmd's ``%COMSPEC%`` is
+    cmd itself; what ``cmd /c`` or ``cmd /k`` runs is read as cmd reads it, from any shell."""
     result = Parsed()
-    _Parser(result, windows=windows).parse(text, depth=0, via="", decoded=False)
+    _Parser(result, dialect=dialect).parse(text, depth=0, via="", decoded=False)
     return result
 
 
@@ -1418,5 +1507,5 @@ def parse_written(path: str, text: str) -> Parsed:
     (``/etc/cron.d/*``, ``/etc/crontab``, ``/var/spool/cron/*``), each a command reached through
     ``cron``, as a shell write of the same text reads them. Nothing for any other file."""
     result = Parsed()
-    _Parser(result, windows=False)._read_cron_table(path, text, via="", depth=0, decoded=False)
+    _Parser(result, dialect="posix")._read_cron_table(path, text, via="", depth=0, decoded=False)
     return result
