@@ -179,7 +179,7 @@ def test_escape_characters_are_read_as_each_shell_reads_them(
         ("cmd", "%COMSPEC% /c vssadmin delete shadows /all", "cmd /c vssadmin delete shadows /all", "deny"),
         ("cmd", "%ComSpec% /c whoami", "cmd /c whoami", "ask"),
         ("cmd", "c^m^d /c who^ami", "cmd /c whoami", "ask"),
-        ("cmd", 'cmd /c "de^l /s /q C:\\Windows\\System32"', 'cmd /c "del /s /q C:\\Windows\\System32"', "ask"),
+        ("cmd", 'cmd /c "de^l /s /q C:\\Windows\\System32"', 'cmd /c "del /s /q C:\\Windows\\System32"', "deny"),
         ("cmd", "r^eg a^dd HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run /v x /d C:\\x.exe /f", "reg add HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run /v x /d C:\\x.exe /f", "deny"),
         ("PowerShell", "cmd /c vss^admin delete shadows /all", "cmd /c vssadmin delete shadows /all", "deny"),
         ("PowerShell", "vss`admin delete shadows /all /quiet", "vssadmin delete shadows /all /quiet", "deny"),
