@@ -34,11 +34,11 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import gzip
 import json
 import math
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -325,6 +325,11 @@ def _common_ratio(text: str) -> float:
     return sum(w in _COMMON for w in words) / len(words)
 
 
+def _common_words(text: str) -> int:
+    """How many of the words of ``text`` are common English words."""
+    return sum(w.lower() in _COMMON for w in _WORDS.findall(text))
+
+
 #: Latin letters of the phonetic alphabet that read as a plain letter: folded with the look-alikes,
 #: but never evidence of hiding on their own (a transcription such as /ɡoʊ/ uses them).
 _IPA_LETTERS = str.maketrans({"ɡ": "g"})
@@ -414,8 +419,9 @@ def _payloads(text: str, found: set[str]) -> list[str]:
     if hinted or (" " in text and len(text) < 2000 and not _PLAIN.search(text)):
         rotated = codecs.decode(text, "rot13")
         # Two common words at least: one alone is chance ("python vs julia" reads "if").
-        common = sum(w.lower() in _COMMON for w in _WORDS.findall(rotated))
-        if common >= 2 and _common_ratio(rotated) >= max(0.25, _common_ratio(text) + 0.15):
+        if _common_words(rotated) >= 2 and _common_ratio(rotated) >= max(
+            0.25, _common_ratio(text) + 0.15
+        ):
             found.add("rot13")
             out.append(rotated)
     return out
@@ -510,22 +516,17 @@ _RUN = re.compile(f"[A-Za-z]{{{_RUN_LETTERS},}}")
 _LONG_RUN = re.compile(f"[A-Za-z]{{{_RUN_WORDS_LETTERS},}}")
 #: The longest word the split tries.
 _LONGEST_WORD = 24
-_word_costs: dict[str, float] | None = None
-_word_lock = threading.Lock()
 
 
+@functools.cache
 def _costs() -> dict[str, float]:
     """Each known word's cost, ``log(rank * log(words))`` (Zipf's law: a word's probability is
     about ``1 / (rank * log(words))``), from ``weights/words.txt.gz`` (``training/words.py``:
     the training split's most frequent words, most frequent first); read once, on first need."""
-    global _word_costs
-    with _word_lock:
-        if _word_costs is None:
-            packed = resources.files("convguard.assess") / "weights" / "words.txt.gz"
-            words = gzip.decompress(packed.read_bytes()).decode("ascii").split()
-            scale = math.log(max(len(words), 2))
-            _word_costs = {w: math.log((rank + 1) * scale) for rank, w in enumerate(words)}
-        return _word_costs
+    packed = resources.files("convguard.assess") / "weights" / "words.txt.gz"
+    words = gzip.decompress(packed.read_bytes()).decode("ascii").split()
+    scale = math.log(max(len(words), 2))
+    return {w: math.log((rank + 1) * scale) for rank, w in enumerate(words)}
 
 
 def _split_run(run: str, costs: dict[str, float]) -> list[str] | None:
@@ -564,15 +565,15 @@ def _unspaced_view(text: str) -> str | None:
     runs = _RUN if together else _LONG_RUN
     shortest = _RUN_LETTERS if together else _RUN_WORDS_LETTERS
     # Splitting on white space is several times faster than the pattern's scan of long text.
-    if max(map(len, text.split()), default=0) < shortest or runs.search(text) is None:
+    if max(map(len, text.split()), default=0) < shortest:
         return None
     least = 3 if together else 4
-    costs = _costs()
     changed = False
 
     def split(match: re.Match[str]) -> str:
         nonlocal changed
         run = match.group().lower()
+        costs = _costs()  # read on the first run of letters, not for every long token
         if run in costs:
             return match.group()
         words = _split_run(run, costs)
@@ -639,8 +640,9 @@ def _reversed_view(text: str) -> str | None:
     if len(text) > 2000 or not _REVERSED_PLAIN.search(text):
         return None
     backwards = text[::-1]
-    common = sum(w.lower() in _COMMON for w in _WORDS.findall(backwards))
-    if common >= 2 and _common_ratio(backwards) >= max(0.2, _common_ratio(text) + 0.15):
+    if _common_words(backwards) >= 2 and _common_ratio(backwards) >= max(
+        0.2, _common_ratio(text) + 0.15
+    ):
         return backwards
     return None
 
