@@ -194,6 +194,19 @@ def throughput(
             return done / (time.perf_counter() - started), done
 
 
+def cascade_speed(
+    cascade: Cascade, later: Sequence[Counting], messages: Sequence[str], budget_s: float
+) -> tuple[Latency, float, str]:
+    """One message at a time through ``assess``, then batches through ``score``, and the share of
+    the messages each later stage was asked about in the batches."""
+    lat = latency(lambda i: cascade.assess(messages[i]), len(messages), budget_s)
+    for stage in later:
+        stage.texts = 0
+    rate, done = throughput(cascade.score, messages, budget_s)
+    note = "; ".join(f"{s.name} saw {s.texts / done:.0%} of messages" for s in later)
+    return lat, rate, note
+
+
 class Counting:
     """A stage that counts the texts it is asked about (how much the cascade escalates)."""
 
@@ -352,13 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             observed["linear throughput"] = (rate, "linear `score`, batches of 256")
     chain = "+".join(names)
     later = [Counting(loaded[n]) for n in names[1:]]
-    cascade = Cascade(policy, [loaded[names[0]], *later], tuning=load_tuning())
+
+    def new_cascade() -> Cascade:  # each keeps the scores of the texts it assessed (CACHE_TEXTS)
+        return Cascade(policy, [loaded[names[0]], *later], tuning=load_tuning())
+
+    cascade = new_cascade()
     log("cascade: latency (assess) and throughput (score)")
-    lat = latency(lambda i: cascade.assess(texts[i]), len(texts), args.budget)
-    for stage in later:
-        stage.texts = 0
-    rate, done = throughput(cascade.score, texts, args.budget)
-    note = "; ".join(f"{s.name} saw {s.texts / done:.0%} of messages" for s in later)
+    lat, rate, note = cascade_speed(cascade, later, texts, args.budget)
     rows[f"cascade {chain} (`assess`)"] = (lat, rate, note)
     window = latency(
         lambda i: cascade.assess(texts[i], context=texts[max(0, i - 2) : i]),
@@ -372,13 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     short = [t for t in texts if len(t) <= SHORT_CHARS]
     what = f"short chat messages (the mix's {len(short):,} of at most {SHORT_CHARS} characters)"
     log(f"cascade on {what}: latency and throughput")
-    # A new cascade: the first one keeps the scores of the texts it assessed (CACHE_TEXTS).
-    cascade = Cascade(policy, [loaded[names[0]], *later], tuning=load_tuning())
-    lat = latency(lambda i: cascade.assess(short[i]), len(short), args.budget)
-    for stage in later:
-        stage.texts = 0
-    rate, done = throughput(cascade.score, short, args.budget)
-    note = "; ".join(f"{s.name} saw {s.texts / done:.0%} of messages" for s in later)
+    lat, rate, note = cascade_speed(new_cascade(), later, short, args.budget)
     rows[f"cascade {chain}, {what}"] = (lat, rate, note)
     observed["cascade p50"] = (lat.p50_ms, f"`Cascade.assess`, {chain}, {what}")
     observed["cascade p99"] = (lat.p99_ms, f"`Cascade.assess`, {chain}, {what}")
