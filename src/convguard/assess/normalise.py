@@ -516,6 +516,9 @@ _RUN = re.compile(f"[A-Za-z]{{{_RUN_LETTERS},}}")
 _LONG_RUN = re.compile(f"[A-Za-z]{{{_RUN_WORDS_LETTERS},}}")
 #: The longest word the split tries.
 _LONGEST_WORD = 24
+#: How many letters of a text's runs are split at most (the first ones; the split costs about
+#: 2 ms per 1,000 letters, and a message may hold 100,000).
+_SPLIT_LETTERS = 4000
 
 
 @functools.cache
@@ -529,8 +532,10 @@ def _costs() -> dict[str, float]:
     return {w: math.log((rank + 1) * scale) for rank, w in enumerate(words)}
 
 
-def _split_run(run: str, costs: dict[str, float]) -> list[str] | None:
-    """The cheapest split of ``run`` (lower case) into known words, or None when there is none."""
+def _split_run(run: str, costs: dict[str, float], *, cut: bool = False) -> list[str] | None:
+    """The cheapest split of ``run`` (lower case) into known words, or None when there is none.
+    With ``cut`` (``run`` is the start of a longer run, ending inside a word), of its longest
+    start that splits, dropping at most a word's length at the end."""
     n = len(run)
     best = [0.0] + [math.inf] * n
     back = [0] * (n + 1)
@@ -540,6 +545,8 @@ def _split_run(run: str, costs: dict[str, float]) -> list[str] | None:
             if cost is not None and best[start] + cost < best[end]:
                 best[end] = best[start] + cost
                 back[end] = start
+    if cut:
+        n = next((e for e in range(n, max(0, n - _LONGEST_WORD), -1) if best[e] < math.inf), n)
     if best[n] == math.inf:
         return None
     words: list[str] = []
@@ -560,7 +567,8 @@ def _unspaced_view(text: str) -> str | None:
     at all; some do, "dimethyl form am ide", and the view is read as well). In text that is run
     together as a whole (fewer than one space per :data:`_TOGETHER_LETTERS` characters), runs of
     :data:`_RUN_LETTERS` letters or more split into three words or more suffice. The view has
-    every such run split; None when none is."""
+    every such run split, up to :data:`_SPLIT_LETTERS` letters in all (the rest of a longer run
+    is kept as it is); None when none is."""
     together = len(text) >= _TOGETHER_LETTERS and text.count(" ") * _TOGETHER_LETTERS < len(text)
     runs = _RUN if together else _LONG_RUN
     shortest = _RUN_LETTERS if together else _RUN_WORDS_LETTERS
@@ -569,18 +577,24 @@ def _unspaced_view(text: str) -> str | None:
         return None
     least = 3 if together else 4
     changed = False
+    budget = _SPLIT_LETTERS
 
     def split(match: re.Match[str]) -> str:
-        nonlocal changed
-        run = match.group().lower()
+        nonlocal changed, budget
+        if budget <= 0:
+            return match.group()
+        whole = match.group()
+        run = whole[:budget].lower()
+        budget -= len(run)
         costs = _costs()  # read on the first run of letters, not for every long token
         if run in costs:
-            return match.group()
-        words = _split_run(run, costs)
+            return whole
+        words = _split_run(run, costs, cut=len(run) < len(whole))
         if words is None or len(words) < least or sum(len(w) <= 2 for w in words) * 2 > len(words):
-            return match.group()
+            return whole
         changed = True
-        return " ".join(words)
+        done = sum(map(len, words))
+        return " ".join(words) + (" " + whole[done:] if done < len(whole) else "")
 
     view = runs.sub(split, text)
     return view if changed else None
