@@ -152,3 +152,28 @@ def test_the_setting_reaches_the_built_cascade() -> None:
         build_cascade(default_policy(), ["linear"], options=off.stage_options()).passages is False
     )
     assert build_cascade(default_policy(), ["linear"]).passages is True
+
+
+def test_passages_are_read_from_the_normalised_text_normalised_once(
+    policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Zero-width characters hide the request from a plain reading; the passages come from the
+    # normalised text, on a first assessment and on one answered from the recent-texts cache.
+    from convguard.assess import cascade as cascade_module
+
+    hidden = SANDWICH.replace("gadget-x", "gad\u200bget-x")
+    calls: list[str] = []
+    real = cascade_module.normalise
+
+    def counting(text: str) -> object:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(cascade_module, "normalise", counting)
+    stage = Diluting({"make gadget-x": {"explosives": 0.99}})
+    cascade = Cascade(policy, [stage])
+    first = cascade.assess(hidden)
+    assert first.categories == ("explosives",)
+    assert calls.count(hidden) == 1
+    again = cascade.assess(hidden)
+    assert again.categories == ("explosives",) and calls.count(hidden) == 1

@@ -293,7 +293,8 @@ class Cascade:
         #: Whether long user texts are also read passage by passage (:meth:`read_passages`).
         self.passages = read_passages
         self.labels = CATEGORY_IDS + FLAG_IDS
-        self._cache: OrderedDict[str, tuple[dict[str, float], list[Evidence]]] = OrderedDict()
+        #: Recently scored texts: their scores, evidence and normalised text.
+        self._cache: OrderedDict[str, tuple[dict[str, float], list[Evidence], str]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # --- scoring many texts through the stages -------------------------------------------------
@@ -316,6 +317,13 @@ class Cascade:
         :meth:`assess` reads assistant replies without), a long text is also read passage by
         passage: see :meth:`read_passages`.
         """
+        scores, evidence, _ = self._score(texts, passages=passages)
+        return scores, evidence
+
+    def _score(
+        self, texts: Sequence[str], *, passages: bool | None = None
+    ) -> tuple[list[dict[str, float]], list[list[Evidence]], list[str]]:
+        """:meth:`score`, and each text as normalised (what its passages are read from)."""
         views = [normalise(t) for t in texts]
         first = self.stages[0]
         scores = [dict(s) for s in _run(first, list(texts))]
@@ -376,9 +384,10 @@ class Cascade:
             [Evidence(label, sources[i][label], s[label]) for label in s if s[label] >= 0.5]
             for i, s in enumerate(scores)
         ]
+        normalised = [v.text for v in views]
         if self.passages if passages is None else passages:
-            self.read_passages([v.text for v in views], scores, evidence)
-        return scores, evidence
+            self.read_passages(normalised, scores, evidence)
+        return scores, evidence, normalised
 
     def read_passages(
         self,
@@ -444,11 +453,11 @@ class Cascade:
             if resolved is not None:
                 batch.append(resolved)
         try:
-            scores, evidence = self._score_recent(batch)
+            scores, evidence, normalised = self._score_recent(batch)
             final = dict(scores[0])
             found = list(evidence[0])
             if role == "user" and self.passages:
-                self.read_passages([normalise(text).text], [final], [found])
+                self.read_passages(normalised[:1], [final], [found])
         except ClassifierError as exc:
             return self._failed(str(exc), started)
         if window:
@@ -474,23 +483,28 @@ class Cascade:
 
     def _score_recent(
         self, texts: Sequence[str]
-    ) -> tuple[list[dict[str, float]], list[list[Evidence]]]:
-        """:meth:`score`, reusing the scores of texts assessed recently (scores depend on the text
-        alone, so a conversation's earlier turns are not scored again for every window)."""
+    ) -> tuple[list[dict[str, float]], list[list[Evidence]], list[str]]:
+        """:meth:`_score` without passages, reusing the scores of texts assessed recently (scores
+        depend on the text alone, so a conversation's earlier turns are not scored again for
+        every window)."""
         with self._cache_lock:
             hits = {t: self._cache[t] for t in texts if t in self._cache}
             for t in hits:
                 self._cache.move_to_end(t)
         missing = list(dict.fromkeys(t for t in texts if t not in hits))
         if missing:
-            scores, evidence = self.score(missing, passages=False)
-            fresh = dict(zip(missing, zip(scores, evidence, strict=True), strict=True))
+            scored = self._score(missing, passages=False)
+            fresh = dict(zip(missing, zip(*scored, strict=True), strict=True))
             hits.update(fresh)
             with self._cache_lock:
                 self._cache.update(fresh)
                 while len(self._cache) > CACHE_TEXTS:
                     self._cache.popitem(last=False)
-        return [dict(hits[t][0]) for t in texts], [list(hits[t][1]) for t in texts]
+        return (
+            [dict(hits[t][0]) for t in texts],
+            [list(hits[t][1]) for t in texts],
+            [hits[t][2] for t in texts],
+        )
 
     def _window(
         self,
