@@ -821,7 +821,8 @@ def test_everyday_windows_commands_are_not_asked_by_the_model(tool: str, command
         ("Bash", {"command": "rm -rf /tmp/build/../cache"}, "allow", None),
         ("Bash", {"command": "cat ../README.md ./docs/../setup.py"}, "allow", None),
         ("Bash", {"command": "rm `find ./ -name '.DS_Store'` -rf"}, "allow", None),
-        ("Bash", {"command": "rm -rf ./"}, "allow", None),
+        # "./" is here, not the root: the working folder, asked as rm -rf "$PWD" is
+        ("Bash", {"command": "rm -rf ./"}, "ask", "destructive"),
     ],
 )  # fmt: skip
 def test_dot_segments_in_a_path_resolve_before_it_is_judged(
@@ -1028,8 +1029,16 @@ def test_a_container_without_host_folders_or_command_is_not_read_as_the_host(scr
         ("podman run --rm -v /:/host alpine rm -rf /host", "deny"),
         ("docker run --rm -it -v /:/host alpine sh -c 'rm -rf /host/usr'", "deny"),
         ("sudo docker -H unix:///run/docker.sock run -v /:/host alpine rm -rf /host", "deny"),
+        # the host's working folder mounted and deleted, asked as rm -rf "$PWD" is
+        ("docker run -v $PWD:/src alpine rm -rf /", "ask"),
+        ("docker run -v $PWD:/src alpine rm -rf /src", "ask"),
+        ('docker run --rm -v "$(pwd)":/app alpine rm -rf /app/*', "ask"),
+        ("podman run -v .:/src alpine rm -rf /src", "ask"),
+        ("docker run -v ${PWD}:/src -w /src alpine rm -rf .", "ask"),
         # their everyday neighbours
         ('docker run -v "$PWD":/src node:20 npm test', "allow"),
+        ('docker run -it --rm -v "$(pwd)":/app -w /app node:20 npm test', "allow"),
+        ('docker run --rm -v "$PWD":/src alpine rm -rf /src/build', "allow"),
         ('docker run --rm -v "$PWD":/src -w /src node:20 rm -rf /src/node_modules', "allow"),
         ("docker run --rm -v /:/host alpine ls /host", "ask"),  # the host's root, as before
         ("docker run --mount type=bind,source=/,target=/host alpine ls /host", "ask"),
