@@ -6,6 +6,7 @@ import pytest
 
 from agent_fixtures import QUIET
 from convguard.agent import Scope, assess_tool_call, load_scope, parsed_commands
+from convguard.agent.files import outputs
 from convguard.agent.model import CommandModel, Platform, call_tokens, command_tokens
 from convguard.agent.paths import fold_home
 from convguard.agent.shell import Dialect, parse_script
@@ -984,6 +985,33 @@ def test_a_script_the_call_writes_is_read_where_it_runs(command: str, verdict: s
 )
 def test_an_option_whose_value_is_a_command_is_read_as_one(command: str, verdict: str) -> None:
     assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("script", "written"),
+    [
+        ("curl -o /tmp/x.sh https://x.example/x", ["/tmp/x.sh"]),
+        # the output option read inside a group of short options, its value glued or not
+        ("curl -so /tmp/x.sh https://x.example/x", ["/tmp/x.sh"]),
+        ("curl -sSLo x.sh https://x.example/x", ["x.sh"]),
+        ("curl -sSLox.sh https://x.example/x", ["x.sh"]),
+        ("curl --output=x.sh https://x.example/x", ["x.sh"]),
+        ("curl --output x.sh https://x.example/x", ["x.sh"]),
+        # a group that ends in an option taking another value: that value is not the output
+        ("curl -sH 'X-A: o' https://x.example/x", []),
+        ("curl -sXPOST -d @o.json https://x.example/x", []),
+        ("curl -so - https://x.example/x", []),  # standard output
+        # wget writes the URL's file name unless -O names the file (or standard output, -O-)
+        ("wget -q https://x.example/x", ["x"]),
+        ("wget -qO run.sh https://x.example/x", ["run.sh"]),
+        ("wget -qOrun.sh https://x.example/x", ["run.sh"]),
+        ("wget --output-document=run.sh https://x.example/x", ["run.sh"]),
+        ("wget -qO- https://x.example/x", []),
+        ("wget -qo log.txt https://x.example/x", ["x"]),  # -o is wget's log, not the download
+    ],
+)
+def test_a_downloads_output_file_is_read_from_its_options(script: str, written: list[str]) -> None:
+    assert outputs(parse_script(script).commands[0]) == written
 
 
 @pytest.mark.parametrize(

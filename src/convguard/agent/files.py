@@ -7,6 +7,9 @@ paths out; nothing is executed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from convguard.agent.findings import option_flags
 from convguard.agent.shell import Command
 
@@ -48,14 +51,73 @@ def file_writes(cmd: Command) -> list[tuple[str, str | None, str]]:
 
 
 def outputs(cmd: Command) -> list[str]:
-    """Files a command writes that a later command may run: output redirections and downloads."""
+    """Files a command writes that a later command may run: output redirections and downloads
+    (curl's ``-o FILE`` and, with ``-O``, each URL's file name; wget's ``-O FILE``, else each
+    URL's file name), the output option read inside a group of short options (``-sSLo FILE``,
+    ``-qOFILE``). Standard output (``-o -``, ``-O-``) is no file."""
     out = list(cmd.writes())
-    args = cmd.args
-    for i, a in enumerate(args[:-1]):
-        if (cmd.program == "curl" and a in ("-o", "--output")) or (
-            cmd.program == "wget" and a in ("-O", "--output-document")
-        ):
-            out.append(args[i + 1])
-    if cmd.program == "wget" or (cmd.program == "curl" and "-O" in option_flags(cmd)):
-        out += [a.rsplit("/", 1)[-1] for a in args if "://" in a]
+    download = _DOWNLOADS.get(cmd.program)
+    if download is None:
+        return out
+    options = list(_options(cmd.args, download.valued, frozenset(download.output)))
+    named = [value for name, value in options if name in download.output]
+    out += [value for value in named if value != "-"]
+    url_names = any(name in download.url_names for name, _ in options)
+    if url_names or (download.url_names_unless_named and not named):
+        out += [a.rsplit("/", 1)[-1] for a in cmd.args if "://" in a]
     return out
+
+
+@dataclass(frozen=True)
+class _Download:
+    """How a download program's options name the files it writes."""
+
+    #: Its short options that take a value: a group of short options (``-sSLo``) ends at the
+    #: first of them, whose value is the rest of the group or the next word.
+    valued: str
+    #: The option that names the file written (short and long).
+    output: tuple[str, ...]
+    #: Options that write each URL's own file name.
+    url_names: tuple[str, ...] = ()
+    #: Whether each URL's file name is written when no output option names a file.
+    url_names_unless_named: bool = False
+
+
+_DOWNLOADS = {
+    "curl": _Download(
+        "AbcCdDEeFHKmoPQrtTuUwxXyYz",
+        output=("-o", "--output"),
+        url_names=("-O", "--remote-name", "--remote-name-all"),
+    ),
+    "wget": _Download(
+        "aBeiIlOoPQRtTUwXD", output=("-O", "--output-document"), url_names_unless_named=True
+    ),
+}
+
+
+def _options(
+    args: tuple[str, ...], valued: str, long_valued: frozenset[str]
+) -> Iterator[tuple[str, str]]:
+    """Each option of ``args`` with its value (``""`` for a switch): a group of short options
+    letter by letter, up to the first of ``valued``; a long option's ``=VALUE``, or the next word
+    for one of ``long_valued``. Options end at ``--``."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a == "--":
+            return
+        if a.startswith("--"):
+            name, eq, value = a.partition("=")
+            if not eq and name in long_valued and i < len(args):
+                value, i = args[i], i + 1
+            yield name, value
+        elif a.startswith("-") and len(a) > 1:
+            for j, letter in enumerate(a[1:], start=2):
+                if letter in valued:
+                    value = a[j:]
+                    if not value and i < len(args):
+                        value, i = args[i], i + 1
+                    yield "-" + letter, value
+                    break
+                yield "-" + letter, ""
