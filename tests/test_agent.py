@@ -1035,16 +1035,101 @@ def test_a_containers_command_is_read_with_host_paths_for_its_mounts(
 
 
 @pytest.mark.parametrize(
-    "script",
+    ("script", "engine"),
     [
-        "docker run --rm alpine rm -rf /",  # no folder of the host: the paths are the container's
-        "docker run -v pgdata:/var/lib/postgresql/data postgres:16 ls /var/lib/postgresql/data",
-        "docker run -d -v /:/host alpine",  # the image's own command
-        "docker exec -it web ls /host",
+        # no folder or device of the host: the command's paths are the container's own, and its
+        # words are not the engine's
+        ("docker run --rm alpine rm -rf /", ("docker", "run", "--rm", "alpine")),
+        ("docker run --rm alpine echo hi", ("docker", "run", "--rm", "alpine")),
+        (
+            "docker run -v pgdata:/var/lib/postgresql/data postgres:16 ls /var/lib/postgresql/data",
+            ("docker", "run", "-v", "pgdata:/var/lib/postgresql/data", "postgres:16"),
+        ),
+        ("docker run -d -v /:/host alpine", ("docker", "run", "-d", "-v", "/:/host", "alpine")),
+        ("docker exec -it web ls /host", ("docker", "exec", "-it", "web", "ls", "/host")),
     ],
 )
-def test_a_container_without_host_folders_or_command_is_not_read_as_the_host(script: str) -> None:
-    assert len(parse_script(script).commands) == 1
+def test_a_container_without_host_folders_or_command_is_not_read_as_the_host(
+    script: str, engine: tuple[str, ...]
+) -> None:
+    assert [c.argv for c in parse_script(script).commands] == [engine]
+
+
+@pytest.mark.parametrize(
+    ("script", "image"),
+    [
+        ("docker run --rm alpine echo hi", "alpine"),
+        ("podman run -it --name web -p 80:80 nginx", "nginx"),
+        ("docker -H ssh://ci container run --rm alpine", "alpine"),
+        ("docker run --rm -v $PWD:/src -w /src node:20 npm test", "node:20"),
+    ],
+)
+def test_the_image_a_container_runs_is_its_own_kind_of_token(script: str, image: str) -> None:
+    """The image is what the engine runs, not a word of the command; the command's own words
+    are not the engine's either."""
+    engine = parse_script(script).commands[0]
+    tokens = set(command_tokens(engine))
+    assert f"i:{image}" in tokens
+    assert f"w:{image}" not in tokens
+    assert not {"w:echo", "w:hi", "w:npm", "w:test"} & tokens
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "docker run --rm alpine echo hi",
+        "docker run --rm alpine",
+        "docker run --rm -v $PWD:/src alpine echo hi",
+        "docker run --rm -it ubuntu bash",
+        'docker run -it --rm -v "$(pwd)":/app -w /app node:20 npm test',
+        "podman run --rm alpine cat /etc/os-release",
+        # the container's own root, discarded with it: nothing of the host is named
+        "docker run --rm alpine rm -rf /",
+    ],
+)
+def test_an_everyday_container_run_is_allowed(command: str) -> None:
+    result = assess_tool_call("Bash", {"command": command}, classifier=QUIET)
+    assert result.verdict == "allow", result
+
+
+@pytest.mark.parametrize(
+    ("script", "inside"),
+    [
+        # a device of the host passed in is the host's device, at the path the container gives it
+        ("docker run --device /dev/sda alpine dd if=/dev/zero of=/dev/sda", ("dd", "if=", "of=/dev/sda")),
+        ("podman run --device=/dev/sdb:/dev/xvdc:rwm alpine dd if=/dev/zero of=/dev/xvdc", ("dd", "if=", "of=/dev/sdb")),
+        ("nerdctl run --device /dev/sda alpine dd if=/dev/zero of=/dev/sdb", ("dd", "if=", "of=")),
+        # privileged, every device of the host is there
+        ("docker run --privileged alpine dd if=/dev/zero of=/dev/sda", ("dd", "if=/dev/zero", "of=/dev/sda")),
+        ("docker run --privileged=true alpine mkfs.ext4 /dev/nvme0n1", ("mkfs.ext4", "/dev/nvme0n1")),
+        # a device is a file, not a folder: deleting the container's root does not reach it
+        ("docker run --device /dev/sda alpine rm -rf /", ("rm", "-rf")),
+        ("docker run --device /dev/snd alpine rm -rf .", ("rm", "-rf")),
+    ],
+)  # fmt: skip
+def test_a_containers_host_devices_are_the_hosts(script: str, inside: tuple[str, ...]) -> None:
+    assert parse_script(script).commands[1].argv == inside
+
+
+@pytest.mark.parametrize(
+    ("command", "verdict"),
+    [
+        ("docker run --device /dev/sda alpine dd if=/dev/zero of=/dev/sda", "deny"),
+        ("podman run --device /dev/sda alpine dd if=/dev/zero of=/dev/sda", "deny"),
+        ("nerdctl run --device /dev/sda alpine dd if=/dev/zero of=/dev/sda", "deny"),
+        ("docker run --device=/dev/sdb:/dev/xvdc alpine shred /dev/xvdc", "deny"),
+        ("docker run --rm --privileged alpine wipefs -a /dev/sda", "deny"),
+        ("docker run --privileged alpine dd if=/dev/zero of=/dev/sda", "deny"),
+        # their everyday neighbours
+        ("docker run --rm --device /dev/snd alpine echo hi", "allow"),
+        ("docker run --privileged=false --rm alpine echo hi", "allow"),
+        ("docker run --privileged --rm tonistiigi/binfmt --install all", "ask"),  # as before
+    ],
+)
+def test_a_host_device_written_in_a_container_is_judged_as_on_the_host(
+    command: str, verdict: str
+) -> None:
+    assert assess_tool_call("Bash", {"command": command}, classifier=QUIET).verdict == verdict
 
 
 @pytest.mark.parametrize(

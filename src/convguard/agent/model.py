@@ -2,7 +2,8 @@
 
 :func:`command_tokens` turns one parsed :class:`~convguard.agent.shell.Command` into a few
 tokens — its program, each flag of that program, its first word (``defaults write``), the words
-and path parts of its arguments (``/etc/passwd``, ``.ssh``, ``-perm``, ``lsass``) — and
+and path parts of its arguments (``/etc/passwd``, ``.ssh``, ``-perm``, ``lsass``), the image a
+container engine runs (``i:alpine``: what runs, not a word of the command) — and
 :class:`CommandModel` scores the set of tokens of one tool call against weights trained by
 ``training/agent_model.py`` on the train halves only, one model per platform (string and float
 arrays, no pickle):
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from convguard.agent import cache as compiled_cache
-from convguard.agent.shell import Command
+from convguard.agent.shell import Command, container_image
 
 __all__ = [
     "CommandModel",
@@ -97,9 +98,14 @@ def command_tokens(cmd: Command, *, drop_scaffold: bool = False) -> Iterator[str
     if cmd.upstream and cmd.upstream[-1]:
         yield f"u:{cmd.upstream[-1].removesuffix('.exe')}>{prog}"
     first = True
-    for raw in cmd.args[:_MAX_ARGS]:
+    image = container_image(cmd)
+    for index, raw in enumerate(cmd.args[:_MAX_ARGS]):
         arg = raw.lower()
         if not arg or scaffold(arg):
+            continue
+        if index == image:  # what a container engine runs, not a word of the command
+            if len(arg) <= _MAX_LEN:
+                yield f"i:{arg}"
             continue
         if arg[0] == "-" or (arg[0] == "/" and len(arg) <= 16 and "/" not in arg[1:]):
             # ``-perm``, ``--force``, and Windows' ``/create``; ``/tmp`` also reads on as a path

@@ -6,9 +6,11 @@ newlines, ``( … )``), expands variables it has seen assigned (``X=rm; $X -rf /
 strips wrappers (``sudo``, ``env``, ``nohup``, ``timeout`` …), and unpacks what a shell would run
 indirectly: ``bash -c``/``sh -c``/``su -c``/``eval``/``ssh host cmd``/``find -exec``/``xargs``
 (``bash -c "$(curl URL)"`` read as ``curl URL | bash``), ``docker run``'s command when it mounts
-host folders (read as the host sees it: a path under a mount named by its host path, a path of
-the container's own left out), the jobs a call schedules from known text (a crontab it
-installs, a cron table it writes, ``at``/``batch`` fed a script, ``systemd-run``'s command),
+host folders or passes host devices in (read as the host sees it: a path under a mount named by
+its host path, a device by the host's, a path of the container's own left out; the command of a
+container that reaches nothing of the host is not read, nor taken for the engine's words), the
+jobs a call schedules from known text (a crontab it installs, a cron table it writes,
+``at``/``batch`` fed a script, ``systemd-run``'s command),
 ``$( … )`` and backticks, here-documents fed to a shell, and payloads decoded by a pipeline
 (``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static.
 Each text is read with its shell's escape character (:data:`Dialect`): cmd's caret (``c^m^d /c
@@ -44,6 +46,7 @@ __all__ = [
     "Command",
     "Dialect",
     "Parsed",
+    "container_image",
     "parse_script",
     "parse_written",
 ]
@@ -804,10 +807,10 @@ class _Parser:
             return
         prog, args = cmd.program, cmd.args
         run = _container_run(args) if prog in _CONTAINER_ENGINES else None
-        if run is not None and not run.view.mounts:
-            run = None  # no folder of the host: what the command names is the container's own
         shown = cmd
-        if run is not None:  # the engine's own words; its command is read below, as the host's
+        if run is not None and run.command:
+            # the engine's own words: its command is the container's, read below as the host's
+            # when the container reaches a folder or a device of the host, else nothing to it
             shown = dataclasses.replace(cmd, argv=(*cmd.argv[:1], *run.engine))
         if self.container is not None:
             shown = self.container.host_command(shown)
@@ -916,7 +919,7 @@ class _Parser:
                 decoded=cmd.decoded or (decoded_input and how.startswith("stdin")),
                 dialect="cmd" if how == "cmd /c" else windows,
             )
-        if run is not None:
+        if run is not None and run.command and run.view.reaches_host:
             how = f"{prog} run"
             outside, self.container = self.container, run.view
             try:
@@ -1237,12 +1240,22 @@ class _Container:
 
     ``mounts`` holds, longest first, each folder of the container that a folder of the host is
     mounted on, with that host folder; ``workdir`` is the container's working folder when the
-    call sets it (``-w``), else ``""``. Every other path is the container's own, nothing to the
-    host: ``docker run -v "$PWD":/src alpine cat /etc/shadow`` reads the image's file.
+    call sets it (``-w``), else ``""``. ``devices`` holds each device of the host passed in
+    (``--device /dev/sda``), at its path in the container, and ``all_devices`` says that every
+    device of the host is there at its own path (``--privileged``); a device is a file, so only
+    a path naming it reaches it. Every other path is the container's own, nothing to the host:
+    ``docker run -v "$PWD":/src alpine cat /etc/shadow`` reads the image's file.
     """
 
     mounts: tuple[tuple[str, str], ...]
     workdir: str = ""
+    devices: tuple[tuple[str, str], ...] = ()
+    all_devices: bool = False
+
+    @property
+    def reaches_host(self) -> bool:
+        """Whether a folder or a device of the host is in the container."""
+        return bool(self.mounts or self.devices or self.all_devices)
 
     def host_command(self, cmd: Command) -> Command:
         """``cmd`` as the host sees it: each word as :meth:`host_words` reads it, and each
@@ -1256,12 +1269,14 @@ class _Container:
         return dataclasses.replace(cmd, argv=tuple(argv), redirects=tuple(redirects))
 
     def host_words(self, word: str, *, program: bool = False) -> list[str]:
-        """What the host sees of one word. A path under a mount is its host path (``/host/etc``
-        is ``/etc`` for ``-v /:/host``); a folder above mounts, the host folders it reaches
-        there (``/`` is ``$PWD`` for ``-v "$PWD":/src``); a path of the container's own is
-        nothing (left out; the program keeps its name). A relative path written as one (``.``,
-        ``./x``, ``../x``, ``*``) is read from the working folder when the call sets it (and
-        stays relative when that folder is the host's working folder mounted), ``~`` as root's
+        """What the host sees of one word. A device of the host passed in is that device
+        (``/dev/xvdc`` is ``/dev/sdb`` for ``--device /dev/sdb:/dev/xvdc``); a path under a
+        mount is its host path (``/host/etc`` is ``/etc`` for ``-v /:/host``); a folder above
+        mounts, the host folders it reaches there (``/`` is ``$PWD`` for ``-v "$PWD":/src``); a
+        path of the container's own is nothing (left out; the program keeps its name). A
+        relative path written as one (``.``, ``./x``, ``../x``, ``*``) is read from the working
+        folder when the call sets it (and stays relative when that folder is the host's working
+        folder mounted; without one it is kept only when a folder is mounted), ``~`` as root's
         home; an option's value after ``=`` is read the same; other words are kept."""
         option, value = "", word
         if not program and (named := _OPTION_VALUE.match(word)) is not None:
@@ -1273,8 +1288,8 @@ class _Container:
         elif value == "~" or value.startswith("~/"):
             path = "/root" + value[1:]
         elif value in (".", "..") or value.startswith(("./", "../", "*")):
-            if not self.workdir:
-                return [word]  # relative to a folder the call does not name
+            if not self.workdir:  # relative to a folder the call does not name: a mount's, maybe
+                return [word] if self.mounts else [option] if option else []
             workdir = self._under(self.workdir) or ""  # "" when the container's own
             here = _HERE.match(workdir)
             if here is not None:  # "-v $PWD:/src -w /src": the host's own working folder
@@ -1289,8 +1304,14 @@ class _Container:
         return [option + h for h in self._host(path)] or ([option] if option else [])
 
     def _host(self, path: str) -> list[str]:
-        """The host paths an absolute path of the container names: its host path under a mount,
-        or the host folders mounted below it (``/``, ``/h*``); none for the container's own."""
+        """The host paths an absolute path of the container names: the host's device it names,
+        its host path under a mount, or the host folders mounted below it (``/``, ``/h*``);
+        none for the container's own."""
+        device = dict(self.devices).get(path)
+        if device is None and self.all_devices and path.startswith("/dev/"):
+            device = path if _glob_base(path) == path else None  # a pattern is no one device
+        if device is not None:
+            return [device]
         under = self._under(path)
         if under is not None:
             return [under]
@@ -1317,19 +1338,33 @@ def _glob_base(path: str) -> str:
 
 @dataclass(frozen=True)
 class _ContainerRun:
-    """A container engine's ``run`` with a command: the engine's own words (global options,
-    ``run``, its options and the image), the command it starts, and how the host sees it."""
+    """A container engine's ``run``: the engine's own words (global options, ``run``, its
+    options and the image, at ``image`` among the arguments), the command it starts (none: the
+    image's own), and how the host sees it."""
 
     engine: tuple[str, ...]
     command: tuple[str, ...]
     view: _Container
+    image: int
+
+
+def container_image(cmd: Command) -> int | None:
+    """Where among ``cmd``'s arguments a container engine's ``run`` names its image (``alpine``
+    in ``docker run --rm alpine``), or ``None`` when ``cmd`` runs no image."""
+    if cmd.program not in _CONTAINER_ENGINES:
+        return None
+    run = _container_run(cmd.args)
+    return None if run is None else run.image
 
 
 def _container_run(args: tuple[str, ...]) -> _ContainerRun | None:
-    """The command a container engine's ``run`` starts (the entrypoint first when set) and the
-    folders of the host it mounts (``-v``/``--volume``, ``--mount type=bind``). ``None`` when
-    the call is not a ``run`` with a command."""
+    """The command a container engine's ``run`` starts (the entrypoint first when set), the
+    folders of the host it mounts (``-v``/``--volume``, ``--mount type=bind``) and the devices
+    of the host it passes in (``--device``, every one with ``--privileged``). ``None`` when the
+    call is not a ``run`` of an image."""
     mounts: dict[str, str] = {}  # path in the container -> path on the host
+    devices: dict[str, str] = {}  # the same for a device
+    privileged = False
     entrypoint = workdir = ""
     positional: list[str] = []
     i = 0
@@ -1366,18 +1401,24 @@ def _container_run(args: tuple[str, ...]) -> _ContainerRun | None:
             target = spec.get("target") or spec.get("destination") or spec.get("dst") or ""
             if spec.get("type") == "bind" and source and target.startswith("/"):
                 mounts[target] = source
+        elif name == "device":  # HOST[:CONTAINER[:PERMISSIONS]]
+            host, _, rest = value.partition(":")
+            inside = rest.partition(":")[0]
+            if host.startswith("/"):
+                devices[posixpath.normpath(inside if inside.startswith("/") else host)] = host
+        elif name == "privileged":
+            privileged = value.lower() not in ("false", "0")
         elif name == "entrypoint":
             entrypoint = value
         elif name in ("w", "workdir") and value.startswith("/"):
             workdir = posixpath.normpath(value)
-    if positional[: len(positional) - 1] not in (["run"], ["container", "run"]):
+    if len(positional) < 2 or positional[:-1] not in (["run"], ["container", "run"]):
         return None
     command = ([entrypoint] if entrypoint else []) + list(args[i:])
-    if not command:
-        return None
     folders = {posixpath.normpath(t): s for t, s in mounts.items() if t.rstrip("/")}
-    view = _Container(tuple(sorted(folders.items(), key=lambda m: -len(m[0]))), workdir)
-    return _ContainerRun(args[:i], tuple(command), view)
+    mounted = tuple(sorted(folders.items(), key=lambda m: -len(m[0])))
+    view = _Container(mounted, workdir, tuple(devices.items()), privileged)
+    return _ContainerRun(args[:i], tuple(command), view, image=i - 1)
 
 
 # systemd-run's options that take a value; an ``--on-…`` option makes it a timer.
