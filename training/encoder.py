@@ -443,6 +443,66 @@ def measure_speed(
 # --- the ONNX graph (structure only) ---------------------------------------------------------
 
 
+class GraphParts:
+    """The pieces an ONNX graph is written from: constants, weights supplied at load, and nodes
+    named ``t1``, ``t2`` … in the order they are added (shared by the MiniLM graph here and the
+    graph of ``training/mpnet_stage.py``)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self._count = 0
+
+    def const(self, name: str, value: Any) -> str:
+        from onnx import numpy_helper
+
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def weight(self, name: str, shape: list[int], dtype: int | None = None) -> str:
+        """An *external* initializer that points nowhere: the runtime hands ONNX Runtime the
+        array under this name at load (``add_external_initializers``)."""
+        from onnx import TensorProto
+
+        dtype = TensorProto.FLOAT if dtype is None else dtype
+        t = TensorProto(name=name, data_type=dtype, dims=shape)
+        t.data_location = TensorProto.EXTERNAL
+        item = {TensorProto.INT8: 1, TensorProto.INT64: 8}.get(dtype, 4)
+        size = item * int(np.prod(shape))
+        for key, value in (
+            ("location", "supplied-at-load"),
+            ("offset", "0"),
+            ("length", str(size)),
+        ):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        self.inits.append(t)
+        return name
+
+    def op(self, kind: str, inputs: list[str], **attrs: Any) -> str:
+        from onnx import helper
+
+        self._count += 1
+        out = f"t{self._count}"
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def sentence_embedding(self, states: str) -> None:
+        """The output ``embedding``: the token states' mean over the real tokens (``axis1`` is a
+        constant the caller declared), L2-normalised, as sentence-transformers pools."""
+        from onnx import helper
+
+        op = self.op
+        mask = op("Unsqueeze", ["attention_mask", self.const("axis2", np.array([2], np.int64))])
+        summed = op("ReduceSum", [op("Mul", [states, mask]), "axis1"], keepdims=0)
+        tokens = op("ReduceSum", ["attention_mask", "axis1"], keepdims=1)
+        tokens = op("Max", [tokens, self.const("eps9", np.array(1e-9, np.float32))])
+        pooled = op("Div", [summed, tokens])
+        norm = op("ReduceL2", [pooled], axes=[1], keepdims=1)
+        norm = op("Max", [norm, self.const("eps12", np.array(1e-12, np.float32))])
+        self.nodes.append(helper.make_node("Div", [pooled, norm], ["embedding"]))
+
+
 def build_graph(
     path: Path, *, int8: bool = False, layers: int = 6, hidden: int = HIDDEN, heads: int = 12
 ) -> None:
@@ -458,35 +518,10 @@ def build_graph(
     weights with per-column scales (``<name>_q``, ``_s``, ``_zp``), which the runtime quantizes
     from the same float weights at load.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    count = [0]
-
-    def const(name: str, value: Any) -> str:
-        inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def weight(name: str, shape: list[int], dtype: int = TensorProto.FLOAT) -> str:
-        t = TensorProto(name=name, data_type=dtype, dims=shape)
-        t.data_location = TensorProto.EXTERNAL
-        size = (1 if dtype == TensorProto.INT8 else 4) * int(np.prod(shape))
-        for key, value in (
-            ("location", "supplied-at-load"),
-            ("offset", "0"),
-            ("length", str(size)),
-        ):
-            entry = t.external_data.add()
-            entry.key, entry.value = key, value
-        inits.append(t)
-        return name
-
-    def op(kind: str, inputs: list[str], **attrs: Any) -> str:
-        count[0] += 1
-        out = f"t{count[0]}"
-        nodes.append(helper.make_node(kind, inputs, [out], **attrs))
-        return out
+    parts = GraphParts()
+    const, weight, op, nodes, inits = parts.const, parts.weight, parts.op, parts.nodes, parts.inits
 
     head_dim = hidden // heads
     one = const("one", np.array(1, np.int64))
@@ -565,14 +600,7 @@ def build_graph(
             epsilon=1e-12,
         )
     nodes.append(helper.make_node("Identity", [x], ["states"]))
-    mask3 = op("Unsqueeze", ["attention_mask", const("axis2", np.array([2], np.int64))])
-    summed = op("ReduceSum", [op("Mul", [x, mask3]), "axis1"], keepdims=0)
-    tokens = op("ReduceSum", ["attention_mask", "axis1"], keepdims=1)
-    tokens = op("Max", [tokens, const("eps9", np.array(1e-9, np.float32))])
-    pooled = op("Div", [summed, tokens])
-    norm = op("ReduceL2", [pooled], axes=[1], keepdims=1)
-    norm = op("Max", [norm, const("eps12", np.array(1e-12, np.float32))])
-    nodes.append(helper.make_node("Div", [pooled, norm], ["embedding"]))
+    parts.sentence_embedding(x)
     graph = helper.make_graph(
         nodes,
         "all-MiniLM-L6-v2 (weights supplied at load)",

@@ -49,6 +49,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 from dataset import build_dataset, calibration_sets, eval_sets, is_unsafe  # noqa: E402
+from encoder import GraphParts  # noqa: E402
 from heads import operating_point  # noqa: E402
 
 from convguard.assess.encoder import with_tail_views  # noqa: E402
@@ -96,33 +97,10 @@ def relative_buckets(n: int = 512, buckets: int = 32, max_distance: int = 128) -
 
 def build_graph(path: Path) -> None:
     """The MPNet forward pass as ONNX, every weight an external initializer supplied at load."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    nodes: list[Any] = []
-    inits: list[Any] = []
-
-    def const(name: str, value: Any) -> str:
-        inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def weight(name: str, shape: list[int], dtype: int = TensorProto.FLOAT) -> str:
-        t = TensorProto(name=name, data_type=dtype, dims=shape)
-        t.data_location = TensorProto.EXTERNAL
-        size = (8 if dtype == TensorProto.INT64 else 4) * int(np.prod(shape))
-        for key, value in (
-            ("location", "supplied-at-load"),
-            ("offset", "0"),
-            ("length", str(size)),
-        ):
-            entry = t.external_data.add()
-            entry.key, entry.value = key, value
-        inits.append(t)
-        return name
-
-    def op(kind: str, inputs: list[str], **attrs: Any) -> str:
-        out = f"t{len(nodes)}"
-        nodes.append(helper.make_node(kind, inputs, [out], **attrs))
-        return out
+    parts = GraphParts()
+    const, weight, op, nodes, inits = parts.const, parts.weight, parts.op, parts.nodes, parts.inits
 
     def norm(x: str, prefix: str) -> str:
         g, b = weight(prefix + "_g", [HIDDEN]), weight(prefix + "_b", [HIDDEN])
@@ -142,10 +120,7 @@ def build_graph(path: Path) -> None:
         "ctx_shape": np.array([0, 0, HIDDEN], np.int64),
         "axis0": np.array([0], np.int64),
         "axis1": np.array([1], np.int64),
-        "axis2": np.array([2], np.int64),
         "axes12": np.array([1, 2], np.int64),
-        "eps9": np.array(1e-9, np.float32),
-        "eps12": np.array(1e-12, np.float32),
     }.items():
         const(name, value)
     length = op("Gather", [op("Shape", ["input_ids"]), "one"], axis=0)
@@ -182,12 +157,7 @@ def build_graph(path: Path) -> None:
         erf = op("Erf", [op("Mul", [up, "rsqrt2"])])
         up = op("Mul", [op("Mul", [up, "half"]), op("Add", [erf, "f1"])])
         x = norm(op("Add", [dense(up, "down", 4 * HIDDEN, HIDDEN), h]), f"l{i}.ln2")
-    mask = op("Unsqueeze", ["attention_mask", "axis2"])
-    summed = op("ReduceSum", [op("Mul", [x, mask]), "axis1"], keepdims=0)
-    tokens = op("Max", [op("ReduceSum", ["attention_mask", "axis1"], keepdims=1), "eps9"])
-    pooled = op("Div", [summed, tokens])
-    length2 = op("Max", [op("ReduceL2", [pooled], axes=[1], keepdims=1), "eps12"])
-    nodes.append(helper.make_node("Div", [pooled, length2], ["embedding"]))
+    parts.sentence_embedding(x)
     graph = helper.make_graph(
         nodes,
         "all-mpnet-base-v2 (weights supplied at load)",
