@@ -2,8 +2,8 @@
 files, hosts.
 
 Pure lookups over strings. Paths are compared after folding ``$HOME``/``${HOME}``/``/home/<user>``
-/``/Users/<user>``/``/root`` to ``~`` and backslashes to slashes, so the same location reads the
-same however it is written.
+/``/Users/<user>``/``/root`` to ``~``, ``$PWD``/``$(pwd)`` to ``.`` and backslashes to slashes, so
+the same location reads the same however it is written.
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -32,6 +32,8 @@ _BRACES = re.compile(r"\{([^{},]*(?:,[^{},]*)+)\}")
 _BRACE_PATHS = 16
 _DRIVE = re.compile(r"^[A-Za-z]:$")
 _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
+# The working folder written as a variable or its command: "$PWD/.." is "..".
+_HERE = re.compile(r"^(?:\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`)(?=/|$)")
 
 # Secrets: credential stores whose reading is credential access (not `.pub` keys, not /etc/passwd).
 _SECRETS = re.compile(
@@ -101,6 +103,8 @@ _FILE_EXT = re.compile(
 def fold_home(path: str) -> str:
     path = path.replace("\\", "/") if "\\" in path and "/" not in path else path
     path = path.strip("\"'")
+    if path[:1] in "$`" and (here := _HERE.match(path)):
+        path = "." + path[here.end() :]
     # Resolved before and after the home folds: "/proc/1/root/root/.ssh" is a home, and so is
     # "$HOME/x/..". Most arguments have no detour: a few substring tests say so.
     if "/." in path or "//" in path or path[:1] == "." or path.startswith("/proc/"):
