@@ -104,6 +104,11 @@ def test_ordinary_commands_are_allowed(command: str) -> None:
             "find . -name '*.o' -exec rm {} \\;",
             [("find", ".", "-name", "*.o", "-exec", "rm", "{}", ";"), ("rm", "{}")],
         ),
+        # without a test, find -delete removes every path under its start points, as rm -rf does
+        ("find . -mindepth 1 -delete", [("find", ".", "-mindepth", "1", "-delete"), ("rm", "-rf", ".")]),
+        ("find . -name '*.pyc' -delete", [("find", ".", "-name", "*.pyc", "-delete")]),
+        ("find . -maxdepth 1 -delete", [("find", ".", "-maxdepth", "1", "-delete")]),  # no folder with files
+        ("find \"$D\" '.*' -delete", [("find", "$D", ".*", "-delete"), ("rm", "-rf", "$D")]),  # '.*' is a name
         ('grep -r "a \\"b\\" \\$c"x\\ y src', [("grep", "-r", 'a "b" $cx y', "src")]),
         ('echo "pre-$(echo aWQ= | base64 -d)-post"', [("echo", "aWQ="), ("base64", "-d"), ("echo", "pre-id-post")]),
     ],

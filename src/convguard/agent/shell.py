@@ -5,7 +5,8 @@ redirections, here-documents), splits pipelines and lists (``|``, ``&&``, ``||``
 newlines, ``( … )``), expands variables it has seen assigned (``X=rm; $X -rf /``) and aliases,
 strips wrappers (``sudo``, ``env``, ``nohup``, ``timeout`` …), and unpacks what a shell would run
 indirectly: ``bash -c``/``sh -c``/``su -c``/``eval``/``ssh host cmd``/``find -exec``/``xargs``
-(``bash -c "$(curl URL)"`` read as ``curl URL | bash``), ``docker run``'s command when it mounts
+(``bash -c "$(curl URL)"`` read as ``curl URL | bash``; ``find -delete`` with no test read as
+``rm -rf`` of its start points), ``docker run``'s command when it mounts
 host folders or passes host devices in (read as the host sees it: a path under a mount named by
 its host path, a device by the host's, a path of the container's own left out; the command of a
 container that reaches nothing of the host is not read, nor taken for the engine's words), the
@@ -822,6 +823,15 @@ class _Parser:
             nested.append((text, f"runs {path}"))
         if prog in _RUNS_OPTION:  # beside, not instead of, what the program runs otherwise
             nested += [(line, f"{prog} option") for line in _option_commands(prog, args)]
+        deletes_all = "-delete" in args and "-maxdepth" not in args
+        if prog == "find" and deletes_all and not _find_tests(args):
+            # Without a test, -delete removes every path under the start points, deepest first, as
+            # rm -rf does ("find . -delete" empties the working folder); -maxdepth stops it short
+            # of the folders' contents, which a folder with files in it needs. A start point with a
+            # wildcard is left out: find never expands one, and a quoted '.*' is a file's name.
+            starts = [a for a in _find_starts(args) if not _GLOB.search(a)][:_XARGS_ITEMS]
+            if starts:
+                nested.append((" ".join(_quote(t) for t in ("rm", "-rf", *starts)), "find -delete"))
         if prog in SHELLS or prog in ("su", "eval"):
             script = _flag_value(args, "-c")
             if prog == "eval":
@@ -977,6 +987,8 @@ _SHELLED = re.compile(
     r"""(?:\b(?:system|exec|execSync|spawnSync|popen|shell_exec|passthru|proc_open|do\s+shell\s+script)"""
     r"""\s*\(?\s*|%x\{|`)(["'`]?)((?:(?!\1).){2,400})\1"""
 )
+# A shell wildcard in a word.
+_GLOB = re.compile(r"[*?\[]")
 # find's options that are not tests: with only these, find matches every path.
 _FIND_PLAIN = frozenset({
     "-maxdepth", "-mindepth", "-depth", "-xdev", "-mount", "-follow", "-L", "-H", "-P",
