@@ -8,7 +8,7 @@ from agent_fixtures import QUIET
 from convguard.agent import Scope, assess_tool_call, load_scope, parsed_commands
 from convguard.agent.files import outputs
 from convguard.agent.model import CommandModel, Platform, call_tokens, command_tokens
-from convguard.agent.paths import fold_home
+from convguard.agent.paths import fold_home, secret_path
 from convguard.agent.shell import Dialect, parse_script
 from convguard.errors import InvalidInput
 
@@ -875,6 +875,95 @@ def test_fold_home_reads_repeated_slashes_and_proc_root_as_the_file_system_does(
     path: str, folded: str
 ) -> None:
     assert fold_home(path) == folded
+
+
+@pytest.mark.parametrize(
+    ("path", "secret"),
+    [
+        # a home folder's credential store named from the working folder, which may be the home
+        (".ssh/id_rsa", True),
+        ("./.ssh/id_ed25519", True),
+        (".ssh/ssh_host_rsa_key", True),
+        (".aws/credentials", True),
+        (".netrc", True),
+        (".pgpass", True),
+        (".git-credentials", True),
+        (".docker/config.json", True),
+        (".kube/config", True),
+        (".gnupg/secring.gpg", True),
+        (".password-store/bank.gpg", True),
+        (".config/gcloud/credentials.db", True),
+        (".vault-token", True),
+        (".config/gh/hosts.yml", True),
+        (".ssh\\id_rsa", True),
+        (".ssh/{config,id_rsa}", True),
+        # not a secret relative to the working folder: public keys, folders, files a project
+        # keeps of its own (.npmrc, .pypirc, Azure Developer CLI's .azure/), system files
+        (".ssh/id_rsa.pub", False),
+        (".ssh", False),
+        (".ssh/known_hosts", False),
+        (".npmrc", False),
+        ("./.npmrc", False),
+        (".pypirc", False),
+        (".azure/config.json", False),
+        ("etc/shadow", False),
+        (".env", False),
+        ("README.md", False),
+        ("docs/.netrc.example", False),
+        # the same stores named from the home folder stay secrets, .npmrc there too
+        ("~/.npmrc", True),
+        ("/home/u/.azure/accessTokens.json", True),
+    ],
+)
+def test_a_relative_path_is_a_secret_when_it_starts_with_a_home_folders_credential_store(
+    path: str, secret: bool
+) -> None:
+    assert secret_path(path) is secret
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "rule_id"),
+    [
+        ("Bash", {"command": "cat .ssh/id_rsa"}, "linux.reads-credential-store"),
+        ("Bash", {"command": "cat ./.ssh/id_ed25519"}, "linux.reads-credential-store"),
+        ("Bash", {"command": "cat .aws/credentials"}, "linux.reads-credential-store"),
+        ("Bash", {"command": "cat .kube/config"}, "linux.reads-credential-store"),
+        ("Bash", {"command": "cat .netrc"}, "linux.reads-credential-store"),
+        ("Bash", {"command": "base64 < .ssh/id_rsa"}, "linux.reads-credential-store-input"),
+        ("Bash", {"command": "cp .ssh/id_rsa /tmp/k"}, "linux.copies-secrets"),
+        ("Read", {"file_path": ".ssh/id_rsa"}, "read.credential-store"),
+        # shell history is a secret wherever it is, so named from the home it is one too
+        ("Bash", {"command": "cat .bash_history"}, "linux.reads-credential-store"),
+    ],
+)
+def test_a_credential_store_named_from_a_home_working_folder_is_asked_as_its_home_path_is(
+    tool: str, arguments: dict[str, str], rule_id: str
+) -> None:
+    verdict = assess_tool_call(tool, arguments, classifier=QUIET)
+    assert verdict.verdict == "ask"
+    assert rule_id in verdict.rule_ids
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cat ./config/.npmrc",
+        "cat .npmrc",
+        "cat .pypirc",
+        "cat .azure/config.json",
+        "cat .devcontainer/.npmrc",
+        "cat .env",
+        "cat README.md",
+        "cat etc/shadow",
+        "cat .ssh/id_rsa.pub",
+        "ls .ssh",
+        "ls .ssh/id_rsa",
+        "chmod 600 .ssh/id_rsa",
+    ],
+)
+def test_relative_files_a_project_keeps_are_not_read_as_credential_stores(command: str) -> None:
+    verdict = assess_tool_call("Bash", {"command": command}, classifier=QUIET)
+    assert "credential_access" not in verdict.categories
 
 
 @pytest.mark.parametrize(

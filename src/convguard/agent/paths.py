@@ -35,24 +35,33 @@ _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$
 # The working folder written as a variable or its command: "$PWD/.." is "..".
 _HERE = re.compile(r"^(?:\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`)(?=/|$)")
 
+# Credential stores a home folder keeps and a project does not: named relative to the working
+# folder ("cat .ssh/id_rsa"), they are read as the home's, since the working folder may be the home.
+# A project's own .npmrc, .pypirc or .azure/ (Azure Developer CLI) and etc/ are not among them.
+_HOME_STORES = r"""
+    /\.ssh/(?:id_[a-z0-9_]+(?!\.pub)\b|[^/]*_key$|identity$)
+    | /\.aws/credentials | /\.netrc$ | /\.pgpass$ | /\.git-credentials$ | /\.docker/config\.json
+    | /\.config/gcloud/ | /\.kube/config | /\.gnupg/ | /\.password-store | /\.vault-token$
+    | /\.config/gh/hosts\.yml$
+"""
 # Secrets: credential stores whose reading is credential access (not `.pub` keys, not /etc/passwd).
 _SECRETS = re.compile(
-    r"""(?x)
-    ^(?:/usr/local)?/etc/(?:g?shadow|master\.passwd|security/opasswd|sudoers)\b
-    | /\.ssh/(?:id_[a-z0-9_]+(?!\.pub)\b|[^/]*_key$|identity$)
-    | ^/etc/ssh/ssh_host_[a-z0-9_]+_key$
-    | /\.aws/credentials | /\.netrc$ | /\.pgpass$ | /\.git-credentials$ | /\.docker/config\.json
-    | /\.config/gcloud/ | /\.azure/ | /\.kube/config | /\.gnupg/ | /\.password-store
+    r"(?x)"
+    + _HOME_STORES
+    + r"""
+    | ^(?:/usr/local)?/etc/(?:g?shadow|master\.passwd|security/opasswd|sudoers)\b
+    | ^/etc/ssh/ssh_host_[a-z0-9_]+_key$ | /\.azure/
     | /(?:Login\ Data|Cookies|Web\ Data|Local\ State)(?:$|\?) | /key[34]\.db$ | /logins\.json$
     | (?i:(?:/appdata/(?:roaming|local)|%(?:local)?appdata%|\$env:(?:local)?appdata)/microsoft/(?:credentials|vault|protect)(?:/|$))
     | /Library/Keychains | \.keychain(?:-db)?$ | /var/db/(?:dslocal|shadow)
     | /etc/krb5\.keytab | \.kirbi$ | \bntds\.dit$ | /config/(?:SAM|SECURITY|SYSTEM)$
     | ^/proc/[^/]+/(?:mem|maps|environ)$ | \.bash_history$ | \.zsh_history$
-    | /\.vault-token$ | /\.npmrc$ | /\.pypirc$
-    | ^/(?:var/)?run/secrets/kubernetes\.io/serviceaccount/token$ | /\.config/gh/hosts\.yml$
+    | /\.npmrc$ | /\.pypirc$ | ^/(?:var/)?run/secrets/kubernetes\.io/serviceaccount/token$
     | /\.(?:mysql|psql|sqlite|rediscli|node_repl|python)_history$ | ^/etc/NetworkManager/system-connections/
     """
 )
+# Matched at the start of "/" + a path: only a relative path that starts with a store matches.
+_HOME_STORE_FIRST = re.compile(r"(?x)" + _HOME_STORES)
 _SYSTEM = (
     "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root",
     "/sbin", "/srv", "/sys", "/usr", "/var", "/home", "/Users", "/System", "/Library",
@@ -161,8 +170,12 @@ def _alternatives(path: str) -> list[str]:
 
 
 def secret_path(path: str) -> bool:
+    """A credential store: anywhere for :data:`_SECRETS`, and a relative path that starts with
+    one of the home folder's (``.ssh/id_rsa``, ``./.aws/credentials``), read as ``~/`` + path."""
     for folded in map(fold_home, _alternatives(path)):
-        if _SECRETS.search(folded) and not folded.endswith(".pub"):
+        if folded.endswith(".pub"):
+            continue
+        if _SECRETS.search(folded) or _HOME_STORE_FIRST.match("/" + folded):
             return True
     return False
 
