@@ -83,6 +83,15 @@ def test_dangerous_commands_are_caught(command: str, verdict: str, category: str
         "curl -sSf https://api.example.com/health",
         "tar czf backup.tgz src/",
         "crontab -l",
+        # everyday container runs
+        "docker run --rm alpine echo hi",
+        "docker run --rm alpine",
+        "docker run --rm -v $PWD:/src alpine echo hi",
+        "docker run --rm -it ubuntu bash",
+        'docker run -it --rm -v "$(pwd)":/app -w /app node:20 npm test',
+        "podman run --rm alpine cat /etc/os-release",
+        # the container's own root, discarded with it: nothing of the host is named
+        "docker run --rm alpine rm -rf /",
     ],
 )
 def test_ordinary_commands_are_allowed(command: str) -> None:
@@ -1166,24 +1175,6 @@ def test_the_image_a_container_runs_is_its_own_kind_of_token(script: str, image:
     assert f"i:{image}" in tokens
     assert f"w:{image}" not in tokens
     assert not {"w:echo", "w:hi", "w:npm", "w:test"} & tokens
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        "docker run --rm alpine echo hi",
-        "docker run --rm alpine",
-        "docker run --rm -v $PWD:/src alpine echo hi",
-        "docker run --rm -it ubuntu bash",
-        'docker run -it --rm -v "$(pwd)":/app -w /app node:20 npm test',
-        "podman run --rm alpine cat /etc/os-release",
-        # the container's own root, discarded with it: nothing of the host is named
-        "docker run --rm alpine rm -rf /",
-    ],
-)
-def test_an_everyday_container_run_is_allowed(command: str) -> None:
-    result = assess_tool_call("Bash", {"command": command}, classifier=QUIET)
-    assert result.verdict == "allow", result
 
 
 @pytest.mark.parametrize(

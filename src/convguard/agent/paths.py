@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 __all__ = [
+    "WORKING_FOLDER",
     "critical_target",
     "fold_home",
     "guard_path",
@@ -32,8 +33,9 @@ _BRACES = re.compile(r"\{([^{},]*(?:,[^{},]*)+)\}")
 _BRACE_PATHS = 16
 _DRIVE = re.compile(r"^[A-Za-z]:$")
 _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
-# The working folder written as a variable or its command: "$PWD/.." is "..".
-_HERE = re.compile(r"^(?:\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`)(?=/|$)")
+#: The working folder at the start of a path, as itself or as a variable or its command ("$PWD/.."
+#: is ".."; a container mount's source "$(pwd)" is the host's working folder).
+WORKING_FOLDER = re.compile(r"^(?:\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`|\.)(?=/|$)")
 
 # Credential stores a home folder keeps and a project does not: named relative to the working
 # folder ("cat .ssh/id_rsa"), they are read as the home's, since the working folder may be the home.
@@ -112,7 +114,7 @@ _FILE_EXT = re.compile(
 def fold_home(path: str) -> str:
     path = path.replace("\\", "/") if "\\" in path and "/" not in path else path
     path = path.strip("\"'")
-    if path[:1] in "$`" and (here := _HERE.match(path)):
+    if path[:1] in "$`" and (here := WORKING_FOLDER.match(path)):
         path = "." + path[here.end() :]
     # Resolved before and after the home folds: "/proc/1/root/root/.ssh" is a home, and so is
     # "$HOME/x/..". Most arguments have no detour: a few substring tests say so.

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from convguard.agent.paths import WORKING_FOLDER
+
 __all__ = [
     "MAX_COMMANDS",
     "MAX_DEPTH",
@@ -1303,7 +1305,7 @@ class _Container:
             if not self.workdir:  # relative to a folder the call does not name: a mount's, maybe
                 return [word] if self.mounts else [option] if option else []
             workdir = self._under(self.workdir) or ""  # "" when the container's own
-            here = _HERE.match(workdir)
+            here = WORKING_FOLDER.match(workdir)  # the host's working folder, mounted
             if here is not None:  # "-v $PWD:/src -w /src": the host's own working folder
                 inside = workdir[here.end() :].lstrip("/")
                 return [option + posixpath.normpath(posixpath.join(inside, value))]
@@ -1336,10 +1338,6 @@ class _Container:
             if path == target or path.startswith(target + "/"):
                 return (source.rstrip("/") + path[len(target) :]) or "/"
         return None
-
-
-# A host path that is the host's working folder, as a mount's source names it.
-_HERE = re.compile(r"^(?:\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`|\.)(?=/|$)")
 
 
 def _glob_base(path: str) -> str:
