@@ -137,11 +137,15 @@ def _torch_embedder(
 
 
 class EmbeddingCache:
-    """Embeddings of texts by SHA-1, in one ``.npz`` per base model and precision (no pickle)."""
+    """Embeddings of texts by SHA-1, in one ``.npz`` per base model and precision (no pickle);
+    ``width`` is the embedding's (MiniLM's 384 by default)."""
 
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], path: Path) -> None:
+    def __init__(
+        self, embed: Callable[[Sequence[str]], np.ndarray], path: Path, width: int = HIDDEN
+    ) -> None:
         self._embed = embed
         self.path = path
+        self.width = width
         self._rows: dict[str, np.ndarray] = {}
         if self.path.is_file():
             with np.load(self.path, allow_pickle=False) as z:
@@ -173,7 +177,7 @@ class EmbeddingCache:
                 if done % (step * 4) == 0:
                     self.save()
             self.save()
-        out = np.empty((len(texts), HIDDEN), dtype=np.float32)
+        out = np.empty((len(texts), self.width), dtype=np.float32)
         for i, k in enumerate(keys):
             out[i] = self._rows[k]
         return out
@@ -181,7 +185,7 @@ class EmbeddingCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(self._rows), dtype="U40")
         emb = np.stack(list(self._rows.values())).astype(np.float32)
         tmp = self.path.with_suffix(".tmp.npz")
@@ -487,6 +491,34 @@ class GraphParts:
         self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
         return out
 
+    def write(self, path: Path, model: str, width: int, *, states: bool = False) -> None:
+        """Write the graph: inputs ``input_ids`` and ``attention_mask``, output ``embedding``
+        (``width`` wide) and, with ``states``, the token states the caller named ``states``."""
+        from onnx import TensorProto, helper
+
+        outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", width])]
+        if states:
+            shape = ["batch", "tokens", width]
+            outputs.append(helper.make_tensor_value_info("states", TensorProto.FLOAT, shape))
+        graph = helper.make_graph(
+            self.nodes,
+            f"{model} (weights supplied at load)",
+            [
+                helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+                helper.make_tensor_value_info(
+                    "attention_mask", TensorProto.FLOAT, ["batch", "tokens"]
+                ),
+            ],
+            outputs,
+            self.inits,
+        )
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        onnx_model = helper.make_model(
+            graph, opset_imports=opsets, producer_name="convguard-training"
+        )
+        onnx_model.ir_version = 8
+        path.write_bytes(onnx_model.SerializeToString())
+
     def sentence_embedding(self, states: str) -> None:
         """The output ``embedding``: the token states' mean over the real tokens (``axis1`` is a
         constant the caller declared), L2-normalised, as sentence-transformers pools."""
@@ -521,7 +553,7 @@ def build_graph(
     from onnx import TensorProto, helper
 
     parts = GraphParts()
-    const, weight, op, nodes, inits = parts.const, parts.weight, parts.op, parts.nodes, parts.inits
+    const, weight, op, nodes = parts.const, parts.weight, parts.op, parts.nodes
 
     head_dim = hidden // heads
     one = const("one", np.array(1, np.int64))
@@ -601,26 +633,7 @@ def build_graph(
         )
     nodes.append(helper.make_node("Identity", [x], ["states"]))
     parts.sentence_embedding(x)
-    graph = helper.make_graph(
-        nodes,
-        "all-MiniLM-L6-v2 (weights supplied at load)",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"]),
-        ],
-        [
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden]),
-            helper.make_tensor_value_info("states", TensorProto.FLOAT, ["batch", "tokens", hidden]),
-        ],
-        inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
-        producer_name="convguard-training",
-    )
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
+    parts.write(path, "all-MiniLM-L6-v2", hidden, states=True)
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -36,8 +36,7 @@ import argparse
 import hashlib
 import math
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +48,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 from dataset import build_dataset, calibration_sets, eval_sets, is_unsafe  # noqa: E402
-from encoder import GraphParts  # noqa: E402
-from heads import operating_point  # noqa: E402
+from encoder import EmbeddingCache, GraphParts  # noqa: E402
+from heads import operating_point, view_texts  # noqa: E402
 
-from convguard.assess.encoder import with_tail_views  # noqa: E402
-from convguard.assess.normalise import normalise  # noqa: E402
 from convguard.policy import CATEGORY_IDS  # noqa: E402
 
 SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
@@ -97,10 +94,10 @@ def relative_buckets(n: int = 512, buckets: int = 32, max_distance: int = 128) -
 
 def build_graph(path: Path) -> None:
     """The MPNet forward pass as ONNX, every weight an external initializer supplied at load."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
     parts = GraphParts()
-    const, weight, op, nodes, inits = parts.const, parts.weight, parts.op, parts.nodes, parts.inits
+    const, weight, op = parts.const, parts.weight, parts.op
 
     def norm(x: str, prefix: str) -> str:
         g, b = weight(prefix + "_g", [HIDDEN]), weight(prefix + "_b", [HIDDEN])
@@ -158,19 +155,7 @@ def build_graph(path: Path) -> None:
         up = op("Mul", [op("Mul", [up, "half"]), op("Add", [erf, "f1"])])
         x = norm(op("Add", [dense(up, "down", 4 * HIDDEN, HIDDEN), h]), f"l{i}.ln2")
     parts.sentence_embedding(x)
-    graph = helper.make_graph(
-        nodes,
-        "all-mpnet-base-v2 (weights supplied at load)",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"]),
-        ],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
+    parts.write(path, "all-mpnet-base-v2", HIDDEN)
 
 
 def named_arrays(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -246,61 +231,18 @@ class MPNet:
         return out
 
 
-class Cached:
-    """Embeddings by the view's SHA-1, saved in one ``.npz`` (no pickle) every few thousand."""
-
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], path: Path) -> None:
-        self._embed, self.path = embed, path
-        self.rows: dict[str, np.ndarray] = {}
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                self.rows = dict(zip(z["keys"].tolist(), z["emb"], strict=True))
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if self.key(t) not in self.rows))
-        started = time.perf_counter()
-        for i in range(0, len(missing), 2048):
-            chunk = missing[i : i + 2048]
-            for text, row in zip(chunk, self._embed(chunk), strict=True):
-                self.rows[self.key(text)] = row
-            done = i + len(chunk)
-            log(
-                f"  embedded {done}/{len(missing)} ({done / (time.perf_counter() - started):.0f}/s)"
-            )
-            self.save()
-        return np.stack([self.rows[self.key(t)] for t in texts]) if texts else np.zeros((0, HIDDEN))
-
-    def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp, keys=np.array(list(self.rows), dtype="U40"), emb=np.stack(list(self.rows.values()))
-        )
-        tmp.replace(self.path)
-
-
 # --- head, stage and report --------------------------------------------------------------------
 
 
-def views(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Each text normalised as the runtime normalises it, plus the tail view of long ones."""
-    flat, owner = with_tail_views([normalise(t).text for t in texts])
-    tails = np.array([r > 0 and owner[r] == owner[r - 1] for r in range(len(owner))], dtype=bool)
-    return flat, np.array(owner), tails
-
-
-def fit_head(embed: Cached, train: Sequence[Any]) -> Any:
+def fit_head(cache: EmbeddingCache, train: Sequence[Any]) -> Any:
     from sklearn.linear_model import LogisticRegression
 
-    flat, owner, tails = views([e.text for e in train])
+    flat, owner, tails = view_texts([e.text for e in train])
     keep = [
         r for r, i in enumerate(owner)
         if is_unsafe(train[i]) is not None and not (tails[r] and is_unsafe(train[i]) != 0.0)
     ]  # fmt: skip
-    x = embed([flat[r] for r in keep])
+    x = cache.embed([flat[r] for r in keep])
     y = np.array([is_unsafe(train[owner[r]]) for r in keep])
     w = np.array([train[owner[r]].weight for r in keep], dtype=np.float64)
     pos, neg = w[y == 1].sum(), w[y == 0].sum()
@@ -332,13 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cal = calibration_sets(args.data_dir)
     sets = eval_sets(args.data_dir)
     model = MPNet(args.model_dir)
-    embed = Cached(model.embed, CACHE / f"mpnet-emb-{SHA256[:12]}.npz")
-    head = fit_head(embed, ds.train)
+    cache = EmbeddingCache(model.embed, CACHE / f"mpnet-emb-{SHA256[:12]}.npz", HIDDEN)
+    head = fit_head(cache, ds.train)
 
     def mpnet_logits(texts: Sequence[str]) -> np.ndarray:
-        flat, owner, _ = views(texts)
+        flat, owner, _ = view_texts(texts)
         out = np.full(len(texts), -np.inf)
-        np.maximum.at(out, owner, head.decision_function(embed(flat)))
+        np.maximum.at(out, owner, head.decision_function(cache.embed(flat)))
         return out
 
     groups: dict[str, list[str]] = {
