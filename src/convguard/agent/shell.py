@@ -825,8 +825,8 @@ class _Parser:
             nested.append((text, f"runs {path}"))
         if prog in _RUNS_OPTION:  # beside, not instead of, what the program runs otherwise
             nested += [(line, f"{prog} option") for line in _option_commands(prog, args)]
-        deletes_all = "-delete" in args and "-maxdepth" not in args
-        if prog == "find" and deletes_all and not _find_tests(args):
+        deletes = prog == "find" and "-delete" in args and "-maxdepth" not in args
+        if deletes and not _find_tests(args):
             # Without a test, -delete removes every path under the start points, deepest first, as
             # rm -rf does ("find . -delete" empties the working folder); -maxdepth stops it short
             # of the folders' contents, which a folder with files in it needs. A start point with a
