@@ -92,6 +92,10 @@ def test_dangerous_commands_are_caught(command: str, verdict: str, category: str
         "podman run --rm alpine cat /etc/os-release",
         # the container's own root, discarded with it: nothing of the host is named
         "docker run --rm alpine rm -rf /",
+        # detached, named service containers (the command model once asked them)
+        "docker run -d --restart unless-stopped --name redis redis:7",
+        "docker run -d --name mongo -p 27017:27017 mongo:7",
+        "docker run -d -p 5432:5432 -e POSTGRES_PASSWORD=secret --name pg postgres:16",
     ],
 )
 def test_ordinary_commands_are_allowed(command: str) -> None:
