@@ -39,9 +39,12 @@ from common import (
     DEFAULT_OUT,
     BinaryMetrics,
     Memo,
+    MemoLogits,
     Target,
     binary_metrics,
+    build_column,
     fmt,
+    is_refining,
     load_stages,
     log,
     markdown_table,
@@ -491,7 +494,7 @@ def report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stages", default="linear,encoder", help="cascade stages, in order")
+    parser.add_argument("--stages", default="linear,encoder,mpnet", help="cascade stages, in order")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
     parser.add_argument("--limit", type=int, default=0, help="at most N rows per set (0: all)")
@@ -512,13 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Taken before loading: the weight files may be rewritten while the benchmark runs.
     weights = weights_fingerprint()
     stages = {
-        name: Memo(stage) for name, stage in load_stages(args.stages.split(","), policy).items()
+        name: MemoLogits(stage) if is_refining(name) else Memo(stage)  # type: ignore[arg-type]
+        for name, stage in load_stages(args.stages.split(","), policy).items()
     }
     if not stages:
         parser.error("no stage could be loaded")
     cascades = {
-        column: Cascade(policy, [stages[n] for n in names], tuning=load_tuning())
-        for column, names in stage_columns(list(stages))
+        column: build_column(policy, stages, names) for column, names in stage_columns(list(stages))
     }
     columns = list(cascades)
     rows = measure_sets(args.data, cascades, policy, args.limit, args.max_benign)

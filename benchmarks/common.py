@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +27,9 @@ for _path in (ROOT / "src", ROOT / "training"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from convguard.assess.cascade import Cascade, Refiner  # noqa: E402
 from convguard.assess.types import Classifier  # noqa: E402
+from convguard.policy import Policy  # noqa: E402
 
 __all__ = [
     "DEFAULT_DATA",
@@ -35,6 +37,7 @@ __all__ = [
     "ROOT",
     "BinaryMetrics",
     "Memo",
+    "MemoLogits",
     "Target",
     "average_precision",
     "binary_metrics",
@@ -256,32 +259,84 @@ def encoder_weights_present() -> bool:
     return default_heads_path().is_file()
 
 
-def load_stages(names: Sequence[str], policy: object) -> dict[str, Classifier]:
-    """The named stages, built as the cascade builds them and loaded now (load time apart).
+class MemoLogits:
+    """A refining stage that computes each distinct text's logit once (benchmarks read the same
+    texts through several cascades)."""
+
+    def __init__(self, stage: Refiner) -> None:
+        self.stage = stage
+        self.name = stage.name
+        self._seen: dict[str, float] = {}
+
+    def logits(self, texts: Sequence[str]) -> list[float]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._seen))
+        if missing:
+            self._seen.update(zip(missing, self.stage.logits(missing), strict=True))
+        return [self._seen[t] for t in texts]
+
+
+def load_stages(names: Sequence[str], policy: object) -> dict[str, Classifier | Refiner]:
+    """The named stages, built as the cascade builds them and loaded now (load time apart); a
+    refining stage (``mpnet``, :class:`convguard.assess.cascade.Refinement`) is loaded too.
 
     An ``encoder`` whose heads are not there yet is left out, with a note on stderr.
     """
-    from convguard.assess.cascade import available_stages
+    from convguard.assess.cascade import REFINING_STAGES, available_stages
 
     known = available_stages()
-    stages: dict[str, Classifier] = {}
+    stages: dict[str, Classifier | Refiner] = {}
     for name in names:
+        if name in REFINING_STAGES:
+            refiner = REFINING_STAGES[name]()
+            loader: Callable[[], object] | None = getattr(refiner, "load", None)
+            if loader is not None:
+                loader()
+            stages[name] = refiner
+            continue
         if name not in known:
-            raise SystemExit(f"unknown stage {name!r}; available: {', '.join(sorted(known))}")
+            choices = ", ".join(sorted([*known, *REFINING_STAGES]))
+            raise SystemExit(f"unknown stage {name!r}; available: {choices}")
         if name == "encoder" and not encoder_weights_present():
             log("encoder heads (weights/encoder.npz) not found: the encoder stage is left out")
             continue
         stage = known[name](policy, {})  # type: ignore[arg-type]
-        loader: Callable[[], object] | None = getattr(stage, "load", None)
+        loader = getattr(stage, "load", None)
         if loader is not None and name != "linear":
             loader()
         stages[name] = stage
     return stages
 
 
+def is_refining(name: str) -> bool:
+    from convguard.assess.cascade import REFINING_STAGES
+
+    return name in REFINING_STAGES
+
+
 def stage_columns(names: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
-    """Each stage alone, then the whole cascade when there is more than one stage."""
-    columns = [(name, (name,)) for name in names]
-    if len(names) > 1:
-        columns.append(("cascade", tuple(names)))
+    """Each classifier stage alone, then the cascade of them when there is more than one, then
+    (with a refining stage last) the cascade with it, ``cascade+mpnet``."""
+    plain = [n for n in names if not is_refining(n)]
+    columns = [(name, (name,)) for name in plain]
+    if len(plain) > 1:
+        columns.append(("cascade", tuple(plain)))
+    if len(plain) < len(names):
+        columns.append(("+".join(["cascade", *(n for n in names if is_refining(n))]), tuple(names)))
     return columns
+
+
+def build_column(
+    policy: Policy, stages: Mapping[str, Classifier | Refiner], names: Sequence[str]
+) -> Cascade:
+    """The cascade of ``names`` (a refining stage, when there is one, last) with the shipped
+    tuning."""
+    from convguard.assess.cascade import Cascade, load_tuning
+
+    refining = [stages[n] for n in names if is_refining(n)]
+    plain = [stages[n] for n in names if not is_refining(n)]
+    return Cascade(
+        policy,
+        plain,  # type: ignore[arg-type]
+        tuning=load_tuning(),
+        refiner=refining[0] if refining else None,  # type: ignore[arg-type]
+    )

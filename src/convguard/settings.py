@@ -28,8 +28,8 @@ __all__ = ["PREFIX", "Settings", "default_data_dir", "parse_models", "unknown_va
 PREFIX = "CONVGUARD_"
 _RESERVED = ("CONVGUARD_TEST_",)
 #: Variables that are not settings but are read where they are used (the agent rule engine's
-#: extra rule folders).
-_READ_ELSEWHERE = ("CONVGUARD_AGENT_RULES",)
+#: extra rule folders; where the mpnet stage extracts its model, ``convguard.assess.mpnet``).
+_READ_ELSEWHERE = ("CONVGUARD_AGENT_RULES", "CONVGUARD_CACHE_DIR")
 
 
 class Settings(BaseModel):
@@ -60,9 +60,10 @@ class Settings(BaseModel):
     classifier: str = Field(
         default="cascade",
         description=(
-            "Which assessor the service uses: `cascade` (linear, then the encoder when unsure), "
-            "`linear`, `scripted` (flags nothing; demos and tests), or a comma-separated list of "
-            "stages (`linear`, `encoder`, `judge`, or a plugin's name)."
+            "Which assessor the service uses: `cascade` (linear, then the encoder when unsure, "
+            "then mpnet when the two are close), `linear`, `scripted` (flags nothing; demos and "
+            "tests), or a comma-separated list of stages (`linear`, `encoder`, `mpnet` last, "
+            "`judge`, or a plugin's name)."
         ),
     )
 

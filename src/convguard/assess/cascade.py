@@ -37,9 +37,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import entry_points
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
-from convguard.assess.normalise import normalise
+from convguard.assess.normalise import Normalised, normalise
 from convguard.assess.passages import passages as passages_of
 from convguard.assess.reference import resolve_reference
 from convguard.assess.types import Assessment, Classifier, Evidence, Role, highest_by_owner
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "convguard.classifiers"
-DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder")
+DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder", "mpnet")
 #: The ``jailbreak`` score a strong obfuscation gets by itself.
 OBFUSCATION_SCORE = 0.75
 USER_ONLY_FLAGS = ("jailbreak", "user_requests_end", "imminent_risk", "abuse_toward_assistant")
@@ -93,6 +93,55 @@ COMBINE_RULES: tuple[Combine, ...] = get_args(Combine)
 
 
 @dataclass(frozen=True)
+class Refinement:
+    """The third stage's part of the stacked decision (``stack`` only; ``training/mpnet_stage.py``).
+
+    ``c`` is the logit of the two-stage stacked harmful score (0 at its flag point). A text with
+    ``|c| <= band`` is read by the refining stage, whose logit ``m`` (0 at its own flag point) is
+    added as ``c + weight * m``; every stacked text's ``c`` (so refined or not) is then mapped
+    again so that 0.5 and 0.8 are the sum's flag and strike points, ``flag_logit`` and
+    ``strike_logit``, chosen on realistic benign chat.
+    """
+
+    stage: str = "mpnet"
+    band: float = 1.0
+    weight: float = 0.25
+    flag_logit: float = 0.0
+    strike_logit: float = math.log(4.0)
+
+    def __post_init__(self) -> None:
+        if not self.band >= 0.0 or not self.weight >= 0.0:
+            raise InvalidInput(
+                f"the cascade's refinement band ({self.band}) and weight ({self.weight}) must "
+                "not be negative; rerun training/mpnet_stage.py"
+            )
+        if not self.strike_logit > self.flag_logit:
+            raise InvalidInput(
+                f"the cascade's refined strike point ({self.strike_logit}) must lie above its "
+                f"flag point ({self.flag_logit}); rerun training/mpnet_stage.py"
+            )
+
+    def reads(self, top: float) -> bool:
+        """Whether a text whose stacked harmful score is ``top`` goes to the refining stage."""
+        return abs(_logit(top)) <= self.band
+
+    def harmful(self, top: float, logit: float | None) -> float:
+        """The refined harmful score of a text stacked at ``top`` (``logit``: the refining
+        stage's, None when it did not read the text)."""
+        c = _logit(top) + (0.0 if logit is None else self.weight * logit)
+        slope = (_logit(STRIKE_P) - _logit(FLAG_P)) / (self.strike_logit - self.flag_logit)
+        return _sigmoid(slope * (c - self.flag_logit) + _logit(FLAG_P))
+
+
+class Refiner(Protocol):
+    """A stage that reads the texts the stack is unsure of (:class:`Refinement`)."""
+
+    name: str
+
+    def logits(self, texts: Sequence[str]) -> list[float]: ...
+
+
+@dataclass(frozen=True)
 class CascadeTuning:
     """When a text goes on to the next stage (a label in ``[low, high]``) and how scores combine."""
 
@@ -109,6 +158,8 @@ class CascadeTuning:
     #: alone (a lexical model is sure of odd things) moves the decision by at most
     #: ``weight * clip``.
     clip: float = 4.0
+    #: ``stack`` only: the third stage's calibration, when one was trained.
+    refine: Refinement | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high <= 1.0:
@@ -185,12 +236,25 @@ def load_tuning() -> CascadeTuning:
             strike_logit=float(data.get("strike_logit", math.log(4.0))),
             stacked=tuple(str(c) for c in data.get("stacked", ())),
             clip=float(data.get("clip", 4.0)),
+            refine=_refinement(data.get("refine")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ClassifierError(
             f"{path} is not a valid cascade tuning file ({exc}); rerun training/cascade.py "
             "or reinstall convguard"
         ) from exc
+
+
+def _refinement(data: Any) -> Refinement | None:
+    if data is None:
+        return None
+    return Refinement(
+        str(data["stage"]),
+        band=float(data["band"]),
+        weight=float(data["weight"]),
+        flag_logit=float(data["flag_logit"]),
+        strike_logit=float(data["strike_logit"]),
+    )
 
 
 def _linear(policy: Policy, options: Mapping[str, Any]) -> Classifier:
@@ -230,6 +294,18 @@ BUILTIN_STAGES: Mapping[str, StageFactory] = {
 }
 
 
+def _mpnet() -> Refiner:
+    from convguard.assess.mpnet import MpnetStage
+
+    stage = MpnetStage()
+    stage.check()
+    return stage
+
+
+#: Stages that refine the stacked decision of the two before them (:class:`Refinement`).
+REFINING_STAGES: Mapping[str, Callable[[], Refiner]] = {"mpnet": _mpnet}
+
+
 def available_stages() -> dict[str, StageFactory]:
     """Built-in stages and those registered under the ``convguard.classifiers`` group."""
     stages: dict[str, StageFactory] = dict(BUILTIN_STAGES)
@@ -244,20 +320,43 @@ def build_cascade(
     *,
     options: Mapping[str, Any] | None = None,
 ) -> Cascade:
+    """The cascade of ``stages`` (by default linear, encoder and mpnet) with the shipped tuning.
+
+    A refining stage (``mpnet``) comes last, after exactly two stages that are stacked, and
+    needs its calibration in ``cascade.json``."""
     known = available_stages()
     chosen = tuple(stages or DEFAULT_STAGES)
     for name in chosen:
-        if name not in known:
+        if name not in known and name not in REFINING_STAGES:
             raise InvalidInput(
                 f"unknown classifier stage {name!r} (CONVGUARD_CLASSIFIER); "
-                f"available: {', '.join(sorted(known))}"
+                f"available: {', '.join(sorted([*known, *REFINING_STAGES]))}"
             )
+    tuning = load_tuning()
+    refiner = None
+    if any(name in REFINING_STAGES for name in chosen):
+        name = chosen[-1]
+        if name not in REFINING_STAGES or len(chosen) != 3 or chosen[1] in REFINING_STAGES:
+            raise InvalidInput(
+                f"CONVGUARD_CLASSIFIER={','.join(chosen)}: a refining stage "
+                f"({', '.join(REFINING_STAGES)}) comes last, after two stages such as "
+                "'linear,encoder,mpnet'"
+            )
+        if tuning.combine != "stack" or tuning.refine is None or tuning.refine.stage != name:
+            raise InvalidInput(
+                f"the shipped cascade tuning has no calibration for the {name!r} stage; run "
+                f"`python training/train.py --stages {name}`, or leave it out with "
+                f"CONVGUARD_CLASSIFIER={','.join(chosen[:-1])}"
+            )
+        refiner = REFINING_STAGES[name]()
+        chosen = chosen[:-1]
     options = options or {}
     return Cascade(
         policy,
         [known[name](policy, options) for name in chosen],
-        tuning=load_tuning(),
+        tuning=tuning,
         read_passages=bool(options.get("read_passages", True)),
+        refiner=refiner,
     )
 
 
@@ -283,12 +382,26 @@ class Cascade:
         tuning: CascadeTuning | None = None,
         window_turns: int = WINDOW_TURNS,
         read_passages: bool = True,
+        refiner: Refiner | None = None,
     ) -> None:
         if not stages:
             raise InvalidInput("a cascade needs at least one stage")
+        if refiner is not None and (
+            len(stages) != 2
+            or tuning is None
+            or tuning.combine != "stack"
+            or tuning.refine is None
+            or tuning.refine.stage != refiner.name
+        ):
+            raise InvalidInput(
+                f"the refining stage {refiner.name!r} needs two stacked stages before it and "
+                "its calibration in the tuning (CascadeTuning.refine)"
+            )
         self.policy = policy
         self.stages = tuple(stages)
         self.tuning = tuning or CascadeTuning()
+        #: The third stage, for texts whose stacked decision is close (:class:`Refinement`).
+        self.refiner = refiner
         self.window_turns = window_turns
         #: Whether long user texts are also read passage by passage (:meth:`read_passages`).
         self.passages = read_passages
@@ -374,6 +487,8 @@ class Cascade:
                     if low <= earlier <= high:
                         scores[i][label] = self.tuning.merge(earlier, value)
                         sources[i][label] = stage.name
+            if stacking and self.refiner is not None:
+                self._refine(list(answers), views, scores, sources)
         for i, found in enumerate(views):
             # Hiding text (base64, hex, rot13, homoglyphs, zero-width characters) is itself a
             # sign of a jailbreak attempt, whichever stage scored the text.
@@ -388,6 +503,42 @@ class Cascade:
         if self.passages if passages is None else passages:
             self.read_passages(normalised, scores, evidence)
         return scores, evidence, normalised
+
+    def _refine(
+        self,
+        stacked: Sequence[int],
+        views: Sequence[Normalised],
+        scores: list[dict[str, float]],
+        sources: list[dict[str, str]],
+    ) -> None:
+        """Decide the stacked texts again with the refining stage (:class:`Refinement`), in
+        place: the close ones are read by it, and every stacked text's category scores are
+        rescaled to the refined harmful score (their shares kept)."""
+        refine, refiner = self.tuning.refine, self.refiner
+        assert refine is not None and refiner is not None
+        tops = {i: max(scores[i].get(c, 0.0) for c in CATEGORY_IDS) for i in stacked}
+        near = [i for i in stacked if refine.reads(tops[i])]
+        read: dict[int, float] = {}
+        if near:
+            flat = [(view, i) for i in near for view in views[i].texts]
+            try:
+                logits = refiner.logits([view for view, _ in flat])
+            except ConvguardError:
+                raise
+            except Exception as exc:  # a stage's own failure becomes a ClassifierError
+                raise ClassifierError(
+                    f"classifier stage {refiner.name!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            for (_, i), value in zip(flat, logits, strict=True):
+                read[i] = max(read.get(i, -math.inf), value)
+        for i in stacked:
+            top = tops[i]
+            harmful = refine.harmful(top, read.get(i))
+            for c in CATEGORY_IDS:
+                scores[i][c] = harmful * scores[i].get(c, 0.0) / top if top > 0.0 else 0.0
+            if i in read:
+                for c in CATEGORY_IDS:
+                    sources[i][c] = f"{sources[i][c]}+{refiner.name}"
 
     def read_passages(
         self,
@@ -478,7 +629,9 @@ class Cascade:
             {k: min(1.0, max(0.0, v)) for k, v in final.items()},
             evidence=found,
             elapsed_ms=(time.perf_counter() - started) * 1000,
-            source="+".join(s.name for s in self.stages),
+            source="+".join(
+                [s.name for s in self.stages] + ([self.refiner.name] if self.refiner else [])
+            ),
         )
 
     def _score_recent(
