@@ -43,7 +43,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -256,48 +256,62 @@ def relative_buckets(n: int = 512, buckets: int = 32, max_distance: int = 128) -
     return out + np.where(distance < exact, distance, np.minimum(far, half - 1))
 
 
-def named_arrays(tensors: Mapping[str, Any]) -> dict[str, Any]:
-    """The safetensors weights under the graph's initializer names (q, k, v joined)."""
-    out = {
-        "word": tensors["embeddings.word_embeddings.weight"],
-        "position": tensors["embeddings.position_embeddings.weight"],
-        "emb_ln_g": tensors["embeddings.LayerNorm.weight"],
-        "emb_ln_b": tensors["embeddings.LayerNorm.bias"],
-        "rel_bias": tensors["encoder.relative_attention_bias.weight"],
-        "rel_buckets": relative_buckets(),
-    }
+def named_arrays(tensors: Mapping[str, Any] | Callable[[str], Any]) -> dict[str, Any]:
+    """The safetensors weights under the graph's initializer names (q, k, v joined).
+
+    ``tensors`` is a mapping or a function from a safetensors key to its array (reading one
+    tensor at a time keeps the float copy of the whole model out of memory)."""
+    get = tensors.__getitem__ if isinstance(tensors, Mapping) else tensors
+    return dict(_arrays(get))
+
+
+def _arrays(get: Callable[[str], Any]) -> Iterator[tuple[str, Any]]:
+    yield "word", get("embeddings.word_embeddings.weight")
+    yield "position", get("embeddings.position_embeddings.weight")
+    yield "emb_ln_g", get("embeddings.LayerNorm.weight")
+    yield "emb_ln_b", get("embeddings.LayerNorm.bias")
+    yield "rel_bias", get("encoder.relative_attention_bias.weight")
+    yield "rel_buckets", relative_buckets()
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
         att = p + "attention.attn."
-        out[f"l{i}.qkv_w"] = np.concatenate([tensors[f"{att}{n}.weight"] for n in "qkv"]).T
-        out[f"l{i}.qkv_b"] = np.concatenate([tensors[f"{att}{n}.bias"] for n in "qkv"])
-        out[f"l{i}.out_w"] = tensors[att + "o.weight"].T
-        out[f"l{i}.out_b"] = tensors[att + "o.bias"]
-        out[f"l{i}.ln1_g"] = tensors[p + "attention.LayerNorm.weight"]
-        out[f"l{i}.ln1_b"] = tensors[p + "attention.LayerNorm.bias"]
-        out[f"l{i}.up_w"] = tensors[p + "intermediate.dense.weight"].T
-        out[f"l{i}.up_b"] = tensors[p + "intermediate.dense.bias"]
-        out[f"l{i}.down_w"] = tensors[p + "output.dense.weight"].T
-        out[f"l{i}.down_b"] = tensors[p + "output.dense.bias"]
-        out[f"l{i}.ln2_g"] = tensors[p + "output.LayerNorm.weight"]
-        out[f"l{i}.ln2_b"] = tensors[p + "output.LayerNorm.bias"]
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+        yield f"l{i}.qkv_w", np.concatenate([get(f"{att}{n}.weight") for n in "qkv"]).T
+        yield f"l{i}.qkv_b", np.concatenate([get(f"{att}{n}.bias") for n in "qkv"])
+        yield f"l{i}.out_w", get(att + "o.weight").T
+        yield f"l{i}.out_b", get(att + "o.bias")
+        yield f"l{i}.ln1_g", get(p + "attention.LayerNorm.weight")
+        yield f"l{i}.ln1_b", get(p + "attention.LayerNorm.bias")
+        yield f"l{i}.up_w", get(p + "intermediate.dense.weight").T
+        yield f"l{i}.up_b", get(p + "intermediate.dense.bias")
+        yield f"l{i}.down_w", get(p + "output.dense.weight").T
+        yield f"l{i}.down_b", get(p + "output.dense.bias")
+        yield f"l{i}.ln2_g", get(p + "output.LayerNorm.weight")
+        yield f"l{i}.ln2_b", get(p + "output.LayerNorm.bias")
+
+
+def _quantize(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """One weight as the int8 graph takes it; every array C-ordered and of its own (ONNX Runtime
+    refuses memory it would have to copy or that the safetensors reader owns)."""
+    dense = name.startswith("l") and name.endswith("_w")
+    if dense and name.rsplit(".", 1)[1][:-2] not in FLOAT_DENSE:
+        value = np.ascontiguousarray(value)
+        scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(127)
+        yield name + "_q", np.clip(np.rint(value / scale), -127, 127).astype(np.int8)
+        yield name + "_s", np.asarray(scale, dtype=np.float32)
+        yield name + "_zp", np.zeros(value.shape[1], dtype=np.int8)
+    else:
+        yield name, np.array(value, order="C", copy=True)
 
 
 def quantized(arrays: Mapping[str, Any]) -> dict[str, Any]:
     """The int8 graph's arrays: dense weights but :data:`FLOAT_DENSE` as symmetric int8 with
     one scale per output column (``_q``, ``_s``, ``_zp``), everything else as it is."""
-    out: dict[str, Any] = {}
-    for name, value in arrays.items():
-        dense = name.startswith("l") and name.endswith("_w")
-        if dense and name.rsplit(".", 1)[1][:-2] not in FLOAT_DENSE:
-            scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(127)
-            out[name + "_q"] = np.clip(np.rint(value / scale), -127, 127).astype(np.int8)
-            out[name + "_s"] = np.asarray(scale, dtype=np.float32)
-            out[name + "_zp"] = np.zeros(value.shape[1], dtype=np.int8)
-        else:
-            out[name] = value
-    return out
+    return {k: v for name, value in arrays.items() for k, v in _quantize(name, value)}
+
+
+def int8_arrays(get: Callable[[str], Any]) -> dict[str, Any]:
+    """:func:`quantized` of :func:`named_arrays`, one weight at a time."""
+    return {k: v for name, value in _arrays(get) for k, v in _quantize(name, value)}
 
 
 def default_graph_path() -> Path:
@@ -381,9 +395,7 @@ class MpnetStage:
             )
         folder = self._model_folder or model_dir()
         with safe_open(str(folder / "model.safetensors"), framework="numpy") as f:
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-        arrays = quantized(named_arrays(tensors))
-        del tensors
+            arrays = int8_arrays(f.get_tensor)
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
