@@ -272,3 +272,49 @@ def test_a_transcript_path_no_file_can_have_only_means_no_history(tmp_path: Path
     event["transcript_path"] = bad
     code, out, _ = _run(json.dumps(event))
     assert code == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "allow"
+
+
+def _in(cwd: object, command: str) -> str:
+    event = json.loads(_event("Bash", {"command": command}))
+    event["cwd"] = cwd
+    return json.dumps(event)
+
+
+@pytest.mark.parametrize(
+    ("cwd", "command", "decision"),
+    [
+        ("/home/dev", "rm -rf .", "deny"),  # the home itself
+        ("/home/dev/project", "rm -rf ..", "deny"),
+        ("/etc", "rm -rf .", "deny"),
+        ("/home/dev/.ssh", "cat id_rsa", "ask"),
+        ("/home/dev/project", "rm -rf build", "allow"),
+        ("/home/dev/project", "rm -rf .", "ask"),  # the project: as before
+        ("", "rm -rf .", "ask"),  # no working folder known: as before
+        (None, "cat id_rsa", "allow"),
+    ],
+)
+def test_the_events_working_folder_places_relative_paths(
+    cwd: str | None, command: str, decision: str
+) -> None:
+    code, out, _ = _run(_in(cwd, command))
+    output = json.loads(out)["hookSpecificOutput"]
+    assert (code, output["permissionDecision"]) == (0, decision), output
+
+
+def test_deleting_the_home_by_its_relative_path_names_the_rule() -> None:
+    out = _run(_in("/home/dev", "find . -delete"))[1]
+    reason = json.loads(out)["hookSpecificOutput"]["permissionDecisionReason"]
+    assert "linux.recursive-delete-system-tree" in reason, reason
+
+
+def test_a_relative_working_folder_is_a_malformed_event() -> None:
+    code, out, err = _run(_in("project", "ls"))
+    assert (code, out) == (2, "")
+    assert "cwd" in err and "'project'" in err
+
+
+@pytest.mark.slow
+def test_the_installed_command_reads_the_working_folder() -> None:
+    denied = _subprocess([str(INSTALLED), "hook", "claude-code"], _in("/home/dev", "rm -rf ./"))
+    assert denied.returncode == 0, denied.stderr
+    assert json.loads(denied.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"

@@ -432,6 +432,48 @@ async def test_a_bad_scope_network_is_named(
 
 
 @pytest.mark.parametrize(
+    ("cwd", "command", "verdict"),
+    [
+        ("/home/alice", "rm -rf .", "deny"),
+        ("/etc", "rm -rf *", "deny"),
+        ("/home/alice/.ssh", "cat id_rsa", "ask"),
+        ("/home/alice/project", "rm -rf build", "allow"),
+        (None, "rm -rf .", "ask"),
+    ],
+)
+async def test_a_tool_calls_working_folder_places_its_relative_paths(
+    client: httpx.AsyncClient, api_keys: dict[str, str], cwd: str | None, command: str, verdict: str
+) -> None:
+    body: dict[str, Any] = {"tool": "Bash", "arguments": {"command": command}, "cwd": cwd}
+    response = await client.post(
+        "/v1/tool-calls/assess", json=body, headers=auth(api_keys["alice"])
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["verdict"] == verdict
+
+
+@pytest.mark.parametrize(
+    ("cwd", "named"),
+    [
+        (3, "cwd"),
+        (["/home"], "cwd"),
+        ("project", "'project'"),
+        ("/home/a\x00b", "cwd"),
+        ("/home/\ud800", "cwd"),
+    ],
+)
+async def test_a_bad_working_folder_is_a_422_naming_it(
+    client: httpx.AsyncClient, api_keys: dict[str, str], cwd: object, named: str
+) -> None:
+    # sent as JSON text, where a lone surrogate is an escape (\ud800) as a client may send it
+    body = json.dumps({"tool": "Bash", "arguments": {"command": "ls"}, "cwd": cwd})
+    headers = {**auth(api_keys["alice"]), "Content-Type": "application/json"}
+    response = await client.post("/v1/tool-calls/assess", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert named in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/v1/conversations?offset=99999999999999999999",

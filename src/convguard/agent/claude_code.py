@@ -7,7 +7,9 @@ session's recent shell commands, so that sequence rules see a chain that spans s
 (a download in one call, ``chmod +x`` in the next, the run in a third). Reading it is bounded:
 only the file's last :data:`TAIL_BYTES` are read and at most :data:`HISTORY_CALLS` commands kept,
 so a long session costs the hook no more than a short one. A transcript that is missing or
-unreadable only means no history: the call itself is still judged.
+unreadable only means no history: the call itself is still judged. The event's ``cwd`` (the
+session's working folder) places the call's relative paths: ``rm -rf .`` in the home is judged as
+``rm -rf ~``.
 """
 
 from __future__ import annotations
@@ -83,13 +85,15 @@ def claude_code_decision(
     """Claude Code's ``PreToolUse`` hook: the event (parsed JSON) in, the JSON to print out.
 
     The event carries ``tool_name`` and ``tool_input``, and usually ``transcript_path`` (read for
-    the session's recent shell commands, see the module docstring); ``hook_event_name``, ``cwd``
-    and ``session_id`` are not needed. The answer is ``{"hookSpecificOutput": {"hookEventName":
-    "PreToolUse", "permissionDecision": "allow" | "ask" | "deny", "permissionDecisionReason":
-    ...}}``, the reason naming the rule ids that fired; the caller prints it and exits 0. A
-    malformed event raises :class:`InvalidInput`, which the command line reports on stderr and
-    answers by denying the call with exit code 2 (fail closed), or exit code 1 (the protocol's
-    non-blocking error) when the operator chose fail-open.
+    the session's recent shell commands, see the module docstring) and ``cwd`` (the working
+    folder, against which relative paths are judged; a ``cwd`` that is not an absolute path is a
+    malformed event); ``hook_event_name`` and ``session_id`` are not needed. The answer is
+    ``{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow" |
+    "ask" | "deny", "permissionDecisionReason": ...}}``, the reason naming the rule ids that
+    fired; the caller prints it and exits 0. A malformed event raises :class:`InvalidInput`,
+    which the command line reports on stderr and answers by denying the call with exit code 2
+    (fail closed), or exit code 1 (the protocol's non-blocking error) when the operator chose
+    fail-open.
 
     An ``allow`` skips Claude Code's own permission prompt; with ``defer_allow`` an allowed call
     gets no decision (``{}``) so the user's permission rules still apply to it.
@@ -109,6 +113,7 @@ def claude_code_decision(
         raise InvalidInput(f"the event needs an object 'tool_input', got {tool_input!r}")
     transcript = event.get("transcript_path")
     history = session_commands(transcript) if isinstance(transcript, str) and transcript else []
+    cwd = event.get("cwd")
     verdict = assess_tool_call(
         tool,
         tool_input,
@@ -117,6 +122,7 @@ def claude_code_decision(
         classifier=classifier,
         history=history,
         rules=rules,
+        cwd=cwd if isinstance(cwd, str) and cwd else None,
     )
     if defer_allow and verdict.verdict == "allow":
         return {}

@@ -88,6 +88,13 @@ Five kinds of rule, by what ``match`` holds:
   (``script``: what a shell or an interpreter runs), compared by ``same: name`` (the last part
   of the path) or ``same: path``.
 
+Where a command's working folder is known (:attr:`~convguard.agent.shell.Command.cwd`), the path
+tests (``paths``, ``path_is``, ``destination``, ``sources``, ``inputs``, ``words``, ``value_file``
+and a write rule's ``path``, with their kinds) hold when they hold in one of the places
+:func:`~convguard.agent.paths.places` reads an argument: as written, or as the absolute path a
+relative one names there when that is a location the rules single out (``rm -rf .`` in the home
+is ``rm -rf ~``). ``args`` and the other tests read the arguments as written.
+
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
 run by the test suite and by ``convguard rules test``. Loading validates everything and names
 the file, the rule id and the field of any error (:mod:`convguard.agent.schema`); rules that
@@ -114,7 +121,7 @@ from typing import Any, Literal
 from convguard.agent import cache as compiled_cache
 from convguard.agent.files import file_writes, outputs
 from convguard.agent.findings import Finding, Level, option_flags, render
-from convguard.agent.paths import fold_home, hosts_in
+from convguard.agent.paths import fold_home, hosts_in, places
 from convguard.agent.predicates import PATH_KINDS, PREDICATES, PathTest, Predicate
 from convguard.agent.shell import Command
 from convguard.errors import InvalidInput
@@ -296,19 +303,26 @@ class Step:
         )
 
     def paths_of(self, cmd: Command) -> list[str]:
-        """The arguments that are not options and pass every path test: ``paths`` (on the
-        argument with its home folded), each kind of ``path_is`` and none of ``path_is_not``."""
+        """The arguments that are not options and pass every path test, each in the first of the
+        places it is read (:func:`~convguard.agent.paths.places`) where they all hold: ``paths``
+        (on the argument with its home folded), each kind of ``path_is`` and none of
+        ``path_is_not``. An argument is given as read there: as written, or the absolute path a
+        relative one names (what a scope's paths are compared with)."""
         out = []
         for a in cmd.args:
             if a.startswith("-") or not a:
                 continue
-            if self.paths is not None and not self.paths.search(fold_home(a)):
-                continue
-            if all(test(a) for test in self.path_is) and not any(
-                test(a) for test in self.path_is_not
-            ):
-                out.append(a)
+            found = next((p for p in places(a, cmd.cwd) if self._path_passes(p)), None)
+            if found is not None:
+                out.append(found)
         return out
+
+    def _path_passes(self, path: str) -> bool:
+        if self.paths is not None and not self.paths.search(fold_home(path)):
+            return False
+        return all(test(path) for test in self.path_is) and not any(
+            test(path) for test in self.path_is_not
+        )
 
     def values(self, cmd: Command) -> list[str]:
         """The values of the options named by ``values_of`` that pass the value tests."""
@@ -327,13 +341,16 @@ class Step:
                 value.split("@", 1)[1] if "@" in value and not value.startswith("http") else value
             )
             named = named.split(";")[0]
-            if self.value_file is not None and not self.value_file.search(named):
-                continue
-            if all(test(named) for test in self.value_file_is) and not any(
-                test(named) for test in self.value_file_is_not
-            ):
+            if any(self._value_file_passes(p) for p in places(named, cmd.cwd)):
                 out.append(value)
         return out
+
+    def _value_file_passes(self, path: str) -> bool:
+        if self.value_file is not None and not self.value_file.search(path):
+            return False
+        return all(test(path) for test in self.value_file_is) and not any(
+            test(path) for test in self.value_file_is_not
+        )
 
     def keys(self, cmd: Command, text: str | None = None) -> list[str]:
         """What a command that matches this step counts as in a call rule's ``any_of``."""
@@ -368,14 +385,16 @@ class Step:
         if (self.inputs is not None or self.inputs_are) and not any(
             (self.inputs is None or self.inputs.search(target))
             and all(test(target) for test in self.inputs_are)
-            for op, target in cmd.redirects
+            for op, written in cmd.redirects
             if op == "<"
+            for target in places(written, cmd.cwd)
         ):
             return False
         if (self.words is not None or self.words_are) and not any(
             (self.words is None or self.words.search(word))
             and all(test(word) for test in self.words_are)
-            for word in " ".join(cmd.args).split()
+            for written in " ".join(cmd.args).split()
+            for word in places(written, cmd.cwd)
         ):
             return False
         if self.values_of and not self.values(cmd):
@@ -386,15 +405,19 @@ class Step:
             return False
         if self.destination is not None or self.sources is not None or self.sources_are:
             raw = [a for a in cmd.args if not a.startswith("-")]
-            plain = [fold_home(a) for a in raw]
-            if self.destination is not None and not (
-                len(plain) >= 2 and self.destination.search(plain[-1])
+            if len(raw) < 2 and self.destination is not None:
+                return False
+            sources = [p for a in raw[:-1] for p in places(a, cmd.cwd)]
+            if self.destination is not None and not any(
+                self.destination.search(fold_home(p)) for p in places(raw[-1], cmd.cwd)
             ):
                 return False
-            if self.sources is not None and not any(self.sources.search(p) for p in plain[:-1]):
+            if self.sources is not None and not any(
+                self.sources.search(fold_home(p)) for p in sources
+            ):
                 return False
             if self.sources_are and not any(
-                all(test(a) for test in self.sources_are) for a in raw[:-1]
+                all(test(p) for test in self.sources_are) for p in sources
             ):
                 return False
         if self.redirects is not None and not any(
@@ -419,10 +442,10 @@ class WriteTest:
     #: The content is nothing, a lone newline, or not known (``> file``, ``ls > ~/.bash_history``).
     emptied: bool = False
 
-    def matches(self, path: str, content: str | None) -> bool:
-        if self.path is not None and not self.path.search(fold_home(path)):
-            return False
-        if not all(t(path) for t in self.path_is):
+    def matches(self, path: str, content: str | None, cwd: str | None = None) -> bool:
+        """Whether writing ``content`` to ``path`` (from the working folder ``cwd``, when known)
+        is this write: the path tests hold in one of the places the path is read."""
+        if not any(self._path_passes(p) for p in places(path, cwd)):
             return False
         if self.emptied and content not in (None, "", "\n"):
             return False
@@ -431,6 +454,11 @@ class WriteTest:
         return not (
             self.content_unless is not None and content and self.content_unless.search(content)
         )
+
+    def _path_passes(self, path: str) -> bool:
+        if self.path is not None and not self.path.search(fold_home(path)):
+            return False
+        return all(t(path) for t in self.path_is)
 
     def patterns(self) -> tuple[Pattern | None, ...]:
         return (self.path, self.content, self.content_unless)
@@ -627,7 +655,7 @@ class RuleSet:
             if found is not None:
                 out.append(found)
         for path, content, how in writes:
-            out += self.write_findings(path, content, how=how)
+            out += self.write_findings(path, content, how=how, cwd=cmd.cwd)
         for rule in rules:
             if rule.unless_rules and not any(f.rule_id in rule.unless_rules for f in out):
                 found = rule.command_finding(cmd, text)
@@ -635,9 +663,12 @@ class RuleSet:
                     out.append(found)
         return out
 
-    def write_findings(self, path: str, content: str | None, *, how: str) -> list[Finding]:
-        """The write rules that a write of ``content`` (``None``: not known) to ``path`` matches:
-        first those that are not fallbacks, then each fallback none of whose rules fired."""
+    def write_findings(
+        self, path: str, content: str | None, *, how: str, cwd: str | None = None
+    ) -> list[Finding]:
+        """The write rules that a write of ``content`` (``None``: not known) to ``path`` matches,
+        a relative path also read from the working folder ``cwd`` when known: first those that
+        are not fallbacks, then each fallback none of whose rules fired."""
         out: list[Finding] = []
         for fallbacks in (False, True):
             for rule in self.writes:
@@ -645,7 +676,7 @@ class RuleSet:
                     continue
                 if any(f.rule_id in rule.unless_rules for f in out):
                     continue
-                if rule.write.matches(path, content):
+                if rule.write.matches(path, content, cwd):
                     out.append(rule._finding(f"{rule.title} ({how}): {path}"))
         return out
 

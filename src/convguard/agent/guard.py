@@ -22,6 +22,11 @@
 - addresses (``WebFetch``, URLs typed by a computer-use agent) on their scheme and host;
 - computer-use actions (Anthropic's ``computer`` tool) on what they type and the keys they press.
 
+The working folder (``cwd``), when the caller knows it, places relative paths: a relative path of
+a shell command or a file tool is also judged as the absolute path it names there when that is a
+location the rules single out (:func:`~convguard.agent.paths.places`), so ``rm -rf .`` in the home
+is denied as ``rm -rf ~`` is, and ``cat id_rsa`` in ``~/.ssh`` asked as ``cat ~/.ssh/id_rsa`` is.
+
 Categories: ``malware``, ``credential_access``, ``network_attack``, ``denial_of_service``,
 ``persistence_evasion``, ``destructive``, ``exfiltration``. Every finding names its rule
 (``rule_id``: a YAML rule's id, ``shell.*``, ``address.*``, ``code.python``,
@@ -65,7 +70,7 @@ from convguard.agent.model import (
     default_model,
     default_windows_model,
 )
-from convguard.agent.paths import fold_home, hosts_in, secret_path
+from convguard.agent.paths import fold_home, hosts_in, places, secret_path
 from convguard.agent.scope import Scope
 from convguard.agent.shell import (
     POWERSHELLS,
@@ -137,6 +142,8 @@ class ToolVerdict:
 @dataclass
 class _Seen:
     rules: RuleSet
+    #: The folder the call runs in, when known (POSIX or Windows, absolute).
+    cwd: str | None = None
     findings: list[Finding] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
@@ -154,7 +161,7 @@ def _tagged(findings: Sequence[Finding], rule_id: str) -> list[Finding]:
 
 
 def _shell(seen: _Seen, script: str, *, dialect: Dialect = "posix", depth: int = 0) -> None:
-    parsed = parse_script(script, dialect=dialect)
+    parsed = parse_script(script, dialect=dialect, cwd=seen.cwd)
     _parsed(seen, parsed, windows=dialect != "posix", depth=depth)
 
 
@@ -289,14 +296,18 @@ def _typed(seen: _Seen, text: str) -> None:
     for url in re.findall(r"(?:https?|file|javascript)://?\S+", text):
         _url(seen, url)
     if _SHELLISH.search(text):
-        _shell(seen, text)
+        # typed into whatever window has the focus: a terminal there has a folder of its own
+        _parsed(seen, parse_script(text))
     seen.findings.extend(seen.rules.text_findings(text))
     seen.texts.append(text)
 
 
 def _write(seen: _Seen, path: str, content: str) -> None:
-    seen.findings.extend(seen.rules.write_findings(path, content or None, how="write"))
-    scheduled = parse_written(path, content)  # a cron table's jobs, as a shell write reads them
+    seen.findings.extend(
+        seen.rules.write_findings(path, content or None, how="write", cwd=seen.cwd)
+    )
+    # a cron table's jobs, as a shell write reads them
+    scheduled = parse_written(path, content, cwd=seen.cwd)
     if scheduled.commands:
         _parsed(seen, scheduled)
     elif path.endswith((".py", ".pyw")):
@@ -357,7 +368,7 @@ def _tool_write(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
 
 def _tool_read(seen: _Seen, tool: str, arguments: Mapping[str, Any]) -> None:
     path = _str(arguments, "file_path", "path") or ""
-    if secret_path(path):
+    if any(secret_path(p) for p in places(path, seen.cwd)):
         seen.findings.append(
             Finding(
                 "credential_access",
@@ -558,9 +569,10 @@ def _collect(
     arguments: Mapping[str, Any],
     rules: RuleSet,
     history: Sequence[str] = (),
+    cwd: str | None = None,
 ) -> _Seen:
     """What a tool call would run, unpacked, with the rule findings (before scope and context)."""
-    seen = _Seen(rules)
+    seen = _Seen(rules, cwd)
     handler = _TOOLS.get(tool.lower(), _tool_other)
     if tool.lower().startswith("mcp__") and handler is _tool_other:
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
@@ -615,6 +627,21 @@ def _model_findings(
     return []
 
 
+# An absolute folder: POSIX (/…), a Windows drive (C:\…, C:/…) or a UNC share (\\server\…).
+_ABSOLUTE_FOLDER = re.compile(r"^(?:/|[A-Za-z]:[\\/]|\\\\[^\\])")
+
+
+def _working_folder(cwd: object) -> str | None:
+    if cwd is None:
+        return None
+    if isinstance(cwd, str) and _ABSOLUTE_FOLDER.match(cwd):
+        return cwd
+    raise InvalidInput(
+        "cwd must be the absolute path of the folder the tool call runs in (such as "
+        f"'/home/alice/project'), or None when it is not known; got {cwd!r}"
+    )
+
+
 def assess_tool_call(
     tool: str,
     arguments: Mapping[str, Any],
@@ -626,6 +653,7 @@ def assess_tool_call(
     windows_command_model: CommandModel | None = None,
     history: Sequence[str] = (),
     rules: RuleSet | None = None,
+    cwd: str | None = None,
 ) -> ToolVerdict:
     """Judge one tool call before it runs (see the module docstring for the rules).
 
@@ -637,12 +665,15 @@ def assess_tool_call(
     cmd. ``history`` is the session's earlier shell commands, oldest
     first (only sequence rules read them). ``rules`` replaces the loaded rule set
     (:func:`~convguard.agent.engine.default_rules`); rules whose id the scope disables are
-    dropped.
+    dropped. ``cwd`` is the absolute path of the folder the call runs in, when known: a relative
+    path of a shell command or a file tool is then also judged where it lies (see the module
+    docstring); ``None`` judges relative paths as written. A Windows folder is accepted and not
+    resolved against (yet); a relative one raises :class:`InvalidInput`.
     """
     started = time.perf_counter()
     if not isinstance(arguments, Mapping):
         raise InvalidInput(f"tool arguments must be a mapping, got {type(arguments).__name__}")
-    seen = _collect(tool, arguments, rules or default_rules(), history)
+    seen = _collect(tool, arguments, rules or default_rules(), history, _working_folder(cwd))
     if scope is not None and scope.disabled:
         seen.findings = [f for f in seen.findings if f.rule_id not in scope.disabled]
     findings, notes = _resolve(seen, scope, tuple(context or ()), classifier)

@@ -4,6 +4,11 @@ files, hosts.
 Pure lookups over strings. Paths are compared after folding ``$HOME``/``${HOME}``/``/home/<user>``
 /``/Users/<user>``/``/root`` to ``~``, ``$PWD``/``$(pwd)`` to ``.`` and backslashes to slashes, so
 the same location reads the same however it is written.
+
+When the working folder of a call is known, a relative path is also read where it lies
+(:func:`places`): :func:`absolute_path` joins it to the folder lexically — no file system is
+consulted and no link followed — so that ``rm -rf .`` in the home is read as ``rm -rf ~`` and
+``cat id_rsa`` in ``~/.ssh`` as ``cat ~/.ssh/id_rsa``.
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -11,10 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = [
     "WORKING_FOLDER",
+    "absolute_path",
     "critical_target",
     "fold_home",
     "guard_path",
@@ -22,6 +29,7 @@ __all__ = [
     "is_block_device",
     "log_path",
     "persistence_path",
+    "places",
     "root_level",
     "secret_path",
 ]
@@ -32,6 +40,7 @@ _PROC_ROOT = re.compile(r"^/proc/(?:self|thread-self|\d+)/root(?=/|$)")
 _BRACES = re.compile(r"\{([^{},]*(?:,[^{},]*)+)\}")
 _BRACE_PATHS = 16
 _DRIVE = re.compile(r"^[A-Za-z]:$")
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:(?:[/\\]|$)")
 _HOME = re.compile(r"^(?:\$HOME|\$\{HOME\}|/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
 #: The working folder at the start of a path, as itself or as a variable or its command ("$PWD/.."
 #: is ".."; a container mount's source "$(pwd)" is the host's working folder).
@@ -222,6 +231,44 @@ def root_level(path: str) -> bool:
     return p in ("/", "/*", "~", "~/*") or p in _SYSTEM or (p.endswith("/*") and p[:-2] in _SYSTEM)
 
 
+def absolute_path(path: str, cwd: str) -> str:
+    """The absolute path that ``path`` names in the working folder ``cwd``, resolved lexically:
+    joined to the folder, ``.`` and ``..`` segments folded (``..`` stops at ``/``), a trailing
+    slash kept; ``$PWD``, ``${PWD}``, ``$(pwd)`` and `` `pwd` `` at its start are the folder. A path
+    that already says where it is — absolute, from the home (``~``, ``$HOME``), another variable, a
+    URL, a drive or a Windows path — and an empty one are returned as written, and so is every
+    path when ``cwd`` is not an absolute POSIX folder (a Windows folder is not resolved against)."""
+    if not path or not cwd.startswith("/"):
+        return path
+    if path[:1] in "$`":
+        here = WORKING_FOLDER.match(path)
+        if here is None:
+            return path
+        path = "." + path[here.end() :]
+    if path[:1] in "/~" or "\\" in path or "://" in path or _DRIVE_PATH.match(path):
+        return path
+    return _resolve_dots(cwd.rstrip("/") + "/" + path)
+
+
+def places(path: str, cwd: str | None) -> tuple[str, ...]:
+    """Where the rules read ``path``: as written, and — when the working folder ``cwd`` is known
+    and the relative ``path`` names there a location the rules single out (a credential store, a
+    start-up file, the guard's files, a log, a system tree or a home, a disk) — also as that
+    absolute path (:func:`absolute_path`). A path in an ordinary folder keeps its one reading, so
+    rules that tell a project's relative paths from absolute ones read it as before."""
+    if cwd is None:
+        return (path,)
+    return _places(path, cwd)
+
+
+@lru_cache(maxsize=4096)
+def _places(path: str, cwd: str) -> tuple[str, ...]:
+    there = absolute_path(path, cwd)
+    if there == path or not any(kind(there) for kind in _KINDS):
+        return (path,)
+    return (path, there)
+
+
 def hosts_in(args: tuple[str, ...] | list[str]) -> list[str]:
     """Host names, IP addresses, networks and URLs' hosts among command arguments."""
     out: list[str] = []
@@ -232,6 +279,18 @@ def hosts_in(args: tuple[str, ...] | list[str]) -> list[str]:
         if host is not None:
             out.append(host)
     return out
+
+
+#: The kinds of location that make a relative path worth reading where it lies (:func:`places`).
+_KINDS = (
+    secret_path,
+    persistence_path,
+    guard_path,
+    log_path,
+    critical_target,
+    root_level,
+    is_block_device,
+)
 
 
 def _host_of(arg: str) -> str | None:

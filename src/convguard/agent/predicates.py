@@ -23,6 +23,10 @@ fields of the engine (:mod:`convguard.agent.engine`), not predicates.
 - ``makes_executable``: ``chmod`` grants execute (``+x``, ``755`` …) to a file in a scratch
   folder.
 
+``secret_path``, ``collected_path`` and ``log_path`` read a relative argument also where it lies
+when the command's working folder is known (:func:`convguard.agent.paths.places`); the scratch
+predicates read paths as written (a project checked out under ``/tmp`` is no dropper).
+
 :data:`PATH_KINDS` are tests of one path, which a rule's ``path_is`` and ``path_is_not`` apply to
 each argument that is not an option (the tables live in :mod:`convguard.agent.paths`):
 
@@ -51,6 +55,7 @@ from convguard.agent.paths import (
     is_block_device,
     log_path,
     persistence_path,
+    places,
     root_level,
     secret_path,
 )
@@ -70,7 +75,7 @@ _COLLECTED = re.compile(
 
 
 def _secret_path(cmd: Command) -> bool:
-    return any(secret_path(a) for a in cmd.args)
+    return any(secret_path(p) for a in cmd.args for p in places(a, cmd.cwd))
 
 
 _COPY_TARGET = re.compile(r"^(?:[\w.-]+@)?([\w.-]+\.[\w-]+|\[[0-9a-f:]+\]):")
@@ -83,7 +88,7 @@ def _remote_host(cmd: Command) -> bool:
 
 
 def _collected_path(cmd: Command) -> bool:
-    return any(_COLLECTED.match(fold_home(a)) for a in plain_args(cmd))
+    return any(_COLLECTED.match(fold_home(p)) for a in plain_args(cmd) for p in places(a, cmd.cwd))
 
 
 def _scratch_program(cmd: Command) -> bool:
@@ -102,7 +107,7 @@ def _scratch_output(cmd: Command) -> bool:
 
 
 def _log_path(cmd: Command) -> bool:
-    return any(log_path(a) for a in plain_args(cmd))
+    return any(log_path(p) for a in plain_args(cmd) for p in places(a, cmd.cwd))
 
 
 def _makes_executable(cmd: Command) -> bool:

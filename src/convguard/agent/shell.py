@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from convguard.agent.paths import WORKING_FOLDER
+from convguard.agent.paths import WORKING_FOLDER, absolute_path
 
 __all__ = [
     "MAX_COMMANDS",
@@ -188,6 +188,10 @@ class Command:
     #: The name a wrapper starts the program under, in place of its path (``exec -a NAME``):
     #: what ``ps`` shows for it; ``""`` when none is given.
     process_name: str = ""
+    #: The working folder it runs in, when the caller knows it (:func:`parse_script`'s ``cwd``):
+    #: ``None`` when not known, and for what runs elsewhere (over ``ssh``, in a pod, as a
+    #: scheduled job).
+    cwd: str | None = None
 
     @cached_property
     def program(self) -> str:
@@ -504,7 +508,7 @@ def _output(cmd: Command, stdin: str | None) -> tuple[str | None, bool]:
 
 
 class _Parser:
-    def __init__(self, result: Parsed, *, dialect: Dialect) -> None:
+    def __init__(self, result: Parsed, *, dialect: Dialect, cwd: str | None = None) -> None:
         self.result = result
         #: The shell reading the text parsed now (cmd's for what ``cmd /c`` runs).
         self.dialect = dialect
@@ -518,6 +522,8 @@ class _Parser:
         self.files: dict[str, str] = {}
         #: While a container's command is read: how the host sees the paths it names.
         self.container: _Container | None = None
+        #: The working folder of the commands read now (``None``: not known, or elsewhere).
+        self.cwd = cwd
 
     def parse(
         self, text: str, *, depth: int, via: str, decoded: bool, dialect: Dialect | None = None
@@ -636,6 +642,7 @@ class _Parser:
                 cmd.decoded,
                 cmd.wrappers,
                 cmd.process_name,
+                cmd.cwd,
             )
             self._emit(cmd, depth=depth, decoded_input=was_decoded)
             text, step_decoded = _output(cmd, stdin)
@@ -708,6 +715,7 @@ class _Parser:
             decoded=decoded,
             wrappers=wrappers,
             process_name=process_name,
+            cwd=self.cwd,
         )
 
     def _remember_writes(
@@ -740,17 +748,18 @@ class _Parser:
     ) -> None:
         """Read the jobs of ``table`` written at ``path``, when that is a table cron reads, as
         commands reached through ``cron``."""
-        system = _cron_table(path)
+        system = _cron_table(path if self.cwd is None else absolute_path(path, self.cwd))
         if system is None:
             return
         how = f"{via} > cron" if via else "cron"
-        # the host's cron runs them: their paths are the host's, even when a container wrote them
-        saved, self.container = self.container, None
+        # the host's cron runs them: their paths are the host's, even when a container wrote them,
+        # from a working folder of cron's
+        saved, self.container, cwd, self.cwd = self.container, None, self.cwd, None
         try:
             for line in _cron_commands(table, user_field=system):
                 self.parse(line, depth=depth + 1, via=how, decoded=decoded)
         finally:
-            self.container = saved
+            self.container, self.cwd = saved, cwd
 
     def _written_script(self, cmd: Command) -> tuple[str, str] | None:
         """The path and known text of a script this call wrote and ``cmd`` now runs, if any."""
@@ -923,14 +932,19 @@ class _Parser:
         # What cmd runs is read as cmd reads it; what another program runs, with no escape
         # character of PowerShell or cmd.
         windows: Dialect = "windows" if self.dialect in ("powershell", "cmd") else self.dialect
+        cwd = self.cwd
         for script, how in nested:
-            self.parse(
-                script,
-                depth=depth + 1,
-                via=how if not cmd.via else f"{cmd.via} > {how}",
-                decoded=cmd.decoded or (decoded_input and how.startswith("stdin")),
-                dialect="cmd" if how == "cmd /c" else windows,
-            )
+            self.cwd = None if how in _ELSEWHERE else cwd
+            try:
+                self.parse(
+                    script,
+                    depth=depth + 1,
+                    via=how if not cmd.via else f"{cmd.via} > {how}",
+                    decoded=cmd.decoded or (decoded_input and how.startswith("stdin")),
+                    dialect="cmd" if how == "cmd /c" else windows,
+                )
+            finally:
+                self.cwd = cwd
         if run is not None and run.command and run.view.reaches_host:
             how = f"{prog} run"
             outside, self.container = self.container, run.view
@@ -1122,6 +1136,11 @@ def _skip_options(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
 
 
 # PowerShell's Start-Process (and its aliases) and cmd's ``start`` run the program they name
+#: How a command reaches what runs in a working folder of its own: on another machine, in a pod
+#: or a container, or later from a scheduler's.
+_ELSEWHERE = frozenset(
+    {"ssh", "kubectl", "docker", "crontab", "at", "batch", "systemd-run", "systemd-run timer"}
+)
 _STARTERS = frozenset({"start-process", "saps", "start"})
 _START_VALUED = frozenset(
     {
@@ -1543,20 +1562,24 @@ def _cmd_line(args: tuple[str, ...]) -> str:
     return " ".join(a for a in args if a.lower() != "/q")
 
 
-def parse_script(text: str, *, dialect: Dialect = "posix") -> Parsed:
+def parse_script(text: str, *, dialect: Dialect = "posix", cwd: str | None = None) -> Parsed:
     """Parse a shell script as ``dialect``'s shell reads it (see :data:`Dialect`): in PowerShell
     and cmd, backslashes are path separators, and a backtick (PowerShell) or a caret outside double
     quotes (cmd: ``c^m^d``, ``^^`` a caret) escapes the next character. cmd's ``%COMSPEC%`` is
-    cmd itself; what ``cmd /c`` or ``cmd /k`` runs is read as cmd reads it, from any shell."""
+    cmd itself; what ``cmd /c`` or ``cmd /k`` runs is read as cmd reads it, from any shell.
+    ``cwd``, the folder the script runs in when known, is each command's :attr:`Command.cwd`
+    (not for what runs elsewhere: over ``ssh``, in a pod, as a scheduled job)."""
     result = Parsed()
-    _Parser(result, dialect=dialect).parse(text, depth=0, via="", decoded=False)
+    _Parser(result, dialect=dialect, cwd=cwd).parse(text, depth=0, via="", decoded=False)
     return result
 
 
-def parse_written(path: str, text: str) -> Parsed:
+def parse_written(path: str, text: str, *, cwd: str | None = None) -> Parsed:
     """What a file written with ``text`` will run, read now: the jobs of a cron table
-    (``/etc/cron.d/*``, ``/etc/crontab``, ``/var/spool/cron/*``), each a command reached through
-    ``cron``, as a shell write of the same text reads them. Nothing for any other file."""
+    (``/etc/cron.d/*``, ``/etc/crontab``, ``/var/spool/cron/*``; a relative ``path`` read from
+    the working folder ``cwd`` when known), each a command reached through ``cron``, as a shell
+    write of the same text reads them. Nothing for any other file."""
     result = Parsed()
-    _Parser(result, dialect="posix")._read_cron_table(path, text, via="", depth=0, decoded=False)
+    parser = _Parser(result, dialect="posix", cwd=cwd)
+    parser._read_cron_table(path, text, via="", depth=0, decoded=False)
     return result

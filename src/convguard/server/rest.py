@@ -300,4 +300,5 @@ def assess_tool_call(
     gateway = gateway_of(request)
     gateway.caller(authorization, address=address_of(request))
     scope = Scope.of(**body.scope.model_dump()) if body.scope is not None else gateway.scope
-    return guard(body.tool, body.arguments, scope=scope, context=body.context).to_dict()
+    verdict = guard(body.tool, body.arguments, scope=scope, context=body.context, cwd=body.cwd)
+    return verdict.to_dict()

@@ -165,6 +165,12 @@ class ToolCallRequest(_Strict):
     arguments: dict[str, Any]
     scope: ScopeIn | None = None
     context: list[str] = Field(default_factory=list, max_length=50)
+    cwd: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The absolute path of the folder the call runs in, when known: relative "
+        "paths are then also judged where they lie (rm -rf . in the home as rm -rf ~).",
+    )
 
 
 def assessment_json(assessment: Assessment | None) -> dict[str, Any] | None:
