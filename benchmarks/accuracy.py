@@ -342,25 +342,24 @@ def evaluate(rows: Sequence[Row]) -> dict[tuple[str, str], dict[str, BinaryMetri
 def targets_table(
     results: Mapping[tuple[str, str], Mapping[str, BinaryMetrics]], columns: Sequence[str]
 ) -> str:
-    judged = columns[-1]
+    judged = [c for c in columns if c.startswith("cascade")] or [columns[-1]]
     lines = []
     for key, targets in TARGETS.items():
         if key not in results:
             continue
         for target in targets:
-            values = [metric_value(results[key][c], target.metric) for c in columns]
+            values = {c: metric_value(results[key][c], target.metric) for c in columns}
             lines.append(
                 [
                     f"{key[0]} · {key[1]}",
-                    f"{results[key][judged].n:,}",
-                    *(fmt(v) for v in values),
+                    f"{results[key][judged[0]].n:,}",
+                    *(fmt(values[c]) for c in columns),
                     target.describe(),
-                    target.verdict(values[-1]),
+                    *(target.verdict(values[c]) for c in judged),
                 ]
             )
-    return markdown_table(
-        ["set · measures", "n", *columns, "target", f"{judged}: PASS/MISS"], lines
-    )
+    verdicts = [f"{c}: PASS/MISS" for c in judged]
+    return markdown_table(["set · measures", "n", *columns, "target", *verdicts], lines)
 
 
 def anchors_table(
@@ -465,7 +464,9 @@ def report(
         "# Accuracy",
         header,
         "## Targets (issue 9, Classifier v2)",
-        f"Judged on the `{columns[-1]}` column. Flagged = at or over the policy threshold.",
+        "Judged on each cascade column: `cascade` is what `convguard serve` runs by default "
+        "(linear, encoder), `cascade+mpnet` the opt-in third stage. Flagged = at or over the "
+        "policy threshold.",
         targets_table(results, columns),
         "## Published anchors",
         "The anchors were measured on the full ToxicChat test split (5,083 rows); ours is its "

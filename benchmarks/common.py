@@ -227,7 +227,7 @@ def weights_fingerprint() -> str:
     """Which weight files were measured: name, size and a short SHA-256 of each."""
     parts = []
     for path in sorted(WEIGHTS.glob("*")) if WEIGHTS.is_dir() else []:
-        if path.is_file() and path.name.startswith(("linear", "encoder")):
+        if path.is_file() and path.name.startswith(("linear", "encoder", "mpnet", "cascade")):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             parts.append(f"`{path.name}` ({path.stat().st_size / 1e6:.1f} MB, sha256 {digest})")
     return ", ".join(parts) or "none"

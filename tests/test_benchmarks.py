@@ -125,6 +125,14 @@ def test_speed_tables_and_latency_on_a_trivial_call(bench):  # type: ignore[no-u
     assert "| cascade p50 | here | 0.50 ms | p50 ≤ 10.00 ms | PASS |" in table
     assert "| peak RSS | here | 900 MB | peak RSS ≤ 600 MB | **MISS** |" in table
     assert "not measured" in table
+    both = speed.targets_table(
+        {"cascade p99": (20.0, "two"), "cascade p99 · linear+encoder+mpnet": (75.0, "three")}
+    )
+    assert "| cascade p99 | two | 20.00 ms | p99 ≤ 50.00 ms | PASS |" in both
+    assert (
+        "| cascade p99 · linear+encoder+mpnet | three | 75.00 ms | p99 ≤ 50.00 ms | **MISS** |"
+        in both
+    )
     process = {"import_s": 0.3, "load_s": 0.2, "rss_load_mb": 120.0, "peak_mb": 130.0, "wall_s": 1}
     assert "0.50 s" in speed.process_table({"linear": process})
 

@@ -181,3 +181,24 @@ def test_a_text_scores_the_same_alone_and_in_any_batch(stage: mpnet.MpnetStage) 
     assert together[0] == together[2]
     embeddings = stage.embed(["a", "", "\ud800 lone surrogate \x00"])
     assert np.allclose(np.linalg.norm(embeddings[[0, 2]], axis=1), 1.0, atol=1e-4)
+
+
+def test_the_default_cascade_leaves_the_stage_out() -> None:
+    from convguard.assess.cascade import build_cascade
+    from convguard.policy import default_policy
+
+    assert build_cascade(default_policy()).refiner is None
+
+
+@real
+def test_the_opt_in_cascade_reads_close_calls_with_the_stage() -> None:
+    from convguard.assess.cascade import build_cascade
+    from convguard.assess.factory import build_assessor
+    from convguard.policy import default_policy
+
+    cascade = build_assessor("linear,encoder,mpnet", default_policy())
+    assert isinstance(cascade, type(build_cascade(default_policy())))
+    assert cascade.refiner is not None and cascade.refiner.name == "mpnet"
+    assessment = cascade.assess("How do I bake sourdough bread at home?")
+    assert assessment.source == "linear+encoder+mpnet"
+    assert assessment.categories == ()

@@ -60,10 +60,10 @@ class Settings(BaseModel):
     classifier: str = Field(
         default="cascade",
         description=(
-            "Which assessor the service uses: `cascade` (linear, then the encoder when unsure, "
-            "then mpnet when the two are close), `linear`, `scripted` (flags nothing; demos and "
-            "tests), or a comma-separated list of stages (`linear`, `encoder`, `mpnet` last, "
-            "`judge`, or a plugin's name)."
+            "Which assessor the service uses: `cascade` (linear, then the encoder when unsure), "
+            "`linear`, `scripted` (flags nothing; demos and tests), or a comma-separated list of "
+            "stages (`linear`, `encoder`, `judge`, or a plugin's name; `linear,encoder,mpnet` adds "
+            "the mpnet stage for close calls)."
         ),
     )
 

@@ -11,7 +11,10 @@ scores replace the first's, except that whether the text is harmful at all is de
 the encoder's harmful logit plus ``weight`` times the linear stage's (the two read different
 things - meaning and wording - and together they catch more at the same false-alarm rate), mapped
 so that 0.5 and 0.8 are the stacked score's flag and strike points; the encoder's category
-heads still say which category. The band, the rule and the stacking parameters that
+heads still say which category. Optionally (``linear,encoder,mpnet``) a *refining* stage reads
+again the texts whose stacked decision is close to the flag point and moves it
+(:class:`Refinement`, :mod:`convguard.assess.mpnet`). The band, the rule and the stacking
+parameters that
 :func:`build_cascade` uses are chosen on validation data by ``training/cascade.py`` and shipped in
 ``weights/cascade.json`` (:class:`CascadeTuning`).
 
@@ -59,7 +62,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "convguard.classifiers"
-DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder", "mpnet")
+DEFAULT_STAGES: tuple[str, ...] = ("linear", "encoder")
 #: The ``jailbreak`` score a strong obfuscation gets by itself.
 OBFUSCATION_SCORE = 0.75
 USER_ONLY_FLAGS = ("jailbreak", "user_requests_end", "imminent_risk", "abuse_toward_assistant")
@@ -320,7 +323,7 @@ def build_cascade(
     *,
     options: Mapping[str, Any] | None = None,
 ) -> Cascade:
-    """The cascade of ``stages`` (by default linear, encoder and mpnet) with the shipped tuning.
+    """The cascade of ``stages`` (by default linear and encoder) with the shipped tuning.
 
     A refining stage (``mpnet``) comes last, after exactly two stages that are stacked, and
     needs its calibration in ``cascade.json``."""
