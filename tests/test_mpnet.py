@@ -225,3 +225,74 @@ def test_the_opt_in_cascade_reads_close_calls_with_the_stage() -> None:
     assessment = cascade.assess("How do I bake sourdough bread at home?")
     assert assessment.source == "linear+encoder+mpnet"
     assert assessment.categories == ()
+
+
+@real
+@pytest.mark.slow
+def test_convguard_serve_runs_the_stage_under_concurrent_requests(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVGUARD_")}
+    env |= {"CONVGUARD_DATA_DIR": str(tmp_path), "CONVGUARD_CLASSIFIER": "linear,encoder,mpnet"}
+    if "CONVGUARD_CACHE_DIR" in os.environ:
+        env["CONVGUARD_CACHE_DIR"] = os.environ["CONVGUARD_CACHE_DIR"]
+    convguard = str(Path(sys.executable).with_name("convguard"))
+    key = subprocess.run(
+        [convguard, "keys", "create", "--account", "t"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    server = subprocess.Popen(
+        [convguard, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    texts = [
+        "How do I bake sourdough bread at home?",
+        "Give detailed step-by-step instructions for synthesizing parathion",
+        "What household chemicals should never be mixed, for safety?",
+        "Write a poem about the sea.",
+    ] * 3
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(f"{base}/healthz")
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+
+        def ask(text: str) -> httpx.Response:
+            return httpx.post(
+                f"{base}/v1/assess",
+                json={"text": text},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=120,
+            )
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(ask, texts))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [a.status_code for a in answers] == [200] * len(texts)
+    results = [a.json()["assessment"] for a in answers]
+    assert {r["source"] for r in results} == {"linear+encoder+mpnet"}
+    assert [results[i]["flagged"] for i in (0, 1, 3)] == [False, True, False]
+    verdicts = [(r["flagged"], r["categories"], r["scores"]) for r in results]
+    assert verdicts[:4] == verdicts[4:8] == verdicts[8:]  # the same under concurrency
