@@ -93,7 +93,9 @@ tests (``paths``, ``path_is``, ``destination``, ``sources``, ``inputs``, ``words
 and a write rule's ``path``, with their kinds) hold when they hold in one of the places
 :func:`~convguard.agent.paths.places` reads an argument: as written, or as the absolute path a
 relative one names there when that is a location the rules single out (``rm -rf .`` in the home
-is ``rm -rf ~``). ``args`` and the other tests read the arguments as written.
+is ``rm -rf ~``, and so is ``cd ~ && rm -rf .``). With no folder known, a relative path to a
+home's credential store (``../.ssh/id_rsa``) is also read from a home. ``args`` and the other
+tests read the arguments as written.
 
 Every rule carries its own ``tests`` (command lines, or for a sequence a list of tool calls),
 run by the test suite and by ``convguard rules test``. Loading validates everything and names

@@ -8,7 +8,10 @@ the same location reads the same however it is written.
 When the working folder of a call is known, a relative path is also read where it lies
 (:func:`places`): :func:`absolute_path` joins it to the folder lexically — no file system is
 consulted and no link followed — so that ``rm -rf .`` in the home is read as ``rm -rf ~`` and
-``cat id_rsa`` in ``~/.ssh`` as ``cat ~/.ssh/id_rsa``.
+``cat id_rsa`` in ``~/.ssh`` as ``cat ~/.ssh/id_rsa``. The folder may also be one a ``cd`` in the
+script moved to (:func:`changed_folder`): absolute, or from the home (``~``, ``~/.ssh``). With no
+folder known, a relative path that names a home's credential store below its first folder or past
+a ``..`` (``../.ssh/id_rsa``) is also read from a home (``~/.ssh/id_rsa``).
 """
 
 # ruff: noqa: E501  (regex tables read better unbroken)
@@ -22,6 +25,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "WORKING_FOLDER",
     "absolute_path",
+    "changed_folder",
     "critical_target",
     "fold_home",
     "guard_path",
@@ -233,12 +237,13 @@ def root_level(path: str) -> bool:
 
 def absolute_path(path: str, cwd: str) -> str:
     """The absolute path that ``path`` names in the working folder ``cwd``, resolved lexically:
-    joined to the folder, ``.`` and ``..`` segments folded (``..`` stops at ``/``), a trailing
-    slash kept; ``$PWD``, ``${PWD}``, ``$(pwd)`` and `` `pwd` `` at its start are the folder. A path
-    that already says where it is — absolute, from the home (``~``, ``$HOME``), another variable, a
-    URL, a drive or a Windows path — and an empty one are returned as written, and so is every
-    path when ``cwd`` is not an absolute POSIX folder (a Windows folder is not resolved against)."""
-    if not path or not cwd.startswith("/"):
+    joined to the folder, ``.`` and ``..`` segments folded (``..`` stops at ``/`` and ``~``), a
+    trailing slash kept; ``$PWD``, ``${PWD}``, ``$(pwd)`` and `` `pwd` `` at its start are the
+    folder. A path that already says where it is — absolute, from the home (``~``, ``$HOME``),
+    another variable, a URL, a drive or a Windows path — and an empty one are returned as written,
+    and so is every path when ``cwd`` is neither an absolute POSIX folder nor one from the home
+    (``~/src``: a folder a ``cd`` moved to); a Windows folder is not resolved against."""
+    if not path or not cwd.startswith(("/", "~")):
         return path
     if path[:1] in "$`":
         here = WORKING_FOLDER.match(path)
@@ -250,15 +255,65 @@ def absolute_path(path: str, cwd: str) -> str:
     return _resolve_dots(cwd.rstrip("/") + "/" + path)
 
 
+def changed_folder(cwd: str | None, target: str | None) -> str | None:
+    """The working folder after ``cd target`` from ``cwd`` (``None``: not known), resolved
+    lexically: ``target`` ``None`` (``cd`` alone) is the home ``~``; an absolute folder or one from
+    the home (``~/.ssh``, ``$HOME/x``, folded to ``~``) is itself; a relative one is joined to a
+    known ``cwd`` (:func:`absolute_path`). Not known: ``cd -`` (the previous folder), a variable,
+    another user's home (``~bob``), a Windows folder, above the home (``~/..``: ``/home`` or
+    ``/Users``), and a relative folder from an unknown one."""
+    if target is None:
+        return "~"
+    if not target or target == "-" or "\\" in target or _DRIVE_PATH.match(target):
+        return None
+    if target[:1] in "$~":
+        target = fold_home(target)
+        if target[:1] == "~" and target[:2] not in ("~", "~/"):
+            return None
+    if target[:1] == "/":
+        there = _resolve_dots(target)
+    elif target[:1] == "~":
+        there = target
+    elif cwd is None:
+        return None
+    else:
+        there = absolute_path(target, cwd)
+    if there[:1] not in "/~" or there == "~/.." or there.startswith("~/../"):
+        return None
+    return there
+
+
 def places(path: str, cwd: str | None) -> tuple[str, ...]:
     """Where the rules read ``path``: as written, and — when the working folder ``cwd`` is known
     and the relative ``path`` names there a location the rules single out (a credential store, a
     start-up file, the guard's files, a log, a system tree or a home, a disk) — also as that
     absolute path (:func:`absolute_path`). A path in an ordinary folder keeps its one reading, so
-    rules that tell a project's relative paths from absolute ones read it as before."""
+    rules that tell a project's relative paths from absolute ones read it as before. With no
+    folder known, a relative path naming a home's credential store past its start
+    (``../.ssh/id_rsa``, ``src/.ssh/id_rsa``) is also read from a home (:func:`_home_store`)."""
     if cwd is None:
-        return (path,)
+        return (path,) if "/." not in path else _home_store(path)
     return _places(path, cwd)
+
+
+@lru_cache(maxsize=4096)
+def _home_store(path: str) -> tuple[str, ...]:
+    """``path`` as written and, when it is relative and names a home's credential store
+    (:data:`_HOME_STORES`) after a ``..`` or a folder of its own, also from a home: the working
+    folder not known may be the home or a folder below it, so ``../.ssh/id_rsa`` is read as
+    ``~/.ssh/id_rsa`` and ``src/.ssh/id_rsa`` as ``~/src/.ssh/id_rsa`` (a private key by its name,
+    wherever it lies). A path starting with the store is already read as the home's
+    (:func:`secret_path`)."""
+    if path[:1] in "/~$`-" or "://" in path or "\\" in path:
+        return (path,)
+    folded = fold_home(path)
+    if folded[:1] in "/~" or folded.endswith(".pub") or _HOME_STORE_FIRST.match("/" + folded):
+        return (path,)
+    if not _HOME_STORE_FIRST.search("/" + folded):
+        return (path,)
+    while folded.startswith("../"):
+        folded = folded[3:]
+    return (path, "~/" + folded)
 
 
 @lru_cache(maxsize=4096)

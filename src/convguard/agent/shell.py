@@ -13,7 +13,16 @@ container that reaches nothing of the host is not read, nor taken for the engine
 jobs a call schedules from known text (a crontab it installs, a cron table it writes,
 ``at``/``batch`` fed a script, ``systemd-run``'s command),
 ``$( … )`` and backticks, here-documents fed to a shell, and payloads decoded by a pipeline
-(``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static.
+(``echo … | base64 -d | sh``, ``xxd -r -p``, ``rev``, ``tr`` rot13) when their output is static,
+and a forced ``git clean`` of a home or a system tree (read as ``rm -rf`` of it).
+
+The working folder (:attr:`Command.cwd`) moves with the script: a ``cd DIR`` or ``pushd DIR``
+run by this shell itself — a pipeline of its own, not in the background — sets it for the
+commands after it, whether joined by ``&&``, ``||``, ``;`` or a newline, lexically
+(:func:`~convguard.agent.paths.changed_folder`: ``cd`` alone is ``~``; ``cd -``, ``popd``, a
+variable, or a relative folder from an unknown one leave it not known); a subshell's ``cd`` ends
+at its ``)``, and one in a nested text (``$( … )``, ``bash -c``, a function's body) stays there.
+``git -C DIR …`` runs in DIR. ``cd X || cmd`` is read as if the ``cd`` had worked.
 Each text is read with its shell's escape character (:data:`Dialect`): cmd's caret (``c^m^d /c
 who^ami``, also in what ``cmd /c``/``%COMSPEC% /c`` runs), PowerShell's backtick (``i`e`x``);
 ``exec -a NAME`` is unwrapped to the program it runs, the name kept in
@@ -41,7 +50,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from convguard.agent.paths import WORKING_FOLDER, absolute_path
+from convguard.agent.paths import WORKING_FOLDER, absolute_path, changed_folder, critical_target
 
 __all__ = [
     "MAX_COMMANDS",
@@ -188,9 +197,9 @@ class Command:
     #: The name a wrapper starts the program under, in place of its path (``exec -a NAME``):
     #: what ``ps`` shows for it; ``""`` when none is given.
     process_name: str = ""
-    #: The working folder it runs in, when the caller knows it (:func:`parse_script`'s ``cwd``):
-    #: ``None`` when not known, and for what runs elsewhere (over ``ssh``, in a pod, as a
-    #: scheduled job).
+    #: The working folder it runs in, when the caller knows it (:func:`parse_script`'s ``cwd``)
+    #: or a ``cd`` before it says (absolute, or from the home: ``~/.ssh``): ``None`` when not
+    #: known, and for what runs elsewhere (over ``ssh``, in a pod, as a scheduled job).
     cwd: str | None = None
 
     @cached_property
@@ -550,32 +559,59 @@ class _Parser:
         words: list[_Word] = []
         redirects: list[_Redirect] = []
         tokens.append(_Op(";"))
-        for index, token in enumerate(tokens):
-            if isinstance(token, _Op):
-                if (
-                    token.op == "("
-                    and len(words) == 1
-                    and tokens[index + 1 : index + 2] == [_Op(")")]
-                ):
-                    words = []  # "name()": a function's definition, not a call
-                    continue
-                if token.op == ")" and tokens[index + 1 : index + 2] == [_Op("|")]:
-                    continue  # ( a; b ) | c: the group's output feeds c
-                if token.op == "|":
+        # A cd moves the folder of what follows in this text only: a subshell's ends with its
+        # ")" (the folders of the groups open now), and what a nested text (a command
+        # substitution, "bash -c", a function's body) moves stays there.
+        entered, groups, closed = self.cwd, list[str | None](), 0
+        try:
+            for index, token in enumerate(tokens):
+                if isinstance(token, _Op):
+                    if (
+                        token.op == "("
+                        and len(words) == 1
+                        and tokens[index + 1 : index + 2] == [_Op(")")]
+                    ):
+                        words = []  # "name()": a function's definition, not a call
+                        continue
+                    if token.op == ")" and groups:
+                        closed += 1
+                    if token.op == ")" and tokens[index + 1 : index + 2] == [_Op("|")]:
+                        continue  # ( a; b ) | c: the group's output feeds c
+                    if token.op == "|":
+                        pipeline.append((words, redirects))
+                        words, redirects = [], []
+                        continue
+                    if token.op in ("(", ")") and not words:
+                        if token.op == "(":
+                            groups.append(self.cwd)
+                        elif not pipeline:
+                            closed = self._close_groups(groups, closed)
+                        continue
                     pipeline.append((words, redirects))
                     words, redirects = [], []
-                    continue
-                if token.op in ("(", ")") and not words:
-                    continue
-                pipeline.append((words, redirects))
-                words, redirects = [], []
-                last = self._pipeline(pipeline, depth=depth, via=via, decoded=decoded)
-                pipeline = []
-            elif isinstance(token, _Redirect):
-                redirects.append(token)
-            else:
-                words.append(token)
+                    last = self._pipeline(
+                        pipeline,
+                        depth=depth,
+                        via=via,
+                        decoded=decoded,
+                        here=len(pipeline) == 1 and token.op != "&" and self.dialect == "posix",
+                    )
+                    pipeline = []
+                    closed = self._close_groups(groups, closed)
+                elif isinstance(token, _Redirect):
+                    redirects.append(token)
+                else:
+                    words.append(token)
+        finally:
+            self.cwd = entered
         return last
+
+    def _close_groups(self, groups: list[str | None], closed: int) -> int:
+        """Leave the ``closed`` innermost subshells of ``groups``: the folder each was opened in
+        is the folder again; returns none left to close."""
+        for _ in range(min(closed, len(groups))):
+            self.cwd = groups.pop()
+        return 0
 
     def _expand(self, word: _Word, depth: int, via: str = "") -> list[str]:
         """The fields ``word`` expands to; a ``$( … )`` in it is parsed (its commands reached
@@ -619,7 +655,11 @@ class _Parser:
         depth: int,
         via: str,
         decoded: bool,
+        here: bool = False,
     ) -> str | None:
+        """Read one pipeline's commands; return its static output. ``here``: a pipeline of one
+        command that this shell runs itself (not in the background), whose ``cd`` moves the
+        folder of the commands after it (:func:`~convguard.agent.paths.changed_folder`)."""
         built: list[Command] = []
         for words, redirects in stages:
             cmd = self._command(words, redirects, depth=depth, via=via, decoded=decoded)
@@ -648,6 +688,8 @@ class _Parser:
             text, step_decoded = _output(cmd, stdin)
             self._remember_writes(cmd, text, stdin, depth=depth)
             was_decoded = was_decoded or step_decoded
+        if here and len(built) == 1 and built[0].program in ("cd", "pushd", "popd"):
+            self.cwd = _folder_after(built[0], self.cwd)
         return text
 
     def _command(
@@ -819,6 +861,10 @@ class _Parser:
             return
         prog, args = cmd.program, cmd.args
         run = _container_run(args) if prog in _CONTAINER_ENGINES else None
+        git = _git_folders(args) if prog == "git" else None
+        if git is not None and git.folder is not None:
+            # "git -C DIR ..." runs in DIR: its paths are read there
+            cmd = dataclasses.replace(cmd, cwd=changed_folder(cmd.cwd, git.folder))
         shown = cmd
         if run is not None and run.command:
             # the engine's own words: its command is the container's, read below as the host's
@@ -839,8 +885,9 @@ class _Parser:
             # Without a test, -delete removes every path under the start points, deepest first, as
             # rm -rf does ("find . -delete" empties the working folder); -maxdepth stops it short
             # of the folders' contents, which a folder with files in it needs. A start point with a
-            # wildcard is left out: find never expands one, and a quoted '.*' is a file's name.
-            starts = [a for a in _find_starts(args) if not _GLOB.search(a)][:_XARGS_ITEMS]
+            # wildcard is the shell's ("find * -delete" is rm -rf *), but not a hidden file's
+            # wildcard: the parser keeps no quotes, and a quoted '.*' is a file's name to find.
+            starts = [a for a in _find_starts(args) if not _HIDDEN_GLOB.search(a)][:_XARGS_ITEMS]
             if starts:
                 nested.append((" ".join(_quote(t) for t in ("rm", "-rf", *starts)), "find -delete"))
         if prog in SHELLS or prog in ("su", "eval"):
@@ -869,6 +916,8 @@ class _Parser:
                 nested += [(line, f"{prog} system()") for line in _shelled_strings(program[0])]
         elif prog == "git":
             nested += [(line, "git -c") for line in _git_config_commands(args)]
+            if git is not None and (cleaned := git.cleaned(self.cwd)):
+                nested.append((" ".join(_quote(t) for t in ("rm", "-rf", *cleaned)), "git clean"))
         elif prog == "parallel" and ":::" in args:
             command = _skip_options(args[: args.index(":::")], frozenset({"-j", "-P", "-S"}))
             items = [a for a in args[args.index(":::") + 1 :] if a not in (":::", "::::")]
@@ -1003,8 +1052,8 @@ _SHELLED = re.compile(
     r"""(?:\b(?:system|exec|execSync|spawnSync|popen|shell_exec|passthru|proc_open|do\s+shell\s+script)"""
     r"""\s*\(?\s*|%x\{|`)(["'`]?)((?:(?!\1).){2,400})\1"""
 )
-# A shell wildcard in a word.
-_GLOB = re.compile(r"[*?\[]")
+# A wildcard for hidden files as a path's last part ('.*', ./.[a-z]*).
+_HIDDEN_GLOB = re.compile(r"(?:^|/)\.[^/]*[*?\[][^/]*/?$")
 # find's options that are not tests: with only these, find matches every path.
 _FIND_PLAIN = frozenset({
     "-maxdepth", "-mindepth", "-depth", "-xdev", "-mount", "-follow", "-L", "-H", "-P",
@@ -1076,8 +1125,14 @@ def _each_item(command: list[str], items: list[str]) -> list[str]:
 
 
 def _find_starts(args: tuple[str, ...]) -> list[str]:
+    """find's start points: the words before its expression, after the options that come first
+    (``-L``, ``-H``, ``-P``, ``-O3``, ``-D what``). None when it names none (GNU find then starts
+    at ``.``; not read so, as NL2Bash's benign ``find -delete`` would be asked)."""
+    i = 0
+    while i < len(args) and (args[i] in ("-L", "-H", "-P", "-D") or args[i].startswith("-O")):
+        i += 2 if args[i] == "-D" else 1
     starts = []
-    for a in args:
+    for a in args[i:]:
         if a.startswith("-") or a in ("(", "!", ")"):
             break
         starts.append(a)
@@ -1092,6 +1147,76 @@ def _find_tests(args: tuple[str, ...]) -> bool:
         if a.startswith("-") and a not in _FIND_PLAIN:
             return True
     return False
+
+
+@dataclass(frozen=True)
+class _GitFolders:
+    """Where a git command runs: the folder its ``-C`` options name (joined, as written; ``None``
+    without one), its work tree (``--work-tree``, from that folder), and its subcommand's words."""
+
+    folder: str | None
+    tree: str | None
+    rest: tuple[str, ...]
+
+    def cleaned(self, cwd: str | None) -> list[str]:
+        """What a forced ``git clean`` deletes, read as ``rm -rf`` of it, when that is a home or a
+        system tree (:func:`~convguard.agent.paths.critical_target`), where almost every file is
+        untracked: the work tree (``--work-tree``), the ``-C`` folder or the working folder ``cwd``
+        (the caller's, or one a ``cd`` moved to), or its pathspecs there. A clean of any other
+        folder is ordinary work, and not read so. Nothing for a dry run (``-n``), an interactive
+        one (``-i``) or one without ``-f``."""
+        if self.rest[:1] != ("clean",):
+            return []
+        forced, specs, i = False, list[str](), 1
+        while i < len(self.rest):
+            a = self.rest[i]
+            if a == "--":
+                specs += self.rest[i + 1 :]
+                break
+            if a in ("-e", "--exclude"):
+                i += 2
+                continue
+            short = a[:1] == "-" and a[1:2] != "-"
+            if a in ("--dry-run", "--interactive") or (short and ("n" in a or "i" in a)):
+                return []
+            forced = forced or a == "--force" or (short and "f" in a)
+            if a[:1] != "-":
+                specs.append(a)
+            i += 1
+        where = self.tree or self.folder or "."
+        paths = [posixpath.join(where, s) for s in specs] or [where]
+        return [
+            p
+            for p in paths[:_XARGS_ITEMS]
+            if forced
+            and (critical_target(p) or (cwd is not None and critical_target(absolute_path(p, cwd))))
+        ]
+
+
+# git's options before its subcommand that take a value as the next word.
+_GIT_VALUED = frozenset(
+    {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
+)
+
+
+def _git_folders(args: tuple[str, ...]) -> _GitFolders:
+    folder: str | None = None
+    tree: str | None = None
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        a = args[i]
+        name, eq, value = a.partition("=")
+        if not eq and a in _GIT_VALUED:
+            value = args[i + 1] if i + 1 < len(args) else ""
+            i += 1
+        if a == "-C":
+            folder = value if folder is None else posixpath.join(folder, value)
+        elif name == "--work-tree":
+            tree = value
+        i += 1
+    if tree is not None and folder is not None:
+        tree = posixpath.join(folder, tree)
+    return _GitFolders(folder, tree, args[i:])
 
 
 def _git_config_commands(args: tuple[str, ...]) -> list[str]:
@@ -1126,6 +1251,25 @@ def _xargs_runs(command: list[str], replace: str | None, stdin: str | None) -> l
 
 
 _XARGS_ITEMS = 16
+
+
+def _folder_after(cmd: Command, cwd: str | None) -> str | None:
+    """The working folder after ``cmd``, a ``cd``, ``pushd`` or ``popd`` run from ``cwd``
+    (:func:`~convguard.agent.paths.changed_folder`); ``None`` where the directory stack decides
+    (``popd``, ``pushd`` alone or ``pushd +N``), as it is not followed."""
+    args = list(cmd.args)
+    while args and _CD_OPTION.fullmatch(args[0]):
+        args.pop(0)
+    if args[:1] == ["--"]:
+        args.pop(0)
+    if cmd.program == "popd" or (cmd.program == "pushd" and (not args or args[0][:1] in "+-")):
+        return None
+    if cmd.program == "pushd" and "-n" in cmd.args:  # only adds the folder to the stack
+        return cwd
+    return changed_folder(cwd, args[0] if args else None)
+
+
+_CD_OPTION = re.compile(r"-[LPe@n]+")
 
 
 def _skip_options(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
