@@ -193,7 +193,9 @@ class MPNet:
         graph = CACHE / "mpnet-graph.onnx"
         CACHE.mkdir(parents=True, exist_ok=True)
         build_graph(graph)
-        arrays = named_arrays(load_file(str(weights)))
+        arrays = {
+            k: np.ascontiguousarray(v) for k, v in named_arrays(load_file(str(weights))).items()
+        }
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
