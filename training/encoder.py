@@ -44,6 +44,7 @@ from convguard.assess.encoder import (  # noqa: E402
     EncoderClassifier,
     base_model_dir,
 )
+from convguard.assess.mpnet import file_sha256  # noqa: E402
 from convguard.policy import CATEGORY_IDS, FLAG_IDS  # noqa: E402
 
 LABEL_IDS: tuple[str, ...] = CATEGORY_IDS + FLAG_IDS
@@ -87,14 +88,6 @@ def _log(msg: str) -> None:
 
 
 # --- embeddings, cached ----------------------------------------------------------------------
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _torch_embedder(
@@ -749,7 +742,7 @@ def train_encoder(
     """
     np.random.seed(seed)
     base_dir = base_model_dir()
-    base_sha = _file_sha256(base_dir / "model.safetensors")
+    base_sha = file_sha256(base_dir / "model.safetensors")
     # Embedding needs only the base model; the heads we load here are never used.
     labels = np.array(LABEL_IDS)
     dummy = CACHE_DIR / "zero-heads.npz"

@@ -36,7 +36,6 @@ sha256 (about 25 minutes of CPU for the training rows when cold).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -62,6 +61,7 @@ from convguard.assess.mpnet import (  # noqa: E402
     MAX_TOKENS,
     SHA256,
     MpnetStage,
+    file_sha256,
     model_dir,
     named_arrays,
 )
@@ -184,7 +184,7 @@ class MPNet:
         from tokenizers import Tokenizer
 
         weights = model_dir / "model.safetensors"
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        digest = file_sha256(weights)
         if digest != SHA256:
             raise SystemExit(f"{weights}: sha256 {digest}, expected {SHA256} (MODELS.md); stop")
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -366,11 +366,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
-    if args.model_dir is not None:
-        weights = args.model_dir / "model.safetensors"
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        if digest != SHA256:
-            raise SystemExit(f"{weights}: sha256 {digest}, expected {SHA256} (MODELS.md); stop")
     train_stage(args.data_dir, seed=args.seed, folder=args.model_dir)
     return 0
 

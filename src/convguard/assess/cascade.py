@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import entry_points
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from convguard.assess.normalise import Normalised, normalise
 from convguard.assess.passages import passages as passages_of
@@ -90,6 +90,7 @@ PASSAGE_CATEGORIES: tuple[str, ...] = tuple(
     c for c in CATEGORY_IDS if c not in ("hate", "harassment")
 )
 
+_T = TypeVar("_T")
 StageFactory = Callable[[Policy, Mapping[str, Any]], Classifier]
 Combine = Literal["replace", "mean", "max", "stack"]
 COMBINE_RULES: tuple[Combine, ...] = get_args(Combine)
@@ -363,15 +364,20 @@ def build_cascade(
     )
 
 
-def _run(stage: Classifier, texts: list[str]) -> list[dict[str, float]]:
+def _guarded(name: str, call: Callable[[], _T]) -> _T:
+    """``call()``, a stage's own failure (anything but a ConvguardError) as a ClassifierError."""
     try:
-        return stage.score(texts)
+        return call()
     except ConvguardError:
         raise
-    except Exception as exc:  # a stage's own failure becomes a ClassifierError
+    except Exception as exc:
         raise ClassifierError(
-            f"classifier stage {stage.name!r} failed: {type(exc).__name__}: {exc}"
+            f"classifier stage {name!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _run(stage: Classifier, texts: list[str]) -> list[dict[str, float]]:
+    return _guarded(stage.name, lambda: stage.score(texts))
 
 
 class Cascade:
@@ -524,14 +530,7 @@ class Cascade:
         read: dict[int, float] = {}
         if near:
             flat = [(view, i) for i in near for view in views[i].texts]
-            try:
-                logits = refiner.logits([view for view, _ in flat])
-            except ConvguardError:
-                raise
-            except Exception as exc:  # a stage's own failure becomes a ClassifierError
-                raise ClassifierError(
-                    f"classifier stage {refiner.name!r} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+            logits = _guarded(refiner.name, lambda: refiner.logits([view for view, _ in flat]))
             for (_, i), value in zip(flat, logits, strict=True):
                 read[i] = max(read.get(i, -math.inf), value)
         for i in stacked:

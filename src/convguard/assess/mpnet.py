@@ -63,6 +63,7 @@ __all__ = [
     "SHA256",
     "MpnetStage",
     "cache_dir",
+    "file_sha256",
     "model_dir",
     "named_arrays",
     "quantized",
@@ -156,7 +157,8 @@ class _Joined(io.RawIOBase):
         super().close()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (the weights are never held in memory whole)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -237,7 +239,7 @@ def model_dir(root: Path | None = None) -> Path:
             for partial in folder.glob(PARTIAL + "*"):
                 partial.unlink(missing_ok=True)
         weights = folder / "model.safetensors"
-        digest = _sha256(weights)
+        digest = file_sha256(weights)
         if digest != SHA256:
             weights.unlink()
             raise ClassifierError(
