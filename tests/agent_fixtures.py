@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from convguard.agent import ToolVerdict, assess_tool_call
 
 
 class Quiet:
@@ -15,3 +18,13 @@ class Quiet:
 
 
 QUIET = Quiet()
+
+
+#: A home and a project in it, for the tests of the working folder.
+HOME = "/home/alice"
+PROJECT = "/home/alice/project"
+
+
+def bash(command: str, cwd: str | None = None, **options: Any) -> ToolVerdict:
+    """A ``Bash`` call run in ``cwd`` (None: not known), judged without the text classifier."""
+    return assess_tool_call("Bash", {"command": command}, cwd=cwd, classifier=QUIET, **options)

@@ -6,24 +6,16 @@ path it names, so that each reading is checked against one the guard already mak
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from agent_fixtures import QUIET
-from convguard.agent import ToolVerdict, assess_tool_call
+from agent_fixtures import HOME, PROJECT, QUIET, bash
+from convguard.agent import assess_tool_call
 from convguard.agent.paths import changed_folder, places
 from convguard.agent.shell import parse_script
 
-HOME = "/home/alice"
-PROJECT = "/home/alice/project"
 _SYSTEM_TREE = "linux.recursive-delete-system-tree"
 _HERE = "linux.recursive-delete-everything-here"
 _READS = "linux.reads-credential-store"
-
-
-def _bash(command: str, cwd: str | None = None, **options: Any) -> ToolVerdict:
-    return assess_tool_call("Bash", {"command": command}, cwd=cwd, classifier=QUIET, **options)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +96,7 @@ def test_a_cd_sets_the_folder_of_the_commands_after_it(
 def test_a_command_after_cd_is_judged_where_it_runs(
     cwd: str | None, moved: str, direct: str
 ) -> None:
-    here, there = _bash(moved, cwd), _bash(direct)
+    here, there = bash(moved, cwd), bash(direct)
     assert there.verdict != "allow", there
     assert here.verdict == there.verdict, here
     deciding = {f.rule_id for f in there.findings if f.level == there.verdict}
@@ -130,7 +122,7 @@ def test_a_command_after_cd_is_judged_where_it_runs(
 def test_a_cd_elsewhere_keeps_ordinary_work_ordinary(
     cwd: str | None, command: str, verdict: str
 ) -> None:
-    assert _bash(command, cwd).verdict == verdict
+    assert bash(command, cwd).verdict == verdict
 
 
 @pytest.mark.parametrize(
@@ -152,7 +144,7 @@ def test_a_cd_elsewhere_keeps_ordinary_work_ordinary(
 def test_find_deletes_its_start_points_whatever_options_come_first(
     cwd: str | None, command: str, verdict: str, rule: str
 ) -> None:
-    found = _bash(command, cwd)
+    found = bash(command, cwd)
     assert (found.verdict, rule in found.rule_ids) == (verdict, True), found
 
 
@@ -167,8 +159,8 @@ def test_find_deletes_its_start_points_whatever_options_come_first(
     ],
 )
 def test_find_with_a_test_or_in_scratch_stays_allowed(command: str) -> None:
-    assert _bash(command).verdict == "allow"
-    assert _bash(command, PROJECT).verdict == "allow"
+    assert bash(command).verdict == "allow"
+    assert bash(command, PROJECT).verdict == "allow"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +178,7 @@ def test_find_with_a_test_or_in_scratch_stays_allowed(command: str) -> None:
 def test_a_relative_path_to_a_home_credential_store_is_a_secret(
     cwd: str | None, relative: str, absolute: str
 ) -> None:
-    here, there = _bash(relative, cwd), _bash(absolute)
+    here, there = bash(relative, cwd), bash(absolute)
     assert there.verdict == "ask", there
     assert (here.verdict, _READS in here.rule_ids) == ("ask", True), here
 
@@ -202,7 +194,7 @@ def test_a_relative_path_to_a_home_credential_store_is_a_secret(
     ],
 )
 def test_a_relative_path_climbing_elsewhere_is_not_a_secret(command: str) -> None:
-    assert _bash(command).verdict == "allow"
+    assert bash(command).verdict == "allow"
 
 
 @pytest.mark.parametrize(
@@ -229,7 +221,7 @@ def test_places_read_a_relative_home_store_from_a_home_when_no_folder_is_known(
 )
 def test_read_and_cat_agree_on_a_private_key_by_its_name(path: str, cwd: str | None) -> None:
     read = assess_tool_call("Read", {"file_path": path}, cwd=cwd, classifier=QUIET)
-    cat = _bash(f"cat {path}", cwd)
+    cat = bash(f"cat {path}", cwd)
     assert read.verdict == cat.verdict == "ask", (read, cat)
 
 
@@ -263,7 +255,7 @@ def test_read_and_cat_agree_on_a_private_key_by_its_name(path: str, cwd: str | N
 def test_git_in_another_folder_is_judged_as_run_there(
     cwd: str | None, command: str, verdict: str
 ) -> None:
-    assert _bash(command, cwd).verdict == verdict
+    assert bash(command, cwd).verdict == verdict
 
 
 def test_git_minus_c_runs_its_command_in_that_folder() -> None:

@@ -7,17 +7,10 @@ from typing import Any
 
 import pytest
 
-from agent_fixtures import QUIET
-from convguard.agent import Scope, ToolVerdict, assess_tool_call
+from agent_fixtures import HOME, PROJECT, QUIET, bash
+from convguard.agent import Scope, assess_tool_call
 from convguard.agent.paths import absolute_path, places
 from convguard.errors import InvalidInput
-
-HOME = "/home/alice"
-PROJECT = "/home/alice/project"
-
-
-def _bash(command: str, cwd: str | None = None, **options: Any) -> ToolVerdict:
-    return assess_tool_call("Bash", {"command": command}, cwd=cwd, classifier=QUIET, **options)
 
 
 @pytest.mark.parametrize(
@@ -107,13 +100,13 @@ _SYSTEM_TREE = "linux.recursive-delete-system-tree"
 def test_deleting_the_home_or_a_system_tree_by_a_relative_path_is_denied(
     cwd: str, command: str
 ) -> None:
-    verdict = _bash(command, cwd)
+    verdict = bash(command, cwd)
     assert verdict.verdict == "deny", verdict
     assert _SYSTEM_TREE in verdict.rule_ids
 
 
 def test_the_users_request_does_not_lower_deleting_the_home() -> None:
-    verdict = _bash("rm -rf .", HOME, context=["please delete everything here"])
+    verdict = bash("rm -rf .", HOME, context=["please delete everything here"])
     assert verdict.verdict == "deny", verdict
 
 
@@ -137,7 +130,7 @@ def test_the_users_request_does_not_lower_deleting_the_home() -> None:
 def test_a_relative_path_is_judged_as_the_absolute_path_it_names(
     cwd: str, relative: str, absolute: str
 ) -> None:
-    here, there = _bash(relative, cwd), _bash(absolute)
+    here, there = bash(relative, cwd), bash(absolute)
     assert there.verdict != "allow", there
     assert here.verdict == there.verdict, here
     # the rules that decide the absolute form decide the relative one (rules that read the
@@ -195,7 +188,7 @@ _EVERYDAY = [
 @pytest.mark.parametrize("cwd", [PROJECT, "/srv/app", "/tmp/work", "/Users/alice/code/site"])
 @pytest.mark.parametrize("command", _EVERYDAY)
 def test_everyday_commands_in_a_project_keep_their_verdict(cwd: str, command: str) -> None:
-    here, unknown = _bash(command, cwd), _bash(command)
+    here, unknown = bash(command, cwd), bash(command)
     assert (here.verdict, here.rule_ids) == (unknown.verdict, unknown.rule_ids)
     assert here.verdict == "allow", here
 
@@ -226,7 +219,7 @@ def test_file_tools_in_a_project_stay_allowed(tool: str, arguments: dict[str, An
     ],
 )
 def test_without_a_working_folder_verdicts_are_as_before(command: str, verdict: str) -> None:
-    unknown = _bash(command, None)
+    unknown = bash(command, None)
     before = assess_tool_call("Bash", {"command": command}, classifier=QUIET)
     assert unknown.verdict == before.verdict == verdict
     assert unknown.findings == before.findings
@@ -242,14 +235,14 @@ def test_without_a_working_folder_verdicts_are_as_before(command: str, verdict: 
     ],
 )
 def test_commands_run_elsewhere_are_not_read_from_this_working_folder(command: str) -> None:
-    here, unknown = _bash(command, HOME), _bash(command)
+    here, unknown = bash(command, HOME), bash(command)
     assert (here.verdict, here.rule_ids) == (unknown.verdict, unknown.rule_ids)
 
 
 @pytest.mark.parametrize("cwd", ["project", "./project", "", "~/project"])
 def test_a_working_folder_that_is_not_absolute_is_refused(cwd: str) -> None:
     with pytest.raises(InvalidInput, match=r"cwd.*absolute") as raised:
-        _bash("ls", cwd)
+        bash("ls", cwd)
     assert repr(cwd) in str(raised.value)
 
 
@@ -261,15 +254,15 @@ def test_a_working_folder_that_is_not_a_string_is_refused() -> None:
 @pytest.mark.parametrize("cwd", ["C:\\Users\\alice\\project", "D:/work", "\\\\server\\share\\x"])
 def test_a_windows_working_folder_is_accepted_and_not_resolved_against(cwd: str) -> None:
     for command in ("rm -rf .", "rm -rf build", "cat id_rsa"):
-        here, unknown = _bash(command, cwd), _bash(command)
+        here, unknown = bash(command, cwd), bash(command)
         assert (here.verdict, here.rule_ids) == (unknown.verdict, unknown.rule_ids)
 
 
 def test_a_scope_covers_a_relative_path_by_where_it_lies() -> None:
     scope = Scope.of(paths=["/home/alice/.ssh"])
-    here = _bash("rm -rf id_rsa", "/home/alice/.ssh", scope=scope)
-    there = _bash("rm -rf ~/.ssh/id_rsa", scope=scope)
-    unscoped = _bash("rm -rf id_rsa", "/home/alice/.ssh")
+    here = bash("rm -rf id_rsa", "/home/alice/.ssh", scope=scope)
+    there = bash("rm -rf ~/.ssh/id_rsa", scope=scope)
+    unscoped = bash("rm -rf id_rsa", "/home/alice/.ssh")
     assert unscoped.verdict == "ask", unscoped
     assert (here.verdict, here.rule_ids) == (there.verdict, there.rule_ids) == ("allow", ())
 

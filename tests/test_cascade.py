@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 
+from cascade_fixtures import Table
 from convguard.assess.cascade import (
     WINDOW_CHARS,
     Cascade,
@@ -14,26 +15,6 @@ from convguard.assess.cascade import (
 from convguard.assess.stream import OutputStream
 from convguard.errors import ClassifierError, InvalidInput
 from convguard.policy import Policy, parse_policy
-
-
-class Table:
-    """A fake classifier stage: fixed scores for given texts (substring match), else nothing."""
-
-    def __init__(self, name: str, table: Mapping[str, Mapping[str, float]]) -> None:
-        self.name = name
-        self.table = table
-        self.seen: list[str] = []
-
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        self.seen.extend(texts)
-        out = []
-        for text in texts:
-            scores: dict[str, float] = {}
-            for key, value in self.table.items():
-                if key in text:
-                    scores.update(value)
-            out.append(scores)
-        return out
 
 
 class Broken:

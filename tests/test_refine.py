@@ -12,27 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from cascade_fixtures import Table
 from convguard.assess.cascade import Cascade, CascadeTuning, Refinement, build_cascade
 from convguard.errors import ClassifierError, InvalidInput
 from convguard.policy import Policy, parse_policy
-
-
-class Table:
-    """A fake classifier stage: fixed scores for texts containing a key, else nothing."""
-
-    def __init__(self, name: str, table: Mapping[str, Mapping[str, float]]) -> None:
-        self.name = name
-        self.table = table
-
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        out = []
-        for text in texts:
-            scores: dict[str, float] = {}
-            for key, value in self.table.items():
-                if key in text:
-                    scores.update(value)
-            out.append(scores)
-        return out
 
 
 class Reader:
