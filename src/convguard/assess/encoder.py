@@ -282,15 +282,25 @@ class _Layer:
 _LAYER_KEYS = tuple(_Layer.__dataclass_fields__)
 
 
+def int8_weight(name: str, value: F32) -> dict[str, Any]:
+    """One dense weight (inputs × outputs) as symmetric int8 with one scale per output column:
+    the ``<name>_q``, ``_s`` and ``_zp`` inputs of ``DynamicQuantizeMatMul`` (shared by the
+    MiniLM and mpnet int8 graphs)."""
+    value = np.ascontiguousarray(value)
+    scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(127)
+    return {
+        name + "_q": np.clip(np.rint(value / scale), -127, 127).astype(np.int8),
+        name + "_s": _f32(scale),
+        name + "_zp": np.zeros(value.shape[1], dtype=np.int8),
+    }
+
+
 def _quantized(arrays: dict[str, F32]) -> dict[str, Any]:
-    """Dense weights of the blocks as symmetric int8 with one scale per output column."""
+    """Dense weights of the blocks as :func:`int8_weight`, everything else as it is."""
     out: dict[str, Any] = {}
     for name, value in arrays.items():
         if name.startswith("l") and name.endswith("_w"):
-            scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(127)
-            out[name + "_q"] = np.clip(np.rint(value / scale), -127, 127).astype(np.int8)
-            out[name + "_s"] = _f32(scale)
-            out[name + "_zp"] = np.zeros(value.shape[1], dtype=np.int8)
+            out.update(int8_weight(name, value))
         else:
             out[name] = value
     return out

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from convguard.assess.encoder import with_tail_views
+from convguard.assess.encoder import int8_weight, with_tail_views
 from convguard.assess.normalise import well_formed
 from convguard.errors import ClassifierError
 
@@ -305,11 +305,7 @@ def _quantize(name: str, value: Any) -> Iterator[tuple[str, Any]]:
     refuses memory it would have to copy or that the safetensors reader owns)."""
     dense = name.startswith("l") and name.endswith("_w")
     if dense and name.rsplit(".", 1)[1][:-2] not in FLOAT_DENSE:
-        value = np.ascontiguousarray(value)
-        scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(127)
-        yield name + "_q", np.clip(np.rint(value / scale), -127, 127).astype(np.int8)
-        yield name + "_s", np.asarray(scale, dtype=np.float32)
-        yield name + "_zp", np.zeros(value.shape[1], dtype=np.int8)
+        yield from int8_weight(name, value).items()
     else:
         yield name, np.array(value, order="C", copy=True)
 
