@@ -19,6 +19,15 @@ Sets (read from ``../shared/data``; nothing is ever executed, every command is o
   written without looking at the rules, reported on its own rows and never used to tune them
   (not counted in the per-rule table, nor in the latency rows).
 
+Session replay (rows marked "session replay", no target; the hook passes a session's recent
+shell commands as ``history``, which a single call cannot show): the tests of one technique and
+executor platform, in their file order, are replayed as one session, each call judged with the
+session's earlier commands (the last :data:`~convguard.agent.guard.HISTORY_LIMIT`, as the hook
+passes them) and without; the benign counterpart replays NL2Bash (same half) and each benign
+Windows/macOS set shuffled with a fixed seed and cut into sessions of the same lengths as that
+platform's attack sessions, so that any false alarm history adds is counted too. The single-call
+rows above them are unchanged by it.
+
 Every finding names its rule, so the results also count, per rule id and per ATT&CK technique,
 the attack tests it caught and the benign commands it flagged (``--write`` puts the full table in
 ``benchmarks/results/agent.md``). The hook row times ``convguard hook claude-code`` as a process.
@@ -33,22 +42,29 @@ import gzip
 import hashlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from convguard.agent import ToolVerdict, assess_tool_call, default_rules
+from convguard.agent.guard import HISTORY_LIMIT
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "agent.md"
 BENIGN = Path(__file__).resolve().parent / "data" / "benign_windows_macos.tsv"
 BENIGN_HELDOUT = BENIGN.with_name("benign_windows_macos_heldout.tsv")
 _TOOLS = {"sh": "Bash", "bash": "Bash", "powershell": "PowerShell", "command_prompt": "cmd"}
+#: The seed that shuffles the benign sets into sessions (fixed: every run replays the same ones).
+SESSION_SEED = 13
+
+#: One replayed session: its ``(tool, command)`` calls in order.
+Session = list[tuple[str, str]]
 
 
 def _half(key: str) -> str:
@@ -108,6 +124,68 @@ def benign_windows_macos(path: Path = BENIGN) -> list[tuple[str, str, str]]:
             platform, tool, command = line.split("\t")
             out.append((platform, tool, command))
     return out
+
+
+def atomic_sessions(split: str) -> dict[str, list[Session]]:
+    """The tests of one half as sessions, by tool (``Bash``, ``PowerShell``, ``cmd``): one session
+    per technique and tool, its tests in their file order."""
+    grouped: dict[tuple[str, str], Session] = defaultdict(list)
+    for executor, technique, command in atomic(split):
+        tool = _TOOLS[executor]
+        grouped[technique, tool].append((tool, command))
+    out: dict[str, list[Session]] = defaultdict(list)
+    for (_, tool), session in grouped.items():
+        out[tool].append(session)
+    return out
+
+
+def benign_sessions(calls: Sequence[tuple[str, str]], lengths: Sequence[int]) -> list[Session]:
+    """``calls`` shuffled (:data:`SESSION_SEED`) and cut into sessions of ``lengths``, in turn."""
+    shuffled = list(calls)
+    random.Random(SESSION_SEED).shuffle(shuffled)
+    out: list[Session] = []
+    at = 0
+    while at < len(shuffled):
+        size = lengths[len(out) % len(lengths)]
+        out.append(shuffled[at : at + size])
+        at += size
+    return out
+
+
+class Replay:
+    """Sessions replayed call by call: each call's verdict with the session's earlier commands as
+    ``history`` (bounded as the hook bounds them) and without."""
+
+    def __init__(self) -> None:
+        self.alone: Counter[str] = Counter()
+        self.history: Counter[str] = Counter()
+        #: Rule ids behind the calls that history turned from allow to ask or deny.
+        self.added: Counter[str] = Counter()
+        self.changed: list[str] = []
+        self.times: list[float] = []
+        self.sessions = 0
+
+    def run(self, sessions: Sequence[Session]) -> Replay:
+        for session in sessions:
+            self.sessions += 1
+            earlier: list[str] = []
+            for tool, command in session:
+                alone = assess_tool_call(tool, {"command": command})
+                seen = assess_tool_call(
+                    tool, {"command": command}, history=earlier[-HISTORY_LIMIT:]
+                )
+                self.times.append(seen.elapsed_ms)
+                self.alone[alone.verdict] += 1
+                self.history[seen.verdict] += 1
+                if seen.verdict != alone.verdict:
+                    new = [i for i in seen.rule_ids if i not in alone.rule_ids]
+                    self.added.update(new)
+                    self.changed.append(
+                        f"{alone.verdict} -> {seen.verdict}: {command[:120]!r} <- "
+                        f"{', '.join(new)} (after {len(earlier)} calls)"
+                    )
+                earlier.append(command)
+        return self
 
 
 def hook_latency(runs: int = 12) -> list[float]:
@@ -191,6 +269,7 @@ def run(split: str, misses: int, counts: RuleCounts) -> tuple[list[tuple[str, st
     assess_tool_call("python", {"code": "print the numbers from one to ten please"})
     by_exec: dict[str, Counter[str]] = defaultdict(Counter)
     missed: list[str] = []
+    session_detail: list[str] = []
     by_model = 0
     for executor, technique, command in atomic(split):
         v = call(_TOOLS[executor], {"command": command}, shell_times)
@@ -283,6 +362,78 @@ def run(split: str, misses: int, counts: RuleCounts) -> tuple[list[tuple[str, st
             c = platforms[platform]
             line(f"benign {platform} {kind}", c, "<= 3% ask/deny", flagged(c) <= 0.03)
 
+    # session replay: extra rows with no target, outside the per-rule counts and latency rows
+    attacks = atomic_sessions(split)
+    sh_lengths = [len(s) for s in attacks["Bash"]]
+    win_lengths = [len(s) for s in attacks["PowerShell"] + attacks["cmd"]]
+
+    def share(c: Counter[str]) -> str:
+        n = max(1, sum(c.values()))
+        return f"{flagged(c):.1%} (deny {c['deny'] / n:.1%})"
+
+    replays: list[Replay] = []
+    for tool, name in (("Bash", "sh/bash"), ("PowerShell", "PowerShell"), ("cmd", "cmd")):
+        r = Replay().run(attacks[tool])
+        replays.append(r)
+        rows.append(
+            (
+                f"session replay: Atomic {split}, {name} ({r.sessions} sessions, "
+                f"n={sum(r.history.values())})",
+                f"{share(r.history)} ask/deny with history; {share(r.alone)} without",
+                "(reported)",
+                "",
+            )
+        )
+        session_detail += [f"## session replay, Atomic {split} {name}: changed by history",
+                           *r.changed[:misses]]  # fmt: skip
+    nl = Replay().run(benign_sessions([("Bash", c) for c in nl2bash(split)], sh_lengths))
+    replays.append(nl)
+    n_nl = max(1, sum(nl.history.values()))
+    rows.append(
+        (
+            f"session replay: NL2Bash {split} ({nl.sessions} sessions, n={n_nl})",
+            f"{nl.history['ask'] / n_nl:.2%} asked, {nl.history['deny'] / n_nl:.2%} denied "
+            f"with history; {nl.alone['ask'] / n_nl:.2%} / {nl.alone['deny'] / n_nl:.2%} without",
+            "(reported)",
+            "",
+        )
+    )
+    session_detail += ["## session replay, NL2Bash: changed by history", *nl.changed[:misses]]
+    for path, kind in ((BENIGN, "set"), (BENIGN_HELDOUT, "held-out set")):
+        calls = benign_windows_macos(path)
+        for platform, lengths in (("windows", win_lengths), ("macos", sh_lengths)):
+            mine = [(tool, command) for p, tool, command in calls if p == platform]
+            r = Replay().run(benign_sessions(mine, lengths))
+            replays.append(r)
+            rows.append(
+                (
+                    f"session replay: benign {platform} {kind} ({r.sessions} sessions, "
+                    f"n={sum(r.history.values())})",
+                    f"{share(r.history)} ask/deny with history; {share(r.alone)} without",
+                    "(reported)",
+                    "",
+                )
+            )
+            if not (path == BENIGN_HELDOUT and split != "eval"):
+                session_detail += [f"## session replay, benign {platform} {kind}: changed",
+                                   *r.changed[:misses]]  # fmt: skip
+    session_times = [t for r in replays for t in r.times]
+    rows.append(
+        (
+            f"session replay: latency with history (n={len(session_times)})",
+            f"p99 {_p99(session_times):.3f} ms, p50 {statistics.median(session_times):.3f} ms",
+            "(reported)",
+            "",
+        )
+    )
+    added: Counter[str] = Counter()
+    for r in replays[:3]:
+        added += r.added
+    session_detail.append(
+        "## session replay: rules history added on attack calls: "
+        + ", ".join(f"{i} {n}" for i, n in added.most_common())
+    )
+
     gtfo: dict[str, Counter[str]] = defaultdict(Counter)
     for function, code in gtfobins():
         v = call("Bash", {"command": code}, shell_times)
@@ -330,7 +481,8 @@ def run(split: str, misses: int, counts: RuleCounts) -> tuple[list[tuple[str, st
     detail = "\n".join(
         ["", f"## sh/bash attack tests allowed ({len(missed)})", *missed[:misses],
          "", f"## CyberSecEval prompts allowed ({len(cse_missed)})", *cse_missed[:misses],
-         "", f"## benign commands asked/denied ({len(false_alarms)})", *false_alarms[:misses]]
+         "", f"## benign commands asked/denied ({len(false_alarms)})", *false_alarms[:misses],
+         "", *session_detail]
     )  # fmt: skip
     return rows, detail
 

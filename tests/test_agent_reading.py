@@ -1,5 +1,6 @@
-"""How the agent guard reads a shell command's places: a ``cd`` (or ``pushd``) moves the working
-folder of the commands after it, ``git -C DIR`` runs git in DIR, ``find``'s start points are
+"""How the agent guard reads a shell command's places: a ``cd`` (or ``pushd``; cmd's ``cd /d``
+and ``chdir``, PowerShell's ``Set-Location`` and ``Push-Location``) moves the working folder of the
+commands after it, ``git -C DIR`` runs git in DIR, ``find``'s start points are
 what it deletes whatever options come first, and a relative path that climbs to a home's
 credential store is read as that store. Verdicts are compared with the command written with the
 path it names, so that each reading is checked against one the guard already makes."""
@@ -11,7 +12,7 @@ import pytest
 from agent_fixtures import HOME, PROJECT, QUIET, bash
 from convguard.agent import assess_tool_call
 from convguard.agent.paths import changed_folder, places
-from convguard.agent.shell import parse_script
+from convguard.agent.shell import Dialect, parse_script
 
 _SYSTEM_TREE = "linux.recursive-delete-system-tree"
 _HERE = "linux.recursive-delete-everything-here"
@@ -111,6 +112,7 @@ def test_a_command_after_cd_is_judged_where_it_runs(
         (None, "cd /tmp/build && rm -rf dist", "allow"),
         # the folder named is an ordinary one: "." is not the home, and everything in it is asked
         (None, "cd /tmp/build && rm -rf .", "ask"),
+        ("/tmp/build", "rm -rf .", "ask"),  # the same folder given by the caller: the same verdict
         (None, 'cd "$X" && rm -rf .', "ask"),  # not known where: as before
         (HOME, "cd - && rm -rf .", "ask"),
         (HOME, "(cd /tmp/x && rm -rf build); ls", "allow"),
@@ -123,6 +125,77 @@ def test_a_cd_elsewhere_keeps_ordinary_work_ordinary(
     cwd: str | None, command: str, verdict: str
 ) -> None:
     assert bash(command, cwd).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("script", "dialect", "cwd", "folders"),
+    [
+        ("cd /d /etc && type passwd", "cmd", None, [None, "/etc"]),
+        ("chdir /etc & type passwd", "cmd", None, [None, "/etc"]),  # cmd's & runs one after another
+        ("cd /D D:\\build && del /s /q *", "cmd", PROJECT, [PROJECT, None]),  # not resolved
+        ("cd && dir", "cmd", PROJECT, [PROJECT, PROJECT]),  # cmd's cd alone prints the folder
+        ("cd.. && dir", "cmd", PROJECT, [PROJECT, HOME]),
+        ("cd ~ && dir", "cmd", PROJECT, [PROJECT, None]),  # cmd has no ~ home
+        ("pushd /etc && type passwd && popd && dir", "cmd", HOME, [HOME, "/etc", "/etc", None]),
+        ("Set-Location ~/.ssh; Get-Content id_rsa", "powershell", None, [None, "~/.ssh"]),
+        ("sl -Path /etc -PassThru; gc passwd", "powershell", None, [None, "/etc"]),
+        ("Set-Location -LiteralPath .. ; ls", "powershell", PROJECT, [PROJECT, HOME]),
+        ("cd src; cd ..; ls", "powershell", PROJECT, [PROJECT, PROJECT + "/src", PROJECT]),
+        ("Push-Location -StackName s /etc; gc passwd", "powershell", None, [None, "/etc"]),
+        ("Push-Location; ls", "powershell", HOME, [HOME, HOME]),
+        ("Pop-Location; ls", "powershell", HOME, [HOME, None]),
+        ("cd -; ls", "powershell", HOME, [HOME, None]),  # the location history is not followed
+        ("cd; ls", "powershell", HOME, [HOME, None]),  # home since PowerShell 6.2, not before
+        ("Set-Location C:\\Windows; ls", "powershell", HOME, [HOME, None]),
+        ("cd /etc & ls", "powershell", HOME, [HOME, HOME]),  # PowerShell's & runs it as a job
+    ],
+)
+def test_cmd_and_powershell_moves_set_the_folder_of_the_commands_after_it(
+    script: str, dialect: Dialect, cwd: str | None, folders: list[str | None]
+) -> None:
+    assert [c.cwd for c in parse_script(script, dialect=dialect, cwd=cwd).commands] == folders
+
+
+@pytest.mark.parametrize(
+    ("tool", "moved", "direct"),
+    [
+        ("PowerShell", "Set-Location ~/.ssh; Get-Content id_rsa", "Get-Content ~/.ssh/id_rsa"),
+        ("PowerShell", "sl /etc; Get-Content shadow", "Get-Content /etc/shadow"),
+        ("PowerShell", "Push-Location $HOME/.aws; gc credentials", "gc ~/.aws/credentials"),
+        ("cmd", "cd /d /etc && type shadow", "type /etc/shadow"),
+        ("cmd", "chdir /home/alice/.ssh & type id_rsa", "type /home/alice/.ssh/id_rsa"),
+    ],
+)
+def test_a_command_after_a_cmd_or_powershell_move_is_judged_where_it_runs(
+    tool: str, moved: str, direct: str
+) -> None:
+    here = assess_tool_call(tool, {"command": moved}, classifier=QUIET)
+    there = assess_tool_call(tool, {"command": direct}, classifier=QUIET)
+    assert there.verdict != "allow", there
+    assert here.verdict == there.verdict, here
+    # the script text's own indicators read the path as written, so only the command rules agree
+    commands = {f.rule_id for f in there.findings if not f.rule_id.startswith("text.")}
+    assert commands <= set(here.rule_ids), here
+
+
+@pytest.mark.parametrize("cwd", [None, HOME, PROJECT, "/var/log", "/etc", "/"])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "-name '*.log' -delete",
+        "-type f -delete",
+        "-delete",
+        "-mindepth 1 -delete",
+        "-exec rm -rf {} +",
+        "-name '*.tmp' -exec rm {} +",
+    ],
+)
+def test_find_with_no_start_point_searches_the_working_folder(
+    cwd: str | None, expression: str
+) -> None:
+    bare, here = bash(f"find {expression}", cwd), bash(f"find . {expression}", cwd)
+    # the rules may differ (find's own log rule reads the "." written), never the verdict
+    assert (bare.verdict, bare.categories) == (here.verdict, here.categories), bare
 
 
 @pytest.mark.parametrize(

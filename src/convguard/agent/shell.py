@@ -17,8 +17,9 @@ jobs a call schedules from known text (a crontab it installs, a cron table it wr
 and a forced ``git clean`` of a home or a system tree (read as ``rm -rf`` of it).
 
 The working folder (:attr:`Command.cwd`) moves with the script: a ``cd DIR`` or ``pushd DIR``
+(cmd's ``cd /d DIR`` and ``chdir``, PowerShell's ``Set-Location``, ``sl`` and ``Push-Location``)
 run by this shell itself — a pipeline of its own, not in the background — sets it for the
-commands after it, whether joined by ``&&``, ``||``, ``;`` or a newline, lexically
+commands after it, whether joined by ``&&``, ``||``, ``;``, cmd's ``&`` or a newline, lexically
 (:func:`~convguard.agent.paths.changed_folder`: ``cd`` alone is ``~``; ``cd -``, ``popd``, a
 variable, or a relative folder from an unknown one leave it not known); a subshell's ``cd`` ends
 at its ``)``, and one in a nested text (``$( … )``, ``bash -c``, a function's body) stays there.
@@ -594,7 +595,8 @@ class _Parser:
                         depth=depth,
                         via=via,
                         decoded=decoded,
-                        here=len(pipeline) == 1 and token.op != "&" and self.dialect == "posix",
+                        # cmd's "&" runs one command after another; elsewhere it backgrounds
+                        here=len(pipeline) == 1 and (token.op != "&" or self.dialect == "cmd"),
                     )
                     pipeline = []
                     closed = self._close_groups(groups, closed)
@@ -688,8 +690,8 @@ class _Parser:
             text, step_decoded = _output(cmd, stdin)
             self._remember_writes(cmd, text, stdin, depth=depth)
             was_decoded = was_decoded or step_decoded
-        if here and len(built) == 1 and built[0].program in ("cd", "pushd", "popd"):
-            self.cwd = _folder_after(built[0], self.cwd)
+        if here and len(built) == 1 and built[0].program in _MOVES[self.dialect]:
+            self.cwd = _folder_after(built[0], self.cwd, self.dialect)
         return text
 
     def _command(
@@ -1126,8 +1128,8 @@ def _each_item(command: list[str], items: list[str]) -> list[str]:
 
 def _find_starts(args: tuple[str, ...]) -> list[str]:
     """find's start points: the words before its expression, after the options that come first
-    (``-L``, ``-H``, ``-P``, ``-O3``, ``-D what``). None when it names none (GNU find then starts
-    at ``.``; not read so, as NL2Bash's benign ``find -delete`` would be asked)."""
+    (``-L``, ``-H``, ``-P``, ``-O3``, ``-D what``); ``.`` when it names none, as GNU and BSD find
+    then search the working folder (``find -delete`` is ``find . -delete``)."""
     i = 0
     while i < len(args) and (args[i] in ("-L", "-H", "-P", "-D") or args[i].startswith("-O")):
         i += 2 if args[i] == "-D" else 1
@@ -1136,7 +1138,7 @@ def _find_starts(args: tuple[str, ...]) -> list[str]:
         if a.startswith("-") or a in ("(", "!", ")"):
             break
         starts.append(a)
-    return starts
+    return starts or ["."]
 
 
 def _find_tests(args: tuple[str, ...]) -> bool:
@@ -1253,10 +1255,13 @@ def _xargs_runs(command: list[str], replace: str | None, stdin: str | None) -> l
 _XARGS_ITEMS = 16
 
 
-def _folder_after(cmd: Command, cwd: str | None) -> str | None:
-    """The working folder after ``cmd``, a ``cd``, ``pushd`` or ``popd`` run from ``cwd``
-    (:func:`~convguard.agent.paths.changed_folder`); ``None`` where the directory stack decides
-    (``popd``, ``pushd`` alone or ``pushd +N``), as it is not followed."""
+def _folder_after(cmd: Command, cwd: str | None, dialect: Dialect = "posix") -> str | None:
+    """The working folder after ``cmd``, a command of :data:`_MOVES` run from ``cwd`` by
+    ``dialect``'s shell (:func:`~convguard.agent.paths.changed_folder`); ``None`` where the
+    directory stack or the location history decides (``popd``, ``Pop-Location``, ``pushd`` alone
+    or ``pushd +N``, PowerShell's ``cd -``/``cd +``), as it is not followed."""
+    if dialect != "posix":
+        return _windows_folder_after(cmd, cwd, dialect)
     args = list(cmd.args)
     while args and _CD_OPTION.fullmatch(args[0]):
         args.pop(0)
@@ -1269,6 +1274,55 @@ def _folder_after(cmd: Command, cwd: str | None) -> str | None:
     return changed_folder(cwd, args[0] if args else None)
 
 
+def _windows_folder_after(cmd: Command, cwd: str | None, dialect: Dialect) -> str | None:
+    """:func:`_folder_after` for cmd (``cd``/``chdir``, with ``/d`` to change the drive too;
+    ``cd`` alone only prints the folder; ``cd..``) and PowerShell (``Set-Location``,
+    ``sl``, ``cd``, ``chdir``, ``Push-Location``, ``pushd``; the folder as ``-Path`` or
+    ``-LiteralPath``). A Windows folder (``D:\\x``, ``%USERPROFILE%``) is not resolved (see
+    :func:`~convguard.agent.paths.changed_folder`): what follows it runs where it is not known."""
+    program = cmd.program
+    if program in ("popd", "pop-location"):
+        return None
+    if program == "cd..":
+        return changed_folder(cwd, "..")
+    args, target, i = list(cmd.args), None, 0
+    while i < len(args):
+        a = args[i]
+        low = a.lower()
+        if dialect != "powershell" and low == "/d":
+            i += 1
+        elif low in _LOCATION_VALUED:  # -Path X, -LiteralPath X; -StackName N names no folder
+            if low != "-stackname" and target is None and i + 1 < len(args):
+                target = args[i + 1]
+            i += 2
+        elif dialect != "cmd" and low.startswith("-") and low not in ("-", "+"):
+            i += 1  # a switch: -PassThru
+        else:
+            target = a if target is None else target
+            i += 1
+    if target is None:
+        # cmd's "cd" and PowerShell's "Push-Location" alone stay; PowerShell's "cd" alone goes
+        # home since 6.2 and stays before it, so where it went is not known
+        stays = dialect == "cmd" or program in ("pushd", "push-location")
+        return cwd if stays else None
+    if dialect != "cmd" and target in ("-", "+"):  # PowerShell's location history
+        return None
+    if dialect == "cmd" and target[:1] in "~$":  # cmd has no "~" home, nor "$" variables
+        return None
+    return changed_folder(cwd, target)
+
+
+#: The commands that move the working folder, by the shell reading them (``windows``: cmd or
+#: PowerShell, not known which).
+_MOVES: dict[Dialect, frozenset[str]] = {
+    "posix": frozenset({"cd", "pushd", "popd"}),
+    "cmd": frozenset({"cd", "chdir", "pushd", "popd", "cd.."}),
+    "powershell": frozenset(
+        {"cd", "chdir", "sl", "set-location", "pushd", "push-location", "popd", "pop-location"}
+    ),
+}
+_MOVES["windows"] = _MOVES["cmd"] | _MOVES["powershell"]
+_LOCATION_VALUED = frozenset({"-path", "-literalpath", "-pspath", "-lp", "-stackname"})
 _CD_OPTION = re.compile(r"-[LPe@n]+")
 
 
