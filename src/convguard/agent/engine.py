@@ -733,11 +733,17 @@ class RuleSet:
                 out.append(rule._finding(f"{rule.title}: {render(c)}"))
         return out
 
+    def ends_sequence(self, now: Sequence[Command]) -> bool:
+        """Whether some command of ``now`` is the last step of a sequence rule: only then can
+        :meth:`sequence_findings` find anything, whatever ``earlier`` holds (so a caller need
+        not read the session's earlier commands otherwise)."""
+        return any(rule.sequence[-1].matches(cmd) for rule in self.sequences for cmd in now)
+
     def sequence_findings(
         self, earlier: Sequence[Command], now: Sequence[Command]
     ) -> list[Finding]:
         """Sequence rules whose steps run in order over ``earlier`` then ``now``, the last step
-        in ``now``."""
+        in ``now`` (none when :meth:`ends_sequence` is false for ``now``)."""
         out = []
         chain = [*earlier, *now]
         for rule in self.sequences:

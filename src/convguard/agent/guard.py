@@ -56,7 +56,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # the text classifier's module loads only when a call needs i
     from convguard.assess.types import Classifier
 
 __all__ = [
+    "HISTORY_CACHE",
     "HISTORY_LIMIT",
     "ToolVerdict",
     "Verdict",
@@ -101,6 +102,10 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 #: the longest one read.
 HISTORY_LIMIT = 20
 _HISTORY_CHARS = 4000
+#: How many earlier commands' parses are kept between calls: a session's history moves by one
+#: command a call, so a call that reads it parses only the commands no earlier call read (room for
+#: several sessions at once).
+HISTORY_CACHE = 16 * HISTORY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -555,12 +560,20 @@ def _resolve(
     return kept, notes
 
 
+@lru_cache(maxsize=HISTORY_CACHE)
+def _earlier_commands(script: str) -> tuple[Command, ...]:
+    """One earlier command's parse, kept for the next calls of its session. Its only input is the
+    text (read as POSIX shell, with no working folder), so the text is the whole key; a
+    :class:`Command` is frozen, so calls can share it."""
+    return tuple(parse_script(script).commands)
+
+
 def _earlier(history: Sequence[str]) -> list[Command]:
     """The session's earlier shell commands, parsed (the last :data:`HISTORY_LIMIT`, each cut to
     a bounded length): what sequence rules read before this call."""
     out: list[Command] = []
     for script in history[-HISTORY_LIMIT:]:
-        out.extend(parse_script(script[:_HISTORY_CHARS]).commands)
+        out.extend(_earlier_commands(script[:_HISTORY_CHARS]))
     return out
 
 
@@ -578,7 +591,10 @@ def _collect(
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
     handler(seen, tool, arguments)
     seen.findings.extend(rules.call_findings(seen.parsed))
-    seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
+    # the history is read only when a command of this call can end a sequence: otherwise no
+    # sequence rule fires, whatever came before
+    if rules.ends_sequence(seen.parsed):
+        seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
     return seen
 
 
@@ -663,7 +679,8 @@ def assess_tool_call(
     linear model used for free text (a scripted fake in tests); ``command_model`` replaces the
     shipped command-token model of POSIX shells, ``windows_command_model`` that of PowerShell and
     cmd. ``history`` is the session's earlier shell commands, oldest
-    first (only sequence rules read them). ``rules`` replaces the loaded rule set
+    first (only sequence rules read them, and only when a command of this call can end a
+    sequence). ``rules`` replaces the loaded rule set
     (:func:`~convguard.agent.engine.default_rules`); rules whose id the scope disables are
     dropped. ``cwd`` is the absolute path of the folder the call runs in, when known: a relative
     path of a shell command or a file tool is then also judged where it lies (see the module
