@@ -56,6 +56,42 @@ def app_for(
     )
 
 
+class Arrivals:
+    """The app, counting the HTTP requests that have arrived: a request counts once the app first
+    reads its body, by which time the gateway has stamped its arrival
+    (:mod:`convguard.server.arrival`). A test holds the fake upstream's replies until a burst
+    has all arrived (:meth:`wait_for`), instead of hoping that it arrives within a delay."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+        self._count = 0
+        self._changed = threading.Condition()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        counted = False
+
+        async def counting() -> Any:
+            nonlocal counted
+            if not counted:
+                counted = True
+                with self._changed:
+                    self._count += 1
+                    self._changed.notify_all()
+            return await receive()
+
+        await self.app(scope, counting, send)
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> None:
+        """Until ``count`` requests in all have arrived."""
+        with self._changed:
+            arrived = self._changed.wait_for(lambda: self._count >= count, timeout)
+        assert arrived, f"{self._count} requests arrived within {timeout} s; expected {count}"
+
+
 class Running:
     """A real gateway server on 127.0.0.1 (in a thread); its upstream client closes with it."""
 

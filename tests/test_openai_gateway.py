@@ -19,7 +19,7 @@ from convguard.policy import Policy
 from convguard.server.gateway import HashedIds
 from convguard.store import Store
 from convguard.testing import LEAK_TEXT, FakeUpstream
-from gateway_fixtures import Running, app_for
+from gateway_fixtures import Arrivals, Running, app_for
 
 
 @pytest.fixture
@@ -781,8 +781,8 @@ def test_a_bad_resend_header_is_a_named_error_and_stores_nothing(
 def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
     tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
 ) -> None:
-    with FakeUpstream(delay=0.4) as slow:
-        app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
+    with FakeUpstream() as model:
+        app = Arrivals(app_for(tmp_path, store, policy, upstream_url=model.url, timeout=30.0))
         with Running(app) as running:
             warm(running, api_keys["alice"])
             bodies = [
@@ -797,44 +797,107 @@ def test_concurrent_identical_turns_make_one_model_call_per_distinct_turn(
                 )
                 for b in bodies
             ]
+            model.hold()  # every request of the burst arrives while its turn waits for the model
             for thread in threads:
                 thread.start()
+            app.wait_for(1 + len(bodies))  # the warm-up, then the burst
+            model.release()
             for thread in threads:
                 thread.join(30)
     assert sorted(r.status_code for r in results) == [200] * len(bodies)
     assert all('"error"' not in r.text for r in results)
-    assert len(slow.requests) == 1 + 3  # the warm-up, then one call per distinct turn
+    assert len(model.requests) == 1 + 3  # the warm-up, then one call per distinct turn
     for text in ("one", "two", "three"):
         assert sum(f"Echo: {text}" in r.text for r in results) == 8
+
+
+def test_an_opening_that_arrived_while_the_same_one_waited_joins_it_though_read_after_its_reply(
+    tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
+) -> None:
+    """A loaded server may get to a request only after the identical opening it arrived beside
+    has been answered: it is still the same chat (its body, sent late here, stands in for the
+    wait for a thread or the CPU)."""
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}).encode()
+    send_body = threading.Event()
+
+    def late_body() -> Iterator[bytes]:
+        send_body.wait(30)
+        yield body
+
+    with FakeUpstream() as model:
+        app = Arrivals(app_for(tmp_path, store, policy, upstream_url=model.url, timeout=30.0))
+        with Running(app) as running:
+            warm(running, api_keys["alice"])
+            results: dict[str, httpx.Response] = {}
+
+            def send(name: str, content: bytes | Iterator[bytes]) -> threading.Thread:
+                thread = threading.Thread(
+                    target=lambda: results.update(
+                        {
+                            name: httpx.post(
+                                f"{running.url}/chat/completions",
+                                content=content,
+                                headers={
+                                    "Authorization": f"Bearer {api_keys['alice']}",
+                                    "Content-Type": "application/json",
+                                },
+                                timeout=30,
+                            )
+                        }
+                    )
+                )
+                thread.start()
+                return thread
+
+            model.hold()
+            first = send("first", body)
+            app.wait_for(2)  # the warm-up, then the first
+            second = send("second", late_body())
+            app.wait_for(3)  # the second has arrived; its body has not
+            model.release()
+            first.join(30)  # answered, and its reply recorded
+            send_body.set()
+            second.join(30)
+    assert results["first"].status_code == results["second"].status_code == 200
+    conversation = results["first"].headers["X-Convguard-Conversation"]
+    assert results["second"].headers["X-Convguard-Conversation"] == conversation
+    assert results["second"].json()["choices"][0]["message"]["content"] == "Echo: Hi"
+    assert len(model.requests) == 1 + 1  # the warm-up, then the one call for the opening
+    assert [m.role for m in store.messages(conversation)] == ["user", "assistant"]
 
 
 def test_an_opening_sent_while_the_same_one_waits_joins_it_unless_its_idempotency_key_is_new(
     tmp_path: Path, store: Store, policy: Policy, api_keys: dict[str, str]
 ) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
-    with FakeUpstream(delay=0.5) as slow:
-        app = app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=5.0)
+    with FakeUpstream() as slow:
+        app = Arrivals(app_for(tmp_path, store, policy, upstream_url=slow.url, timeout=30.0))
         with Running(app) as running:
             warm(running, api_keys["alice"])
             results: dict[str, httpx.Response] = {}
+            sent = 1  # the warm-up
 
             def send(name: str, **headers: str) -> threading.Thread:
+                nonlocal sent
                 thread = threading.Thread(
                     target=lambda: results.update(
                         {name: post_chat(running, api_keys["alice"], body, **headers)}
                     )
                 )
                 thread.start()
-                time.sleep(0.2)  # each sent while the first still waits for the model
+                sent += 1
+                app.wait_for(sent)  # each arrives after the one before, while the first waits
                 return thread
 
+            slow.hold()
             threads = [
                 send("first"),
                 send("again"),
                 send("keyed", **{"Idempotency-Key": "another-chat"}),
             ]
+            slow.release()
             for thread in threads:
-                thread.join(10)
+                thread.join(30)
     cid = {name: r.headers["X-Convguard-Conversation"] for name, r in results.items()}
     assert cid["again"] == cid["first"] != cid["keyed"]
     assert {r.json()["choices"][0]["message"]["content"] for r in results.values()} == {"Echo: Hi"}

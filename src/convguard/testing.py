@@ -93,6 +93,8 @@ class FakeUpstream:
         self.slow_seconds = slow_seconds
         self.drip_seconds = drip_seconds
         self.delay = delay
+        self._open = threading.Event()
+        self._open.set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,12 +134,23 @@ class FakeUpstream:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
+
+    def hold(self) -> None:
+        """Answer nothing until :meth:`release` (requests are still recorded as they come), so
+        that a test decides when the model's replies land instead of guessing with a delay."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Answer the held requests, and every later one as it comes."""
+        self._open.set()
 
     # -- behaviour ---------------------------------------------------------------------------
 
     def answer(self, handler: BaseHTTPRequestHandler, body: Mapping[str, Any]) -> None:
+        self._open.wait()
         if self.delay:
             time.sleep(self.delay)
         last = next(

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from convguard.errors import ConvguardError
+from convguard.server.arrival import arrived_at
 from convguard.server.chat import (
     Calls,
     Done,
@@ -187,6 +188,7 @@ def messages(
         scope_header=scope_header,
         user=body.metadata.user_id if body.metadata else None,
         locale=request_locale(locale_header, {"metadata": metadata}),
+        arrived=arrived_at(request, gateway.service.clock),
         resend=resend,
     )
     tools = [

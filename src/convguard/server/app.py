@@ -28,6 +28,7 @@ from convguard.errors import ConvguardError, RateLimited
 from convguard.logs import REQUEST_ID_SCOPE_KEY, RequestLog, configure, error_event
 from convguard.server.admin import router as admin_router
 from convguard.server.anthropic import router as anthropic_router
+from convguard.server.arrival import Arrival
 from convguard.server.docs import mount_docs
 from convguard.server.gateway import Gateway
 from convguard.server.limits import BodyLimit
@@ -130,6 +131,8 @@ def create_app(
     mount_web(app, gateway)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestLog)
+    # outermost: a request's arrival is read before anything it may wait for (its body, a thread)
+    app.add_middleware(Arrival, clock=lambda: gateway.service.clock())
     mount_docs(app)
     return app
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from convguard.assess.types import Assessment
@@ -107,14 +108,15 @@ def sync_conversation(
     scope_header: str | None,
     user: str | None,
     locale: str | None,
+    arrived: datetime,
     resend: Resend | None = None,
 ) -> tuple[TurnResult, HashedIds]:
     """The client's history mapped onto its conversation's tree, whichever protocol it spoke.
 
     The conversation is the one named by the header, else by the client's user, else the one
     the history's opening and first reply lead to (:mod:`convguard.server.openings`, where
-    ``resend`` tells a new chat from an opening sent again); a turn that is not a resend is
-    counted in the metrics.
+    ``resend`` and ``arrived``, when the request arrived, tell a new chat from an opening sent
+    again); a turn that is not a resend is counted in the metrics.
     """
     scope = scope_header or user
     if scope:
@@ -125,7 +127,9 @@ def sync_conversation(
             locale=locale,
         )
     else:
-        conversation = conversation_of(gateway, caller, history, resend or Resend(), locale=locale)
+        conversation = conversation_of(
+            gateway, caller, history, resend or Resend(), locale=locale, arrived=arrived
+        )
     ids = HashedIds(conversation.id)
     result = gateway.service.sync_history(
         caller.account, conversation.id, history, ids=ids, owned=conversation

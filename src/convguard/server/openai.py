@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from convguard.assess.cascade import Cascade
 from convguard.assess.types import Assessment
 from convguard.errors import ConvguardError, InvalidInput
+from convguard.server.arrival import arrived_at
 from convguard.server.chat import (
     Calls,
     Done,
@@ -236,6 +237,7 @@ def chat_completions(
         scope_header=scope_header,
         user=body.user,
         locale=request_locale(locale_header, body.model_extra),
+        arrived=arrived_at(request, gateway.service.clock),
         resend=resend,
     )
     model = body.model or (gateway.upstream.model if gateway.upstream else "convguard")

@@ -12,8 +12,11 @@ sends neither is placed by its history (:func:`conversation_of`):
   request, 0 for the first), a regeneration (``X-Convguard-Regenerate: true``), or while that
   opening still waits for its first reply (for as long as a request waits for another's reply,
   twice ``CONVGUARD_UPSTREAM_TIMEOUT`` plus 5 s): a burst of identical first requests is one
-  chat. An ``Idempotency-Key`` names the request itself: a key sent before with the same opening
-  goes to the conversation it came with; a key not seen before is a new conversation.
+  chat. "While" is when the request arrived (:mod:`convguard.server.arrival`), not when the
+  server got to it: one that arrived before the opening's first reply was recorded joins it even
+  where a loaded server reads it only afterwards. An ``Idempotency-Key`` names the request
+  itself: a key sent before with the same opening goes to the conversation it came with; a key
+  not seen before is a new conversation.
 - **A longer history** goes to the newest conversation whose opening was answered with that
   history's first reply. A history with a first reply this gateway never gave (one the client
   built) goes to the one conversation that every such history with that opening shares, where
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from convguard.errors import InvalidInput
 from convguard.server.gateway import Caller, Gateway, conversation_key
@@ -75,8 +79,10 @@ def conversation_of(
     resend: Resend,
     *,
     locale: str | None,
+    arrived: datetime,
 ) -> ConversationRecord:
-    """The conversation of a history whose client named none (the rule is the module's)."""
+    """The conversation of a history whose client named none (the rule is the module's);
+    ``arrived``: when the request arrived (:func:`~convguard.server.arrival.arrived_at`)."""
     store, opening = gateway.store, history[0].content
 
     def conversation(conversation_id: str) -> ConversationRecord:
@@ -95,7 +101,7 @@ def conversation_of(
         if found is not None:
             return conversation(found.conversation_id)
     latest = store.find_opening(caller.account_id, opening)
-    if latest is not None and key is None and (resend.retry or _waiting(gateway, latest)):
+    if latest is not None and key is None and (resend.retry or _waiting(gateway, latest, arrived)):
         return conversation(latest.conversation_id)
     after = latest.conversation_id if latest is not None else ""
     scope = f"first:{opening}\0{after}\0{key or ''}"  # NUL: no header or user can spell it
@@ -115,9 +121,10 @@ def remember_reply(gateway: Gateway, result: TurnResult, reply: MessageRecord) -
         )
 
 
-def _waiting(gateway: Gateway, opening: OpeningRecord) -> bool:
-    """Whether the opening still waits for its first reply: unanswered, and younger than a
-    request waits for another's reply to the same turn (in
-    :class:`~convguard.server.chat.ModelTurn`)."""
-    age = gateway.service.clock() - opening.created_at
-    return not opening.answered and age < gateway.claim_ttl
+def _waiting(gateway: Gateway, opening: OpeningRecord, arrived: datetime) -> bool:
+    """Whether the opening still waited for its first reply when the request arrived: not
+    answered before then, and at that time younger than a request waits for another's reply to
+    the same turn (in :class:`~convguard.server.chat.ModelTurn`). An opening recorded after the
+    request arrived was sent at the same time as it: the two are one chat."""
+    answered = opening.answered_at is not None and opening.answered_at <= arrived
+    return not answered and arrived - opening.created_at < gateway.claim_ttl

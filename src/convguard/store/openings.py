@@ -10,7 +10,8 @@ Invariants:
 - texts and keys are kept only as SHA-256 hex digests;
 - an opening is recorded once per conversation (``reply`` empty) and each reply to it once;
 - a reply is recorded only for a conversation whose opening was;
-- "the" conversation of an opening is the newest one recorded (the highest ``pk``).
+- "the" conversation of an opening is the newest one recorded (the highest ``pk``);
+- an opening was answered when its first reply was recorded (that row's ``created_at``).
 
 Functions here run inside a transaction the caller opened.
 """
@@ -92,10 +93,10 @@ def find_opening(
     """The newest of the account's conversations begun with ``opening``: of those whose opening
     was answered with ``reply``, or sent with ``idempotency_key``, where one of them is given."""
     answers = t.openings.alias("answers")
-    answered = (
-        sa.exists()
+    answered_at = (
+        sa.select(sa.func.min(answers.c.created_at))
         .where(answers.c.conversation_id == _o.conversation_id, answers.c.reply != "")
-        .label("answered")
+        .scalar_subquery()
     )
     if idempotency_key is not None:  # through the key's own index: a key names one request
         where = [_o.idempotency_key == digest(idempotency_key), _o.reply == ""]
@@ -103,11 +104,11 @@ def find_opening(
         answer = "" if reply is None else digest(reply)
         where = [_o.opening == digest(opening), _o.reply == answer]
     row = conn.execute(
-        sa.select(_o.conversation_id, _o.created_at, _o.opening, answered)
+        sa.select(_o.conversation_id, _o.created_at, _o.opening, answered_at.label("answered_at"))
         .where(_o.account_id == account_id, *where)
         .order_by(_o.pk.desc())
         .limit(1)
     ).first()
     if row is None or row.opening != digest(opening):
         return None
-    return OpeningRecord(row.conversation_id, row.created_at, bool(row.answered))
+    return OpeningRecord(row.conversation_id, row.created_at, row.answered_at)

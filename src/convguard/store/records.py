@@ -127,8 +127,14 @@ class OpeningRecord:
 
     conversation_id: str
     created_at: datetime
-    #: Whether a reply to the opening has been recorded (:meth:`Store.record_opening_reply`).
-    answered: bool
+    #: When the first reply to the opening was recorded (:meth:`Store.record_opening_reply`);
+    #: None while it has none.
+    answered_at: datetime | None
+
+    @property
+    def answered(self) -> bool:
+        """Whether a reply to the opening has been recorded."""
+        return self.answered_at is not None
 
 
 @dataclass(frozen=True)
