@@ -1239,37 +1239,12 @@ def _r_everyday_pairs(d: Path, spec: Source) -> Iterator[Example]:
 
 
 def _r_misinformation(d: Path, spec: Source) -> Iterator[Example]:
-    """False claims in deceiving frames (harmful) and in debunking ones (benign); the same
-    persuasive frames with a false claim (harmful) and a debatable opinion (benign); and a pasted
-    news passage twisted toward a claim (harmful) or summarised, checked or discussed (benign).
-    Whole frames and whole claims or opinions are validation only (:func:`_held_out`); a claim
-    takes half the persuasive and edit frames (by hash), so no frame family outweighs the rest."""
     t = _templates()["misinformation"]
-    harmful = ["harmful", "misinformation"]
-
-    def ex(text: str, labels: list[str], kind: str, i: int, name: str) -> Example:
-        held = _held_out("mis" + kind, i, name)
-        return replace(_spec(text, labels, spec.name), split="val" if held else None)
-
-    def some(kind: str, name: str, n: int) -> list[int]:
-        return [i for i in range(n) if _bucket(f"mis:{kind}:{name}:{i}") % 2 == 0] or [0]
-
     for claim in t["claims"]:
-        for side, labels in (("benign", []), ("harmful", harmful)):
+        for side, labels in (("benign", []), ("harmful", ["harmful", "misinformation"])):
             for i, frame in enumerate(t[side]):
-                yield ex(frame.format(x=claim), labels, side, i, claim)
-        for i in some("persuade", claim, len(t["persuade"])):
-            yield ex(t["persuade"][i].format(x=claim), harmful, "persuade", i, claim)
-        for side, labels in (("benign", []), ("harmful", harmful)):
-            frames = t["edit"][side]
-            for i in some("edit" + side, claim, len(frames)):
-                passages = t["passages"]
-                passage = passages[_bucket(f"mis:passage:{claim}:{side}:{i}") % len(passages)]
-                gap = "\n\n---\n\n" if i % 2 else "\n\n"
-                yield ex(passage + gap + frames[i].format(x=claim), labels, "edit" + side, i, claim)
-    for opinion in t["opinions"]:
-        for i, frame in enumerate(t["persuade"]):
-            yield ex(frame.format(x=opinion), [], "persuade", i, opinion)
+                ex = _spec(frame.format(x=claim), labels, spec.name)
+                yield replace(ex, split="val" if _held_out("mis" + side, i, claim) else None)
 
 
 # Calibration readers: realistic benign chat (and HarmBench's validation behaviours).
