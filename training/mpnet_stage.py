@@ -24,8 +24,10 @@ unpacked model folder (its weights are checked the same way).
    logit computed as the runtime computes it (int8, the normalised text and its decoded views).
    The sum's flag and strike points are chosen on the same benign chat as every other
    operating point; ``a`` is picked on the validation split's harmful texts and HarmBench val
-   (recall at the flag point; ties to the smaller ``a``), never on the rows reported. Written
-   to ``weights/cascade.json`` as its ``refine`` entry.
+   (recall at the flag point, to three decimals; ties to the larger ``a``: where validation
+   cannot tell them apart, the stronger reader counts, and ``a = 0`` would make the opt-in stage
+   cost its time and memory for nothing), never on the rows reported. Written to
+   ``weights/cascade.json`` as its ``refine`` entry.
 4. **The report** (``training/REPORT-mpnet.md``): every ``a`` on the held-out sets, the chosen
    one marked, and how much of the benign chat reaches the stage.
 
@@ -353,7 +355,7 @@ def train_stage(data_dir: Path, *, seed: int = 13, folder: Path | None = None) -
         row["chat"] = f"{np.mean(chat >= flag):.4f} / {int((chat >= strike).sum())}"
         rows.append(row)
         log(f"a={a}: {row}")
-    chosen = max(rows, key=lambda r: (round(r["validation recall"], 3), -r["a"]))
+    chosen = max(rows, key=lambda r: (round(r["validation recall"], 3), r["a"]))
     write_tuning(chosen["a"], chosen["flag"], chosen["strike"])
     log(f"wrote the refine entry of {TUNING.relative_to(ROOT)} (a = {chosen['a']})")
     REPORT.write_text(report(rows, chosen, float(near[benign].mean()), len(ds.train)))
@@ -382,8 +384,8 @@ def report(rows: list[dict[str, Any]], chosen: dict[str, Any], reach: float, tra
         "`a × (mpnet logit − mpnet flag point)` added (the mpnet logit as the runtime computes",
         "it, int8), and the sum's flag and strike points are chosen again on the benign chat of",
         "the calibration tune half (1 %). Validation recall: the validation split's harmful",
-        "texts and HarmBench val at the flag point; `a` is chosen there (marked **chosen**, the",
-        "shipped one), never on the rows below.",
+        "texts and HarmBench val at the flag point; `a` is chosen there (to three decimals,",
+        "ties to the larger `a`; marked **chosen**, the shipped one), never on the rows below.",
         "",
         f"Share of that benign chat the stage reads: {reach:.1%}.",
         "",
