@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_fixtures import HOME, PROJECT, QUIET, bash
+from agent_fixtures import HOME, PROJECT, QUIET, assert_judged_alike, bash
 from convguard.agent import assess_tool_call
 from convguard.agent.paths import changed_folder, places
 from convguard.agent.shell import Dialect, parse_script
@@ -97,11 +97,7 @@ def test_a_cd_sets_the_folder_of_the_commands_after_it(
 def test_a_command_after_cd_is_judged_where_it_runs(
     cwd: str | None, moved: str, direct: str
 ) -> None:
-    here, there = bash(moved, cwd), bash(direct)
-    assert there.verdict != "allow", there
-    assert here.verdict == there.verdict, here
-    deciding = {f.rule_id for f in there.findings if f.level == there.verdict}
-    assert deciding <= set(here.rule_ids), here
+    assert_judged_alike(bash(moved, cwd), bash(direct))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent_fixtures import HOME, PROJECT, QUIET, bash
+from agent_fixtures import HOME, PROJECT, QUIET, assert_judged_alike, bash
 from convguard.agent import Scope, assess_tool_call
 from convguard.agent.paths import absolute_path, places
 from convguard.errors import InvalidInput
@@ -130,13 +130,7 @@ def test_the_users_request_does_not_lower_deleting_the_home() -> None:
 def test_a_relative_path_is_judged_as_the_absolute_path_it_names(
     cwd: str, relative: str, absolute: str
 ) -> None:
-    here, there = bash(relative, cwd), bash(absolute)
-    assert there.verdict != "allow", there
-    assert here.verdict == there.verdict, here
-    # the rules that decide the absolute form decide the relative one (rules that read the
-    # arguments as written, not as paths, may differ below them)
-    deciding = {f.rule_id for f in there.findings if f.level == there.verdict}
-    assert deciding <= set(here.rule_ids), here
+    assert_judged_alike(bash(relative, cwd), bash(absolute))
 
 
 @pytest.mark.parametrize(
