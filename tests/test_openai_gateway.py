@@ -330,15 +330,21 @@ def test_a_tool_call_the_guard_cannot_read_is_refused_not_blamed_on_the_client(
 
 
 def post_chat(
-    gateway: Running, key: str, body: dict[str, Any] | bytes, **headers: str
+    gateway: Running,
+    key: str,
+    body: dict[str, Any] | bytes | Iterator[bytes],
+    *,
+    timeout: float = 10,
+    **headers: str,
 ) -> httpx.Response:
-    """A raw POST, so that bodies no SDK would send (lone surrogates, NULs) can be sent."""
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    """A raw POST, so that bodies no SDK would send (lone surrogates, NULs) can be sent, and a
+    body can come in pieces, as late as the iterator yields them."""
+    raw = json.dumps(body).encode() if isinstance(body, dict) else body
     return httpx.post(
         f"{gateway.url}/chat/completions",
         content=raw,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers},
-        timeout=10,
+        timeout=timeout,
     )
 
 
@@ -833,17 +839,7 @@ def test_an_opening_that_arrived_while_the_same_one_waited_joins_it_though_read_
             def send(name: str, content: bytes | Iterator[bytes]) -> threading.Thread:
                 thread = threading.Thread(
                     target=lambda: results.update(
-                        {
-                            name: httpx.post(
-                                f"{running.url}/chat/completions",
-                                content=content,
-                                headers={
-                                    "Authorization": f"Bearer {api_keys['alice']}",
-                                    "Content-Type": "application/json",
-                                },
-                                timeout=30,
-                            )
-                        }
+                        {name: post_chat(running, api_keys["alice"], content, timeout=30)}
                     )
                 )
                 thread.start()
