@@ -733,35 +733,39 @@ class RuleSet:
                 out.append(rule._finding(f"{rule.title}: {render(c)}"))
         return out
 
-    def ends_sequence(self, now: Sequence[Command]) -> bool:
-        """Whether some command of ``now`` is the last step of a sequence rule: only then can
-        :meth:`sequence_findings` find anything, whatever ``earlier`` holds (so a caller need
-        not read the session's earlier commands otherwise)."""
-        return any(rule.sequence[-1].matches(cmd) for rule in self.sequences for cmd in now)
-
     def sequence_findings(
-        self, earlier: Sequence[Command], now: Sequence[Command]
+        self, now: Sequence[Command], earlier: Callable[[], Sequence[Command]]
     ) -> list[Finding]:
-        """Sequence rules whose steps run in order over ``earlier`` then ``now``, the last step
-        in ``now`` (none when :meth:`ends_sequence` is false for ``now``)."""
-        out = []
-        chain = [*earlier, *now]
-        for rule in self.sequences:
-            *before, last = rule.sequence
-            for end in range(len(earlier), len(chain)):
-                if not last.matches(chain[end]):
-                    continue
-                steps, at = list(before), 0
-                # with distinct_programs, the last step's program may not stand for an earlier one
-                used = {chain[end].program} if rule.distinct_programs else set()
-                for cmd in chain[:end]:
-                    if at < len(steps) and cmd.program not in used and steps[at].matches(cmd):
-                        at += 1
-                        if rule.distinct_programs:
-                            used.add(cmd.program)
-                if at == len(steps):
-                    out.append(rule._finding(f"{rule.title}: {render(chain[end])}"))
-                    break
+        """Sequence rules whose steps run in order over the session's earlier commands then
+        ``now``, the last step in ``now``. ``earlier`` is called (once) only when some command of
+        ``now`` is the last step of a sequence rule: otherwise nothing can fire, whatever came
+        before, so most calls never read the session's history."""
+        ends = [
+            (rule, i)
+            for rule in self.sequences
+            for i, cmd in enumerate(now)
+            if rule.sequence[-1].matches(cmd)
+        ]
+        if not ends:
+            return []
+        chain = [*earlier(), *now]
+        offset = len(chain) - len(now)
+        out, done = [], set()
+        for rule, i in ends:
+            if id(rule) in done:
+                continue
+            *steps, _ = rule.sequence
+            end, at = offset + i, 0
+            # with distinct_programs, the last step's program may not stand for an earlier one
+            used = {chain[end].program} if rule.distinct_programs else set()
+            for cmd in chain[:end]:
+                if at < len(steps) and cmd.program not in used and steps[at].matches(cmd):
+                    at += 1
+                    if rule.distinct_programs:
+                        used.add(cmd.program)
+            if at == len(steps):
+                out.append(rule._finding(f"{rule.title}: {render(chain[end])}"))
+                done.add(id(rule))
         return out
 
 

@@ -591,10 +591,7 @@ def _collect(
         handler = _TOOLS.get(tool.rsplit("__", 1)[-1].lower(), _tool_other)
     handler(seen, tool, arguments)
     seen.findings.extend(rules.call_findings(seen.parsed))
-    # the history is read only when a command of this call can end a sequence: otherwise no
-    # sequence rule fires, whatever came before
-    if rules.ends_sequence(seen.parsed):
-        seen.findings.extend(rules.sequence_findings(_earlier(history), seen.parsed))
+    seen.findings.extend(rules.sequence_findings(seen.parsed, lambda: _earlier(history)))
     return seen
 
 
