@@ -371,52 +371,43 @@ def run(split: str, misses: int, counts: RuleCounts) -> tuple[list[tuple[str, st
         n = max(1, sum(c.values()))
         return f"{flagged(c):.1%} (deny {c['deny'] / n:.1%})"
 
+    def with_and_without(r: Replay) -> str:
+        return f"{share(r.history)} ask/deny with history; {share(r.alone)} without"
+
+    def asked_and_denied(r: Replay) -> str:
+        n = max(1, sum(r.history.values()))
+        return (
+            f"{r.history['ask'] / n:.2%} asked, {r.history['deny'] / n:.2%} denied with history; "
+            f"{r.alone['ask'] / n:.2%} / {r.alone['deny'] / n:.2%} without"
+        )
+
     replays: list[Replay] = []
-    for tool, name in (("Bash", "sh/bash"), ("PowerShell", "PowerShell"), ("cmd", "cmd")):
-        r = Replay().run(attacks[tool])
+
+    def replay(
+        label: str, sessions: Sequence[Session], detail: str | None, result: Any = with_and_without
+    ) -> None:
+        """One replayed set: its row, and the calls history changed under ``detail``."""
+        r = Replay().run(sessions)
         replays.append(r)
+        n = sum(r.history.values())
         rows.append(
-            (
-                f"session replay: Atomic {split}, {name} ({r.sessions} sessions, "
-                f"n={sum(r.history.values())})",
-                f"{share(r.history)} ask/deny with history; {share(r.alone)} without",
-                "(reported)",
-                "",
-            )
+            (f"session replay: {label} ({r.sessions} sessions, n={n})", result(r), "(reported)", "")
         )
-        session_detail += [f"## session replay, Atomic {split} {name}: changed by history",
-                           *r.changed[:misses]]  # fmt: skip
-    nl = Replay().run(benign_sessions([("Bash", c) for c in nl2bash(split)], sh_lengths))
-    replays.append(nl)
-    n_nl = max(1, sum(nl.history.values()))
-    rows.append(
-        (
-            f"session replay: NL2Bash {split} ({nl.sessions} sessions, n={n_nl})",
-            f"{nl.history['ask'] / n_nl:.2%} asked, {nl.history['deny'] / n_nl:.2%} denied "
-            f"with history; {nl.alone['ask'] / n_nl:.2%} / {nl.alone['deny'] / n_nl:.2%} without",
-            "(reported)",
-            "",
-        )
-    )
-    session_detail += ["## session replay, NL2Bash: changed by history", *nl.changed[:misses]]
+        if detail is not None:
+            session_detail.extend([f"## session replay, {detail}", *r.changed[:misses]])
+
+    for tool, name in (("Bash", "sh/bash"), ("PowerShell", "PowerShell"), ("cmd", "cmd")):
+        label = f"Atomic {split}, {name}"
+        replay(label, attacks[tool], f"{label}: changed by history")
+    nl_sessions = benign_sessions([("Bash", c) for c in nl2bash(split)], sh_lengths)
+    replay(f"NL2Bash {split}", nl_sessions, "NL2Bash: changed by history", asked_and_denied)
     for path, kind in ((BENIGN, "set"), (BENIGN_HELDOUT, "held-out set")):
         calls = benign_windows_macos(path)
         for platform, lengths in (("windows", win_lengths), ("macos", sh_lengths)):
             mine = [(tool, command) for p, tool, command in calls if p == platform]
-            r = Replay().run(benign_sessions(mine, lengths))
-            replays.append(r)
-            rows.append(
-                (
-                    f"session replay: benign {platform} {kind} ({r.sessions} sessions, "
-                    f"n={sum(r.history.values())})",
-                    f"{share(r.history)} ask/deny with history; {share(r.alone)} without",
-                    "(reported)",
-                    "",
-                )
-            )
-            if not (path == BENIGN_HELDOUT and split != "eval"):
-                session_detail += [f"## session replay, benign {platform} {kind}: changed",
-                                   *r.changed[:misses]]  # fmt: skip
+            shown = not (path == BENIGN_HELDOUT and split != "eval")
+            label = f"benign {platform} {kind}"
+            replay(label, benign_sessions(mine, lengths), f"{label}: changed" if shown else None)
     session_times = [t for r in replays for t in r.times]
     rows.append(
         (
