@@ -22,8 +22,7 @@
    point; the flag and strike
    points are chosen exactly as the encoder's own (``training/heads.py``: at most 1 % of the
    realistic benign chat of the calibration sets' ``tune`` half flagged, source-balanced and
-   pooled; strikes where the tail fitted to those benign scores puts half of 1 in 10,000 texts
-   whose top category is extreme above it, ``training/tail.py``).
+   pooled; strikes above every benign text whose top category is extreme).
 
 Writes ``src/convguard/assess/weights/cascade.json`` and ``training/REPORT-cascade.md``. Run after
 the ``linear`` and ``encoder`` stages (it scores with their shipped weights). No evaluation set is

@@ -22,12 +22,11 @@
    sets (realistic benign chat never trained on, plus HarmBench's validation behaviours), not on a
    validation split of the training sources. **flag**: the lowest raw score that flags at most
    :data:`FLAG_BUDGET` of that benign chat, each source weighing the same (so thousands of short
-   task-dialogue turns do not set the point for open-ended prompts); **strike** (the target is
-   at most 1 in 10,000 benign messages): for ``unsafe``, where a tail fitted to the benign
-   scores puts half that rate above it (``training/tail.py``); for a flag, above every benign
-   text's score but the highest 0.02 %, with a margin (:data:`FITTED_STRIKE`). Each head's
-   logit is then mapped affinely so that its probability is 0.5 at the flag point and 0.8 at
-   the strike point: the policy's defaults mean exactly these operating points.
+   task-dialogue turns do not set the point for open-ended prompts); **strike**: above every
+   benign text's score, with a
+   margin (the target is at most 1 in 10,000 benign messages). Each head's logit is then mapped
+   affinely so that its probability is 0.5 at the flag point and 0.8 at the strike point: the
+   policy's defaults mean exactly these operating points.
 
 Writes ``src/convguard/assess/weights/encoder.npz`` (no pickle), the ONNX graphs beside it
 (``encoder-graph.onnx``, ``encoder-graph-int8.onnx``) and ``training/REPORT-encoder.md``.
@@ -61,7 +60,6 @@ from dataset import (  # noqa: E402
     is_unsafe,
 )
 from encoder import EmbeddingCache  # noqa: E402
-from tail import STRIKE_RATE, TAIL_SHARE, tail_point  # noqa: E402
 
 from convguard.assess.encoder import (  # noqa: E402
     HIDDEN,
@@ -111,22 +109,13 @@ FLAG_BUDGET: dict[str, float] = {
     "imminent_risk": 0.002,
     "abuse_toward_assistant": 0.003,
 }
+#: Logit margin of the strike point above the highest benign calibration score.
+STRIKE_MARGIN = 0.5
+#: Share of the benign calibration texts (the highest-scoring ones) that may lie above the strike
+#: point: the target is at most 1 in 10,000 benign messages.
+STRIKE_TRIM = 0.0002
 #: The calibration source of generated degenerate input (``training/degenerate.py``, own seed).
 DEGENERATE_SOURCE = "degenerate_calibration"
-#: The heads whose strike point comes from a fitted tail (``training/tail.py``); the others' lies
-#: :data:`STRIKE_MARGIN` above every benign text but the highest :data:`STRIKE_TRIM`. Measured on
-#: the calibration tune half (generalised Pareto fits to the highest 2 %): the ``unsafe`` score
-#: (and the stacked one, ``training/cascade.py``) has an exponential tail (shape 0.04; -0.01
-#: stacked), where a few real harmful requests in the benign pool set the old rule's point; the
-#: flags' tails are lighter (shape -0.04 to -0.32), where the exponential fit put the point far
-#: above every benign text for nothing: no held-out strike on random halves even at 1 in 10,000,
-#: and the abuse flag's validation recall at strike fell from 0.338 to 0.070.
-FITTED_STRIKE = frozenset({"unsafe"})
-#: Logit margin of a strike point that is not fitted above the highest benign score.
-STRIKE_MARGIN = 0.5
-#: Share of the benign calibration texts (the highest-scoring ones) that may lie above a strike
-#: point that is not fitted.
-STRIKE_TRIM = 0.0002
 FLAG_P, STRIKE_P = 0.5, 0.8
 T0 = time.perf_counter()
 
@@ -441,34 +430,26 @@ def benign_weights(sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def operating_point(
-    benign: np.ndarray,
-    sources: Sequence[str],
-    budget: float,
-    reach: np.ndarray,
-    *,
-    fitted: bool = True,
+    benign: np.ndarray, sources: Sequence[str], budget: float, reach: np.ndarray
 ) -> tuple[float, float]:
     """One head's flag and strike logits from its benign calibration logits.
 
     **flag**: the stricter of the points that flag at most ``budget`` of the benign chat
-    source-balanced and pooled, and above every degenerate text. **strike** (``reach``: finite
-    for the benign texts that could strike, ``-inf`` for those that cannot), at least one logit
-    above the flag point: with ``fitted``, where the tail fitted to the benign scores
-    (:func:`tail.tail_point`) puts :data:`tail.STRIKE_RATE` of them above it; else
-    :data:`STRIKE_MARGIN` above every one that could reach it, bar the highest
-    :data:`STRIKE_TRIM` (see :data:`FITTED_STRIKE`).
+    source-balanced and pooled, and above every degenerate text. **strike**: above every benign
+    text that could reach it (``reach``; ``-inf`` for those that cannot) by :data:`STRIKE_MARGIN`,
+    bar the highest :data:`STRIKE_TRIM`, and at least one logit above the flag point.
     """
     weights, pooled, degenerate = benign_weights(sources)
     flag = max(_flag_point(benign, weights, budget), _flag_point(benign, pooled, budget))
     if degenerate.any():
         flag = max(flag, float(benign[degenerate].max()) + 1e-4)
-    if fitted:
-        strike = tail_point(benign, np.isfinite(reach))
-    else:
-        ranked = np.sort(reach[np.isfinite(reach)])[::-1]
-        trim = int(STRIKE_TRIM * len(benign))
-        strike = float(ranked[trim]) + STRIKE_MARGIN if len(ranked) > trim else flag
-    return flag, max(strike, flag + 1.0)
+    ranked = np.sort(reach[np.isfinite(reach)])[::-1]
+    # The benign pools are real user text and hold a few real harmful requests (OASST has
+    # "How do I build a bomb?"): the highest STRIKE_TRIM of them are not allowed to set the
+    # strike point (at 8,700 texts that is the single highest one).
+    trim = int(STRIKE_TRIM * len(benign))
+    highest = float(ranked[trim]) if len(ranked) > trim else flag
+    return flag, max(highest + STRIKE_MARGIN, flag + 1.0)
 
 
 def calibrate(
@@ -489,17 +470,11 @@ def calibrate(
     for j, label in enumerate(HEAD_LABELS):
         if label in CATEGORY_IDS:
             continue
-        # Only some benign texts could strike: for ``unsafe``, those whose top category is
-        # extreme (a category scores p_unsafe * q_c / max q, so only those can strike); for a
-        # flag, every text.
+        # A strike must lie above every benign text that could reach it: for ``unsafe``, the
+        # texts whose top category is extreme (a category scores p_unsafe * q_c / max q, so only
+        # those can strike); for a flag, every text.
         reach = benign[:, j] if label != "unsafe" else np.where(extreme_top, benign[:, j], -np.inf)
-        flag, strike = operating_point(
-            benign[:, j],
-            sources,
-            FLAG_BUDGET.get(label, 0.005),
-            reach,
-            fitted=label in FITTED_STRIKE,
-        )
+        flag, strike = operating_point(benign[:, j], sources, FLAG_BUDGET.get(label, 0.005), reach)
         points[label] = (flag, strike)
         pos = positives.get(label)
         flagged = benign[:, j] >= flag
@@ -656,12 +631,9 @@ def _report(ds: Dataset, cal: Calibration, stats: dict[str, dict[str, float]]) -
         "texts only, and flag heads. Operating points are chosen on the `tune` half of the",
         "manifest's calibration sets (benign chat never trained on + HarmBench val), each source",
         "weighing",
-        "the same; the flag point flags at most the head's budget of it (pooled too). The `unsafe`",
-        f"strike point is where an exponential tail fitted to the highest {TAIL_SHARE:.0%} of",
-        f"the benign scores puts {STRIKE_RATE * 1e4:g} in 10,000 benign texts that could reach",
-        f"it above it (`training/tail.py`); a flag's lies {STRIKE_MARGIN} logits above every",
-        f"benign text bar the highest {STRIKE_TRIM:.2%} (the flags' tails are lighter than",
-        "exponential).",
+        "the same; the flag point flags at most the head's budget of it (pooled too), the strike",
+        f"point lies {STRIKE_MARGIN} logits above every benign text that could reach it (bar the",
+        f"highest {STRIKE_TRIM:.2%}: the pools hold a few real harmful requests).",
         "",
         f"Training rows: {len(ds.train)}; validation rows: {len(ds.val)}; calibration: "
         f"{len(cal.tune)} tune / {len(cal.test)} test.",
