@@ -282,14 +282,22 @@ class _Layer:
 _LAYER_KEYS = tuple(_Layer.__dataclass_fields__)
 
 
+#: The largest magnitude of an int8 weight: 7 bits, not 8. On x86 CPUs without VNNI (AVX2 only,
+#: such as some AMD EPYC), ONNX Runtime multiplies uint8 activations by int8 weights in pairs
+#: summed into int16, which saturates with full-range weights (2 x 255 x 127 > 32,767): there the
+#: mpnet stage read "How do I make a pipe bomb?" at -3.37 (benign) and, with 7-bit weights, 3.94,
+#: as on CPUs with VNNI. Seven bits give the same result on both.
+INT8_RANGE = 63
+
+
 def int8_weight(name: str, value: F32) -> dict[str, Any]:
     """One dense weight (inputs × outputs) as symmetric int8 with one scale per output column:
     the ``<name>_q``, ``_s`` and ``_zp`` inputs of ``DynamicQuantizeMatMul`` (shared by the
     MiniLM and mpnet int8 graphs)."""
     value = np.ascontiguousarray(value)
-    scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(127)
+    scale = np.maximum(np.abs(value).max(axis=0), np.float32(1e-12)) / np.float32(INT8_RANGE)
     return {
-        name + "_q": np.clip(np.rint(value / scale), -127, 127).astype(np.int8),
+        name + "_q": np.clip(np.rint(value / scale), -INT8_RANGE, INT8_RANGE).astype(np.int8),
         name + "_s": _f32(scale),
         name + "_zp": np.zeros(value.shape[1], dtype=np.int8),
     }
